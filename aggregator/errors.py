@@ -1,0 +1,39 @@
+"""One exception family for every mistake a user can make; the CLI turns these into `error:`/`hint:` lines."""
+
+from __future__ import annotations
+
+
+class AggregatorError(Exception):
+    """A problem the user can fix. `message` says what is wrong, `hint` (optional) what to do next."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"
+
+
+class ConfigError(AggregatorError):
+    """A protocol or rules file is wrong; the message names the file and the key."""
+
+
+class EnvelopeError(AggregatorError):
+    """A sealed file cannot be opened or verified."""
+
+
+class ValidationFailed(AggregatorError):
+    """A submission does not fit its template; `report` holds every failure."""
+
+    def __init__(self, message: str, report=None, hint: str | None = None):
+        super().__init__(message, hint)
+        self.report = report
+
+
+class DisclosureError(AggregatorError):
+    """A table cannot be protected or a release fails its audit."""
+
+
+class ReleaseRefused(AggregatorError):
+    """A release is not allowed (data age, frequency, audit failure)."""

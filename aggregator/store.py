@@ -1,0 +1,183 @@
+"""The secretariat's store: one DuckDB database per workspace, encrypted at rest.
+
+Everything that must survive a run lives here: the company registry, every submission's state, the validated
+rows per template, waivers, overrides and the release ledger. Table and column names of the row tables come from
+the rules files (checked identifiers), never from submissions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from .errors import AggregatorError
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS companies (
+    company_id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    group_id VARCHAR NOT NULL,
+    covenants VARCHAR[] NOT NULL,
+    status VARCHAR NOT NULL,            -- active | revoked
+    status_reason VARCHAR,
+    registered_at VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS company_keys (
+    company_id VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    public_key BLOB NOT NULL,
+    valid_from VARCHAR NOT NULL,
+    retired_at VARCHAR,                 -- set when the key is rotated out or the company revoked
+    PRIMARY KEY (company_id, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    submission_id VARCHAR PRIMARY KEY,  -- sha256 of the sealed file as received
+    company_id VARCHAR,
+    covenant VARCHAR,
+    template VARCHAR,
+    period VARCHAR,
+    sealed_at VARCHAR,
+    received_at VARCHAR NOT NULL,
+    original_name VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,             -- accepted | duplicate | superseded | quarantined
+    reason VARCHAR NOT NULL,
+    plaintext_sha256 VARCHAR,
+    raw_path VARCHAR NOT NULL,
+    report_json VARCHAR,
+    warnings_json VARCHAR,
+    superseded_by VARCHAR,
+    receipt BLOB
+);
+CREATE TABLE IF NOT EXISTS waivers (
+    company_id VARCHAR NOT NULL,
+    covenant VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,             -- a table id, or '*' for every table
+    granted_at VARCHAR NOT NULL,
+    revoked_at VARCHAR
+);
+CREATE TABLE IF NOT EXISTS overrides (
+    covenant VARCHAR NOT NULL,
+    table_id VARCHAR NOT NULL,
+    cell_key VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,            -- unsafe | safe
+    reason VARCHAR NOT NULL,
+    created_at VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS releases (
+    release_id VARCHAR PRIMARY KEY,
+    covenant VARCHAR NOT NULL,
+    protocol_version VARCHAR NOT NULL,
+    protocol_sha256 VARCHAR NOT NULL,
+    period VARCHAR NOT NULL,
+    audience VARCHAR NOT NULL,
+    released_at VARCHAR NOT NULL,
+    is_revision BOOLEAN NOT NULL,
+    tables VARCHAR[] NOT NULL,
+    manifest_json VARCHAR NOT NULL,
+    audit_json VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS released_cells (
+    release_id VARCHAR NOT NULL,
+    table_id VARCHAR NOT NULL,
+    component VARCHAR NOT NULL,
+    cell_key VARCHAR NOT NULL,
+    value DOUBLE,
+    status VARCHAR NOT NULL             -- published | primary | secondary
+);
+"""
+
+
+def checked_identifier(name: str) -> str:
+    """Return `name` if it is safe to use as an SQL identifier; the rules loader guarantees it for valid files."""
+    if not IDENTIFIER.match(name):
+        raise AggregatorError(f"'{name}' is not a valid table or column name (use lower case, digits and _)")
+    return name
+
+
+def rows_table(covenant: str, template: str) -> str:
+    return f"rows_{checked_identifier(covenant)}_{checked_identifier(template)}"
+
+
+def _hex(key: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", key):
+        raise AggregatorError("internal: the store key must be 64 hex characters")
+    return key
+
+
+def _httpfs_extension_path() -> str:
+    import duckdb_extension_httpfs
+
+    ext_dir = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    found = sorted(ext_dir.glob("*/httpfs.duckdb_extension"))
+    if not found:
+        raise AggregatorError(
+            "the DuckDB httpfs extension that encryption needs is missing",
+            hint="reinstall the project: make clean && make demo",
+        )
+    return str(found[-1])
+
+
+class Store:
+    """An open store. Use as a context manager; `con` is the DuckDB connection with the store attached as default."""
+
+    def __init__(self, path: Path, encryption_key: str | None):
+        self.path = Path(path)
+        self.con = duckdb.connect(config={"threads": 2})
+        if encryption_key is not None:
+            # The built-in crypto fallback is read-only; httpfs provides the OpenSSL module that can write.
+            self.con.execute(f"LOAD '{_httpfs_extension_path()}'")
+            self.con.execute("SET temp_file_encryption = true")
+        self._attach(encryption_key)
+        self.con.execute(SCHEMA)
+
+    def _attach(self, encryption_key: str | None) -> None:
+        # ATTACH takes no bind parameters: quote the path, and the key is hex from our own KDF.
+        target = "'" + str(self.path).replace("'", "''") + "'"
+        options = "" if encryption_key is None else f" (ENCRYPTION_KEY '{_hex(encryption_key)}')"
+        try:
+            self.con.execute(f"ATTACH {target} AS store{options}")
+        except duckdb.Error as exc:
+            raise AggregatorError(
+                f"cannot open the store {self.path}: {exc}",
+                hint="check the passphrase (AGGREGATOR_PASSPHRASE) and that no other batch is running",
+            ) from exc
+        self.con.execute("USE store")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    def query_df(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def ensure_rows_table(self, covenant: str, template: str, columns: dict[str, str]) -> str:
+        """Create the rows table of a template if needed; `columns` maps column name -> DuckDB type."""
+        name = rows_table(covenant, template)
+        cols = ", ".join(f"{checked_identifier(c)} {t}" for c, t in columns.items())
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} (submission_id VARCHAR NOT NULL, company_id VARCHAR NOT NULL, "
+            f"period VARCHAR NOT NULL, source_row INTEGER NOT NULL, {cols})"
+        )
+        return name
