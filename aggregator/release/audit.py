@@ -1,0 +1,236 @@
+"""The secretariat's audit report: every cell with its internal status, reasons and audit interval.
+
+This file shows how cells were protected, so it must never sit in a committee folder: writing it
+into a release directory (one holding a manifest.json) is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import xlsxwriter
+
+from aggregator.release.html import environment, page_context
+from aggregator.release.model import InvalidRelease, Release, ReleasedCell, ReleasedTable
+from aggregator.release.texts import neutralise
+from aggregator.release.writer import MANIFEST, ReleaseFile, ReleaseFiles, sha256_file
+from aggregator.release.xlsx import WORKBOOK_OPTIONS, Formats
+
+AUDIT_HTML = "audit.html"
+AUDIT_XLSX = "audit.xlsx"
+
+COLUMNS = {
+    "en": [
+        "table", "cell", "labels", "depths", "status", "published value", "true value",
+        "audit lo", "audit hi", "required upper", "required lower", "protection met", "reasons",
+    ],
+    "nl": [
+        "tabel", "cel", "labels", "niveaus", "status", "gepubliceerde waarde", "echte waarde",
+        "audit onder", "audit boven", "vereist boven", "vereist onder", "bescherming gehaald", "redenen",
+    ],
+}  # fmt: skip
+COST_COLUMNS = {
+    "en": [
+        "table",
+        "cells",
+        "published",
+        "primary",
+        "secondary",
+        "suppressed %",
+        "hidden value (all levels)",
+    ],
+    "nl": [
+        "tabel",
+        "cellen",
+        "gepubliceerd",
+        "primair",
+        "secundair",
+        "geheim %",
+        "verborgen waarde (alle niveaus)",
+    ],
+}
+YES_NO = {"en": ("yes", "NO"), "nl": ("ja", "NEE")}
+
+
+@dataclass(frozen=True)
+class CostRow:
+    table_id: str
+    cells: int
+    published: int
+    primary: int
+    secondary: int
+    suppressed_percent: float
+    hidden_value: float | None
+
+
+def protection_met(cell: ReleasedCell) -> bool | None:
+    """Whether the audit interval covers the required protection; None when it cannot be judged."""
+    if not cell.suppressed or None in (cell.true_value, cell.lo, cell.hi):
+        return None
+    tolerance = 1e-6 * max(1.0, abs(cell.true_value))
+    low_ok = cell.lo <= cell.true_value - (cell.lpl or 0.0) + tolerance
+    high_ok = cell.hi >= cell.true_value + (cell.upl or 0.0) - tolerance
+    return low_ok and high_ok
+
+
+def cost_rows(release: Release) -> list[CostRow]:
+    """Per table and for the whole release: how much was hidden, by count and by value."""
+    rows = [_cost(t.table_id, t.cells) for t in release.tables]
+    everything = [cell for table in release.tables for cell in table.cells]
+    rows.append(_cost("*", everything))
+    return rows
+
+
+def _cost(table_id: str, cells: list[ReleasedCell]) -> CostRow:
+    count = {
+        status: sum(1 for c in cells if c.status == status)
+        for status in ("published", "primary", "secondary")
+    }
+    hidden = [c.true_value for c in cells if c.suppressed and c.true_value is not None]
+    share = 100.0 * (len(cells) - count["published"]) / len(cells) if cells else 0.0
+    return CostRow(
+        table_id, len(cells), count["published"], count["primary"], count["secondary"], share, sum(hidden)
+    )
+
+
+def audit_values(table: ReleasedTable, cell: ReleasedCell, language: str) -> list[str | float | None]:
+    """One audit row: strings and numbers in the order of COLUMNS."""
+    met = protection_met(cell)
+    met_text = "" if met is None else YES_NO[language][0 if met else 1]
+    return [
+        table.table_id,
+        " / ".join(cell.codes),
+        " / ".join(cell.labels),
+        " / ".join(str(d) for d in cell.depths),
+        cell.status,
+        cell.value,
+        cell.true_value if cell.true_value is not None else cell.value,
+        cell.lo,
+        cell.hi,
+        cell.upl,
+        cell.lpl,
+        met_text,
+        "; ".join(cell.reasons),
+    ]
+
+
+def write_audit_report(release: Release, path_dir: Path) -> ReleaseFiles:
+    """Write audit.html and audit.xlsx into `path_dir` (a secretariat-only folder chosen by the batch).
+
+    Each file is written under a temporary name and renamed when complete. Raises InvalidRelease
+    when `path_dir` is, or lies inside, a committee release folder.
+    """
+    release.check()
+    path_dir = Path(path_dir)
+    _refuse_committee_folder(path_dir)
+    path_dir.mkdir(parents=True, exist_ok=True)
+    html = render_audit_html(release).encode("utf-8")
+    written = [
+        _atomic_write(path_dir / AUDIT_HTML, lambda p: p.write_bytes(html)),
+        _atomic_write(path_dir / AUDIT_XLSX, lambda p: write_audit_xlsx(release, p)),
+    ]
+    return ReleaseFiles(path_dir, tuple(written))
+
+
+def _refuse_committee_folder(path_dir: Path) -> None:
+    resolved = path_dir.resolve()
+    for folder in (resolved, *resolved.parents):
+        if (folder / MANIFEST).is_file():
+            raise InvalidRelease(
+                f"{path_dir} is inside the committee release folder {folder}; the audit report "
+                "shows how cells were protected and must stay with the secretariat",
+                hint="write the audit report to a secretariat-only folder",
+            )
+
+
+def _atomic_write(path: Path, write) -> ReleaseFile:
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return ReleaseFile(path.name, path, sha256_file(path), path.stat().st_size)
+
+
+def render_audit_html(release: Release) -> str:
+    context = page_context(release, [])
+    context.update(
+        columns=COLUMNS[release.language],
+        cost_columns=COST_COLUMNS[release.language],
+        costs=cost_rows(release),
+        audit_tables=[
+            (table, [audit_values(table, cell, release.language) for cell in table.cells])
+            for table in release.tables
+        ],
+        fmt=_fmt,
+    )
+    return environment().get_template("audit.html.j2").render(context)
+
+
+def _fmt(value: object) -> str:
+    """Numbers in the audit HTML: up to four decimals, trailing zeros dropped."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def write_audit_xlsx(release: Release, path: Path) -> None:
+    workbook = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+    workbook.set_properties(
+        {"title": f"audit {release.covenant_id} {release.period}", "created": release.created_at}
+    )
+    formats = Formats(workbook)
+    summary = workbook.add_worksheet("summary")
+    _write_rows(summary, _summary_rows(release), formats)
+    cells = workbook.add_worksheet("cells")
+    rows = [COLUMNS[release.language]]
+    rows += [audit_values(t, c, release.language) for t in release.tables for c in t.cells]
+    _write_rows(cells, rows, formats)
+    cells.freeze_panes(1, 2)
+    cells.autofilter(0, 0, len(rows) - 1, len(COLUMNS[release.language]) - 1)
+    workbook.close()
+
+
+def _summary_rows(release: Release) -> list[list]:
+    rows: list[list] = [
+        ["covenant", release.covenant_id],
+        ["period", release.period],
+        ["audience", release.audience_id],
+        ["protocol", f"{release.protocol_version} sha256 {release.protocol_sha256}"],
+        ["code version", release.code_version],
+        ["created", release.created],
+        [],
+    ]
+    rows += [[str(k), _summary_text(v)] for k, v in sorted(release.audit_summary.items())]
+    rows += [[], COST_COLUMNS[release.language]]
+    rows += [
+        [c.table_id, c.cells, c.published, c.primary, c.secondary, c.suppressed_percent, c.hidden_value]
+        for c in cost_rows(release)
+    ]
+    return rows
+
+
+def _summary_text(value: object) -> str | float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+
+
+def _write_rows(sheet, rows: list[list], formats: Formats) -> None:
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if math.isfinite(value):
+                    sheet.write_number(r, c, value)
+            elif value is not None:
+                sheet.write_string(r, c, neutralise(str(value)), formats.header() if r == 0 else None)
+    sheet.set_column(0, 2, 22)
+    sheet.set_column(3, 12, 14)

@@ -1,0 +1,112 @@
+"""Fixed texts of the release files in English and Dutch, number formatting and formula neutralising.
+
+The method footnote deliberately names no rule or parameter: committee members must not learn the
+concentration thresholds (domain.md §5).
+"""
+
+from __future__ import annotations
+
+import math
+
+SYMBOL = {"en": "x", "nl": "x"}  # CBS also uses "x" for "geheim"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "contents": "Contents",
+        "total": "Total",
+        "period": "Period",
+        "unit": "Unit",
+        "audience": "Audience",
+        "released": "Released",
+        "protocol": "Confidentiality protocol",
+        "version": "version",
+        "code_version": "Software version",
+        "table": "Table",
+        "value": "Value",
+        "code": "code",
+        "level": "level",
+        "legend_title": "Legend",
+        "legend": "x = suppressed: the figure could reveal data of an individual company",
+        "legend_text": "suppressed: the figure could reveal data of an individual company",
+        "method": "Cells that could reveal data of an individual company are suppressed (x). "
+        "Other cells are suppressed as well where needed, so that hidden figures cannot be "
+        "recalculated from totals. Totals include the suppressed cells.",
+        "revision": "Revised release: this release replaces the earlier release for this period.",
+        "chart_bar": "Bar chart",
+        "chart_heatmap": "Heat map",
+        "chart_note": "Suppressed cells are shown hatched with x; they are not zero.",
+        "no_data": "no data",
+        "notes": "Notes",
+        "report": "Monitoring tables",
+        "audit_title": "Disclosure audit (secretariat only)",
+        "audit_warning": "Internal document: contains suppression reasons and audit intervals. "
+        "Never send this file to the committee.",
+    },
+    "nl": {
+        "contents": "Inhoud",
+        "total": "Totaal",
+        "period": "Periode",
+        "unit": "Eenheid",
+        "audience": "Ontvanger",
+        "released": "Vrijgegeven",
+        "protocol": "Vertrouwelijkheidsprotocol",
+        "version": "versie",
+        "code_version": "Softwareversie",
+        "table": "Tabel",
+        "value": "Waarde",
+        "code": "code",
+        "level": "niveau",
+        "legend_title": "Verklaring van tekens",
+        "legend": "x = geheim: het cijfer zou gegevens van een individueel bedrijf kunnen onthullen",
+        "legend_text": "geheim: het cijfer zou gegevens van een individueel bedrijf kunnen onthullen",
+        "method": "Cellen die gegevens van een individueel bedrijf zouden kunnen onthullen, zijn "
+        "geheimgehouden (x). Waar nodig zijn ook andere cellen geheimgehouden, zodat verborgen "
+        "cijfers niet uit totalen zijn terug te rekenen. Totalen omvatten de geheime cellen.",
+        "revision": "Herziene publicatie: deze publicatie vervangt de eerdere publicatie over deze periode.",
+        "chart_bar": "Staafdiagram",
+        "chart_heatmap": "Warmtekaart",
+        "chart_note": "Geheime cellen zijn gearceerd met x; ze zijn niet nul.",
+        "no_data": "geen gegevens",
+        "notes": "Toelichting",
+        "report": "Monitoringtabellen",
+        "audit_title": "Onthullingsaudit (alleen secretariaat)",
+        "audit_warning": "Intern document: bevat redenen van geheimhouding en auditintervallen. "
+        "Stuur dit bestand nooit naar de commissie.",
+    },
+}
+
+MONTHS = {
+    "en": "January February March April May June July August September October November December".split(),
+    "nl": "januari februari maart april mei juni juli augustus september oktober november december".split(),
+}
+
+# Characters that make a spreadsheet treat a text as a formula or a command (OWASP CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def period_label(period: str, language: str) -> str:
+    """'2026-10' -> 'October 2026' / 'oktober 2026'."""
+    year, month = period.split("-")
+    return f"{MONTHS[language][int(month) - 1]} {year}"
+
+
+def neutralise(text: str) -> str:
+    """Prefix an apostrophe to text a spreadsheet could run as a formula; other text is unchanged."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def round_value(value: float, decimals: int) -> float:
+    """The published figure: rounded to the decimals shown, so no file carries hidden precision."""
+    rounded = round(float(value), decimals)
+    return 0.0 if rounded == 0 else rounded  # no "-0"
+
+
+def format_number(value: float, decimals: int, language: str, grouping: bool = True) -> str:
+    """Human number: en 1,234.5 / nl 1.234,5; without grouping for CSV cells that Excel must parse."""
+    if not math.isfinite(value):
+        raise ValueError(f"cannot format {value!r}")
+    separator = "," if grouping else ""
+    text = f"{round_value(value, decimals):{separator}.{decimals}f}"
+    if language == "nl":
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return text
