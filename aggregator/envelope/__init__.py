@@ -1,0 +1,88 @@
+"""Keys and sealed submission files: one door for the company CLI, intake and the secretariat CLI.
+
+    seal_file(src, dst, covenant=..., template=..., company_id=..., period=...,
+              recipient_public_key=..., signing_private_key=...)      -> EnvelopeHeader
+    open_file(path, recipient_private_key, signer_public_key, sink=None) -> OpenedEnvelope
+    read_header(path) -> EnvelopeHeader (unverified)
+    make_receipt(...) -> bytes, verify_receipt(bytes, public_key) -> dict
+
+Format: docs/envelope.md. Errors: EnvelopeRejected (with `.reason` in REASONS), KeyFileError,
+WrongPassphrase, ReceiptInvalid; all are AggregatorError subclasses.
+"""
+
+from aggregator.envelope.envelope import (
+    DEFAULT_CHUNK_SIZE,
+    REASONS,
+    SUITES,
+    EnvelopeHeader,
+    EnvelopeRejected,
+    OpenedEnvelope,
+    file_sha256,
+    open_file,
+    read_header,
+    sanitise_file_name,
+    seal_file,
+)
+from aggregator.envelope.keys import (
+    KEM_HYBRID,
+    KEM_X25519,
+    EncryptionPrivateKey,
+    EncryptionPublicKey,
+    KeyFileError,
+    WrongPassphrase,
+    encryption_public_key_from_bytes,
+    fingerprint,
+    generate_encryption_key,
+    generate_signing_key,
+    load_encryption_key,
+    load_encryption_public_key,
+    load_private_key,
+    load_public_key,
+    load_signing_key,
+    load_signing_public_key,
+    private_key_file_info,
+    public_key_bytes,
+    save_private_key,
+    save_public_key,
+    signing_public_key_from_bytes,
+)
+from aggregator.envelope.receipts import RECEIPT_STATES, ReceiptInvalid, make_receipt, verify_receipt
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "KEM_HYBRID",
+    "KEM_X25519",
+    "REASONS",
+    "RECEIPT_STATES",
+    "SUITES",
+    "EncryptionPrivateKey",
+    "EncryptionPublicKey",
+    "EnvelopeHeader",
+    "EnvelopeRejected",
+    "KeyFileError",
+    "OpenedEnvelope",
+    "ReceiptInvalid",
+    "WrongPassphrase",
+    "encryption_public_key_from_bytes",
+    "file_sha256",
+    "fingerprint",
+    "generate_encryption_key",
+    "generate_signing_key",
+    "load_encryption_key",
+    "load_encryption_public_key",
+    "load_private_key",
+    "load_public_key",
+    "load_signing_key",
+    "load_signing_public_key",
+    "make_receipt",
+    "open_file",
+    "private_key_file_info",
+    "public_key_bytes",
+    "read_header",
+    "sanitise_file_name",
+    "save_private_key",
+    "save_public_key",
+    "seal_file",
+    "signing_public_key_from_bytes",
+    "verify_receipt",
+]

@@ -1,0 +1,130 @@
+"""Signed receipts: the secretariat's proof to a company that a sealed file arrived and what became of it.
+
+A receipt is one self-describing JSON document (UTF-8):
+
+    {"format": "imvo-receipt", "version": 1,
+     "receipt": {covenant, template, company_id, period, created, file_name, plaintext_sha256,
+                 plaintext_size, signer_fingerprint, file_sha256, received_at, state},
+     "signature": {"algorithm": "ed25519", "key_fingerprint": ..., "value": <base64>}}
+
+The signature covers RECEIPT_PREFIX || canonical JSON of "receipt" (sorted keys, no whitespace, ASCII).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from aggregator.envelope.envelope import EnvelopeHeader, canonical_json
+from aggregator.envelope.keys import fingerprint
+from aggregator.errors import EnvelopeError
+
+RECEIPT_PREFIX = b"imvo-receipt/v1\n"
+RECEIPT_STATES = ("received", "accepted", "duplicate", "superseded", "quarantined")
+_MAX_RECEIPT_BYTES = 64 * 1024
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_HEADER_FIELDS = (
+    "covenant",
+    "template",
+    "company_id",
+    "period",
+    "created",
+    "file_name",
+    "plaintext_sha256",
+    "plaintext_size",
+    "signer_fingerprint",
+)
+
+
+class ReceiptInvalid(EnvelopeError):
+    """A receipt is damaged, forged, or signed by another key than the secretariat's."""
+
+
+def make_receipt(
+    header: EnvelopeHeader,
+    file_sha256: str,
+    received_at: datetime | str,
+    state: str,
+    secretariat_signing_key: Ed25519PrivateKey,
+) -> bytes:
+    """A signed receipt for one sealed file; `file_sha256` is the hex SHA-256 of the whole .imvo file."""
+    if state not in RECEIPT_STATES:
+        raise EnvelopeError(
+            f"unknown receipt state {state!r}", hint=f"use one of {', '.join(RECEIPT_STATES)}"
+        )
+    if not isinstance(file_sha256, str) or not _SHA256_HEX.fullmatch(file_sha256):
+        raise EnvelopeError("file_sha256 must be 64 lower-case hex digits")
+    body = {name: getattr(header, name) for name in _HEADER_FIELDS}
+    body |= {"file_sha256": file_sha256, "received_at": _utc_text(received_at), "state": state}
+    signature = secretariat_signing_key.sign(RECEIPT_PREFIX + canonical_json(body))
+    doc = {
+        "format": "imvo-receipt",
+        "version": 1,
+        "receipt": body,
+        "signature": {
+            "algorithm": "ed25519",
+            "key_fingerprint": fingerprint(secretariat_signing_key.public_key()),
+            "value": base64.b64encode(signature).decode("ascii"),
+        },
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def verify_receipt(receipt_bytes: bytes, secretariat_signing_public_key: Ed25519PublicKey) -> dict:
+    """The receipt's fields when the secretariat's signature holds; raises ReceiptInvalid otherwise."""
+    doc = _parse(receipt_bytes)
+    body, sig = doc["receipt"], doc["signature"]
+    expected = fingerprint(secretariat_signing_public_key)
+    if sig.get("key_fingerprint") != expected:
+        raise ReceiptInvalid(
+            f"this receipt was signed by key {sig.get('key_fingerprint')!r}, "
+            f"not by the secretariat key {expected}",
+            hint="check that you use the secretariat's current public key",
+        )
+    try:
+        value = base64.b64decode(str(sig.get("value", "")).encode("ascii"), validate=True)
+        secretariat_signing_public_key.verify(value, RECEIPT_PREFIX + canonical_json(body))
+    except (InvalidSignature, binascii.Error, UnicodeEncodeError) as exc:
+        raise ReceiptInvalid(
+            "this receipt is forged or was changed: its signature does not match the secretariat key",
+            hint="ask the secretariat for a new receipt",
+        ) from exc
+    return dict(body)
+
+
+def _parse(receipt_bytes: bytes) -> dict:
+    if len(receipt_bytes) > _MAX_RECEIPT_BYTES:
+        raise ReceiptInvalid("this file is far too large to be a receipt")
+    try:
+        doc = json.loads(receipt_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReceiptInvalid("this file is not a receipt (it is not JSON)") from exc
+    valid = (
+        isinstance(doc, dict)
+        and doc.get("format") == "imvo-receipt"
+        and isinstance(doc.get("receipt"), dict)
+        and isinstance(doc.get("signature"), dict)
+    )
+    if not valid:
+        raise ReceiptInvalid("this file is not an IMVO receipt")
+    if doc.get("version") != 1 or doc["signature"].get("algorithm") != "ed25519":
+        raise ReceiptInvalid(f"receipt version {doc.get('version')!r} is not supported")
+    return doc
+
+
+def _utc_text(value: datetime | str) -> str:
+    if isinstance(value, str):
+        try:
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError as exc:
+            raise EnvelopeError(f"received_at {value!r} is not written YYYY-MM-DDTHH:MM:SSZ") from exc
+        return value
+    if value.tzinfo is None:
+        raise EnvelopeError("received_at must include a time zone", hint="pass datetime.now(UTC)")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

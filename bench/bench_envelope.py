@@ -1,0 +1,141 @@
+"""Seal and open a file of a given size; compare with raw ChaCha20-Poly1305 throughput in the same run.
+
+    .venv/bin/python -m bench.bench_envelope --size-mb 1024 [--suite x25519/aes-256-gcm] [--csv]
+
+Set BENCH_TMP=/dev/shm to keep the disk (and fsync of the sealed file) out of the measurement.
+Peak memory is the growth of the process's maximum RSS during each step (ru_maxrss is a high-water mark,
+so each step is measured in a fresh child process to get its own peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing as mp
+import os
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from aggregator.envelope import generate_encryption_key, generate_signing_key, open_file, seal_file
+from aggregator.envelope.keys import private_key_from_bytes
+
+_BLOCK = 64 * 1024
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+class _NullSink:
+    """Counts bytes instead of storing them, so the measurement is the envelope, not the disk."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        return len(data)
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _make_source(path: Path, size: int) -> None:
+    block = os.urandom(1024 * 1024)
+    with open(path, "wb") as fh:
+        for offset in range(0, size, len(block)):
+            fh.write(block[: min(len(block), size - offset)])
+
+
+def _raw_aead(path: Path, size: int) -> float:
+    """ChaCha20-Poly1305 encrypt of the same bytes in 64 KiB chunks, read from the same file."""
+    aead = ChaCha20Poly1305(os.urandom(32))
+    start = time.perf_counter()
+    with open(path, "rb") as fh:
+        index = 0
+        while chunk := fh.read(_BLOCK):
+            aead.encrypt(index.to_bytes(12, "big"), chunk, None)
+            index += 1
+    return time.perf_counter() - start
+
+
+def _step(name: str, src: str, dst: str, size: int, suite: str | None, keys: tuple, queue: mp.Queue) -> None:
+    kem, recipient_raw, signer_raw = keys
+    recipient = private_key_from_bytes(kem, recipient_raw)
+    signer = private_key_from_bytes("ed25519", signer_raw)
+    before = _max_rss_mb()
+    start = time.perf_counter()
+    if name == "raw aead":
+        seconds = _raw_aead(Path(src), size)
+    elif name == "seal":
+        seal_file(
+            src, dst, covenant="textile", template="materials", company_id="C0001", period="2026-10",
+            recipient_public_key=recipient.public_key(), signing_private_key=signer, suite=suite,
+            created=datetime(2026, 11, 1, tzinfo=UTC),
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+    else:
+        sink = _NullSink()
+        open_file(dst, recipient, signer.public_key(), sink=sink)
+        assert sink.size == size
+        seconds = time.perf_counter() - start
+    queue.put((name, seconds, _max_rss_mb() - before))
+
+
+def run(size_mb: int, suite: str | None) -> list[dict]:
+    size = size_mb * 1024 * 1024
+    kem = (suite or "x25519").split("/")[0]
+    recipient, signer = generate_encryption_key(kem), generate_signing_key()
+    keys = (kem, recipient.raw, signer.private_bytes_raw())
+    rows = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        src, dst = Path(tmp) / "source.bin", Path(tmp) / "source.imvo"
+        _make_source(src, size)
+        ctx = mp.get_context("fork")
+        for name in ("raw aead", "seal", "open"):
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_step, args=(name, str(src), str(dst), size, suite, keys, queue))
+            proc.start()
+            result = queue.get()
+            proc.join()
+            step, seconds, peak = result
+            rows.append({"step": step, "size_mb": size_mb, "seconds": round(seconds, 3),
+                         "mb_per_s": round(size_mb / seconds, 1), "peak_rss_mb": round(peak, 1)})  # fmt: skip
+    raw = rows[0]["mb_per_s"]
+    for row in rows:
+        row["vs_raw_aead"] = round(row["mb_per_s"] / raw, 2)
+    return rows
+
+
+def _print_table(rows: list[dict]) -> None:
+    print(f"{'step':<10}{'MB':>8}{'seconds':>10}{'MB/s':>10}{'x raw':>8}{'peak MB':>10}")
+    for r in rows:
+        print(
+            f"{r['step']:<10}{r['size_mb']:>8}{r['seconds']:>10.3f}{r['mb_per_s']:>10.1f}"
+            f"{r['vs_raw_aead']:>8.2f}{r['peak_rss_mb']:>10.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=64)
+    parser.add_argument("--suite", default=None, help="e.g. x25519/aes-256-gcm (default: x25519/chacha20)")
+    parser.add_argument("--csv", action="store_true", help="also write bench/results/envelope-<time>.csv")
+    args = parser.parse_args()
+    rows = run(args.size_mb, args.suite)
+    _print_table(rows)
+    if args.csv:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        out = RESULTS_DIR / f"envelope-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv"
+        with open(out, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

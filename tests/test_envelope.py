@@ -1,0 +1,358 @@
+import hashlib
+import io
+import json
+import os
+import struct
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator.envelope import (
+    REASONS,
+    SUITES,
+    EnvelopeRejected,
+    ReceiptInvalid,
+    file_sha256,
+    generate_encryption_key,
+    generate_signing_key,
+    make_receipt,
+    open_file,
+    read_header,
+    seal_file,
+    verify_receipt,
+)
+from aggregator.envelope.envelope import SIGNATURE_SIZE, TAG_SIZE, encode_preamble, signature_message
+from aggregator.envelope.keys import private_key_from_bytes
+from aggregator.errors import EnvelopeError
+
+VECTORS = Path(__file__).parent / "vectors" / "envelope"
+CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+HYPOTHESIS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+RECIPIENT = {
+    "x25519": generate_encryption_key("x25519"),
+    "mlkem768-x25519": generate_encryption_key("mlkem768-x25519"),
+}
+COMPANY = generate_signing_key()
+OTHER_COMPANY = generate_signing_key()
+
+
+def seal(src: Path, dst: Path, *, suite=None, chunk_size=64, signer=COMPANY, **fields) -> object:
+    kem = (suite or "x25519").split("/")[0]
+    header_fields = dict(covenant="textile", template="living_wage", company_id="C0042", period="2026-10")
+    header_fields |= fields
+    return seal_file(
+        src, dst, recipient_public_key=RECIPIENT[kem].public_key(), signing_private_key=signer, suite=suite,
+        chunk_size=chunk_size, created=CREATED, **header_fields,
+    )  # fmt: skip
+
+
+def open_env(path: Path, kem: str = "x25519", signer=COMPANY, sink=None):
+    return open_file(path, RECIPIENT[kem], signer.public_key(), sink=sink)
+
+
+def sealed_bytes(tmp_path: Path, data: bytes, **kw) -> bytes:
+    src, dst = tmp_path / "data.csv", tmp_path / "data.imvo"
+    src.write_bytes(data)
+    seal(src, dst, **kw)
+    return dst.read_bytes()
+
+
+def reject_reason(tmp_path: Path, data: bytes, name: str = "probe.imvo") -> str | None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    try:
+        open_env(path)
+    except EnvelopeRejected as exc:
+        assert exc.reason in REASONS and exc.message
+        return exc.reason
+    return None
+
+
+PAYLOAD = bytes(range(256)) * 2 + b"tail"  # 516 bytes: nine 64-byte chunks, the last partial
+
+
+# ---------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("suite", sorted(SUITES))
+def test_every_suite_round_trips(tmp_path, suite):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.imvo"
+    src.write_bytes(PAYLOAD)
+    header = seal(src, dst, suite=suite)
+    opened = open_env(dst, kem=SUITES[suite].kem)
+    assert opened.plaintext == PAYLOAD
+    assert opened.header == header == read_header(dst)
+    assert header.suite == suite and header.plaintext_sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+    assert header.created == "2026-11-01T09:30:00Z" and header.file_name == "in.csv"
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 128, 129, 640])
+def test_chunk_boundaries_round_trip_with_exact_file_size(tmp_path, size):
+    data = os.urandom(size)
+    blob = sealed_bytes(tmp_path, data)
+    header = read_header(tmp_path / "data.imvo")
+    chunks = max(1, -(-size // 64))
+    prefix = len(encode_preamble(header)) + 2 + SUITES[header.suite].encapsulation_size
+    assert len(blob) == prefix + size + TAG_SIZE * chunks + SIGNATURE_SIZE
+    assert open_env(tmp_path / "data.imvo").plaintext == data
+
+
+def test_sink_receives_the_plaintext_and_nothing_is_returned(tmp_path):
+    sealed_bytes(tmp_path, PAYLOAD)
+    sink = io.BytesIO()
+    opened = open_env(tmp_path / "data.imvo", sink=sink)
+    assert opened.plaintext is None and sink.getvalue() == PAYLOAD
+    header, plaintext = open_env(tmp_path / "data.imvo")  # unpacks like a tuple (intake relies on it)
+    assert plaintext == PAYLOAD and header.company_id == "C0042"
+
+
+@HYPOTHESIS
+@given(data=st.binary(max_size=700), chunk=st.sampled_from([16, 64, 100, 1024]))
+def test_random_payloads_round_trip(tmp_path, data, chunk):
+    sealed_bytes(tmp_path, data, chunk_size=chunk)
+    assert open_env(tmp_path / "data.imvo").plaintext == data
+
+
+@pytest.mark.parametrize(
+    ("given_name", "stored"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\csr\\lw.xlsx", "lw.xlsx"),
+        ("a\x00b\nc.csv", "abc.csv"),
+        ("..", "submission"),
+    ],
+)
+def test_file_name_is_reduced_to_a_safe_base_name(tmp_path, given_name, stored):
+    src = tmp_path / "x.csv"
+    src.write_bytes(b"1")
+    assert seal(src, tmp_path / "x.imvo", file_name=given_name).file_name == stored
+
+
+# ---------------------------------------------------------------- tampering
+
+
+@pytest.fixture(scope="module")
+def valid_blob(tmp_path_factory):
+    return sealed_bytes(tmp_path_factory.mktemp("valid"), PAYLOAD)
+
+
+@HYPOTHESIS
+@given(position=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
+def test_flipping_any_bit_is_rejected(tmp_path, valid_blob, position, bit):
+    position %= len(valid_blob)
+    corrupt = bytearray(valid_blob)
+    corrupt[position] ^= 1 << bit
+    assert reject_reason(tmp_path, bytes(corrupt)) is not None
+
+
+@HYPOTHESIS
+@given(length=st.integers(min_value=0))
+def test_truncation_at_any_position_is_rejected(tmp_path, valid_blob, length):
+    length %= len(valid_blob)
+    assert reject_reason(tmp_path, valid_blob[:length]) in {"not_an_envelope", "truncated"}
+
+
+def test_every_truncation_of_a_small_envelope_is_rejected(tmp_path):
+    blob = sealed_bytes(tmp_path, b"abc")
+    reasons = {reject_reason(tmp_path, blob[:n]) for n in range(len(blob))}
+    assert reasons == {"not_an_envelope", "truncated"}
+
+
+def test_appended_bytes_are_rejected(tmp_path, valid_blob):
+    assert reject_reason(tmp_path, valid_blob + b"\x00") == "trailing_data"
+    assert reject_reason(tmp_path, valid_blob + valid_blob[-200:]) == "trailing_data"
+
+
+def _split(blob: bytes, tmp_path: Path) -> tuple[bytes, list[bytes]]:
+    (tmp_path / "s.imvo").write_bytes(blob)
+    header = read_header(tmp_path / "s.imvo")
+    prefix_len = len(encode_preamble(header)) + 2 + SUITES[header.suite].encapsulation_size
+    payload = blob[prefix_len:-SIGNATURE_SIZE]
+    step = header.chunk_size + TAG_SIZE
+    return blob[:prefix_len], [payload[i : i + step] for i in range(0, len(payload), step)]
+
+
+def _resign(prefix: bytes, chunks: list[bytes]) -> bytes:
+    payload = b"".join(chunks)
+    return prefix + payload + COMPANY.sign(signature_message(prefix, hashlib.sha256(payload).digest()))
+
+
+def test_reordered_chunks_are_rejected_even_when_the_signer_resigns(tmp_path, valid_blob):
+    prefix, chunks = _split(valid_blob, tmp_path)
+    swapped = [chunks[1], chunks[0], *chunks[2:]]
+    assert reject_reason(tmp_path, prefix + b"".join(swapped) + valid_blob[-64:]) == "bad_signature"
+    assert reject_reason(tmp_path, _resign(prefix, swapped)) == "tampered"
+    assert reject_reason(tmp_path, _resign(prefix, chunks)) is None  # the re-signing helper itself is sound
+
+
+def test_opening_with_another_companys_key_is_rejected(tmp_path):
+    sealed_bytes(tmp_path, PAYLOAD)
+    with pytest.raises(EnvelopeRejected) as err:
+        open_env(tmp_path / "data.imvo", signer=OTHER_COMPANY)
+    assert err.value.reason == "wrong_signer" and "C0042" in err.value.message
+
+
+def test_file_sealed_by_another_company_in_our_name_is_rejected(tmp_path):
+    src, dst = tmp_path / "in.csv", tmp_path / "forged.imvo"
+    src.write_bytes(PAYLOAD)
+    seal(src, dst, signer=OTHER_COMPANY)
+    with pytest.raises(EnvelopeRejected) as err:
+        open_env(dst, signer=COMPANY)
+    assert err.value.reason == "wrong_signer"
+
+
+def test_other_recipient_cannot_open(tmp_path):
+    sealed_bytes(tmp_path, PAYLOAD)
+    with pytest.raises(EnvelopeRejected) as err:
+        open_file(tmp_path / "data.imvo", generate_encryption_key(), COMPANY.public_key())
+    assert err.value.reason == "wrong_recipient"
+
+
+def test_gigantic_header_length_is_refused_without_reading_it(tmp_path, valid_blob):
+    blob = valid_blob[:10] + struct.pack(">I", 2**32 - 1) + valid_blob[14:]
+    (tmp_path / "big.imvo").write_bytes(blob)
+    with pytest.raises(EnvelopeRejected) as err:
+        read_header(tmp_path / "big.imvo")
+    assert err.value.reason == "header_too_large"
+
+
+def test_missing_file_is_reported_as_unreadable(tmp_path):
+    with pytest.raises(EnvelopeRejected) as err:
+        open_env(tmp_path / "nope.imvo")
+    assert err.value.reason == "unreadable"
+
+
+# ---------------------------------------------------------------- committed vectors
+
+
+def _vector_keys() -> dict:
+    doc = json.loads((VECTORS / "keys.json").read_text())
+    return {
+        name: private_key_from_bytes(v["type"], bytes.fromhex(v["private_hex"])) for name, v in doc.items()
+    }
+
+
+EXPECTED = json.loads((VECTORS / "expected.json").read_text())
+
+
+@pytest.mark.parametrize(("name", "reason"), sorted(EXPECTED.items()))
+def test_committed_vector(name, reason):
+    keys = _vector_keys()
+    recipient = keys["recipient_hybrid" if "mlkem" in name else "recipient"]
+    if reason is None:
+        opened = open_file(VECTORS / name, recipient, keys["signer"].public_key())
+        expected = b"" if name == "valid_empty.imvo" else (VECTORS / "plaintext.csv").read_bytes()
+        assert opened.plaintext == expected
+        return
+    with pytest.raises(EnvelopeRejected) as err:
+        open_file(VECTORS / name, recipient, keys["signer"].public_key())
+    assert err.value.reason == reason
+
+
+def test_vectors_cover_every_rejection_reason_that_a_file_can_cause():
+    assert set(EXPECTED.values()) == (set(REASONS) - {"unreadable"}) | {None}
+
+
+# ---------------------------------------------------------------- sealing failures leave nothing
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"period": "2026-13"}, {"company_id": "../C1"}, {"covenant": "Textile!"}, {"chunk_size": 8},
+     {"suite": "mlkem768-x25519/aes-256-gcm"}, {"suite": "x25519/rot13"}],
+)  # fmt: skip
+def test_bad_seal_input_raises_and_leaves_no_file(tmp_path, bad):
+    src = tmp_path / "in.csv"
+    src.write_bytes(PAYLOAD)
+    kw = dict(covenant="textile", template="living_wage", company_id="C0042", period="2026-10", chunk_size=64)
+    kw |= bad
+    with pytest.raises(EnvelopeError):
+        seal_file(src, tmp_path / "out.imvo", recipient_public_key=RECIPIENT["x25519"].public_key(),
+                  signing_private_key=COMPANY, created=CREATED, **kw)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_failure_midway_removes_the_temp_file(tmp_path, monkeypatch):
+    src = tmp_path / "in.csv"
+    src.write_bytes(PAYLOAD)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("aggregator.envelope.envelope.seal_file_key", broken)
+    with pytest.raises(OSError):
+        seal(src, tmp_path / "out.imvo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_missing_source_is_a_plain_error(tmp_path):
+    with pytest.raises(EnvelopeError, match="does not exist"):
+        seal(tmp_path / "missing.csv", tmp_path / "out.imvo")
+
+
+def test_naive_creation_time_is_refused(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"x")
+    with pytest.raises(EnvelopeError, match="time zone"):
+        seal_file(
+            src, tmp_path / "o.imvo", covenant="textile", template="t", company_id="C1", period="2026-01",
+            recipient_public_key=RECIPIENT["x25519"].public_key(), signing_private_key=COMPANY,
+            created=datetime(2026, 1, 1),
+        )  # fmt: skip
+
+
+# ---------------------------------------------------------------- bounded memory
+
+
+def test_opening_into_a_sink_keeps_memory_bounded(tmp_path):
+    size = 8 * 1024 * 1024
+    src, dst = tmp_path / "big.bin", tmp_path / "big.imvo"
+    src.write_bytes(os.urandom(size))
+    seal(src, dst, chunk_size=64 * 1024)
+
+    class Counter:
+        total = 0
+
+        def write(self, data: bytes) -> None:
+            self.total += len(data)
+
+    sink = Counter()
+    tracemalloc.start()
+    try:
+        open_env(dst, sink=sink)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sink.total == size
+    assert peak < 3 * 1024 * 1024  # a hashing block (1 MiB) and a few chunks, not the 8 MiB file
+
+
+# ---------------------------------------------------------------- receipts
+
+
+def test_receipt_round_trip_and_forgery(tmp_path):
+    sealed_bytes(tmp_path, PAYLOAD)
+    header = read_header(tmp_path / "data.imvo")
+    secretariat = generate_signing_key()
+    digest = file_sha256(tmp_path / "data.imvo")
+    receipt = make_receipt(header, digest, CREATED, "accepted", secretariat)
+    fields = verify_receipt(receipt, secretariat.public_key())
+    assert fields["state"] == "accepted" and fields["file_sha256"] == digest
+    assert fields["company_id"] == "C0042" and fields["received_at"] == "2026-11-01T09:30:00Z"
+
+    forged = receipt.replace(b'"accepted"', b'"quarantined"')
+    with pytest.raises(ReceiptInvalid, match="forged or was changed"):
+        verify_receipt(forged, secretariat.public_key())
+    with pytest.raises(ReceiptInvalid, match="signed by key"):
+        verify_receipt(receipt, generate_signing_key().public_key())
+    with pytest.raises(ReceiptInvalid):
+        verify_receipt(b"not a receipt", secretariat.public_key())
+    with pytest.raises(EnvelopeError, match="unknown receipt state"):
+        make_receipt(header, digest, CREATED, "lost", secretariat)
