@@ -1,0 +1,1 @@
+"""The sample generator's parts; `sample_data/generate.py` is the door."""
