@@ -1,0 +1,43 @@
+"""Validation: submission templates as data (rules/), readers, checks, reports and the Excel template.
+
+One door per job: `load_template` (rules), `read_table` (bytes -> raw frame + warnings), `validate`
+(raw frame -> typed frame or a `ValidationReport`), `check_file` (all of it; used by both the company's
+`imvo-submit check` and the secretariat's intake so they always agree) and `write_template` (Excel).
+"""
+
+from __future__ import annotations
+
+# Imported eagerly: the function `validate` must shadow the submodule of the same name.
+from aggregator.validation import reference
+from aggregator.validation.excel_template import write_template
+from aggregator.validation.readers import ReadWarning, read_table
+from aggregator.validation.report import ValidationReport, write_report_csv, write_report_xlsx
+from aggregator.validation.rules import (
+    Column,
+    CrossCheck,
+    Template,
+    covenant_info,
+    load_template,
+    templates_for,
+)
+from aggregator.validation.validate import CheckResult, ValidationResult, check_file, validate
+
+__all__ = [
+    "CheckResult",
+    "Column",
+    "CrossCheck",
+    "ReadWarning",
+    "Template",
+    "ValidationReport",
+    "ValidationResult",
+    "check_file",
+    "covenant_info",
+    "load_template",
+    "read_table",
+    "reference",
+    "templates_for",
+    "validate",
+    "write_report_csv",
+    "write_report_xlsx",
+    "write_template",
+]

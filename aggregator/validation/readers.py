@@ -1,0 +1,850 @@
+"""Read a submission file (CSV, XLSX or Parquet) into a raw frame indexed by spreadsheet row, plus warnings.
+
+The format is detected from the bytes, not the file name. CSV: `,` `;` or tab separator and UTF-8 (with or
+without BOM), UTF-16 with BOM or Windows-1252 encoding are detected. Gentle normalisation happens only where
+the meaning is certain, and each kind of change is reported as a warning (one per column, with a count and an
+example), never silently: trimmed spaces, header case, country names and alpha-3 codes -> alpha-2, yes/no
+words -> true/false, enum case, Dutch or English number notation -> plain numbers.
+
+Decisions (documented in rules/README.md):
+- Unknown extra columns are ignored with a warning: companies often keep a notes column, and only template
+  columns are ever stored.
+- Rows with no value in any template column are dropped with a warning; the index keeps the spreadsheet
+  row numbers (header = row 1).
+- A file with a header but no data rows, an empty file, binary data, duplicate column names, rows longer than
+  the header and more than MAX_COLUMNS columns raise ValidationFailed with a file-level report.
+- CSV rows are counted as lines; a quoted cell that spans lines shifts later row numbers (rare in practice).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
+import pyarrow.csv as pa_csv
+
+from aggregator.errors import ValidationFailed
+from aggregator.validation import reference
+from aggregator.validation.report import Problem, ValidationReport
+from aggregator.validation.rules import Template, load_template
+
+MAX_COLUMNS = 500
+FIRST_DATA_ROW = 2  # the header is spreadsheet row 1
+TRUE_WORDS = frozenset({"true", "waar", "ja", "yes", "y", "j", "1", "1.0"})
+FALSE_WORDS = frozenset({"false", "onwaar", "nee", "no", "n", "0", "0.0"})
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
+_SEPARATORS = (",", ";", "\t")
+
+
+@dataclass(frozen=True)
+class ReadWarning:
+    """A change the reader made (or a doubt it had), reported to the company; one per kind and column."""
+
+    code: str
+    message_en: str
+    message_nl: str
+    column: str | None = None
+    count: int = 0
+
+    def __str__(self) -> str:
+        return self.message_en
+
+    def message(self, language: str = "en") -> str:
+        return self.message_nl if language == "nl" else self.message_en
+
+
+def read_table(
+    source: str | Path | bytes, template: Template | str, filename: str | None = None
+) -> tuple[pd.DataFrame, list[ReadWarning]]:
+    """Read one submission file for `template` (a Template or 'covenant/template').
+
+    Returns the raw frame (template columns that are present, values as text or as stored in the file,
+    index = spreadsheet row) and the warnings. Raises ValidationFailed (with a report) for unreadable files.
+    """
+    tpl = resolve_template(template)
+    data, name = load_bytes(source, filename)
+    fmt = detect_format(data, name)
+    warnings: list[ReadWarning] = []
+    if fmt == "xlsx":
+        raw = _read_xlsx(data, tpl, warnings)
+        locale_hint = None
+    elif fmt == "parquet":
+        raw = _read_parquet(data)
+        locale_hint = None
+    else:
+        raw, sep = _read_csv(data, {c.name for c in tpl.columns}, warnings)
+        locale_hint = "nl" if sep == ";" else None
+    return normalise(raw, tpl, warnings, locale_hint), warnings
+
+
+def resolve_template(template: Template | str) -> Template:
+    if isinstance(template, Template):
+        return template
+    covenant, _, name = str(template).partition("/")
+    return load_template(covenant, name)
+
+
+def load_bytes(source: str | Path | bytes, filename: str | None = None) -> tuple[bytes, str]:
+    """The file's bytes and a name for messages."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), filename or "<upload>"
+    path = Path(source)
+    try:
+        return path.read_bytes(), filename or path.name
+    except OSError as exc:
+        raise _file_problem(
+            "unreadable", f"cannot read {path}: {exc.strerror}", f"kan {path} niet lezen"
+        ) from exc
+
+
+def detect_format(data: bytes, name: str = "") -> str:
+    """'xlsx', 'parquet' or 'csv', from the file's first bytes."""
+    if (
+        not data[:4096].strip() and not data.strip()
+    ):  # strip copies: only look further when the start is blank
+        raise _file_problem("empty_file", "the file is empty", "het bestand is leeg")
+    if data[:4] == b"PK\x03\x04":
+        return "xlsx"
+    if data[:4] == b"PAR1":
+        return "parquet"
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise _file_problem(
+            "unreadable",
+            "this is an old Excel file (.xls), which cannot be read; save it as .xlsx or .csv",
+            "dit is een oud Excel-bestand (.xls), dat niet gelezen kan worden; sla het op als .xlsx of .csv",
+        )
+    return "csv"
+
+
+# ---------------------------------------------------------------- file-level errors
+
+
+def _file_problem(rule: str, message_en: str, message_nl: str, column: str | None = None) -> ValidationFailed:
+    report = ValidationReport.from_problems([Problem(None, column, None, rule, message_en, message_nl)])
+    return ValidationFailed(message_en, report=report, hint="fix the file and check it again")
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def decode_text(data: bytes, warnings: list[ReadWarning]) -> tuple[str, str]:
+    """Decoded text and the encoding name; refuses binary data."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text, encoding = data.decode("utf-16"), "utf-16"
+    elif b"\x00" in data:
+        raise _not_text()
+    else:
+        encoding = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            text, encoding = _decode_cp1252(data), "cp1252"
+            warnings.append(
+                ReadWarning(
+                    "encoding",
+                    "the file is not UTF-8; it was read as Windows-1252 (Western European)",
+                    "het bestand is geen UTF-8; het is gelezen als Windows-1252 (West-Europees)",
+                )
+            )
+    # Control characters never occur in a real CSV; like `file`, look at the start (NUL was checked in full).
+    sniff = data[:65536] if encoding != "utf-16" else text[:32768].encode("utf-8", "surrogatepass")
+    if len(sniff.translate(None, _CONTROL_BYTES)) != len(sniff):
+        raise _not_text()
+    return text, encoding
+
+
+def _decode_cp1252(data: bytes) -> str:
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise _not_text() from exc
+
+
+def _not_text() -> ValidationFailed:
+    return _file_problem(
+        "unreadable",
+        "the file is not a CSV, XLSX or Parquet file (it contains binary data)",
+        "het bestand is geen CSV-, XLSX- of Parquet-bestand (het bevat binaire gegevens)",
+    )
+
+
+def detect_separator(text: str, known_columns: set[str]) -> str:
+    """The separator that splits the header into the most known column names; ties -> most fields."""
+    head = text[:65536]
+    best, best_score = ",", (-1, -1)
+    for sep in _SEPARATORS:
+        try:
+            header = next(csv.reader(io.StringIO(head), delimiter=sep), [])
+        except csv.Error:
+            continue
+        names = {normalise_header(h) for h in header}
+        score = (len(names & known_columns), len(header))
+        if score > best_score:
+            best, best_score = sep, score
+    return best
+
+
+def _read_csv(data: bytes, known: set[str], warnings: list[ReadWarning]) -> tuple[pd.DataFrame, str]:
+    text, encoding = decode_text(data, warnings)
+    text = text.removeprefix("\ufeff")
+    sep = detect_separator(text, known)
+    header = next(csv.reader(io.StringIO(text[:65536]), delimiter=sep), [])
+    _check_header(header)
+    names = [f"_c{i}" for i in range(len(header))]
+    try:
+        frame = _read_csv_fast(data, text, encoding, sep, names)
+    except (pa.ArrowInvalid, ValueError):
+        # The fast reader cannot say which row is broken; the pandas reader names the line.
+        frame = _read_csv_careful(data, text, encoding, sep, names)
+    frame.columns = header
+    frame.index = pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame))
+    return frame, sep
+
+
+def _read_csv_fast(data: bytes, text: str, encoding: str, sep: str, names: list[str]) -> pd.DataFrame:
+    """pyarrow's multi-threaded reader, all columns as text; blank lines stay as rows (numbering holds)."""
+    source = io.BytesIO(text.encode("utf-8") if encoding == "utf-16" else data)
+    table = pa_csv.read_csv(
+        source,
+        read_options=pa_csv.ReadOptions(
+            column_names=names, skip_rows=1, encoding="utf8" if encoding != "cp1252" else "cp1252"
+        ),
+        parse_options=pa_csv.ParseOptions(delimiter=sep, ignore_empty_lines=False),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    return table.to_pandas()
+
+
+def _read_csv_careful(data: bytes, text: str, encoding: str, sep: str, names: list[str]) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            io.StringIO(text) if encoding == "utf-16" else io.BytesIO(data),
+            sep=sep,
+            header=0,
+            names=names,
+            dtype=str,
+            encoding=None if encoding == "utf-16" else encoding,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            engine="c",
+        )
+    except pd.errors.ParserError as exc:
+        raise _ragged_row(str(exc)) from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _not_text() from exc
+
+
+def _ragged_row(message: str) -> ValidationFailed:
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if not found:
+        return _file_problem(
+            "ragged_row", f"the file cannot be read as CSV: {message}", "het CSV-bestand is kapot"
+        )
+    expected, line, saw = found.groups()
+    return _file_problem(
+        "ragged_row",
+        f"row {line} has {saw} cells but the header has {expected}; remove the extra separators",
+        f"regel {line} heeft {saw} cellen maar de kopregel {expected}; verwijder de extra scheidingstekens",
+    )
+
+
+def _check_header(header: list[Any]) -> None:
+    if len(header) > MAX_COLUMNS:
+        raise _file_problem(
+            "too_wide",
+            f"the file has {len(header)} columns, more than the {MAX_COLUMNS} a template can have",
+            f"het bestand heeft {len(header)} kolommen, meer dan de {MAX_COLUMNS} die een sjabloon kan "
+            "hebben",
+        )
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        key = normalise_header(name)
+        if key and key in seen:
+            raise _file_problem(
+                "duplicate_column",
+                f"column '{key}' appears twice in the header (columns {seen[key]} and {position}); keep one",
+                f"kolom '{key}' staat twee keer in de kopregel (kolommen {seen[key]} en {position}); "
+                "houd er één",
+                column=key,
+            )
+        seen[key] = position
+
+
+def normalise_header(name: Any) -> str:
+    """'Order Value EUR ' -> 'order_value_eur'."""
+    if name is None or (isinstance(name, float) and np.isnan(name)):
+        return ""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().removeprefix("\ufeff")).casefold()
+
+
+# ---------------------------------------------------------------- XLSX and Parquet
+
+
+def sheet_names(data: bytes) -> list[str]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        return list(CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names)
+    except Exception as exc:  # calamine raises several private error types for broken files
+        raise _bad_xlsx(exc) from exc
+
+
+def _bad_xlsx(exc: Exception) -> ValidationFailed:
+    return _file_problem(
+        "unreadable",
+        f"the Excel file cannot be read ({type(exc).__name__}); open it in Excel and save it again as .xlsx",
+        f"het Excel-bestand kan niet gelezen worden ({type(exc).__name__}); open het in Excel en sla het "
+        "opnieuw op als .xlsx",
+    )
+
+
+def read_sheet(data: bytes, sheet: str) -> pd.DataFrame:
+    """One sheet with its header row as column names and the spreadsheet row numbers as index."""
+    try:
+        grid = pd.read_excel(io.BytesIO(data), sheet_name=sheet, engine="calamine", header=None, dtype=object)
+    except Exception as exc:  # calamine raises several private error types for broken files
+        raise _bad_xlsx(exc) from exc
+    if grid.empty:
+        return pd.DataFrame()
+    header = list(grid.iloc[0])
+    while header and normalise_header(header[-1]) == "":
+        header.pop()  # Excel's used range often runs past the last real column
+    _check_header(header)
+    body = grid.iloc[1:, : len(header)].copy()
+    body.columns = [str(h) if normalise_header(h) else f"_unnamed_{i + 1}" for i, h in enumerate(header)]
+    body.index = pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(body))
+    return body
+
+
+def _read_xlsx(data: bytes, tpl: Template, warnings: list[ReadWarning]) -> pd.DataFrame:
+    names = sheet_names(data)
+    matches = [n for n in names if n.strip().casefold() == tpl.name.casefold()]
+    if not matches:
+        raise _file_problem(
+            "sheet_not_found",
+            f"the workbook has no sheet named '{tpl.name}' (sheets: {', '.join(names)}); "
+            "use the template's sheet",
+            f"de werkmap heeft geen blad '{tpl.name}' (bladen: {', '.join(names)}); "
+            "gebruik het blad uit het sjabloon",
+        )
+    return read_sheet(data, matches[0])
+
+
+def _read_parquet(data: bytes) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises many error types for damaged files
+        raise _file_problem(
+            "unreadable",
+            f"the Parquet file cannot be read ({type(exc).__name__})",
+            f"het Parquet-bestand kan niet gelezen worden ({type(exc).__name__})",
+        ) from exc
+    _check_header(list(frame.columns))
+    frame = frame.reset_index(drop=True)
+    frame.index = pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame))
+    return frame
+
+
+def file_headers(data: bytes, fmt: str, known: set[str]) -> dict[str, list[str]]:
+    """Header names per sheet (XLSX: only sheets with data rows; CSV/Parquet: one entry '') for detection."""
+    if fmt == "xlsx":
+        headers = {}
+        for name in sheet_names(data):
+            sheet = read_sheet(data, name)
+            if len(sheet.dropna(how="all")):
+                headers[name] = [normalise_header(c) for c in sheet.columns]
+        return headers
+    if fmt == "parquet":
+        return {"": [normalise_header(c) for c in _read_parquet(data).columns]}
+    text, _ = decode_text(data[:65536], [])
+    header = next(
+        csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=detect_separator(text, known)), []
+    )
+    return {"": [normalise_header(c) for c in header]}
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def normalise(
+    raw: pd.DataFrame, tpl: Template, warnings: list[ReadWarning], locale_hint: str | None = None
+) -> pd.DataFrame:
+    """Template columns only, values gently normalised; every change reported in `warnings`."""
+    frame = _normalise_columns(raw, tpl, warnings)
+    for name in frame.columns:
+        frame[name] = _trimmed(frame[name], name, warnings)
+    frame = _drop_empty_rows(frame, warnings)
+    if frame.empty:
+        raise _file_problem(
+            "no_rows",
+            "the file has a header but no data rows; fill in at least one row",
+            "het bestand heeft een kopregel maar geen gegevens; vul minstens één regel in",
+        )
+    number_columns = [c for c in tpl.columns if c.type in ("integer", "number") and c.name in frame]
+    locales = NumberLocales(frame, number_columns, locale_hint)
+    for col in tpl.columns:
+        if col.name not in frame:
+            continue
+        values = frame[col.name]
+        if col.type == "string":
+            values = _as_text(values)  # an id typed as a number in Excel (1001) is the text '1001'
+        elif col.type == "country":
+            values = _normalise_countries(values, col.name, warnings)
+        elif col.type == "boolean":
+            values = _normalise_booleans(values, col.name, warnings)
+        elif col.type == "enum":
+            values = _normalise_enum(values, col.name, col.allowed, warnings)
+        elif col.type in ("integer", "number"):
+            values = locales.apply(values, col.name, col.type, warnings)
+        frame[col.name] = values
+    return frame
+
+
+def _normalise_columns(raw: pd.DataFrame, tpl: Template, warnings: list[ReadWarning]) -> pd.DataFrame:
+    known = set(tpl.column_names)
+    renamed, unknown = {}, []
+    for original in raw.columns:
+        name = normalise_header(original)
+        if name in known:
+            renamed[original] = name
+            if name != original:
+                warnings.append(
+                    ReadWarning(
+                        "header",
+                        f"header '{original}' was read as '{name}'",
+                        f"kolomkop '{original}' is gelezen als '{name}'",
+                        name,
+                    )
+                )
+        elif (name and not name.startswith("_unnamed_")) or not _is_blank(
+            raw[original]
+        ).all():  # a blank-headed column matters only with data
+            unknown.append(str(original) or f"(column {len(renamed) + len(unknown) + 1} without a header)")
+    if unknown:
+        listed = ", ".join(f"'{u}'" for u in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        warnings.append(
+            ReadWarning(
+                "unknown_column",
+                f"columns not in template '{tpl.name}' were ignored: {listed}",
+                f"kolommen die niet in sjabloon '{tpl.name}' staan zijn genegeerd: {listed}",
+                count=len(unknown),
+            )
+        )
+    return raw[list(renamed)].rename(columns=renamed)
+
+
+def _is_blank(series: pd.Series) -> pd.Series:
+    if series.dtype == object:
+        return series.map(lambda v: v is None or _is_nan(v) or (isinstance(v, str) and not v.strip())).astype(
+            bool
+        )
+    if pd.api.types.is_string_dtype(series.dtype):
+        return (series.isna() | (series.str.strip() == "")).astype(bool)
+    return series.isna()
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def _drop_empty_rows(frame: pd.DataFrame, warnings: list[ReadWarning]) -> pd.DataFrame:
+    """Drop rows whose template cells are all empty (values are trimmed already)."""
+    if frame.columns.empty:
+        return frame.iloc[0:0]
+    blank = frame.isna().all(axis=1).to_numpy()
+    if blank.any():
+        count = int(blank.sum())
+        warnings.append(
+            ReadWarning(
+                "empty_rows",
+                f"{count} empty rows were skipped",
+                f"{count} lege regels zijn overgeslagen",
+                None,
+                count,
+            )
+        )
+        frame = frame.loc[~blank]
+    return frame
+
+
+def _trimmed(series: pd.Series, name: str, warnings: list[ReadWarning]) -> pd.Series:
+    """Trim text, turn empty text into missing; raw numbers and booleans (Excel, Parquet) pass unchanged."""
+    if series.dtype == object:
+        trimmed = series.map(_trim_value)
+        changed = int(series.map(lambda v: isinstance(v, str) and v.strip() != v and bool(v.strip())).sum())
+    elif pd.api.types.is_string_dtype(series.dtype):
+        trimmed, changed = _trim_text_column(series)
+    else:
+        return series
+    if changed:
+        _warn(
+            warnings,
+            "trimmed",
+            name,
+            changed,
+            "spaces around values were removed",
+            "spaties rond waarden zijn verwijderd",
+        )
+    return trimmed
+
+
+def _trim_text_column(series: pd.Series) -> tuple[pd.Series, int]:
+    """(trimmed column with empty text as missing, number of cells that lost spaces); vectorised in Arrow."""
+    arrow = _arrow_of(series)
+    stripped = pa_compute.utf8_trim_whitespace(arrow)
+    before, after = pa_compute.binary_length(arrow), pa_compute.binary_length(stripped)
+    has_empty = bool(pa_compute.any(pa_compute.equal(after, 0)).as_py())
+    # Trimming only removes characters, so equal total lengths mean nothing changed: the common case.
+    if pa_compute.sum(before).as_py() == pa_compute.sum(after).as_py() and not has_empty:
+        return series, 0
+    shorter = pa_compute.and_(pa_compute.not_equal(before, after), pa_compute.greater(after, 0))
+    changed = int(pa_compute.sum(shorter).as_py() or 0)
+    if has_empty:
+        stripped = pa_compute.if_else(pa_compute.equal(after, 0), pa.scalar(None, stripped.type), stripped)
+    trimmed = stripped.to_pandas().astype("str").set_axis(series.index).rename(series.name)
+    return trimmed, changed
+
+
+def _arrow_of(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """The Arrow data behind a text column, without copying when pandas already keeps it in Arrow."""
+    if hasattr(series.array, "__arrow_array__"):
+        return series.array.__arrow_array__()
+    return pa.array(series, from_pandas=True)
+
+
+def _trim_value(value: Any) -> Any:
+    if value is None or _is_nan(value):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if value == value.normalize() else value.isoformat()
+    return value
+
+
+def _warn(warnings: list[ReadWarning], code: str, column: str, count: int, en: str, nl: str) -> None:
+    warnings.append(
+        ReadWarning(
+            code, f"{column}: {en} ({count} cells)", f"{column}: {nl} ({count} cellen)", column, count
+        )
+    )
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Text form of each value; whole floats from Excel (123.0) become '123'."""
+    if series.dtype != object:
+        return series.astype("str").where(series.notna(), None)
+
+    def text(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    return series.map(text).astype("str").where(series.notna(), None)
+
+
+def _apply_mapping(
+    series: pd.Series, mapping: dict[str, str], warnings: list[ReadWarning], column: str, en: str, nl: str
+) -> pd.Series:
+    """Replace values by `mapping` (only keys that change) and report the count and an example."""
+    changes = {k: v for k, v in mapping.items() if k != v}
+    if not changes:
+        return series
+    hit = series.isin(list(changes))
+    count = int(hit.sum())
+    example_from, example_to = sorted(changes.items())[0]
+    warnings.append(
+        ReadWarning(
+            f"normalised_{column}",
+            f"{column}: {en} ({count} cells, e.g. '{example_from}' -> '{example_to}')",
+            f"{column}: {nl} ({count} cellen, bijv. '{example_from}' -> '{example_to}')",
+            column,
+            count,
+        )
+    )
+    return series.where(~hit, series.map(changes))
+
+
+def _normalise_countries(series: pd.Series, column: str, warnings: list[ReadWarning]) -> pd.Series:
+    text = _as_text(series)
+    codes = reference.country_codes()
+    mapping = {}
+    for value in text.dropna().unique():
+        if value not in codes:
+            found = reference.normalise_country(value)
+            if found:
+                mapping[value] = found
+    return _apply_mapping(
+        text,
+        mapping,
+        warnings,
+        column,
+        "country names and codes were changed to two-letter codes",
+        "landnamen en -codes zijn omgezet naar tweeletterige codes",
+    )
+
+
+def _normalise_booleans(series: pd.Series, column: str, warnings: list[ReadWarning]) -> pd.Series:
+    if series.dtype == bool or str(series.dtype) == "boolean":
+        return series
+    # Excel TRUE/FALSE cells arrive as booleans: certain, so turned into text without a warning.
+    if series.dtype == object:
+        series = series.map(lambda v: ("true" if v else "false") if isinstance(v, bool | np.bool_) else v)
+    text = _as_text(series)
+    mapping = {}
+    for value in text.dropna().unique():
+        word = value.strip().casefold()
+        if word in TRUE_WORDS:
+            mapping[value] = "true"
+        elif word in FALSE_WORDS:
+            mapping[value] = "false"
+    return _apply_mapping(
+        text,
+        mapping,
+        warnings,
+        column,
+        "yes/no words were read as true/false",
+        "ja/nee-woorden zijn gelezen als true/false",
+    )
+
+
+def enum_key(value: str) -> str:
+    return re.sub(r"[\s\-_]+", "_", value.strip().casefold())
+
+
+def _normalise_enum(series: pd.Series, column: str, allowed: tuple[str, ...], warnings: list[ReadWarning]):
+    text = _as_text(series)
+    keys = {enum_key(a): a for a in allowed}
+    if len(keys) != len(allowed):  # two allowed values differ only in case or separators: not certain
+        keys = {a.casefold(): a for a in allowed}
+    mapping = {}
+    allowed_set = set(allowed)
+    for value in text.dropna().unique():
+        if value not in allowed_set:
+            found = keys.get(enum_key(value)) or keys.get(value.casefold())
+            if found:
+                mapping[value] = found
+    return _apply_mapping(
+        text,
+        mapping,
+        warnings,
+        column,
+        "values were matched to the allowed spelling",
+        "waarden zijn omgezet naar de toegestane schrijfwijze",
+    )
+
+
+# ---------------------------------------------------------------- number notation
+
+
+_SIGN = r"^[+-]?"
+_NUMBER_FORMS = {
+    "dot_decimal": _SIGN + r"\d*\.\d+$",
+    "comma_decimal": _SIGN + r"\d*,\d+$",
+    "dot_groups": _SIGN + r"\d{1,3}(?:\.\d{3})+$",
+    "comma_groups": _SIGN + r"\d{1,3}(?:,\d{3})+$",
+    "dutch_full": _SIGN + r"\d{1,3}(?:\.\d{3})+,\d+$",
+    "english_full": _SIGN + r"\d{1,3}(?:,\d{3})+\.\d+$",
+}
+
+
+@dataclass
+class _Evidence:
+    """Which values of one column are certainly Dutch, certainly English, or could be either."""
+
+    dutch: pd.Series
+    english: pd.Series
+    ambiguous: pd.Series
+
+    @property
+    def locale(self) -> str | None:
+        nl, en = bool(self.dutch.any()), bool(self.english.any())
+        return "mixed" if nl and en else "nl" if nl else "en" if en else None
+
+
+def _evidence(text: pd.Series, integer: bool) -> _Evidence:
+    form = {
+        name: text.str.fullmatch(pattern).fillna(False).astype(bool)
+        for name, pattern in _NUMBER_FORMS.items()
+    }
+    multi_dot = text.str.count(r"\.").fillna(0) > 1
+    multi_comma = text.str.count(",").fillna(0) > 1
+    dot_groups, comma_groups = form["dot_groups"], form["comma_groups"]
+    if integer:
+        # In a whole-number column '1.234' and '1,234' can only be thousands: either reading gives 1234.
+        return _Evidence(
+            form["comma_decimal"] & ~comma_groups | form["dutch_full"] | dot_groups,
+            form["dot_decimal"] & ~dot_groups | form["english_full"] | comma_groups,
+            pd.Series(False, index=text.index),
+        )
+    return _Evidence(
+        form["comma_decimal"] & ~comma_groups | form["dutch_full"] | dot_groups & multi_dot,
+        form["dot_decimal"] & ~dot_groups | form["english_full"] | comma_groups & multi_comma,
+        dot_groups & ~multi_dot | comma_groups & ~multi_comma,
+    )
+
+
+def _needs_decision(text: pd.Series) -> bool:
+    """True when some value has a comma or dot-grouped digits ('1.234'): the notation must be decided."""
+    arrow = _arrow_of(text)
+    if pa_compute.any(pa_compute.match_substring(arrow, ",")).as_py():
+        return True
+    return bool(pa_compute.any(pa_compute.match_substring_regex(arrow, _NUMBER_FORMS["dot_groups"])).as_py())
+
+
+def _to_plain(text: pd.Series, locale: str) -> pd.Series:
+    if locale == "nl":
+        return text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return text.str.replace(",", "", regex=False)
+
+
+class NumberLocales:
+    """Decides per column whether numbers use Dutch (1.234,5) or English (1,234.5) notation.
+
+    A column with only certain Dutch or only certain English values gets that notation. Values that could be
+    either ('1.234' in a decimal column) follow their column, else the other number columns of the file,
+    else the separator (';' suggests Dutch Excel), else English; the last two are reported as uncertain.
+    """
+
+    def __init__(self, frame: pd.DataFrame, columns: list[Any], locale_hint: str | None):
+        self.frame = frame
+        self.columns = {c.name: c for c in columns}
+        self.locale_hint = locale_hint
+        self._evidence: dict[str, _Evidence | None] = {}
+        self._file_locale: str | None | bool = False  # False: not computed yet
+
+    @staticmethod
+    def _text_part(series: pd.Series) -> pd.Series | None:
+        if series.dtype == object:
+            is_text = series.map(lambda v: isinstance(v, str))
+            return series.where(is_text, None).astype("str") if is_text.any() else None
+        if pd.api.types.is_string_dtype(series.dtype):
+            return series
+        return None
+
+    def evidence(self, column: str) -> _Evidence | None:
+        """None when the column needs no decision: no commas and no dot-grouped values (the common case)."""
+        if column not in self._evidence:
+            text = self._text_part(self.frame[column])
+            needs = text is not None and _needs_decision(text)
+            is_integer = self.columns[column].type == "integer"
+            self._evidence[column] = _evidence(text, is_integer) if needs else None
+        return self._evidence[column]
+
+    @property
+    def file_locale(self) -> str | None:
+        """The notation all number columns with certain values agree on, if they do."""
+        if self._file_locale is False:
+            seen = set()
+            for name in self.columns:
+                ev = self.evidence(name)
+                if ev is not None:
+                    seen.add(ev.locale)
+                else:
+                    text = self._text_part(self.frame[name])
+                    if text is not None and text.str.contains(r"\d\.\d", regex=True).fillna(False).any():
+                        seen.add("en")
+            seen -= {None, "mixed"}
+            self._file_locale = seen.pop() if len(seen) == 1 else None
+        return self._file_locale  # type: ignore[return-value]
+
+    def apply(self, series: pd.Series, column: str, kind: str, warnings: list[ReadWarning]) -> pd.Series:
+        evidence = self.evidence(column)
+        if evidence is None:
+            return series
+        text = self._text_part(series)
+        fallback, certain = self._fallback()
+        locale = evidence.locale
+        if evidence.ambiguous.any() and locale in (None, "mixed"):
+            self._warn_ambiguous(evidence, text, column, fallback, certain, warnings)
+        if locale == "mixed":
+            self._warn_mixed(column, warnings)
+        column_locale = fallback if locale in (None, "mixed") else locale
+        dutch = evidence.dutch | (evidence.ambiguous & (column_locale == "nl")) if locale == "mixed" else None
+        plain = _plain_numbers(text, evidence, column_locale, dutch)
+        changed = (plain.ne(text).fillna(False) & text.notna()).astype(bool)
+        if changed.any():
+            shown = column_locale if locale != "mixed" else "mixed"
+            self._warn_changed(column, shown, text, plain, changed, warnings)
+        return series.where(~changed, plain)
+
+    def _fallback(self) -> tuple[str, bool]:
+        if self.file_locale:
+            return self.file_locale, True
+        return (self.locale_hint or "en"), False
+
+    def _warn_ambiguous(self, ev, text, column, fallback, certain, warnings) -> None:
+        example = text[ev.ambiguous].iloc[0]
+        plain = _to_plain(pd.Series([example], dtype="str"), fallback).iloc[0]
+        why_en = "as the other number columns of the file" if certain else "uncertain: please check"
+        why_nl = "zoals de andere getalkolommen van het bestand" if certain else "onzeker: controleer dit"
+        warnings.append(
+            ReadWarning(
+                "ambiguous_number",
+                f"{column}: '{example}' could be read two ways; read as {plain} ({why_en})",
+                f"{column}: '{example}' kan op twee manieren gelezen worden; gelezen als {plain} ({why_nl})",
+                column,
+                int(ev.ambiguous.sum()),
+            )
+        )
+
+    @staticmethod
+    def _warn_mixed(column: str, warnings: list[ReadWarning]) -> None:
+        warnings.append(
+            ReadWarning(
+                "mixed_number_notation",
+                f"{column}: mixes Dutch (1.234,5) and English (1,234.5) notation; "
+                "each value was read by its own form",
+                f"{column}: mengt Nederlandse (1.234,5) en Engelse (1,234.5) notatie; "
+                "elke waarde is apart gelezen",
+                column,
+            )
+        )
+
+    @staticmethod
+    def _warn_changed(column, locale, text, plain, changed, warnings) -> None:
+        count = int(changed.sum())
+        first = changed.to_numpy().nonzero()[0][0]
+        example = f"'{text.iloc[first]}' -> {plain.iloc[first]}"
+        notation_en = {
+            "nl": "Dutch notation (decimal comma)",
+            "en": "English notation (thousands commas)",
+        }.get(locale, "mixed notation")
+        notation_nl = {
+            "nl": "Nederlandse notatie (decimale komma)",
+            "en": "Engelse notatie (komma voor duizendtallen)",
+        }.get(locale, "gemengde notatie")
+        warnings.append(
+            ReadWarning(
+                "number_notation",
+                f"{column}: numbers read in {notation_en} ({count} cells, e.g. {example})",
+                f"{column}: getallen gelezen in {notation_nl} ({count} cellen, bijv. {example})",
+                column,
+                count,
+            )
+        )
+
+
+def _plain_numbers(text: pd.Series, ev: _Evidence, locale: str, dutch: pd.Series | None) -> pd.Series:
+    """Plain '1234.5' text for every value that has a recognised number form; other values unchanged."""
+    numeric = ev.dutch | ev.english | ev.ambiguous
+    if dutch is None:
+        converted = _to_plain(text, locale)
+    else:
+        converted = _to_plain(text, "en").where(~dutch, _to_plain(text, "nl"))
+    return text.where(~numeric, converted)

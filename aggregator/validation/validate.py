@@ -1,0 +1,468 @@
+"""Validate a raw frame against its template and report every problem at once, in English and Dutch.
+
+`check_file` is the single entry point for both the company's `imvo-submit check` and the secretariat's
+intake, so a file that passes on the company's laptop passes at intake with the same warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pandera
+import pyarrow as pa
+
+from aggregator.errors import ValidationFailed
+from aggregator.validation import readers
+from aggregator.validation.report import PROBLEM_COLUMNS, Problem, ValidationReport
+from aggregator.validation.rules import Column, Template, load_template, templates_for
+from aggregator.validation.schema import CROSS_PREFIX, DTYPES, UNIQUE_PREFIX, build_schema
+
+_INT64_LIMIT = 2**63 - 1024  # floats this large no longer hold whole numbers exactly
+
+
+@dataclass
+class ValidationResult:
+    """`frame` is the typed clean frame (template columns, index = spreadsheet row) when ok, else None."""
+
+    ok: bool
+    frame: pd.DataFrame | None
+    report: ValidationReport
+    template: Template
+
+
+@dataclass
+class CheckResult:
+    """The outcome of checking one file: the same for the company's check and the secretariat's intake."""
+
+    ok: bool
+    template: str | None  # the template's name, e.g. 'production_locations' (None when undetectable)
+    frame: pd.DataFrame | None
+    warnings: list[readers.ReadWarning]
+    report: ValidationReport
+    covenant: str = ""
+    spec: Template | None = field(default=None, repr=False)  # the loaded template, when known
+
+
+def validate(df: pd.DataFrame, template: Template | str) -> ValidationResult:
+    """Type-convert and check `df` (index = spreadsheet rows); collects every problem (pandera lazy mode)."""
+    tpl = readers.resolve_template(template)
+    missing = [c.name for c in tpl.columns if c.required and c.name not in df.columns]
+    typed, type_problems, bad_cells = _typed_frame(df, tpl)
+    parts = [_missing_column_problems(missing), *type_problems]
+    parts.append(_schema_problems(typed, tpl, bad_cells, set(missing)))
+    report = ValidationReport.from_parts(parts, rows_checked=len(df))
+    return ValidationResult(report.ok, typed if report.ok else None, report, tpl)
+
+
+def check_file(path: str | Path | bytes, covenant: str, template: str | None = None) -> CheckResult:
+    """Read, detect the template (if not given) and validate one submission file."""
+    data, name = readers.load_bytes(path)
+    warnings: list[readers.ReadWarning] = []
+    try:
+        tpl = load_template(covenant, template) if template else _detect_template(data, name, covenant)
+        raw, warnings = readers.read_table(data, tpl, filename=name)
+    except ValidationFailed as exc:
+        report = exc.report or ValidationReport.from_problems(
+            [_file_level("unreadable", exc.message, exc.message)]
+        )
+        return CheckResult(False, template, None, warnings, report, covenant)
+    result = validate(raw, tpl)
+    return CheckResult(result.ok, tpl.name, result.frame, warnings, result.report, covenant, tpl)
+
+
+# ---------------------------------------------------------------- template detection
+
+
+def _detect_template(data: bytes, name: str, covenant: str) -> Template:
+    names = templates_for(covenant)
+    if not names:
+        raise _detection_failed(
+            f"covenant '{covenant}' has no templates", f"convenant '{covenant}' heeft geen sjablonen"
+        )
+    templates = [load_template(covenant, n) for n in names]
+    fmt = readers.detect_format(data, name)
+    known = {c.name for t in templates for c in t.columns}
+    headers = readers.file_headers(data, fmt, known)
+    if fmt == "xlsx":
+        return _template_from_sheets(headers, templates)
+    return _template_from_columns(headers.get("", []), templates)
+
+
+def _template_from_sheets(headers: dict[str, list[str]], templates: list[Template]) -> Template:
+    by_name = {t.name: t for t in templates}
+    filled = sorted({s.strip().casefold() for s in headers} & set(by_name))
+    if len(filled) == 1:
+        return by_name[filled[0]]
+    if not filled:
+        if len(headers) == 1:  # a single filled sheet with another name: fall back to its columns
+            return _template_from_columns(next(iter(headers.values())), templates)
+        return _no_template_sheet(templates)
+    listed = ", ".join(filled)
+    raise _detection_failed(
+        f"the workbook has data in several template sheets ({listed}); send one template per file "
+        "or name the template",
+        f"de werkmap heeft gegevens in meerdere sjabloonbladen ({listed}); stuur één sjabloon per bestand "
+        "of noem het sjabloon",
+    )
+
+
+def _no_template_sheet(templates: list[Template]) -> Template:
+    listed = ", ".join(t.name for t in templates)
+    raise _detection_failed(
+        f"no sheet of the workbook has data in a template sheet ({listed})",
+        f"geen blad van de werkmap heeft gegevens in een sjabloonblad ({listed})",
+    )
+
+
+def _template_from_columns(header: list[str], templates: list[Template]) -> Template:
+    present = set(header)
+    exact = [t for t in templates if set(t.column_names) == present]
+    fits = exact or [t for t in templates if set(t.required_columns) <= present]
+    if len(fits) == 1:
+        return fits[0]
+    if len(fits) > 1:
+        fits = sorted(fits, key=lambda t: (-len(present & set(t.column_names)), t.name))
+        if len(present & set(fits[0].column_names)) > len(present & set(fits[1].column_names)):
+            return fits[0]
+    listed = ", ".join(t.name for t in (fits or templates))
+    raise _detection_failed(
+        f"cannot tell which template this file is for from its columns (candidates: {listed})",
+        f"uit de kolommen blijkt niet voor welk sjabloon dit bestand is (mogelijk: {listed})",
+    )
+
+
+def _detection_failed(en: str, nl: str) -> ValidationFailed:
+    report = ValidationReport.from_problems([_file_level("template_unknown", en, nl)])
+    return ValidationFailed(
+        en, report=report, hint="name the template explicitly, e.g. --template living_wage"
+    )
+
+
+def _file_level(rule: str, en: str, nl: str, column: str | None = None) -> Problem:
+    return Problem(None, column, None, rule, en, nl)
+
+
+# ---------------------------------------------------------------- type conversion
+
+
+def _typed_frame(df: pd.DataFrame, tpl: Template) -> tuple[pd.DataFrame, list[pd.DataFrame], dict[str, Any]]:
+    """Typed columns, a problem frame per column with unconvertible cells, and those cells' masks."""
+    typed: dict[str, pd.Series] = {}
+    problems: list[pd.DataFrame] = []
+    bad_cells: dict[str, np.ndarray] = {}
+    for col in tpl.columns:
+        if col.name not in df.columns:
+            typed[col.name] = pd.Series(pd.NA, index=df.index, dtype=DTYPES[col.type])
+            continue
+        raw = df[col.name]
+        values, bad = _convert(raw, col)
+        typed[col.name] = values
+        if bad.any():
+            bad_cells[col.name] = bad
+            problems.append(_type_problems(raw[bad], col))
+    return pd.DataFrame(typed, index=df.index), problems, bad_cells
+
+
+def _convert(raw: pd.Series, col: Column) -> tuple[pd.Series, np.ndarray]:
+    """(typed values, mask of cells that had a value that could not be converted)."""
+    if col.type in ("integer", "number"):
+        return _to_number(raw, integer=col.type == "integer")
+    if col.type == "boolean":
+        return _to_boolean(raw)
+    if col.type == "date":
+        return _to_date(raw)
+    text = _text(raw)
+    return text, np.zeros(len(raw), dtype=bool)
+
+
+def _text(raw: pd.Series) -> pd.Series:
+    if raw.dtype == object:
+        raw = raw.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else v)
+    return raw.astype("str").where(raw.notna(), None).astype("str")
+
+
+def _to_number(raw: pd.Series, integer: bool) -> tuple[pd.Series, np.ndarray]:
+    fast = _cast_text(raw, integer)
+    if fast is not None:
+        return fast, np.zeros(len(raw), dtype=bool)
+    if raw.dtype == bool or str(raw.dtype) == "boolean":
+        numbers = pd.Series(np.nan, index=raw.index)
+        bad = raw.notna().to_numpy()
+    else:
+        source = raw.map(lambda v: np.nan if isinstance(v, bool) else v) if raw.dtype == object else raw
+        numbers = pd.to_numeric(source, errors="coerce").astype("float64")
+        bad = (raw.notna() & numbers.isna()).to_numpy()
+    finite = np.isfinite(numbers.to_numpy(dtype="float64", na_value=np.nan))
+    bad = bad | (raw.notna().to_numpy() & ~finite & numbers.notna().to_numpy())
+    if integer:
+        values = numbers.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = bad | (~np.isnan(values) & ((np.abs(values) > _INT64_LIMIT) | (np.mod(values, 1) != 0)))
+        numbers = numbers.mask(bad)
+        return numbers.astype("Int64"), bad
+    return numbers.mask(bad), bad
+
+
+def _cast_text(raw: pd.Series, integer: bool) -> pd.Series | None:
+    """Fast path: a text column whose every value parses (pyarrow cast); None when any value does not."""
+    if raw.dtype == object or not pd.api.types.is_string_dtype(raw.dtype):
+        if pd.api.types.is_integer_dtype(raw.dtype) and integer:
+            return raw.astype("Int64")
+        if pd.api.types.is_float_dtype(raw.dtype) and not integer:
+            values = raw.astype("float64")
+            return values if np.isfinite(values.dropna().to_numpy()).all() else None
+        return None
+    try:
+        arrow = pa.array(raw, from_pandas=True)
+        if integer:
+            whole = arrow.cast(pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+            return whole.set_axis(raw.index)
+        values = pd.Series(arrow.cast(pa.float64()).to_numpy(zero_copy_only=False), index=raw.index)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+        return None
+    return values if np.isfinite(values.dropna().to_numpy()).all() else None
+
+
+def _to_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if raw.dtype == bool or str(raw.dtype) == "boolean":
+        return raw.astype("boolean"), np.zeros(len(raw), dtype=bool)
+    words = {**dict.fromkeys(readers.TRUE_WORDS, True), **dict.fromkeys(readers.FALSE_WORDS, False)}
+
+    def word(v: Any) -> Any:
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        return words.get(str(v).strip().casefold(), None)
+
+    uniques = pd.unique(raw.dropna())
+    lookup = {u: word(u) for u in uniques}
+    values = raw.map(lookup).astype("boolean")
+    bad = (raw.notna() & values.isna()).to_numpy()
+    return values, bad
+
+
+def _to_date(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    text = _text(raw)
+    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    bad = (text.notna() & parsed.isna()).to_numpy()
+    return parsed.astype(DTYPES["date"]), bad
+
+
+# ---------------------------------------------------------------- problems and messages
+
+
+def _missing_column_problems(missing: list[str]) -> pd.DataFrame:
+    rows = [
+        _file_level(
+            "missing_column",
+            f"required column '{name}' is missing; add it to the header row (row 1)",
+            f"verplichte kolom '{name}' ontbreekt; voeg hem toe aan de kopregel (regel 1)",
+            name,
+        )
+        for name in missing
+    ]
+    return pd.DataFrame([vars(p) for p in rows], columns=PROBLEM_COLUMNS)
+
+
+_TYPE_MESSAGES = {
+    "integer": (
+        "type_integer",
+        "{c} '{v}' is not a whole number; write digits only, e.g. 1200",
+        "{c} '{v}' is geen geheel getal; schrijf alleen cijfers, bijv. 1200",
+    ),
+    "number": (
+        "type_number",
+        "{c} '{v}' is not a number; write e.g. 1234.5 or 1234,5",
+        "{c} '{v}' is geen getal; schrijf bijv. 1234,5 of 1234.5",
+    ),
+    "boolean": (
+        "type_boolean",
+        "{c} '{v}' is not true or false; use true or false (ja/nee also works)",
+        "{c} '{v}' is geen true of false; gebruik true of false (ja/nee mag ook)",
+    ),
+    "date": (
+        "type_date",
+        "{c} '{v}' is not a date; use YYYY-MM-DD, e.g. 2026-03-31",
+        "{c} '{v}' is geen datum; gebruik JJJJ-MM-DD, bijv. 2026-03-31",
+    ),
+}
+
+
+def _type_problems(bad: pd.Series, col: Column) -> pd.DataFrame:
+    rule, en, nl = _TYPE_MESSAGES[col.type]
+    values = [_show(v) for v in bad.tolist()]
+    return pd.DataFrame(
+        {
+            "row": bad.index.to_numpy(),
+            "column": col.name,
+            "value": values,
+            "rule": rule,
+            "message_en": [en.format(c=col.name, v=v) for v in values],
+            "message_nl": [nl.format(c=col.name, v=v) for v in values],
+        }
+    )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _schema_problems(
+    typed: pd.DataFrame, tpl: Template, bad_cells: dict[str, np.ndarray], missing: set[str]
+) -> pd.DataFrame:
+    try:
+        build_schema(tpl).validate(typed, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        return _translate(exc.failure_cases, typed, tpl, bad_cells, missing)
+    return pd.DataFrame(columns=PROBLEM_COLUMNS)
+
+
+def _translate(
+    cases: pd.DataFrame,
+    typed: pd.DataFrame,
+    tpl: Template,
+    bad_cells: dict[str, np.ndarray],
+    missing: set[str],
+) -> pd.DataFrame:
+    """pandera failure cases -> report rows; whole-row checks come once per column: keep one per row."""
+    cases = cases[cases["index"].notna()]  # dtype/coercion failures have no row; types are converted before
+    is_row_check = cases["check"].astype(str).str.startswith((UNIQUE_PREFIX, CROSS_PREFIX))
+    parts = [
+        _row_check_problems(str(check), group, typed, tpl)
+        for check, group in cases[is_row_check].groupby("check", sort=True)
+    ]
+    for (column, check), group in cases[~is_row_check].groupby(["column", "check"], sort=True):
+        if column not in missing:
+            parts.append(_cell_problems(tpl.column(str(column)), str(check), group, typed, bad_cells))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=PROBLEM_COLUMNS)
+
+
+def _cell_problems(
+    col: Column, check: str, group: pd.DataFrame, typed: pd.DataFrame, bad_cells: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    rows = group["index"].astype("int64").to_numpy()
+    if check == "not_nullable" and col.name in bad_cells:
+        # A cell that failed type conversion is already reported with its text; do not call it empty too.
+        already = typed.index[bad_cells[col.name]]
+        rows = rows[~np.isin(rows, already)]
+    if not len(rows):
+        return pd.DataFrame(columns=PROBLEM_COLUMNS)
+    values = [_show(v) for v in typed.loc[rows, col.name].tolist()]
+    rule, en, nl = _cell_message(col, check)
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "column": col.name,
+            "value": [None if rule == "missing_value" else v for v in values],
+            "rule": rule,
+            "message_en": [en.format(c=col.name, v=v) for v in values],
+            "message_nl": [nl.format(c=col.name, v=v) for v in values],
+        }
+    )
+
+
+def _cell_message(col: Column, check: str) -> tuple[str, str, str]:
+    if check == "not_nullable":
+        return "missing_value", "{c} is empty; fill in a value", "{c} is leeg; vul een waarde in"
+    if check == "enum":
+        allowed = ", ".join(col.allowed).replace("{", "{{").replace("}", "}}")
+        return (
+            "enum",
+            "{c} '{v}' is not allowed; use one of: " + allowed,
+            "{c} '{v}' is niet toegestaan; gebruik een van: " + allowed,
+        )
+    if check == "country":
+        return (
+            "country",
+            "{c} '{v}' is not an ISO 3166 country code; use the two-letter code, e.g. NL",
+            "{c} '{v}' is geen ISO 3166-landcode; gebruik de tweeletterige code, bijv. NL",
+        )
+    if check == "range":
+        assert col.range is not None  # a range failure only comes from a column with a range
+        return (
+            "range",
+            "{c} {v} is out of range; it must be " + col.range.describe("en"),
+            "{c} {v} valt buiten het bereik; het moet " + col.range.describe("nl") + " zijn",
+        )
+    if check == "pattern":
+        return (
+            "pattern",
+            "{c} '{v}' does not have the expected form; " + _braces(col.description_en or col.pattern or ""),
+            "{c} '{v}' heeft niet de verwachte vorm; " + _braces(col.description_nl or col.pattern or ""),
+        )
+    return check, "{c} '{v}' fails check " + _braces(check), "{c} '{v}' voldoet niet aan " + _braces(check)
+
+
+def _braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _row_check_problems(check: str, group: pd.DataFrame, typed: pd.DataFrame, tpl: Template) -> pd.DataFrame:
+    rows = np.unique(group["index"].astype("int64").to_numpy())
+    if check.startswith(UNIQUE_PREFIX):
+        keys = check.removeprefix(UNIQUE_PREFIX).split(",")
+        return _unique_problems(keys, rows, typed)
+    cross = next(c for c in tpl.checks if c.name == check.removeprefix(CROSS_PREFIX))
+    lefts = typed.loc[rows, cross.left].tolist()
+    rights = typed.loc[rows, cross.right].tolist()
+    en = cross.message_en or f"{cross.describe()} does not hold"
+    nl = cross.message_nl or f"{cross.describe()} klopt niet"
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "column": f"{cross.left}, {cross.right}",
+            "value": [f"{_show(a)}, {_show(b)}" for a, b in zip(lefts, rights, strict=True)],
+            "rule": cross.kind,
+            "message_en": en,
+            "message_nl": nl,
+        }
+    )
+
+
+def _unique_problems(keys: list[str], rows: np.ndarray, typed: pd.DataFrame) -> pd.DataFrame:
+    values = typed.loc[rows, keys]
+    if len(keys) == 1:
+        shown = [f"'{_show(v)}'" for v in values[keys[0]].tolist()]
+        en = [
+            f"{keys[0]} {s} appears in more than one row; each {keys[0]} may appear only once" for s in shown
+        ]
+        nl = [
+            f"{keys[0]} {s} komt in meer dan één regel voor; elke {keys[0]} mag maar één keer voorkomen"
+            for s in shown
+        ]
+        plain = [s.strip("'") for s in shown]
+    else:
+        plain = [
+            ", ".join(f"{k}='{_show(v)}'" for k, v in zip(keys, rec, strict=True))
+            for rec in values.itertuples(index=False)
+        ]
+        names = ", ".join(keys)
+        en = [
+            f"the combination {p} appears in more than one row; "
+            f"each combination of {names} may appear only once"
+            for p in plain
+        ]
+        nl = [
+            f"de combinatie {p} komt in meer dan één regel voor; "
+            f"elke combinatie van {names} mag maar één keer voorkomen"
+            for p in plain
+        ]
+    return pd.DataFrame(
+        {
+            "row": rows,
+            "column": ", ".join(keys),
+            "value": plain,
+            "rule": "unique",
+            "message_en": en,
+            "message_nl": nl,
+        }
+    )

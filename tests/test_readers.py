@@ -1,0 +1,345 @@
+"""Readers: formats, encodings, separators, number notation, gentle normalisation and hostile files."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator.errors import ValidationFailed
+from aggregator.validation import check_file, load_template, read_table
+
+PL = load_template("textile", "production_locations")
+RISK = load_template("textile", "risk_assessment")
+WAGE = load_template("textile", "living_wage")
+HEADER = "facility_id,country,facility_type,tier,workers_band,order_volume_pieces,order_value_eur"
+
+
+def read(text: str | bytes, template=PL):
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return read_table(data, template)
+
+
+def codes(warnings) -> list[str]:
+    return [w.code for w in warnings]
+
+
+def failure(data: bytes, template=PL) -> tuple[str, str]:
+    with pytest.raises(ValidationFailed) as err:
+        read_table(data, template)
+    problems = err.value.report.to_frame()
+    assert len(problems) == 1 and problems["row"].isna().all()  # one file-level problem
+    return problems["rule"].iloc[0], problems["message_en"].iloc[0]
+
+
+def test_plain_csv_keeps_text_and_spreadsheet_rows():
+    frame, warnings = read(HEADER + "\nF1,NL,laundry,1,1-50,10,2.5\nF2,BD,spinning,2,51-250,0,0\n")
+    assert list(frame.columns) == PL.column_names
+    assert list(frame.index) == [2, 3]
+    assert frame.loc[2, "facility_id"] == "F1" and frame.loc[3, "order_value_eur"] == "0"
+    assert warnings == []
+
+
+def test_semicolon_separator_bom_and_dutch_numbers():
+    text = (
+        "\ufeff"
+        + HEADER.replace(",", ";")
+        + "\nF1;NL;laundry;1;1-50;1.234;1.234,5\nF2;BD;spinning;2;51-250;7;12,25\n"
+    )
+    frame, warnings = read(text)
+    assert frame.loc[2, "order_value_eur"] == "1234.5"
+    assert frame.loc[3, "order_value_eur"] == "12.25"
+    assert frame.loc[2, "order_volume_pieces"] == "1234"  # whole-number column: '1.234' can only be thousands
+    messages = [str(w) for w in warnings if w.code == "number_notation"]
+    assert (
+        "order_value_eur: numbers read in Dutch notation (decimal comma) (2 cells, e.g. '1.234,5' -> 1234.5)"
+        in messages
+    )
+
+
+def test_english_thousands_separators_are_removed_with_a_warning():
+    frame, warnings = read(HEADER + '\nF1,NL,laundry,1,1-50,"1,234","1,234.5"\n')
+    assert (frame.loc[2, "order_volume_pieces"], frame.loc[2, "order_value_eur"]) == ("1234", "1234.5")
+    assert codes(warnings) == ["number_notation", "number_notation"]
+    assert "English notation" in str(warnings[1])
+
+
+@pytest.mark.parametrize(
+    ("sep", "extra", "expected", "reason"),
+    [
+        (",", "", "1.234", "uncertain: please check"),  # no evidence: English, flagged as uncertain
+        (";", "", "1234", "uncertain: please check"),  # ';' suggests Dutch Excel, still uncertain
+        (
+            ",",
+            "12.5",
+            "1.234",
+            "as the other number columns of the file",
+        ),  # other column is certainly English
+    ],
+)
+def test_ambiguous_numbers_follow_the_file_and_warn(sep, extra, expected, reason):
+    # living_wage: 1.234 in wage_paid_monthly_eur is ambiguous; benchmark column may carry evidence
+    header = sep.join(WAGE.column_names)
+    bench = extra or "1.500"
+    frame, warnings = read(f"{header}\nNL{sep}10{sep}1.234{sep}{bench}{sep}anker\n", WAGE)
+    assert frame.loc[2, "wage_paid_monthly_eur"] == expected
+    ambiguous = [str(w) for w in warnings if w.code == "ambiguous_number"]
+    assert ambiguous and reason in ambiguous[0]
+
+
+def test_dutch_evidence_in_another_column_decides_ambiguous_values():
+    header = ";".join(WAGE.column_names)
+    frame, warnings = read(f"{header}\nNL;10;1.234;1.500,75;anker\n", WAGE)
+    assert frame.loc[2, "wage_paid_monthly_eur"] == "1234"
+    assert frame.loc[2, "living_wage_benchmark_eur"] == "1500.75"
+    assert "as the other number columns of the file" in str(
+        next(w for w in warnings if w.code == "ambiguous_number")
+    )
+
+
+def test_mixed_notation_in_one_column_reads_each_value_by_its_form():
+    frame, warnings = read(HEADER + '\nF1,NL,laundry,1,1-50,1,"1.234,5"\nF2,NL,laundry,1,1-50,1,"2,345.5"\n')
+    assert list(frame["order_value_eur"]) == ["1234.5", "2345.5"]
+    assert "mixed_number_notation" in codes(warnings)
+
+
+def test_windows_1252_is_detected_and_reported():
+    data = (HEADER + "\nF1,Türkiye,laundry,1,1-50,1,1\n").encode("cp1252")
+    frame, warnings = read(data)
+    assert frame.loc[2, "country"] == "TR"
+    assert str(warnings[0]) == "the file is not UTF-8; it was read as Windows-1252 (Western European)"
+
+
+def test_utf16_with_bom_is_read():
+    data = (HEADER.replace(",", "\t") + "\nF1\tNL\tlaundry\t1\t1-50\t1\t1\n").encode("utf-16")
+    frame, _ = read(data)
+    assert frame.loc[2, "country"] == "NL"
+
+
+def test_gentle_normalisation_is_reported_never_silent():
+    text = (
+        "Facility ID, Country ,facility_type,tier,workers_band,order_volume_pieces,order_value_eur\n"
+        " F1 ,China,Cut Make Trim,1,1-50,1,1\n"
+        "F2,CHINA,LAUNDRY,1,1-50,1,1\n"
+        "F3,chn,laundry,1,1-50,1,1\n"
+        "F4,Nederland,laundry,1,1-50,1,1\n"
+    )
+    frame, warnings = read(text)
+    assert list(frame["country"]) == ["CN", "CN", "CN", "NL"]
+    assert list(frame["facility_type"]) == ["cut_make_trim", "laundry", "laundry", "laundry"]
+    assert frame.loc[2, "facility_id"] == "F1"
+    text_of = {w.code: str(w) for w in warnings}
+    assert text_of["trimmed"] == "facility_id: spaces around values were removed (1 cells)"
+    assert text_of["normalised_country"] == (
+        "country: country names and codes were changed to two-letter codes (4 cells, e.g. 'CHINA' -> 'CN')"
+    )
+    assert "header ' Country ' was read as 'country'" in [str(w) for w in warnings if w.code == "header"]
+
+
+def test_booleans_in_many_spellings():
+    header = ",".join(RISK.column_names)
+    rows = [
+        f"BD,child_labour,{a},{b},low,none,0,0,0,"
+        for a, b in [("TRUE", "false"), ("ja", "nee"), ("1", "0"), ("waar", "onwaar"), ("yes", "no")]
+    ]
+    frame, warnings = read(header + "\n" + "\n".join(rows) + "\n", RISK)
+    assert list(frame["risk_identified"]) == ["true"] * 5
+    assert list(frame["risk_prioritised"]) == ["false"] * 5
+    assert "risk_identified: yes/no words were read as true/false (5 cells, e.g. '1' -> 'true')" in [
+        str(w) for w in warnings
+    ]
+
+
+def test_unknown_columns_are_ignored_with_a_warning_and_blank_rows_keep_numbering():
+    text = HEADER + ",notes,\nF1,NL,laundry,1,1-50,1,1,hello,\n,,,,,,,,\nF3,NL,laundry,1,1-50,1,1,,\n"
+    frame, warnings = read(text)
+    assert list(frame.index) == [2, 4]  # the empty row 3 is skipped, row 4 keeps its number
+    assert "notes" not in frame.columns
+    assert str(warnings[0]) == "columns not in template 'production_locations' were ignored: 'notes'"
+    assert "1 empty rows were skipped" in [str(w) for w in warnings]
+
+
+@pytest.mark.parametrize(
+    ("data", "rule", "message"),
+    [
+        (b"", "empty_file", "the file is empty"),
+        (b"  \n\n", "empty_file", "the file is empty"),
+        (
+            bytes(range(256)) * 4,
+            "unreadable",
+            "the file is not a CSV, XLSX or Parquet file (it contains binary data)",
+        ),
+        ((HEADER + "\nF1,NL\x00,laundry,1,1-50,1,1\n").encode(), "unreadable", "(it contains binary data)"),
+        (
+            (HEADER + "\n").encode(),
+            "no_rows",
+            "the file has a header but no data rows; fill in at least one row",
+        ),
+        (
+            (HEADER + ",country\nF1,NL,laundry,1,1-50,1,1,NL\n").encode(),
+            "duplicate_column",
+            "column 'country' appears twice in the header (columns 2 and 8); keep one",
+        ),
+        (
+            (HEADER + "\nF1,NL,laundry,1,1-50,1,1\nF2,NL,laundry,1,1-50,1,1,9,9\n").encode(),
+            "ragged_row",
+            "row 3 has 9 cells but the header has 7; remove the extra separators",
+        ),
+        (
+            (",".join(f"c{i}" for i in range(600)) + "\n" + ",".join("1" * 600) + "\n").encode(),
+            "too_wide",
+            "the file has 600 columns, more than the 500 a template can have",
+        ),
+        (
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100,
+            "unreadable",
+            "this is an old Excel file (.xls)",
+        ),
+        (b"PK\x03\x04" + os.urandom(200), "unreadable", "the Excel file cannot be read"),
+        (b"PAR1" + b"garbage" * 20, "unreadable", "the Parquet file cannot be read"),
+    ],
+)
+def test_hostile_files_fail_cleanly_with_a_file_level_problem(data, rule, message):
+    got_rule, got_message = failure(data)
+    assert got_rule == rule
+    assert message in got_message
+
+
+def test_random_bytes_never_crash():
+    rng = np.random.default_rng(3)
+    for size in (1, 7, 100, 5000):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        try:
+            read_table(data, PL)
+        except ValidationFailed as exc:
+            assert exc.report is not None and not exc.report.ok
+
+
+def xlsx_bytes(sheets: dict[str, list[list]]) -> bytes:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_xlsx_sheet_is_found_by_template_name_ignoring_case_and_raw_values_are_kept():
+    data = xlsx_bytes(
+        {
+            "notes": [["anything"]],
+            "Production_Locations": [
+                PL.column_names,
+                [1001, "NL", "laundry", 1, "1-50", 10, 2.5],
+                [None] * 7,
+                ["F3", "BD", "spinning", 2.0, "51-250", 0, 1234.5],
+            ],
+        }
+    )
+    frame, warnings = read_table(data, PL)
+    assert list(frame.index) == [2, 4]
+    assert frame.loc[2, "facility_id"] == "1001"  # a numeric id cell becomes its text
+    assert frame.loc[4, "order_value_eur"] == 1234.5  # numbers stay numbers: no notation guessing
+    assert codes(warnings) == ["empty_rows"]
+
+
+def test_xlsx_without_the_template_sheet():
+    rule, message = failure(xlsx_bytes({"Blad1": [["a"], [1]]}))
+    assert rule == "sheet_not_found"
+    assert message.startswith("the workbook has no sheet named 'production_locations' (sheets: Blad1)")
+
+
+def test_xlsx_booleans_are_taken_as_they_are():
+    row = ["BD", "child_labour", True, False, None, "none", 0, 0, 0, None]
+    frame, warnings = read_table(xlsx_bytes({"risk_assessment": [RISK.column_names, row]}), RISK)
+    # Excel booleans are certain: kept as booleans (or their text), never reported as a change
+    assert str(frame.loc[2, "risk_identified"]).lower() == "true"
+    assert str(frame.loc[2, "risk_prioritised"]).lower() == "false"
+    assert warnings == []
+
+
+def test_parquet_keeps_types():
+    source = pd.DataFrame(
+        {
+            "facility_id": ["F1", "F2"],
+            "country": ["NL", "china"],
+            "facility_type": ["laundry", "spinning"],
+            "tier": [1, 2],
+            "workers_band": ["1-50", "1001+"],
+            "order_volume_pieces": [5, 6],
+            "order_value_eur": [1.5, 2.0],
+        }
+    )
+    buffer = io.BytesIO()
+    source.to_parquet(buffer)
+    frame, warnings = read_table(buffer.getvalue(), PL)
+    assert list(frame.index) == [2, 3]
+    assert frame["tier"].dtype.kind == "i" and frame.loc[3, "country"] == "CN"
+    assert codes(warnings) == ["normalised_country"]
+
+
+def test_read_table_accepts_a_path_and_a_template_name(tmp_path):
+    path = tmp_path / "pl.csv"
+    path.write_text(HEADER + "\nF1,NL,laundry,1,1-50,1,1\n", encoding="utf-8")
+    frame, _ = read_table(path, "textile/production_locations")
+    assert frame.loc[2, "facility_type"] == "laundry"
+
+
+# ---------------------------------------------------------------- property tests through the CSV reader
+
+
+PL_ROW = st.tuples(
+    st.sampled_from(["NL", "BD", "CN"]),
+    st.sampled_from(PL.column("facility_type").allowed),
+    st.integers(1, 4),
+    st.sampled_from(PL.column("workers_band").allowed),
+    st.integers(0, 10**8),
+    st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False),
+)
+
+
+def dutch(value) -> str:
+    whole, _, cents = f"{value:,.2f}".partition(".")
+    return whole.replace(",", ".") + "," + cents
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(PL_ROW, min_size=1, max_size=20), st.lists(st.booleans(), min_size=20, max_size=20), st.data()
+)
+def test_csv_fault_is_reported_at_the_spreadsheet_row(rows, blank_after, data):
+    bad = data.draw(st.integers(0, len(rows) - 1))
+    lines, row_of = [HEADER.replace(",", ";")], {}
+    for i, (country, kind, tier, band, pieces, value) in enumerate(rows):
+        country = "XX" if i == bad else country
+        lines.append(f"F{i};{country};{kind};{tier};{band};{pieces};{dutch(value)}")
+        row_of[i] = len(lines)  # spreadsheet row = line number
+        if blank_after[i]:
+            lines.append(";;;;;;")
+    result = check_file("\n".join(lines).encode("utf-8"), "textile")
+    problems = result.report.to_frame()
+    assert list(zip(problems["row"], problems["column"], problems["rule"], strict=True)) == [
+        (row_of[bad], "country", "country")
+    ]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(PL_ROW, min_size=1, max_size=20), st.booleans())
+def test_dutch_and_english_notation_read_back_exactly(rows, use_dutch):
+    sep = ";" if use_dutch else ","
+    lines = [HEADER.replace(",", sep)]
+    for i, (country, kind, tier, band, pieces, value) in enumerate(rows):
+        shown = dutch(value) if use_dutch else f'"{value:,.2f}"'
+        lines.append(sep.join([f"F{i}", country, kind, str(tier), band, str(pieces), shown]))
+    result = check_file("\n".join(lines).encode("utf-8"), "textile")
+    assert result.ok, result.report.render_text()
+    assert [round(v, 2) for v in result.frame["order_value_eur"]] == [float(r[5]) for r in rows]

@@ -1,0 +1,457 @@
+"""validate / check_file / reports: exact messages, typed output, template detection, safe report files."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import openpyxl
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator.validation import (
+    ValidationReport,
+    check_file,
+    load_template,
+    validate,
+    write_report_csv,
+    write_report_xlsx,
+)
+from aggregator.validation.report import Problem
+
+PL = load_template("textile", "production_locations")
+RISK = load_template("textile", "risk_assessment")
+WAGE = load_template("textile", "living_wage")
+
+
+def frame(rows: list[dict], first_row: int = 2) -> pd.DataFrame:
+    df = pd.DataFrame(rows, dtype="str")
+    df.index = pd.RangeIndex(first_row, first_row + len(df))
+    return df
+
+
+def pl_row(**changes) -> dict:
+    row = dict(
+        facility_id="F1",
+        country="NL",
+        facility_type="laundry",
+        tier="1",
+        workers_band="1-50",
+        order_volume_pieces="10",
+        order_value_eur="2.5",
+    )
+    return {**row, **changes}
+
+
+def risk_row(**changes) -> dict:
+    row = dict(
+        country="BD",
+        theme="child_labour",
+        risk_identified="true",
+        risk_prioritised="true",
+        severity="high",
+        action_status="planned",
+        locations_affected="2",
+        grievances_received="3",
+        grievances_resolved="1",
+        planned_actions_next_year="4",
+    )
+    return {**row, **changes}
+
+
+def only_problem(result) -> dict:
+    problems = result.report.to_frame()
+    assert len(problems) == 1, problems
+    return problems.iloc[0].to_dict()
+
+
+def test_valid_frame_gives_typed_clean_frame():
+    result = validate(frame([pl_row(), pl_row(facility_id="F2", order_value_eur="0")]), PL)
+    assert result.ok and result.report.ok
+    assert list(result.frame.columns) == PL.column_names
+    assert list(result.frame.index) == [2, 3]
+    dtypes = result.frame.dtypes.astype(str).to_dict()
+    assert dtypes["tier"] == "Int64" and dtypes["order_value_eur"] == "float64" and dtypes["country"] == "str"
+    assert result.frame.loc[2, "order_value_eur"] == 2.5
+
+
+def test_optional_columns_may_be_absent():
+    row = risk_row()
+    del row["severity"], row["planned_actions_next_year"]
+    result = validate(frame([row]), RISK)
+    assert result.ok
+    assert (
+        result.frame["severity"].isna().all()
+        and str(result.frame["planned_actions_next_year"].dtype) == "Int64"
+    )
+    assert str(result.frame["risk_identified"].dtype) == "boolean"
+
+
+@pytest.mark.parametrize(
+    ("template", "row", "expected"),
+    [
+        (
+            PL,
+            pl_row(country="XX"),
+            (
+                "country",
+                "XX",
+                "country",
+                "country 'XX' is not an ISO 3166 country code; use the two-letter code, e.g. NL",
+                "country 'XX' is geen ISO 3166-landcode; gebruik de tweeletterige code, bijv. NL",
+            ),
+        ),
+        (
+            PL,
+            pl_row(facility_type="sewing"),
+            (
+                "facility_type",
+                "sewing",
+                "enum",
+                "facility_type 'sewing' is not allowed; use one of: cut_make_trim, fabric_mill, "
+                "dyeing_finishing, "
+                "spinning, trims_accessories, laundry",
+                "facility_type 'sewing' is niet toegestaan; gebruik een van: cut_make_trim, fabric_mill, "
+                "dyeing_finishing, spinning, trims_accessories, laundry",
+            ),
+        ),
+        (
+            PL,
+            pl_row(tier="5"),
+            (
+                "tier",
+                "5",
+                "range",
+                "tier 5 is out of range; it must be >= 1 and <= 4",
+                "tier 5 valt buiten het bereik; het moet >= 1 en <= 4 zijn",
+            ),
+        ),
+        (
+            PL,
+            pl_row(tier="two"),
+            (
+                "tier",
+                "two",
+                "type_integer",
+                "tier 'two' is not a whole number; write digits only, e.g. 1200",
+                "tier 'two' is geen geheel getal; schrijf alleen cijfers, bijv. 1200",
+            ),
+        ),
+        (
+            PL,
+            pl_row(order_value_eur="12 euro"),
+            (
+                "order_value_eur",
+                "12 euro",
+                "type_number",
+                "order_value_eur '12 euro' is not a number; write e.g. 1234.5 or 1234,5",
+                "order_value_eur '12 euro' is geen getal; schrijf bijv. 1234,5 of 1234.5",
+            ),
+        ),
+        (
+            PL,
+            pl_row(workers_band=None),
+            (
+                "workers_band",
+                None,
+                "missing_value",
+                "workers_band is empty; fill in a value",
+                "workers_band is leeg; vul een waarde in",
+            ),
+        ),
+        (
+            RISK,
+            risk_row(risk_identified="maybe"),
+            (
+                "risk_identified",
+                "maybe",
+                "type_boolean",
+                "risk_identified 'maybe' is not true or false; use true or false (ja/nee also works)",
+                "risk_identified 'maybe' is geen true of false; gebruik true of false (ja/nee mag ook)",
+            ),
+        ),
+        (
+            RISK,
+            risk_row(risk_identified="false"),
+            (
+                "risk_prioritised, risk_identified",
+                "true, false",
+                "implies",
+                "a risk can only be prioritised when it was identified: "
+                "risk_prioritised is true but risk_identified is "
+                "false",
+                "een risico kan alleen prioriteit krijgen als het is vastgesteld: "
+                "risk_prioritised is true maar "
+                "risk_identified is false",
+            ),
+        ),
+        (
+            RISK,
+            risk_row(grievances_resolved="4"),
+            (
+                "grievances_resolved, grievances_received",
+                "4, 3",
+                "not_greater",
+                "grievances_resolved is larger than grievances_received; "
+                "you cannot resolve more grievances than you "
+                "received",
+                "grievances_resolved is groter dan grievances_received; "
+                "u kunt niet meer klachten oplossen dan u "
+                "ontving",
+            ),
+        ),
+        (
+            WAGE,
+            dict(
+                country="IN",
+                workers_covered="5",
+                wage_paid_monthly_eur="0",
+                living_wage_benchmark_eur="200",
+                benchmark_source="anker",
+            ),
+            (
+                "wage_paid_monthly_eur",
+                "0",
+                "range",
+                "wage_paid_monthly_eur 0 is out of range; it must be > 0",
+                "wage_paid_monthly_eur 0 valt buiten het bereik; het moet > 0 zijn",
+            ),
+        ),
+    ],
+)
+def test_exact_messages(template, row, expected):
+    result = validate(frame([row], first_row=7), template)
+    assert not result.ok and result.frame is None
+    problem = only_problem(result)
+    assert problem["row"] == 7
+    got = (problem["column"], problem["value"], problem["rule"], problem["message_en"], problem["message_nl"])
+    assert got == expected
+
+
+def test_pattern_message_uses_the_column_description():
+    refiners = load_template("gold", "refiners")
+    row = dict(smelter_id="CID12", refiner_country="CH", certification="lbma", volume_g="10")
+    problem = only_problem(validate(frame([row]), refiners))
+    assert problem["rule"] == "pattern"
+    assert problem["message_en"] == (
+        "smelter_id 'CID12' does not have the expected form; "
+        "RMI smelter identifier: CID followed by six digits, e.g. CID001234."
+    )
+
+
+@pytest.mark.parametrize(("tier", "ok"), [("0", False), ("1", True), ("4", True), ("5", False)])
+def test_inclusive_range_boundaries(tier, ok):
+    assert validate(frame([pl_row(tier=tier)]), PL).ok is ok
+
+
+def test_duplicates_are_reported_on_every_row_and_compound_keys_are_named():
+    result = validate(frame([pl_row(), pl_row(facility_id="F2"), pl_row()]), PL)
+    problems = result.report.to_frame()
+    assert list(problems["row"]) == [2, 4] and set(problems["rule"]) == {"unique"}
+    assert problems["message_en"].iloc[0] == (
+        "facility_id 'F1' appears in more than one row; each facility_id may appear only once"
+    )
+    risk = validate(frame([risk_row(), risk_row()]), RISK).report.to_frame()
+    assert list(risk["row"]) == [2, 3]
+    assert risk["message_en"].iloc[0] == (
+        "the combination country='BD', theme='child_labour' appears in more than one row; "
+        "each combination of country, theme may appear only once"
+    )
+
+
+def test_missing_required_column_is_reported_once_at_file_level():
+    rows = [pl_row(), pl_row(facility_id="F2")]
+    for row in rows:
+        del row["tier"]
+    problems = validate(frame(rows), PL).report.to_frame()
+    assert len(problems) == 1
+    problem = problems.iloc[0]
+    assert pd.isna(problem["row"]) and problem["column"] == "tier" and problem["rule"] == "missing_column"
+    assert problem["message_en"] == "required column 'tier' is missing; add it to the header row (row 1)"
+    assert (
+        problem["message_nl"] == "verplichte kolom 'tier' ontbreekt; voeg hem toe aan de kopregel (regel 1)"
+    )
+
+
+def test_a_bad_value_is_not_also_reported_as_empty():
+    problems = validate(frame([pl_row(tier="x", order_value_eur="-1")]), PL).report.to_frame()
+    assert sorted(problems["rule"]) == ["range", "type_integer"]
+
+
+def test_report_summary_and_text():
+    result = validate(frame([pl_row(country="XX"), pl_row(facility_id="F2", tier="9")]), PL)
+    report = result.report
+    assert report.summary() == {
+        "rows_checked": 2,
+        "problems": 2,
+        "rows_with_problems": 2,
+        "file_level_problems": 0,
+        "by_rule": {"country": 1, "range": 1},
+        "left_out": 0,
+    }
+    assert report.render_text("en").splitlines() == [
+        "2 problems found in 2 rows",
+        "  row 2, country: country 'XX' is not an ISO 3166 country code; use the two-letter code, e.g. NL",
+        "  row 3, tier: tier 9 is out of range; it must be >= 1 and <= 4",
+    ]
+    assert report.render_text("nl", limit=1).splitlines()[-1] == "  nog 1 problemen; zie het rapportbestand"
+    assert report.to_dict()["problems"][0]["row"] == 2
+
+
+def test_very_repetitive_problems_are_capped_but_counted():
+    rows = [pl_row(facility_id=f"F{i}", country="XX") for i in range(1500)]
+    report = validate(frame(rows), PL).report
+    assert report.counts == {"country": 1500}
+    assert len(report.to_frame()) == 1000 and report.left_out == 500
+
+
+# ---------------------------------------------------------------- report files
+
+
+def dangerous_report() -> ValidationReport:
+    return ValidationReport.from_problems(
+        [
+            Problem(2, "facility_id", '=HYPERLINK("http://x")', "pattern", "=1+1", "@SUM(A1)"),
+            Problem(3, "tier", "-5", "range", "tier -5 is out of range", "\tx"),
+            Problem(None, "tier", None, "missing_column", "plain", "gewoon"),
+        ],
+        rows_checked=2,
+    )
+
+
+def test_csv_report_neutralises_formulas(tmp_path):
+    path = write_report_csv(dangerous_report(), tmp_path / "report.csv")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["row", "column", "value", "rule", "message_en", "message_nl"]
+    assert rows[1] == ["", "tier", "", "missing_column", "plain", "gewoon"]  # file level first
+    assert rows[2][2:] == ['\'=HYPERLINK("http://x")', "pattern", "'=1+1", "'@SUM(A1)"]
+    assert rows[3][2] == "'-5" and rows[3][5] == "'\tx"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.csv"]
+
+
+def test_xlsx_report_neutralises_formulas(tmp_path):
+    path = write_report_xlsx(dangerous_report(), tmp_path / "report.xlsx")
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["summary", "problems"]
+    sheet = book["problems"]
+    values = [[c.value for c in row] for row in sheet.iter_rows(min_row=2)]
+    assert values[1][2] == '\'=HYPERLINK("http://x")' and values[1][4] == "'=1+1"
+    assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+
+
+def test_failed_report_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    import xlsxwriter
+
+    def broken_close(self):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", broken_close)
+    with pytest.raises(OSError):
+        write_report_xlsx(dangerous_report(), tmp_path / "report.xlsx")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- check_file
+
+
+HEADER = ",".join(PL.column_names)
+
+
+def test_check_file_detects_the_template_from_csv_columns(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text(HEADER + "\nF1,China,laundry,1,1-50,10,2.5\n", encoding="utf-8")
+    result = check_file(path, "textile")
+    assert result.ok and result.template == "production_locations" and result.spec is PL
+    assert result.frame.loc[2, "country"] == "CN"
+    assert [w.code for w in result.warnings] == ["normalised_country"]
+
+
+def test_check_file_with_explicit_template_and_failures(tmp_path):
+    path = tmp_path / "mine.csv"
+    path.write_text(HEADER + "\nF1,XX,laundry,1,1-50,10,2.5\n", encoding="utf-8")
+    result = check_file(path, "textile", template="production_locations")
+    assert not result.ok and result.frame is None and result.template == "production_locations"
+    assert result.report.counts == {"country": 1}
+
+
+def test_check_file_reports_unreadable_and_undetectable_files_without_raising(tmp_path):
+    garbage = check_file(b"\x00\x01\x02binary", "textile")
+    assert not garbage.ok and garbage.report.counts == {"unreadable": 1}
+    unknown = check_file(b"a,b\n1,2\n", "textile")
+    assert not unknown.ok and unknown.template is None
+    problem = unknown.report.to_frame().iloc[0]
+    assert problem["rule"] == "template_unknown"
+    assert problem["message_en"].startswith("cannot tell which template this file is for from its columns")
+
+
+def test_check_file_detects_the_filled_sheet_of_a_workbook():
+    book = openpyxl.Workbook()
+    book.active.title = "instructions"
+    book.create_sheet("living_wage").append(WAGE.column_names)
+    filled = book.create_sheet("production_locations")
+    filled.append(PL.column_names)
+    filled.append(["F1", "NL", "laundry", 1, "1-50", 10, 2.5])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = check_file(buffer.getvalue(), "textile")
+    assert result.ok and result.template == "production_locations"
+    book["living_wage"].append(["IN", 3, 100, 200, "anker"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    both = check_file(buffer.getvalue(), "textile")
+    assert not both.ok and both.report.counts == {"template_unknown": 1}
+    assert (
+        "several template sheets (living_wage, production_locations)"
+        in both.report.to_frame()["message_en"][0]
+    )
+
+
+# ---------------------------------------------------------------- property tests
+
+
+ROW = st.fixed_dictionaries(
+    {
+        "country": st.sampled_from(["NL", "BD", "CN", "TR", "IN"]),
+        "facility_type": st.sampled_from(PL.column("facility_type").allowed),
+        "tier": st.integers(1, 4).map(str),
+        "workers_band": st.sampled_from(PL.column("workers_band").allowed),
+        "order_volume_pieces": st.integers(0, 10**9).map(str),
+        "order_value_eur": st.floats(0, 1e9, allow_nan=False).map(lambda v: f"{v:.2f}"),
+    }
+)
+FAULTS = {
+    "facility_type": ("bogus", "enum"),
+    "tier": ("7", "range"),
+    "country": ("XX", "country"),
+    "workers_band": (None, "missing_value"),
+    "order_value_eur": ("-0.5", "range"),
+    "order_volume_pieces": ("1.5", "type_integer"),
+}
+
+
+def valid_frame(rows: list[dict]) -> pd.DataFrame:
+    return frame([{"facility_id": f"F{i}", **row} for i, row in enumerate(rows)])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ROW, min_size=1, max_size=30))
+def test_random_valid_frames_pass(rows):
+    result = validate(valid_frame(rows), PL)
+    assert result.ok, result.report.render_text()
+    assert len(result.frame) == len(rows)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ROW, min_size=1, max_size=30), st.data())
+def test_an_injected_fault_is_reported_at_its_row_and_column(rows, data):
+    position = data.draw(st.integers(0, len(rows) - 1))
+    column = data.draw(st.sampled_from(sorted(FAULTS)))
+    value, rule = FAULTS[column]
+    df = valid_frame(rows)
+    df.iloc[position, df.columns.get_loc(column)] = value
+    problems = validate(df, PL).report.to_frame()
+    assert len(problems) == 1
+    assert (problems["row"][0], problems["column"][0], problems["rule"][0]) == (position + 2, column, rule)
