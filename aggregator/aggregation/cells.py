@@ -1,0 +1,271 @@
+"""Cells of one protocol table: values, contributor statistics, canonical keys and additivity relations.
+
+`build_table_cells` runs one DuckDB query per component (see query.py) and returns a `TableCells` per
+component: "value", or "numerator" and "denominator" for a ratio (ratios are protected through them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from aggregator.disclosure.model import CellStats, RuleParams
+from aggregator.protocol import Hierarchy, Operand, Protocol, TableSpec
+
+from .query import AggregationError, ComponentQuery, DimensionLevels, checked, dimension_levels, registered, value_sql
+
+COUNT_UNITS = {"group": "group_id", "company": "company_id"}
+
+
+@dataclass(frozen=True)
+class AuxRelation:
+    """A relation of a non-additive table ("companies": a company in two countries counts once in the
+    region), written as two exact linear relations over two hidden helper cells:
+
+        sum_key     = sum(parts)              (the company-country pairs)
+        sum_key     = total + overlap_key     (overlap >= 0: companies counted in more than one part)
+
+    so that an attacker's bound total >= sum(parts) - overlap is modelled; the helper cells are never
+    published and need no protection themselves.
+    """
+
+    total: int
+    parts: tuple[int, ...]
+    sum_key: str
+    overlap_key: str
+
+
+@dataclass
+class TableCells:
+    """One component of one table: one row per cell in display order, keys[i] belonging to frame row i."""
+
+    table_id: str
+    component: str  # "value" | "numerator" | "denominator"
+    keys: list[str]
+    # per dimension a code column (named after the column; "_T" = total) and a "<column>_depth" column
+    # (0 = total, 1 = top level, ...), then value and n_all
+    frame: pd.DataFrame
+    stats: CellStats
+    # values[t] == sum(values[parts]); empty for non-additive measures (those use `aux`)
+    relations: list[tuple[int, tuple[int, ...]]]
+    additive: bool = True
+    aux: list[AuxRelation] = field(default_factory=list)
+    # the largest non-waived contributor of each cell (None when every contributor waived): the insiders
+    largest: list[str | None] = field(default_factory=list)
+    measure_scale: str = ""  # cells with the same scale share a-priori bounds (template|measure|filters)
+    query: ComponentQuery | None = None  # to recompute insiders' own contributions
+    dimensions: tuple[DimensionLevels, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def build_table_cells(
+    con: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    table_id: str,
+    period: str | Sequence[str],
+    params: RuleParams,
+    *,
+    waived: frozenset[str] = frozenset(),
+    count_unit: str = "group",
+) -> list[TableCells]:
+    """Compute every cell (inner cells and all margins) of a table for a period (or several months).
+
+    `waived` holds company ids that consented to publication; a group counts as waived only when all its
+    companies did. Raises AggregationError when a code is outside its dimension's hierarchy.
+    """
+    if count_unit not in COUNT_UNITS:
+        raise AggregationError(f"unknown count unit '{count_unit}'", hint="use 'group' or 'company'")
+    spec = protocol.table(table_id)
+    periods = (period,) if isinstance(period, str) else tuple(period)
+    if not periods:
+        raise AggregationError("no period given", hint="give a period as YYYY-MM")
+    hierarchies = [protocol.hierarchy(d.hierarchy) if d.hierarchy else None for d in spec.dimensions]
+    components = []
+    for name, operand in spec.measure.components():
+        query = ComponentQuery(
+            table=checked(f"rows_{protocol.covenant.id}_{spec.template}"),
+            contributor=COUNT_UNITS[count_unit],
+            columns=tuple(d.column for d in spec.dimensions),
+            value_sql=value_sql(spec, operand),
+            presence=spec.measure.kind == "companies",
+            filters=tuple((f.column, f.equals) for f in spec.filters),
+            periods=periods,
+            waived=tuple(sorted(waived)),
+            absolute=params.negative_values == "absolute",
+            top_k=params.top_k,
+        )
+        scale = measure_signature(spec, operand, count_unit)
+        components.append(_build_component(con, spec.id, name, query, hierarchies, scale))
+    return components
+
+
+def measure_signature(spec: TableSpec, operand: Operand | None, count_unit: str) -> str:
+    """'<template>|<measure>|<filters>': what a cell counts; equal signatures mean comparable cells."""
+    if spec.measure.kind == "companies":
+        measure = f"companies[{count_unit}]"  # distinct groups and distinct companies differ
+    elif spec.measure.kind == "count":
+        measure = "count"
+    else:
+        assert operand is not None
+        measure = operand.signature
+    return f"{spec.template}|{measure}|{spec.filters_signature}"
+
+
+def _build_component(
+    con: duckdb.DuckDBPyConnection,
+    table_id: str,
+    name: str,
+    query: ComponentQuery,
+    hierarchies: Sequence[Hierarchy | None],
+    scale: str,
+) -> TableCells:
+    with query.inner_cells(con) as inner:
+        leaves = query.present_codes(con, inner)
+        dims = tuple(
+            dimension_levels(column, hierarchy, codes)
+            for column, hierarchy, codes in zip(query.columns, hierarchies, leaves, strict=True)
+        )
+        with registered(con, dims) as names:
+            raw = con.execute(query.stats_sql(inner, dims, names)).df()
+    raw = raw[raw["n_all"] > 0]  # a table without dimensions and without data yields one empty row
+    frame = _display_frame(raw, dims)
+    keys = cell_keys(frame, dims, scale)
+    additive = not query.presence
+    relations = cell_relations(frame, dims)
+    return TableCells(
+        table_id=table_id,
+        component=name,
+        keys=keys,
+        frame=frame[_frame_columns(dims)].reset_index(drop=True),
+        stats=_stats(frame, query.top_k),
+        relations=relations if additive else [],
+        additive=additive,
+        aux=[] if additive else _aux_relations(relations, keys),
+        largest=[None if pd.isna(x) else str(x) for x in frame["largest"]],
+        measure_scale=scale,
+        query=query,
+        dimensions=dims,
+    )
+
+
+def _frame_columns(dimensions: Sequence[DimensionLevels]) -> list[str]:
+    columns = [d.column for d in dimensions] + [f"{d.column}_depth" for d in dimensions]
+    return [*columns, "value", "n_all"]
+
+
+def _display_frame(raw: pd.DataFrame, dimensions: Sequence[DimensionLevels]) -> pd.DataFrame:
+    """Codes, depths and statistics per cell, sorted for display: totals first, then each subtree in code
+    order. Node ids stay in columns _id0, _id1, ... for the keys and relations."""
+    ids = [raw[f"d{i}"].to_numpy(dtype="int64") for i in range(len(dimensions))]
+    # rank of each node in a depth-first walk, so that one lexsort gives the display order
+    order = np.lexsort([d.ranks[i] for d, i in zip(dimensions, ids, strict=True)][::-1]) if ids else None
+    take = order if order is not None else np.arange(len(raw))
+    frame = pd.DataFrame(index=range(len(raw)))
+    for i, d in enumerate(dimensions):
+        frame[d.column] = pd.array(np.asarray(d.codes, dtype=object)[ids[i][take]], dtype=object)
+    for i, d in enumerate(dimensions):
+        frame[f"{d.column}_depth"] = d.depths[ids[i][take]]
+    frame["value"] = raw["total"].to_numpy(dtype="float64")[take]
+    for column in ["n", "n_all", "waived_total", "has_negative", "largest"]:
+        frame[column] = raw[column].to_numpy()[take]
+    for column in [c for c in raw.columns if c.startswith("top_")]:
+        frame[column] = raw[column].to_numpy(dtype="float64")[take]
+    for i in range(len(dimensions)):
+        frame[f"_id{i}"] = ids[i][take]
+    return frame
+
+
+def cell_keys(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels], scale: str) -> list[str]:
+    """'<scale>|' + 'dim=code|...' over dimensions sorted by name, totals left out.
+
+    Leaves are written as dim=code; a group in a hierarchy as dim=<hierarchy>:code, so two hierarchies on
+    one column that happen to reuse a group name never share a cell by accident.
+    """
+    keys = np.full(len(frame), f"{scale}|", dtype=object)
+    first = np.ones(len(frame), dtype=bool)
+    by_name = sorted(range(len(dimensions)), key=lambda i: dimensions[i].column)
+    for i in by_name:
+        ids = frame[f"_id{i}"].to_numpy()
+        labels = dimensions[i].labels[ids]
+        present = ids != 0
+        keys[present] = keys[present] + np.where(first[present], "", "|") + labels[present]
+        first &= ~present
+    return keys.tolist()
+
+
+def cell_relations(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels]) -> list[tuple[int, tuple[int, ...]]]:
+    """For every dimension and every cell that is a total or group in it: the cell = sum of its children,
+    with the other dimensions' codes held fixed. Children without data are zero and left out."""
+    if not dimensions:
+        return []
+    ids = np.column_stack([frame[f"_id{i}"].to_numpy(dtype="int64") for i in range(len(dimensions))])
+    sizes = np.array([len(d.codes) for d in dimensions], dtype="int64")
+    weights = np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]])  # mixed-radix cell number
+    numbers = ids @ weights
+    sorted_numbers = np.argsort(numbers)
+    relations: list[tuple[int, tuple[int, ...]]] = []
+    for i, d in enumerate(dimensions):
+        parts = np.flatnonzero(ids[:, i] != 0)
+        if not len(parts):
+            continue
+        parent_numbers = numbers[parts] + (d.parent_ids[ids[parts, i]] - ids[parts, i]) * weights[i]
+        totals = sorted_numbers[np.searchsorted(numbers, parent_numbers, sorter=sorted_numbers)]
+        order = np.lexsort((parts, totals))
+        totals, parts = totals[order], parts[order]
+        bounds = np.flatnonzero(np.diff(totals)) + 1
+        starts = np.r_[0, bounds]
+        relations += [
+            (int(totals[start]), tuple(group.tolist()))
+            for start, group in zip(starts, np.split(parts, bounds), strict=True)
+        ]
+    return sorted(relations)
+
+
+def _aux_relations(relations: list[tuple[int, tuple[int, ...]]], keys: list[str]) -> list[AuxRelation]:
+    aux = []
+    for n, (total, parts) in enumerate(relations):
+        stem = f"{keys[total]}|~{n}"
+        aux.append(AuxRelation(total, parts, f"{stem}:sum", f"{stem}:overlap"))
+    return aux
+
+
+def _stats(frame: pd.DataFrame, top_k: int) -> CellStats:
+    top = frame[[f"top_{k}" for k in range(1, top_k + 1)]].to_numpy(dtype="float64")
+    return CellStats(
+        total=frame["value"].to_numpy(dtype="float64"),
+        n=frame["n"].to_numpy(dtype="int64"),
+        top=top,
+        waived=frame["waived_total"].to_numpy(dtype="float64"),
+        n_all=frame["n_all"].to_numpy(dtype="int64"),
+        has_negative=frame["has_negative"].to_numpy(dtype=bool),
+    )
+
+
+def build_release_cells(
+    con: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    audience_id: str,
+    period: str | Sequence[str],
+    *,
+    waived: frozenset[str] = frozenset(),
+) -> list[TableCells]:
+    """Every component of every table the audience receives, with the audience's rules."""
+    components: list[TableCells] = []
+    for spec in protocol.tables_for(audience_id):
+        settings = protocol.settings(spec.id, audience_id)
+        components += build_table_cells(
+            con,
+            protocol,
+            spec.id,
+            period,
+            settings.rule_params(),
+            waived=waived,
+            count_unit=settings.count_unit,
+        )
+    return components

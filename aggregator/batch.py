@@ -1,0 +1,465 @@
+"""The monthly batch: aggregate -> primary rules -> secondary suppression -> audit -> release -> ledger.
+
+`protect_release` is the disclosure pipeline for one audience and is shared with the standalone `protect`
+mode; `run_batch` adds the protocol's release controls (data age, frequency), writes the files and records
+every published cell in the ledger. Nothing is written unless the audit passed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .aggregation import TableCells, build_problem, build_table_cells, insider_contributions
+from .disclosure.audit import audit
+from .disclosure.model import AuditResult, PrimaryResult, ProtectionProblem
+from .disclosure.rules import evaluate_primary
+from .disclosure.suppression import SuppressionResult, protect
+from .errors import DisclosureError, ReleaseRefused
+from .protocol import Protocol, TableSpec
+from .release import write_audit_report, write_release
+from .release.model import Release, ReleasedCell, ReleasedTable
+from .store import Store
+from .workspace import Workspace
+
+TOTAL = "_T"
+TOTAL_LABEL = {"en": "Total", "nl": "Totaal"}
+
+
+@dataclass
+class ProtectedRelease:
+    """One audience's tables after suppression and a passed audit, with what the ledger and reports need."""
+
+    audience_id: str
+    tables: list[ReleasedTable]
+    problem: ProtectionProblem
+    suppression: SuppressionResult
+    audit: AuditResult
+    components: list[TableCells]
+
+    def summary(self) -> dict:
+        hidden = int(self.suppression.suppressed.sum())
+        return {
+            "cells": int(self.problem.size),
+            "cells_suppressed": hidden,
+            "audit": "passed" if self.audit.passed else "failed",
+            "insiders_checked": int(self.audit.insiders_checked),
+        }
+
+
+@dataclass
+class AudienceOutcome:
+    audience_id: str
+    released: bool
+    reason: str
+    out_dir: Path | None = None
+    summary: dict = field(default_factory=dict)
+    internal: dict = field(default_factory=dict)
+
+
+@dataclass
+class BatchReport:
+    covenant: str
+    period: str
+    outcomes: list[AudienceOutcome]
+
+    def summary(self) -> dict:
+        return {
+            "covenant": self.covenant,
+            "period": self.period,
+            "audiences": [
+                {
+                    "audience": o.audience_id,
+                    "released": o.released,
+                    "reason": o.reason,
+                    "out": str(o.out_dir or ""),
+                }
+                | o.summary
+                | o.internal
+                for o in self.outcomes
+            ],
+        }
+
+
+# ------------------------------------------------------------------------------------------- protection
+
+
+def protect_release(
+    store: Store,
+    protocol: Protocol,
+    period: str,
+    audience_id: str,
+    *,
+    waived: dict[str, frozenset[str]] | None = None,
+    overrides: dict[str, bool] | None = None,
+) -> ProtectedRelease:
+    """Compute, protect and audit every table the audience receives. Raises DisclosureError if unprotectable."""
+    waived = waived or {}
+    overrides = overrides or {}
+    components: list[TableCells] = []
+    primaries: list[PrimaryResult] = []
+    for table in protocol.tables_for(audience_id):
+        settings = protocol.settings(table.id, audience_id)
+        params = settings.rule_params()
+        for comp in build_table_cells(
+            store.con,
+            protocol,
+            table.id,
+            period,
+            params,
+            waived=waived.get(table.id, frozenset()),
+            count_unit=settings.count_unit,
+        ):
+            local = {i: overrides[k] for i, k in enumerate(comp.keys) if k in overrides}
+            components.append(comp)
+            primaries.append(evaluate_primary(comp.stats, params, local or None))
+    defaults = protocol.defaults
+    insiders = insider_contributions(store.con, components, primaries)
+    problem, _ = build_problem(
+        components,
+        primaries,
+        cost=defaults.cost,
+        apriori_upper_factor=defaults.apriori_upper_factor,
+        insider_contributions=insiders,
+    )
+    result = protect(problem, defaults.suppression)
+    checked = audit(problem, result.suppressed)
+    if not checked.passed:
+        raise DisclosureError(
+            f"the suppression pattern for {protocol.covenant.id} {period} ({audience_id}) failed its audit "
+            f"on {len(checked.failures)} cell(s); nothing was released",
+            hint="report this to the maintainers with the audit report from the secretariat folder",
+        )
+    tables = [
+        _released_table(protocol, t, components, problem, result, checked)
+        for t in protocol.tables_for(audience_id)
+    ]
+    return ProtectedRelease(audience_id, tables, problem, result, checked, components)
+
+
+def _released_table(
+    protocol: Protocol,
+    spec: TableSpec,
+    components: list[TableCells],
+    problem: ProtectionProblem,
+    result: SuppressionResult,
+    checked: AuditResult,
+) -> ReleasedTable:
+    language = protocol.covenant.language
+    index = {k: i for i, k in enumerate(problem.keys)}
+    parts = {c.component: c for c in components if c.table_id == spec.id}
+    dims = [d.column for d in spec.dimensions]
+    main = parts.get("value") or parts["numerator"]
+    cells = []
+    for row_no, key in enumerate(main.keys):
+        codes = tuple(str(main.frame.iloc[row_no][d]) for d in dims)
+        cells.append(
+            _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked)
+        )
+    cells.sort(key=lambda c: _display_order(protocol, spec, c.codes))
+    is_ratio = spec.measure.kind == "ratio"
+    return ReleasedTable(
+        table_id=spec.id,
+        title=spec.title(language),
+        unit=spec.unit(language),
+        dimensions=tuple(dims),
+        dimension_labels=tuple(_dimension_label(d, language) for d in dims),
+        kind=spec.measure.kind,
+        cells=cells,
+        footnote=spec.footnote(language) if spec.footnote else "",
+        decimals=1 if is_ratio else 0,
+    )
+
+
+def _released_cell(
+    protocol, spec, parts, codes, key, row_no, index, problem, result, checked
+) -> ReleasedCell:
+    """A cell is published only when every component behind it is published (ratios need both)."""
+    comp_keys = [parts[name].keys[row_no] for name in sorted(parts)]
+    ids = [index[k] for k in comp_keys]
+    hidden = [bool(result.suppressed[i]) for i in ids]
+    primary = any(bool(problem.primary[i]) for i in ids)
+    values = {name: float(problem.values[index[parts[name].keys[row_no]]]) for name in parts}
+    true_value = _cell_value(spec, values)
+    status = "published" if not any(hidden) else ("primary" if primary else "secondary")
+    first = ids[0]
+    language = protocol.covenant.language
+    return ReleasedCell(
+        codes=codes,
+        labels=tuple(
+            _code_label(protocol, spec, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)
+        ),
+        depths=tuple(_depth(protocol, d, c) for d, c in zip(spec.dimensions, codes, strict=True)),
+        value=None if any(hidden) or true_value is None else true_value,
+        status=status if true_value is not None or any(hidden) else "secondary",
+        true_value=true_value,
+        lo=_finite(checked.lo[first]),
+        hi=_finite(checked.hi[first]),
+        upl=float(problem.upl[first]),
+        lpl=float(problem.lpl[first]),
+    )
+
+
+def _cell_value(spec: TableSpec, values: dict[str, float]) -> float | None:
+    if spec.measure.kind != "ratio":
+        return values["value"]
+    if values["denominator"] == 0:
+        return None
+    return 100.0 * values["numerator"] / values["denominator"]
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _depth(protocol: Protocol, dim, code: str) -> int:
+    if code == TOTAL:
+        return 0
+    if dim.hierarchy is None:
+        return 1
+    return len(protocol.hierarchy(dim.hierarchy).path(code))
+
+
+def _display_order(protocol: Protocol, spec: TableSpec, codes: tuple[str, ...]) -> tuple:
+    order = []
+    for dim, code in zip(spec.dimensions, codes, strict=True):
+        if code == TOTAL:
+            order.append(())
+        elif dim.hierarchy is None:
+            order.append((code,))
+        else:
+            order.append(protocol.hierarchy(dim.hierarchy).path(code))
+    return tuple(order)
+
+
+def _code_label(protocol: Protocol, spec: TableSpec, dim, code: str, language: str) -> str:
+    if code == TOTAL:
+        return TOTAL_LABEL[language]
+    if dim.hierarchy is not None:
+        label = protocol.hierarchy(dim.hierarchy).labels.get(code)
+        if label is not None:
+            return label(language)
+    return code.replace("_", " ").capitalize()
+
+
+def _dimension_label(column: str, language: str) -> str:
+    return column.replace("_", " ").capitalize()
+
+
+# ---------------------------------------------------------------------------------------------- batch
+
+
+def run_batch(
+    workspace: Workspace,
+    covenant: str,
+    period: str,
+    *,
+    out_dir: Path,
+    now: str,
+    audiences: list[str] | None = None,
+    revision: bool = False,
+) -> BatchReport:
+    """Release every audience's tables for one period. An audience that may not be released is reported, not fatal."""
+    protocol = workspace.protocol(covenant)
+    audience_ids = audiences or [a.id for a in protocol.audiences]
+    outcomes = []
+    with workspace.locked(), workspace.open_store() as store:
+        for audience_id in audience_ids:
+            protocol.audience(audience_id)
+            outcomes.append(
+                _release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision)
+            )
+    return BatchReport(covenant, period, outcomes)
+
+
+def _release_audience(
+    workspace, store, protocol, period, audience_id, out_dir, now, revision
+) -> AudienceOutcome:
+    try:
+        check_release_allowed(store, protocol, period, audience_id, now, revision)
+        protected = protect_release(
+            store,
+            protocol,
+            period,
+            audience_id,
+            waived=active_waivers(store, protocol, audience_id),
+            overrides=active_overrides(store, protocol),
+        )
+    except (ReleaseRefused, DisclosureError) as exc:
+        return AudienceOutcome(audience_id, False, str(exc))
+    release = _release_record(store, protocol, period, audience_id, protected, now, revision)
+    write_release(release, out_dir)
+    secret_dir = workspace.secretariat_dir / protocol.covenant.id / period / audience_id
+    write_audit_report(release, secret_dir)
+    _record_ledger(store, protocol, release, protected, now)
+    internal = {
+        "primary": int(protected.problem.primary.sum()),
+        "secondary": int(protected.suppression.secondary.sum()),
+        "method": protected.suppression.method,
+        "audit_report": str(secret_dir),
+    }
+    return AudienceOutcome(
+        audience_id, True, "released", release.target_dir(out_dir), protected.summary(), internal
+    )
+
+
+def _release_record(store, protocol, period, audience_id, protected, now, revision) -> Release:
+    hashes = [
+        r[0]
+        for r in store.con.execute(
+            "SELECT DISTINCT plaintext_sha256 FROM submissions WHERE covenant = ? AND period = ? AND state = 'accepted' "
+            "ORDER BY 1",
+            [protocol.covenant.id, period],
+        ).fetchall()
+    ]
+    audience = protocol.audience(audience_id)
+    language = protocol.covenant.language
+    return Release(
+        covenant_id=protocol.covenant.id,
+        covenant_name=protocol.covenant.name(language),
+        period=period,
+        audience_id=audience_id,
+        audience_name=audience.name(language),
+        language=language,
+        protocol_version=protocol.covenant.version,
+        protocol_sha256=protocol.sha256,
+        code_version=__version__,
+        created=now[:10],
+        submission_hashes=hashes,
+        tables=protected.tables,
+        audit_summary=protected.summary(),
+        is_revision=revision,
+    )
+
+
+def _record_ledger(
+    store: Store, protocol: Protocol, release: Release, protected: ProtectedRelease, now: str
+) -> None:
+    release_id = _next_release_id(store, release)
+    manifest = {
+        "tables": [t.table_id for t in release.tables],
+        "submissions": list(release.submission_hashes),
+    }
+    problem, hidden = protected.problem, protected.suppression.suppressed
+    index = {k: i for i, k in enumerate(problem.keys)}
+    rows = []
+    for comp in protected.components:
+        for key in comp.keys:
+            i = index[key]
+            status = "published" if not hidden[i] else ("primary" if problem.primary[i] else "secondary")
+            value = None if hidden[i] else float(problem.values[i])
+            rows.append((release_id, comp.table_id, comp.component, key, value, status))
+    with store.transaction() as con:
+        con.execute(
+            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                release_id,
+                release.covenant_id,
+                release.protocol_version,
+                release.protocol_sha256,
+                release.period,
+                release.audience_id,
+                now,
+                release.is_revision,
+                [t.table_id for t in release.tables],
+                json.dumps(manifest, sort_keys=True),
+                json.dumps(protected.summary(), sort_keys=True),
+            ],
+        )
+        con.executemany("INSERT INTO released_cells VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def _next_release_id(store: Store, release: Release) -> str:
+    (count,) = store.con.execute(
+        "SELECT count(*) FROM releases WHERE covenant = ? AND period = ? AND audience = ?",
+        [release.covenant_id, release.period, release.audience_id],
+    ).fetchone()
+    return f"{release.covenant_id}-{release.period}-{release.audience_id}-r{count + 1}"
+
+
+# ------------------------------------------------------------------------------------ release controls
+
+
+def release_allowed_from(period: str, months: int) -> date:
+    """Data of a period may go out from the first day of the month `months` after the period's last month."""
+    year, month = map(int, period.split("-"))
+    index = year * 12 + (month - 1) + 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def frequency_window(period: str, frequency: str) -> str:
+    year, month = period.split("-")
+    if frequency == "monthly":
+        return period
+    if frequency == "quarterly":
+        return f"{year}-Q{(int(month) - 1) // 3 + 1}"
+    return year
+
+
+def check_release_allowed(
+    store: Store, protocol: Protocol, period: str, audience_id: str, now: str, revision: bool
+) -> None:
+    """Data age per table and the audience's release frequency; raises ReleaseRefused naming what blocks it."""
+    today = date.fromisoformat(now[:10])
+    for table in protocol.tables_for(audience_id):
+        allowed = release_allowed_from(period, protocol.data_age_months(table.id))
+        if today < allowed:
+            raise ReleaseRefused(
+                f"table '{table.id}' holds data of {period} that is too recent to release; "
+                f"it may go out from {allowed.isoformat()}",
+                hint="wait until then, or leave the table out of this audience in the protocol",
+            )
+    audience = protocol.audience(audience_id)
+    window = frequency_window(period, audience.frequency)
+    earlier = store.con.execute(
+        "SELECT period, release_id FROM releases WHERE covenant = ? AND audience = ? ORDER BY released_at",
+        [protocol.covenant.id, audience_id],
+    ).fetchall()
+    same_window = [r for r in earlier if frequency_window(r[0], audience.frequency) == window]
+    if same_window and not revision:
+        raise ReleaseRefused(
+            f"audience '{audience_id}' already received release {same_window[-1][1]} in the same "
+            f"{audience.frequency} window ({window})",
+            hint="a correction of that release must be declared with --revision",
+        )
+    if revision and not any(r[0] == period for r in earlier):
+        raise ReleaseRefused(f"there is no earlier release of {period} for '{audience_id}' to revise")
+
+
+def active_waivers(store: Store, protocol: Protocol, audience_id: str) -> dict[str, frozenset[str]]:
+    """Per table: the companies that consented to publication of their own figures (aggregation lifts this to
+    groups: a group counts as waived only when all its companies did)."""
+    rows = store.con.execute(
+        "SELECT scope, company_id FROM waivers WHERE covenant = ? AND revoked_at IS NULL", [protocol.covenant.id]
+    ).fetchall()
+    return {
+        table.id: frozenset(c for scope, c in rows if scope in ("*", table.id))
+        for table in protocol.tables_for(audience_id)
+    }
+
+
+def active_overrides(store: Store, protocol: Protocol) -> dict[str, bool]:
+    rows = store.con.execute(
+        "SELECT cell_key, action FROM overrides WHERE covenant = ? ORDER BY created_at",
+        [protocol.covenant.id],
+    ).fetchall()
+    return {key: action == "unsafe" for key, action in rows}
+
+
+def print_report(report: BatchReport, console) -> None:
+    console.print(f"[bold]{report.covenant} {report.period}[/]")
+    for o in report.outcomes:
+        if o.released:
+            s = o.summary
+            console.print(
+                f"  {o.audience_id}: released {s['cells']} cells, {s['cells_suppressed']} suppressed "
+                f"({o.internal['primary']} by the rules, {o.internal['secondary']} to protect them); "
+                f"audit {s['audit']} -> {o.out_dir}"
+            )
+        else:
+            console.print(f"  {o.audience_id}: [yellow]not released[/]: {o.reason}")

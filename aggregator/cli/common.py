@@ -1,0 +1,59 @@
+"""What both command-line tools share: error translation, passphrases, clocks, output."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..errors import AggregatorError
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Exit codes (documented in the README): 0 ok, 1 the command ran but found problems (quarantined files, an
+# invalid submission, a failed audit), 2 a usage or user error (message printed), 3 an internal error.
+EXIT_PROBLEMS = 1
+EXIT_USER_ERROR = 2
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's AggregatorError into `error:` / `hint:` lines and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AggregatorError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}", markup=True)
+            if exc.hint:
+                err_console.print(f"[yellow]hint:[/] {exc.hint}", markup=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
+
+
+def passphrase(env_var: str, prompt: str, *, confirm: bool = False) -> str:
+    """The passphrase from `env_var` or an interactive prompt; never from the command line."""
+    value = os.environ.get(env_var)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise AggregatorError(
+            "a passphrase is needed and none was given",
+            hint=f"set {env_var} or run the command in a terminal",
+        )
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+
+
+def utc_now(override: str | None = None) -> str:
+    """ISO timestamp (seconds, UTC). `override` (from --now / IMVO_NOW) makes demos and tests reproducible."""
+    if override:
+        return override
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,142 @@
+"""The company side: a small home folder with the company's key and the secretariat's public keys, and sealing.
+
+<home>/config.toml              company id and covenant
+<home>/secretariat_encryption.pub, secretariat_signing.pub   from the secretariat, fingerprints confirmed
+<home>/company_signing.key/.pub the company's signing key (private key passphrase-encrypted)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import envelope
+from .envelope import keys
+from .errors import AggregatorError, ValidationFailed
+from .validation import check_file
+
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("IMVO_SUBMIT_HOME", Path.home() / ".imvo-submit"))
+
+
+@dataclass
+class CompanyHome:
+    root: Path
+    company_id: str
+    covenant: str
+
+    @property
+    def key_path(self) -> Path:
+        return self.root / "company_signing.key"
+
+    @property
+    def public_key_path(self) -> Path:
+        return self.root / "company_signing.pub"
+
+    def secretariat_encryption_key(self):
+        return keys.load_public_key(self.root / "secretariat_encryption.pub")
+
+    def secretariat_signing_key(self):
+        return keys.load_public_key(self.root / "secretariat_signing.pub")
+
+    def signing_key(self, passphrase: str):
+        if not self.key_path.exists():
+            raise AggregatorError(
+                "this company has no signing key yet", hint="run `imvo-submit keygen` first"
+            )
+        return keys.load_private_key(self.key_path, passphrase)
+
+
+def init_home(
+    root: Path, company_id: str, covenant: str, encryption_pub: Path, signing_pub: Path
+) -> CompanyHome:
+    """Set up the home folder; the caller shows the fingerprints so the user can confirm them by phone."""
+    for path in (encryption_pub, signing_pub):
+        keys.load_public_key(path)  # refuse a damaged key before anything is written
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copyfile(encryption_pub, root / "secretariat_encryption.pub")
+    shutil.copyfile(signing_pub, root / "secretariat_signing.pub")
+    (root / "config.toml").write_text(
+        f'company_id = "{company_id}"\ncovenant = "{covenant}"\n', encoding="utf-8"
+    )
+    return CompanyHome(root, company_id, covenant)
+
+
+def open_home(root: Path) -> CompanyHome:
+    config = root / "config.toml"
+    if not config.exists():
+        raise AggregatorError(
+            f"{root} is not set up for a company",
+            hint="run `imvo-submit init --company ID --covenant NAME --secretariat-key FILE --receipt-key FILE`",
+        )
+    data = tomllib.loads(config.read_text(encoding="utf-8"))
+    return CompanyHome(root, data["company_id"], data["covenant"])
+
+
+def keygen(home: CompanyHome, passphrase: str, *, scrypt_n: int = 2**17) -> str:
+    if home.key_path.exists():
+        raise AggregatorError(
+            f"a signing key already exists in {home.root}",
+            hint="to replace it, move the old key away first and ask the secretariat to rotate your key",
+        )
+    key = keys.generate_signing_key()
+    keys.save_private_key(key, home.key_path, passphrase, scrypt_n=scrypt_n)
+    keys.save_public_key(key.public_key(), home.public_key_path)
+    return keys.fingerprint(key.public_key())
+
+
+def sealed_name(company_id: str, covenant: str, template: str, period: str) -> str:
+    return f"{company_id}_{covenant}_{template}_{period}.imvo"
+
+
+def seal_submission(
+    source: Path,
+    out_dir: Path,
+    *,
+    company_id: str,
+    covenant: str,
+    period: str,
+    recipient_key,
+    signing_key,
+    created: str,
+    template: str | None = None,
+    check: bool = True,
+) -> Path:
+    """Validate `source` with the secretariat's rules, then seal it. Refuses invalid data with the full report.
+
+    `check=False` exists only for the demo and tests, which must be able to produce the broken submissions
+    that a careless company could send with other tools.
+    """
+    if not PERIOD.match(period):
+        raise AggregatorError(
+            f"'{period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03"
+        )
+    if check or template is None:
+        result = check_file(source, covenant, template)
+        template = result.template
+        if check and not result.ok:
+            raise ValidationFailed(
+                f"{source.name} does not meet the {covenant} rules; nothing was sealed",
+                report=result.report,
+                hint=f"fix the rows listed, or run `imvo-submit check {source.name}` for the report files",
+            )
+    target = Path(out_dir) / sealed_name(company_id, covenant, template, period)
+    envelope.seal_file(
+        source,
+        target,
+        covenant=covenant,
+        template=template,
+        company_id=company_id,
+        period=period,
+        created=created,
+        recipient_public_key=recipient_key,
+        signing_private_key=signing_key,
+    )
+    return target

@@ -1,0 +1,539 @@
+"""The attacker's view of a release: the tightest interval an attacker can derive for every hidden cell.
+
+For each hidden cell i we minimise and maximise y_i subject to every additivity relation, the published
+values and the a-priori bounds (two linear programs), first as an outsider and then, per contributor, with
+that contributor's own contributions known. What counts as protected is documented in docs/rules.md.
+
+Speed matters (50,000+ cells, thousands hidden), so:
+- published cells are substituted into the relations: only hidden cells are LP variables;
+- the hidden cells split into connected components (cells linked through relations); each component gets
+  one HiGHS model, built once, and every min/max re-solves it warm from the previous basis;
+- a hidden cell in no relation gets its a-priori bounds without any LP;
+- an LP solution in which another cell sits at its a-priori bound settles that cell's bound for free;
+- an insider is only re-solved where the outsider's optimal solutions are not already feasible for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from aggregator.disclosure.model import AuditResult, ProtectionProblem
+from aggregator.errors import DisclosureError
+
+ABS_TOL = 1e-7  # absolute part of the tolerance used for every interval comparison
+REL_TOL = 1e-9  # relative part, scaled by the largest magnitude in the problem
+_WITNESS_BUDGET = 25_000_000  # floats kept per component to spare insider re-solves (~200 MB at most)
+_SHOWN = 5
+_BATCH_MIN = 4  # fewer unmet insider checks than this are solved one by one
+_BATCH_GAIN = 8  # keep batching while one LP settles at least 1/8 of the unmet checks
+
+OUTSIDER = "outsider"
+
+
+def audit(problem: ProtectionProblem, suppressed: np.ndarray, *, insiders: bool = True) -> AuditResult:
+    """Compute attacker intervals for every suppressed cell and check each primary cell's protection.
+
+    Returns an AuditResult (outsider intervals, every failure as (cell, attacker, lo, hi, reason)).
+    Raises DisclosureError when the problem is inconsistent (values outside their bounds, a relation
+    that does not add up, non-finite bounds) or a linear program cannot be solved.
+    """
+    hidden = _check_problem(problem, suppressed)
+    auditor = _Auditor(problem, hidden)
+    auditor.run_outsider()
+    if insiders:
+        auditor.run_insiders()
+    return auditor.result()
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _tolerance(problem: ProtectionProblem) -> float:
+    scale = max(
+        float(np.max(np.abs(problem.values), initial=0.0)),
+        float(np.max(np.abs(problem.upper), initial=0.0)),
+        float(np.max(np.abs(problem.lower), initial=0.0)),
+    )
+    return ABS_TOL + REL_TOL * scale
+
+
+def _check_problem(problem: ProtectionProblem, suppressed: np.ndarray) -> np.ndarray:
+    size = problem.size
+    hidden = np.asarray(suppressed, dtype=bool)
+    for name in ("values", "lower", "upper", "upl", "lpl", "primary"):
+        if len(getattr(problem, name)) != size:
+            raise ValueError(f"ProtectionProblem.{name} has {len(getattr(problem, name))} entries, not {size}")
+    if hidden.shape != (size,):
+        raise ValueError(f"suppressed must be a bool array of {size} cells, got shape {hidden.shape}")
+    _check_bounds(problem)
+    _check_relations(problem, _tolerance(problem))
+    return hidden
+
+
+def _name_cells(problem: ProtectionProblem, cells: np.ndarray) -> str:
+    names = ", ".join(problem.keys[int(c)] for c in cells[:_SHOWN])
+    return names + (f" and {len(cells) - _SHOWN} more" if len(cells) > _SHOWN else "")
+
+
+def _check_bounds(problem: ProtectionProblem) -> None:
+    bad = np.flatnonzero(~(np.isfinite(problem.lower) & np.isfinite(problem.upper)))
+    if len(bad):
+        raise DisclosureError(
+            f"a-priori bounds must be finite; not so for {_name_cells(problem, bad)}",
+            hint="give every cell a finite lower and upper bound (the protocol default is 0 to 1.5 x the largest cell)",
+        )
+    eps = _tolerance(problem)
+    outside = np.flatnonzero((problem.values < problem.lower - eps) | (problem.values > problem.upper + eps))
+    if len(outside):
+        raise DisclosureError(
+            f"cell values lie outside their a-priori bounds: {_name_cells(problem, outside)}",
+            hint="widen the bounds in the protocol (negative data needs a negative lower bound)",
+        )
+
+
+def _check_relations(problem: ProtectionProblem, eps: float) -> None:
+    rel, cells, coef = _flatten_relations(problem)
+    terms = coef * np.asarray(problem.values, dtype=float)[cells]
+    residual = np.bincount(rel, weights=terms, minlength=len(problem.relations))
+    scale = np.bincount(rel, weights=np.abs(terms), minlength=len(problem.relations))
+    broken = np.flatnonzero(np.abs(residual) > eps + REL_TOL * scale)
+    if len(broken):
+        totals = np.array([problem.relations[r][0] for r in broken])
+        raise DisclosureError(
+            f"{len(broken)} total(s) do not equal the sum of their parts, e.g. {_name_cells(problem, totals)}",
+            hint="the aggregation must produce additive tables; rebuild the release cells",
+        )
+
+
+# --------------------------------------------------------------------------- substitution and components
+
+
+@dataclass
+class _Component:
+    """Hidden cells linked by relations, with the relations rewritten over those cells only."""
+
+    cells: np.ndarray  # global indices of the hidden cells (LP columns), ascending
+    row_start: np.ndarray  # CSR over the component's relations
+    row_cols: np.ndarray  # local column indices
+    row_coefs: np.ndarray
+    rhs: np.ndarray  # each row: sum(coef * y) == rhs (published cells moved to the right-hand side)
+
+
+def _flatten_relations(problem: ProtectionProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Relations as (relation id, cell, coefficient) triples: +1 for the total, -1 for each part."""
+    lengths = np.fromiter((1 + len(parts) for _, parts in problem.relations), dtype=np.int64)
+    cells = np.fromiter(
+        (c for total, parts in problem.relations for c in (total, *parts)),
+        dtype=np.int64,
+        count=lengths.sum(),
+    )
+    rel = np.repeat(np.arange(len(lengths)), lengths)
+    coef = -np.ones(len(cells))
+    coef[np.cumsum(lengths) - lengths] = 1.0
+    return rel, cells, coef
+
+
+def _label_components(n_cells: int, rel: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Union-find over hidden cells sharing a relation; returns a root per cell (-1: in no relation)."""
+    parent = np.full(n_cells, -1, dtype=np.int64)
+    parent[cells] = cells
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = int(parent[x])
+        return x
+
+    order = np.argsort(rel, kind="stable")
+    rel_sorted, cells_sorted = rel[order], cells[order]
+    for start, stop in _runs(rel_sorted):
+        first = find(int(cells_sorted[start]))
+        for c in cells_sorted[start + 1 : stop]:
+            other = find(int(c))
+            if other != first:
+                parent[max(first, other)] = min(first, other)  # smallest cell as root: deterministic
+                first = min(first, other)
+    return np.array([find(i) if parent[i] >= 0 else -1 for i in range(n_cells)], dtype=np.int64)
+
+
+def _runs(sorted_keys: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each run of equal keys in a sorted array."""
+    if len(sorted_keys) == 0:
+        return
+    cuts = np.flatnonzero(np.diff(sorted_keys)) + 1
+    starts = np.concatenate(([0], cuts))
+    stops = np.concatenate((cuts, [len(sorted_keys)]))
+    yield from zip(starts.tolist(), stops.tolist(), strict=True)
+
+
+def _build_components(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[list[_Component], np.ndarray]:
+    """Substitute published cells and split the hidden ones into components; also return isolated cells."""
+    rel, cells, coef = _flatten_relations(problem)
+    is_hidden = hidden[cells]
+    published_sum = np.bincount(
+        rel[~is_hidden],
+        weights=coef[~is_hidden] * problem.values[cells[~is_hidden]],
+        minlength=len(problem.relations),
+    )
+    rel, cells, coef = rel[is_hidden], cells[is_hidden], coef[is_hidden]
+    root = _label_components(problem.size, rel, cells)
+    isolated = np.flatnonzero(hidden & (root < 0))
+    # One sort groups entries by component, then relation, then cell; duplicates are merged after.
+    order = np.lexsort((cells, rel, root[cells]))
+    rel, cells, coef = rel[order], cells[order], coef[order]
+    comps = [_one_component(rel[a:b], cells[a:b], coef[a:b], published_sum) for a, b in _runs(root[cells])]
+    return comps, isolated
+
+
+def _one_component(rel: np.ndarray, cells: np.ndarray, coef: np.ndarray, published_sum: np.ndarray) -> _Component:
+    members = np.unique(cells)
+    local = np.searchsorted(members, cells)
+    # A cell listed twice in one relation (or as total and part) gets one summed coefficient.
+    _, first = np.unique(rel * (len(members) + 1) + local, return_index=True)
+    summed = np.add.reduceat(coef, first) if len(first) else coef[:0]
+    keep = summed != 0
+    rel_u, local_u, coef_u = rel[first][keep], local[first][keep], summed[keep]
+    rows, row_of_entry = np.unique(rel_u, return_inverse=True)
+    row_start = np.concatenate(([0], np.cumsum(np.bincount(row_of_entry, minlength=len(rows)))))
+    return _Component(members, row_start, local_u, coef_u, -published_sum[rows])
+
+
+# --------------------------------------------------------------------------- one LP per component
+
+
+def _new_highs() -> highspy.Highs:
+    """A silent HiGHS instance with deterministic settings."""
+    try:
+        # The plain C++ binding: highspy.Highs() sets up callbacks in its constructor, which prints the
+        # HiGHS banner to stdout before any option can silence it (library code must not print).
+        from highspy._core import _Highs
+
+        solver = _Highs()
+    except ImportError:  # a future highspy without the private binding: accept the banner
+        solver = highspy.Highs()
+    for option, value in (
+        ("output_flag", False),
+        ("solver", "simplex"),
+        ("presolve", "off"),  # keeps the basis between re-solves (warm start)
+        ("random_seed", 0),
+        ("threads", 1),
+        ("simplex_strategy", 4),  # primal: after an objective change the old basis stays feasible
+    ):
+        solver.setOptionValue(option, value)
+    return solver
+
+
+class _ComponentLP:
+    """One HiGHS model of one component; min/max of any column re-solve warm from the last basis."""
+
+    def __init__(self, comp: _Component, lower: np.ndarray, upper: np.ndarray):
+        self.comp = comp
+        self.lower = lower.astype(float).copy()
+        self.upper = upper.astype(float).copy()
+        self.size = len(comp.cells)
+        self.solves = 0
+        self._objective_cols = np.zeros(0, dtype=np.int32)
+        self._solver = _new_highs()
+        self._solver.passModel(self._lp())
+
+    def _lp(self) -> highspy.HighsLp:
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.size, len(self.comp.rhs)
+        lp.col_cost_ = np.zeros(self.size)
+        lp.col_lower_, lp.col_upper_ = self.lower, self.upper
+        lp.row_lower_ = lp.row_upper_ = self.comp.rhs.astype(float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = self.comp.row_start.astype(np.int32)
+        lp.a_matrix_.index_ = self.comp.row_cols.astype(np.int32)
+        lp.a_matrix_.value_ = self.comp.row_coefs.astype(float)
+        return lp
+
+    def set_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        self._solver.changeColsBounds(len(cols), cols.astype(np.int32), lower.astype(float), upper.astype(float))
+
+    def optimise(self, col: int, maximise: bool) -> tuple[float, np.ndarray]:
+        """Optimal value of column `col` (max or min) and the full solution vector."""
+        x = self.optimise_sum(np.array([col]), np.ones(1), maximise)
+        return float(x[col]), x
+
+    def optimise_sum(self, cols: np.ndarray, weights: np.ndarray, maximise: bool) -> np.ndarray:
+        """A solution vector optimising sum(weights * y[cols])."""
+        self._solver.changeColsCost(
+            len(self._objective_cols), self._objective_cols, np.zeros(len(self._objective_cols))
+        )
+        self._objective_cols = cols.astype(np.int32)
+        self._solver.changeColsCost(len(cols), self._objective_cols, weights.astype(float))
+        sense = highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize
+        self._solver.changeObjectiveSense(sense)
+        self._solver.run()
+        self.solves += 1
+        status = self._solver.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise self._failure(status)
+        return np.asarray(self._solver.getSolution().col_value, dtype=float)
+
+    def _failure(self, status: highspy.HighsModelStatus) -> DisclosureError:
+        what = {
+            highspy.HighsModelStatus.kInfeasible: "has no solution (the published values contradict the "
+            "relations or bounds)",
+            highspy.HighsModelStatus.kUnbounded: "is unbounded",
+        }.get(status, f"stopped with status {status.name}")
+        return DisclosureError(
+            f"the audit linear program for {self.size} linked hidden cells {what}",
+            hint="check that the release cells are additive and within their a-priori bounds",
+        )
+
+
+# --------------------------------------------------------------------------- the audit itself
+
+
+@dataclass
+class _Witnesses:
+    """Outsider optimal solutions attaining some primary cell's bound, to spare insider re-solves."""
+
+    primary_cols: np.ndarray  # local columns of the component's primary cells
+    points: np.ndarray  # (k, component size) solution vectors
+
+
+class _Auditor:
+    def __init__(self, problem: ProtectionProblem, hidden: np.ndarray):
+        self.problem = problem
+        self.hidden = hidden
+        self.eps = _tolerance(problem)
+        self.lower = np.asarray(problem.lower, dtype=float)
+        self.upper = np.asarray(problem.upper, dtype=float)
+        values = np.asarray(problem.values, dtype=float)
+        # A requirement beyond the a-priori bounds can never be met, so it is capped at them (docs/rules.md).
+        self.need_hi = np.minimum(values + problem.upl, self.upper)
+        self.need_lo = np.maximum(values - problem.lpl, self.lower)
+        self.primary = np.asarray(problem.primary, dtype=bool) & hidden
+        self.lo = np.full(problem.size, np.nan)
+        self.hi = np.full(problem.size, np.nan)
+        self.failures: list[tuple[int, str, float, float, str]] = []
+        self.insiders_checked = 0
+        self.exact_disclosures = 0
+        components, self.isolated = _build_components(problem, hidden)
+        self.lps = [_ComponentLP(c, self.lower[c.cells], self.upper[c.cells]) for c in components]
+        self.component_of = np.full(problem.size, -1, dtype=np.int64)
+        for number, lp in enumerate(self.lps):
+            self.component_of[lp.comp.cells] = number
+        self.witnesses: list[_Witnesses | None] = []
+
+    # ---- outsider
+
+    def run_outsider(self) -> None:
+        self.lo[self.isolated] = self.lower[self.isolated]
+        self.hi[self.isolated] = self.upper[self.isolated]
+        for lp in self.lps:
+            self.witnesses.append(self._outsider_component(lp))
+        for cell in np.flatnonzero(self.hidden):
+            self._judge(int(cell), OUTSIDER, self.lo[cell], self.hi[cell], exact_counts=True)
+
+    def _outsider_component(self, lp: _ComponentLP) -> _Witnesses | None:
+        lo, hi = np.full(lp.size, np.nan), np.full(lp.size, np.nan)
+        primary_cols = np.flatnonzero(self.primary[lp.comp.cells])
+        is_primary = self.primary[lp.comp.cells]
+        kept: list[np.ndarray] = []
+        keep = len(primary_cols) * 2 * lp.size <= _WITNESS_BUDGET
+        for col in range(lp.size):
+            for maximise, bound in ((False, lo), (True, hi)):
+                if not np.isnan(bound[col]):
+                    continue
+                value, x = lp.optimise(col, maximise)
+                settled = self._settle(lp, x, lo, hi, col, maximise, value)
+                if keep and (is_primary[settled[0]].any() or is_primary[settled[1]].any()):
+                    kept.append(x)
+        self.lo[lp.comp.cells] = np.maximum(lo, lp.lower)
+        self.hi[lp.comp.cells] = np.minimum(hi, lp.upper)
+        if not keep:
+            return None
+        points = np.array(kept) if kept else np.zeros((0, lp.size))
+        return _Witnesses(primary_cols, points)
+
+    def _settle(
+        self,
+        lp: _ComponentLP,
+        x: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        col: int,
+        maximise: bool,
+        value: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Record the solved bound, and every other cell this solution shows sits at an a-priori bound."""
+        tol = self.eps * 1e-3
+        new_lo = np.isnan(lo) & (x <= lp.lower + tol)
+        new_hi = np.isnan(hi) & (x >= lp.upper - tol)
+        (new_hi if maximise else new_lo)[col] = True
+        lo[new_lo] = lp.lower[new_lo]
+        hi[new_hi] = lp.upper[new_hi]
+        (hi if maximise else lo)[col] = value
+        return np.flatnonzero(new_lo), np.flatnonzero(new_hi)
+
+    def _judge(self, cell: int, attacker: str, lo: float, hi: float, exact_counts: bool = False) -> bool:
+        """Record a failure when the interval discloses the cell; True when it passes."""
+        exact = hi - lo <= self.eps
+        if exact and exact_counts:
+            self.exact_disclosures += 1
+        short_hi = self.primary[cell] and hi < self.need_hi[cell] - self.eps
+        short_lo = self.primary[cell] and lo > self.need_lo[cell] + self.eps
+        if exact and (short_hi or short_lo or attacker == OUTSIDER):
+            reason = "exact disclosure"
+        elif short_hi or short_lo:
+            reason = " and ".join(s for s, bad in (("upper", short_hi), ("lower", short_lo)) if bad)
+            reason += " protection not met"
+        else:
+            return True
+        self.failures.append((cell, attacker, float(lo), float(hi), reason))
+        return False
+
+    # ---- insiders
+
+    def run_insiders(self) -> None:
+        outsider_failed = {cell for cell, *_ in self.failures}
+        for contributor in sorted(self.problem.insiders, key=str):
+            own = {c: v for c, v in self.problem.insiders[contributor].items() if self.hidden[c]}
+            if own:
+                self.insiders_checked += 1
+                self._check_insider(str(contributor), own, outsider_failed)
+
+    def _insider_bounds(self, own: dict[int, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Cells, new lower, new upper bounds and sole-ownership flags from one contributor's knowledge."""
+        cells = np.array(sorted(own), dtype=np.int64)
+        amount = np.array([own[c] for c in cells], dtype=float)
+        values = np.asarray(self.problem.values, dtype=float)[cells]
+        sole = np.abs(amount - values) <= self.eps
+        # The rest of the cell is non-negative: y >= lower + own (never above the true value, which is known
+        # to be feasible; with negative data that guard keeps the LP consistent).
+        lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values)
+        lower = np.where(sole, values, lower)
+        upper = np.where(sole, values, self.upper[cells])
+        return cells, lower, upper, sole
+
+    def _check_insider(self, who: str, own: dict[int, float], skip: set[int]) -> None:
+        cells, new_lo, new_hi, sole = self._insider_bounds(own)
+        # Judge only hidden cells the insider has no part in. In a cell it contributes to, the protection the
+        # primary rules ask for already models a contributor attacking the others (p% coalition, dominance);
+        # measuring that cell against the insider's own share would demand the impossible for the largest
+        # contributor's own cell. Its knowledge still bounds those cells in the LP below.
+        skip = skip | {c for c, v in own.items() if v != 0}
+        for cell, lo_c, hi_c in zip(cells.tolist(), new_lo, new_hi, strict=True):
+            if self.component_of[cell] < 0 and self.primary[cell] and cell not in skip:
+                self._judge(cell, who, lo_c, hi_c)
+        comp_ids = self.component_of[cells]
+        for number in np.unique(comp_ids[comp_ids >= 0]).tolist():
+            mine = comp_ids == number
+            self._insider_component(who, number, cells[mine], new_lo[mine], new_hi[mine], skip)
+
+    def _insider_component(
+        self, who: str, number: int, cells: np.ndarray, new_lo: np.ndarray, new_hi: np.ndarray, skip: set[int]
+    ) -> None:
+        lp = self.lps[number]
+        cols = np.searchsorted(lp.comp.cells, cells)
+        targets = np.array(
+            [c for c in np.flatnonzero(self.primary[lp.comp.cells]).tolist() if lp.comp.cells[c] not in skip],
+            dtype=np.int64,
+        )
+        if len(targets) == 0:
+            return
+        lp.set_bounds(cols, new_lo, new_hi)
+        try:
+            best_lo, best_hi = self._witnessed(number, cols, new_lo, new_hi)
+            self._batch_witnesses(lp, targets, best_lo, best_hi)
+            for col in targets.tolist():
+                self._insider_cell(who, lp, col, best_lo, best_hi)
+        finally:
+            lp.set_bounds(cols, lp.lower[cols], lp.upper[cols])
+
+    def _witnessed(
+        self, number: int, cols: np.ndarray, new_lo: np.ndarray, new_hi: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest / highest values per column over points the insider cannot rule out.
+
+        The true values are such a point. Each stored outsider optimum x is pulled towards the truth v just
+        far enough to respect the insider's bounds: v + t (x - v) is feasible for both (the feasible set is
+        convex), so it witnesses how far each cell can move without any new LP.
+        """
+        lp = self.lps[number]
+        truth = np.asarray(self.problem.values, dtype=float)[lp.comp.cells]
+        best_lo, best_hi = truth.copy(), truth.copy()
+        found = self.witnesses[number]
+        if found is None or len(found.points) == 0:
+            return best_lo, best_hi
+        step = found.points[:, cols] - truth[cols]
+        room = np.where(step < 0, new_lo - truth[cols], new_hi - truth[cols])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            limit = np.where(np.abs(step) > self.eps, room / step, np.inf)
+        t = np.clip(limit.min(axis=1, initial=1.0), 0.0, 1.0)
+        useful = t > 0  # t = 0 gives back the truth, e.g. when the point moves a cell the insider owns alone
+        shown = found.primary_cols
+        points = truth[shown] + t[useful, None] * (found.points[np.ix_(useful, shown)] - truth[shown])
+        if len(points):
+            best_lo[shown] = np.minimum(best_lo[shown], points.min(axis=0))
+            best_hi[shown] = np.maximum(best_hi[shown], points.max(axis=0))
+        return best_lo, best_hi
+
+    def _batch_witnesses(self, lp: _ComponentLP, targets: np.ndarray, best_lo: np.ndarray, best_hi: np.ndarray) -> None:
+        """Push all unmet cells up at once (one LP), then all down, while that settles a good share."""
+        cells = lp.comp.cells[targets]
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        # Weight each cell by the distance it must move, so small cells count as much as large ones.
+        weight_hi = 1.0 / np.maximum(self.need_hi[cells] - truth, self.eps)
+        weight_lo = 1.0 / np.maximum(truth - self.need_lo[cells], self.eps)
+        active = {True: True, False: True}
+        while any(active.values()):
+            for maximise in (True, False):
+                if not active[maximise]:
+                    continue
+                if maximise:
+                    unmet = best_hi[targets] < self.need_hi[cells] - self.eps
+                else:
+                    unmet = best_lo[targets] > self.need_lo[cells] + self.eps
+                pending = int(unmet.sum())
+                if pending < _BATCH_MIN:
+                    active[maximise] = False
+                    continue
+                weights = (weight_hi if maximise else weight_lo)[unmet]
+                x = lp.optimise_sum(targets[unmet], weights, maximise)
+                np.minimum(best_lo, x, out=best_lo)
+                np.maximum(best_hi, x, out=best_hi)
+                reached = x[targets[unmet]]
+                need = (self.need_hi if maximise else self.need_lo)[cells[unmet]]
+                settled = int((reached >= need - self.eps).sum() if maximise else (reached <= need + self.eps).sum())
+                active[maximise] = settled * _BATCH_GAIN >= pending
+
+    def _insider_cell(self, who: str, lp: _ComponentLP, col: int, best_lo: np.ndarray, best_hi: np.ndarray) -> None:
+        cell = int(lp.comp.cells[col])
+        for maximise, best in ((True, best_hi), (False, best_lo)):
+            if self._side_met(cell, best[col], maximise):
+                continue
+            _, x = lp.optimise(col, maximise)
+            np.copyto(best_lo, np.minimum(best_lo, x))
+            np.copyto(best_hi, np.maximum(best_hi, x))
+            if not self._side_met(cell, best[col], maximise):
+                lo = lp.optimise(col, False)[0] if maximise else best_lo[col]
+                hi = best_hi[col] if maximise else lp.optimise(col, True)[0]
+                self._judge(cell, who, lo, hi)
+                return
+
+    def _side_met(self, cell: int, reached: float, maximise: bool) -> bool:
+        if maximise:
+            return reached >= self.need_hi[cell] - self.eps
+        return reached <= self.need_lo[cell] + self.eps
+
+    # ---- result
+
+    def result(self) -> AuditResult:
+        self.failures.sort(key=lambda f: (f[0], f[1] != OUTSIDER, f[1]))
+        return AuditResult(
+            lo=self.lo,
+            hi=self.hi,
+            failures=self.failures,
+            exact_disclosures=self.exact_disclosures,
+            insiders_checked=self.insiders_checked,
+            lp_solves=sum(lp.solves for lp in self.lps),
+        )

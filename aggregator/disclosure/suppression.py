@@ -1,0 +1,1044 @@
+"""Secondary suppression: hide as little as possible so that no primary cell can be recomputed.
+
+One door: `protect(problem, method)`. Two methods share one attacker model (docs/suppression.md):
+
+- "optimal": a 0/1 model in HiGHS in the spirit of Fischetti & Salazar-Gonzalez (2001). Protection
+  constraints are not written out; they are generated as Benders (capacity) cuts from the dual of the
+  attacker LPs of the current pattern, for the outsider and for every insider, until no cut is violated.
+- "fast": a greedy pattern (every hidden cell gets a hidden partner in each relation, chosen by cost with
+  a one-step look-ahead) followed by audit-and-repair driven by the same cuts. Scales to 100k+ cells.
+
+Both return a pattern that passes our attacker check (outsider and insiders); when
+`aggregator.disclosure.audit` exists the final pattern is also confirmed by it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import highspy
+import numpy as np
+
+from aggregator.disclosure.model import AuditResult, ProtectionProblem
+from aggregator.errors import DisclosureError
+
+AUTO_OPTIMAL_MAX_CELLS = 2000  # "auto" uses the exact model up to this many cells
+_MAX_REPAIR_ROUNDS = 60
+_MIP_MAX_NODES = 50_000  # a deterministic work limit instead of a wall-clock one
+_LP_CUT_ROUNDS = 30
+_ABS_TOL = 1e-6
+
+
+@dataclass
+class SuppressionResult:
+    """A suppression pattern and how it was found."""
+
+    suppressed: np.ndarray  # bool, primary cells included
+    secondary: np.ndarray  # bool, the extra cells hidden to protect the primary ones
+    method: str  # "optimal" or "fast" (the method that produced the pattern)
+    cost: float  # sum of problem.cost over the secondary cells
+    lower_bound: float  # proven lower bound on the secondary cost (NaN when unknown)
+    optimal: bool  # True when the pattern is proven cost-minimal under the attacker model
+    iterations: int  # cut rounds (optimal) or repair rounds (fast)
+    seconds: float
+    audit: AuditResult | None = field(default=None, repr=False)  # the confirming audit, when available
+
+    @property
+    def n_secondary(self) -> int:
+        return int(self.secondary.sum())
+
+
+# --------------------------------------------------------------------------------------------- HiGHS
+
+
+_BANNER_LOCK = threading.Lock()
+_banner_done = False
+
+
+def _new_highs() -> highspy.Highs:
+    """A silent, deterministic HiGHS instance (the C++ banner is printed once per process: swallow it)."""
+    global _banner_done
+    with _BANNER_LOCK:
+        if _banner_done:
+            h = highspy.Highs()
+        else:
+            h = _construct_without_stdout()
+            _banner_done = True
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
+    return h
+
+
+def _construct_without_stdout() -> highspy.Highs:
+    # the library must not print; HiGHS writes its banner straight to file descriptor 1
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            return highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _pass_lp(h: highspy.Highs, cost, lower, upper, row_lo, row_hi, start, index, value, integer=False):
+    lp = highspy.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = len(row_lo)
+    lp.col_cost_ = np.asarray(cost, dtype=float)
+    lp.col_lower_ = np.asarray(lower, dtype=float)
+    lp.col_upper_ = np.asarray(upper, dtype=float)
+    lp.row_lower_ = np.asarray(row_lo, dtype=float)
+    lp.row_upper_ = np.asarray(row_hi, dtype=float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.asarray(start, dtype=np.int32)
+    lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.asarray(value, dtype=float)
+    if integer:
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * len(cost)
+    h.passModel(lp)
+
+
+# ------------------------------------------------------------------------------------------ structure
+
+
+@dataclass
+class _Structure:
+    """Sparse views of a problem that every step needs (built once per `protect` call)."""
+
+    problem: ProtectionProblem
+    rel_ptr: np.ndarray  # CSR over relations: cells of relation r are rel_idx[rel_ptr[r]:rel_ptr[r+1]]
+    rel_idx: np.ndarray
+    rel_val: np.ndarray  # +1 for the total, -1 for the parts
+    cell_ptr: np.ndarray  # CSR over cells: relations of cell i
+    cell_rel: np.ndarray
+    rank: np.ndarray  # position of each cell in key order (the tie-breaker)
+    up_room: np.ndarray  # upper - value: how far an outsider may move a hidden cell up
+    down_room: np.ndarray  # value - lower
+    owners: list[list[int]]  # contributor indices with a record in each cell
+    contributors: list[str]
+    own: list[dict[int, float]]  # per contributor index: cell -> own contribution
+    sole: np.ndarray  # contributor index when a cell has exactly one contributor, else -1
+    stuck: np.ndarray  # bool: in a relation whose other cells are all fixed: hiding it is useless
+
+    def relations_of(self, i: int) -> np.ndarray:
+        return self.cell_rel[self.cell_ptr[i] : self.cell_ptr[i + 1]]
+
+    def cells_of(self, r: int) -> np.ndarray:
+        return self.rel_idx[self.rel_ptr[r] : self.rel_ptr[r + 1]]
+
+
+def _build_structure(problem: ProtectionProblem) -> _Structure:
+    _validate(problem)
+    n = problem.size
+    sizes = np.array([1 + len(parts) for _, parts in problem.relations], dtype=np.int64)
+    rel_ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=rel_ptr[1:])
+    rel_idx = np.fromiter(
+        itertools.chain.from_iterable((t, *parts) for t, parts in problem.relations), np.int64, rel_ptr[-1]
+    )
+    rel_val = -np.ones(len(rel_idx))
+    rel_val[rel_ptr[:-1]] = 1.0
+    rel_of_entry = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.argsort(rel_idx, kind="stable")
+    cell_rel = rel_of_entry[order]
+    cell_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rel_idx, minlength=n), out=cell_ptr[1:])
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(np.array(problem.keys, dtype=object), kind="stable")] = np.arange(n)
+    contributors = sorted(problem.insiders)
+    owners: list[list[int]] = [[] for _ in range(n)]
+    own: list[dict[int, float]] = []
+    for ci, name in enumerate(contributors):
+        cells = {int(i): float(v) for i, v in problem.insiders[name].items()}
+        own.append(cells)
+        for i in cells:
+            owners[i].append(ci)
+    sole = np.array([o[0] if len(o) == 1 else -1 for o in owners], dtype=np.int64)
+    s = _Structure(
+        problem,
+        rel_ptr,
+        rel_idx,
+        rel_val,
+        cell_ptr,
+        cell_rel,
+        rank,
+        np.maximum(problem.upper - problem.values, 0.0),
+        np.maximum(problem.values - problem.lower, 0.0),
+        owners,
+        contributors,
+        own,
+        sole,
+        np.zeros(n, dtype=bool),
+    )
+    s.stuck = _stuck_cells(s)
+    return s
+
+
+def _validate(problem: ProtectionProblem) -> None:
+    n = problem.size
+    for name in ("values", "lower", "upper", "upl", "lpl", "primary", "cost", "fixed"):
+        if len(getattr(problem, name)) != n:
+            raise DisclosureError(f"protection problem field '{name}' has {len(getattr(problem, name))} entries")
+    clash = np.flatnonzero(problem.primary & problem.fixed)
+    if len(clash):
+        key = problem.keys[int(clash[0])]
+        raise DisclosureError(
+            f"cell {key} must be suppressed but was already published in an earlier release",
+            hint="a published figure cannot be withdrawn; review the override or the earlier release",
+        )
+
+
+def _stuck_cells(s: _Structure) -> np.ndarray:
+    """Cells in a relation whose every other cell is fixed: if hidden, an attacker subtracts them out."""
+    fixed = s.problem.fixed
+    free_per_rel = np.add.reduceat((~fixed[s.rel_idx]).astype(np.int64), s.rel_ptr[:-1]) if len(s.rel_idx) else []
+    stuck = np.zeros(s.problem.size, dtype=bool)
+    for r in np.flatnonzero(np.asarray(free_per_rel) == 1):
+        cells = s.cells_of(int(r))
+        stuck[cells[~fixed[cells]]] = True
+    return stuck
+
+
+# ------------------------------------------------------------------------------------------ attackers
+
+
+@dataclass
+class _Attack:
+    """One unmet protection requirement, with what is needed to build its cut."""
+
+    cell: int
+    attacker: int  # -1 = outsider, else contributor index
+    sign: int  # +1: upper protection, -1: lower protection
+    value: float  # how far the attacker can move the cell in that direction
+    required: float
+    rel_ids: np.ndarray  # relations of the attacker LP
+    duals: np.ndarray  # their dual values
+
+
+def _attacker_rooms(s: _Structure, attacker: int, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far each of `cells` may move up / down for this attacker (insiders know their own figures)."""
+    up, down = s.up_room[cells].copy(), s.down_room[cells].copy()
+    if attacker < 0:
+        return up, down
+    own, lower, values = s.own[attacker], s.problem.lower, s.problem.values
+    for k, i in enumerate(cells.tolist()):
+        amount = own.get(i)
+        if amount is None:
+            continue
+        if s.sole[i] == attacker:
+            up[k] = down[k] = 0.0
+        else:
+            down[k] = max(0.0, values[i] - max(lower[i], amount))
+    return up, down
+
+
+def _requirement(s: _Structure, p: int, sign: int, up_p: float, down_p: float) -> float:
+    # Reaching the outsider's a-priori bound is full protection (as in aggregator.disclosure.audit); the
+    # same requirement holds against insiders, whose own knowledge may make it unreachable.
+    if sign > 0:
+        return float(min(s.problem.upl[p], up_p))
+    return float(min(s.problem.lpl[p], down_p))
+
+
+def _tolerance(required: float) -> float:
+    return _ABS_TOL * max(1.0, abs(required))
+
+
+class _AttackerLP:
+    """The attacker's LP over one group of hidden cells: variables are the moves z_i = y_i - a_i."""
+
+    def __init__(self, s: _Structure, cells: np.ndarray, hi: np.ndarray, lo: np.ndarray):
+        self.cells = cells
+        local = {int(c): k for k, c in enumerate(cells)}
+        rel_ids = np.unique(np.concatenate([s.relations_of(int(c)) for c in cells])) if len(cells) else []
+        self.rel_ids = np.asarray(rel_ids, dtype=np.int64)
+        start, index, value = [0], [], []
+        for r in self.rel_ids:
+            lo_, hi_ = s.rel_ptr[r], s.rel_ptr[r + 1]
+            for c, v in zip(s.rel_idx[lo_:hi_], s.rel_val[lo_:hi_], strict=True):
+                k = local.get(int(c))
+                if k is not None:
+                    index.append(k)
+                    value.append(v)
+            start.append(len(index))
+        self.h = _new_highs()
+        self.h.setOptionValue("presolve", "off")  # keep the basis between targets (warm starts)
+        m = len(self.rel_ids)
+        _pass_lp(self.h, np.zeros(len(cells)), lo, hi, np.zeros(m), np.zeros(m), start, index, value)
+        self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        self.local = local
+        self._target: int | None = None
+
+    def solve(self, p: int, sign: int) -> tuple[float, np.ndarray, np.ndarray]:
+        """Max of sign * z_p; returns the value, the move vector (local) and the row duals."""
+        k = self.local[p]
+        if self._target is not None:
+            self.h.changeColCost(self._target, 0.0)
+        self.h.changeColCost(k, float(sign))
+        self._target = k
+        self.h.run()
+        status = self.h.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            raise DisclosureError(f"the attacker model could not be solved (HiGHS: {status})")
+        sol = self.h.getSolution()
+        z = np.asarray(sol.col_value)
+        return float(sign * z[k]), z, np.asarray(sol.row_dual)
+
+
+def _components(s: _Structure, hidden: np.ndarray) -> list[np.ndarray]:
+    """Groups of hidden cells linked through relations; attackers work on each group separately."""
+    parent = {int(i): int(i) for i in np.flatnonzero(hidden)}
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    rel_hidden = hidden[s.rel_idx]
+    for r in range(len(s.rel_ptr) - 1):
+        lo, hi = s.rel_ptr[r], s.rel_ptr[r + 1]
+        cells = s.rel_idx[lo:hi][rel_hidden[lo:hi]]
+        if len(cells) > 1:
+            root = find(int(cells[0]))
+            for c in cells[1:]:
+                other = find(int(c))
+                if other != root:
+                    parent[max(root, other)] = min(root, other)
+                    root = min(root, other)
+    groups: dict[int, list[int]] = {}
+    for i in parent:
+        groups.setdefault(find(i), []).append(i)
+    return [np.array(sorted(g), dtype=np.int64) for _, g in sorted(groups.items())]
+
+
+def _find_attacks(s: _Structure, x: np.ndarray, insiders: bool = True, only: np.ndarray | None = None) -> list[_Attack]:
+    """Every unmet requirement for pattern x (0/1, or fractional inside the cut loop of the LP bound).
+
+    only: restrict the targets to these primary cells (those the audit module found wanting).
+    """
+    hidden = x > 1e-9
+    targets = hidden & s.problem.primary
+    if only is not None:
+        targets &= only
+    attacks: list[_Attack] = []
+    for comp in _components(s, hidden):
+        prim = comp[targets[comp]]
+        if len(prim) == 0:
+            continue
+        prim = prim[np.argsort(s.rank[prim], kind="stable")]
+        attacks += _attack_component(s, comp, prim, x, insiders)
+    return attacks
+
+
+def _attack_component(s, comp, prim, x, insiders) -> list[_Attack]:
+    attacks: list[_Attack] = []
+    up, down = _attacker_rooms(s, -1, comp)
+    scale = x[comp]
+    lp = _AttackerLP(s, comp, up * scale, -down * scale)
+    points: list[np.ndarray] = []  # feasible moves found so far: certificates for other targets
+    witnessed: list[tuple[int, int, int, float]] = []  # (p, sign, point, gain) of each outsider pass
+    for p, sign in itertools.product(prim.tolist(), (1, -1)):
+        k = lp.local[p]
+        req = _requirement(s, p, sign, up[k], down[k])
+        if req <= _tolerance(req):
+            continue
+        w = _witness(points, k, sign, req)
+        if w is None:
+            value, z, duals = lp.solve(p, sign)
+            points.append(z.copy())
+            if value < req - _tolerance(req):
+                attacks.append(_Attack(p, -1, sign, value, req, lp.rel_ids, duals))
+                continue
+            w = len(points) - 1
+        witnessed.append((p, sign, w, sign * float(points[w][k])))
+    if insiders and witnessed:
+        attacks += _insider_attacks(s, comp, x, lp.local, np.array(points), witnessed)
+    return attacks
+
+
+def _witness(points: list[np.ndarray], k: int, sign: int, req: float) -> int | None:
+    for w, z in enumerate(points):
+        if sign * z[k] >= req - _tolerance(req):
+            return w
+    return None
+
+
+def _insider_attacks(s, comp, x, local, points, witnessed) -> list[_Attack]:
+    """Each contributor with a record in a hidden cell of this group attacks with its own figures known.
+
+    An outsider's move shrunk towards zero until it respects what the insider knows is still a move the
+    insider cannot exclude; only when that shrunk move is too small do we solve the insider's own LP.
+    """
+    involved = sorted({c for i in comp.tolist() for c in s.owners[i]})
+    attacks: list[_Attack] = []
+    for c in involved:
+        known = np.array([local[i] for i in s.own[c] if i in local], dtype=np.int64)
+        up_k, down_k = _attacker_rooms(s, c, comp[known])
+        scale = x[comp[known]]
+        shrink = _shrink_factors(points[:, known], up_k * scale, -down_k * scale)
+        lp: _AttackerLP | None = None
+        for p, sign, w, gain in witnessed:
+            if s.own[c].get(p, 0.0) != 0:
+                continue  # a cell it contributes to: the primary rules' protection already models this attacker
+            req = _requirement(s, p, sign, s.up_room[p], s.down_room[p])
+            if req <= _tolerance(req) or shrink[w] * gain >= req - _tolerance(req):
+                continue
+            if lp is None:
+                up_all, down_all = _attacker_rooms(s, c, comp)
+                lp = _AttackerLP(s, comp, up_all * x[comp], -down_all * x[comp])
+            value, _, duals = lp.solve(p, sign)
+            if value < req - _tolerance(req):
+                attacks.append(_Attack(p, c, sign, value, req, lp.rel_ids, duals))
+    return attacks
+
+
+def _shrink_factors(z: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Per point, the largest t in [0, 1] with lo <= t*z <= hi on the insider's cells."""
+    if z.shape[1] == 0:
+        return np.ones(z.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        over = np.where(z > hi + 1e-12, hi / z, 1.0)
+        under = np.where(z < lo - 1e-12, lo / z, 1.0)
+    return np.clip(np.minimum(over.min(axis=1), under.min(axis=1)), 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------ cuts
+
+
+@dataclass
+class _Cut:
+    cells: np.ndarray
+    coefs: np.ndarray
+    rhs: float
+    cell: int  # the primary cell it protects
+
+
+def _cut_from_attack(s: _Structure, a: _Attack, x: np.ndarray) -> _Cut:
+    """Benders cut sum_i (r+_i * up_i + r-_i * down_i) x_i >= required, r = sign*e_p - M^T lambda.
+
+    Valid for every pattern by weak duality of the attacker LP; HiGHS's dual sign convention is not relied
+    on: both signs of lambda give valid cuts, and we keep the one violated by the current pattern.
+    """
+    best: _Cut | None = None
+    best_slack = math.inf
+    for lam_sign in (1.0, -1.0):
+        cut = _cut_for_multipliers(s, a, lam_sign * a.duals)
+        slack = float(cut.coefs @ x[cut.cells]) - cut.rhs
+        if slack < best_slack:
+            best, best_slack = cut, slack
+    assert best is not None
+    return best
+
+
+def _cut_for_multipliers(s, a: _Attack, lam) -> _Cut:
+    r: dict[int, float] = {a.cell: float(a.sign)}
+    for rid, mult in zip(a.rel_ids, lam, strict=True):
+        if abs(mult) < 1e-12:
+            continue
+        lo, hi = s.rel_ptr[rid], s.rel_ptr[rid + 1]
+        for c, v in zip(s.rel_idx[lo:hi], s.rel_val[lo:hi], strict=True):
+            r[int(c)] = r.get(int(c), 0.0) - mult * v
+    rhs = a.required
+    cells, coefs = [], []
+    touched = np.array(sorted(r), dtype=np.int64)
+    ups, downs = _attacker_rooms(s, a.attacker, touched)
+    for c, up_c, down_c in zip(touched.tolist(), ups.tolist(), downs.tolist(), strict=True):
+        rc = r[c]
+        coef = rc * up_c if rc > 0 else -rc * down_c
+        if c == a.cell:
+            rhs -= coef  # x_p = 1 for a primary cell
+        elif coef > 1e-9 * max(1.0, a.required) and not s.problem.fixed[c]:
+            cells.append(c)
+            coefs.append(coef)
+    coefs_arr = np.minimum(np.array(coefs, dtype=float), max(rhs, 0.0))  # x is binary: cap at the rhs
+    return _Cut(np.array(cells, dtype=np.int64), coefs_arr, rhs, a.cell)
+
+
+def _raise_unprotectable(s: _Structure, cut: _Cut, attack: _Attack) -> None:
+    key = s.problem.keys[cut.cell]
+    who = "an outsider" if attack.attacker < 0 else f"contributor {s.contributors[attack.attacker]}"
+    side = "upward" if attack.sign > 0 else "downward"
+    reach = attack.required - cut.rhs + float(cut.coefs.sum())  # the most any pattern can give
+    raise DisclosureError(
+        f"cell {key} cannot be protected: whatever else is hidden, {who} can narrow it {side} to within "
+        f"{reach:.6g} of its value (required: {attack.required:.6g}), because the cells that could hide it "
+        "are already published or too small",
+        hint="merge the cell into a larger category, or review which cells were published before",
+    )
+
+
+# ------------------------------------------------------------------------------------------------ fast
+
+
+class _Pattern:
+    """A growing pattern with per-relation hidden counts (the greedy step's bookkeeping)."""
+
+    def __init__(self, s: _Structure, hidden: np.ndarray):
+        self.s = s
+        self.hidden = hidden.copy()
+        self.count = _per_relation(np.add, s, hidden.astype(np.int64), 0)
+        free = ~(s.problem.fixed | s.stuck)
+        cost = s.problem.cost
+        masked = np.where(free[s.rel_idx], cost[s.rel_idx], np.inf)
+        self.rel_min = _per_relation(np.minimum, s, masked, np.inf, gathered=True)
+        self.free = free
+
+    def hide(self, i: int) -> None:
+        if not self.hidden[i]:
+            self.hidden[i] = True
+            self.count[self.s.relations_of(i)] += 1
+
+
+def _per_relation(ufunc, s: _Structure, per_cell: np.ndarray, empty, gathered: bool = False) -> np.ndarray:
+    """ufunc reduced over the cells of each relation (`gathered`: per_cell is already per entry)."""
+    n_rel = len(s.rel_ptr) - 1
+    if len(s.rel_idx) == 0:
+        return np.full(n_rel, empty)
+    entries = per_cell if gathered else per_cell[s.rel_idx]
+    return ufunc.reduceat(entries, s.rel_ptr[:-1])
+
+
+def _close_pattern(pat: _Pattern, seeds: Sequence[int]) -> None:
+    """Until no hidden cell is the only hidden cell of a relation: give it the best partner there."""
+    s = pat.s
+    queue = sorted(seeds, key=lambda i: s.rank[i])
+    while queue:
+        nxt: list[int] = []
+        for h in queue:
+            for r in s.relations_of(h):
+                if pat.count[r] == 1:
+                    nxt += _add_partner(pat, h, int(r))
+        queue = sorted(set(nxt), key=lambda i: s.rank[i])
+
+
+def _add_partner(pat: _Pattern, h: int, r: int) -> list[int]:
+    s = pat.s
+    cands = [int(c) for c in s.cells_of(r) if c != h and pat.free[c]]
+    if not cands:
+        if s.problem.primary[h]:
+            raise DisclosureError(
+                f"cell {s.problem.keys[h]} cannot be protected: every other cell of one of its totals is "
+                "already published, so it can be recomputed by subtraction",
+                hint="merge the cell into a larger category, or review which cells were published before",
+            )
+        return []  # a secondary cell that ended up derivable; the audit decides whether it matters
+    lone_singleton = s.sole[h] >= 0
+    scored = sorted(cands, key=lambda c: (_partner_score(pat, c, r, lone_singleton and s.sole[c] >= 0), s.rank[c]))
+    chosen = [scored[0]]
+    if lone_singleton and s.sole[scored[0]] >= 0 and s.sole[scored[0]] != s.sole[h] and len(scored) > 1:
+        chosen.append(scored[1])  # two single-contributor cells alone in a total would reveal each other
+    for c in chosen:
+        pat.hide(c)
+    return chosen
+
+
+def _partner_score(pat: _Pattern, c: int, r: int, singleton_pair: bool) -> float:
+    """Cost of c plus the cheapest partners it will itself need in relations where nothing is hidden yet."""
+    s = pat.s
+    cascade = 0.0
+    for r2 in s.relations_of(c):
+        if r2 != r and pat.count[r2] == 0:
+            cascade += pat.rel_min[r2] if np.isfinite(pat.rel_min[r2]) else 0.0
+    score = float(s.problem.cost[c]) + cascade
+    return score * 4.0 + 1.0 if singleton_pair else score
+
+
+def _repair(pat: _Pattern, cuts: list[_Cut]) -> list[int]:
+    """Hide the cheapest cells (per unit of protection they add) until each violated cut is met."""
+    s, cost = pat.s, pat.s.problem.cost
+    added: list[int] = []
+    for cut in cuts:
+        have = float(cut.coefs @ pat.hidden[cut.cells])
+        if have >= cut.rhs - _tolerance(cut.rhs):
+            continue
+        ok = pat.free[cut.cells] & ~pat.hidden[cut.cells]
+        cells, coefs = cut.cells[ok], cut.coefs[ok]
+        need = cut.rhs - have
+        order = sorted(range(len(cells)), key=lambda k: (cost[cells[k]] / min(coefs[k], need), s.rank[cells[k]]))
+        for k in order:
+            if have >= cut.rhs - _tolerance(cut.rhs):
+                break
+            pat.hide(int(cells[k]))
+            added.append(int(cells[k]))
+            have += coefs[k]
+    return added
+
+
+def _fast(s: _Structure) -> tuple[np.ndarray, int]:
+    pat = _Pattern(s, s.problem.primary.astype(bool))
+    _close_pattern(pat, list(np.flatnonzero(pat.hidden)))
+    for rounds in range(1, _MAX_REPAIR_ROUNDS + 1):
+        attacks = _attacks_on_pattern(s, pat.hidden)
+        if not attacks:
+            return pat.hidden, rounds
+        cuts = [_cut_from_attack(s, a, pat.hidden.astype(float)) for a in attacks]
+        for cut, a in zip(cuts, attacks, strict=True):
+            if float(cut.coefs.sum()) < cut.rhs - _tolerance(cut.rhs):
+                _raise_unprotectable(s, cut, a)
+        added = _repair(pat, cuts)
+        if not added:
+            break
+        _close_pattern(pat, added)
+    raise DisclosureError(
+        f"no safe suppression pattern found after {_MAX_REPAIR_ROUNDS} repair rounds",
+        hint="try method='optimal' or merge small categories",
+    )
+
+
+# --------------------------------------------------------------------------------------------- optimal
+
+
+class _Master:
+    """The 0/1 master problem: min cost.x subject to the partner rows and the cuts found so far."""
+
+    def __init__(self, s: _Structure):
+        self.s = s
+        p = s.problem
+        n = p.size
+        # primary cells are hidden anyway: the objective is the secondary cost (plus a tie-breaking charge)
+        self.cost = np.where(p.primary, 0.0, p.cost.astype(float) + _tie_weight(p.cost))
+        self.lower = p.primary.astype(float)
+        self.upper = np.where(p.fixed | (s.stuck & ~p.primary), 0.0, 1.0)
+        self.rows: list[tuple[np.ndarray, np.ndarray, float]] = _partner_rows(s)
+        self.n = n
+
+    def add(self, cuts: list[_Cut]) -> None:
+        for c in cuts:
+            self.rows.append((c.cells, c.coefs, c.rhs))
+
+    def solve(self, integer: bool, start: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
+        h = _new_highs()
+        start_ptr, index, value, lo = [0], [], [], []
+        for cells, coefs, rhs in self.rows:
+            index += list(cells)
+            value += list(coefs)
+            start_ptr.append(len(index))
+            lo.append(rhs)
+        m = len(lo)
+        row_hi = np.full(m, highspy.kHighsInf)
+        _pass_lp(h, self.cost, self.lower, self.upper, lo, row_hi, start_ptr, index, value, integer=integer)
+        if integer:
+            h.setOptionValue("mip_max_nodes", _MIP_MAX_NODES)
+            h.setOptionValue("mip_rel_gap", 1e-6)
+            if start is not None:
+                h.setSolution(self.n, np.arange(self.n, dtype=np.int32), start.astype(float))
+        h.run()
+        status = h.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise DisclosureError(
+                "no suppression pattern can protect every primary cell given the cells already published",
+                hint="review which cells were published before, or merge small categories",
+            )
+        x = np.asarray(h.getSolution().col_value)
+        info = h.getInfo()
+        bound = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
+        proven = status == highspy.HighsModelStatus.kOptimal
+        if integer:
+            x = np.round(x)
+        return np.clip(x, 0.0, 1.0), bound, proven
+
+
+def _tie_weight(cost: np.ndarray) -> float:
+    """A tiny per-cell charge so that among equally cheap patterns the one with fewer cells wins."""
+    return 1e-7 * max(1.0, float(np.abs(cost).max(initial=0.0)))
+
+
+def _partner_rows(s: _Structure) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """x_h <= sum of the other cells of each relation of h (a lone hidden cell is found by subtraction)."""
+    rows = []
+    n_rel = len(s.rel_ptr) - 1
+    for r in range(n_rel):
+        cells = s.cells_of(r)
+        for h in cells:
+            others = cells[cells != h]
+            rows.append((np.append(others, h), np.append(np.ones(len(others)), -1.0), 0.0))
+    return rows
+
+
+def _attacks_on_pattern(s: _Structure, hidden: np.ndarray) -> list[_Attack]:
+    """Attacks on a 0/1 pattern: the audit module (when present) says which cells fail, we find the cuts."""
+    failing = _audit_failing_cells(s.problem, hidden)
+    if failing is not None and not failing.any():
+        return []
+    attacks = _find_attacks(s, hidden.astype(float), only=failing)
+    if failing is not None and not attacks:
+        # the audit and our check disagree (tolerances): check every cell before giving up
+        attacks = _find_attacks(s, hidden.astype(float))
+    return attacks
+
+
+def _audit_failing_cells(problem: ProtectionProblem, hidden: np.ndarray) -> np.ndarray | None:
+    try:
+        from aggregator.disclosure.audit import audit
+    except ImportError:
+        return None
+    failing = np.zeros(problem.size, dtype=bool)
+    for cell, *_ in audit(problem, hidden).failures:
+        failing[cell] = True
+    return failing & problem.primary
+
+
+def _separate(s: _Structure, x: np.ndarray, insiders: bool = True, integral: bool = False) -> list[_Cut]:
+    attacks = _attacks_on_pattern(s, x > 0.5) if integral else _find_attacks(s, x, insiders)
+    cuts = []
+    for a in attacks:
+        cut = _cut_from_attack(s, a, x)
+        if float(cut.coefs.sum()) < cut.rhs - _tolerance(cut.rhs):
+            _raise_unprotectable(s, cut, a)
+        if float(cut.coefs @ x[cut.cells]) < cut.rhs - _tolerance(cut.rhs):
+            cuts.append(cut)
+    return cuts
+
+
+def _lp_cut_loop(s: _Structure, master: _Master, deadline: float) -> tuple[float, int]:
+    """Strengthen the master with cuts separated at fractional LP points; returns the LP bound."""
+    bound = -math.inf
+    for rounds in range(1, _LP_CUT_ROUNDS + 1):
+        x, bound, _ = master.solve(integer=False)
+        cuts = _separate(s, x)
+        if not cuts or time.monotonic() > deadline:
+            return bound, rounds
+        master.add(cuts)
+    return bound, _LP_CUT_ROUNDS
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def _optimal(s: _Structure, deadline: float, start: np.ndarray) -> tuple[np.ndarray, float, bool, int]:
+    master = _Master(s)
+    _, rounds = _lp_cut_loop(s, master, deadline)
+    while True:
+        if time.monotonic() > deadline:
+            raise _TimeUp
+        rounds += 1
+        # the fast pattern is safe, so it satisfies every cut: a valid incumbent for each re-solve
+        x, bound, proven = master.solve(integer=True, start=start.astype(float))
+        cuts = _separate(s, x, integral=True)
+        if not cuts:
+            return x > 0.5, bound, proven, rounds
+        master.add(cuts)
+
+
+# ---------------------------------------------------------------------------------------------- public
+
+
+def protect(problem: ProtectionProblem, method: str = "auto", *, time_limit: float = 60.0) -> SuppressionResult:
+    """Choose the secondary cells that protect every primary cell; return the full pattern.
+
+    method: "optimal" (exact cost minimum, for up to a few thousand cells), "fast" (heuristic, any size)
+    or "auto" (optimal up to AUTO_OPTIMAL_MAX_CELLS cells). When the optimal model runs out of
+    `time_limit`, the fast pattern is returned (method "fast", optimal False).
+    Raises DisclosureError when a primary cell cannot be protected (for instance because the cells around
+    it were published already) or the pattern fails the audit.
+    """
+    if method not in ("auto", "optimal", "fast"):
+        raise DisclosureError(f"unknown suppression method '{method}'", hint="use 'auto', 'optimal' or 'fast'")
+    t0 = time.monotonic()
+    deadline = t0 + time_limit
+    s = _build_structure(problem)
+    if method == "auto":
+        method = "optimal" if problem.size <= AUTO_OPTIMAL_MAX_CELLS else "fast"
+    fast_hidden, fast_rounds = _fast(s)
+    hidden, bound, proven, rounds, used = fast_hidden, math.nan, False, fast_rounds, "fast"
+    if method == "optimal" and problem.primary.any():
+        try:
+            hidden, bound, proven, rounds = _optimal(s, deadline, fast_hidden)
+            used = "optimal"
+        except _TimeUp:
+            pass
+    if not problem.primary.any():
+        bound, proven = 0.0, True
+    return _result(s, hidden, used, bound, proven, rounds, time.monotonic() - t0)
+
+
+def _result(s, hidden, used, bound, proven, rounds, seconds) -> SuppressionResult:
+    p = s.problem
+    hidden, verdict = _confirm_with_audit(p, hidden)
+    secondary = hidden & ~p.primary
+    return SuppressionResult(
+        suppressed=hidden.copy(),
+        secondary=secondary,
+        method=used,
+        cost=float(p.cost[secondary].sum()),
+        lower_bound=math.nan if math.isnan(bound) else _secondary_bound(bound, p),
+        optimal=bool(proven and used == "optimal") or not p.primary.any(),
+        iterations=int(rounds),
+        seconds=float(seconds),
+        audit=verdict,
+    )
+
+
+def _confirm_with_audit(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[np.ndarray, AuditResult | None]:
+    """The independent audit module, when present, has the last word on the pattern.
+
+    A secondary cell the outsider can compute exactly protects nothing (the attacker knows it anyway), so
+    it is published again; that changes no attacker interval.
+    """
+    try:
+        from aggregator.disclosure.audit import audit
+    except ImportError:
+        return hidden, None
+    verdict = audit(problem, hidden)
+    known = [f[0] for f in verdict.failures if not problem.primary[f[0]] and f[1] == "outsider" and f[2] == f[3]]
+    if known:
+        hidden = hidden.copy()
+        hidden[known] = False
+        verdict = audit(problem, hidden)
+    if not verdict.passed:
+        cell, who, lo, hi, reason = verdict.failures[0]
+        raise DisclosureError(
+            f"the suppression pattern failed the audit: cell {problem.keys[cell]} is narrowed to "
+            f"[{lo:.6g}, {hi:.6g}] by {who} ({reason})",
+            hint="report this as a bug with the protection problem attached",
+        )
+    return hidden, verdict
+
+
+def check_pattern(problem: ProtectionProblem, suppressed: np.ndarray, *, insiders: bool = True) -> list[tuple]:
+    """Our own attacker check: (cell, attacker, direction, reach, required) for every unmet requirement.
+
+    The attacker model is the one `protect` optimises against (docs/suppression.md); the audit module is the
+    independent check.
+    """
+    s = _build_structure(problem)
+    out = []
+    for a in _find_attacks(s, np.asarray(suppressed, dtype=float), insiders):
+        who = "outsider" if a.attacker < 0 else s.contributors[a.attacker]
+        out.append((a.cell, who, "up" if a.sign > 0 else "down", a.value, a.required))
+    return out
+
+
+def lp_lower_bound(problem: ProtectionProblem, *, time_limit: float = 60.0) -> float:
+    """Lower bound on the secondary cost: the LP relaxation of the master with the cuts it separates."""
+    s = _build_structure(problem)
+    if not problem.primary.any():
+        return 0.0
+    master = _Master(s)
+    bound, _ = _lp_cut_loop(s, master, time.monotonic() + time_limit)
+    return _secondary_bound(bound, problem)
+
+
+def _secondary_bound(master_bound: float, problem: ProtectionProblem) -> float:
+    """The master's bound minus the most the tie-breaking charge can add: a bound on the secondary cost."""
+    return max(0.0, master_bound - _tie_weight(problem.cost) * problem.size)
+
+
+# ------------------------------------------------------------------------------ building test problems
+
+Hierarchy = Mapping[str, Sequence["int | str"]]  # parent code -> children (leaf indices or parent codes)
+
+
+def table_problem(
+    values: np.ndarray | None = None,
+    *,
+    contributions: Mapping[str, np.ndarray] | None = None,
+    hierarchies: Sequence[Hierarchy | None] | None = None,
+    name: str = "t",
+    dims: Sequence[str] | None = None,
+    min_contributors: int = 3,
+    safety_percent: float = 10.0,
+    cost: str | np.ndarray = "unity",
+    upper_factor: float = 1.5,
+) -> ProtectionProblem:
+    """A ProtectionProblem for an additive table with margins, built from its inner cells.
+
+    values: inner cells, shape (n1, ..., nd); or leave None and give `contributions`: contributor -> array of
+    that shape (0 = no record), whose sum is the table. Each dimension gets a hierarchy (parent code ->
+    children, leaves are inner indices) or, when None, one total "T" over all its leaves. With contributions,
+    cells with 0 < N < min_contributors are primary with UPL = safety_percent % of the value (at least 1) and
+    LPL the same but at most the value; the contributors become the insiders. Keys read
+    "name|value|dim=code|...", leaves coded by their index.
+    """
+    inner = _inner_values(values, contributions)
+    dims = list(dims or [f"d{k}" for k in range(inner.ndim)])
+    hierarchies = list(hierarchies or [None] * inner.ndim)
+    axes = [_axis(n, h, d) for n, h, d in zip(inner.shape, hierarchies, dims, strict=True)]
+    total = _aggregate(inner, axes)
+    shape = total.shape
+    keys = [
+        f"{name}|value|" + "|".join(f"{d}={ax.codes[k]}" for d, ax, k in zip(dims, axes, idx, strict=True))
+        for idx in np.ndindex(shape)
+    ]
+    flat = total.ravel()
+    n = len(flat)
+    problem = ProtectionProblem(
+        keys=keys,
+        values=flat.astype(float),
+        relations=_table_relations(axes, shape),
+        lower=np.zeros(n),
+        upper=np.full(n, upper_factor * max(1.0, float(np.abs(flat).max(initial=0.0)))),
+        upl=np.zeros(n),
+        lpl=np.zeros(n),
+        primary=np.zeros(n, dtype=bool),
+        cost=np.zeros(n),
+        fixed=np.zeros(n, dtype=bool),
+    )
+    if contributions:
+        _apply_threshold_rule(problem, contributions, axes, min_contributors, safety_percent)
+    problem.cost = _cost_vector(problem, cost)
+    return problem
+
+
+@dataclass
+class _Axis:
+    codes: list[str]
+    leaves: np.ndarray  # (codes, n leaves) 0/1: which leaves each code adds up
+    children: dict[int, list[int]]  # parent code index -> child code indices
+
+
+def _inner_values(values, contributions) -> np.ndarray:
+    if contributions:
+        summed = sum(np.asarray(a, dtype=float) for a in contributions.values())
+        if values is not None and not np.allclose(values, summed):
+            raise DisclosureError("the values given do not equal the sum of the contributions")
+        return np.asarray(summed, dtype=float)
+    if values is None:
+        raise DisclosureError("give the inner values or the contributions of the table")
+    return np.asarray(values, dtype=float)
+
+
+def _axis(n: int, hierarchy: Hierarchy | None, dim: str) -> _Axis:
+    hierarchy = hierarchy if hierarchy is not None else {"T": list(range(n))}
+    parents = list(hierarchy)
+    codes = [str(k) for k in range(n)] + parents
+    pos = {c: k for k, c in enumerate(codes)}
+    children = {}
+    for parent, kids in hierarchy.items():
+        try:
+            children[pos[parent]] = [pos[str(c)] for c in kids]
+        except KeyError as err:
+            raise DisclosureError(f"hierarchy of dimension {dim}: unknown child {err.args[0]}") from None
+    leaves = np.zeros((len(codes), n))
+    leaves[np.arange(n), np.arange(n)] = 1.0
+    for k in _bottom_up(children, n):
+        leaves[k] = leaves[children[k]].sum(axis=0)
+    return _Axis(codes, leaves, children)
+
+
+def _bottom_up(children: dict[int, list[int]], n: int) -> list[int]:
+    """Parent codes ordered so that every parent comes after its children."""
+    done, order = set(range(n)), []
+    pending = dict(children)
+    while pending:
+        ready = sorted(k for k, kids in pending.items() if all(c in done for c in kids))
+        if not ready:
+            raise DisclosureError("a hierarchy has a cycle or a parent without leaves")
+        for k in ready:
+            order.append(k)
+            done.add(k)
+            del pending[k]
+    return order
+
+
+def _aggregate(inner: np.ndarray, axes: Sequence[_Axis]) -> np.ndarray:
+    table = inner
+    for d, ax in enumerate(axes):
+        table = np.moveaxis(np.tensordot(ax.leaves, table, axes=(1, d)), 0, d)
+    return table
+
+
+def _table_relations(axes: Sequence[_Axis], shape: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+    grid = np.arange(int(np.prod(shape))).reshape(shape)
+    relations = []
+    for d, ax in enumerate(axes):
+        for parent, kids in sorted(ax.children.items()):
+            totals = np.take(grid, parent, axis=d).ravel().tolist()
+            parts = zip(*(np.take(grid, c, axis=d).ravel().tolist() for c in kids), strict=True)
+            relations += [(t, tuple(q)) for t, q in zip(totals, parts, strict=True)]
+    return relations
+
+
+def _apply_threshold_rule(problem, contributions, axes, min_contributors, safety_percent) -> None:
+    names = sorted(contributions)
+    own = [_aggregate(np.asarray(contributions[c], dtype=float), axes).ravel() for c in names]
+    present = [_aggregate((np.asarray(contributions[c]) != 0).astype(float), axes).ravel() > 0 for c in names]
+    n_contrib = np.sum(present, axis=0)
+    unsafe = (n_contrib > 0) & (n_contrib < min_contributors)
+    upl = np.maximum(1.0, safety_percent / 100.0 * np.abs(problem.values))
+    problem.primary = unsafe
+    problem.upl = np.where(unsafe, upl, 0.0)
+    problem.lpl = np.where(unsafe, np.minimum(upl, problem.values - problem.lower), 0.0)
+    problem.insiders = {
+        c: {int(i): float(v[i]) for i in np.flatnonzero(m)} for c, v, m in zip(names, own, present, strict=True)
+    }
+
+
+def _cost_vector(problem: ProtectionProblem, cost: str | np.ndarray) -> np.ndarray:
+    if not isinstance(cost, str):
+        return np.asarray(cost, dtype=float)
+    if cost == "unity":
+        return np.ones(problem.size)
+    if cost == "value":
+        return np.abs(problem.values).astype(float)
+    if cost == "contributors":
+        counts = np.zeros(problem.size)
+        for cells in problem.insiders.values():
+            counts[list(cells)] += 1
+        return counts
+    raise DisclosureError(f"unknown cost function '{cost}'", hint="use 'unity', 'value' or 'contributors'")
+
+
+def merge_problems(problems: Sequence[ProtectionProblem], same: Mapping[str, str] | None = None) -> ProtectionProblem:
+    """Linked tables as one problem: cells with the same key (after renaming by `same`) become one cell."""
+    same = same or {}
+    index: dict[str, int] = {}
+    keys: list[str] = []
+    where: list[np.ndarray] = []
+    for prob in problems:
+        pos = []
+        for key in prob.keys:
+            key = same.get(key, key)
+            if key not in index:
+                index[key] = len(keys)
+                keys.append(key)
+            pos.append(index[key])
+        where.append(np.array(pos, dtype=np.int64))
+    merged = _empty_like(keys)
+    for prob, pos in zip(problems, where, strict=True):
+        _merge_into(merged, prob, pos)
+    return merged
+
+
+def _empty_like(keys: list[str]) -> ProtectionProblem:
+    n = len(keys)
+    return ProtectionProblem(
+        keys=keys,
+        values=np.full(n, np.nan),
+        relations=[],
+        lower=np.full(n, -np.inf),
+        upper=np.full(n, np.inf),
+        upl=np.zeros(n),
+        lpl=np.zeros(n),
+        primary=np.zeros(n, dtype=bool),
+        cost=np.zeros(n),
+        fixed=np.zeros(n, dtype=bool),
+    )
+
+
+def _merge_into(m: ProtectionProblem, prob: ProtectionProblem, pos: np.ndarray) -> None:
+    known = ~np.isnan(m.values[pos])
+    if np.any(known & ~np.isclose(m.values[pos], prob.values, equal_nan=False)):
+        bad = m.keys[int(pos[known & ~np.isclose(m.values[pos], prob.values)][0])]
+        raise DisclosureError(f"linked tables disagree on the value of cell {bad}")
+    m.values[pos] = prob.values
+    m.lower[pos] = np.maximum(m.lower[pos], prob.lower)
+    m.upper[pos] = np.minimum(m.upper[pos], prob.upper)
+    m.upl[pos] = np.maximum(m.upl[pos], prob.upl)
+    m.lpl[pos] = np.maximum(m.lpl[pos], prob.lpl)
+    m.primary[pos] |= prob.primary
+    m.fixed[pos] |= prob.fixed
+    m.cost[pos] = np.maximum(m.cost[pos], prob.cost)
+    m.relations += [(int(pos[t]), tuple(int(pos[q]) for q in parts)) for t, parts in prob.relations]
+    for who, cells in prob.insiders.items():
+        m.insiders.setdefault(who, {}).update({int(pos[i]): v for i, v in cells.items()})

@@ -1,0 +1,145 @@
+"""The company registry: who may submit, to which covenant, with which signing key, and in which group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .envelope import keys
+from .errors import AggregatorError
+from .store import Store
+
+
+@dataclass(frozen=True)
+class Company:
+    company_id: str
+    name: str
+    group_id: str
+    covenants: tuple[str, ...]
+    status: str
+
+
+class Registry:
+    """Registry operations on an open store. Every change is one transaction."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def add(
+        self,
+        company_id: str,
+        name: str,
+        covenants: list[str],
+        public_key_bytes: bytes,
+        *,
+        group_id: str | None = None,
+        now: str,
+    ) -> str:
+        """Register a company with its signing public key; returns the key's fingerprint."""
+        _check_company_id(company_id)
+        if self.find(company_id) is not None:
+            raise AggregatorError(
+                f"company {company_id} is already registered",
+                hint=f"use `aggregator companies rotate-key {company_id}` to give it a new key",
+            )
+        fingerprint = keys.fingerprint(keys.signing_public_key_from_bytes(public_key_bytes))
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT INTO companies VALUES (?, ?, ?, ?, 'active', NULL, ?)",
+                [company_id, name, group_id or company_id, sorted(covenants), now],
+            )
+            con.execute(
+                "INSERT INTO company_keys VALUES (?, ?, ?, ?, NULL)",
+                [company_id, fingerprint, public_key_bytes, now],
+            )
+        return fingerprint
+
+    def find(self, company_id: str) -> Company | None:
+        row = self.store.con.execute(
+            "SELECT company_id, name, group_id, covenants, status FROM companies WHERE company_id = ?",
+            [company_id],
+        ).fetchone()
+        if row is None:
+            return None
+        return Company(row[0], row[1], row[2], tuple(row[3]), row[4])
+
+    def get(self, company_id: str) -> Company:
+        company = self.find(company_id)
+        if company is None:
+            raise AggregatorError(
+                f"company {company_id} is not registered",
+                hint="register it with `aggregator companies add`",
+            )
+        return company
+
+    def active_key(self, company_id: str, fingerprint: str) -> bytes | None:
+        """The company's signing public key with this fingerprint, if it is current (not rotated out)."""
+        row = self.store.con.execute(
+            "SELECT public_key FROM company_keys WHERE company_id = ? AND fingerprint = ? AND retired_at IS NULL",
+            [company_id, fingerprint],
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def list(self) -> pd.DataFrame:
+        return self.store.query_df(
+            "SELECT c.company_id, c.name, c.group_id, array_to_string(c.covenants, ',') AS covenants, c.status, "
+            "k.fingerprint FROM companies c LEFT JOIN company_keys k "
+            "ON k.company_id = c.company_id AND k.retired_at IS NULL ORDER BY c.company_id"
+        )
+
+    def revoke(self, company_id: str, reason: str, *, now: str) -> None:
+        self.get(company_id)
+        with self.store.transaction() as con:
+            con.execute(
+                "UPDATE companies SET status = 'revoked', status_reason = ? WHERE company_id = ?",
+                [reason, company_id],
+            )
+            con.execute(
+                "UPDATE company_keys SET retired_at = ? WHERE company_id = ? AND retired_at IS NULL",
+                [now, company_id],
+            )
+
+    def rotate_key(self, company_id: str, public_key_bytes: bytes, *, now: str) -> str:
+        """Replace the company's signing key: files signed with the old key are refused from now on."""
+        company = self.get(company_id)
+        if company.status != "active":
+            raise AggregatorError(f"company {company_id} is revoked; a revoked company cannot get a new key")
+        fingerprint = keys.fingerprint(keys.signing_public_key_from_bytes(public_key_bytes))
+        with self.store.transaction() as con:
+            con.execute(
+                "UPDATE company_keys SET retired_at = ? WHERE company_id = ? AND retired_at IS NULL",
+                [now, company_id],
+            )
+            con.execute(
+                "INSERT INTO company_keys VALUES (?, ?, ?, ?, NULL)",
+                [company_id, fingerprint, public_key_bytes, now],
+            )
+        return fingerprint
+
+    def grant_waiver(self, company_id: str, covenant: str, scope: str, *, now: str) -> None:
+        """Record the company's consent to publish its own figures (scope: a table id or '*')."""
+        self.get(company_id)
+        with self.store.transaction() as con:
+            con.execute("INSERT INTO waivers VALUES (?, ?, ?, ?, NULL)", [company_id, covenant, scope, now])
+
+    def revoke_waiver(self, company_id: str, covenant: str, scope: str, *, now: str) -> None:
+        """Withdraw consent for future releases; earlier releases stay as they were."""
+        with self.store.transaction() as con:
+            con.execute(
+                "UPDATE waivers SET revoked_at = ? WHERE company_id = ? AND covenant = ? AND scope = ? "
+                "AND revoked_at IS NULL",
+                [now, company_id, covenant, scope],
+            )
+
+    def contributor_map(self) -> dict[str, str]:
+        """company id -> group id, for counting contributors at group level."""
+        rows = self.store.con.execute("SELECT company_id, group_id FROM companies").fetchall()
+        return dict(rows)
+
+
+def _check_company_id(company_id: str) -> None:
+    if not company_id or not company_id.replace("-", "").replace("_", "").isalnum() or len(company_id) > 32:
+        raise AggregatorError(
+            f"'{company_id}' is not a valid company id", hint="use letters, digits, - and _ only, e.g. T001"
+        )

@@ -1,0 +1,162 @@
+"""A secretariat workspace: keys, the encrypted store, received files and the secretariat's own reports.
+
+Layout (all created by `create_workspace`):
+
+    workspace.toml          protocols used, the store's key-derivation salt
+    keys/                   secretariat encryption and signing keys (private keys passphrase-encrypted, 0600)
+    store.duckdb            the store, encrypted with a key derived from the passphrase
+    received/<state>/       every sealed file exactly as received, filed under its final state
+    secretariat/            audit reports and other views that never go to a committee
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from .envelope import keys
+from .errors import AggregatorError
+from .protocol import Protocol, load_protocol
+from .store import Store
+
+CONFIG_NAME = "workspace.toml"
+STORE_SCRYPT_N = 2**15
+
+
+@dataclass
+class Workspace:
+    root: Path
+    passphrase: str = field(repr=False)
+    protocol_paths: list[Path]
+    store_salt: bytes = field(repr=False)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def received_dir(self) -> Path:
+        return self.root / "received"
+
+    @property
+    def secretariat_dir(self) -> Path:
+        return self.root / "secretariat"
+
+    @cached_property
+    def protocols(self) -> dict[str, Protocol]:
+        loaded = [load_protocol(p) for p in self.protocol_paths]
+        return {p.covenant.id: p for p in loaded}
+
+    def protocol(self, covenant: str) -> Protocol:
+        try:
+            return self.protocols[covenant]
+        except KeyError:
+            known = ", ".join(sorted(self.protocols)) or "none"
+            raise AggregatorError(
+                f"covenant '{covenant}' has no protocol in this workspace (known: {known})",
+                hint=f"add its protocol file to {self.root / CONFIG_NAME}",
+            ) from None
+
+    def store_key(self) -> str:
+        kdf = Scrypt(salt=self.store_salt, length=32, n=STORE_SCRYPT_N, r=8, p=1)
+        return kdf.derive(self.passphrase.encode()).hex()
+
+    def open_store(self) -> Store:
+        return Store(self.root / "store.duckdb", self.store_key())
+
+    @cached_property
+    def decryption_key(self):
+        return keys.load_private_key(self.keys_dir / "secretariat_encryption.key", self.passphrase)
+
+    @cached_property
+    def signing_key(self):
+        return keys.load_private_key(self.keys_dir / "secretariat_signing.key", self.passphrase)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the workspace lock: one intake, batch or release at a time."""
+        lock_path = self.root / ".lock"
+        with open(lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AggregatorError(
+                    f"another aggregator command is working on {self.root}",
+                    hint="wait for it to finish, then run this command again",
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def create_workspace(
+    root: Path, passphrase: str, protocol_paths: list[Path], *, kem: str = "x25519", scrypt_n: int = 2**17
+) -> Workspace:
+    """Create a new workspace with fresh secretariat keys. Refuses to overwrite an existing one."""
+    root = Path(root)
+    if (root / CONFIG_NAME).exists():
+        raise AggregatorError(
+            f"{root} is already a workspace", hint="use it as it is, or choose another folder"
+        )
+    if len(passphrase) < 8:
+        raise AggregatorError(
+            "the passphrase is too short", hint="use at least 8 characters, better a sentence"
+        )
+    protocol_paths = [Path(p).resolve() for p in protocol_paths]
+    for path in protocol_paths:
+        load_protocol(path)  # fail before anything is written
+    for sub in ("keys", "received", "secretariat"):
+        (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(root, 0o700)
+    _write_keys(root / "keys", passphrase, kem, scrypt_n)
+    salt = secrets.token_bytes(16)
+    _write_config(root, protocol_paths, salt)
+    workspace = open_workspace(root, passphrase)
+    workspace.open_store().close()
+    return workspace
+
+
+def _write_keys(keys_dir: Path, passphrase: str, kem: str, scrypt_n: int) -> None:
+    encryption = keys.generate_encryption_key(kem)
+    signing = keys.generate_signing_key()
+    keys.save_private_key(encryption, keys_dir / "secretariat_encryption.key", passphrase, scrypt_n=scrypt_n)
+    keys.save_public_key(encryption.public_key(), keys_dir / "secretariat_encryption.pub")
+    keys.save_private_key(signing, keys_dir / "secretariat_signing.key", passphrase, scrypt_n=scrypt_n)
+    keys.save_public_key(signing.public_key(), keys_dir / "secretariat_signing.pub")
+
+
+def _write_config(root: Path, protocol_paths: list[Path], salt: bytes) -> None:
+    lines = [
+        "# Secretariat workspace. Keep this folder private; the store and keys are encrypted with the passphrase.",
+        "protocols = [" + ", ".join(f'"{p.as_posix()}"' for p in protocol_paths) + "]",
+        f'store_salt = "{salt.hex()}"',
+        "",
+    ]
+    (root / CONFIG_NAME).write_text("\n".join(lines), encoding="utf-8")
+
+
+def open_workspace(root: Path, passphrase: str) -> Workspace:
+    root = Path(root)
+    config_path = root / CONFIG_NAME
+    if not config_path.exists():
+        raise AggregatorError(
+            f"{root} is not a workspace (no {CONFIG_NAME})",
+            hint="create one with `aggregator init WORKSPACE --protocol protocols/textile.toml`",
+        )
+    config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    return Workspace(
+        root=root,
+        passphrase=passphrase,
+        protocol_paths=[Path(p) for p in config["protocols"]],
+        store_salt=bytes.fromhex(config["store_salt"]),
+    )

@@ -1,0 +1,421 @@
+"""Aggregation: cell statistics in DuckDB against hand-computed answers and a pure-pandas recomputation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator.aggregation import (
+    AggregationError,
+    build_problem,
+    build_release_cells,
+    build_table_cells,
+    insider_contributions,
+)
+from aggregator.disclosure.model import PrimaryResult, RuleParams
+from aggregator.protocol import TOTAL_CODE, load_protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTILE = load_protocol(ROOT / "protocols" / "textile.toml")
+PERIOD = "2026-06"
+TOP2 = RuleParams(dominance=((2, 50.0),))
+
+LOCATION_COLUMNS = {"country": "VARCHAR", "facility_type": "VARCHAR", "order_volume_pieces": "BIGINT"}
+RISK_COLUMNS = {"country": "VARCHAR", "theme": "VARCHAR", "risk_identified": "BOOLEAN"}
+
+# company -> group: c1 and c2 belong to one group; every other company is its own group
+COMPANIES = [("c1", "g1"), ("c2", "g1"), ("c3", "g3"), ("c4", "g4"), ("c5", "g5")]
+
+# (submission, company, period, country, facility_type, order_volume_pieces)
+LOCATIONS = [
+    ("s1", "c1", PERIOD, "NL", "laundry", 10),
+    ("s1", "c1", PERIOD, "BD", "laundry", 20),
+    ("s2", "c2", PERIOD, "BD", "spinning", 5),
+    ("s3", "c3", PERIOD, "IN", "laundry", 7),
+    ("s4", "c4", PERIOD, "NL", "spinning", 1),
+    ("s5", "c4", PERIOD, "NL", "spinning", 100),  # quarantined submission: left out
+    ("s6", "c3", "2026-05", "IN", "laundry", 1000),  # another period: left out
+]
+STATES = {"s1": "accepted", "s2": "accepted", "s3": "accepted", "s4": "accepted", "s5": "quarantined"}
+STATES |= {"s6": "accepted", "s7": "accepted"}
+
+
+def make_store(locations=LOCATIONS, risks=(), companies=COMPANIES, states=None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE companies (company_id VARCHAR, group_id VARCHAR)")
+    con.executemany("INSERT INTO companies VALUES (?, ?)", list(companies))
+    con.execute("CREATE TABLE submissions (submission_id VARCHAR, state VARCHAR)")
+    con.executemany("INSERT INTO submissions VALUES (?, ?)", list((states or STATES).items()))
+    _rows_table(con, "rows_textile_production_locations", LOCATION_COLUMNS, locations)
+    _rows_table(con, "rows_textile_risk_assessment", RISK_COLUMNS, risks)
+    return con
+
+
+def _rows_table(con, name: str, columns: dict[str, str], rows) -> None:
+    extra = ", ".join(f"{c} {t}" for c, t in columns.items())
+    con.execute(
+        f"CREATE TABLE {name} (submission_id VARCHAR, company_id VARCHAR, period VARCHAR, source_row INTEGER, {extra})"
+    )
+    marks = ", ".join("?" * (len(columns) + 4))
+    if rows:
+        con.executemany(f"INSERT INTO {name} VALUES ({marks})", [(*r[:3], i, *r[3:]) for i, r in enumerate(rows)])
+
+
+def by_codes(component, *codes: str) -> int:
+    """Row index of the cell with these codes (one per dimension)."""
+    columns = [c for c in component.frame.columns if not c.endswith("_depth") and c not in ("value", "n_all")]
+    mask = np.logical_and.reduce([component.frame[c] == code for c, code in zip(columns, codes, strict=True)])
+    (rows,) = np.flatnonzero(mask)
+    return int(rows)
+
+
+def stats_at(component, *codes: str) -> tuple:
+    i = by_codes(component, *codes)
+    s = component.stats
+    return (s.total[i], int(s.n[i]), int(s.n_all[i]), tuple(s.top[i]), s.waived[i])
+
+
+# ------------------------------------------------------------------------------------------- known answers
+
+
+def test_values_and_contributors_at_inner_cells_and_every_margin():
+    (volume,) = build_table_cells(make_store(), TEXTILE, "order_volume_by_region", PERIOD, TOP2)
+    assert volume.component == "value"
+    assert list(volume.frame["country"]) == [TOTAL_CODE, "142", "034", "BD", "IN", "150", "155", "NL"]
+    assert list(volume.frame["country_depth"]) == [0, 1, 2, 3, 3, 1, 2, 3]
+    # c1 and c2 are one group: their 20 + 5 in BD is one contribution of 25
+    assert stats_at(volume, "BD") == (25.0, 1, 1, (25.0, 0.0), 0.0)
+    assert stats_at(volume, "IN") == (7.0, 1, 1, (7.0, 0.0), 0.0)
+    assert stats_at(volume, "NL") == (11.0, 2, 2, (10.0, 1.0), 0.0)
+    assert stats_at(volume, "034") == (32.0, 2, 2, (25.0, 7.0), 0.0)
+    assert stats_at(volume, "142") == (32.0, 2, 2, (25.0, 7.0), 0.0)
+    assert stats_at(volume, "150") == (11.0, 2, 2, (10.0, 1.0), 0.0)
+    # the world total: g1's 10 in NL and 25 in Asia are one contribution of 35, not two of 25 and 10
+    assert stats_at(volume, TOTAL_CODE) == (43.0, 3, 3, (35.0, 7.0), 0.0)
+    assert volume.largest[by_codes(volume, TOTAL_CODE)] == "g1"
+    assert list(volume.frame["value"]) == list(volume.stats.total)
+
+
+def test_counting_companies_instead_of_groups():
+    (volume,) = build_table_cells(make_store(), TEXTILE, "order_volume_by_region", PERIOD, TOP2, count_unit="company")
+    assert stats_at(volume, "BD") == (25.0, 2, 2, (20.0, 5.0), 0.0)
+    assert stats_at(volume, TOTAL_CODE) == (43.0, 4, 4, (30.0, 7.0), 0.0)
+    assert volume.largest[by_codes(volume, TOTAL_CODE)] == "c1"
+
+
+def test_waived_contributors_leave_n_and_top_but_stay_in_the_value():
+    (volume,) = build_table_cells(
+        make_store(), TEXTILE, "order_volume_by_region", PERIOD, TOP2, waived=frozenset({"c3"})
+    )
+    assert stats_at(volume, "IN") == (7.0, 0, 1, (0.0, 0.0), 7.0)
+    assert volume.largest[by_codes(volume, "IN")] is None
+    assert stats_at(volume, TOTAL_CODE) == (43.0, 2, 3, (35.0, 1.0), 7.0)
+
+
+def test_a_group_is_waived_only_when_all_its_companies_waived():
+    store = make_store()
+    (one,) = build_table_cells(store, TEXTILE, "order_volume_by_region", PERIOD, TOP2, waived=frozenset({"c1"}))
+    assert stats_at(one, "BD") == (25.0, 1, 1, (25.0, 0.0), 0.0)
+    (both,) = build_table_cells(store, TEXTILE, "order_volume_by_region", PERIOD, TOP2, waived=frozenset({"c1", "c2"}))
+    assert stats_at(both, "BD") == (25.0, 0, 1, (0.0, 0.0), 25.0)
+
+
+def test_two_dimensions_count_rows_and_keep_every_margin():
+    (locations,) = build_table_cells(make_store(), TEXTILE, "locations_by_region_type", PERIOD, TOP2)
+    assert stats_at(locations, "BD", "laundry") == (1.0, 1, 1, (1.0, 0.0), 0.0)
+    assert stats_at(locations, "BD", TOTAL_CODE) == (2.0, 1, 1, (2.0, 0.0), 0.0)
+    assert stats_at(locations, TOTAL_CODE, "spinning") == (2.0, 2, 2, (1.0, 1.0), 0.0)
+    assert stats_at(locations, "142", "laundry") == (2.0, 2, 2, (1.0, 1.0), 0.0)
+    assert stats_at(locations, TOTAL_CODE, TOTAL_CODE) == (5.0, 3, 3, (3.0, 1.0), 0.0)
+    assert len(locations) == 8 * 3 - 1  # 8 country nodes x (total + 2 types), less the absent IN x spinning
+    assert_relations_hold(locations)
+
+
+def test_canonical_keys_leave_totals_out_and_sort_dimensions_by_name():
+    (locations,) = build_table_cells(make_store(), TEXTILE, "locations_by_region_type", PERIOD, TOP2)
+    codes = zip(locations.frame["country"], locations.frame["facility_type"], strict=True)
+    keys = dict(zip(codes, locations.keys, strict=True))
+    assert keys[(TOTAL_CODE, TOTAL_CODE)] == "production_locations|count|-|"
+    assert keys[("BD", "laundry")] == "production_locations|count|-|country=BD|facility_type=laundry"
+    assert keys[("142", TOTAL_CODE)] == "production_locations|count|-|country=m49:142"
+    assert len(set(locations.keys)) == len(locations.keys)
+
+
+def assert_relations_hold(component) -> None:
+    values = component.stats.total
+    assert component.relations, "a table with margins has relations"
+    for total, parts in component.relations:
+        assert values[total] == pytest.approx(values[list(parts)].sum())
+
+
+def test_relations_cover_every_level_of_every_dimension():
+    (locations,) = build_table_cells(make_store(), TEXTILE, "locations_by_region_type", PERIOD, TOP2)
+    keys = locations.keys
+    named = {(keys[t], tuple(keys[p] for p in parts)) for t, parts in locations.relations}
+    prefix = "production_locations|count|-|"
+    assert (prefix, (prefix + "country=m49:142", prefix + "country=m49:150")) in named
+    assert (prefix, (prefix + "facility_type=laundry", prefix + "facility_type=spinning")) in named
+    assert (
+        prefix + "country=m49:034|facility_type=laundry",
+        (prefix + "country=BD|facility_type=laundry", prefix + "country=IN|facility_type=laundry"),
+    ) in named
+    assert (
+        prefix + "country=BD",
+        (prefix + "country=BD|facility_type=laundry", prefix + "country=BD|facility_type=spinning"),
+    ) in named
+
+
+# ------------------------------------------------------------------------------- linked tables, filters
+
+LINKED = """
+[covenant]
+id = "textile"
+name = { en = "Textile", nl = "Textiel" }
+version = "1"
+templates = ["production_locations"]
+
+[[tables]]
+id = "by_region"
+title = { en = "Volume", nl = "Volume" }
+unit = { en = "pieces", nl = "stuks" }
+template = "production_locations"
+dimensions = [{ column = "country", hierarchy = "m49" }]
+measure = { kind = "sum", column = "order_volume_pieces" }
+
+[[tables]]
+id = "by_type_and_region"
+title = { en = "Volume", nl = "Volume" }
+unit = { en = "pieces", nl = "stuks" }
+template = "production_locations"
+dimensions = [{ column = "facility_type" }, { column = "country", hierarchy = "m49" }]
+measure = { kind = "sum", column = "order_volume_pieces" }
+
+[[audiences]]
+id = "committee"
+name = { en = "Committee", nl = "Commissie" }
+tables = ["by_region", "by_type_and_region"]
+frequency = "monthly"
+"""
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):
+    path = tmp_path_factory.mktemp("protocol") / "linked.toml"
+    path.write_text(LINKED)
+    return load_protocol(path)
+
+
+def test_linked_tables_share_the_keys_of_common_cells(linked):
+    small, big = build_release_cells(make_store(), linked, "committee", PERIOD)
+    assert (small.table_id, big.table_id) == ("by_region", "by_type_and_region")
+    shared = set(small.keys) & set(big.keys)
+    assert shared == set(small.keys)  # every cell of the small table is a margin of the big one
+    problem, index = build_problem(
+        [small, big],
+        [no_primaries(small), no_primaries(big)],
+        cost="value",
+        apriori_upper_factor=1.5,
+        insider_contributions={},
+    )
+    assert problem.size == len(set(small.keys) | set(big.keys))
+    for key in shared:
+        assert problem.values[index[key]] == big.stats.total[big.keys.index(key)]
+
+
+def test_filters_and_distinct_company_counts(tmp_path):
+    risks = [
+        ("s1", "c1", PERIOD, "BD", "child_labour", True),
+        ("s1", "c1", PERIOD, "IN", "child_labour", True),  # same company, second country
+        ("s2", "c2", PERIOD, "BD", "forced_labour", True),  # same group as c1
+        ("s3", "c3", PERIOD, "BD", "child_labour", False),  # filtered out
+        ("s4", "c4", PERIOD, "NL", "living_wage", True),
+    ]
+    (risk,) = build_table_cells(make_store(risks=risks), TEXTILE, "risks_by_theme_region", PERIOD, TOP2)
+    assert stats_at(risk, "child_labour", "BD") == (1.0, 1, 1, (1.0, 0.0), 0.0)
+    assert stats_at(risk, "child_labour", "034") == (1.0, 1, 1, (1.0, 0.0), 0.0)  # g1 counts once
+    assert stats_at(risk, "human_rights", "BD") == (1.0, 1, 1, (1.0, 0.0), 0.0)
+    assert stats_at(risk, TOTAL_CODE, TOTAL_CODE) == (2.0, 2, 2, (1.0, 1.0), 0.0)
+    assert risk.keys[0] == "risk_assessment|companies[group]|risk_identified=true|"
+    # distinct counts are not additive: relations go through helper cells instead
+    assert not risk.additive and not risk.relations and risk.aux
+
+
+def test_distinct_count_helper_cells_make_exact_relations():
+    (companies,) = build_table_cells(make_store(), TEXTILE, "companies_per_country", PERIOD, TOP2)
+    problem, _ = build_problem(
+        [companies],
+        [no_primaries(companies)],
+        cost="unity",
+        apriori_upper_factor=1.5,
+        insider_contributions={},
+    )
+    helpers = [k for k in problem.keys if "|~" in k]
+    assert helpers and problem.primary[[problem.keys.index(k) for k in helpers]].all()
+    for total, parts in problem.relations:
+        assert problem.values[total] == pytest.approx(problem.values[list(parts)].sum())
+    assert (problem.values >= problem.lower).all() and (problem.values <= problem.upper).all()
+
+
+def test_unknown_code_in_a_hierarchy_is_refused():
+    rows = [("s1", "c1", PERIOD, "XX", "laundry", 1)]
+    with pytest.raises(AggregationError, match="code 'XX' of column country is not in hierarchy m49"):
+        build_table_cells(make_store(locations=rows), TEXTILE, "order_volume_by_region", PERIOD, TOP2)
+
+
+def test_a_ragged_hierarchy_gives_each_node_once_and_empty_codes_their_own_cell():
+    rows = [("s1", "c1", PERIOD, "AQ", "laundry", 4), ("s3", "c3", PERIOD, "NL", None, 6)]
+    (locations,) = build_table_cells(make_store(locations=rows), TEXTILE, "locations_by_region_type", PERIOD, TOP2)
+    frame = locations.frame
+    totals = frame[frame["facility_type"] == TOTAL_CODE]
+    assert list(zip(totals["country"], totals["country_depth"], strict=True)) == [
+        (TOTAL_CODE, 0),
+        ("150", 1),
+        ("155", 2),
+        ("NL", 3),
+        ("999", 1),
+        ("AQ", 2),
+    ]
+    assert stats_at(locations, "NL", "_U") == (1.0, 1, 1, (1.0, 0.0), 0.0)
+    assert_relations_hold(locations)
+
+
+def test_wrong_count_unit_is_a_plain_error():
+    with pytest.raises(AggregationError, match="unknown count unit 'holding'"):
+        build_table_cells(make_store(), TEXTILE, "order_volume_by_region", PERIOD, TOP2, count_unit="holding")
+
+
+def test_ratio_tables_give_a_numerator_and_a_denominator(tmp_path):
+    con = make_store()
+    cols = {
+        "country": "VARCHAR",
+        "workers_covered": "BIGINT",
+        "wage_paid_monthly_eur": "DOUBLE",
+        "living_wage_benchmark_eur": "DOUBLE",
+    }
+    _rows_table(
+        con,
+        "rows_textile_living_wage",
+        cols,
+        [
+            ("s1", "c1", PERIOD, "BD", 100, 120.0, 200.0),
+            ("s3", "c3", PERIOD, "BD", 50, 150.0, 210.0),
+        ],
+    )
+    numerator, denominator = build_table_cells(con, TEXTILE, "living_wage_ratio_by_region", PERIOD, TOP2)
+    assert (numerator.component, denominator.component) == ("numerator", "denominator")
+    assert stats_at(numerator, "BD")[0] == 100 * 120.0 + 50 * 150.0
+    assert stats_at(denominator, "BD")[0] == 100 * 200.0 + 50 * 210.0
+    assert numerator.keys[0] == "living_wage|sum(wage_paid_monthly_eur*workers_covered)|-|"
+
+
+# ------------------------------------------------------------------------------------- problem, insiders
+
+
+def no_primaries(component) -> PrimaryResult:
+    size = len(component)
+    return PrimaryResult(np.zeros(size, bool), np.zeros(size), np.zeros(size), [()] * size)
+
+
+def test_problem_takes_the_strictest_primary_and_the_costs_of_the_protocol():
+    con = make_store()
+    (volume,) = build_table_cells(con, TEXTILE, "order_volume_by_region", PERIOD, TOP2)
+    primary = no_primaries(volume)
+    bd = by_codes(volume, "BD")
+    primary.unsafe[bd], primary.upl[bd], primary.lpl[bd] = True, 2.5, 2.5
+    own = insider_contributions(con, [volume], [primary])
+    assert set(own) == {"g1"}  # the largest contributor of the one primary cell
+    assert own["g1"][volume.keys[bd]] == 25.0
+    assert own["g1"][volume.keys[by_codes(volume, TOTAL_CODE)]] == 35.0
+    problem, index = build_problem(
+        [volume], [primary], cost="value", apriori_upper_factor=1.5, insider_contributions=own
+    )
+    i = index[volume.keys[bd]]
+    assert problem.primary[i] and problem.upl[i] == 2.5 and problem.primary.sum() == 1
+    assert problem.cost[i] == 26.0  # value + 1
+    assert (problem.upper == 1.5 * 43.0).all() and (problem.lower == 0).all()
+    assert problem.insiders["g1"][i] == 25.0
+    assert problem.keys == sorted(problem.keys)
+    unity, _ = build_problem([volume], [primary], cost="unity", apriori_upper_factor=1.5, insider_contributions={})
+    assert (unity.cost == 1).all()
+    contributors, _ = build_problem(
+        [volume], [primary], cost="contributors", apriori_upper_factor=1.5, insider_contributions={}
+    )
+    assert contributors.cost[index[volume.keys[by_codes(volume, TOTAL_CODE)]]] == 3
+
+
+# ------------------------------------------------------------------------------- property: DuckDB == pandas
+
+COUNTRIES = ["NL", "DE", "BD", "IN", "CN", "AQ"]  # AQ: a ragged branch of M49 (999 -> AQ)
+TYPES = ["laundry", "spinning", "fabric_mill"]
+M49 = TEXTILE.hierarchy("m49")
+
+row_strategy = st.tuples(
+    st.sampled_from(["c1", "c2", "c3", "c4", "c5"]),
+    st.sampled_from(COUNTRIES),
+    st.sampled_from(TYPES),
+    st.integers(min_value=-3, max_value=50),
+)
+
+
+def pandas_stats(rows: pd.DataFrame, cell: tuple[str, str], waived: set[str], k: int) -> tuple:
+    """Recompute one cell's statistics directly from the rows: the reference implementation."""
+    country, ftype = cell
+    in_country = rows["country"].map(lambda c: country == TOTAL_CODE or country in M49.path(c))
+    in_type = rows["facility_type"].map(lambda t: ftype in (TOTAL_CODE, t))
+    sums = rows[in_country & in_type].groupby("group")["v"].sum()
+    mine = sums[[g not in waived for g in sums.index]]
+    top = sorted(mine.abs(), reverse=True)[:k]
+    top += [0.0] * (k - len(top))
+    return (
+        float(sums.sum()),
+        len(mine),
+        len(sums),
+        *top,
+        float(sums[[g in waived for g in sums.index]].sum()),
+        bool((sums < 0).any()),
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(row_strategy, min_size=1, max_size=30), waive=st.sets(st.sampled_from(["c3", "c5"])))
+def test_duckdb_statistics_equal_a_pandas_recomputation(linked, rows, waive):
+    locations = [(f"s{c}", c, PERIOD, country, t, v) for c, country, t, v in rows]
+    con = make_store(locations=locations, states={f"s{c}": "accepted" for c, _ in COMPANIES})
+    params = RuleParams(dominance=((3, 90.0),), negative_values="absolute")
+    (cells,) = build_table_cells(con, TEXTILE, "locations_by_region_type", PERIOD, params, waived=frozenset(waive))
+    (volume,) = build_table_cells(con, linked, "by_type_and_region", PERIOD, params, waived=frozenset(waive))
+    frame = pd.DataFrame(locations, columns=["s", "company", "p", "country", "facility_type", "v"])
+    frame["group"] = frame["company"].map(dict(COMPANIES))
+    waived_groups = {g for g in frame["group"] if all(c in waive for c, gg in COMPANIES if gg == g)}
+    expected_cells = {
+        (c, t)
+        for country, ftype in zip(frame["country"], frame["facility_type"], strict=True)
+        for c in (TOTAL_CODE, *M49.path(country))
+        for t in (TOTAL_CODE, ftype)
+    }
+    cells_of_volume = list(zip(volume.frame["country"], volume.frame["facility_type"], strict=True))
+    assert set(cells_of_volume) == expected_cells
+    s = volume.stats
+    for i, cell in enumerate(cells_of_volume):
+        got = (
+            s.total[i],
+            int(s.n[i]),
+            int(s.n_all[i]),
+            *s.top[i],
+            s.waived[i],
+            bool(s.has_negative[i]),
+        )
+        expected = pandas_stats(frame, cell, waived_groups, 3)
+        np.testing.assert_allclose(np.array(got, float), np.array(expected, float), err_msg=str(cell))
+    for total, parts in volume.relations:
+        assert s.total[total] == pytest.approx(s.total[list(parts)].sum())
+    # the row-count table over the same rows: counts per cell add up as well
+    assert cells.stats.total[0] == len(frame)
+    for total, parts in cells.relations:
+        assert cells.stats.total[total] == cells.stats.total[list(parts)].sum()

@@ -1,0 +1,322 @@
+"""The attacker audit: intervals known by hand, insiders, errors, and random tables against a plain LP."""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aggregator.disclosure.audit import audit
+from aggregator.disclosure.model import ProtectionProblem
+from aggregator.errors import DisclosureError
+
+
+def table_problem(body: np.ndarray, protection: float = 0.0, upper: float | None = None) -> ProtectionProblem:
+    """An r x c table with row totals, column totals and a grand total, in that cell order.
+
+    Cell (i, j) of the body is index i * c + j; row total i is r*c + i; column total j is r*c + r + j;
+    the grand total is last.
+    """
+    body = np.asarray(body, dtype=float)
+    r, c = body.shape
+    body_idx = np.arange(r * c).reshape(r, c)
+    row_tot = r * c + np.arange(r)
+    col_tot = r * c + r + np.arange(c)
+    grand = r * c + r + c
+    values = np.concatenate([body.ravel(), body.sum(axis=1), body.sum(axis=0), [body.sum()]])
+    relations = [(int(row_tot[i]), tuple(int(x) for x in body_idx[i])) for i in range(r)]
+    relations += [(int(col_tot[j]), tuple(int(x) for x in body_idx[:, j])) for j in range(c)]
+    relations += [(grand, tuple(int(x) for x in row_tot)), (grand, tuple(int(x) for x in col_tot))]
+    size = len(values)
+    keys = [f"t|r{i}|c{j}" for i in range(r) for j in range(c)]
+    keys += [f"t|r{i}|total" for i in range(r)] + [f"t|total|c{j}" for j in range(c)] + ["t|total|total"]
+    top = 1.5 * values.max() if upper is None else upper
+    return ProtectionProblem(
+        keys=keys,
+        values=values,
+        relations=relations,
+        lower=np.zeros(size),
+        upper=np.full(size, top),
+        upl=np.full(size, protection),
+        lpl=np.full(size, protection),
+        primary=np.zeros(size, dtype=bool),
+        cost=values.copy(),
+        fixed=np.zeros(size, dtype=bool),
+    )
+
+
+def hide(problem: ProtectionProblem, cells: list[int]) -> np.ndarray:
+    mask = np.zeros(problem.size, dtype=bool)
+    mask[cells] = True
+    return mask
+
+
+# 2 x 2 body [[10, 20], [30, 40]]: cells a=0, b=1, c=2, d=3; row totals 4, 5; column totals 6, 7; grand 8.
+def two_by_two(primary: list[int], protection: float) -> ProtectionProblem:
+    problem = table_problem(np.array([[10, 20], [30, 40]]), protection=protection)
+    problem.primary[primary] = True
+    return problem
+
+
+def test_single_hidden_cell_in_additive_table_is_recomputed_exactly() -> None:
+    problem = two_by_two([0], protection=5.0)
+    result = audit(problem, hide(problem, [0]))
+    assert result.lo[0] == pytest.approx(10.0) and result.hi[0] == pytest.approx(10.0)
+    assert not result.passed
+    assert result.failures == [(0, "outsider", pytest.approx(10.0), pytest.approx(10.0), "exact disclosure")]
+    assert result.exact_disclosures == 1
+    assert np.isnan(result.lo[1:]).all()
+
+
+def test_rectangle_of_four_hidden_cells_gives_the_hand_computed_intervals() -> None:
+    # With every margin published, a = t, b = 30 - t, c = 40 - t, d = 30 + t and all >= 0: t in [0, 30].
+    problem = two_by_two([0], protection=5.0)
+    result = audit(problem, hide(problem, [0, 1, 2, 3]))
+    assert result.passed
+    np.testing.assert_allclose(result.lo[:4], [0, 0, 10, 30], atol=1e-9)
+    np.testing.assert_allclose(result.hi[:4], [30, 30, 40, 60], atol=1e-9)
+    assert result.exact_disclosures == 0
+
+
+def test_rectangle_fails_when_protection_exceeds_the_interval() -> None:
+    # a = 10 can rise to 30 at most; an upper protection of 25 (needs 35) cannot be met.
+    problem = two_by_two([0], protection=25.0)
+    result = audit(problem, hide(problem, [0, 1, 2, 3]))
+    assert [(f[0], f[1], f[4]) for f in result.failures] == [(0, "outsider", "upper protection not met")]
+
+
+def test_lower_protection_is_capped_at_the_a_priori_lower_bound() -> None:
+    # a = 10 with protection 25 would need lo <= -15, impossible for non-negative data: the requirement is
+    # capped at 0, which the rectangle reaches; the upper side still fails (needs 35, max 30).
+    problem = two_by_two([0], protection=25.0)
+    result = audit(problem, hide(problem, [0, 1, 2, 3]))
+    assert "lower" not in result.failures[0][4]
+
+
+def test_hidden_non_primary_cell_disclosed_exactly_is_a_failure() -> None:
+    problem = two_by_two([0], protection=5.0)
+    # Hiding a and b only: both are recomputed from the column totals.
+    result = audit(problem, hide(problem, [0, 1]))
+    assert {(f[0], f[4]) for f in result.failures} == {(0, "exact disclosure"), (1, "exact disclosure")}
+    assert result.exact_disclosures == 2
+
+
+def singleton_row_problem() -> ProtectionProblem:
+    """One row: total 25 = x (company A alone, 10) + y (company B alone, 15), total published."""
+    return ProtectionProblem(
+        keys=["t|x", "t|y", "t|total"],
+        values=np.array([10.0, 15.0, 25.0]),
+        relations=[(2, (0, 1))],
+        lower=np.zeros(3),
+        upper=np.full(3, 37.5),
+        upl=np.array([1.0, 1.5, 0.0]),
+        lpl=np.array([1.0, 1.5, 0.0]),
+        primary=np.array([True, True, False]),
+        cost=np.array([10.0, 15.0, 25.0]),
+        fixed=np.zeros(3, dtype=bool),
+        insiders={"A": {0: 10.0, 2: 10.0}, "B": {1: 15.0, 2: 15.0}},
+    )
+
+
+def test_singleton_pair_passes_outsider_audit_but_each_insider_undoes_the_other() -> None:
+    problem = singleton_row_problem()
+    outsider = audit(problem, hide(problem, [0, 1]), insiders=False)
+    assert outsider.passed and outsider.insiders_checked == 0
+    np.testing.assert_allclose(outsider.lo[:2], [0, 0])
+    np.testing.assert_allclose(outsider.hi[:2], [25, 25])
+
+    result = audit(problem, hide(problem, [0, 1]))
+    assert result.insiders_checked == 2
+    assert [(f[0], f[1], f[4]) for f in result.failures] == [
+        (0, "B", "exact disclosure"),
+        (1, "A", "exact disclosure"),
+    ]
+    assert result.failures[0][2] == pytest.approx(10.0) and result.failures[0][3] == pytest.approx(10.0)
+
+
+def test_insider_with_a_partial_share_narrows_the_other_cell() -> None:
+    # Cell x = 10 has two contributors: A with 8 and another. A knows x >= 8, so y = 25 - x <= 17: an upper
+    # protection of 1.5 for y (needs hi >= 16.5) holds, 3 (needs hi >= 18) does not. A's own cell x is not
+    # judged against A: the primary rules' protection already models a contributor attacking its own cell.
+    problem = singleton_row_problem()
+    problem.insiders = {"A": {0: 8.0, 2: 8.0}}
+    problem.lpl[0] = 3.0
+    assert audit(problem, hide(problem, [0, 1])).passed
+    problem.upl[1] = 3.0
+    result = audit(problem, hide(problem, [0, 1]))
+    assert [(f[0], f[1], f[4]) for f in result.failures] == [(1, "A", "upper protection not met")]
+    assert result.failures[0][2] == pytest.approx(0.0) and result.failures[0][3] == pytest.approx(17.0)
+
+
+def test_insider_knowledge_of_a_published_cell_only_is_not_checked() -> None:
+    problem = singleton_row_problem()
+    problem.insiders = {"C": {2: 5.0}}
+    result = audit(problem, hide(problem, [0, 1]))
+    assert result.insiders_checked == 0 and result.passed
+
+
+def test_cell_in_no_relation_gets_its_a_priori_bounds_without_an_lp() -> None:
+    problem = ProtectionProblem(
+        keys=["a", "b"],
+        values=np.array([4.0, 6.0]),
+        relations=[],
+        lower=np.zeros(2),
+        upper=np.full(2, 9.0),
+        upl=np.array([2.0, 0.0]),
+        lpl=np.array([2.0, 0.0]),
+        primary=np.array([True, False]),
+        cost=np.ones(2),
+        fixed=np.zeros(2, dtype=bool),
+    )
+    result = audit(problem, hide(problem, [0]))
+    assert result.passed and result.lp_solves == 0
+    assert (result.lo[0], result.hi[0]) == (0.0, 9.0)
+
+
+def test_independent_components_are_solved_separately_and_reuse_their_model() -> None:
+    # Two unlinked 2 x 2 tables side by side; each rectangle is one component.
+    first = table_problem(np.array([[10, 20], [30, 40]]))
+    n = first.size
+    second_rel = [(t + n, tuple(p + n for p in parts)) for t, parts in first.relations]
+    problem = ProtectionProblem(
+        keys=first.keys + [k + "'" for k in first.keys],
+        values=np.concatenate([first.values, first.values]),
+        relations=first.relations + second_rel,
+        lower=np.zeros(2 * n),
+        upper=np.full(2 * n, 150.0),
+        upl=np.zeros(2 * n),
+        lpl=np.zeros(2 * n),
+        primary=np.zeros(2 * n, dtype=bool),
+        cost=np.ones(2 * n),
+        fixed=np.zeros(2 * n, dtype=bool),
+    )
+    result = audit(problem, hide(problem, [0, 1, 2, 3, n, n + 1, n + 2, n + 3]))
+    np.testing.assert_allclose(result.lo[n : n + 4], result.lo[:4])
+    np.testing.assert_allclose(result.hi[n : n + 4], [30, 30, 40, 60], atol=1e-9)
+    # Cells settled by another solve reaching an a-priori bound need no LP of their own: fewer than 2 x 8.
+    assert result.lp_solves < 16
+
+
+def test_a_relation_that_does_not_add_up_is_refused_with_its_total_named() -> None:
+    problem = two_by_two([0], protection=1.0)
+    problem.values[4] = 31.0  # row total 0 should be 30
+    with pytest.raises(DisclosureError, match=r"t\|r0\|total") as raised:
+        audit(problem, hide(problem, [0, 1, 2, 3]))
+    assert raised.value.hint
+
+
+def test_values_outside_their_bounds_and_infinite_bounds_are_refused() -> None:
+    problem = two_by_two([0], protection=1.0)
+    problem.upper[3] = 35.0  # d = 40
+    with pytest.raises(DisclosureError, match=r"outside their a-priori bounds: t\|r1\|c1"):
+        audit(problem, hide(problem, [0, 1, 2, 3]))
+    problem.upper[3] = np.inf
+    with pytest.raises(DisclosureError, match="must be finite"):
+        audit(problem, hide(problem, [0, 1, 2, 3]))
+
+
+def test_audit_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    problem = two_by_two([0], protection=5.0)
+    audit(problem, hide(problem, [0, 1, 2, 3]))
+    assert capfd.readouterr() == ("", "")
+
+
+def test_same_input_gives_the_same_result() -> None:
+    problem = singleton_row_problem()
+    first, second = audit(problem, hide(problem, [0, 1])), audit(problem, hide(problem, [0, 1]))
+    assert first.failures == second.failures and first.lp_solves == second.lp_solves
+    np.testing.assert_array_equal(first.lo, second.lo)
+
+
+# --------------------------------------------------------------------------- random tables
+
+
+def reference_interval(
+    problem: ProtectionProblem,
+    hidden: np.ndarray,
+    cell: int,
+    known: dict[int, tuple[float, float]] | None = None,
+) -> tuple[float, float]:
+    """Min and max of one cell from a plain full LP: every cell a variable, published ones fixed.
+
+    `known` replaces the bounds of some cells (an insider's knowledge).
+    """
+    lower = np.where(hidden, problem.lower, problem.values)
+    upper = np.where(hidden, problem.upper, problem.values)
+    for c, (lo, hi) in (known or {}).items():
+        if hidden[c]:
+            lower[c], upper[c] = lo, hi
+    h = highspy.Highs()
+    h.silent()
+    cols = [h.addVariable(lb=float(lower[i]), ub=float(upper[i])) for i in range(problem.size)]
+    for total, parts in problem.relations:
+        h.addConstr(cols[total] - sum(cols[p] for p in parts) == 0)
+    bounds = []
+    for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+        h.changeColCost(cell, 1.0)
+        h.changeObjectiveSense(sense)
+        h.run()
+        bounds.append(h.getSolution().col_value[cell])
+    return bounds[0], bounds[1]
+
+
+@st.composite
+def tables_with_patterns(draw: st.DrawFn) -> tuple[ProtectionProblem, np.ndarray]:
+    rows, cols = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    body = np.array(draw(st.lists(st.integers(0, 50), min_size=rows * cols, max_size=rows * cols)))
+    problem = table_problem(body.reshape(rows, cols))
+    pattern = np.array(draw(st.lists(st.booleans(), min_size=problem.size, max_size=problem.size)))
+    return problem, pattern
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables_with_patterns())
+def test_true_value_always_lies_in_the_interval_and_matches_a_plain_lp(
+    case: tuple[ProtectionProblem, np.ndarray],
+) -> None:
+    problem, hidden = case
+    result = audit(problem, hidden, insiders=False)
+    for cell in np.flatnonzero(hidden):
+        lo, hi = result.lo[cell], result.hi[cell]
+        assert lo - 1e-6 <= problem.values[cell] <= hi + 1e-6
+        assert problem.lower[cell] <= lo and hi <= problem.upper[cell]
+        ref_lo, ref_hi = reference_interval(problem, hidden, int(cell))
+        assert lo == pytest.approx(ref_lo, abs=1e-6) and hi == pytest.approx(ref_hi, abs=1e-6)
+    assert np.isnan(result.lo[~hidden]).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables_with_patterns(), st.integers(0, 2**16))
+def test_insider_failures_match_a_plain_lp_with_the_insiders_knowledge(
+    case: tuple[ProtectionProblem, np.ndarray], seed: int
+) -> None:
+    # Every hidden body cell is primary (protection 2); contributor A owns all, part or none of each.
+    problem, hidden = case
+    rng = np.random.default_rng(seed)
+    n_body = sum("total" not in k for k in problem.keys)
+    problem.primary[:n_body] = True
+    problem.upl[:] = problem.lpl[:] = 2.0
+    share = {}
+    for c in range(n_body):
+        value = int(problem.values[c])
+        share[c] = float(rng.choice([value, rng.integers(0, value + 1), 0]))
+    problem.insiders = {"A": share}
+    result = audit(problem, hidden)
+    outsider_failed = {f[0] for f in result.failures if f[1] == "outsider"}
+    known = {c: (v, v) if v == problem.values[c] else (v, problem.upper[c]) for c, v in share.items()}
+    expected = set()
+    for cell in np.flatnonzero(problem.primary & hidden).tolist():
+        if cell in outsider_failed or share[cell] != 0:
+            continue  # outsider failures are reported once; the rules' protection covers an insider's own cells
+        lo, hi = reference_interval(problem, hidden, cell, known)
+        need_hi = min(problem.values[cell] + 2.0, problem.upper[cell])
+        need_lo = max(problem.values[cell] - 2.0, problem.lower[cell])
+        if hi < need_hi - 1e-6 or lo > need_lo + 1e-6:
+            expected.add(cell)
+    insider_failures = [f for f in result.failures if f[1] == "A"]
+    assert {f[0] for f in insider_failures} == expected
+    for cell, _, lo, hi, _ in insider_failures:
+        assert (lo, hi) == pytest.approx(reference_interval(problem, hidden, cell, known), abs=1e-6)
+    assert result.insiders_checked == int(any(hidden[c] for c in share))
