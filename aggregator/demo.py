@@ -235,8 +235,13 @@ def run_demo(console: Console) -> int:
     _print_intake(console, intake_reports)
 
     for covenant in PROTOCOLS:
-        for period in periods_of(covenant):
-            report = batch_mod.run_batch(workspace, covenant, period, out_dir=OUT_DIR, now=RELEASE_DAY)
+        periods = periods_of(covenant)
+        for period in periods:
+            # The committee gets every month; the public annual report only the last period (yearly window).
+            audiences = None if period == periods[-1] else ["monitoring_committee"]
+            report = batch_mod.run_batch(
+                workspace, covenant, period, out_dir=OUT_DIR, now=RELEASE_DAY, audiences=audiences
+            )
             batch_mod.print_report(report, console)
     console.print(f"\ncommittee files are in [bold]{OUT_DIR}/[/] (open the report.html of each folder);")
     console.print(f"the secretariat's audit reports are in [bold]{workspace.secretariat_dir}/[/]")
@@ -265,7 +270,7 @@ def _print_intake(console: Console, reports: dict[tuple[str, str], IntakeReport]
 
 
 def main() -> None:
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, width=140)
     try:
         sys.exit(run_demo(console))
     except AggregatorError as exc:
