@@ -129,11 +129,13 @@ def test_singleton_pair_passes_outsider_audit_but_each_insider_undoes_the_other(
 
     result = audit(problem, hide(problem, [0, 1]))
     assert result.insiders_checked == 2
+    # B knows its own 15 in y, so x = 25 - y <= 10: B learns an upper bound equal to A's true figure.
     assert [(f[0], f[1], f[4]) for f in result.failures] == [
-        (0, "B", "exact disclosure"),
-        (1, "A", "exact disclosure"),
+        (0, "B", "upper protection not met"),
+        (1, "A", "upper protection not met"),
     ]
-    assert result.failures[0][2] == pytest.approx(10.0) and result.failures[0][3] == pytest.approx(10.0)
+    assert result.failures[0][2] == pytest.approx(0.0) and result.failures[0][3] == pytest.approx(10.0)
+    assert result.failures[1][3] == pytest.approx(15.0)
 
 
 def test_insider_with_a_partial_share_narrows_the_other_cell() -> None:
@@ -305,7 +307,7 @@ def test_insider_failures_match_a_plain_lp_with_the_insiders_knowledge(
     problem.insiders = {"A": share}
     result = audit(problem, hidden)
     outsider_failed = {f[0] for f in result.failures if f[1] == "outsider"}
-    known = {c: (v, v) if v == problem.values[c] else (v, problem.upper[c]) for c, v in share.items()}
+    known = {c: (v, problem.upper[c]) for c, v in share.items()}  # own share known, nothing more
     expected = set()
     for cell in np.flatnonzero(problem.primary & hidden).tolist():
         if cell in outsider_failed or share[cell] != 0:

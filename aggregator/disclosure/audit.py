@@ -406,13 +406,12 @@ class _Auditor:
         cells = np.array(sorted(own), dtype=np.int64)
         amount = np.array([own[c] for c in cells], dtype=float)
         values = np.asarray(self.problem.values, dtype=float)[cells]
-        sole = np.abs(amount - values) <= self.eps
-        # The rest of the cell is non-negative: y >= lower + own (never above the true value, which is known
-        # to be feasible; with negative data that guard keeps the LP consistent).
+        # A contributor knows its own figures, not whether it is alone in a cell: the rest of the cell is
+        # non-negative, so y >= lower + own (never above the true value, which is known to be feasible; with
+        # negative data that guard keeps the LP consistent). Nothing more is assumed.
         lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values)
-        lower = np.where(sole, values, lower)
-        upper = np.where(sole, values, self.upper[cells])
-        return cells, lower, upper, sole
+        sole = np.zeros(len(cells), dtype=bool)
+        return cells, lower, self.upper[cells].copy(), sole
 
     def _check_insider(self, who: str, own: dict[int, float], skip: set[int]) -> None:
         cells, new_lo, new_hi, sole = self._insider_bounds(own)

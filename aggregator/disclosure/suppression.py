@@ -233,10 +233,8 @@ def _attacker_rooms(s: _Structure, attacker: int, cells: np.ndarray) -> tuple[np
         amount = own.get(i)
         if amount is None:
             continue
-        if s.sole[i] == attacker:
-            up[k] = down[k] = 0.0
-        else:
-            down[k] = max(0.0, values[i] - max(lower[i], amount))
+        # it knows its own share, not whether it is alone: the rest of the cell is non-negative
+        down[k] = max(0.0, values[i] - max(lower[i], amount))
     return up, down
 
 
