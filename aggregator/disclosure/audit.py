@@ -401,8 +401,8 @@ class _Auditor:
                 self.insiders_checked += 1
                 self._check_insider(str(contributor), own, outsider_failed)
 
-    def _insider_bounds(self, own: dict[int, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Cells, new lower, new upper bounds and sole-ownership flags from one contributor's knowledge."""
+    def _insider_bounds(self, own: dict[int, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cells and their new lower and upper bounds from one contributor's knowledge."""
         cells = np.array(sorted(own), dtype=np.int64)
         amount = np.array([own[c] for c in cells], dtype=float)
         values = np.asarray(self.problem.values, dtype=float)[cells]
@@ -410,11 +410,10 @@ class _Auditor:
         # non-negative, so y >= lower + own (never above the true value, which is known to be feasible; with
         # negative data that guard keeps the LP consistent). Nothing more is assumed.
         lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values)
-        sole = np.zeros(len(cells), dtype=bool)
-        return cells, lower, self.upper[cells].copy(), sole
+        return cells, lower, self.upper[cells].copy()
 
     def _check_insider(self, who: str, own: dict[int, float], skip: set[int]) -> None:
-        cells, new_lo, new_hi, sole = self._insider_bounds(own)
+        cells, new_lo, new_hi = self._insider_bounds(own)
         # Judge only hidden cells the insider has no part in. In a cell it contributes to, the protection the
         # primary rules ask for already models a contributor attacking the others (p% coalition, dominance);
         # measuring that cell against the insider's own share would demand the impossible for the largest
