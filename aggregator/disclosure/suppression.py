@@ -735,13 +735,99 @@ def protect(problem: ProtectionProblem, method: str = "auto", *, time_limit: flo
     """Choose the secondary cells that protect every primary cell; return the full pattern.
 
     method: "optimal" (exact cost minimum, for up to a few thousand cells), "fast" (heuristic, any size)
-    or "auto" (optimal up to AUTO_OPTIMAL_MAX_CELLS cells). When the optimal model runs out of
-    `time_limit`, the fast pattern is returned (method "fast", optimal False).
+    or "auto" (optimal up to AUTO_OPTIMAL_MAX_CELLS cells, decided per independent block). When the optimal
+    model runs out of `time_limit`, the fast pattern is returned (method "fast", optimal False).
     Raises DisclosureError when a primary cell cannot be protected (for instance because the cells around
     it were published already) or the pattern fails the audit.
+
+    Cells that share no relation, directly or through others, cannot help protect each other (every
+    attacker LP and every cut lives inside one block), so each block is solved on its own: the union of
+    per-block optima is the optimum of the whole, found much faster.
     """
     if method not in ("auto", "optimal", "fast"):
         raise DisclosureError(f"unknown suppression method '{method}'", hint="use 'auto', 'optimal' or 'fast'")
+    blocks = independent_blocks(problem)
+    if len(blocks) == 1:
+        return _protect_block(problem, method, time_limit)
+    t0 = time.monotonic()
+    parts = [(b, _protect_block(subproblem(problem, b), method, time_limit)) for b in blocks]
+    return _merge_results(problem, parts, time.monotonic() - t0)
+
+
+def independent_blocks(problem: ProtectionProblem) -> list[np.ndarray]:
+    """Cell indices grouped by the connected components of the relations; cells in no relation form one block."""
+    parent = np.arange(problem.size)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for total, parts in problem.relations:
+        root = find(total)
+        for p in parts:
+            other = find(p)
+            if other != root:
+                parent[max(other, root)] = min(other, root)
+                root = min(other, root)
+    roots = np.array([find(i) for i in range(problem.size)])
+    related = np.zeros(problem.size, dtype=bool)
+    for total, parts in problem.relations:
+        related[total] = True
+        related[list(parts)] = True
+    roots[~related] = -1
+    return [np.flatnonzero(roots == r) for r in np.unique(roots)]
+
+
+def subproblem(problem: ProtectionProblem, cells: np.ndarray) -> ProtectionProblem:
+    """The problem restricted to `cells` (which must be closed under the relations)."""
+    position = {int(c): k for k, c in enumerate(cells)}
+    relations = [
+        (position[t], tuple(position[p] for p in parts)) for t, parts in problem.relations if int(t) in position
+    ]
+    insiders = {}
+    for who, own in problem.insiders.items():
+        mine = {position[c]: v for c, v in own.items() if c in position}
+        if mine:
+            insiders[who] = mine
+    return ProtectionProblem(
+        keys=[problem.keys[c] for c in cells],
+        values=problem.values[cells],
+        relations=relations,
+        lower=problem.lower[cells],
+        upper=problem.upper[cells],
+        upl=problem.upl[cells],
+        lpl=problem.lpl[cells],
+        primary=problem.primary[cells],
+        cost=problem.cost[cells],
+        fixed=problem.fixed[cells],
+        insiders=insiders,
+    )
+
+
+def _merge_results(problem: ProtectionProblem, parts, seconds: float) -> SuppressionResult:
+    hidden = np.zeros(problem.size, dtype=bool)
+    for cells, result in parts:
+        hidden[cells] = result.suppressed
+    secondary = hidden & ~problem.primary
+    results = [r for _, r in parts]
+    bounds = [r.lower_bound for r in results]
+    methods = sorted({r.method for r in results})
+    return SuppressionResult(
+        suppressed=hidden,
+        secondary=secondary,
+        method=methods[0] if len(methods) == 1 else "+".join(methods),
+        cost=float(problem.cost[secondary].sum()),
+        lower_bound=math.nan if any(math.isnan(b) for b in bounds) else float(sum(bounds)),
+        optimal=all(r.optimal for r in results),
+        iterations=sum(r.iterations for r in results),
+        seconds=seconds,
+        audit=None,  # per-block audits passed; the caller audits the whole release
+    )
+
+
+def _protect_block(problem: ProtectionProblem, method: str, time_limit: float) -> SuppressionResult:
     t0 = time.monotonic()
     deadline = t0 + time_limit
     s = _build_structure(problem)
