@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from aggregator.disclosure.suppression import (
     SuppressionResult,
     check_pattern,
+    independent_blocks,
     lp_lower_bound,
     merge_problems,
     protect,
@@ -188,3 +189,19 @@ def test_random_tables_both_methods_are_safe_and_optimal_is_cheapest(seed, rows,
     if best.optimal and best.method == "optimal":
         assert best.cost <= fast.cost + 1e-6
         assert best.lower_bound <= best.cost + 1e-6
+
+
+def test_independent_tables_are_protected_block_by_block_with_the_same_optimum():
+    a = table_problem(GRID, name="A", cost="value")
+    b = table_problem(GRID * 2, name="B", cost="value")
+    mark_primary(a, "A|value|d0=1|d1=1")
+    mark_primary(b, "B|value|d0=0|d1=2")
+    alone = [protect(a, "optimal"), protect(b, "optimal")]
+    both = merge_problems([a, b])
+    assert len(independent_blocks(both)) == 2
+    result = protect(both, "optimal")
+    assert result.optimal and result.cost == pytest.approx(sum(r.cost for r in alone))
+    hidden = {k for k, h in zip(both.keys, result.suppressed, strict=True) if h}
+    expected = {k for p, r in zip((a, b), alone, strict=True) for k, h in zip(p.keys, r.suppressed, strict=True) if h}
+    assert hidden == expected
+    assert_safe(both, result)
