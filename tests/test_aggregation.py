@@ -18,6 +18,7 @@ from aggregator.aggregation import (
     build_table_cells,
     insider_contributions,
 )
+from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import PrimaryResult, RuleParams
 from aggregator.protocol import TOTAL_CODE, load_protocol
 
@@ -419,3 +420,20 @@ def test_duckdb_statistics_equal_a_pandas_recomputation(linked, rows, waive):
     assert cells.stats.total[0] == len(frame)
     for total, parts in cells.relations:
         assert cells.stats.total[total] == cells.stats.total[list(parts)].sum()
+
+
+def test_a_hidden_only_child_of_a_published_region_is_disclosed_in_company_counts():
+    # NL is the only country of Western Europe here: the region's company count equals NL's, so hiding NL
+    # alone protects nothing. The gap helper cells (region = part + gap, gap >= 0) let the audit see it.
+    (companies,) = build_table_cells(make_store(), TEXTILE, "companies_per_country", PERIOD, TOP2)
+    primary = no_primaries(companies)
+    nl = by_codes(companies, "NL")
+    primary.unsafe[nl], primary.upl[nl], primary.lpl[nl] = True, 1.0, 1.0
+    problem, index = build_problem(
+        [companies], [primary], cost="unity", apriori_upper_factor=1.5, insider_contributions={}
+    )
+    hidden = problem.primary.copy()  # NL plus the helper cells; every real cell but NL published
+    result = audit(problem, hidden, insiders=False)
+    i = index[companies.keys[nl]]
+    assert result.lo[i] == pytest.approx(problem.values[i]) and result.hi[i] == pytest.approx(problem.values[i])
+    assert not result.passed

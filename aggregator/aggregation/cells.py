@@ -29,14 +29,19 @@ class AuxRelation:
         sum_key     = sum(parts)              (the company-country pairs)
         sum_key     = total + overlap_key     (overlap >= 0: companies counted in more than one part)
 
-    so that an attacker's bound total >= sum(parts) - overlap is modelled; the helper cells are never
-    published and need no protection themselves.
+    so that an attacker's bound total >= sum(parts) - overlap is modelled, and for every part j
+
+        total       = part_j + gap_key_j      (gap >= 0: a company in a part is also in the total)
+
+    so that total >= max(part) is modelled too (with a single part this makes total == part exactly).
+    The helper cells are never published and need no protection themselves.
     """
 
     total: int
     parts: tuple[int, ...]
     sum_key: str
     overlap_key: str
+    gap_keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -231,7 +236,8 @@ def _aux_relations(relations: list[tuple[int, tuple[int, ...]]], keys: list[str]
     aux = []
     for n, (total, parts) in enumerate(relations):
         stem = f"{keys[total]}|~{n}"
-        aux.append(AuxRelation(total, parts, f"{stem}:sum", f"{stem}:overlap"))
+        gaps = tuple(f"{stem}:gap{j}" for j in range(len(parts)))
+        aux.append(AuxRelation(total, parts, f"{stem}:sum", f"{stem}:overlap", gaps))
     return aux
 
 

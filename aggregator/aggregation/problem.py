@@ -88,6 +88,8 @@ def _collect_cells(components: list[TableCells], primaries: list[PrimaryResult])
             pairs = float(values[list(aux.parts)].sum())
             _merge(cells, aux.sum_key, comp, pairs, True, 0.0, 0.0)
             _merge(cells, aux.overlap_key, comp, pairs - float(values[aux.total]), True, 0.0, 0.0)
+            for part, gap in zip(aux.parts, aux.gap_keys, strict=True):
+                _merge(cells, gap, comp, float(values[aux.total] - values[part]), True, 0.0, 0.0)
     return cells
 
 
@@ -111,6 +113,8 @@ def _aux_problem_relations(comp: TableCells, index: dict[str, int]):
         pairs = index[aux.sum_key]
         yield (pairs, tuple(sorted(index[comp.keys[p]] for p in aux.parts)))
         yield (pairs, tuple(sorted((index[comp.keys[aux.total]], index[aux.overlap_key]))))
+        for part, gap in zip(aux.parts, aux.gap_keys, strict=True):
+            yield (index[comp.keys[aux.total]], tuple(sorted((index[comp.keys[part]], index[gap]))))
 
 
 def _bounds(components, keys, cells, factor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -173,6 +177,21 @@ def insider_contributions(
     return own
 
 
+def every_contribution(con: duckdb.DuckDBPyConnection, components: Sequence[TableCells]) -> dict[str, dict[str, float]]:
+    """Every contributor's own summed contribution to every cell (and helper cell) it has a record in.
+
+    The release history keeps this per release: it is what a change between two releases consists of, and
+    what any insider knows of its own."""
+    own: dict[str, dict[str, float]] = {}
+    for comp in components:
+        assert comp.query is not None, "TableCells built without its query"
+        column = comp.query.contributor  # "group_id" | "company_id": a checked identifier
+        everyone = [r[0] for r in con.execute(f"SELECT DISTINCT {column} FROM companies ORDER BY 1").fetchall()]
+        for who, contributions in _component_contributions(con, comp, everyone).items():
+            own.setdefault(who, {}).update(contributions)
+    return own
+
+
 def _component_contributions(
     con: duckdb.DuckDBPyConnection, comp: TableCells, insiders: list[str]
 ) -> dict[str, dict[str, float]]:
@@ -200,3 +219,7 @@ def _add_aux_contributions(comp: TableCells, contributions: dict[str, float]) ->
         if pairs:  # no record in any part means no record in the total either
             contributions[aux.sum_key] = pairs
             contributions[aux.overlap_key] = pairs - contributions.get(comp.keys[aux.total], 0.0)
+        total = contributions.get(comp.keys[aux.total], 0.0)
+        if total:
+            for part, gap in zip(aux.parts, aux.gap_keys, strict=True):
+                contributions[gap] = total - contributions.get(comp.keys[part], 0.0)
