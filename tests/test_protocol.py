@@ -264,3 +264,11 @@ def test_unknown_table_or_audience_in_a_lookup_gives_a_hint():
     with pytest.raises(ConfigError) as caught:
         protocol.tables_for("press")
     assert caught.value.hint == "audiences: monitoring_committee, public"
+
+
+def test_every_m49_region_has_a_dutch_name():
+    from aggregator.protocol import m49_hierarchy
+
+    hierarchy = m49_hierarchy()
+    regions = set(hierarchy.parent.values())
+    assert regions and all(hierarchy.labels[code].nl != hierarchy.labels[code].en for code in regions - {"999"})
