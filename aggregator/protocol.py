@@ -27,6 +27,7 @@ RESERVED_CODES = frozenset({TOTAL_CODE, UNKNOWN_CODE})
 SENSITIVITY_RANK = {"A": 0, "B": 1, "C": 2, "X": 3}
 NUMERIC_TYPES = frozenset({"integer", "number"})  # column types of rules/*.toml that can be summed
 BUILTIN_HIERARCHIES = frozenset({"m49"})
+OTHER_SUFFIX = "~other"  # '<parent>~other' holds the leaves a rollup dimension merged under <parent>
 LANGUAGES = ("en", "nl")
 MEASURE_KINDS = ("count", "companies", "sum", "ratio")
 FREQUENCIES = ("monthly", "quarterly", "yearly")
@@ -131,6 +132,8 @@ class Hierarchy:
 class Dimension:
     column: str
     hierarchy: str | None = None  # "m49", a [hierarchies] name, or None (flat codes + a total)
+    # merge a leaf that fails the primary rules into an "other <parent>" code instead of hiding it
+    rollup: bool = False
 
 
 @dataclass(frozen=True)
@@ -500,6 +503,12 @@ def load_protocol(path: str | Path, *, rules_dir: str | Path | None = None) -> P
     return _Loader(str(path), lookup).load(path, raw, data)
 
 
+def protocol_from_data(path: Path, raw: bytes, data: dict[str, Any], columns: ColumnLookup) -> Protocol:
+    """Validate already-parsed protocol data whose templates' columns come from `columns` instead of rules/
+    (the standalone `protect` mode describes its one template by the columns of a data file)."""
+    return _Loader(str(path), columns).load(path, raw, data)
+
+
 class _Loader:
     def __init__(self, file: str, columns: ColumnLookup):
         self.file = file
@@ -519,6 +528,7 @@ class _Loader:
         root.done()
         if any(d.hierarchy == "m49" for t in tables for d in t.dimensions):
             hierarchies = {**hierarchies, "m49": m49_hierarchy()}
+        hierarchies = _with_other_codes(hierarchies, tables)
         digest = hashlib.sha256(raw).hexdigest()
         return Protocol(path, digest, covenant, defaults, age, audiences, hierarchies, tables)
 
@@ -651,8 +661,15 @@ class _Loader:
             for code in columns[column].allowed:
                 if not hierarchies[hierarchy].knows(code):
                     raise s.error("hierarchy", f"code '{code}' of column {column} is not in hierarchy {hierarchy}")
+        rollup = s.get("rollup", bool, False)
+        if rollup and hierarchy is None:
+            raise s.error(
+                "rollup",
+                "a rollup needs a hierarchy to merge failing codes into their parent",
+                hint='add hierarchy = "m49" (or a [hierarchies] name) to this dimension',
+            )
         s.done()
-        return Dimension(column, hierarchy)
+        return Dimension(column, hierarchy, rollup)
 
     def _operand(self, s: _Section, template: str, columns: Mapping[str, Column]) -> Operand:
         column = self._numeric(s, "column", template, columns)
@@ -715,6 +732,27 @@ def _table_sensitivity(measure, dimensions, filters, columns: Mapping[str, Colum
     used = [*measure.columns, *(d.column for d in dimensions), *(f.column for f in filters)]
     classes = [columns[c].sensitivity for c in used] + ["B" if measure.kind == "count" else "A"]
     return max(classes, key=SENSITIVITY_RANK.__getitem__)
+
+
+def other_code(parent: str) -> str:
+    """The code of the 'other <parent>' row a rollup dimension merges failing leaves into."""
+    return f"{parent}{OTHER_SUFFIX}"
+
+
+def _with_other_codes(hierarchies: Mapping[str, Hierarchy], tables: tuple[TableSpec, ...]) -> dict[str, Hierarchy]:
+    """Give each hierarchy a rollup dimension uses an 'other <group>' leaf under every group, labelled from the
+    group's own label ('Other Eastern Asia' / 'Overig Oost-Azië'), so labels and depths work everywhere."""
+    used = {d.hierarchy for t in tables for d in t.dimensions if d.rollup and d.hierarchy}
+    extended = dict(hierarchies)
+    for name in sorted(used):
+        h = hierarchies[name]
+        parent, labels = dict(h.parent), dict(h.labels)
+        for group in sorted(set(h.parent.values())):
+            label = h.labels.get(group, Text(group, group))
+            parent[other_code(group)] = group
+            labels[other_code(group)] = Text(f"Other {label.en}", f"Overig {label.nl}")
+        extended[name] = Hierarchy(h.name, parent, labels)
+    return extended
 
 
 # ------------------------------------------------------------------------------------------------ m49

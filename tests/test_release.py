@@ -79,9 +79,7 @@ def risks_table() -> ReleasedTable:
             value = values[(tcode, rcode)]
             status = "published" if value is not None else ("primary" if rcode == "EU" else "secondary")
             hidden = HIDDEN_VALUE if rcode == "EU" else 80000.5 - HIDDEN_VALUE
-            extra = (
-                {} if value is not None else {"true_value": hidden, "lo": 0.0, "hi": 80000.5, "upl": 5000.0}
-            )
+            extra = {} if value is not None else {"true_value": hidden, "lo": 0.0, "hi": 80000.5, "upl": 5000.0}
             cells.append(cell([tcode, rcode], [tlabel, rlabel], [tdepth, rdepth], value, status, **extra))
     return ReleasedTable(
         "risk_volume", "Order volume at risk by theme and region", "EUR", ("theme", "region"),
@@ -95,9 +93,7 @@ def ratio_table() -> ReleasedTable:
         cell(["EU"], ["Europe"], [1], 8.25),
         cell(["AS"], ["Asia"], [1], None, "secondary", true_value=17.0, reasons=("denominator hidden",)),
     ]
-    return ReleasedTable(
-        "wage_gap", "Living-wage gap by region", "%", ("region",), ("Region",), "ratio", cells, "", 1
-    )
+    return ReleasedTable("wage_gap", "Living-wage gap by region", "%", ("region",), ("Region",), "ratio", cells, "", 1)
 
 
 def make_release(lang: str = "en", **changes) -> Release:
@@ -187,9 +183,7 @@ def test_xlsx_legend_footnote_and_dutch_texts(written):
     texts = [c.value for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
     assert any(t.startswith("x = geheim") for t in texts)
     assert "Counted at group level." in texts
-    en_texts = [
-        c.value for row in openpyxl.load_workbook(xlsx_of(written["en"]))["Contents"].iter_rows() for c in row
-    ]
+    en_texts = [c.value for row in openpyxl.load_workbook(xlsx_of(written["en"]))["Contents"].iter_rows() for c in row]
     assert any(isinstance(t, str) and "suppressed (x)" in t for t in en_texts)
 
 
@@ -237,9 +231,7 @@ def test_parquet_has_nulls_and_public_status_only(written):
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("lang", ["en", "nl"])
@@ -298,9 +290,7 @@ def test_no_internal_status_company_ids_or_hidden_values_in_committee_files(writ
     texts = _committee_texts(written[lang].directory)
     assert len(texts) > 10
     forbidden = [*INTERNAL_WORDS, *COMPANY_IDS, "30765", "threshold", "denominator hidden"]
-    leaks = [
-        (name, word) for name, text in texts.items() for word in forbidden if word.lower() in text.lower()
-    ]
+    leaks = [(name, word) for name, text in texts.items() for word in forbidden if word.lower() in text.lower()]
     assert leaks == []
 
 
@@ -347,9 +337,7 @@ def test_html_has_every_table_a_chart_each_and_no_external_assets(written):
 def test_html_shows_suppressed_cells_as_symbol_never_zero(written):
     html = written["en"].by_name("textile_2026-10_committee.html").path.read_text(encoding="utf-8")
     assert html.count('class="num sup') == 5  # BE, ZZ, two risk cells, Asia ratio
-    ratio_svg = html[
-        html.index('id="chart-table-3"') : html.index("</svg>", html.index('id="chart-table-3"'))
-    ]
+    ratio_svg = html[html.index('id="chart-table-3"') : html.index("</svg>", html.index('id="chart-table-3"'))]
     assert 'class="suppressed"' in ratio_svg and "Asia: x" in ratio_svg
     assert "Asia: 0" not in ratio_svg
     assert "Total: 12.5" in ratio_svg  # reference line at the published total, rounded to 1 decimal
@@ -369,8 +357,8 @@ def test_three_dimensional_table_is_written_long_without_chart(tmp_path):
     files = write_release(make_release(tables=[table]), tmp_path)
     sheet = openpyxl.load_workbook(xlsx_of(files))["1 Cube"]
     header = [c.value for c in sheet[6]]
-    assert header == ["M", "R", "C", "Value"]
-    assert [c.value for c in sheet[8]] == ["Total", "World", "GOTS", "x"]
+    assert header[:4] == ["M", "R", "C", "Value (kg)"] and not any(header[4:])
+    assert [c.value for c in sheet[8]][:4] == ["Total", "World", "GOTS", "x"]
     assert sheet["C8"].alignment.indent == 1
     html = files.by_name("textile_2026-10_committee.html").path.read_text(encoding="utf-8")
     assert "<svg" not in html and html.count('class="num sup') == 1
@@ -431,9 +419,7 @@ def test_malformed_release_is_refused(changes, message):
 
 def test_a_suppressed_cell_carrying_a_value_is_refused():
     with pytest.raises(InvalidRelease, match="suppressed but carries a value") as info:
-        ReleasedTable(
-            "t", "T", "u", ("d",), ("D",), "count", [cell(["BE"], ["Belgium"], [1], 3.0, "primary")]
-        )
+        ReleasedTable("t", "T", "u", ("d",), ("D",), "count", [cell(["BE"], ["Belgium"], [1], 3.0, "primary")])
     assert "true_value" in info.value.hint
 
 
@@ -472,10 +458,7 @@ def test_audit_report_shows_internal_status_and_refuses_committee_folder(tmp_pat
     summary = list(book["summary"].iter_rows(values_only=True))
     total = next(r for r in summary if r[0] == "*")
     assert total[1:5] == (20, 15, 2, 3)
-    assert (
-        hashlib.sha256((tmp_path / "secretariat" / "audit.xlsx").read_bytes()).hexdigest()
-        == files.files[1].sha256
-    )
+    assert hashlib.sha256((tmp_path / "secretariat" / "audit.xlsx").read_bytes()).hexdigest() == files.files[1].sha256
     with pytest.raises(InvalidRelease, match="committee release folder"):
         write_audit_report(make_release(), written["en"].directory / "audit")
 
@@ -516,3 +499,125 @@ def test_any_label_round_trips_through_csv_neutralised(label, lang):
     assert rows[1] == ["c", neutralise(label), "0", "1"]
     assert rows[2][-1] == "x"
     assert not any(field.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for field in row)
+
+
+# ---------------------------------------------------------------- what a reader sees
+
+
+def gappy_table(lang: str = "en") -> ReleasedTable:
+    """2-D table in which one combination (Wool x GOTS) was reported by nobody: no cell at all."""
+    cells = [
+        cell(["T", "T"], ["Total", "Total"], [0, 0], 900.0),
+        cell(["T", "gots"], ["Total", "GOTS"], [0, 1], 400.0),
+        cell(["T", "none"], ["Total", "No certificate"], [0, 1], 500.0),
+        cell(["cotton", "T"], ["Cotton", "Total"], [1, 0], 700.0),
+        cell(["cotton", "gots"], ["Cotton", "GOTS"], [1, 1], 400.0),
+        cell(["cotton", "none"], ["Cotton", "No certificate"], [1, 1], 300.0),
+        cell(["wool", "T"], ["Wool", "Total"], [1, 0], 200.0),
+        cell(["wool", "none"], ["Wool", "No certificate"], [1, 1], 200.0),
+    ]
+    return ReleasedTable("materials", "Material weight", "kg", ("material", "cert"), ("Material", "Certification"),
+                         "sum", cells)  # fmt: skip
+
+
+def test_missing_combination_shows_a_dash_explained_in_the_legend(tmp_path):
+    files = write_release(make_release(tables=[gappy_table()]), tmp_path)
+    sheet = openpyxl.load_workbook(xlsx_of(files))["1 Material weight"]
+    rows = _rows(sheet)
+    assert [c.value for c in rows["Wool"][1:4]] == [200, "\u2013", 200]
+    texts = [c.value for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
+    assert "\u2013 = no data: no company reported this combination" in texts
+    html = files.by_name("textile_2026-10_committee.html").path.read_text(encoding="utf-8")
+    assert html.count('class="num none') == 1 and html.count("no company reported this combination") == 3
+    heat = html[html.index('id="chart-table-1"') :]
+    assert heat.count('class="no-data"') == 2  # the missing cell and its legend key
+
+
+def test_no_dash_legend_when_every_combination_exists(written):
+    html = written["en"].by_name("textile_2026-10_committee.html").path.read_text(encoding="utf-8")
+    assert "no company reported" not in html and 'class="no-data"' not in html
+
+
+def test_value_heading_carries_the_unit_without_nested_brackets():
+    from aggregator.release.layout import value_header
+
+    release = make_release("nl")
+    table = ReleasedTable("r", "R", "verhouding (gewogen naar werknemers)", ("d",), ("D",), "ratio",
+                          [cell(["a"], ["a"], [0], 1.0)])  # fmt: skip
+    assert value_header(release, table) == "Waarde: verhouding (gewogen naar werknemers)"
+    assert value_header(release, release.tables[0]) == "Waarde (bedrijven)"
+    assert (
+        csv_bytes(release, table)
+        .decode("utf-8-sig")
+        .splitlines()[0]
+        .endswith(";Waarde: verhouding (gewogen naar werknemers)")
+    )
+
+
+def test_sheet_names_are_cut_at_a_word_boundary():
+    from aggregator.release.xlsx import sheet_names
+
+    long = ReleasedTable("t", "Refiners used by refiner region and certification", "u", ("d",), ("D",), "count",
+                         [cell(["a"], ["a"], [0], 1.0)])  # fmt: skip
+    one_word = ReleasedTable("u", "Supercalifragilisticexpialidocious-and-more", "u", ("d",), ("D",), "count",
+                             [cell(["a"], ["a"], [0], 1.0)])  # fmt: skip
+    assert sheet_names([long, one_word]) == ["1 Refiners used by refiner", "2 Supercalifragilisticexpialido"]
+
+
+def test_xlsx_notes_wrap_beside_the_table_and_pages_are_labelled(written):
+    book = openpyxl.load_workbook(xlsx_of(written["nl"]))
+    sheet = book[book.sheetnames[1]]
+    method = next(c for row in sheet.iter_rows() for c in row if str(c.value).startswith("Cellen die"))
+    merged = next(r for r in sheet.merged_cells.ranges if method.coordinate in r)
+    assert merged.min_col == 1 and merged.max_col >= 3
+    assert method.alignment.wrap_text
+    assert sheet.row_dimensions[method.row].height >= 30  # two lines or more: nothing hidden
+    assert "Bedrijven per land" in sheet.oddHeader.right.text and "oktober 2026" in sheet.oddHeader.right.text
+    assert sheet.oddFooter.right.text == "Pagina &P van &N"
+    assert book["Inhoud"]["B7"].value == "Titel"
+    assert _rows(sheet)["Land"][1].value == "Waarde (bedrijven)"
+    assert _rows(sheet)["Netherlands"][0].alignment.horizontal == "left"  # else the indent is ignored
+
+
+def test_dutch_audit_report_has_dutch_headings(tmp_path):
+    write_audit_report(make_release("nl"), tmp_path)
+    html = (tmp_path / "audit.html").read_text(encoding="utf-8")
+    assert ">Samenvatting<" in html and "Geheimhouding per tabel" in html and "alle tabellen" in html
+    assert "geheime cellen</th><td>6<" in html and "geslaagd</th><td>ja<" in html
+    assert ">Summary<" not in html and "audit summary" not in html and ">cost<" not in html
+    assert '<tr class="primary">' in html and '<td class="status">primair</td>' in html
+    assert ">80.000,5<" in html and ">33,3<" in html  # Dutch notation; the share to one decimal
+    book = openpyxl.load_workbook(tmp_path / "audit.xlsx")
+    assert book.sheetnames == ["samenvatting", "cellen"]
+    labels = [r[0] for r in book["samenvatting"].iter_rows(values_only=True) if r and r[0]]
+    assert labels[:6] == ["Convenant", "Periode", "Ontvanger", "Vertrouwelijkheidsprotocol", "Softwareversie",
+                          "Aangemaakt"]  # fmt: skip
+    assert "geheime cellen" in labels and "LP-berekeningen" in labels
+
+
+def _chart(html: str, number: int) -> str:
+    start = html.index(f'id="chart-table-{number}"')
+    return html[start : html.index("</svg>", start)]
+
+
+def test_heat_map_legend_matches_what_is_drawn():
+    from aggregator.release.charts import HeatLegend, Point, heat_map
+
+    legend = HeatLegend("suppressed", "no data", "\u2013")
+    hidden = heat_map("c", "T", "d", ["A", "B"], ["x", "y"], [[Point("a", None), Point("b", None)],
+                      [Point("c", None), Point("d", None, present=False)]], 0, "en", "x", legend)  # fmt: skip
+    assert "<rect" in hidden and "#eff3ff" not in hidden.lower()  # no colour scale without any value
+    assert ">no data<" in hidden and ">suppressed<" in hidden
+    single = heat_map("c", "T", "d", ["A"], ["x", "y"], [[Point("a", 22.0), Point("b", None)]], 0, "en", "x", legend)
+    assert single.count(">22<") == 2 and "no data" not in single  # the cell and one legend swatch
+    wide = heat_map("c", "T", "d", ["A"], ["Artisanal small scale"], [[Point("a", 26398867.0)]], 0, "en", "x",
+                    legend)  # fmt: skip
+    assert "rotate(-40)" in wide and 'width="84.0"' in wide  # '26,398,867': 10 characters * 7 + 14 > 78
+    assert "rotate(-40)" not in single
+
+
+def test_ratio_reference_line_is_drawn_below_the_bars(written):
+    html = written["en"].by_name("textile_2026-10_committee.html").path.read_text(encoding="utf-8")
+    ratio = _chart(html, 3)
+    assert ratio.index('class="reference"') < ratio.index('class="bar"')
+    assert 'paint-order="stroke"' in ratio  # value labels stay readable where they cross the line

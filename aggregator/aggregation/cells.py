@@ -6,6 +6,7 @@ component: "value", or "numerator" and "denominator" for a ratio (ratios are pro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from aggregator.disclosure.model import CellStats, RuleParams
 from aggregator.protocol import Hierarchy, Operand, Protocol, TableSpec
 
 from .query import AggregationError, ComponentQuery, DimensionLevels, checked, dimension_levels, registered, value_sql
+from .rollup import failing_leaves, recoded_rows_view
 
 COUNT_UNITS = {"group": "group_id", "company": "company_id"}
 
@@ -64,6 +66,8 @@ class TableCells:
     measure_scale: str = ""  # cells with the same scale share a-priori bounds (template|measure|filters)
     query: ComponentQuery | None = None  # to recompute insiders' own contributions
     dimensions: tuple[DimensionLevels, ...] = ()
+    # rollup dimensions: column -> {leaf code: the '<parent>~other' code it was merged into}
+    rollup: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -90,11 +94,34 @@ def build_table_cells(
     periods = (period,) if isinstance(period, str) else tuple(period)
     if not periods:
         raise AggregationError("no period given", hint="give a period as YYYY-MM")
+    rows_table = checked(f"rows_{protocol.covenant.id}_{spec.template}")
+    build = functools.partial(_build_components, con, spec, periods, params, waived, count_unit, protocol)
+    components = build(rows_table)
+    if any(d.rollup for d in spec.dimensions):
+        # two passes: the first finds the leaves that fail, the second reads them under their 'other' code
+        recoding = failing_leaves(components, spec, protocol.hierarchies, params)
+        if recoding:
+            components = build(recoded_rows_view(con, rows_table, recoding))
+            for comp in components:
+                comp.rollup = recoding
+    return components
+
+
+def _build_components(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    periods: tuple[str, ...],
+    params: RuleParams,
+    waived: frozenset[str],
+    count_unit: str,
+    protocol: Protocol,
+    rows_table: str,
+) -> list[TableCells]:
     hierarchies = [protocol.hierarchy(d.hierarchy) if d.hierarchy else None for d in spec.dimensions]
     components = []
     for name, operand in spec.measure.components():
         query = ComponentQuery(
-            table=checked(f"rows_{protocol.covenant.id}_{spec.template}"),
+            table=rows_table,
             contributor=COUNT_UNITS[count_unit],
             columns=tuple(d.column for d in spec.dimensions),
             value_sql=value_sql(spec, operand),

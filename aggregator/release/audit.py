@@ -16,7 +16,7 @@ import xlsxwriter
 
 from aggregator.release.html import environment, page_context
 from aggregator.release.model import InvalidRelease, Release, ReleasedCell, ReleasedTable
-from aggregator.release.texts import neutralise
+from aggregator.release.texts import TEXTS, format_number, neutralise
 from aggregator.release.writer import MANIFEST, ReleaseFile, ReleaseFiles, sha256_file
 from aggregator.release.xlsx import WORKBOOK_OPTIONS, Formats
 
@@ -54,6 +54,29 @@ COST_COLUMNS = {
     ],
 }
 YES_NO = {"en": ("yes", "NO"), "nl": ("ja", "NEE")}
+STATUS_NAMES = {
+    "en": {"published": "published", "primary": "primary", "secondary": "secondary"},
+    "nl": {"published": "gepubliceerd", "primary": "primair", "secondary": "secundair"},
+}
+# Readable names for the keys the batch puts in the audit summary; unknown keys are shown as given.
+SUMMARY_LABELS = {
+    "en": {
+        "audit": "audit result",
+        "cells": "cells",
+        "cells_suppressed": "suppressed cells",
+        "insiders_checked": "insiders checked",
+        "lp_solves": "LP solves",
+        "passed": "passed",
+    },
+    "nl": {
+        "audit": "auditresultaat",
+        "cells": "cellen",
+        "cells_suppressed": "geheime cellen",
+        "insiders_checked": "gecontroleerde insiders",
+        "lp_solves": "LP-berekeningen",
+        "passed": "geslaagd",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -86,15 +109,10 @@ def cost_rows(release: Release) -> list[CostRow]:
 
 
 def _cost(table_id: str, cells: list[ReleasedCell]) -> CostRow:
-    count = {
-        status: sum(1 for c in cells if c.status == status)
-        for status in ("published", "primary", "secondary")
-    }
+    count = {status: sum(1 for c in cells if c.status == status) for status in ("published", "primary", "secondary")}
     hidden = [c.true_value for c in cells if c.suppressed and c.true_value is not None]
     share = 100.0 * (len(cells) - count["published"]) / len(cells) if cells else 0.0
-    return CostRow(
-        table_id, len(cells), count["published"], count["primary"], count["secondary"], share, sum(hidden)
-    )
+    return CostRow(table_id, len(cells), count["published"], count["primary"], count["secondary"], share, sum(hidden))
 
 
 def audit_values(table: ReleasedTable, cell: ReleasedCell, language: str) -> list[str | float | None]:
@@ -106,7 +124,7 @@ def audit_values(table: ReleasedTable, cell: ReleasedCell, language: str) -> lis
         " / ".join(cell.codes),
         " / ".join(cell.labels),
         " / ".join(str(d) for d in cell.depths),
-        cell.status,
+        STATUS_NAMES[language][cell.status],
         cell.value,
         cell.true_value if cell.true_value is not None else cell.value,
         cell.lo,
@@ -166,33 +184,35 @@ def render_audit_html(release: Release) -> str:
         columns=COLUMNS[release.language],
         cost_columns=COST_COLUMNS[release.language],
         costs=cost_rows(release),
+        summary=summary_items(release),
         audit_tables=[
-            (table, [audit_values(table, cell, release.language) for cell in table.cells])
+            (table, [(cell.status, audit_values(table, cell, release.language)) for cell in table.cells])
             for table in release.tables
         ],
-        fmt=_fmt,
+        fmt=lambda value: _fmt(value, release.language),
     )
     return environment().get_template("audit.html.j2").render(context)
 
 
-def _fmt(value: object) -> str:
-    """Numbers in the audit HTML: up to four decimals, trailing zeros dropped."""
+def _fmt(value: object, language: str) -> str:
+    """Numbers in the audit HTML: up to four decimals, trailing zeros dropped, in the release's notation."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    if isinstance(value, float):
-        return f"{value:,.4f}".rstrip("0").rstrip(".")
-    return str(value)
+    if not isinstance(value, float):
+        return str(value)
+    text = format_number(value, 4, language)
+    point = "," if language == "nl" else "."
+    return text.rstrip("0").rstrip(point)
 
 
 def write_audit_xlsx(release: Release, path: Path) -> None:
     workbook = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
-    workbook.set_properties(
-        {"title": f"audit {release.covenant_id} {release.period}", "created": release.created_at}
-    )
+    workbook.set_properties({"title": f"audit {release.covenant_id} {release.period}", "created": release.created_at})
     formats = Formats(workbook)
-    summary = workbook.add_worksheet("summary")
+    texts = TEXTS[release.language]
+    summary = workbook.add_worksheet(texts["audit_summary_sheet"])
     _write_rows(summary, _summary_rows(release), formats)
-    cells = workbook.add_worksheet("cells")
+    cells = workbook.add_worksheet(texts["audit_cells_sheet"])
     rows = [COLUMNS[release.language]]
     rows += [audit_values(t, c, release.language) for t in release.tables for c in t.cells]
     _write_rows(cells, rows, formats)
@@ -202,22 +222,40 @@ def write_audit_xlsx(release: Release, path: Path) -> None:
 
 
 def _summary_rows(release: Release) -> list[list]:
+    texts = TEXTS[release.language]
     rows: list[list] = [
-        ["covenant", release.covenant_id],
-        ["period", release.period],
-        ["audience", release.audience_id],
-        ["protocol", f"{release.protocol_version} sha256 {release.protocol_sha256}"],
-        ["code version", release.code_version],
-        ["created", release.created],
+        [texts["covenant"], release.covenant_id],
+        [texts["period"], release.period],
+        [texts["audience"], release.audience_id],
+        [texts["protocol"], f"{release.protocol_version} sha256 {release.protocol_sha256}"],
+        [texts["code_version"], release.code_version],
+        [texts["created"], release.created],
         [],
     ]
-    rows += [[str(k), _summary_text(v)] for k, v in sorted(release.audit_summary.items())]
+    rows += [[label, _summary_text(value)] for label, value in summary_items(release)]
     rows += [[], COST_COLUMNS[release.language]]
     rows += [
         [c.table_id, c.cells, c.published, c.primary, c.secondary, c.suppressed_percent, c.hidden_value]
         for c in cost_rows(release)
     ]
     return rows
+
+
+def summary_items(release: Release) -> list[tuple[str, object]]:
+    """The audit summary with readable names, sorted by key; the value 'passed' is translated too."""
+    labels = SUMMARY_LABELS[release.language]
+    return [
+        (labels.get(str(key), str(key)), _summary_value(value, release.language))
+        for key, value in sorted(release.audit_summary.items(), key=lambda item: str(item[0]))
+    ]
+
+
+def _summary_value(value: object, language: str) -> object:
+    if isinstance(value, bool):
+        return YES_NO[language][0] if value else YES_NO[language][1].lower()
+    if isinstance(value, str):
+        return SUMMARY_LABELS[language].get(value, value)
+    return value
 
 
 def _summary_text(value: object) -> str | float:

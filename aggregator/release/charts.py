@@ -18,6 +18,9 @@ PLOT_WIDTH = 420
 VALUE_SPACE = 90
 CHAR_WIDTH = 7.0  # rough width of one character at font-size 12, for layout only
 MAX_LABEL = 32
+# A white outline behind a text keeps it readable where it crosses a line (e.g. the reference line).
+HALO = 'stroke="#ffffff" stroke-width="3" paint-order="stroke"'
+HEAT_CELL_WIDTH, HEAT_CELL_HEIGHT = 78, 28
 LOW_COLOUR = (0xEF, 0xF3, 0xFF)
 HIGH_COLOUR = (0x08, 0x51, 0x9C)
 
@@ -84,13 +87,13 @@ def bar_chart(
     known = [p.value for p in points if p.value is not None] + ([reference[1]] if reference else [])
     scale_max = max([v for v in known if v > 0], default=1.0)
     parts = [_open_svg(chart_id, width, height, title, desc)]
+    if reference:  # drawn first, so bars and their value labels stay on top of the dashed line
+        parts.append(_reference_line(label_w, top, height, scale_max, reference, decimals, language))
     for i, point in enumerate(points):
         y = top + i * (BAR_HEIGHT + BAR_GAP)
         parts.append(_bar_label(label_w, y, point.label))
         if point.value is None:
-            parts.append(
-                _suppressed_box(chart_id, label_w, y, 36, BAR_HEIGHT, symbol, f"{point.label}: {symbol}")
-            )
+            parts.append(_suppressed_box(chart_id, label_w, y, 36, BAR_HEIGHT, symbol, f"{point.label}: {symbol}"))
             continue
         text = format_number(point.value, decimals, language)
         bar_w = max(0.0, point.value) / scale_max * PLOT_WIDTH
@@ -98,10 +101,8 @@ def bar_chart(
             f'<g class="bar"><title>{escape(point.label)}: {escape(text)}</title>'
             f'<rect x="{label_w:.1f}" y="{y}" width="{bar_w:.1f}" height="{BAR_HEIGHT}" fill="#2b6cb0"/>'
             f'<text x="{label_w + bar_w + 4:.1f}" y="{y + BAR_HEIGHT / 2 + 4:.1f}" font-size="12" '
-            f'fill="#1a1a1a">{escape(text)}</text></g>'
+            f'fill="#1a1a1a" {HALO}>{escape(text)}</text></g>'
         )
-    if reference:
-        parts.append(_reference_line(label_w, top, height, scale_max, reference, decimals, language))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -137,6 +138,15 @@ def _colour(t: float) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
+@dataclass(frozen=True)
+class HeatLegend:
+    """Short legend words for a heat map, in the release language."""
+
+    suppressed: str  # e.g. "suppressed" / "geheim"
+    no_data: str  # e.g. "no data" / "geen gegevens"
+    no_data_symbol: str
+
+
 def heat_map(
     chart_id: str,
     title: str,
@@ -147,39 +157,57 @@ def heat_map(
     decimals: int,
     language: str,
     symbol: str,
+    legend: HeatLegend,
 ) -> str:
     """A grid of coloured cells (rows x cols), coloured from the smallest to the largest published value."""
-    cell_w, cell_h = 78, 28
+    cell_h = HEAT_CELL_HEIGHT
+    cell_w = _heat_cell_width(values, decimals, language)
     label_w = _label_width(rows)
-    # Column labels are rotated 40 degrees: reserve their height above and their overhang to the right.
     longest = max(len(_short(c)) for c in cols) * CHAR_WIDTH
-    top = longest * 0.65 + 24
-    width = label_w + len(cols) * cell_w + max(20.0, longest * 0.77 - cell_w / 2 + 10)
-    height = top + len(rows) * cell_h + 50
+    # Column labels stay horizontal when they fit a cell; longer ones are rotated 40 degrees, which
+    # needs their height above the grid and their overhang to the right.
+    rotate = longest > cell_w - 8
+    top = longest * 0.65 + 24 if rotate else 28
+    overhang = longest * 0.77 - cell_w / 2 + 10 if rotate else 0.0
+    grid_bottom = top + len(rows) * cell_h
     known = [p.value for line in values for p in line if p.present and p.value is not None]
-    low, high = (min(known), max(known)) if known else (0.0, 1.0)
+    absent = any(not p.present for line in values for p in line)
+    legend_svg, legend_w = _heat_legend(chart_id, label_w, grid_bottom + 14, known, absent, legend, decimals,
+                                        language, symbol)  # fmt: skip
+    width = max(label_w + len(cols) * cell_w + max(20.0, overhang), label_w + legend_w + 10)
+    height = grid_bottom + 50
+    scale = (min(known), max(known)) if known else (0.0, 1.0)
     parts = [_open_svg(chart_id, width, height, title, desc)]
     for j, col in enumerate(cols):
-        x = label_w + j * cell_w + cell_w / 2
-        parts.append(
-            f'<text transform="translate({x:.1f},{top - 6:.1f}) rotate(-40)" font-size="11" '
-            f'fill="#1a1a1a">{escape(_short(col))}</text>'
-        )
+        parts.append(_column_label(label_w + j * cell_w + cell_w / 2, top, col, rotate))
     for i, row in enumerate(rows):
         y = top + i * cell_h
         parts.append(_bar_label(label_w, y + (cell_h - BAR_HEIGHT) / 2, row))
         for j, point in enumerate(values[i]):
             x = label_w + j * cell_w
-            parts.append(
-                _heat_cell(chart_id, x, y, cell_w, cell_h, point, (low, high), decimals, language, symbol)
-            )
-    parts.append(
-        _heat_legend(
-            chart_id, label_w, top + len(rows) * cell_h + 14, (low, high), decimals, language, symbol
-        )
-    )
+            parts.append(_heat_cell(chart_id, x, y, cell_w, cell_h, point, scale, decimals, language, symbol, legend))
+    parts.append(legend_svg)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _heat_cell_width(values: list[list[Point]], decimals: int, language: str) -> float:
+    """Wide enough for the longest number in the map (e.g. 26.398.867 kg), never narrower than the default."""
+    texts = [format_number(p.value, decimals, language) for line in values for p in line if p.value is not None]
+    longest = max((len(text) for text in texts), default=0)
+    return max(float(HEAT_CELL_WIDTH), longest * CHAR_WIDTH + 14)
+
+
+def _column_label(x: float, top: float, label: str, rotate: bool) -> str:
+    if rotate:
+        return (
+            f'<text transform="translate({x:.1f},{top - 6:.1f}) rotate(-40)" font-size="11" '
+            f'fill="#1a1a1a">{escape(_short(label))}</text>'
+        )
+    return (
+        f'<text x="{x:.1f}" y="{top - 8:.1f}" text-anchor="middle" font-size="12" '
+        f'fill="#1a1a1a">{escape(_short(label))}</text>'
+    )
 
 
 def _heat_cell(
@@ -193,9 +221,10 @@ def _heat_cell(
     decimals: int,
     language: str,
     symbol: str,
+    legend: HeatLegend,
 ) -> str:
     if not point.present:
-        return f'<rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" fill="#ffffff" stroke="#dddddd"/>'
+        return _no_data_box(x, y, w, h, legend.no_data_symbol, f"{point.label}: {legend.no_data}")
     if point.value is None:
         return _suppressed_box(chart_id, x, y, w, h, symbol, f"{point.label}: {symbol}")
     low, high = scale
@@ -204,26 +233,70 @@ def _heat_cell(
     ink = "#ffffff" if t > 0.55 else "#1a1a1a"
     return (
         f'<g class="cell"><title>{escape(point.label)}: {escape(text)}</title>'
-        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w}" height="{h}" fill="{_colour(t)}" stroke="#ffffff"/>'
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{_colour(t)}" stroke="#ffffff"/>'
         f'<text x="{x + w / 2:.1f}" y="{y + h / 2 + 4:.1f}" text-anchor="middle" font-size="12" '
         f'fill="{ink}">{escape(text)}</text></g>'
     )
 
 
-def _heat_legend(
-    chart_id: str, x: float, y: float, scale: tuple[float, float], decimals: int, language: str, symbol: str
-) -> str:
-    low, high = scale
-    steps = "".join(
-        f'<rect x="{x + k * 16:.1f}" y="{y}" width="16" height="12" fill="{_colour(k / 9)}"/>'
-        for k in range(10)
+def _no_data_box(x: float, y: float, w: float, h: float, mark: str, tip: str) -> str:
+    """A combination without data: white with a dash, unlike the lightest colour of the scale."""
+    return (
+        f'<g class="no-data"><title>{escape(tip)}</title>'
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="#ffffff" stroke="#bbbbbb"/>'
+        f'<text x="{x + w / 2:.1f}" y="{y + h / 2 + 4:.1f}" text-anchor="middle" font-size="12" '
+        f'fill="#555555">{escape(mark)}</text></g>'
     )
+
+
+def _heat_legend(
+    chart_id: str,
+    x: float,
+    y: float,
+    known: list[float],
+    absent: bool,
+    legend: HeatLegend,
+    decimals: int,
+    language: str,
+    symbol: str,
+) -> tuple[str, float]:
+    """Colour scale (when there is one), then the suppressed and no-data keys; returns (svg, width)."""
+    parts = ['<g class="legend">']
+    offset = 0.0
+    if known:
+        scale_svg, offset = _colour_scale(x, y, min(known), max(known), decimals, language)
+        parts.append(scale_svg)
+        offset += 24
+    parts.append(_suppressed_box(chart_id, x + offset, y - 2, 24, 16, symbol, legend.suppressed))
+    parts.append(_legend_word(x + offset + 30, y, legend.suppressed))
+    offset += 30 + len(legend.suppressed) * CHAR_WIDTH + 20
+    if absent:
+        parts.append(_no_data_box(x + offset, y - 2, 24, 16, legend.no_data_symbol, legend.no_data))
+        parts.append(_legend_word(x + offset + 30, y, legend.no_data))
+        offset += 30 + len(legend.no_data) * CHAR_WIDTH
+    parts.append("</g>")
+    return "".join(parts), offset
+
+
+def _legend_word(x: float, y: float, text: str) -> str:
+    return f'<text x="{x:.1f}" y="{y + 11}" font-size="11" fill="#1a1a1a">{escape(text)}</text>'
+
+
+def _colour_scale(x: float, y: float, low: float, high: float, decimals: int, language: str) -> tuple[str, float]:
+    """Ten steps from the lowest to the highest published value; one swatch when they are equal."""
     low_text = format_number(low, decimals, language)
+    if high == low:  # a gradient from 22 to 22 would suggest a range that is not there
+        swatch = f'<rect x="{x:.1f}" y="{y}" width="16" height="12" fill="{_colour(0.5)}"/>'
+        label = f'<text x="{x + 22:.1f}" y="{y + 11}" font-size="11" fill="#1a1a1a">{escape(low_text)}</text>'
+        return swatch + label, 22 + len(low_text) * CHAR_WIDTH
+    steps = "".join(
+        f'<rect x="{x + k * 16:.1f}" y="{y}" width="16" height="12" fill="{_colour(k / 9)}"/>' for k in range(10)
+    )
     high_text = format_number(high, decimals, language)
     return (
-        f'<g class="legend">{steps}'
+        f"{steps}"
         f'<text x="{x:.1f}" y="{y + 26}" font-size="11" fill="#1a1a1a">{escape(low_text)}</text>'
         f'<text x="{x + 160:.1f}" y="{y + 26}" text-anchor="end" font-size="11" fill="#1a1a1a">'
-        f"{escape(high_text)}</text>"
-        f"{_suppressed_box(chart_id, x + 190, y - 2, 24, 16, symbol, symbol)}</g>"
+        f"{escape(high_text)}</text>",
+        160.0,
     )

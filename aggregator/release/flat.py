@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aggregator.release.layout import published_value
+from aggregator.release.layout import published_value, value_header
 from aggregator.release.model import InvalidRelease, Release, ReleasedTable
 from aggregator.release.texts import SYMBOL, TEXTS, format_number, neutralise
 
@@ -30,16 +30,14 @@ def csv_bytes(release: Release, table: ReleasedTable) -> bytes:
     header: list[str] = []
     for label in table.dimension_labels:
         header += [f"{label} ({texts['code']})", label, f"{label} ({texts['level']})"]
-    header.append(f"{texts['value']} ({table.unit})" if table.unit else texts["value"])
+    header.append(value_header(release, table))
     writer.writerow([neutralise(h) for h in header])
     for cell in table.cells:
         row: list[str] = []
         for code, label, depth in zip(cell.codes, cell.labels, cell.depths, strict=True):
             row += [neutralise(code), neutralise(label), str(depth)]
         value = published_value(table, cell)
-        row.append(
-            SYMBOL[language] if value is None else format_number(value, table.decimals, language, False)
-        )
+        row.append(SYMBOL[language] if value is None else format_number(value, table.decimals, language, False))
         writer.writerow(row)
     return buffer.getvalue().encode("utf-8-sig")
 

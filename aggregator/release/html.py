@@ -13,10 +13,19 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from aggregator.release.charts import Point, bar_chart, heat_map
-from aggregator.release.layout import AxisItem, axis, chart_level, grid, published_value, total_flags
+from aggregator.release.charts import HeatLegend, Point, bar_chart, heat_map
+from aggregator.release.layout import (
+    AxisItem,
+    axis,
+    chart_level,
+    grid,
+    has_gaps,
+    published_value,
+    total_flags,
+    value_header,
+)
 from aggregator.release.model import Release, ReleasedCell, ReleasedTable
-from aggregator.release.texts import SYMBOL, TEXTS, format_number, period_label
+from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, format_number, period_label
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_BARS = 60  # beyond this a chart is harder to read than the table
@@ -40,6 +49,7 @@ class HtmlCell:
     text: str
     suppressed: bool = False
     bold: bool = False
+    no_data: bool = False  # the combination does not exist in the table (nobody reported it)
 
 
 @dataclass
@@ -75,6 +85,8 @@ def page_context(release: Release, tables: list) -> dict:
         "release": release,
         "t": texts,
         "symbol": SYMBOL[release.language],
+        "no_data": NO_DATA,
+        "has_gaps": any(has_gaps(table) for table in release.tables),
         "period": period_label(release.period, release.language),
         "tables": tables,
     }
@@ -82,7 +94,7 @@ def page_context(release: Release, tables: list) -> dict:
 
 def _cell_text(release: Release, table: ReleasedTable, cell: ReleasedCell | None, bold: bool) -> HtmlCell:
     if cell is None:
-        return HtmlCell("", bold=bold)
+        return HtmlCell(NO_DATA, bold=bold, no_data=True)
     value = published_value(table, cell)
     if value is None:
         return HtmlCell(SYMBOL[release.language], suppressed=True, bold=bold)
@@ -90,7 +102,6 @@ def _cell_text(release: Release, table: ReleasedTable, cell: ReleasedCell | None
 
 
 def _html_table(release: Release, table: ReleasedTable, number: int) -> HtmlTable:
-    texts = TEXTS[release.language]
     view = HtmlTable(
         anchor=f"table-{number}",
         title=table.title,
@@ -103,7 +114,7 @@ def _html_table(release: Release, table: ReleasedTable, number: int) -> HtmlTabl
     if len(table.dimensions) == 2:
         _fill_cross(release, table, view)
     else:
-        _fill_long(release, table, view, texts["value"])
+        _fill_long(release, table, view, value_header(release, table))
     _attach_chart(release, table, view)
     return view
 
@@ -127,8 +138,7 @@ def _fill_cross(release: Release, table: ReleasedTable, view: HtmlTable) -> None
     view.col_bold = [c.is_aggregate for c in shape.cols]
     for row in shape.rows:
         cells = [
-            _cell_text(release, table, shape.at(row, col), row.is_aggregate or col.is_aggregate)
-            for col in shape.cols
+            _cell_text(release, table, shape.at(row, col), row.is_aggregate or col.is_aggregate) for col in shape.cols
         ]
         view.rows.append(HtmlRow([(row.label, row.depth)], cells, row.is_aggregate))
 
@@ -173,6 +183,7 @@ def _bar_for(release: Release, table: ReleasedTable, chart_id: str, desc: str) -
 
 
 def _heat_for(release: Release, table: ReleasedTable, chart_id: str, desc: str) -> str | None:
+    texts = TEXTS[release.language]
     shape = grid(table)
     rows, cols = _level(shape.rows), _level(shape.cols)
     if not rows or not cols or len(rows) > MAX_HEAT_ROWS or len(cols) > MAX_HEAT_COLS:
@@ -188,6 +199,7 @@ def _heat_for(release: Release, table: ReleasedTable, chart_id: str, desc: str) 
         table.decimals,
         release.language,
         SYMBOL[release.language],
+        HeatLegend(texts["suppressed_short"], texts["no_data"], NO_DATA),
     )
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aggregator.release.model import ReleasedCell, ReleasedTable
-from aggregator.release.texts import round_value
+from aggregator.release.model import Release, ReleasedCell, ReleasedTable
+from aggregator.release.texts import TEXTS, round_value
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,20 @@ def published_value(table: ReleasedTable, cell: ReleasedCell) -> float | None:
     if cell.suppressed or cell.value is None:
         return None
     return round_value(cell.value, table.decimals)
+
+
+def has_gaps(table: ReleasedTable) -> bool:
+    """Whether a cross table misses some row x column combinations (shown with the no-data dash)."""
+    if len(table.dimensions) != 2:
+        return False
+    shape = grid(table)
+    return len(shape.cells) < len(shape.rows) * len(shape.cols)
+
+
+def value_header(release: Release, table: ReleasedTable) -> str:
+    """'Value (companies)': the unit next to the numbers, where a reader looks for it."""
+    value = TEXTS[release.language]["value"]
+    if not table.unit:
+        return value
+    # 'Waarde (verhouding (gewogen naar werknemers))' reads badly: no brackets inside brackets.
+    return f"{value}: {table.unit}" if "(" in table.unit else f"{value} ({table.unit})"

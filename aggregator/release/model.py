@@ -107,9 +107,7 @@ class ReleasedTable:
     def check(self) -> None:
         where = f"table {self.table_id!r}"
         if not _PATH_ID.match(self.table_id):
-            raise InvalidRelease(
-                f"{where}: the table id may hold only letters, digits, '-' and '_' (it names files)"
-            )
+            raise InvalidRelease(f"{where}: the table id may hold only letters, digits, '-' and '_' (it names files)")
         if self.kind not in KINDS:
             raise InvalidRelease(f"{where} has kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         if not self.dimensions or len(self.dimensions) != len(self.dimension_labels):
@@ -181,9 +179,7 @@ class Release:
     def _check_identity(self) -> None:
         for name, value in (("covenant id", self.covenant_id), ("audience id", self.audience_id)):
             if not _PATH_ID.match(value):
-                raise InvalidRelease(
-                    f"{name} {value!r} may hold only letters, digits, '-' and '_' (it names a folder)"
-                )
+                raise InvalidRelease(f"{name} {value!r} may hold only letters, digits, '-' and '_' (it names a folder)")
         if not _PERIOD.match(self.period):
             raise InvalidRelease(f"period {self.period!r} is not of the form YYYY-MM")
         if self.language not in LANGUAGES:

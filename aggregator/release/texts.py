@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 
 SYMBOL = {"en": "x", "nl": "x"}  # CBS also uses "x" for "geheim"
+# A combination nobody reported (no cell at all). A blank cell would leave the reader guessing
+# between zero, missing and forgotten; the en dash is not a formula start, so Excel keeps it as text.
+NO_DATA = "\u2013"
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -36,11 +39,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_heatmap": "Heat map",
         "chart_note": "Suppressed cells are shown hatched with x; they are not zero.",
         "no_data": "no data",
+        "no_data_text": "no data: no company reported this combination",
+        "suppressed_short": "suppressed",
+        "title": "Title",
+        "page": "Page &P of &N",
         "notes": "Notes",
         "report": "Monitoring tables",
         "audit_title": "Disclosure audit (secretariat only)",
         "audit_warning": "Internal document: contains suppression reasons and audit intervals. "
         "Never send this file to the committee.",
+        "audit_summary": "Summary",
+        "audit_summary_caption": "Audit summary",
+        "audit_cost": "Suppression per table",
+        "audit_cells_sheet": "cells",
+        "audit_summary_sheet": "summary",
+        "audit_all_tables": "all tables",
+        "covenant": "Covenant",
+        "created": "Created",
     },
     "nl": {
         "contents": "Inhoud",
@@ -67,11 +82,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "chart_heatmap": "Warmtekaart",
         "chart_note": "Geheime cellen zijn gearceerd met x; ze zijn niet nul.",
         "no_data": "geen gegevens",
+        "no_data_text": "geen gegevens: geen bedrijf rapporteerde deze combinatie",
+        "suppressed_short": "geheim",
+        "title": "Titel",
+        "page": "Pagina &P van &N",
         "notes": "Toelichting",
         "report": "Monitoringtabellen",
         "audit_title": "Onthullingsaudit (alleen secretariaat)",
         "audit_warning": "Intern document: bevat redenen van geheimhouding en auditintervallen. "
         "Stuur dit bestand nooit naar de commissie.",
+        "audit_summary": "Samenvatting",
+        "audit_summary_caption": "Samenvatting van de audit",
+        "audit_cost": "Geheimhouding per tabel",
+        "audit_cells_sheet": "cellen",
+        "audit_summary_sheet": "samenvatting",
+        "audit_all_tables": "alle tabellen",
+        "covenant": "Convenant",
+        "created": "Aangemaakt",
     },
 }
 

@@ -72,9 +72,7 @@ def file_plan(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     ]
     for table in release.tables:
         plan.append((f"csv/{table.table_id}.csv", lambda path, t=table: write_csv(release, t, path)))
-        plan.append(
-            (f"parquet/{table.table_id}.parquet", lambda path, t=table: write_parquet(release, t, path))
-        )
+        plan.append((f"parquet/{table.table_id}.parquet", lambda path, t=table: write_parquet(release, t, path)))
     return plan
 
 
@@ -140,9 +138,7 @@ def manifest_bytes(release: Release, files: list[tuple[str, str, int]]) -> bytes
         "audit_summary": release.audit_summary,
     }
     try:
-        text = json.dumps(
-            document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False, default=_plain
-        )
+        text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False, default=_plain)
     except (TypeError, ValueError) as exc:
         raise InvalidRelease(
             f"the audit summary cannot be written to the manifest: {exc}",

@@ -7,6 +7,7 @@ the release date, so two writes of one release give identical bytes.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,18 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from aggregator.release.layout import Grid, axis, grid, published_value, total_flags
+from aggregator.release.layout import Grid, axis, grid, has_gaps, published_value, total_flags, value_header
 from aggregator.release.model import Release, ReleasedCell, ReleasedTable
-from aggregator.release.texts import SYMBOL, TEXTS, neutralise, period_label
+from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, neutralise, period_label
 
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\']")
 HEADER_ROW = 5  # first table row below title, period, unit (and a revision line)
+SHEET_NAME_MAX = 31  # Excel's limit
+VALUE_WIDTH = 14
+MAX_HEADING_WIDTH = 22  # longer column headings wrap instead
+INDENT_CHARS = 2  # roughly how many characters of width one Excel indent level takes
+NOTE_MIN_WIDTH = 80  # notes wrap within at least this many characters, even beside a narrow table
+ROW_HEIGHT = 15  # points per line of 11 pt text
 
 WORKBOOK_OPTIONS = {
     "in_memory": True,  # fixed zip timestamps independent of the local time zone
@@ -37,14 +44,13 @@ class Formats:
         self._workbook = workbook
         self._cache: dict[tuple[Any, ...], Format] = {}
 
-    def get(
-        self, *, bold: bool = False, indent: int = 0, decimals: int | None = None, **extra: Any
-    ) -> Format:
+    def get(self, *, bold: bool = False, indent: int = 0, decimals: int | None = None, **extra: Any) -> Format:
         key = (bold, indent, decimals, tuple(sorted(extra.items())))
         if key not in self._cache:
             props: dict[str, Any] = {"bold": bold, "valign": "top", **extra}
-            if indent:
+            if indent:  # Excel and LibreOffice apply an indent only to left-aligned cells
                 props["indent"] = indent
+                props.setdefault("align", "left")
             if decimals is not None:
                 props["num_format"] = "#,##0" + ("." + "0" * decimals if decimals else "")
                 props["align"] = "right"
@@ -63,14 +69,29 @@ class Formats:
     def suppressed(self, bold: bool) -> Format:
         return self.get(bold=bold, align="right", font_color="#555555", pattern=1, bg_color="#EEEEEE")
 
+    def no_data(self, bold: bool) -> Format:
+        return self.get(bold=bold, align="right", font_color="#777777")
+
+    def wrapped_note(self) -> Format:
+        return self.get(italic=True, font_color="#444444", text_wrap=True)
+
 
 def sheet_names(tables: list[ReleasedTable]) -> list[str]:
-    """'<n> <title>' cut to Excel's 31 characters; the number keeps names unique."""
+    """'<n> <title>' cut to Excel's 31 characters at a word boundary; the number keeps names unique."""
     names = []
     for number, table in enumerate(tables, start=1):
-        title = _SHEET_FORBIDDEN.sub(" ", table.title).strip() or table.table_id
-        names.append(f"{number} {title}"[:31].rstrip())
+        title = " ".join(_SHEET_FORBIDDEN.sub(" ", table.title).split()) or table.table_id
+        names.append(_cut_at_word(f"{number} {title}", SHEET_NAME_MAX))
     return names
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    """A tab name a reader can still read: no word cut in half, no dangling comma."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0]
+    cut = cut if " " in cut else text[:limit]  # keep at least the number and part of the first word
+    return cut.rstrip(" ,;-")
 
 
 def write_xlsx(release: Release, path: Path) -> None:
@@ -107,11 +128,53 @@ def _write_header_block(sheet: Worksheet, release: Release, title: str, unit: st
         _put(sheet, 3, 0, texts["revision"], fmts.get(bold=True, font_color="#9C0006"))
 
 
-def _write_notes(sheet: Worksheet, row: int, release: Release, footnote: str, fmts: Formats) -> None:
+def _write_notes(
+    sheet: Worksheet,
+    row: int,
+    release: Release,
+    footnote: str,
+    fmts: Formats,
+    widths: list[float],
+    gaps: bool,
+) -> None:
+    """Legend, method and footnote, each wrapped in a block as wide as the table (at least NOTE_MIN_WIDTH).
+
+    One long line would run far to the right of the table, off screen and off the printed page.
+    """
     texts = TEXTS[release.language]
-    lines = [texts["legend"], texts["method"]] + ([footnote] if footnote else [])
+    lines = [texts["legend"]]
+    lines += [f"{NO_DATA} = {texts['no_data_text']}"] if gaps else []
+    lines += [texts["method"]] + ([footnote] if footnote else [])
+    last_col, width = _note_span(widths)
     for offset, line in enumerate(lines):
-        _put(sheet, row + offset, 0, line, fmts.note())
+        text = neutralise(line)
+        if last_col > 0:
+            sheet.merge_range(row + offset, 0, row + offset, last_col, text, fmts.wrapped_note())
+        else:
+            sheet.write_string(row + offset, 0, text, fmts.wrapped_note())
+        needed = math.ceil(len(text) * 1.1 / width)  # italic text runs a little wider than the column unit
+        if needed > 1:
+            sheet.set_row(row + offset, ROW_HEIGHT * needed)
+
+
+def _note_span(widths: list[float]) -> tuple[int, float]:
+    """The last column a note spans and the total width it gets; extra columns at VALUE_WIDTH if needed."""
+    spans = list(widths)
+    while sum(spans) < NOTE_MIN_WIDTH:
+        spans.append(VALUE_WIDTH)
+    return len(spans) - 1, sum(spans)
+
+
+def _print_setup(sheet: Worksheet, release: Release, title: str) -> None:
+    """Printed pages carry the covenant, title and period on top and 'page n of m' below."""
+    texts = TEXTS[release.language]
+    when = period_label(release.period, release.language)
+
+    def amp(text: str) -> str:  # '&' starts a code in Excel headers
+        return text.replace("&", "&&")
+
+    sheet.set_header(f"&L{amp(release.covenant_name)}&R{amp(title)}, {amp(when)}"[:255])
+    sheet.set_footer(f"&L{amp(release.audience_name)}&R{texts['page']}"[:255])
 
 
 def _write_contents(sheet: Worksheet, release: Release, names: list[str], fmts: Formats) -> None:
@@ -121,7 +184,7 @@ def _write_contents(sheet: Worksheet, release: Release, names: list[str], fmts: 
     _put(sheet, 3 if not release.is_revision else 4, 0, f"{texts['released']}: {release.created}")
     row = 6
     _put(sheet, row, 0, texts["table"], fmts.header())
-    _put(sheet, row, 1, texts["contents"], fmts.header())
+    _put(sheet, row, 1, texts["title"], fmts.header())
     _put(sheet, row, 2, texts["unit"], fmts.header())
     for number, (table, name) in enumerate(zip(release.tables, names, strict=True), start=1):
         sheet.write_number(row + number, 0, number, fmts.get(align="left"))
@@ -132,19 +195,23 @@ def _write_contents(sheet: Worksheet, release: Release, names: list[str], fmts: 
     protocol = f"{texts['protocol']} {texts['version']} {release.protocol_version}"
     _put(sheet, row, 0, protocol)
     _put(sheet, row + 1, 0, f"{texts['code_version']}: {release.code_version}")
-    _write_notes(sheet, row + 3, release, "", fmts)
+    gaps = any(has_gaps(table) for table in release.tables)
+    _write_notes(sheet, row + 3, release, "", fmts, [10, 60, 20], gaps)
     sheet.set_column(0, 0, 10)
     sheet.set_column(1, 1, 60)
     sheet.set_column(2, 2, 20)
+    sheet.fit_to_pages(1, 0)  # the three columns are wider than a portrait page
+    _print_setup(sheet, release, texts["contents"])
 
 
 def _write_table_sheet(sheet: Worksheet, release: Release, table: ReleasedTable, fmts: Formats) -> None:
     _write_header_block(sheet, release, table.title, table.unit, fmts)
     if len(table.dimensions) == 2:
-        last_row = _write_cross(sheet, release, table, grid(table), fmts)
+        last_row, widths = _write_cross(sheet, release, table, grid(table), fmts)
     else:
-        last_row = _write_long(sheet, release, table, fmts)
-    _write_notes(sheet, last_row + 2, release, table.footnote, fmts)
+        last_row, widths = _write_long(sheet, release, table, fmts)
+    _write_notes(sheet, last_row + 2, release, table.footnote, fmts, widths, has_gaps(table))
+    _print_setup(sheet, release, table.title)
     sheet.freeze_panes(HEADER_ROW + 1, 1)
     sheet.set_landscape()
     sheet.fit_to_pages(1, 0)
@@ -168,27 +235,39 @@ def _write_value(
         sheet.write_number(row, col, value, fmts.get(bold=bold, decimals=table.decimals))
 
 
-def _write_long(sheet: Worksheet, release: Release, table: ReleasedTable, fmts: Formats) -> int:
-    """One row per cell: a column per dimension (indented by depth), the value last."""
-    texts = TEXTS[release.language]
+def _write_long(sheet: Worksheet, release: Release, table: ReleasedTable, fmts: Formats) -> tuple[int, list[float]]:
+    """One row per cell: a column per dimension (indented by depth), the value last.
+
+    Returns the last row written and the column widths.
+    """
     n_dims = len(table.dimensions)
     for col, label in enumerate(table.dimension_labels):
         _put(sheet, HEADER_ROW, col, label, fmts.header())
-    _put(sheet, HEADER_ROW, n_dims, texts["value"], fmts.header("right"))
+    header = value_header(release, table)
+    _put(sheet, HEADER_ROW, n_dims, header, fmts.header("right"))
     row = HEADER_ROW
     for cell, bold in zip(table.cells, total_flags(table), strict=True):
         row += 1
         for col in range(n_dims):
             _put(sheet, row, col, cell.labels[col], fmts.get(bold=bold, indent=cell.depths[col]))
         _write_value(sheet, row, n_dims, release, table, cell, bold, fmts)
-    for col in range(n_dims):
-        sheet.set_column(col, col, _width([c.labels[col] for c in table.cells], table.dimension_labels[col]))
-    sheet.set_column(n_dims, n_dims, 14)
-    return row
+    widths = [
+        _width([(c.labels[col], c.depths[col]) for c in table.cells], table.dimension_labels[col])
+        for col in range(n_dims)
+    ]
+    widths.append(max(VALUE_WIDTH, min(30, len(header) + 2)))
+    for col, width in enumerate(widths):
+        sheet.set_column(col, col, width)
+    return row, widths
 
 
-def _write_cross(sheet: Worksheet, release: Release, table: ReleasedTable, view: Grid, fmts: Formats) -> int:
-    """Rows = first dimension, columns = second; totals and subtotals bold along both."""
+def _write_cross(
+    sheet: Worksheet, release: Release, table: ReleasedTable, view: Grid, fmts: Formats
+) -> tuple[int, list[float]]:
+    """Rows = first dimension, columns = second; totals and subtotals bold along both.
+
+    A combination without a cell shows the no-data dash. Returns the last row and the column widths.
+    """
     corner = f"{table.dimension_labels[0]} \\ {table.dimension_labels[1]}"
     _put(sheet, HEADER_ROW, 0, corner, fmts.header())
     for col, item in enumerate(view.cols, start=1):
@@ -199,14 +278,20 @@ def _write_cross(sheet: Worksheet, release: Release, table: ReleasedTable, view:
         _put(sheet, row, 0, item.label, fmts.get(bold=item.is_aggregate, indent=item.depth))
         for col, col_item in enumerate(view.cols, start=1):
             cell = view.at(item, col_item)
-            if cell is not None:
-                bold = item.is_aggregate or col_item.is_aggregate
+            bold = item.is_aggregate or col_item.is_aggregate
+            if cell is None:
+                sheet.write_string(row, col, NO_DATA, fmts.no_data(bold))
+            else:
                 _write_value(sheet, row, col, release, table, cell, bold, fmts)
-    sheet.set_column(0, 0, _width([i.label for i in axis(table, 0)], corner))
-    sheet.set_column(1, len(view.cols), 14)
+    widths = [_width([(i.label, i.depth) for i in axis(table, 0)], corner)]
+    # A column as wide as its heading (up to a limit), so neighbouring headings never run together.
+    widths += [float(max(VALUE_WIDTH, min(MAX_HEADING_WIDTH, len(c.label) + 3))) for c in view.cols]
+    for col, width in enumerate(widths):
+        sheet.set_column(col, col, width)
     sheet.set_row(HEADER_ROW, 45)
-    return row
+    return row, widths
 
 
-def _width(labels: list[str], header: str) -> float:
-    return min(60, max([len(header), *(len(label) + 4 for label in labels)]) + 2)
+def _width(labels: list[tuple[str, int]], header: str) -> float:
+    """Column width for (label, depth) pairs: the indentation takes room too."""
+    return min(60, max([len(header), *(len(label) + INDENT_CHARS * depth + 2 for label, depth in labels)]) + 2)
