@@ -322,3 +322,23 @@ def test_insider_failures_match_a_plain_lp_with_the_insiders_knowledge(
     for cell, _, lo, hi, _ in insider_failures:
         assert (lo, hi) == pytest.approx(reference_interval(problem, hidden, cell, known), abs=1e-6)
     assert result.insiders_checked == int(any(hidden[c] for c in share))
+
+
+@settings(max_examples=30, deadline=None)
+@given(tables_with_patterns(), st.lists(st.integers(0, 10_000), min_size=1, max_size=3))
+def test_a_shared_cache_gives_the_same_verdicts_as_fresh_audits(
+    case: tuple[ProtectionProblem, np.ndarray], flips: list[int]
+) -> None:
+    # A repair loop audits one problem again and again with a few more cells hidden each time.
+    problem, hidden = case
+    problem.insiders = {"A": {c: float(problem.values[c]) // 2 for c in range(0, problem.size, 3)}}
+    cache: dict = {}
+    for flip in [None, *flips]:
+        if flip is not None:
+            hidden = hidden.copy()
+            hidden[flip % problem.size] = True
+        fresh, cached = audit(problem, hidden), audit(problem, hidden, cache=cache)
+        assert sorted(fresh.failures) == sorted(cached.failures)
+        np.testing.assert_array_equal(np.isnan(fresh.lo), np.isnan(cached.lo))
+        np.testing.assert_allclose(np.nan_to_num(fresh.lo), np.nan_to_num(cached.lo))
+        np.testing.assert_allclose(np.nan_to_num(fresh.hi), np.nan_to_num(cached.hi))

@@ -34,15 +34,20 @@ _BATCH_GAIN = 8  # keep batching while one LP settles at least 1/8 of the unmet 
 OUTSIDER = "outsider"
 
 
-def audit(problem: ProtectionProblem, suppressed: np.ndarray, *, insiders: bool = True) -> AuditResult:
+def audit(
+    problem: ProtectionProblem, suppressed: np.ndarray, *, insiders: bool = True, cache: dict | None = None
+) -> AuditResult:
     """Compute attacker intervals for every suppressed cell and check each primary cell's protection.
 
     Returns an AuditResult (outsider intervals, every failure as (cell, attacker, lo, hi, reason)).
     Raises DisclosureError when the problem is inconsistent (values outside their bounds, a relation
     that does not add up, non-finite bounds) or a linear program cannot be solved.
+
+    `cache`: pass the same dict to repeated audits of one problem (a repair loop). An attacker's result on
+    a component depends only on the component's hidden cells, so unchanged components are not solved again.
     """
     hidden = _check_problem(problem, suppressed)
-    auditor = _Auditor(problem, hidden)
+    auditor = _Auditor(problem, hidden, cache)
     auditor.run_outsider()
     if insiders:
         auditor.run_insiders()
@@ -300,8 +305,9 @@ class _Witnesses:
 
 
 class _Auditor:
-    def __init__(self, problem: ProtectionProblem, hidden: np.ndarray):
+    def __init__(self, problem: ProtectionProblem, hidden: np.ndarray, cache: dict | None = None):
         self.problem = problem
+        self.cache = cache
         self.hidden = hidden
         self.eps = _tolerance(problem)
         self.lower = np.asarray(problem.lower, dtype=float)
@@ -329,7 +335,15 @@ class _Auditor:
         self.lo[self.isolated] = self.lower[self.isolated]
         self.hi[self.isolated] = self.upper[self.isolated]
         for lp in self.lps:
-            self.witnesses.append(self._outsider_component(lp))
+            key = (OUTSIDER, lp.comp.cells.tobytes())
+            if self.cache is not None and key in self.cache:
+                lo, hi, witnesses = self.cache[key]
+                self.lo[lp.comp.cells], self.hi[lp.comp.cells] = lo, hi
+            else:
+                witnesses = self._outsider_component(lp)
+                if self.cache is not None:
+                    self.cache[key] = (self.lo[lp.comp.cells].copy(), self.hi[lp.comp.cells].copy(), witnesses)
+            self.witnesses.append(witnesses)
         for cell in np.flatnonzero(self.hidden):
             self._judge(int(cell), OUTSIDER, self.lo[cell], self.hi[cell], exact_counts=True)
 
@@ -425,7 +439,14 @@ class _Auditor:
         comp_ids = self.component_of[cells]
         for number in np.unique(comp_ids[comp_ids >= 0]).tolist():
             mine = comp_ids == number
+            key = (who, self.lps[number].comp.cells.tobytes())
+            if self.cache is not None and key in self.cache:
+                self.failures.extend(self.cache[key])
+                continue
+            before = len(self.failures)
             self._insider_component(who, number, cells[mine], new_lo[mine], new_hi[mine], skip)
+            if self.cache is not None:
+                self.cache[key] = self.failures[before:]
 
     def _insider_component(
         self, who: str, number: int, cells: np.ndarray, new_lo: np.ndarray, new_hi: np.ndarray, skip: set[int]

@@ -127,6 +127,7 @@ class _Structure:
     own: list[dict[int, float]]  # per contributor index: cell -> own contribution
     sole: np.ndarray  # contributor index when a cell has exactly one contributor, else -1
     stuck: np.ndarray  # bool: in a relation whose other cells are all fixed: hiding it is useless
+    audit_cache: dict = field(default_factory=dict)  # per-component audit results, reused across rounds
 
     def relations_of(self, i: int) -> np.ndarray:
         return self.cell_rel[self.cell_ptr[i] : self.cell_ptr[i + 1]]
@@ -664,7 +665,7 @@ def _partner_rows(s: _Structure) -> list[tuple[np.ndarray, np.ndarray, float]]:
 
 def _attacks_on_pattern(s: _Structure, hidden: np.ndarray) -> list[_Attack]:
     """Attacks on a 0/1 pattern: the audit module (when present) says which cells fail, we find the cuts."""
-    failing = _audit_failing_cells(s.problem, hidden)
+    failing = _audit_failing_cells(s.problem, hidden, s.audit_cache)
     if failing is not None and not failing.any():
         return []
     attacks = _find_attacks(s, hidden.astype(float), only=failing)
@@ -674,13 +675,13 @@ def _attacks_on_pattern(s: _Structure, hidden: np.ndarray) -> list[_Attack]:
     return attacks
 
 
-def _audit_failing_cells(problem: ProtectionProblem, hidden: np.ndarray) -> np.ndarray | None:
+def _audit_failing_cells(problem: ProtectionProblem, hidden: np.ndarray, cache: dict) -> np.ndarray | None:
     try:
         from aggregator.disclosure.audit import audit
     except ImportError:
         return None
     failing = np.zeros(problem.size, dtype=bool)
-    for cell, *_ in audit(problem, hidden).failures:
+    for cell, *_ in audit(problem, hidden, cache=cache).failures:
         failing[cell] = True
     return failing & problem.primary
 
@@ -848,7 +849,7 @@ def _protect_block(problem: ProtectionProblem, method: str, time_limit: float) -
 
 def _result(s, hidden, used, bound, proven, rounds, seconds) -> SuppressionResult:
     p = s.problem
-    hidden, verdict = _confirm_with_audit(p, hidden)
+    hidden, verdict = _confirm_with_audit(p, hidden, s.audit_cache)
     secondary = hidden & ~p.primary
     return SuppressionResult(
         suppressed=hidden.copy(),
@@ -863,7 +864,9 @@ def _result(s, hidden, used, bound, proven, rounds, seconds) -> SuppressionResul
     )
 
 
-def _confirm_with_audit(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[np.ndarray, AuditResult | None]:
+def _confirm_with_audit(
+    problem: ProtectionProblem, hidden: np.ndarray, cache: dict
+) -> tuple[np.ndarray, AuditResult | None]:
     """The independent audit module, when present, has the last word on the pattern.
 
     A secondary cell the outsider can compute exactly protects nothing (the attacker knows it anyway), so
@@ -873,12 +876,12 @@ def _confirm_with_audit(problem: ProtectionProblem, hidden: np.ndarray) -> tuple
         from aggregator.disclosure.audit import audit
     except ImportError:
         return hidden, None
-    verdict = audit(problem, hidden)
+    verdict = audit(problem, hidden, cache=cache)
     known = [f[0] for f in verdict.failures if not problem.primary[f[0]] and f[1] == "outsider" and f[2] == f[3]]
     if known:
         hidden = hidden.copy()
         hidden[known] = False
-        verdict = audit(problem, hidden)
+        verdict = audit(problem, hidden, cache=cache)
     if not verdict.passed:
         cell, who, lo, hi, reason = verdict.failures[0]
         raise DisclosureError(
