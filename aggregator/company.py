@@ -17,9 +17,10 @@ from pathlib import Path
 from . import envelope
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
-from .validation import check_file
+from .validation import check_file, templates_for
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+COMPANY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the registry's rule; also keeps config.toml well-formed
 
 
 def default_home() -> Path:
@@ -48,24 +49,27 @@ class CompanyHome:
 
     def signing_key(self, passphrase: str):
         if not self.key_path.exists():
-            raise AggregatorError(
-                "this company has no signing key yet", hint="run `imvo-submit keygen` first"
-            )
+            raise AggregatorError("this company has no signing key yet", hint="run `imvo-submit keygen` first")
         return keys.load_private_key(self.key_path, passphrase)
 
 
-def init_home(
-    root: Path, company_id: str, covenant: str, encryption_pub: Path, signing_pub: Path
-) -> CompanyHome:
+def init_home(root: Path, company_id: str, covenant: str, encryption_pub: Path, signing_pub: Path) -> CompanyHome:
     """Set up the home folder; the caller shows the fingerprints so the user can confirm them by phone."""
+    if not COMPANY_ID.match(company_id):
+        raise AggregatorError(
+            f"'{company_id}' is not a valid company id",
+            hint="use the id the secretariat gave you: letters, digits, - and _ only, e.g. T001",
+        )
+    if not templates_for(covenant):
+        raise AggregatorError(
+            f"'{covenant}' is not a covenant this tool knows", hint="use the covenant's short name, e.g. textile"
+        )
     for path in (encryption_pub, signing_pub):
         keys.load_public_key(path)  # refuse a damaged key before anything is written
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copyfile(encryption_pub, root / "secretariat_encryption.pub")
     shutil.copyfile(signing_pub, root / "secretariat_signing.pub")
-    (root / "config.toml").write_text(
-        f'company_id = "{company_id}"\ncovenant = "{covenant}"\n', encoding="utf-8"
-    )
+    (root / "config.toml").write_text(f'company_id = "{company_id}"\ncovenant = "{covenant}"\n', encoding="utf-8")
     return CompanyHome(root, company_id, covenant)
 
 
@@ -115,9 +119,7 @@ def seal_submission(
     that a careless company could send with other tools.
     """
     if not PERIOD.match(period):
-        raise AggregatorError(
-            f"'{period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03"
-        )
+        raise AggregatorError(f"'{period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03")
     if check or template is None:
         result = check_file(source, covenant, template)
         template = result.template
@@ -127,6 +129,7 @@ def seal_submission(
                 report=result.report,
                 hint=f"fix the rows listed, or run `imvo-submit check {source.name}` for the report files",
             )
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # --out may name a folder that does not exist yet
     target = Path(out_dir) / sealed_name(company_id, covenant, template, period)
     envelope.seal_file(
         source,

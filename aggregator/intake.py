@@ -1,15 +1,21 @@
 """Intake: every sealed file in the inbox ends in exactly one state, recorded in the store with a reason.
 
-Order of checks for one file: known format -> registered, active company -> signed with its current key ->
-addressed to this secretariat and untampered (signature, then decryption) -> plausible header (covenant,
-template, period) -> not a copy of something already accepted -> valid content. The raw file is moved to
-`received/<state>/` only after its state is committed, so a crash at any point is finished by a rerun.
+Order of checks for one file: not empty, known format -> registered, active company -> signed with its current
+key -> addressed to this secretariat and untampered (signature, then decryption) -> plausible header (covenant,
+template, period) -> not a copy of something already accepted -> valid content.
+
+Durability: a file's state (with its final place `received/<state>/...` and its signed receipt) is committed to
+the store first; then the receipt is written to `outbox/<company>/` and the raw file is moved. A crash between
+those steps is finished by the next run: a file still in the inbox whose state is recorded is only filed away,
+and a superseded file left in `received/accepted/` is moved on. Decrypted data never touches the disk outside
+the encrypted store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -25,19 +31,25 @@ from .validation import check_file, templates_for
 from .workspace import Workspace
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MAX_SEALED_BYTES = 2 * 1024**3
+RECEIPT_SUFFIX = ".receipt"
+# Last line of defence: parsers that should refuse hostile input with an EnvelopeError but raise these instead
+# (a deeply nested header makes json.loads recurse) must cost one quarantined file, not the whole intake.
+HOSTILE_INPUT_ERRORS = (RecursionError, ValueError, OverflowError)
 
 
 @dataclass
 class FileOutcome:
     file: str
-    state: str  # accepted | duplicate | superseded | quarantined | already-received
+    state: str  # accepted | duplicate | quarantined | already-received
     reason: str
     company_id: str | None = None
     covenant: str | None = None
     template: str | None = None
     period: str | None = None
     warnings: list[str] = field(default_factory=list)
+    receipt: str | None = None  # path of the receipt in the outbox, relative to the workspace
 
 
 @dataclass
@@ -63,89 +75,131 @@ class _Opened:
     plaintext: bytes
 
 
-def run_intake(
-    workspace: Workspace, inbox: Path, *, now: str, expected_period: str | None = None
-) -> IntakeReport:
-    """Process every file in `inbox` (sorted by name, for determinism)."""
+@dataclass
+class _Decision:
+    """What to commit for one file: its outcome, the verified or claimed header, extras for the record."""
+
+    outcome: FileOutcome
+    header: envelope.EnvelopeHeader | None
+    report_json: str | None = None
+    replaces: str | None = None  # submission id of the accepted submission this one supersedes
+    rows: pd.DataFrame | None = None  # the validated rows of an accepted file
+    template: object = None  # their template (aggregator.validation.Template)
+
+
+def run_intake(workspace: Workspace, inbox: Path, *, now: str, expected_period: str | None = None) -> IntakeReport:
+    """Process every file in `inbox` (sorted by name, for determinism); each ends in one `received/<state>/`."""
     inbox = Path(inbox)
     if not inbox.is_dir():
-        raise AggregatorError(f"the inbox {inbox} does not exist or is not a folder")
+        raise AggregatorError(
+            f"the inbox {inbox} does not exist or is not a folder",
+            hint="give the folder the sealed .imvo files were saved to",
+        )
+    if expected_period is not None and not PERIOD.match(expected_period):
+        raise AggregatorError(
+            f"'{expected_period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03"
+        )
+    if not TIMESTAMP.match(now):
+        # Checked up front: receipts carry this time, and a bad clock must not stop an intake halfway.
+        raise AggregatorError(f"'{now}' is not a UTC time written YYYY-MM-DDTHH:MM:SSZ")
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     with workspace.locked(), workspace.open_store() as store:
+        _finish_superseded_moves(workspace, store)
         return IntakeReport([_process(workspace, store, f, now, expected_period) for f in files])
 
 
-def _process(
-    workspace: Workspace, store: Store, path: Path, now: str, expected_period: str | None
-) -> FileOutcome:
+def _process(workspace: Workspace, store: Store, path: Path, now: str, expected_period: str | None) -> FileOutcome:
     raw_sha = _sha256_file(path)
-    known = store.con.execute(
-        "SELECT state, raw_path, original_name FROM submissions WHERE submission_id = ?", [raw_sha]
-    ).fetchone()
-    if known is not None and known[2] == path.name:
-        # A rerun after an interruption: the state is committed, only the move into received/ is left.
-        _file_away(path, workspace.root / known[1])
-        return FileOutcome(path.name, "already-received", f"this file was processed before ({known[0]})")
-    if known is not None:
-        return _exact_copy(workspace, store, path, raw_sha, known[0], now)
-    raw_rel = Path("received") / "pending" / f"{raw_sha[:16]}--{_safe_name(path.name)}"
-    try:
-        opened = _open(workspace, store, path)
-        outcome = _accept(workspace, store, path, raw_sha, raw_rel, opened, now, expected_period)
-    except Quarantine as q:
-        outcome = _quarantine(store, path, raw_sha, raw_rel, q, now)
-    final = Path("received") / outcome.state / raw_rel.name
-    store.con.execute(
-        "UPDATE submissions SET raw_path = ? WHERE submission_id = ?", [final.as_posix(), raw_sha]
-    )
+    finished = _already_recorded(workspace, store, path, raw_sha)
+    if finished is not None:
+        return finished
+    first = store.con.execute("SELECT state FROM submissions WHERE submission_id = ?", [raw_sha]).fetchone()
+    if first is not None:
+        decision = _exact_copy(path, first[0])
+        submission_id = _copy_id(raw_sha, path.name)
+    else:
+        decision = _decide(workspace, store, path, now, expected_period)
+        submission_id = raw_sha
+    final = _received_path(decision.outcome.state, submission_id, path.name)
+    receipt = _make_receipt(workspace, store, decision.header, raw_sha, now, decision.outcome.state)
+    _commit(store, workspace, submission_id, final, decision, now, receipt)
+    decision.outcome.receipt = _deliver_receipt(workspace, decision.header, path.name, receipt)
     _file_away(path, workspace.root / final)
-    return outcome
+    return decision.outcome
 
 
-def _exact_copy(
-    workspace: Workspace, store: Store, path: Path, raw_sha: str, first_state: str, now: str
-) -> FileOutcome:
+def _already_recorded(workspace: Workspace, store: Store, path: Path, raw_sha: str) -> FileOutcome | None:
+    """A rerun after an interruption: the state is committed, only the receipt and the move are left."""
+    row = store.con.execute(
+        "SELECT state, raw_path, company_id, receipt FROM submissions "
+        "WHERE submission_id IN (?, ?) AND original_name = ?",
+        [raw_sha, _copy_id(raw_sha, path.name), path.name],
+    ).fetchone()
+    if row is None:
+        return None
+    state, raw_path, company_id, receipt = row
+    receipt_path = None
+    if receipt is not None and company_id is not None:
+        receipt_path = _write_receipt(workspace, company_id, path.name, bytes(receipt))
+    _file_away(path, workspace.root / raw_path)
+    return FileOutcome(
+        path.name,
+        "already-received",
+        f"this file was processed before ({state}); not counted twice",
+        company_id,
+        receipt=receipt_path,
+    )
+
+
+def _exact_copy(path: Path, first_state: str) -> _Decision:
     """The same sealed file again under another name: recorded as a duplicate, never counted twice."""
-    copy_id = hashlib.sha256(f"{raw_sha}|copy|{path.name}".encode()).hexdigest()
-    final = Path("received") / "duplicate" / f"{copy_id[:16]}--{_safe_name(path.name)}"
     header = _header_or_none(path)
     outcome = FileOutcome(
         path.name,
         "duplicate",
         f"identical to a file received before ({first_state}); not counted twice",
-        *(getattr(header, f, None) for f in ("company_id", "covenant", "template", "period")),
+        *_header_fields(header),
     )
-    _record(store, copy_id, final, header, outcome, now)
-    _file_away(path, workspace.root / final)
-    return outcome
+    return _Decision(outcome, header)
 
 
-def _header_or_none(path: Path):
+def _decide(workspace: Workspace, store: Store, path: Path, now: str, expected_period: str | None) -> _Decision:
+    """Open, check and validate a new file; every refusal becomes a quarantine decision with its reason."""
+    try:
+        opened = _open(workspace, store, path)
+        return _accept(workspace, store, path, opened, now, expected_period)
+    except HOSTILE_INPUT_ERRORS as exc:
+        q = Quarantine(f"the file could not be read safely ({type(exc).__name__}); it is kept for inspection")
+    except Quarantine as caught:
+        q = caught
+    header = _header_or_none(path)
+    outcome = FileOutcome(path.name, "quarantined", q.reason, *_header_fields(header))
+    report_json = None if q.report is None else json.dumps(q.report.to_dict(), ensure_ascii=False)
+    return _Decision(outcome, header, report_json=report_json)
+
+
+def _header_or_none(path: Path) -> envelope.EnvelopeHeader | None:
     try:
         return envelope.read_header(path)
-    except EnvelopeError:
+    except (EnvelopeError, *HOSTILE_INPUT_ERRORS):
         return None
 
 
+def _header_fields(header: envelope.EnvelopeHeader | None) -> list[str | None]:
+    return [getattr(header, f, None) for f in ("company_id", "covenant", "template", "period")]
+
+
 def _open(workspace: Workspace, store: Store, path: Path) -> _Opened:
-    if path.stat().st_size > MAX_SEALED_BYTES:
+    size = path.stat().st_size
+    if size == 0:
+        raise Quarantine("the file is empty (0 bytes): nothing was sent")
+    if size > MAX_SEALED_BYTES:
         raise Quarantine("the file is larger than 2 GB; submissions are much smaller, so it was not opened")
     try:
         header = envelope.read_header(path)
     except EnvelopeError as exc:
         raise Quarantine(f"not a valid sealed submission: {exc.message}") from None
-    registry = Registry(store)
-    company = registry.find(header.company_id)
-    if company is None:
-        raise Quarantine(f"company {header.company_id} is not registered with the secretariat")
-    if company.status != "active":
-        raise Quarantine(f"company {header.company_id} is revoked and may not submit")
-    key_bytes = registry.active_key(header.company_id, header.signer_fingerprint)
-    if key_bytes is None:
-        raise Quarantine(
-            f"the file is signed with key {header.signer_fingerprint}, which is not the current registered key "
-            f"of {header.company_id}"
-        )
+    key_bytes = _signing_key_of(Registry(store), header)
     try:
         _, plaintext = envelope.open_file(
             path, workspace.decryption_key, envelope.keys.signing_public_key_from_bytes(key_bytes)
@@ -155,7 +209,37 @@ def _open(workspace: Workspace, store: Store, path: Path) -> _Opened:
     return _Opened(header, plaintext)
 
 
-def _check_header(workspace: Workspace, store: Store, header, now: str, expected_period: str | None) -> None:
+def _signing_key_of(registry: Registry, header: envelope.EnvelopeHeader) -> bytes:
+    """The registered, current public key the file claims to be signed with; quarantines every other case."""
+    company = registry.find(header.company_id)
+    if company is None:
+        raise Quarantine(f"company {header.company_id} is not registered with the secretariat")
+    if company.status != "active":
+        raise Quarantine(f"company {header.company_id} is revoked and may not submit")
+    key_bytes = registry.active_key(header.company_id, header.signer_fingerprint)
+    if key_bytes is not None:
+        return key_bytes
+    owners = registry.key_owners(header.signer_fingerprint)
+    others = sorted(c for c, _ in owners if c != header.company_id)
+    retired = [r for c, r in owners if c == header.company_id and r is not None]
+    if others:
+        raise Quarantine(
+            f"the file claims to come from {header.company_id} but is signed with the key of company "
+            f"{others[0]}: a forgery or a mix-up; not opened"
+        )
+    if retired:
+        raise Quarantine(
+            f"the file is signed with an old key of {header.company_id} (replaced on {retired[0]}); "
+            "files signed with a replaced key are refused"
+        )
+    raise Quarantine(
+        f"the file is signed with key {header.signer_fingerprint}, which is not a registered key of {header.company_id}"
+    )
+
+
+def _check_header(
+    workspace: Workspace, store: Store, header: envelope.EnvelopeHeader, now: str, expected_period: str | None
+) -> None:
     company = Registry(store).get(header.company_id)
     if header.covenant not in workspace.protocols:
         raise Quarantine(f"covenant '{header.covenant}' is not handled by this secretariat")
@@ -178,60 +262,34 @@ def _accept(
     workspace: Workspace,
     store: Store,
     path: Path,
-    raw_sha: str,
-    raw_rel: Path,
     opened: _Opened,
     now: str,
     expected_period: str | None,
-) -> FileOutcome:
+) -> _Decision:
     header = opened.header
     _check_header(workspace, store, header, now, expected_period)
-    outcome = FileOutcome(
-        path.name, "accepted", "", header.company_id, header.covenant, header.template, header.period
-    )
+    outcome = FileOutcome(path.name, "accepted", "", *_header_fields(header))
     current = store.con.execute(
         "SELECT submission_id, plaintext_sha256, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "
         "AND template = ? AND period = ? AND state = 'accepted'",
         [header.company_id, header.covenant, header.template, header.period],
     ).fetchone()
     if current is not None and current[1] == header.plaintext_sha256:
-        outcome.state, outcome.reason = (
-            "duplicate",
-            f"same content as submission {current[0][:12]} (not counted twice)",
-        )
-        _record(store, raw_sha, raw_rel, header, outcome, now)
-        return outcome
+        outcome.state = "duplicate"
+        outcome.reason = f"same content as submission {current[0][:12]} (not counted twice)"
+        return _Decision(outcome, header)
     if current is not None and current[2] >= header.created:
         raise Quarantine(
-            f"the file was sealed at {header.created}, before the submission already accepted for this period "
-            f"({current[2]}): an old file sent again"
+            f"the file was sealed at {header.created}, not after the submission already accepted for this "
+            f"period (sealed at {current[2]}): an old file sent again"
         )
     result = check_file(opened.plaintext, header.covenant, header.template)
     outcome.warnings = [str(w) for w in result.warnings]
     if not result.ok:
         raise Quarantine(_validation_reason(result.report), result.report)
-    template = result.spec
     outcome.reason = "valid" if current is None else f"valid; replaces submission {current[0][:12]}"
-    with store.transaction() as con:
-        _insert_rows(store, header, raw_sha, result.frame, template)
-        if current is not None:
-            con.execute(
-                "UPDATE submissions SET state = 'superseded', reason = ?, superseded_by = ? WHERE submission_id = ?",
-                [f"replaced by a newer submission {raw_sha[:12]}", raw_sha, current[0]],
-            )
-        receipt = envelope.make_receipt(header, raw_sha, now, "accepted", workspace.signing_key)
-        _record(
-            store,
-            raw_sha,
-            raw_rel,
-            header,
-            outcome,
-            now,
-            receipt=receipt,
-            warnings=outcome.warnings,
-            commit=False,
-        )
-    return outcome
+    replaces = None if current is None else current[0]
+    return _Decision(outcome, header, replaces=replaces, rows=result.frame, template=result.spec)
 
 
 DUCKDB_TYPES = {
@@ -254,7 +312,7 @@ def _validation_reason(report) -> str:
     return f"the data does not meet the rules: {where}{column}{first['message_en']}{more}"
 
 
-def _insert_rows(store: Store, header, raw_sha: str, frame: pd.DataFrame, template) -> None:
+def _insert_rows(store: Store, header: envelope.EnvelopeHeader, raw_sha: str, frame: pd.DataFrame, template) -> None:
     types = {c.name: DUCKDB_TYPES[c.type] for c in template.columns}
     table = store.ensure_rows_table(header.covenant, header.template, types)
     rows = frame.reset_index(names="source_row")
@@ -269,61 +327,119 @@ def _insert_rows(store: Store, header, raw_sha: str, frame: pd.DataFrame, templa
         store.con.unregister("incoming_rows")
 
 
-def _record(
+def _commit(
     store: Store,
-    raw_sha: str,
-    raw_rel: Path,
-    header,
-    outcome: FileOutcome,
+    workspace: Workspace,
+    submission_id: str,
+    final: Path,
+    decision: _Decision,
     now: str,
-    *,
-    receipt: bytes | None = None,
-    warnings: list[str] | None = None,
-    report_json: str | None = None,
-    commit: bool = True,
+    receipt: bytes | None,
 ) -> None:
+    """One transaction: the rows of an accepted file, the superseded predecessor and the file's record."""
+    header, outcome = decision.header, decision.outcome
     values = [
-        raw_sha,
-        getattr(header, "company_id", None),
-        getattr(header, "covenant", None),
-        getattr(header, "template", None),
-        getattr(header, "period", None),
+        submission_id,
+        *_header_fields(header)[:4],
         getattr(header, "created", None),
         now,
         outcome.file,
         outcome.state,
         outcome.reason,
         getattr(header, "plaintext_sha256", None),
-        raw_rel.as_posix(),
-        report_json,
-        json.dumps(warnings or [], ensure_ascii=False),
+        final.as_posix(),
+        decision.report_json,
+        json.dumps(outcome.warnings, ensure_ascii=False),
         None,
         receipt,
     ]
-    sql = "INSERT INTO submissions VALUES (" + ", ".join("?" * len(values)) + ")"
-    if commit:
-        with store.transaction() as con:
-            con.execute(sql, values)
-    else:
-        store.con.execute(sql, values)
+    with store.transaction() as con:
+        if decision.rows is not None:
+            _insert_rows(store, header, submission_id, decision.rows, decision.template)
+        if decision.replaces is not None:
+            _supersede(workspace, store, decision.replaces, submission_id)
+        con.execute("INSERT INTO submissions VALUES (" + ", ".join("?" * len(values)) + ")", values)
+    if decision.replaces is not None:
+        _finish_superseded_moves(workspace, store)
 
 
-def _quarantine(
-    store: Store, path: Path, raw_sha: str, raw_rel: Path, q: Quarantine, now: str
-) -> FileOutcome:
-    header = _header_or_none(path)
-    outcome = FileOutcome(
-        path.name,
-        "quarantined",
-        q.reason,
-        getattr(header, "company_id", None),
-        getattr(header, "covenant", None),
-        getattr(header, "template", None),
-        getattr(header, "period", None),
+def _supersede(workspace: Workspace, store: Store, old_id: str, new_id: str) -> None:
+    """Mark the old accepted submission superseded, with its new place and a fresh receipt for its sender."""
+    raw_path, received_at = store.con.execute(
+        "SELECT raw_path, received_at FROM submissions WHERE submission_id = ?", [old_id]
+    ).fetchone()
+    old_file = workspace.root / raw_path
+    header = _header_or_none(old_file) if old_file.exists() else None
+    receipt = _make_receipt(workspace, store, header, old_id, received_at, "superseded")
+    store.con.execute(
+        "UPDATE submissions SET state = 'superseded', reason = ?, superseded_by = ?, raw_path = ?, "
+        "receipt = coalesce(?, receipt) WHERE submission_id = ?",
+        [
+            f"replaced by a newer submission {new_id[:12]}",
+            new_id,
+            (Path("received") / "superseded" / Path(raw_path).name).as_posix(),
+            receipt,
+            old_id,
+        ],
     )
-    report_json = None if q.report is None else json.dumps(q.report.to_dict(), ensure_ascii=False)
-    _record(store, raw_sha, raw_rel, header, outcome, now, report_json=report_json)
-    return outcome
+
+
+def _finish_superseded_moves(workspace: Workspace, store: Store) -> None:
+    """Move superseded files still in received/accepted/ to received/superseded/ and deliver their receipt."""
+    rows = store.con.execute(
+        "SELECT raw_path, original_name, company_id, receipt FROM submissions WHERE state = 'superseded' "
+        "ORDER BY submission_id"
+    ).fetchall()
+    for raw_path, name, company_id, receipt in rows:
+        target = workspace.root / raw_path
+        stale = workspace.received_dir / "accepted" / target.name
+        if target.exists() or not stale.exists():
+            continue
+        if receipt is not None and company_id is not None:
+            _write_receipt(workspace, company_id, name, bytes(receipt))
+        _file_away(stale, target)
+
+
+def _make_receipt(
+    workspace: Workspace,
+    store: Store,
+    header: envelope.EnvelopeHeader | None,
+    file_sha: str,
+    received_at: str,
+    state: str,
+) -> bytes | None:
+    """A signed receipt, only for a sender the secretariat knows (it has nowhere to deliver others)."""
+    if header is None or Registry(store).find(header.company_id) is None:
+        return None
+    return envelope.make_receipt(header, file_sha, received_at, state, workspace.signing_key)
+
+
+def _deliver_receipt(
+    workspace: Workspace, header: envelope.EnvelopeHeader | None, name: str, receipt: bytes | None
+) -> str | None:
+    if receipt is None or header is None:
+        return None
+    return _write_receipt(workspace, header.company_id, name, receipt)
+
+
+def _write_receipt(workspace: Workspace, company_id: str, name: str, receipt: bytes) -> str:
+    """Write outbox/<company>/<file name>.receipt atomically; returns its path relative to the workspace."""
+    folder = workspace.outbox_dir / company_id
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = folder / (_safe_name(name) + RECEIPT_SUFFIX)
+    partial = target.with_name("." + target.name + ".partial")
+    partial.write_bytes(receipt)
+    os.replace(partial, target)
+    return target.relative_to(workspace.root).as_posix()
+
+
+def _received_path(state: str, submission_id: str, name: str) -> Path:
+    return Path("received") / state / f"{submission_id[:16]}--{_safe_name(name)}"
+
+
+def _copy_id(raw_sha: str, name: str) -> str:
+    """The record id of an exact copy received under another name (the file hash itself is taken)."""
+    return hashlib.sha256(f"{raw_sha}|copy|{name}".encode()).hexdigest()
 
 
 def _file_away(src: Path, dst: Path) -> None:
@@ -334,7 +450,7 @@ def _file_away(src: Path, dst: Path) -> None:
 
 def _safe_name(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name)[:100]
-    return cleaned or "file"
+    return cleaned.lstrip(".") or "file"
 
 
 def _sha256_file(path: Path) -> str:

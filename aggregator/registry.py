@@ -81,6 +81,13 @@ class Registry:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def key_owners(self, fingerprint: str) -> list[tuple[str, str | None]]:
+        """Every (company id, retired_at) that ever held the key with this fingerprint, by company id."""
+        return self.store.con.execute(
+            "SELECT company_id, retired_at FROM company_keys WHERE fingerprint = ? ORDER BY company_id",
+            [fingerprint],
+        ).fetchall()
+
     def list(self) -> pd.DataFrame:
         return self.store.query_df(
             "SELECT c.company_id, c.name, c.group_id, array_to_string(c.covenants, ',') AS covenants, c.status, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .store import Store
@@ -24,9 +25,7 @@ def period_status(store: Store, workspace: Workspace, period: str) -> pd.DataFra
     )
     accepted = received[received.state == "accepted"][["covenant", "company_id", "template"]]
     merged = expected.merge(accepted.assign(has=True), how="left", on=["covenant", "company_id", "template"])
-    missing = (
-        merged[merged.has.isna()].drop(columns="has").assign(state="missing", reason="no accepted submission")
-    )
+    missing = merged[merged.has.isna()].drop(columns="has").assign(state="missing", reason="no accepted submission")
     frame = pd.concat([received, missing], ignore_index=True)
     frame["order"] = frame.state.map(STATE_ORDER).fillna(9)
     return (
@@ -50,14 +49,25 @@ def _expected(store: Store, workspace: Workspace) -> pd.DataFrame:
 
 
 def print_status(frame: pd.DataFrame, console: Console) -> None:
+    """A summary line per covenant, then every row that is not plainly accepted (missing, quarantined, ...)."""
+    if frame.empty:
+        console.print("nothing received and no registered company expected for this period")
+        return
     for covenant, part in frame.groupby("covenant", dropna=False, sort=True):
         counts = part.state.value_counts()
         summary = ", ".join(
-            f"{counts.get(s, 0)} {s}" for s in ("accepted", "missing", "quarantined", "superseded")
+            f"{counts.get(s, 0)} {s}" for s in ("accepted", "missing", "quarantined", "superseded", "duplicate")
         )
-        console.print(f"[bold]{covenant or 'unreadable files'}[/]: {summary}")
+        title = covenant if isinstance(covenant, str) else "unreadable files"
+        console.print(f"[bold]{escape(title)}[/]: {summary}")
         table = Table("company", "template", "state", "reason", "file")
         for row in part[part.state != "accepted"].itertuples():
-            table.add_row(str(row.company_id), str(row.template), row.state, row.reason, str(row.file or ""))
+            cells = (row.company_id, row.template, row.state, row.reason, row.file)
+            table.add_row(*(escape(_text(c)) for c in cells))
         if table.row_count:
             console.print(table)
+
+
+def _text(value: object) -> str:
+    """Table text: unknown values (an unreadable file has no company) show as '?', not as 'nan'."""
+    return "?" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)

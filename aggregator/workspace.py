@@ -6,6 +6,7 @@ Layout (all created by `create_workspace`):
     keys/                   secretariat encryption and signing keys (private keys passphrase-encrypted, 0600)
     store.duckdb            the store, encrypted with a key derived from the passphrase
     received/<state>/       every sealed file exactly as received, filed under its final state
+    outbox/<company>/       signed receipts for the companies (no company data beyond the sealed file's header)
     secretariat/            audit reports and other views that never go to a committee
 """
 
@@ -32,6 +33,10 @@ CONFIG_NAME = "workspace.toml"
 STORE_SCRYPT_N = 2**15
 
 
+class WrongWorkspacePassphrase(AggregatorError):
+    """The passphrase does not open this workspace's store."""
+
+
 @dataclass
 class Workspace:
     root: Path
@@ -51,6 +56,11 @@ class Workspace:
     def secretariat_dir(self) -> Path:
         return self.root / "secretariat"
 
+    @property
+    def outbox_dir(self) -> Path:
+        """Signed receipts waiting to be delivered: outbox/<company_id>/<sealed file name>.receipt."""
+        return self.root / "outbox"
+
     @cached_property
     def protocols(self) -> dict[str, Protocol]:
         loaded = [load_protocol(p) for p in self.protocol_paths]
@@ -67,11 +77,25 @@ class Workspace:
             ) from None
 
     def store_key(self) -> str:
+        return self._derived_store_key
+
+    @cached_property
+    def _derived_store_key(self) -> str:
+        # Derived once per Workspace object: commands open the store several times.
         kdf = Scrypt(salt=self.store_salt, length=32, n=STORE_SCRYPT_N, r=8, p=1)
         return kdf.derive(self.passphrase.encode()).hex()
 
     def open_store(self) -> Store:
-        return Store(self.root / "store.duckdb", self.store_key())
+        try:
+            return Store(self.root / "store.duckdb", self.store_key())
+        except AggregatorError as exc:
+            # DuckDB only says "wrong encryption key"; for the user that means the passphrase.
+            if "wrong encryption key" in str(exc.__cause__).lower():
+                raise WrongWorkspacePassphrase(
+                    f"wrong passphrase for the workspace {self.root}",
+                    hint="type it again, or check the passphrase in AGGREGATOR_PASSPHRASE",
+                ) from None
+            raise
 
     @cached_property
     def decryption_key(self):
@@ -105,17 +129,13 @@ def create_workspace(
     """Create a new workspace with fresh secretariat keys. Refuses to overwrite an existing one."""
     root = Path(root)
     if (root / CONFIG_NAME).exists():
-        raise AggregatorError(
-            f"{root} is already a workspace", hint="use it as it is, or choose another folder"
-        )
+        raise AggregatorError(f"{root} is already a workspace", hint="use it as it is, or choose another folder")
     if len(passphrase) < 8:
-        raise AggregatorError(
-            "the passphrase is too short", hint="use at least 8 characters, better a sentence"
-        )
+        raise AggregatorError("the passphrase is too short", hint="use at least 8 characters, better a sentence")
     protocol_paths = [Path(p).resolve() for p in protocol_paths]
     for path in protocol_paths:
         load_protocol(path)  # fail before anything is written
-    for sub in ("keys", "received", "secretariat"):
+    for sub in ("keys", "received", "secretariat", "outbox"):
         (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(root, 0o700)
     _write_keys(root / "keys", passphrase, kem, scrypt_n)
@@ -145,18 +165,32 @@ def _write_config(root: Path, protocol_paths: list[Path], salt: bytes) -> None:
     (root / CONFIG_NAME).write_text("\n".join(lines), encoding="utf-8")
 
 
-def open_workspace(root: Path, passphrase: str) -> Workspace:
-    root = Path(root)
-    config_path = root / CONFIG_NAME
-    if not config_path.exists():
+def require_workspace(root: Path) -> Path:
+    """The workspace's config file; raises before anyone is asked for a passphrase when there is none."""
+    config_path = Path(root) / CONFIG_NAME
+    if not config_path.is_file():
         raise AggregatorError(
             f"{root} is not a workspace (no {CONFIG_NAME})",
-            hint="create one with `aggregator init WORKSPACE --protocol protocols/textile.toml`",
+            hint="create one with `aggregator --workspace FOLDER init --protocol protocols/textile.toml`, "
+            "or point to an existing one with --workspace or AGGREGATOR_WORKSPACE",
         )
-    config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    return config_path
+
+
+def open_workspace(root: Path, passphrase: str) -> Workspace:
+    root = Path(root)
+    config_path = require_workspace(root)
+    try:
+        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        protocols, salt = config["protocols"], bytes.fromhex(config["store_salt"])
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise AggregatorError(
+            f"{config_path} is damaged ({exc.__class__.__name__}: {exc})",
+            hint="restore it from a backup: it holds the store's salt, without which the store cannot be opened",
+        ) from None
     return Workspace(
         root=root,
         passphrase=passphrase,
-        protocol_paths=[Path(p) for p in config["protocols"]],
-        store_salt=bytes.fromhex(config["store_salt"]),
+        protocol_paths=[Path(p) for p in protocols],
+        store_salt=salt,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import AggregatorError
 
@@ -31,12 +33,23 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except AggregatorError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", markup=True)
+            # Messages quote file names and values: escape them, or rich would read `[...]` as markup.
+            err_console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
             if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}", markup=True)
+                err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True)
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper
+
+
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def checked_period(value: str | None) -> str | None:
+    """The reporting period as given, checked before anything slow happens (a passphrase prompt, a batch)."""
+    if value is not None and not PERIOD.match(value):
+        raise AggregatorError(f"'{value}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03")
+    return value
 
 
 def passphrase(env_var: str, prompt: str, *, confirm: bool = False) -> str:

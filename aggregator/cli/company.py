@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from .. import company as company_mod
 from .. import envelope
 from ..envelope import keys
 from ..errors import ValidationFailed
 from ..validation import check_file, write_report_csv, write_report_xlsx, write_template
-from .common import EXIT_PROBLEMS, console, friendly_errors, passphrase, utc_now
+from .common import EXIT_PROBLEMS, checked_period, console, friendly_errors, passphrase, utc_now
 
 PASSPHRASE_ENV = "IMVO_PASSPHRASE"
 HOME_OPTION = click.option(
@@ -31,18 +32,14 @@ def main() -> None:
 @main.command(help="Set up this computer for your company with the secretariat's two public key files.")
 @click.option("--company", "company_id", required=True, help="Your company id, as given by the secretariat.")
 @click.option("--covenant", required=True, help="Covenant, e.g. textile or gold.")
-@click.option(
-    "--secretariat-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.option("--secretariat-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--receipt-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--yes", is_flag=True, help="Do not ask to confirm the fingerprints.")
 @HOME_OPTION
 @friendly_errors
 def init(company_id, covenant, secretariat_key, receipt_key, yes, home) -> None:
     for label, path in (("encryption", secretariat_key), ("receipt", receipt_key)):
-        console.print(
-            f"secretariat {label} key fingerprint: [bold]{keys.fingerprint(keys.load_public_key(path))}[/]"
-        )
+        console.print(f"secretariat {label} key fingerprint: [bold]{keys.fingerprint(keys.load_public_key(path))}[/]")
     if not yes and not click.confirm("Do these match what the secretariat told you by phone?"):
         raise click.Abort()
     company_mod.init_home(home, company_id, covenant, secretariat_key, receipt_key)
@@ -54,13 +51,9 @@ def init(company_id, covenant, secretariat_key, receipt_key, yes, home) -> None:
 @friendly_errors
 def keygen(home: Path) -> None:
     company_home = company_mod.open_home(home)
-    fpr = company_mod.keygen(
-        company_home, passphrase(PASSPHRASE_ENV, "New passphrase for your key", confirm=True)
-    )
+    fpr = company_mod.keygen(company_home, passphrase(PASSPHRASE_ENV, "New passphrase for your key", confirm=True))
     console.print(f"your public key: {company_home.public_key_path}")
-    console.print(
-        f"fingerprint: [bold]{fpr}[/]  send the .pub file to the secretariat and confirm this by phone"
-    )
+    console.print(f"fingerprint: [bold]{fpr}[/]  send the .pub file to the secretariat and confirm this by phone")
 
 
 @main.command(help="Write an Excel template to fill in, with drop-down lists and instructions.")
@@ -86,34 +79,33 @@ def check(ctx, file: Path, template_name, covenant, language, home) -> None:
     covenant = covenant or company_mod.open_home(home).covenant
     result = check_file(file, covenant, template_name)
     for warning in result.warnings:
-        console.print(f"[yellow]note:[/] {warning}")
+        console.print(f"[yellow]note:[/] {escape(str(warning))}")
     if result.ok:
-        console.print(f"{file.name}: [green]OK[/] ({result.template}, {len(result.frame)} rows)")
+        console.print(f"{escape(file.name)}: [green]OK[/] ({result.template}, {len(result.frame)} rows)")
         return
     _show_report(file, result.report, language)
     ctx.exit(EXIT_PROBLEMS)
 
 
 def _show_report(file: Path, report, language: str) -> None:
-    console.print(report.render_text(language))
+    console.print(report.render_text(language), markup=False)
     xlsx = file.with_name(file.stem + ".errors.xlsx")
     csv = file.with_name(file.stem + ".errors.csv")
     write_report_xlsx(report, xlsx)
     write_report_csv(report, csv)
-    console.print(f"the same list is in {xlsx.name} and {csv.name}")
+    console.print(f"the same list is in {xlsx.name} and {csv.name}", markup=False)
 
 
 @main.command(help="Check FILE, then seal it for the secretariat (encrypted to it, signed by you).")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--period", required=True, help="Reporting period, YYYY-MM.")
 @click.option("--template", "template_name", help="Which table the file holds (detected when omitted).")
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the sealed file."
-)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the sealed file.")
 @HOME_OPTION
 @click.pass_context
 @friendly_errors
 def seal(ctx, file: Path, period: str, template_name, out_dir, home) -> None:
+    checked_period(period)
     company_home = company_mod.open_home(home)
     signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
     try:
@@ -129,20 +121,50 @@ def seal(ctx, file: Path, period: str, template_name, out_dir, home) -> None:
             created=utc_now(),
         )
     except ValidationFailed as exc:
-        console.print(f"[red]not sealed:[/] {exc.message}")
+        console.print(f"[red]not sealed:[/] {escape(exc.message)}")
         _show_report(file, exc.report, "en")
         ctx.exit(EXIT_PROBLEMS)
     console.print(
-        f"sealed: {target}\nsend this one file to the secretariat's inbox; keep the receipt you get back"
+        f"sealed: {target}\nsend this one file to the secretariat's inbox; keep the receipt you get back",
+        markup=False,
     )
+
+
+RECEIPT_MEANING = {
+    "received": "the secretariat received the file; a decision follows",
+    "accepted": "your data was accepted and will count in the aggregates",
+    "duplicate": "the secretariat already had this content; it is not counted twice and nothing needs doing",
+    "superseded": "a later correction you sent replaced this file; only the correction counts",
+    "quarantined": "this file was NOT accepted; contact the secretariat to hear why and send a corrected file",
+}
+RECEIPT_LINES = (
+    ("file", "file_name"),
+    ("company", "company_id"),
+    ("covenant", "covenant"),
+    ("template", "template"),
+    ("period", "period"),
+    ("sealed at", "created"),
+    ("received at", "received_at"),
+    ("sealed file", "file_sha256"),
+    ("signed by you", "signer_fingerprint"),
+)
 
 
 @main.command("verify-receipt", help="Check that a receipt really comes from the secretariat and show it.")
 @click.argument("receipt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @HOME_OPTION
+@click.pass_context
 @friendly_errors
-def verify_receipt(receipt: Path, home: Path) -> None:
+def verify_receipt(ctx, receipt: Path, home: Path) -> None:
     company_home = company_mod.open_home(home)
     data = envelope.verify_receipt(receipt.read_bytes(), company_home.secretariat_signing_key())
-    for key in sorted(data):
-        console.print(f"{key}: {data[key]}")
+    console.print(f"{escape(receipt.name)}: [green]genuine[/], signed by the secretariat")
+    for label, key in RECEIPT_LINES:
+        console.print(f"  {label + ':':<14}{escape(str(data.get(key, '?')))}")
+    state = str(data.get("state"))
+    colour = "red" if state == "quarantined" else "green"
+    console.print(f"  {'state:':<14}[bold {colour}]{escape(state)}[/]: {RECEIPT_MEANING.get(state, '')}")
+    if data.get("company_id") != company_home.company_id:
+        console.print(f"[yellow]note:[/] this receipt is for company {escape(str(data.get('company_id')))}, not yours")
+    if state == "quarantined":
+        ctx.exit(EXIT_PROBLEMS)

@@ -1,0 +1,318 @@
+"""`imvo-submit`: exact messages and exit codes for what a company's CSR officer does, right or wrong.
+
+Exit codes: 0 done; 1 done with problems (an invalid file, a quarantined receipt); 2 a mistake, shown as an
+`error:` line and a `hint:` line. Never a traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from aggregator import company as company_mod
+from aggregator import workspace as workspace_mod
+from aggregator.cli.company import main as imvo_submit
+from aggregator.cli.secretariat import main as aggregator
+from aggregator.envelope import keys
+from aggregator.registry import Registry
+from aggregator.workspace import Workspace, create_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"
+SECRETARIAT_PASSPHRASE = "secretariat passphrase for tests"
+COMPANY_PASSPHRASE = "company passphrase for tests"
+NOW = "2025-02-28T09:00:00Z"
+
+
+@pytest.fixture(autouse=True)
+def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests derive the store key with a small scrypt cost; the real cost only makes them slow."""
+    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
+
+
+def run(args: list[str], env: dict[str, str] | None = None, tool=imvo_submit) -> Result:
+    runner = CliRunner(env={"COLUMNS": "200", **(env or {})})
+    result = runner.invoke(tool, args, catch_exceptions=False)
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return create_workspace(
+        tmp_path / "ws", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path, workspace: Workspace) -> Path:
+    """A company home set up with `imvo-submit init` and `imvo-submit keygen`, as the README says."""
+    home = tmp_path / "home"
+    result = run(
+        [
+            "init",
+            "--company",
+            "T001",
+            "--covenant",
+            "textile",
+            "--secretariat-key",
+            str(workspace.keys_dir / "secretariat_encryption.pub"),
+            "--receipt-key",
+            str(workspace.keys_dir / "secretariat_signing.pub"),
+            "--yes",
+            "--home",
+            str(home),
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    # The key as `imvo-submit keygen` makes it, with cheap key derivation: every seal must unlock it.
+    company_mod.keygen(company_mod.open_home(home), COMPANY_PASSPHRASE, scrypt_n=2**10)
+    return home
+
+
+def company_env(home: Path, passphrase: str = COMPANY_PASSPHRASE) -> dict[str, str]:
+    return {"IMVO_SUBMIT_HOME": str(home), "IMVO_PASSPHRASE": passphrase}
+
+
+def secretariat_env(workspace: Workspace) -> dict[str, str]:
+    return {
+        "AGGREGATOR_WORKSPACE": str(workspace.root),
+        "AGGREGATOR_PASSPHRASE": SECRETARIAT_PASSPHRASE,
+        "AGGREGATOR_NOW": NOW,
+    }
+
+
+def copy_sample(tmp_path: Path, name: str = "T001__materials.csv") -> Path:
+    target = tmp_path / "files" / name
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(SAMPLES / name, target)
+    return target
+
+
+def invalid_living_wage(tmp_path: Path) -> Path:
+    target = copy_sample(tmp_path, "T001__living_wage.csv")
+    target.write_text(target.read_text(encoding="utf-8").replace("BD,17175,", "BD,-17175,"), encoding="utf-8")
+    return target
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def test_init_shows_the_fingerprints_and_writes_the_home(tmp_path: Path, workspace: Workspace):
+    encryption = workspace.keys_dir / "secretariat_encryption.pub"
+    signing = workspace.keys_dir / "secretariat_signing.pub"
+    home = tmp_path / "home"
+    result = run(
+        ["init", "--company", "T001", "--covenant", "textile", "--secretariat-key", str(encryption)]
+        + ["--receipt-key", str(signing), "--yes", "--home", str(home)]
+    )
+    assert result.exit_code == 0
+    assert f"secretariat encryption key fingerprint: {keys.fingerprint(keys.load_public_key(encryption))}" in (
+        result.output
+    )
+    assert f"secretariat receipt key fingerprint: {keys.fingerprint(keys.load_public_key(signing))}" in (result.output)
+    assert (home / "config.toml").read_text(encoding="utf-8") == 'company_id = "T001"\ncovenant = "textile"\n'
+
+
+@pytest.mark.parametrize(
+    ("company", "covenant", "message"),
+    [
+        ('T0"01', "textile", "error: 'T0\"01' is not a valid company id"),
+        ("T001", "fishing", "error: 'fishing' is not a covenant this tool knows"),
+    ],
+)
+def test_init_refuses_a_bad_company_id_or_covenant(tmp_path, workspace, company, covenant, message):
+    result = run(
+        ["init", "--company", company, "--covenant", covenant, "--yes", "--home", str(tmp_path / "home")]
+        + ["--secretariat-key", str(workspace.keys_dir / "secretariat_encryption.pub")]
+        + ["--receipt-key", str(workspace.keys_dir / "secretariat_signing.pub")]
+    )
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "hint: " in result.stderr
+    assert not (tmp_path / "home" / "config.toml").exists()
+
+
+def test_keygen_writes_the_key_and_refuses_to_overwrite_it(home: Path):
+    fresh = home.parent / "fresh"
+    fresh.mkdir()
+    shutil.copyfile(home / "config.toml", fresh / "config.toml")
+    result = run(["keygen"], env=company_env(fresh))
+    assert result.exit_code == 0
+    fpr = keys.fingerprint(keys.load_public_key(fresh / "company_signing.pub"))
+    assert result.output == (
+        f"your public key: {fresh / 'company_signing.pub'}\n"
+        f"fingerprint: {fpr}  send the .pub file to the secretariat and confirm this by phone\n"
+    )
+    assert keys.load_private_key(fresh / "company_signing.key", COMPANY_PASSPHRASE)
+    result = run(["keygen"], env=company_env(home))
+    assert result.exit_code == 2
+    assert f"error: a signing key already exists in {home}" in result.stderr
+    assert "hint: to replace it, move the old key away first" in result.stderr
+
+
+def test_commands_without_a_home_say_how_to_set_one_up(tmp_path: Path):
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=company_env(tmp_path / "none"))
+    assert result.exit_code == 2
+    assert f"error: {tmp_path / 'none'} is not set up for a company" in result.stderr
+    assert "hint: run `imvo-submit init --company ID" in result.stderr
+
+
+# ---------------------------------------------------------------- check and seal
+
+
+def test_check_of_a_valid_file_says_ok(tmp_path: Path, home: Path):
+    result = run(["check", str(copy_sample(tmp_path))], env=company_env(home))
+    assert result.exit_code == 0
+    assert result.output == "T001__materials.csv: OK (materials, 2 rows)\n"
+
+
+def test_check_of_an_invalid_file_lists_the_problems_and_writes_reports(tmp_path: Path, home: Path):
+    source = invalid_living_wage(tmp_path)
+    result = run(["check", str(source)], env=company_env(home))
+    assert result.exit_code == 1
+    assert "workers_covered" in result.output
+    assert "the same list is in T001__living_wage.errors.xlsx and T001__living_wage.errors.csv" in result.output
+    assert source.with_name("T001__living_wage.errors.xlsx").is_file()
+    assert "workers_covered" in source.with_name("T001__living_wage.errors.csv").read_text(encoding="utf-8")
+
+
+def test_seal_of_an_invalid_file_is_refused_with_the_report(tmp_path: Path, home: Path):
+    source = invalid_living_wage(tmp_path)
+    result = run(["seal", str(source), "--period", "2025-01"], env=company_env(home))
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "not sealed: T001__living_wage.csv does not meet the textile rules; nothing was sealed\n"
+    )
+    assert "workers_covered" in result.output
+    assert source.with_name("T001__living_wage.errors.xlsx").is_file()
+    assert source.with_name("T001__living_wage.errors.csv").is_file()
+    assert not list(source.parent.glob("*.imvo"))
+
+
+def test_seal_of_a_valid_file_writes_one_sealed_file(tmp_path: Path, home: Path):
+    source = copy_sample(tmp_path)
+    out = tmp_path / "outgoing"
+    result = run(["seal", str(source), "--period", "2025-01", "--out", str(out)], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    target = out / "T001_textile_materials_2025-01.imvo"
+    assert result.output == (
+        f"sealed: {target}\nsend this one file to the secretariat's inbox; keep the receipt you get back\n"
+    )
+    assert target.read_bytes().startswith(b"IMVOSEAL")
+
+
+@pytest.mark.parametrize("period", ["2025-13", "2025-3", "March"])
+def test_seal_with_a_bad_period_is_refused_before_the_passphrase(tmp_path: Path, home: Path, period: str):
+    env = company_env(home)
+    del env["IMVO_PASSPHRASE"]  # no prompt may appear: the period is checked first
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", period], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: '{period}' is not a reporting period\nhint: write it as YYYY-MM, e.g. 2025-03\n")
+
+
+def test_seal_with_a_wrong_passphrase(tmp_path: Path, home: Path):
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=company_env(home, "not it"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: wrong passphrase for {home / 'company_signing.key'}\nhint: ")
+    assert not list(tmp_path.rglob("*.imvo"))
+
+
+def test_a_passphrase_is_required_when_there_is_no_terminal(tmp_path: Path, home: Path):
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env={"IMVO_SUBMIT_HOME": str(home)})
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: a passphrase is needed and none was given\nhint: set IMVO_PASSPHRASE or run the command in a terminal\n"
+    )
+
+
+# ---------------------------------------------------------------- receipts, round trip through both tools
+
+
+def _register(workspace: Workspace, home: Path) -> None:
+    result = run(
+        ["companies", "add", "T001", "--name", "Alpha BV", "--covenant", "textile"]
+        + ["--key", str(home / "company_signing.pub")],
+        env=secretariat_env(workspace),
+        tool=aggregator,
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _seal_and_take_in(tmp_path: Path, home: Path, workspace: Workspace, source: Path, period: str) -> Result:
+    inbox = tmp_path / "inbox"
+    result = run(["seal", str(source), "--period", period, "--out", str(inbox)], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    return run(["intake", str(inbox)], env=secretariat_env(workspace), tool=aggregator)
+
+
+def test_receipt_round_trip_through_both_command_lines(tmp_path: Path, home: Path, workspace: Workspace):
+    _register(workspace, home)
+    intake = _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-01")
+    assert intake.exit_code == 0, intake.output
+    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-01.imvo.receipt"
+    result = run(["verify-receipt", str(receipt)], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "T001_textile_materials_2025-01.imvo.receipt: genuine, signed by the secretariat"
+    assert "  file:         T001__materials.csv" in lines
+    assert "  company:      T001" in lines
+    assert "  period:       2025-01" in lines
+    assert f"  received at:  {NOW}" in lines
+    assert lines[-1] == "  state:        accepted: your data was accepted and will count in the aggregates"
+
+
+def test_a_quarantined_receipt_exits_1(tmp_path: Path, home: Path, workspace: Workspace):
+    _register(workspace, home)
+    intake = _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-06")  # in the future
+    assert intake.exit_code == 1
+    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-06.imvo.receipt"
+    result = run(["verify-receipt", str(receipt)], env=company_env(home))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "  state:        quarantined: this file was NOT accepted; contact the secretariat to hear why and "
+        "send a corrected file"
+    )
+
+
+def test_a_changed_receipt_is_called_forged(tmp_path: Path, home: Path, workspace: Workspace):
+    _register(workspace, home)
+    _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-01")
+    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-01.imvo.receipt"
+    doc = json.loads(receipt.read_text(encoding="utf-8"))
+    doc["receipt"]["state"] = "accepted" if doc["receipt"]["state"] != "accepted" else "duplicate"
+    forged = tmp_path / "forged.receipt"
+    forged.write_text(json.dumps(doc), encoding="utf-8")
+    result = run(["verify-receipt", str(forged)], env=company_env(home))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: this receipt is forged or was changed: its signature does not match the secretariat key\n"
+        "hint: ask the secretariat for a new receipt\n"
+    )
+
+
+def test_a_file_that_is_not_a_receipt(tmp_path: Path, home: Path):
+    not_a_receipt = copy_sample(tmp_path)
+    result = run(["verify-receipt", str(not_a_receipt)], env=company_env(home))
+    assert result.exit_code == 2
+    assert result.stderr == "error: this file is not a receipt (it is not JSON)\n"
+
+
+def test_a_receipt_signed_by_another_key_names_the_key(tmp_path: Path, home: Path, workspace: Workspace):
+    _register(workspace, home)
+    _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-01")
+    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-01.imvo.receipt"
+    other = create_workspace(
+        tmp_path / "other", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10
+    )
+    shutil.copyfile(other.keys_dir / "secretariat_signing.pub", home / "secretariat_signing.pub")
+    result = run(["verify-receipt", str(receipt)], env=company_env(home))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: this receipt was signed by key ")
+    assert "hint: check that you use the secretariat's current public key" in result.stderr
+    with workspace.open_store() as store:  # the registry was untouched by all of this
+        assert Registry(store).get("T001").status == "active"

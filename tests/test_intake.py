@@ -1,0 +1,589 @@
+"""Intake: every file that lands in the inbox ends in exactly one state, with a reason a clerk understands.
+
+One small workspace per test (cheap key derivation), three registered textile companies with in-memory keys,
+and small sample files sealed as the companies would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator import envelope
+from aggregator import intake as intake_mod
+from aggregator import workspace as workspace_mod
+from aggregator.company import seal_submission
+from aggregator.envelope import keys
+from aggregator.intake import IntakeReport, run_intake
+from aggregator.registry import Registry
+from aggregator.workspace import Workspace, create_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"
+MATERIALS = SAMPLES / "T001__materials.csv"
+LIVING_WAGE = SAMPLES / "T001__living_wage.csv"
+PASSPHRASE = "correct horse battery staple"
+REGISTERED = "2025-01-02T09:00:00Z"
+SEALED = "2025-02-10T09:00:00Z"
+NOW = "2025-02-28T09:00:00Z"
+# A value of MATERIALS that appears nowhere else: it must never reach the disk outside the encrypted store.
+PLAINTEXT_MARKER = b"1337629.5"
+STATES = ("accepted", "duplicate", "superseded", "quarantined")
+
+
+@pytest.fixture(autouse=True)
+def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests derive the store key with a small scrypt cost; the real cost only makes them slow."""
+    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
+
+
+@dataclass
+class World:
+    ws: Workspace
+    keys: dict
+    inbox: Path
+    staging: Path
+
+    def seal(
+        self,
+        source: Path,
+        *,
+        company: str = "T001",
+        signer: str | None = None,
+        period: str = "2025-01",
+        created: str = SEALED,
+        template: str | None = None,
+        check: bool = True,
+        name: str | None = None,
+    ) -> Path:
+        """Seal `source` as `company` would (signed with `signer`'s key) and drop it in the inbox as `name`."""
+        sealed = seal_submission(
+            source,
+            self.staging,
+            company_id=company,
+            covenant="textile",
+            period=period,
+            recipient_key=keys.load_public_key(self.ws.keys_dir / "secretariat_encryption.pub"),
+            signing_key=self.keys[signer or company],
+            created=created,
+            template=template,
+            check=check,
+        )
+        return sealed.rename(self.inbox / (name or sealed.name))
+
+    def drop(self, name: str, data: bytes) -> Path:
+        target = self.inbox / name
+        target.write_bytes(data)
+        return target
+
+    def intake(self, **kwargs) -> IntakeReport:
+        kwargs.setdefault("now", NOW)
+        return run_intake(self.ws, self.inbox, **kwargs)
+
+    def records(self) -> list[dict]:
+        with self.ws.open_store() as store:
+            frame = store.query_df("SELECT * FROM submissions ORDER BY received_at, original_name")
+        return frame.to_dict("records")
+
+    def record(self, name: str) -> dict:
+        (found,) = [r for r in self.records() if r["original_name"] == name]
+        return found
+
+    def count_rows(self, template: str) -> int:
+        with self.ws.open_store() as store:
+            return store.con.execute(f"SELECT count(*) FROM rows_textile_{template}").fetchone()[0]
+
+    def received_files(self) -> dict[str, list[str]]:
+        return {
+            state: sorted(p.name for p in (self.ws.received_dir / state).glob("*"))
+            for state in STATES
+            if (self.ws.received_dir / state).is_dir()
+        }
+
+    def signing_public_key(self):
+        return keys.load_public_key(self.ws.keys_dir / "secretariat_signing.pub")
+
+
+def build_world(root: Path) -> World:
+    ws = create_workspace(root / "ws", PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10)
+    company_keys = {c: keys.generate_signing_key() for c in ("T001", "T002", "T003", "X999")}
+    with ws.open_store() as store:
+        registry = Registry(store)
+        for company in ("T001", "T002", "T003"):
+            raw = keys.public_key_bytes(company_keys[company].public_key())
+            registry.add(company, f"Company {company}", ["textile"], raw, now=REGISTERED)
+    (root / "inbox").mkdir()
+    (root / "staging").mkdir()
+    return World(ws, company_keys, root / "inbox", root / "staging")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return build_world(tmp_path)
+
+
+def only(report: IntakeReport):
+    (outcome,) = report.outcomes
+    return outcome
+
+
+def edited(tmp_path: Path, source: Path, old: str, new: str) -> Path:
+    """A copy of `source` with one value changed (a correction, or an invalid value)."""
+    target = tmp_path / source.name
+    text = source.read_text(encoding="utf-8")
+    assert old in text
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return target
+
+
+# ---------------------------------------------------------------- accepted, duplicates, corrections
+
+
+def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
+    sealed = world.seal(MATERIALS)
+    outcome = only(world.intake(expected_period="2025-01"))
+    assert (outcome.state, outcome.reason) == ("accepted", "valid")
+    assert (outcome.company_id, outcome.template, outcome.period) == ("T001", "materials", "2025-01")
+    assert world.count_rows("materials") == 2
+    record = world.record(sealed.name)
+    assert record["state"] == "accepted"
+    assert (world.ws.root / record["raw_path"]).exists()
+
+    receipt_path = world.ws.root / outcome.receipt
+    assert receipt_path == world.ws.outbox_dir / "T001" / (sealed.name + ".receipt")
+    receipt = envelope.verify_receipt(receipt_path.read_bytes(), world.signing_public_key())
+    assert receipt["state"] == "accepted"
+    assert receipt["file_sha256"] == record["submission_id"]
+    assert (receipt["company_id"], receipt["period"], receipt["received_at"]) == ("T001", "2025-01", NOW)
+    assert PLAINTEXT_MARKER not in receipt_path.read_bytes()
+    # only the sealed file's header fields, its hash, the time received and the state: no company data
+    assert set(receipt) == {
+        "covenant",
+        "template",
+        "company_id",
+        "period",
+        "created",
+        "file_name",
+        "plaintext_sha256",
+        "plaintext_size",
+        "signer_fingerprint",
+        "file_sha256",
+        "received_at",
+        "state",
+    }
+
+
+def test_the_same_file_under_another_name_is_a_duplicate_and_not_counted_twice(world: World):
+    sealed = world.seal(MATERIALS)
+    shutil.copyfile(sealed, world.inbox / ("again_" + sealed.name))
+    report = world.intake()
+    states = {o.file: (o.state, o.reason) for o in report.outcomes}
+    assert states[sealed.name] == ("accepted", "valid")
+    assert states["again_" + sealed.name] == (
+        "duplicate",
+        "identical to a file received before (accepted); not counted twice",
+    )
+    assert world.count_rows("materials") == 2
+    assert len(world.records()) == 2
+
+
+def test_the_same_content_sealed_again_is_a_duplicate(world: World):
+    world.seal(MATERIALS, name="first.imvo")
+    world.intake()
+    world.seal(MATERIALS, created="2025-02-11T09:00:00Z", name="second.imvo")
+    outcome = only(world.intake())
+    assert outcome.state == "duplicate"
+    assert outcome.reason.startswith("same content as submission ")
+    assert outcome.reason.endswith("(not counted twice)")
+    assert world.count_rows("materials") == 2
+    receipt = envelope.verify_receipt((world.ws.root / outcome.receipt).read_bytes(), world.signing_public_key())
+    assert receipt["state"] == "duplicate"
+
+
+def test_a_newer_correction_supersedes_the_accepted_submission(world: World, tmp_path: Path):
+    first = world.seal(MATERIALS, name="first.imvo")
+    world.intake()
+    first_id = world.record(first.name)["submission_id"]
+    corrected = edited(tmp_path, MATERIALS, "1082606.4", "1082000.0")
+    second = world.seal(corrected, created="2025-02-20T09:00:00Z", name="second.imvo")
+    outcome = only(world.intake())
+
+    second_id = world.record(second.name)["submission_id"]
+    assert outcome.state == "accepted"
+    assert outcome.reason == f"valid; replaces submission {first_id[:12]}"
+    old = world.record(first.name)
+    assert (old["state"], old["superseded_by"]) == ("superseded", second_id)
+    assert old["reason"] == f"replaced by a newer submission {second_id[:12]}"
+    # the superseded raw file moved with its state, and its sender gets a receipt saying so
+    assert old["raw_path"].startswith("received/superseded/")
+    assert (world.ws.root / old["raw_path"]).exists()
+    assert world.received_files()["accepted"] == [Path(world.record(second.name)["raw_path"]).name]
+    old_receipt = envelope.verify_receipt(
+        (world.ws.outbox_dir / "T001" / "first.imvo.receipt").read_bytes(), world.signing_public_key()
+    )
+    assert (old_receipt["state"], old_receipt["file_sha256"]) == ("superseded", first_id)
+    with world.ws.open_store() as store:
+        stored = store.con.execute(
+            "SELECT DISTINCT submission_id FROM rows_textile_materials s JOIN submissions USING (submission_id) "
+            "WHERE state = 'accepted'"
+        ).fetchall()
+    assert stored == [(second_id,)]
+
+
+def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_path: Path):
+    corrected = edited(tmp_path, MATERIALS, "1082606.4", "1082000.0")
+    world.seal(corrected, created="2025-02-20T09:00:00Z", name="newer.imvo")
+    world.intake()
+    world.seal(MATERIALS, created="2025-02-10T09:00:00Z", name="older.imvo")
+    outcome = only(world.intake())
+    assert outcome.state == "quarantined"
+    assert outcome.reason == (
+        "the file was sealed at 2025-02-10T09:00:00Z, not after the submission already accepted for this "
+        "period (sealed at 2025-02-20T09:00:00Z): an old file sent again"
+    )
+    assert world.record("newer.imvo")["state"] == "accepted"
+
+
+# ---------------------------------------------------------------- damaged and forged files
+
+
+def _payload_offset(path: Path) -> int:
+    header = envelope.read_header(path)
+    return path.stat().st_size - 64 - header.payload_size
+
+
+def test_a_truncated_file_is_quarantined(world: World):
+    sealed = world.seal(MATERIALS)
+    sealed.write_bytes(sealed.read_bytes()[:-10])
+    outcome = only(world.intake())
+    assert outcome.state == "quarantined"
+    assert "is incomplete: it ends before its declared end" in outcome.reason
+
+
+def test_a_file_with_a_chunk_removed_is_quarantined(world: World):
+    key = keys.load_public_key(world.ws.keys_dir / "secretariat_encryption.pub")
+    sealed = world.inbox / "chunked.imvo"
+    envelope.seal_file(
+        LIVING_WAGE,
+        sealed,
+        covenant="textile",
+        template="living_wage",
+        company_id="T001",
+        period="2025-01",
+        created=SEALED,
+        recipient_public_key=key,
+        signing_private_key=world.keys["T001"],
+        chunk_size=64,
+    )
+    data = sealed.read_bytes()
+    start = _payload_offset(sealed) + 80  # the second chunk: 64 bytes + 16-byte tag
+    sealed.write_bytes(data[:start] + data[start + 80 :])
+    outcome = only(world.intake())
+    assert outcome.state == "quarantined"
+    assert "is incomplete" in outcome.reason
+    assert world.received_files()["quarantined"]
+
+
+@pytest.fixture(scope="module")
+def shared_world():
+    root = Path(tempfile.mkdtemp(prefix="intake-flip-"))
+    patch = pytest.MonkeyPatch()
+    try:
+        patch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)  # module scope: the autouse fixture is too late
+        built = build_world(root)
+        built.seal(MATERIALS, name="original.imvo")
+        original = (built.inbox / "original.imvo").read_bytes()
+        (built.inbox / "original.imvo").unlink()
+        yield built, original
+    finally:
+        patch.undo()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_flipped_byte_anywhere_is_quarantined(shared_world, data):
+    world, original = shared_world
+    position = data.draw(st.integers(0, len(original) - 1), label="position")
+    mask = data.draw(st.integers(1, 255), label="xor mask")
+    damaged = bytearray(original)
+    damaged[position] ^= mask
+    world.drop("flipped.imvo", bytes(damaged))
+    outcome = only(world.intake())
+    # The same damage drawn twice is an exact copy of an already quarantined file.
+    assert outcome.state == "quarantined" or outcome.reason.startswith("identical to a file received before (q")
+    assert not list(world.inbox.iterdir())
+
+
+def test_a_file_signed_by_another_registered_company_is_quarantined(world: World):
+    world.seal(MATERIALS, company="T001", signer="T002")
+    outcome = only(world.intake())
+    assert outcome.state == "quarantined"
+    assert outcome.reason == (
+        "the file claims to come from T001 but is signed with the key of company T002: "
+        "a forgery or a mix-up; not opened"
+    )
+
+
+def test_an_unregistered_company_is_quarantined_and_gets_no_receipt(world: World):
+    world.seal(MATERIALS, company="X999")
+    outcome = only(world.intake())
+    assert (outcome.state, outcome.reason) == (
+        "quarantined",
+        "company X999 is not registered with the secretariat",
+    )
+    assert outcome.receipt is None
+    assert not (world.ws.outbox_dir / "X999").exists()
+
+
+def test_a_revoked_company_is_quarantined(world: World):
+    with world.ws.open_store() as store:
+        Registry(store).revoke("T002", "left the covenant", now=REGISTERED)
+    world.seal(MATERIALS, company="T002")
+    outcome = only(world.intake())
+    assert (outcome.state, outcome.reason) == ("quarantined", "company T002 is revoked and may not submit")
+
+
+def test_a_file_signed_with_a_rotated_out_key_is_quarantined(world: World):
+    new_key = keys.generate_signing_key()
+    with world.ws.open_store() as store:
+        Registry(store).rotate_key("T001", keys.public_key_bytes(new_key.public_key()), now="2025-02-01T00:00:00Z")
+    world.seal(MATERIALS)
+    outcome = only(world.intake())
+    assert (outcome.state, outcome.reason) == (
+        "quarantined",
+        "the file is signed with an old key of T001 (replaced on 2025-02-01T00:00:00Z); "
+        "files signed with a replaced key are refused",
+    )
+    world.keys["T001"] = new_key
+    world.seal(MATERIALS, name="with_new_key.imvo")
+    assert only(world.intake()).state == "accepted"
+
+
+# ---------------------------------------------------------------- plausible header, valid content
+
+
+def test_a_file_for_another_period_is_quarantined_as_a_replay(world: World):
+    world.seal(MATERIALS, period="2024-12")
+    outcome = only(world.intake(expected_period="2025-01"))
+    assert (outcome.state, outcome.reason) == (
+        "quarantined",
+        "the file was sealed for period 2024-12, but this intake is for 2025-01 "
+        "(a replay or a file sent in the wrong month)",
+    )
+
+
+def test_a_period_in_the_future_is_quarantined(world: World):
+    world.seal(MATERIALS, period="2025-03")
+    outcome = only(world.intake())
+    assert (outcome.state, outcome.reason) == ("quarantined", "the reporting period 2025-03 lies in the future")
+
+
+def test_a_template_outside_the_covenant_is_quarantined(world: World):
+    world.seal(MATERIALS, template="refiners", check=False)
+    outcome = only(world.intake())
+    assert (outcome.state, outcome.reason) == (
+        "quarantined",
+        "'refiners' is not a template of covenant 'textile'",
+    )
+
+
+def test_invalid_content_is_quarantined_with_the_full_report_stored(world: World, tmp_path: Path):
+    broken = edited(tmp_path, LIVING_WAGE, "BD,17175,", "BD,-17175,")
+    sealed = world.seal(broken, template="living_wage", check=False)
+    outcome = only(world.intake())
+    assert outcome.state == "quarantined"
+    assert outcome.reason.startswith("the data does not meet the rules: row 2, column workers_covered: ")
+    record = world.record(sealed.name)
+    problems = json.loads(record["report_json"])["problems"]
+    assert any(p["row"] == 2 and p["column"] == "workers_covered" for p in problems)
+    with pytest.raises(Exception, match="does not exist"):
+        world.count_rows("living_wage")  # nothing of the invalid file was stored
+
+
+def test_a_raw_csv_in_the_inbox_is_quarantined(world: World):
+    world.drop("locations.csv", b"material,certification,weight_kg\ncotton,none,1\n")
+    outcome = only(world.intake())
+    assert outcome.state == "quarantined"
+    assert outcome.reason == (
+        "not a valid sealed submission: locations.csv is not a sealed IMVO submission "
+        "(it does not start with the envelope marker)"
+    )
+    assert outcome.receipt is None
+
+
+def test_a_header_that_breaks_the_parser_costs_one_file_not_the_intake(world: World):
+    body = b"[" * 8000 + b"]" * 8000  # json.loads recurses too deep on this
+    world.drop("a_nested.imvo", b"IMVOSEAL" + struct.pack(">HI", 1, len(body)) + body)
+    world.seal(MATERIALS, name="b_valid.imvo")
+    report = world.intake()
+    assert [(o.state, o.reason) for o in report.outcomes] == [
+        ("quarantined", "the file could not be read safely (RecursionError); it is kept for inspection"),
+        ("accepted", "valid"),
+    ]
+
+
+def test_an_empty_file_is_quarantined(world: World):
+    world.drop("empty.imvo", b"")
+    outcome = only(world.intake())
+    assert (outcome.state, outcome.reason) == ("quarantined", "the file is empty (0 bytes): nothing was sent")
+
+
+def test_a_quarantined_file_of_a_registered_company_gets_a_receipt(world: World):
+    world.seal(MATERIALS, period="2025-03", name="early.imvo")
+    outcome = only(world.intake())
+    receipt = envelope.verify_receipt(
+        (world.ws.outbox_dir / "T001" / "early.imvo.receipt").read_bytes(), world.signing_public_key()
+    )
+    assert outcome.receipt == "outbox/T001/early.imvo.receipt"
+    assert (receipt["state"], receipt["period"]) == ("quarantined", "2025-03")
+
+
+# ---------------------------------------------------------------- the whole inbox, reruns, interruptions
+
+
+def _fill_inbox_with_every_case(world: World, tmp_path: Path) -> None:
+    world.seal(MATERIALS, name="a_valid.imvo")
+    shutil.copyfile(world.inbox / "a_valid.imvo", world.inbox / "b_copy.imvo")
+    world.seal(LIVING_WAGE, company="T002", name="c_valid_t002.imvo")
+    world.seal(MATERIALS, company="T003", signer="T002", name="d_forged.imvo")
+    world.seal(MATERIALS, company="X999", name="e_stranger.imvo")
+    world.seal(MATERIALS, company="T003", period="2024-11", name="f_replay.imvo")
+    broken = edited(tmp_path, LIVING_WAGE, "BD,17175,", "BD,-17175,")
+    world.seal(broken, company="T003", template="living_wage", check=False, name="g_invalid.imvo")
+    world.drop("h_raw.csv", b"material,certification,weight_kg\ncotton,none,1\n")
+    world.drop("i_empty.imvo", b"")
+
+
+def test_every_file_leaves_the_inbox_into_exactly_one_state_folder(world: World, tmp_path: Path):
+    _fill_inbox_with_every_case(world, tmp_path)
+    report = world.intake(expected_period="2025-01")
+    assert [o.state for o in report.outcomes] == [
+        "accepted",
+        "duplicate",
+        "accepted",
+        "quarantined",
+        "quarantined",
+        "quarantined",
+        "quarantined",
+        "quarantined",
+        "quarantined",
+    ]
+    assert not list(world.inbox.iterdir())
+    records = world.records()
+    assert len(records) == len(report.outcomes)
+    filed = world.received_files()
+    assert sum(len(names) for names in filed.values()) == len(records)
+    for record in records:
+        assert record["raw_path"].startswith(f"received/{record['state']}/")
+        assert (world.ws.root / record["raw_path"]).is_file()
+    # receipts: one per file from a registered sender, nothing for the stranger or unreadable files
+    assert sorted(p.name for p in world.ws.outbox_dir.rglob("*.receipt")) == [
+        "a_valid.imvo.receipt",
+        "b_copy.imvo.receipt",
+        "c_valid_t002.imvo.receipt",
+        "d_forged.imvo.receipt",
+        "f_replay.imvo.receipt",
+        "g_invalid.imvo.receipt",
+    ]
+
+
+def test_nothing_decrypted_reaches_the_disk_outside_the_store(world: World, tmp_path: Path):
+    _fill_inbox_with_every_case(world, tmp_path)
+    world.intake(expected_period="2025-01")
+    assert world.count_rows("materials") == 2  # the marker value is stored (encrypted) ...
+    for path in world.ws.root.rglob("*"):
+        if path.is_file():
+            assert PLAINTEXT_MARKER not in path.read_bytes(), path  # ... but readable nowhere
+
+
+def _snapshot(world: World) -> tuple:
+    files = sorted(
+        (p.relative_to(world.ws.root).as_posix(), p.read_bytes())
+        for p in world.ws.root.rglob("*")
+        if p.is_file() and p.name != "store.duckdb" and not p.name.startswith(".")
+    )
+    return files, world.records()
+
+
+def test_rerunning_on_an_empty_inbox_changes_nothing(world: World, tmp_path: Path):
+    _fill_inbox_with_every_case(world, tmp_path)
+    world.intake(expected_period="2025-01")
+    before = _snapshot(world)
+    report = world.intake(expected_period="2025-01")
+    assert report.outcomes == []
+    assert _snapshot(world) == before
+
+
+def _interrupt_first_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = intake_mod._file_away
+
+    def crash_once(src: Path, dst: Path) -> None:
+        monkeypatch.setattr(intake_mod, "_file_away", real)
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(intake_mod, "_file_away", crash_once)
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["original", "exact-copy"])
+def test_a_rerun_after_an_interruption_files_away_without_a_second_record(
+    world: World, monkeypatch: pytest.MonkeyPatch, copy: bool
+):
+    sealed = world.seal(MATERIALS)
+    if copy:  # first the original alone, then its copy is the file interrupted
+        world.intake()
+        shutil.copyfile(world.ws.root / world.record(sealed.name)["raw_path"], world.inbox / "copy.imvo")
+    name = "copy.imvo" if copy else sealed.name
+    _interrupt_first_move(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        world.intake()
+    assert (world.inbox / name).exists()
+    assert world.record(name)["state"] == ("duplicate" if copy else "accepted")
+    receipt = world.ws.outbox_dir / "T001" / f"{name}.receipt"
+    receipt.unlink()  # lost with the interruption: the rerun writes it again
+
+    outcome = only(world.intake())
+    assert outcome.state == "already-received"
+    assert outcome.reason.startswith("this file was processed before (")
+    assert not (world.inbox / name).exists()
+    assert (world.ws.root / world.record(name)["raw_path"]).is_file()
+    assert len(world.records()) == (2 if copy else 1)
+    assert world.count_rows("materials") == 2
+    assert receipt.exists()
+
+
+def test_an_interrupted_move_of_a_superseded_file_is_finished_by_the_next_run(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    world.seal(MATERIALS, name="first.imvo")
+    world.intake()
+    corrected = edited(tmp_path, MATERIALS, "1082606.4", "1082000.0")
+    world.seal(corrected, created="2025-02-20T09:00:00Z", name="second.imvo")
+    _interrupt_first_move(monkeypatch)  # the first move is the superseded file's
+    with pytest.raises(KeyboardInterrupt):
+        world.intake()
+    assert len(world.received_files()["accepted"]) == 1  # the old file, still under accepted/
+    world.intake()  # files away second.imvo and finishes moving first.imvo
+    assert not list(world.inbox.iterdir())
+    for record in world.records():
+        assert record["raw_path"].startswith(f"received/{record['state']}/")
+        assert (world.ws.root / record["raw_path"]).is_file()
+    assert len(world.received_files()["superseded"]) == 1
+
+
+def test_a_bad_clock_or_period_is_refused_before_anything_happens(world: World):
+    world.seal(MATERIALS)
+    with pytest.raises(intake_mod.AggregatorError, match="is not a UTC time"):
+        world.intake(now="2025-02-28 09:00")
+    with pytest.raises(intake_mod.AggregatorError, match="'2025-13' is not a reporting period"):
+        world.intake(expected_period="2025-13")
+    assert len(list(world.inbox.iterdir())) == 1
+    assert world.records() == []
