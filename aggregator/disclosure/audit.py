@@ -395,7 +395,9 @@ class _Auditor:
             self.exact_disclosures += 1
         short_hi = self.primary[cell] and hi < self.need_hi[cell] - self.eps
         short_lo = self.primary[cell] and lo > self.need_lo[cell] + self.eps
-        if exact and (short_hi or short_lo or attacker == OUTSIDER):
+        # Only a cell that needs protection can be disclosed: an exactly computable secondary or helper cell is
+        # counted in exact_disclosures (it protects nothing) but leaks nothing confidential.
+        if exact and (short_hi or short_lo):
             reason = "exact disclosure"
         elif short_hi or short_lo:
             reason = " and ".join(s for s, bad in (("upper", short_hi), ("lower", short_lo)) if bad)
