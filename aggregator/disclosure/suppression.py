@@ -28,7 +28,8 @@ import numpy as np
 from aggregator.disclosure.model import AuditResult, ProtectionProblem
 from aggregator.errors import DisclosureError
 
-AUTO_OPTIMAL_MAX_CELLS = 2000  # "auto" uses the exact model up to this many cells
+AUTO_OPTIMAL_MAX_CELLS = 1000  # "auto" uses the exact model up to this many cells (per independent block)
+_MAX_MIP_ROUNDS = 40  # cut rounds on the integer master before the exact model gives way to the fast pattern
 _MAX_REPAIR_ROUNDS = 60
 _MIP_MAX_NODES = 50_000  # a deterministic work limit instead of a wall-clock one
 _LP_CUT_ROUNDS = 30
@@ -698,28 +699,33 @@ def _separate(s: _Structure, x: np.ndarray, insiders: bool = True, integral: boo
     return cuts
 
 
-def _lp_cut_loop(s: _Structure, master: _Master, deadline: float) -> tuple[float, int]:
-    """Strengthen the master with cuts separated at fractional LP points; returns the LP bound."""
+def _lp_cut_loop(s: _Structure, master: _Master, deadline: float | None = None) -> tuple[float, int]:
+    """Strengthen the master with cuts separated at fractional LP points; returns the LP bound.
+
+    Only the benchmark's lp_lower_bound passes a deadline: a pattern must never depend on timing."""
     bound = -math.inf
     for rounds in range(1, _LP_CUT_ROUNDS + 1):
         x, bound, _ = master.solve(integer=False)
         cuts = _separate(s, x)
-        if not cuts or time.monotonic() > deadline:
+        if not cuts or (deadline is not None and time.monotonic() > deadline):
             return bound, rounds
         master.add(cuts)
     return bound, _LP_CUT_ROUNDS
 
 
-class _TimeUp(Exception):
-    pass
+class _RoundsUp(Exception):
+    """The exact model needed more cut rounds than allowed: a deterministic reason to keep the fast pattern."""
 
 
 def _optimal(s: _Structure, deadline: float, start: np.ndarray) -> tuple[np.ndarray, float, bool, int]:
     master = _Master(s)
-    _, rounds = _lp_cut_loop(s, master, deadline)
-    while True:
+    _, rounds = _lp_cut_loop(s, master)
+    for _ in range(_MAX_MIP_ROUNDS):
         if time.monotonic() > deadline:
-            raise _TimeUp
+            raise DisclosureError(
+                f"the optimal suppression model did not finish within the time limit ({s.problem.size} cells)",
+                hint='set suppression = "fast" in the protocol for tables this large',
+            )
         rounds += 1
         # the fast pattern is safe, so it satisfies every cut: a valid incumbent for each re-solve
         x, bound, proven = master.solve(integer=True, start=start.astype(float))
@@ -727,17 +733,20 @@ def _optimal(s: _Structure, deadline: float, start: np.ndarray) -> tuple[np.ndar
         if not cuts:
             return x > 0.5, bound, proven, rounds
         master.add(cuts)
+    raise _RoundsUp
 
 
 # ---------------------------------------------------------------------------------------------- public
 
 
-def protect(problem: ProtectionProblem, method: str = "auto", *, time_limit: float = 60.0) -> SuppressionResult:
+def protect(problem: ProtectionProblem, method: str = "auto", *, time_limit: float = 600.0) -> SuppressionResult:
     """Choose the secondary cells that protect every primary cell; return the full pattern.
 
     method: "optimal" (exact cost minimum, for up to a few thousand cells), "fast" (heuristic, any size)
-    or "auto" (optimal up to AUTO_OPTIMAL_MAX_CELLS cells, decided per independent block). When the optimal
-    model runs out of `time_limit`, the fast pattern is returned (method "fast", optimal False).
+    or "auto" (optimal up to AUTO_OPTIMAL_MAX_CELLS cells, decided per independent block). The result never
+    depends on timing: when the exact model needs more than a fixed number of cut rounds, the fast pattern is
+    kept (method "fast", optimal False); `time_limit` (seconds) only guards against runaway runs, raising
+    DisclosureError instead of returning a timing-dependent pattern.
     Raises DisclosureError when a primary cell cannot be protected (for instance because the cells around
     it were published already) or the pattern fails the audit.
 
@@ -840,7 +849,7 @@ def _protect_block(problem: ProtectionProblem, method: str, time_limit: float) -
         try:
             hidden, bound, proven, rounds = _optimal(s, deadline, fast_hidden)
             used = "optimal"
-        except _TimeUp:
+        except _RoundsUp:
             pass
     if not problem.primary.any():
         bound, proven = 0.0, True
