@@ -28,5 +28,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Longer fuzzing of envelope parsing and the readers; FUZZ_ENGINE=atheris if `pip install atheris` works.
+FUZZ_EXAMPLES ?= 3000
+FUZZ_SECONDS ?= 120
+FUZZ_ENGINE ?= hypothesis
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/fuzz_inputs.py --examples $(FUZZ_EXAMPLES) --seconds $(FUZZ_SECONDS) --engine $(FUZZ_ENGINE)
+
 clean:
 	rm -rf $(VENV) work out .pytest_cache

@@ -8,17 +8,18 @@ every published cell in the ledger. Nothing is written unless the audit passed.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from . import __version__
-from .aggregation import TableCells, build_problem, build_table_cells, insider_contributions
+from . import __version__, history
+from .aggregation import TableCells, build_problem, insider_contributions
 from .disclosure.audit import audit
-from .disclosure.model import AuditResult, PrimaryResult, ProtectionProblem
-from .disclosure.rules import evaluate_primary
+from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.suppression import SuppressionResult, protect
 from .errors import DisclosureError, ReleaseRefused
 from .protocol import Protocol, TableSpec
@@ -41,6 +42,8 @@ class ProtectedRelease:
     suppression: SuppressionResult
     audit: AuditResult
     components: list[TableCells]
+    snapshot: history.Snapshot | None = None  # what the ledger keeps of this release
+    audited_with: list[str] = field(default_factory=list)  # earlier releases audited together with this one
 
     def summary(self) -> dict:
         hidden = int(self.suppression.suppressed.sum())
@@ -49,6 +52,7 @@ class ProtectedRelease:
             "cells_suppressed": hidden,
             "audit": "passed" if self.audit.passed else "failed",
             "insiders_checked": int(self.audit.insiders_checked),
+            "audited_with": list(self.audited_with),
         }
 
 
@@ -98,36 +102,41 @@ def protect_release(
     waived: dict[str, frozenset[str]] | None = None,
     overrides: dict[str, bool] | None = None,
 ) -> ProtectedRelease:
-    """Compute, protect and audit every table the audience receives. Raises DisclosureError if unprotectable."""
+    """Compute, protect and audit every table the audience receives, together with every earlier release it
+    is arithmetically related to (history.py). Raises DisclosureError if the tables cannot be protected on
+    their own, ReleaseRefused if they cannot be made safe together with what was published before."""
     waived = waived or {}
-    overrides = overrides or {}
-    components: list[TableCells] = []
-    primaries: list[PrimaryResult] = []
-    for table in protocol.tables_for(audience_id):
-        settings = protocol.settings(table.id, audience_id)
-        params = settings.rule_params()
-        for comp in build_table_cells(
-            store.con,
-            protocol,
-            table.id,
-            period,
-            params,
-            waived=waived.get(table.id, frozenset()),
-            count_unit=settings.count_unit,
-        ):
-            local = {i: overrides[k] for i, k in enumerate(comp.keys) if k in overrides}
-            components.append(comp)
-            primaries.append(evaluate_primary(comp.stats, params, local or None))
+    table_ids = [t.id for t in protocol.tables_for(audience_id)]
+    components, primaries = history.compute_cells(
+        store.con, protocol, audience_id, period, table_ids, waived=waived, overrides=overrides or {}
+    )
     defaults = protocol.defaults
-    insiders = insider_contributions(store.con, components, primaries)
     problem, _ = build_problem(
         components,
         primaries,
         cost=defaults.cost,
         apriori_upper_factor=defaults.apriori_upper_factor,
-        insider_contributions=insiders,
+        insider_contributions=insider_contributions(store.con, components, primaries),
     )
-    result = protect(problem, defaults.suppression)
+    snapshot = history.snapshot_of(store.con, protocol, "", period, audience_id, components, problem)
+    months = {m for span in snapshot.spans for m in span}
+    related = history.related_releases(store, protocol, audience_id, months)
+    if related or len(months) > 1:
+        earlier = [history.load_snapshot(store, r) for r in related]
+        result, checked = _protect_with_history(store, protocol, audience_id, period, snapshot, earlier, waived)
+    else:
+        result, checked = _protect_alone(protocol, period, audience_id, problem)
+    snapshot.hidden = result.suppressed.copy()
+    tables = [
+        _released_table(protocol, t, components, problem, result, checked) for t in protocol.tables_for(audience_id)
+    ]
+    return ProtectedRelease(audience_id, tables, problem, result, checked, components, snapshot, related)
+
+
+def _protect_alone(
+    protocol: Protocol, period: str, audience_id: str, problem: ProtectionProblem
+) -> tuple[SuppressionResult, AuditResult]:
+    result = protect(problem, protocol.defaults.suppression)
     checked = audit(problem, result.suppressed)
     if not checked.passed:
         raise DisclosureError(
@@ -135,11 +144,70 @@ def protect_release(
             f"on {len(checked.failures)} cell(s); nothing was released",
             hint="report this to the maintainers with the audit report from the secretariat folder",
         )
-    tables = [
-        _released_table(protocol, t, components, problem, result, checked)
-        for t in protocol.tables_for(audience_id)
-    ]
-    return ProtectedRelease(audience_id, tables, problem, result, checked, components)
+    return result, checked
+
+
+def _protect_with_history(
+    store: Store,
+    protocol: Protocol,
+    audience_id: str,
+    period: str,
+    snapshot: history.Snapshot,
+    earlier: list[history.Snapshot],
+    waived: dict[str, frozenset[str]],
+) -> tuple[SuppressionResult, AuditResult]:
+    """Protect the new cells in the combined problem, then restrict the pattern and audit to them."""
+    combined = history.history_for(store, protocol, audience_id, snapshot, earlier, waived)
+    what = f"the {protocol.covenant.id} release of {period} for '{audience_id}'"
+    try:
+        full = protect(combined.problem, protocol.defaults.suppression)
+    except DisclosureError as exc:
+        raise _refusal(combined, what, exc.message) from exc
+    checked = full.audit if full.audit is not None else audit(combined.problem, full.suppressed)
+    if not checked.passed:
+        cell, who, lo, hi, reason = checked.failures[0]
+        detail = f"{combined.problem.keys[cell]} is narrowed to [{lo:.6g}, {hi:.6g}] by {who} ({reason})"
+        raise _refusal(combined, what, detail)
+    n, new = combined.new_cells, snapshot.problem
+    # A cell already published unchanged is fixed in the model; if it fails this audience's rules it is still
+    # shown suppressed, and the ledger records it as needing no protection (it is known already).
+    hidden = full.suppressed[:n] | (combined.known & new.primary)
+    known_primary = combined.known & new.primary
+    snapshot.problem = replace(
+        new,
+        primary=new.primary & ~known_primary,
+        upl=np.where(known_primary, 0.0, new.upl),
+        lpl=np.where(known_primary, 0.0, new.lpl),
+    )
+    secondary = hidden & ~new.primary
+    result = replace(
+        full,
+        suppressed=hidden,
+        secondary=secondary,
+        cost=float(new.cost[secondary].sum()),
+        lower_bound=float("nan"),
+        optimal=False,
+        audit=None,
+    )
+    restricted = AuditResult(
+        lo=checked.lo[:n],
+        hi=checked.hi[:n],
+        failures=[],
+        exact_disclosures=int(checked.exact_disclosures),
+        insiders_checked=int(checked.insiders_checked),
+        lp_solves=int(checked.lp_solves),
+    )
+    return result, restricted
+
+
+def _refusal(combined: history.HistoryProblem, what: str, detail: str) -> ReleaseRefused:
+    earlier = ", ".join(combined.earlier) or "none"
+    return ReleaseRefused(
+        f"{what} cannot be made safe together with what was released before (releases {earlier}): "
+        + combined.describe(detail),
+        hint="wait for more submissions in that cell, merge it into a larger category in the protocol, "
+        "or leave the table out of this release",
+    )
 
 
 def _released_table(
@@ -154,13 +222,11 @@ def _released_table(
     index = {k: i for i, k in enumerate(problem.keys)}
     parts = {c.component: c for c in components if c.table_id == spec.id}
     dims = [d.column for d in spec.dimensions]
-    main = parts.get("value") or parts["numerator"]
+    main = parts["value"] if "value" in parts else parts["numerator"]  # an empty component is falsy
     cells = []
     for row_no, key in enumerate(main.keys):
         codes = tuple(str(main.frame.iloc[row_no][d]) for d in dims)
-        cells.append(
-            _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked)
-        )
+        cells.append(_released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked))
     cells.sort(key=lambda c: _display_order(protocol, spec, c.codes))
     is_ratio = spec.measure.kind == "ratio"
     return ReleasedTable(
@@ -176,9 +242,7 @@ def _released_table(
     )
 
 
-def _released_cell(
-    protocol, spec, parts, codes, key, row_no, index, problem, result, checked
-) -> ReleasedCell:
+def _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked) -> ReleasedCell:
     """A cell is published only when every component behind it is published (ratios need both)."""
     comp_keys = [parts[name].keys[row_no] for name in sorted(parts)]
     ids = [index[k] for k in comp_keys]
@@ -191,9 +255,7 @@ def _released_cell(
     language = protocol.covenant.language
     return ReleasedCell(
         codes=codes,
-        labels=tuple(
-            _code_label(protocol, spec, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)
-        ),
+        labels=tuple(_code_label(protocol, spec, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
         depths=tuple(_depth(protocol, d, c) for d, c in zip(spec.dimensions, codes, strict=True)),
         value=None if any(hidden) or true_value is None else true_value,
         status=status if true_value is not None or any(hidden) else "secondary",
@@ -271,40 +333,66 @@ def run_batch(
     with workspace.locked(), workspace.open_store() as store:
         for audience_id in audience_ids:
             protocol.audience(audience_id)
-            outcomes.append(
-                _release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision)
-            )
+            outcomes.append(_release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision))
     return BatchReport(covenant, period, outcomes)
 
 
-def _release_audience(
-    workspace, store, protocol, period, audience_id, out_dir, now, revision
-) -> AudienceOutcome:
+@dataclass
+class Released:
+    release_id: str
+    release: Release
+    protected: ProtectedRelease
+
+
+def release_audience(
+    store: Store,
+    protocol: Protocol,
+    period: str,
+    audience_id: str,
+    *,
+    now: str,
+    revision: bool = False,
+    write: Callable[[Release], None] | None = None,
+) -> Released:
+    """Check the release controls, protect and audit (with the release history), `write` the files, and record
+    the release in the ledger. Raises ReleaseRefused or DisclosureError; nothing is recorded then."""
+    check_release_allowed(store, protocol, period, audience_id, now, revision)
+    protected = protect_release(
+        store,
+        protocol,
+        period,
+        audience_id,
+        waived=active_waivers(store, protocol, audience_id),
+        overrides=active_overrides(store, protocol),
+    )
+    release = _release_record(store, protocol, period, audience_id, protected, now, revision)
+    if write is not None:
+        write(release)
+    release_id = _record_ledger(store, protocol, release, protected, now)
+    return Released(release_id, release, protected)
+
+
+def _release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision) -> AudienceOutcome:
+    secret_dir = workspace.secretariat_dir / protocol.covenant.id / period / audience_id
+
+    def write(release: Release) -> None:
+        write_release(release, out_dir)
+        write_audit_report(release, secret_dir)
+
     try:
-        check_release_allowed(store, protocol, period, audience_id, now, revision)
-        protected = protect_release(
-            store,
-            protocol,
-            period,
-            audience_id,
-            waived=active_waivers(store, protocol, audience_id),
-            overrides=active_overrides(store, protocol),
-        )
+        done = release_audience(store, protocol, period, audience_id, now=now, revision=revision, write=write)
     except (ReleaseRefused, DisclosureError) as exc:
         return AudienceOutcome(audience_id, False, str(exc))
-    release = _release_record(store, protocol, period, audience_id, protected, now, revision)
-    write_release(release, out_dir)
-    secret_dir = workspace.secretariat_dir / protocol.covenant.id / period / audience_id
-    write_audit_report(release, secret_dir)
-    _record_ledger(store, protocol, release, protected, now)
+    protected = done.protected
     internal = {
+        "release_id": done.release_id,
         "primary": int(protected.problem.primary.sum()),
         "secondary": int(protected.suppression.secondary.sum()),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
     return AudienceOutcome(
-        audience_id, True, "released", release.target_dir(out_dir), protected.summary(), internal
+        audience_id, True, "released", done.release.target_dir(out_dir), protected.summary(), internal
     )
 
 
@@ -337,9 +425,8 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
     )
 
 
-def _record_ledger(
-    store: Store, protocol: Protocol, release: Release, protected: ProtectedRelease, now: str
-) -> None:
+def _record_ledger(store: Store, protocol: Protocol, release: Release, protected: ProtectedRelease, now: str) -> str:
+    """One transaction: the release, every cell it published or suppressed, and its snapshot for the history."""
     release_id = _next_release_id(store, release)
     manifest = {
         "tables": [t.table_id for t in release.tables],
@@ -354,6 +441,8 @@ def _record_ledger(
             status = "published" if not hidden[i] else ("primary" if problem.primary[i] else "secondary")
             value = None if hidden[i] else float(problem.values[i])
             rows.append((release_id, comp.table_id, comp.component, key, value, status))
+    cells = pd.DataFrame(rows, columns=["release_id", "table_id", "component", "cell_key", "value", "status"])
+    cells = cells.astype({"value": "float64"})
     with store.transaction() as con:
         con.execute(
             "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -371,7 +460,11 @@ def _record_ledger(
                 json.dumps(protected.summary(), sort_keys=True),
             ],
         )
-        con.executemany("INSERT INTO released_cells VALUES (?, ?, ?, ?, ?, ?)", rows)
+        history.insert_frame(con, "released_cells", cells)
+        if protected.snapshot is not None:
+            protected.snapshot.release_id = release_id
+            history.record_snapshot(con, protected.snapshot)
+    return release_id
 
 
 def _next_release_id(store: Store, release: Release) -> str:
@@ -437,10 +530,8 @@ def active_waivers(store: Store, protocol: Protocol, audience_id: str) -> dict[s
     rows = store.con.execute(
         "SELECT scope, company_id FROM waivers WHERE covenant = ? AND revoked_at IS NULL", [protocol.covenant.id]
     ).fetchall()
-    return {
-        table.id: frozenset(c for scope, c in rows if scope in ("*", table.id))
-        for table in protocol.tables_for(audience_id)
-    }
+    # every table, not only the audience's: the release history recomputes other audiences' tables too
+    return {table.id: frozenset(c for scope, c in rows if scope in ("*", table.id)) for table in protocol.tables}
 
 
 def active_overrides(store: Store, protocol: Protocol) -> dict[str, bool]:

@@ -75,7 +75,7 @@ def load_companies() -> list[DemoCompany]:
 
 
 def register_companies(workspace, companies: list[DemoCompany]) -> None:
-    with workspace.open_store() as store:
+    with workspace.session("2025-01-02T09:00:00Z") as store:
         registry = Registry(store)
         for c in companies:
             registry.add(
@@ -196,7 +196,11 @@ def run_demo(console: Console) -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     shutil.rmtree(OUT_DIR, ignore_errors=True)
     workspace = create_workspace(
-        DEMO_DIR / "workspace", DEMO_PASSPHRASE, list(PROTOCOLS.values()), scrypt_n=DEMO_SCRYPT_N
+        DEMO_DIR / "workspace",
+        DEMO_PASSPHRASE,
+        list(PROTOCOLS.values()),
+        scrypt_n=DEMO_SCRYPT_N,
+        now="2025-01-02T09:00:00Z",
     )
     companies = load_companies()
     register_companies(workspace, companies)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import envelope
+from . import log as action_log
 from .errors import AggregatorError, EnvelopeError
 from .registry import Registry
 from .store import Store
@@ -103,7 +104,7 @@ def run_intake(workspace: Workspace, inbox: Path, *, now: str, expected_period: 
         # Checked up front: receipts carry this time, and a bad clock must not stop an intake halfway.
         raise AggregatorError(f"'{now}' is not a UTC time written YYYY-MM-DDTHH:MM:SSZ")
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
-    with workspace.locked(), workspace.open_store() as store:
+    with workspace.session(now) as store:
         _finish_superseded_moves(workspace, store)
         return IntakeReport([_process(workspace, store, f, now, expected_period) for f in files])
 
@@ -359,6 +360,12 @@ def _commit(
         if decision.replaces is not None:
             _supersede(workspace, store, decision.replaces, submission_id)
         con.execute("INSERT INTO submissions VALUES (" + ", ".join("?" * len(values)) + ")", values)
+        details = {"submission": submission_id, "file": outcome.file, "state": outcome.state}
+        details |= {"reason": outcome.reason, "company": getattr(header, "company_id", None)}
+        details |= {"period": getattr(header, "period", None), "template": getattr(header, "template", None)}
+        if decision.replaces is not None:
+            details["supersedes"] = decision.replaces
+        action_log.append(con, "intake.decision", details, now)
     if decision.replaces is not None:
         _finish_superseded_moves(workspace, store)
 

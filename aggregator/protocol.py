@@ -31,6 +31,7 @@ OTHER_SUFFIX = "~other"  # '<parent>~other' holds the leaves a rollup dimension 
 LANGUAGES = ("en", "nl")
 MEASURE_KINDS = ("count", "companies", "sum", "ratio")
 FREQUENCIES = ("monthly", "quarterly", "yearly")
+PERIOD_MODES = ("month", "year_to_date", "rolling_3", "rolling_12")
 DEFAULT_AGE_MONTHS = {"A": 0, "B": 3, "C": 12}
 _REQUIRED = object()
 
@@ -194,6 +195,7 @@ class TableSpec:
     disclosure: Mapping[str, Any] = field(default_factory=dict)  # overrides of the protocol defaults
     footnote: Text | None = None
     sensitivity: str = "A"  # highest class of the columns the table uses; decides the data age
+    periods: str = "month"  # which months a period's table sums: month | year_to_date | rolling_3 | rolling_12
 
     @property
     def filters_signature(self) -> str:
@@ -630,6 +632,7 @@ class _Loader:
             disclosure=_parse_disclosure(s.section("disclosure", {})),
             footnote=s.text("footnote", None),
             sensitivity=_table_sensitivity(measure, dimensions, filters, columns),
+            periods=s.choice("periods", PERIOD_MODES, "month"),
         )
         s.done()
         return spec

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from . import log as action_log
 from .envelope import keys
 from .errors import AggregatorError
 from .store import Store
@@ -53,6 +54,8 @@ class Registry:
                 "INSERT INTO company_keys VALUES (?, ?, ?, ?, NULL)",
                 [company_id, fingerprint, public_key_bytes, now],
             )
+            details = {"company": company_id, "group": group_id or company_id, "key": fingerprint}
+            action_log.append(con, "company.register", details | {"covenants": sorted(covenants)}, now)
         return fingerprint
 
     def find(self, company_id: str) -> Company | None:
@@ -106,6 +109,7 @@ class Registry:
                 "UPDATE company_keys SET retired_at = ? WHERE company_id = ? AND retired_at IS NULL",
                 [now, company_id],
             )
+            action_log.append(con, "company.revoke", {"company": company_id, "reason": reason}, now)
 
     def rotate_key(self, company_id: str, public_key_bytes: bytes, *, now: str) -> str:
         """Replace the company's signing key: files signed with the old key are refused from now on."""
@@ -122,6 +126,7 @@ class Registry:
                 "INSERT INTO company_keys VALUES (?, ?, ?, ?, NULL)",
                 [company_id, fingerprint, public_key_bytes, now],
             )
+            action_log.append(con, "company.rotate_key", {"company": company_id, "key": fingerprint}, now)
         return fingerprint
 
     def grant_waiver(self, company_id: str, covenant: str, scope: str, *, now: str) -> None:
@@ -129,6 +134,8 @@ class Registry:
         self.get(company_id)
         with self.store.transaction() as con:
             con.execute("INSERT INTO waivers VALUES (?, ?, ?, ?, NULL)", [company_id, covenant, scope, now])
+            details = {"company": company_id, "covenant": covenant, "scope": scope, "granted": True}
+            action_log.append(con, "waiver.set", details, now)
 
     def revoke_waiver(self, company_id: str, covenant: str, scope: str, *, now: str) -> None:
         """Withdraw consent for future releases; earlier releases stay as they were."""
@@ -138,6 +145,8 @@ class Registry:
                 "AND revoked_at IS NULL",
                 [now, company_id, covenant, scope],
             )
+            details = {"company": company_id, "covenant": covenant, "scope": scope, "granted": False}
+            action_log.append(con, "waiver.set", details, now)
 
     def contributor_map(self) -> dict[str, str]:
         """company id -> group id, for counting contributors at group level."""

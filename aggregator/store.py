@@ -7,6 +7,7 @@ the rules files (checked identifiers), never from submissions.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,15 @@ CREATE TABLE IF NOT EXISTS released_cells (
     value DOUBLE,
     status VARCHAR NOT NULL             -- published | primary | secondary
 );
+CREATE TABLE IF NOT EXISTS action_log (  -- hash-chained, append-only by convention: aggregator/log.py
+    seq BIGINT PRIMARY KEY,
+    logged_at VARCHAR NOT NULL,
+    actor VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    details_json VARCHAR NOT NULL,
+    prev_hash VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL
+);
 """
 
 
@@ -103,6 +113,11 @@ def checked_identifier(name: str) -> str:
 
 def rows_table(covenant: str, template: str) -> str:
     return f"rows_{checked_identifier(covenant)}_{checked_identifier(template)}"
+
+
+def _quoted(path: Path) -> str:
+    """An SQL string literal for a path of ours (ATTACH and SET take no bind parameters)."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _hex(key: str) -> str:
@@ -134,12 +149,17 @@ class Store:
             # The built-in crypto fallback is read-only; httpfs provides the OpenSSL module that can write.
             self.con.execute(f"LOAD '{_httpfs_extension_path()}'")
             self.con.execute("SET temp_file_encryption = true")
+        # Spill files go next to the store (encrypted above), not into whatever folder the user started in.
+        self.con.execute(f"SET temp_directory = {_quoted(self.path.parent / '.duckdb_tmp')}")
         self._attach(encryption_key)
         self.con.execute(SCHEMA)
+        for owned in (self.path, self.path.with_name(self.path.name + ".wal")):
+            if owned.exists():
+                os.chmod(owned, 0o600)
 
     def _attach(self, encryption_key: str | None) -> None:
         # ATTACH takes no bind parameters: quote the path, and the key is hex from our own KDF.
-        target = "'" + str(self.path).replace("'", "''") + "'"
+        target = _quoted(self.path)
         options = "" if encryption_key is None else f" (ENCRYPTION_KEY '{_hex(encryption_key)}')"
         try:
             self.con.execute(f"ATTACH {target} AS store{options}")

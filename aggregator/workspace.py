@@ -19,11 +19,13 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from . import log as action_log
 from .envelope import keys
 from .errors import AggregatorError
 from .protocol import Protocol, load_protocol
@@ -106,6 +108,13 @@ class Workspace:
         return keys.load_private_key(self.keys_dir / "secretariat_signing.key", self.passphrase)
 
     @contextmanager
+    def session(self, now: str) -> Iterator[Store]:
+        """Lock the workspace and open the store; on success move the action log's checkpoint forward."""
+        with self.locked(), self.open_store() as store:
+            yield store
+            action_log.save_checkpoint(self, store, now)
+
+    @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the workspace lock: one intake, batch or release at a time."""
         lock_path = self.root / ".lock"
@@ -124,7 +133,13 @@ class Workspace:
 
 
 def create_workspace(
-    root: Path, passphrase: str, protocol_paths: list[Path], *, kem: str = "x25519", scrypt_n: int = 2**17
+    root: Path,
+    passphrase: str,
+    protocol_paths: list[Path],
+    *,
+    kem: str = "x25519",
+    scrypt_n: int = 2**17,
+    now: str | None = None,
 ) -> Workspace:
     """Create a new workspace with fresh secretariat keys. Refuses to overwrite an existing one."""
     root = Path(root)
@@ -142,7 +157,13 @@ def create_workspace(
     salt = secrets.token_bytes(16)
     _write_config(root, protocol_paths, salt)
     workspace = open_workspace(root, passphrase)
-    workspace.open_store().close()
+    now = now or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with workspace.session(now) as store:
+        fingerprints = {
+            name: keys.fingerprint(keys.load_public_key(root / "keys" / f"secretariat_{name}.pub"))
+            for name in ("encryption", "signing")
+        }
+        action_log.append(store, "workspace.create", {"kem": kem, "fingerprints": fingerprints}, now)
     return workspace
 
 

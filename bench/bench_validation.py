@@ -10,6 +10,7 @@ validate (type conversion + pandera checks). Target: validation adds at most 2x 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,29 +46,30 @@ def make_frame(rows: int, seed: int = 7) -> pd.DataFrame:
     )
 
 
-def timed(func: Callable[[], Any], repeat: int = 2) -> tuple[float, Any]:
-    """Best wall-clock time of `repeat` runs (the machine is shared) and the last result."""
-    best, result = float("inf"), None
+def bench_file(path: Path, plain_read: Callable[[], Any], repeat: int) -> dict[str, float]:
+    """Median wall-clock times; floor and candidate alternate in every round, because the machine is shared
+    and its speed drifts from one second to the next (a best-of over separate blocks mostly measured that)."""
+    tpl = load_template("textile", "production_locations")
+    times: dict[str, list[float]] = {"plain_read": [], "read_table": [], "validate": []}
     for _ in range(repeat):
         start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
-def bench_file(path: Path, plain_read: Callable[[], Any]) -> dict[str, float]:
-    tpl = load_template("textile", "production_locations")
-    t_plain, _ = timed(plain_read)
-    t_read, (raw, _warnings) = timed(lambda: read_table(path, tpl))
-    t_validate, result = timed(lambda: validate(raw, tpl))
-    if not result.ok:
-        raise SystemExit(f"benchmark data should be valid:\n{result.report.render_text()}")
-    return {"plain_read": t_plain, "read_table": t_read, "validate": t_validate}
+        plain_read()
+        times["plain_read"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        raw, _warnings = read_table(path, tpl)
+        times["read_table"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        result = validate(raw, tpl)
+        times["validate"].append(time.perf_counter() - start)
+        if not result.ok:
+            raise SystemExit(f"benchmark data should be valid:\n{result.report.render_text()}")
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5, help="rounds; medians are reported")
     args = parser.parse_args(argv)
     frame = make_frame(args.rows)
     warm_up = make_frame(100)
@@ -77,17 +79,15 @@ def main(argv: list[str] | None = None) -> None:
         frame.to_parquet(parquet, index=False)
         frame.to_csv(csv, index=False)
         results = {
-            "parquet": bench_file(parquet, lambda: pd.read_parquet(parquet)),
-            "csv": bench_file(csv, lambda: pd.read_csv(csv)),
+            "parquet": bench_file(parquet, lambda: pd.read_parquet(parquet), args.repeat),
+            "csv": bench_file(csv, lambda: pd.read_csv(csv), args.repeat),
         }
-    print(f"{args.rows:,} rows x {frame.shape[1]} columns (textile/production_locations)")
+    print(f"{args.rows:,} rows x {frame.shape[1]} columns (textile/production_locations), medians of {args.repeat}")
     print(f"{'format':8} {'plain read':>11} {'read_table':>11} {'validate':>9} {'added/plain':>12}")
     for fmt, t in results.items():
         added = t["read_table"] + t["validate"] - t["plain_read"]
         ratio = added / t["plain_read"]
-        print(
-            f"{fmt:8} {t['plain_read']:10.2f}s {t['read_table']:10.2f}s {t['validate']:8.2f}s {ratio:11.2f}x"
-        )
+        print(f"{fmt:8} {t['plain_read']:10.2f}s {t['read_table']:10.2f}s {t['validate']:8.2f}s {ratio:11.2f}x")
 
 
 if __name__ == "__main__":

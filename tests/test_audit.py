@@ -343,3 +343,25 @@ def test_a_shared_cache_gives_the_same_verdicts_as_fresh_audits(
         np.testing.assert_array_equal(np.isnan(fresh.lo), np.isnan(cached.lo))
         np.testing.assert_allclose(np.nan_to_num(fresh.lo), np.nan_to_num(cached.lo))
         np.testing.assert_allclose(np.nan_to_num(fresh.hi), np.nan_to_num(cached.hi))
+
+
+def test_an_insider_is_not_failed_for_what_its_own_figures_told_it_before_any_release() -> None:
+    # t = a + b, everything below 36 a priori. a (23) needs protection beyond the bound, so reaching 36 would
+    # do; insider A owns b (1) and knows a <= 35 with nothing published at all: the release adds nothing.
+    problem = ProtectionProblem(
+        keys=["a", "b", "t"],
+        values=np.array([23.0, 1.0, 24.0]),
+        relations=[(2, (0, 1))],
+        lower=np.zeros(3),
+        upper=np.full(3, 36.0),
+        upl=np.array([100.0, 0.0, 0.0]),
+        lpl=np.array([0.0, 0.0, 0.0]),
+        primary=np.array([True, False, False]),
+        cost=np.ones(3),
+        fixed=np.zeros(3, dtype=bool),
+        insiders={"A": {1: 1.0, 2: 1.0}},
+    )
+    assert audit(problem, np.array([True, True, True])).passed
+    # Publishing t tells everyone a <= 24: a real failure, found by the outsider already.
+    result = audit(problem, np.array([True, True, False]))
+    assert [(f[0], f[1], f[3]) for f in result.failures] == [(0, "outsider", pytest.approx(24.0))]

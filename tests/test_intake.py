@@ -426,7 +426,10 @@ def test_a_header_that_breaks_the_parser_costs_one_file_not_the_intake(world: Wo
     world.seal(MATERIALS, name="b_valid.imvo")
     report = world.intake()
     assert [(o.state, o.reason) for o in report.outcomes] == [
-        ("quarantined", "the file could not be read safely (RecursionError); it is kept for inspection"),
+        (
+            "quarantined",
+            "not a valid sealed submission: a_nested.imvo has a damaged header: it is nested too deeply to be a header",
+        ),
         ("accepted", "valid"),
     ]
 

@@ -82,10 +82,7 @@ def test_optional_columns_may_be_absent():
     del row["severity"], row["planned_actions_next_year"]
     result = validate(frame([row]), RISK)
     assert result.ok
-    assert (
-        result.frame["severity"].isna().all()
-        and str(result.frame["planned_actions_next_year"].dtype) == "Int64"
-    )
+    assert result.frame["severity"].isna().all() and str(result.frame["planned_actions_next_year"].dtype) == "Int64"
     assert str(result.frame["risk_identified"].dtype) == "boolean"
 
 
@@ -270,9 +267,7 @@ def test_missing_required_column_is_reported_once_at_file_level():
     problem = problems.iloc[0]
     assert pd.isna(problem["row"]) and problem["column"] == "tier" and problem["rule"] == "missing_column"
     assert problem["message_en"] == "required column 'tier' is missing; add it to the header row (row 1)"
-    assert (
-        problem["message_nl"] == "verplichte kolom 'tier' ontbreekt; voeg hem toe aan de kopregel (regel 1)"
-    )
+    assert problem["message_nl"] == "verplichte kolom 'tier' ontbreekt; voeg hem toe aan de kopregel (regel 1)"
 
 
 def test_a_bad_value_is_not_also_reported_as_empty():
@@ -403,10 +398,7 @@ def test_check_file_detects_the_filled_sheet_of_a_workbook():
     book.save(buffer)
     both = check_file(buffer.getvalue(), "textile")
     assert not both.ok and both.report.counts == {"template_unknown": 1}
-    assert (
-        "several template sheets (living_wage, production_locations)"
-        in both.report.to_frame()["message_en"][0]
-    )
+    assert "several template sheets (living_wage, production_locations)" in both.report.to_frame()["message_en"][0]
 
 
 # ---------------------------------------------------------------- property tests
@@ -455,3 +447,13 @@ def test_an_injected_fault_is_reported_at_its_row_and_column(rows, data):
     problems = validate(df, PL).report.to_frame()
     assert len(problems) == 1
     assert (problems["row"][0], problems["column"][0], problems["rule"][0]) == (position + 2, column, rule)
+
+
+def test_a_long_bad_value_is_clipped_in_the_report():
+    data = (
+        "country,workers_covered,wage_paid_monthly_eur,living_wage_benchmark_eur,benchmark_source\n"
+        f"BD,5,100,200,{'z' * 5000}\n"
+    ).encode()
+    result = check_file(data, "textile", "living_wage")
+    message = result.report.to_frame()["message_en"].iloc[0]
+    assert not result.ok and "zzz" in message and "(5,000 characters)" in message and len(message) < 400

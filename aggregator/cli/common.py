@@ -70,3 +70,19 @@ def utc_now(override: str | None = None) -> str:
     if override:
         return override
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+SECRETARIAT_PASSPHRASE_ENV = "AGGREGATOR_PASSPHRASE"
+
+
+def secretariat_workspace(ctx: click.Context):
+    """Open the workspace named by --workspace: existence first (no pointless passphrase prompt), then the
+    owner-only permission check (warnings only), then the passphrase."""
+    from ..security import check_permissions
+    from ..workspace import open_workspace, require_workspace
+
+    root = ctx.obj["workspace"]
+    require_workspace(root)
+    for warning in check_permissions(root):
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
+    return open_workspace(root, passphrase(SECRETARIAT_PASSPHRASE_ENV, "Secretariat passphrase"))

@@ -308,6 +308,7 @@ class _Auditor:
     def __init__(self, problem: ProtectionProblem, hidden: np.ndarray, cache: dict | None = None):
         self.problem = problem
         self.cache = cache
+        self._free: dict[int, _Component] | None = None  # cell -> its component with nothing published
         self.hidden = hidden
         self.eps = _tolerance(problem)
         self.lower = np.asarray(problem.lower, dtype=float)
@@ -538,8 +539,38 @@ class _Auditor:
             if not self._side_met(cell, best[col], maximise):
                 lo = lp.optimise(col, False)[0] if maximise else best_lo[col]
                 hi = best_hi[col] if maximise else lp.optimise(col, True)[0]
-                self._judge(cell, who, lo, hi)
+                if not self._within_own_reach(who, cell, lo, hi):
+                    self._judge(cell, who, lo, hi)
                 return
+
+    def _within_own_reach(self, who: str, cell: int, lo: float, hi: float) -> bool:
+        """True when the insider learns nothing it could not know with nothing published at all.
+
+        A requirement beyond the a-priori bounds is capped at them; an insider whose own figures already keep
+        it from those bounds (with every cell hidden) has not learned anything from the release, so its
+        requirement is capped at what it could reach on its own."""
+        short_hi = hi < self.need_hi[cell] - self.eps
+        short_lo = lo > self.need_lo[cell] + self.eps
+        if short_hi and hi < self._own_reach(who, cell, True) - self.eps:
+            return False
+        return not (short_lo and lo > self._own_reach(who, cell, False) + self.eps)
+
+    def _own_reach(self, who: str, cell: int, maximise: bool) -> float:
+        """max (or min) of the cell with no cell published: only the relations, a-priori bounds and own figures."""
+        if self._free is None:
+            components, _ = _build_components(self.problem, np.ones(self.problem.size, dtype=bool))
+            self._free = {int(c): comp for comp in components for c in comp.cells}
+        comp = self._free.get(cell)
+        own = self.problem.insiders.get(who, {})
+        values = np.asarray(self.problem.values, dtype=float)
+        if comp is None:  # in no relation: only its own bounds
+            floor = min(max(self.lower[cell], self.lower[cell] + own.get(cell, 0.0)), values[cell])
+            return float(self.upper[cell] if maximise else floor)
+        cells = comp.cells
+        amount = np.array([own.get(int(c), 0.0) for c in cells])
+        lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values[cells])
+        lp = _ComponentLP(comp, lower, self.upper[cells])
+        return lp.optimise(int(np.searchsorted(cells, cell)), maximise)[0]
 
     def _side_met(self, cell: int, reached: float, maximise: bool) -> bool:
         if maximise:

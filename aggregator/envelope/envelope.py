@@ -16,12 +16,14 @@ PREFIX || SHA-256(magic..encapsulation) || SHA-256(payload) rather than one runn
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +63,11 @@ _PREAMBLE_FIXED = struct.Struct(">8sHI")  # magic, version, header length
 _ENCAP_LENGTH = struct.Struct(">H")
 _PLACEHOLDER_SHA = "0" * 64
 _HASH_BLOCK = 1024 * 1024
+# Bytes of plaintext handled per step of the sealing/opening pipeline. Two steps are in flight (one being
+# hashed by the background threads while the next is read and encrypted), so buffers stay near 2 MiB.
+_BATCH_BYTES = 512 * 1024
+_SEAL_BATCH_BYTES = 1024 * 1024  # fewer hand-overs between threads; sealing has no tight memory test
+_RING_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -84,9 +91,7 @@ class SuiteSpec:
 SUITES: dict[str, SuiteSpec] = {
     s.name: s
     for s in (
-        SuiteSpec(
-            "x25519/chacha20-poly1305", KEM_X25519, KEM.X25519, AEAD.CHACHA20_POLY1305, ChaCha20Poly1305
-        ),
+        SuiteSpec("x25519/chacha20-poly1305", KEM_X25519, KEM.X25519, AEAD.CHACHA20_POLY1305, ChaCha20Poly1305),
         SuiteSpec("x25519/aes-256-gcm", KEM_X25519, KEM.X25519, AEAD.AES_256_GCM, AESGCM),
         SuiteSpec(
             "mlkem768-x25519/chacha20-poly1305",
@@ -128,7 +133,10 @@ class EnvelopeRejected(EnvelopeError):
 
 
 class BinarySink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
+    """Receives plaintext as memoryviews into buffers that are reused: write or copy them during the call
+    (files, BytesIO and hashes do); do not keep a reference."""
+
+    def write(self, data: bytes | memoryview, /) -> object: ...
 
 
 # ---------------------------------------------------------------- the header
@@ -254,9 +262,7 @@ def payload_cipher(suite: SuiteSpec, file_key: bytes) -> ChaCha20Poly1305 | AESG
     return suite.payload_aead(key)
 
 
-def seal_file_key(
-    suite: SuiteSpec, file_key: bytes, recipient: EncryptionPublicKey, preamble: bytes
-) -> bytes:
+def seal_file_key(suite: SuiteSpec, file_key: bytes, recipient: EncryptionPublicKey, preamble: bytes) -> bytes:
     """HPKE base-mode seal of the file key; info binds the preamble so the header cannot be swapped."""
     return suite.hpke().encrypt(file_key, recipient.hpke_key(), info=HPKE_INFO_PREFIX + preamble)
 
@@ -331,35 +337,143 @@ def _seal_stream(
     aead = payload_cipher(spec, file_key)
     prefix_size = len(encode_preamble(header)) + _ENCAP_LENGTH.size + spec.encapsulation_size
     out.seek(prefix_size)
-    plain_hash, payload_hash = hashlib.sha256(), hashlib.sha256()
-    last = header.chunk_count - 1
-    for index, chunk in enumerate(_read_source_chunks(src, header)):
-        plain_hash.update(chunk)
-        sealed_chunk = aead.encrypt(chunk_nonce(index, index == last), chunk, None)
-        payload_hash.update(sealed_chunk)
-        out.write(sealed_chunk)
-    final = replace(header, plaintext_sha256=plain_hash.hexdigest())
+    plaintext_sha256, payload_digest = _seal_payload(src, out, header, aead)
+    final = replace(header, plaintext_sha256=plaintext_sha256)
     preamble = encode_preamble(final)
     prefix = preamble + encode_encapsulation(seal_file_key(spec, file_key, recipient, preamble))
     if len(prefix) != prefix_size:  # cannot happen unless the format code is broken: never write such a file
         raise AssertionError("envelope prefix changed size while sealing")
-    out.write(signer.sign(signature_message(prefix, payload_hash.digest())))
+    out.write(signer.sign(signature_message(prefix, payload_digest)))
     out.seek(0)
     out.write(prefix)
     return final
 
 
-def _read_source_chunks(src: BinaryIO, header: EnvelopeHeader) -> Iterator[bytes]:
-    """Exactly the chunks the header announces; a source that grows or shrinks meanwhile is refused."""
-    size, step = header.plaintext_size, header.chunk_size
-    for index in range(header.chunk_count):
-        want = min(step, size - index * step)
-        data = src.read(want)
-        if len(data) != want:
+class _InOrder:
+    """Calls run on a worker thread, one at a time in submission order.
+
+    hashlib, the file writes and the AEAD release the GIL on large buffers, so hashing and writing run on
+    another core while the caller reads and encrypts the next batch. Each call returns a future: the
+    caller must not reuse a buffer before the futures reading it are done."""
+
+    def __init__(self, name: str) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imvo-{name}")
+
+    def submit(self, func: Callable[[memoryview], object], data: memoryview) -> Future:
+        return self._worker.submit(func, data)
+
+    def drain(self) -> None:
+        """Wait for every submitted call; the first failure is re-raised by the caller's futures."""
+        self._worker.shutdown(wait=True)
+
+    def __enter__(self) -> _InOrder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+class _BackgroundHash(_InOrder):
+    """SHA-256 computed on a worker thread from buffers handed over in order."""
+
+    def __init__(self) -> None:
+        super().__init__("sha256")
+        self._hash = hashlib.sha256()
+
+    def update(self, data: memoryview) -> Future:
+        return self.submit(self._hash.update, data)
+
+    def digest(self) -> bytes:
+        self.drain()
+        return self._hash.digest()
+
+
+class _Slot:
+    """One batch's buffers (plaintext and sealed chunks) and the hashing still reading from them."""
+
+    def __init__(self, plain_size: int, sealed_size: int) -> None:
+        self.plain = memoryview(bytearray(plain_size))
+        self.sealed = memoryview(bytearray(sealed_size))
+        self.pending: list[Future] = []
+
+    def claim(self) -> _Slot:
+        """Wait until the background hashes are done with this slot's buffers (re-raising their errors)."""
+        for future in self.pending:
+            future.result()
+        self.pending.clear()
+        return self
+
+
+class _Batch(NamedTuple):
+    """Chunks first..first+count-1 of the payload: `plain` plaintext bytes, `plain + 16 * count` sealed."""
+
+    first: int
+    count: int
+    plain: int
+
+    @property
+    def sealed(self) -> int:
+        return self.plain + TAG_SIZE * self.count
+
+
+def _batches(header: EnvelopeHeader, batch_bytes: int = _BATCH_BYTES) -> Iterator[_Batch]:
+    per_batch = max(1, batch_bytes // header.chunk_size)
+    size, step, total = header.plaintext_size, header.chunk_size, header.chunk_count
+    for first in range(0, total, per_batch):
+        count = min(per_batch, total - first)
+        yield _Batch(first, count, min(count * step, size - first * step))
+
+
+def _ring(header: EnvelopeHeader, batch_bytes: int = _BATCH_BYTES) -> list[_Slot]:
+    per_batch = max(1, batch_bytes // header.chunk_size)
+    plain = min(per_batch * header.chunk_size, header.plaintext_size)
+    return [_Slot(plain, plain + TAG_SIZE * per_batch) for _ in range(_RING_DEPTH)]
+
+
+def _seal_payload(
+    src: BinaryIO, out: BinaryIO, header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM
+) -> tuple[str, bytes]:
+    """Encrypt the source batch by batch into reused buffers, with the work spread over three threads:
+    this one reads and encrypts, one hashes the plaintext, one hashes and writes the sealed chunks.
+
+    Returns the plaintext's hex SHA-256 and the payload's SHA-256 digest."""
+    ring, step, last = _ring(header, _SEAL_BATCH_BYTES), header.chunk_size, header.chunk_count - 1
+    payload_hash = hashlib.sha256()
+
+    def hash_and_write(sealed: memoryview) -> None:
+        payload_hash.update(sealed)
+        out.write(sealed)
+
+    with _BackgroundHash() as plain_hash, _InOrder("seal-out") as payload:
+        for number, batch in enumerate(_batches(header, _SEAL_BATCH_BYTES)):
+            slot = ring[number % len(ring)].claim()
+            plain, sealed = slot.plain[: batch.plain], slot.sealed[: batch.sealed]
+            if _read_into(src, plain) != batch.plain:
+                raise _source_changed(header)
+            slot.pending.append(plain_hash.update(plain))
+            for k in range(batch.count):
+                index, start = batch.first + k, k * step
+                piece = plain[start : start + step]
+                offset = start + k * TAG_SIZE
+                target = sealed[offset : offset + len(piece) + TAG_SIZE]
+                aead.encrypt_into(chunk_nonce(index, index == last), piece, None, target)
+            slot.pending.append(payload.submit(hash_and_write, sealed))
+        if src.read(1):
             raise _source_changed(header)
-        yield data
-    if src.read(1):
-        raise _source_changed(header)
+        for slot in ring:
+            slot.claim()  # every write done (or its error raised) before the caller writes the prefix
+        return plain_hash.digest().hex(), payload_hash.digest()
+
+
+def _read_into(fh: BinaryIO, view: memoryview) -> int:
+    """Fill `view` from `fh`; fewer bytes only at the end of the file."""
+    got = 0
+    while got < len(view):
+        n = fh.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _source_changed(header: EnvelopeHeader) -> EnvelopeError:
@@ -378,9 +492,7 @@ def _open_source(path: Path) -> BinaryIO:
         raise EnvelopeError(f"cannot read {path}: {exc.strerror}") from exc
     if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
         fh.close()
-        raise EnvelopeError(
-            f"{path} is not a regular file", hint="seal a saved file, not a folder or a device"
-        )
+        raise EnvelopeError(f"{path} is not a regular file", hint="seal a saved file, not a folder or a device")
     return fh
 
 
@@ -412,9 +524,7 @@ def _new_header(**values: object) -> EnvelopeHeader:
     try:
         header.validate()
     except ValueError as exc:
-        raise EnvelopeError(
-            f"cannot seal: {exc}", hint="check the covenant, template, company and period"
-        ) from exc
+        raise EnvelopeError(f"cannot seal: {exc}", hint="check the covenant, template, company and period") from exc
     return header
 
 
@@ -447,8 +557,9 @@ def open_file(
 ) -> OpenedEnvelope:
     """Verify the signature over the whole file, then decrypt chunk by chunk and check hash and size.
 
-    With a `sink`, plaintext chunks are written to it as they are authenticated (memory stays at a few
-    chunks) and `plaintext` is None; if an EnvelopeRejected is raised midway, discard what the sink got.
+    With a `sink`, plaintext is written to it in batches of authenticated chunks, as memoryviews of reused
+    buffers (memory stays near 2 MiB; see BinarySink) and `plaintext` is None; if an EnvelopeRejected is
+    raised midway, discard what the sink got.
     Raises EnvelopeRejected with a `reason` from REASONS.
     """
     path = Path(path)
@@ -470,9 +581,7 @@ def _open_envelope(path: Path) -> BinaryIO:
     try:
         return open(path, "rb")  # noqa: SIM115 - returned to the caller's with-block
     except OSError as exc:
-        raise EnvelopeRejected(
-            "unreadable", f"cannot read {path}: {exc.strerror}", hint="check the path"
-        ) from exc
+        raise EnvelopeRejected("unreadable", f"cannot read {path}: {exc.strerror}", hint="check the path") from exc
 
 
 def _read_preamble(fh: BinaryIO, path: Path) -> tuple[EnvelopeHeader, bytes]:
@@ -502,6 +611,8 @@ def _parse_header(path: Path, body: bytes) -> EnvelopeHeader:
         if doc.get("suite") is not None and doc["suite"] not in SUITES:
             raise _reject(path, "unsupported_suite", suite=str(doc["suite"])[:80])
         return EnvelopeHeader.from_dict(doc)
+    except RecursionError as exc:
+        raise _reject(path, "malformed_header", detail="it is nested too deeply to be a header") from exc
     except (UnicodeDecodeError, ValueError, TypeError) as exc:
         raise _reject(path, "malformed_header", detail=str(exc)[:200]) from exc
 
@@ -549,17 +660,27 @@ def _check_signer(path: Path, header: EnvelopeHeader, signer: Ed25519PublicKey) 
 def _verify_signature(
     fh: BinaryIO, path: Path, header: EnvelopeHeader, prefix: bytes, signer: Ed25519PublicKey
 ) -> None:
-    payload_hash = hashlib.sha256()
+    """Hash the whole payload (reading overlapped with hashing in a worker thread), then check the signature."""
+    ring = [memoryview(bytearray(_BATCH_BYTES)) for _ in range(_RING_DEPTH)]
+    pending: list[Future | None] = [None] * len(ring)
     remaining = header.payload_size
-    while remaining:
-        block = fh.read(min(_HASH_BLOCK, remaining))
-        if not block:
-            raise _reject(path, "truncated", missing=remaining + SIGNATURE_SIZE)
-        payload_hash.update(block)
-        remaining -= len(block)
+    with _BackgroundHash() as payload_hash:
+        for number in itertools.count():
+            if not remaining:
+                break
+            slot = number % len(ring)
+            if pending[slot] is not None:
+                pending[slot].result()
+            block = ring[slot][: min(_BATCH_BYTES, remaining)]
+            got = _read_into(fh, block)
+            if got != len(block):
+                raise _reject(path, "truncated", missing=remaining - got + SIGNATURE_SIZE)
+            pending[slot] = payload_hash.update(block)
+            remaining -= got
+        digest = payload_hash.digest()
     signature = fh.read(SIGNATURE_SIZE)
     try:
-        signer.verify(signature, signature_message(prefix, payload_hash.digest()))
+        signer.verify(signature, signature_message(prefix, digest))
     except InvalidSignature as exc:
         raise _reject(path, "bad_signature") from exc
 
@@ -588,23 +709,53 @@ def _open_file_key(
 def _decrypt_payload(
     fh: BinaryIO, path: Path, header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM, sink: BinarySink | None
 ) -> bytes | None:
-    parts: list[bytes] = []
-    out = sink.write if sink is not None else parts.append
-    plain_hash, size, last = hashlib.sha256(), header.plaintext_size, header.chunk_count - 1
-    for index in range(header.chunk_count):
-        want = min(header.chunk_size, size - index * header.chunk_size) + TAG_SIZE
-        sealed_chunk = fh.read(want)
-        if len(sealed_chunk) != want:
-            raise _reject(path, "truncated", missing=want - len(sealed_chunk))
+    """Decrypt batch by batch; each batch goes to the sink only after all its chunks authenticated.
+
+    Without a sink the plaintext is decrypted straight into one buffer of the declared size (the file's
+    length was checked against the header, so the size is real)."""
+    whole = memoryview(bytearray(header.plaintext_size)) if sink is None else None
+    ring = _ring(header)
+    with _BackgroundHash() as plain_hash:
+        for number, batch in enumerate(_batches(header)):
+            slot = ring[number % len(ring)].claim()
+            sealed = slot.sealed[: batch.sealed]
+            got = _read_into(fh, sealed)
+            if got != batch.sealed:
+                raise _reject(path, "truncated", missing=batch.sealed - got)
+            start = batch.first * header.chunk_size
+            plain = whole[start : start + batch.plain] if whole is not None else slot.plain[: batch.plain]
+            _decrypt_batch(path, header, aead, batch, sealed, plain)
+            slot.pending.append(plain_hash.update(plain))
+            if sink is not None:
+                sink.write(plain)
+        digest = plain_hash.digest()
+    if digest.hex() != header.plaintext_sha256:
+        raise _reject(path, "plaintext_mismatch")
+    return None if whole is None else whole.tobytes()
+
+
+def _decrypt_batch(
+    path: Path,
+    header: EnvelopeHeader,
+    aead: ChaCha20Poly1305 | AESGCM,
+    batch: _Batch,
+    sealed: memoryview,
+    plain: memoryview,
+) -> None:
+    step, last = header.chunk_size, header.chunk_count - 1
+    for k in range(batch.count):
+        index, start = batch.first + k, k * step
+        size = min(step, batch.plain - start)
+        offset = start + k * TAG_SIZE
         try:
-            chunk = aead.decrypt(chunk_nonce(index, index == last), sealed_chunk, None)
+            aead.decrypt_into(
+                chunk_nonce(index, index == last),
+                sealed[offset : offset + size + TAG_SIZE],
+                None,
+                plain[start : start + size],
+            )
         except InvalidTag as exc:
             raise _reject(path, "tampered", chunk=str(index + 1)) from exc
-        plain_hash.update(chunk)
-        out(chunk)
-    if plain_hash.hexdigest() != header.plaintext_sha256:
-        raise _reject(path, "plaintext_mismatch")
-    return None if sink is not None else b"".join(parts)
 
 
 # ---------------------------------------------------------------- messages
@@ -620,8 +771,7 @@ _MESSAGES = {
         "update the aggregator, or ask the company which imvo-submit version it used",
     ),
     "header_too_large": (
-        "{name} declares a header of {size} bytes (at most 16384 allowed): "
-        "the file is damaged or not genuine",
+        "{name} declares a header of {size} bytes (at most 16384 allowed): the file is damaged or not genuine",
         "ask the company to send the file again",
     ),
     "malformed_header": ("{name} has a damaged header: {detail}", "ask the company to seal the file again"),
@@ -638,8 +788,7 @@ _MESSAGES = {
         "ask the company to send the original file again",
     ),
     "wrong_signer": (
-        "{name} was not signed with the registered key of company {company} (signed by {found}, "
-        "registered {expected})",
+        "{name} was not signed with the registered key of company {company} (signed by {found}, registered {expected})",
         "if the company made a new signing key, register it first; otherwise treat the file as forged",
     ),
     "bad_signature": (
@@ -647,13 +796,11 @@ _MESSAGES = {
         "ask the company to send the original file again; if it happens again, treat the file as forged",
     ),
     "wrong_recipient": (
-        "{name} was sealed for another key ({found}); "
-        "it cannot be opened with this secretariat key ({expected})",
+        "{name} was sealed for another key ({found}); it cannot be opened with this secretariat key ({expected})",
         "ask the company to seal again with the secretariat's current public key",
     ),
     "cannot_unlock": (
-        "{name} names this secretariat key ({expected}) but cannot be unlocked with it: "
-        "it was sealed for another key",
+        "{name} names this secretariat key ({expected}) but cannot be unlocked with it: it was sealed for another key",
         "ask the company to seal again with the secretariat's current public key",
     ),
     "tampered": (

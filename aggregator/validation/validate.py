@@ -66,9 +66,7 @@ def check_file(path: str | Path | bytes, covenant: str, template: str | None = N
         tpl = load_template(covenant, template) if template else _detect_template(data, name, covenant)
         raw, warnings = readers.read_table(data, tpl, filename=name)
     except ValidationFailed as exc:
-        report = exc.report or ValidationReport.from_problems(
-            [_file_level("unreadable", exc.message, exc.message)]
-        )
+        report = exc.report or ValidationReport.from_problems([_file_level("unreadable", exc.message, exc.message)])
         return CheckResult(False, template, None, warnings, report, covenant)
     result = validate(raw, tpl)
     return CheckResult(result.ok, tpl.name, result.frame, warnings, result.report, covenant, tpl)
@@ -103,8 +101,7 @@ def _template_from_sheets(headers: dict[str, list[str]], templates: list[Templat
         return _no_template_sheet(templates)
     listed = ", ".join(filled)
     raise _detection_failed(
-        f"the workbook has data in several template sheets ({listed}); send one template per file "
-        "or name the template",
+        f"the workbook has data in several template sheets ({listed}); send one template per file or name the template",
         f"de werkmap heeft gegevens in meerdere sjabloonbladen ({listed}); stuur één sjabloon per bestand "
         "of noem het sjabloon",
     )
@@ -137,9 +134,7 @@ def _template_from_columns(header: list[str], templates: list[Template]) -> Temp
 
 def _detection_failed(en: str, nl: str) -> ValidationFailed:
     report = ValidationReport.from_problems([_file_level("template_unknown", en, nl)])
-    return ValidationFailed(
-        en, report=report, hint="name the template explicitly, e.g. --template living_wage"
-    )
+    return ValidationFailed(en, report=report, hint="name the template explicitly, e.g. --template living_wage")
 
 
 def _file_level(rule: str, en: str, nl: str, column: str | None = None) -> Problem:
@@ -156,7 +151,8 @@ def _typed_frame(df: pd.DataFrame, tpl: Template) -> tuple[pd.DataFrame, list[pd
     bad_cells: dict[str, np.ndarray] = {}
     for col in tpl.columns:
         if col.name not in df.columns:
-            typed[col.name] = pd.Series(pd.NA, index=df.index, dtype=DTYPES[col.type])
+            # None, not pd.NA: a float64 column cannot hold pd.NA (pandas 3 raises TypeError)
+            typed[col.name] = pd.Series(None, index=df.index, dtype=DTYPES[col.type])
             continue
         raw = df[col.name]
         values, bad = _convert(raw, col)
@@ -308,12 +304,16 @@ def _type_problems(bad: pd.Series, col: Column) -> pd.DataFrame:
     )
 
 
+_SHOW_MAX = 80  # a report names the value; a 10 MB cell must not become a 10 MB message
+
+
 def _show(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= _SHOW_MAX else f"{text[:_SHOW_MAX]}… ({len(text):,} characters)"
 
 
 def _schema_problems(
@@ -432,12 +432,9 @@ def _unique_problems(keys: list[str], rows: np.ndarray, typed: pd.DataFrame) -> 
     values = typed.loc[rows, keys]
     if len(keys) == 1:
         shown = [f"'{_show(v)}'" for v in values[keys[0]].tolist()]
-        en = [
-            f"{keys[0]} {s} appears in more than one row; each {keys[0]} may appear only once" for s in shown
-        ]
+        en = [f"{keys[0]} {s} appears in more than one row; each {keys[0]} may appear only once" for s in shown]
         nl = [
-            f"{keys[0]} {s} komt in meer dan één regel voor; elke {keys[0]} mag maar één keer voorkomen"
-            for s in shown
+            f"{keys[0]} {s} komt in meer dan één regel voor; elke {keys[0]} mag maar één keer voorkomen" for s in shown
         ]
         plain = [s.strip("'") for s in shown]
     else:
@@ -447,8 +444,7 @@ def _unique_problems(keys: list[str], rows: np.ndarray, typed: pd.DataFrame) -> 
         ]
         names = ", ".join(keys)
         en = [
-            f"the combination {p} appears in more than one row; "
-            f"each combination of {names} may appear only once"
+            f"the combination {p} appears in more than one row; each combination of {names} may appear only once"
             for p in plain
         ]
         nl = [

@@ -1,0 +1,134 @@
+"""`aggregator releases` and `aggregator waivers`: the release ledger and the companies' publication consents."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+import pandas as pd
+from rich.table import Table
+
+from .. import history
+from ..errors import AggregatorError
+from ..registry import Registry
+from ..workspace import open_workspace
+from .common import console, friendly_errors, passphrase
+
+PASSPHRASE_ENV = "AGGREGATOR_PASSPHRASE"
+
+
+def _workspace(ctx: click.Context):
+    return open_workspace(ctx.obj["workspace"], passphrase(PASSPHRASE_ENV, "Secretariat passphrase"))
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-safe rows: NaN (a suppressed value) becomes null."""
+    rows = frame.to_dict(orient="records")
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
+
+
+def _print_frame(frame: pd.DataFrame, title: str | None = None) -> None:
+    table = Table(*frame.columns, title=title)
+    for row in frame.itertuples(index=False):
+        table.add_row(*("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row))
+    console.print(table)
+
+
+@click.group(help="The release ledger: every release and every cell it published or suppressed, kept forever.")
+def releases() -> None:
+    pass
+
+
+@releases.command("list", help="List every release, oldest first, with its number of cells and suppressed cells.")
+@click.option("--covenant", help="Only releases of this covenant.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@friendly_errors
+def releases_list(ctx, covenant: str | None, as_json: bool) -> None:
+    ws = _workspace(ctx)
+    with ws.open_store() as store:
+        frame = history.list_releases(store, covenant)
+    if as_json:
+        click.echo(json.dumps(_records(frame), ensure_ascii=False, indent=1, default=str))
+        return
+    _print_frame(frame)
+
+
+@releases.command("show", help="Show one release as recorded: every cell's published value, or 'suppressed'.")
+@click.argument("release_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@friendly_errors
+def releases_show(ctx, release_id: str, as_json: bool) -> None:
+    ws = _workspace(ctx)
+    with ws.open_store() as store:
+        detail = history.show_release(store, release_id)
+    if as_json:
+        payload = {"release": detail.release, "cells": _records(detail.cells)}
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=1, default=str))
+        return
+    r = detail.release
+    kind = "revision" if r["is_revision"] else "release"
+    console.print(f"[bold]{r['release_id']}[/]: {kind} of {r['period']} for {r['audience']}, {r['released_at']}")
+    _print_frame(detail.cells)
+
+
+@click.group(help="Companies' consent to publish their own figures (recorded with scope and date, revocable).")
+def waivers() -> None:
+    pass
+
+
+def _check_scope(ws, covenant: str, scope: str) -> None:
+    tables = [t.id for t in ws.protocol(covenant).tables]
+    if scope != "*" and scope not in tables:
+        raise AggregatorError(
+            f"'{scope}' is not a table of covenant {covenant}", hint=f"use '*' or one of: {', '.join(tables)}"
+        )
+
+
+@waivers.command("add", help="Record COMPANY's consent to publish its own figures in SCOPE (a table id or '*').")
+@click.argument("company_id")
+@click.option("--covenant", required=True)
+@click.option("--scope", default="*", show_default=True, help="A table id, or '*' for every table.")
+@click.pass_context
+@friendly_errors
+def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
+    ws = _workspace(ctx)
+    _check_scope(ws, covenant, scope)
+    with ws.locked(), ws.open_store() as store:
+        Registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
+    console.print(f"recorded the waiver of {company_id} for {covenant} ({scope}); it applies from the next release")
+
+
+@waivers.command("revoke", help="Withdraw COMPANY's waiver for future releases; earlier releases stay as they were.")
+@click.argument("company_id")
+@click.option("--covenant", required=True)
+@click.option("--scope", default="*", show_default=True)
+@click.pass_context
+@friendly_errors
+def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
+    ws = _workspace(ctx)
+    with ws.locked(), ws.open_store() as store:
+        if not history.active_waiver_exists(store, company_id, covenant, scope):
+            raise AggregatorError(
+                f"{company_id} has no active waiver for {covenant} ({scope})",
+                hint="list the waivers with `aggregator waivers list`",
+            )
+        Registry(store).revoke_waiver(company_id, covenant, scope, now=ctx.obj["now"])
+    console.print(f"revoked the waiver of {company_id} for {covenant} ({scope}) for future releases")
+
+
+@waivers.command("list", help="List every waiver ever recorded, with when it was granted and revoked.")
+@click.option("--covenant", help="Only waivers of this covenant.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@friendly_errors
+def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
+    ws = _workspace(ctx)
+    with ws.open_store() as store:
+        frame = history.list_waivers(store, covenant)
+    if as_json:
+        click.echo(json.dumps(_records(frame), ensure_ascii=False, indent=1))
+        return
+    _print_frame(frame)

@@ -1,0 +1,899 @@
+"""Release history: the permanent ledger of every release, and the attacker's view across releases.
+
+A release is not alone. A late submission that changes a published month, a year-to-date table next to last
+month's and two audiences that talk to each other all let an attacker subtract one published figure from
+another. This module keeps, per release, the whole protection problem as it was released (every cell's true
+value, bounds, protection, whether it was hidden, the additivity relations and every contributor's own share)
+and builds one combined problem over the new release and every earlier release it is arithmetically related
+to. Model (docs/protocols.md, "Release history"):
+
+- the *current* cells of every month involved, C[m], computed from the data in the store now;
+- every earlier release's cells: published ones are fixed facts, hidden ones stay hidden with the protection
+  they had (primary) or none (secondary);
+- per earlier cell e covering months S: e = sum over m in S of C[m] + change, where the hidden *change* cell is
+  what the submissions that changed since contribute (old minus new); it is primary with the protection the
+  rules give those changed contributions, so subtracting two releases cannot reveal a late company's figures;
+- per new cell covering months S: new = sum over m in S of C[m].
+
+Nothing here updates or deletes ledger rows: the library only inserts and reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from .aggregation import TableCells, build_problem, build_table_cells
+from .aggregation.problem import every_contribution
+from .disclosure.audit import audit
+from .disclosure.model import AuditResult, CellStats, PrimaryResult, ProtectionProblem, RuleParams
+from .disclosure.rules import evaluate_primary
+from .errors import AggregatorError
+from .protocol import Protocol, TableSpec
+from .store import Store
+
+PERIOD_MODES = {"month": 1, "rolling_3": 3, "rolling_12": 12, "year_to_date": 0}
+OUTSIDER = "outsider"
+
+LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_cells (
+    release_id VARCHAR NOT NULL,
+    cell INTEGER NOT NULL,              -- position in the release's protection problem
+    cell_key VARCHAR NOT NULL,
+    base_key VARCHAR NOT NULL,          -- the key of one month's cell (cumulative marker left out)
+    table_id VARCHAR NOT NULL,
+    span VARCHAR NOT NULL,              -- months the cell covers, comma-separated
+    additive BOOLEAN NOT NULL,          -- a sum over months equals the cumulative cell
+    value DOUBLE NOT NULL,              -- the true value, also of hidden cells (the store is encrypted)
+    lo_bound DOUBLE NOT NULL,
+    hi_bound DOUBLE NOT NULL,
+    upl DOUBLE NOT NULL,
+    lpl DOUBLE NOT NULL,
+    is_primary BOOLEAN NOT NULL,
+    hidden BOOLEAN NOT NULL,
+    PRIMARY KEY (release_id, cell)
+);
+CREATE TABLE IF NOT EXISTS ledger_relations (
+    release_id VARCHAR NOT NULL,
+    relation INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    part INTEGER                        -- one row per part; NULL for a relation without parts
+);
+CREATE TABLE IF NOT EXISTS ledger_contributions (
+    release_id VARCHAR NOT NULL,
+    contributor VARCHAR NOT NULL,
+    cell INTEGER NOT NULL,
+    value DOUBLE NOT NULL
+);
+"""
+
+
+class UnknownRelease(AggregatorError):
+    """A release id that is not in the ledger."""
+
+
+class HistoryRefused(AggregatorError):
+    """A release cannot be made safe together with the releases before it."""
+
+
+# ------------------------------------------------------------------------------------------ periods
+
+
+def table_period_mode(spec: TableSpec) -> str:
+    """How many months a table covers per release: the protocol's `periods` (validated when it loads)."""
+    return spec.periods
+
+
+def table_periods(mode: str, period: str) -> tuple[str, ...]:
+    """The months a table of this mode covers when released for `period` (YYYY-MM), oldest first."""
+    year, month = map(int, period.split("-"))
+    count = month if mode == "year_to_date" else PERIOD_MODES[mode]
+    index = year * 12 + month - 1
+    return tuple(f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - count + 1, index + 1))
+
+
+def _marker(mode: str) -> str:
+    return "" if mode == "month" else f"@{mode}"
+
+
+# ------------------------------------------------------------------------------------------ cells
+
+
+def params_for(protocol: Protocol, table_id: str, audience_id: str) -> RuleParams:
+    """The table's rules for this audience, or for the first audience that receives it."""
+    audience = protocol.audience(audience_id)
+    if table_id not in audience.tables:
+        audience = next(a for a in protocol.audiences if table_id in a.tables)
+    return protocol.rule_params(table_id, audience.id)
+
+
+def _count_unit(protocol: Protocol, table_id: str, audience_id: str) -> str:
+    audience = protocol.audience(audience_id)
+    if table_id not in audience.tables:
+        audience = next(a for a in protocol.audiences if table_id in a.tables)
+    return protocol.settings(table_id, audience.id).count_unit
+
+
+def compute_cells(
+    con: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    audience_id: str,
+    period: str,
+    table_ids: Sequence[str],
+    *,
+    waived: Mapping[str, frozenset[str]],
+    overrides: Mapping[str, bool] | None = None,
+    monthly: bool = False,
+) -> tuple[list[TableCells], list[PrimaryResult]]:
+    """Cells and primary verdicts of the tables for `period`.
+
+    A cumulative table (periods = "year_to_date", ...) sums its months and gets its own keys (the measure
+    part carries "@<mode>"), so it never merges with the monthly table of the same measure. `monthly`
+    computes every table for the single month instead (the current cells C[m] of the history model).
+    """
+    components, primaries = [], []
+    for table_id in table_ids:
+        spec = protocol.table(table_id)
+        mode = "month" if monthly else table_period_mode(spec)
+        params = params_for(protocol, table_id, audience_id)
+        for comp in build_table_cells(
+            con,
+            protocol,
+            table_id,
+            table_periods(mode, period),
+            params,
+            waived=waived.get(table_id, frozenset()),
+            count_unit=_count_unit(protocol, table_id, audience_id),
+        ):
+            _mark_cumulative(comp, _marker(mode))
+            local = {i: overrides[k] for i, k in enumerate(comp.keys) if overrides and k in overrides}
+            components.append(comp)
+            primaries.append(evaluate_primary(comp.stats, params, local or None))
+    return components, primaries
+
+
+def _mark_cumulative(comp: TableCells, marker: str) -> None:
+    if not marker:
+        return
+    scale = comp.measure_scale
+    comp.keys = [scale + marker + key[len(scale) :] for key in comp.keys]
+    comp.measure_scale = scale + marker
+
+
+# ------------------------------------------------------------------------------------------ snapshots
+
+
+@dataclass
+class Snapshot:
+    """One release's protection problem as the ledger keeps it.
+
+    `problem.insiders` holds *every* contributor's own contribution to every cell (not only the largest
+    ones), because the change between two releases is computed from it.
+    """
+
+    release_id: str
+    period: str
+    audience_id: str
+    problem: ProtectionProblem
+    hidden: np.ndarray
+    tables: list[str]
+    bases: list[str]
+    spans: list[tuple[str, ...]]
+    additive: np.ndarray
+
+    def by_cell(self) -> list[dict[str, float]]:
+        """Per cell: contributor -> own contribution."""
+        cells: list[dict[str, float]] = [{} for _ in range(self.problem.size)]
+        for who, own in self.problem.insiders.items():
+            for cell, value in own.items():
+                cells[cell][who] = value
+        return cells
+
+
+def snapshot_of(
+    con: duckdb.DuckDBPyConnection,
+    protocol: Protocol,
+    release_id: str,
+    period: str,
+    audience_id: str,
+    components: list[TableCells],
+    problem: ProtectionProblem,
+    *,
+    monthly: bool = False,
+) -> Snapshot:
+    """The snapshot of a freshly built problem (nothing hidden yet), with every contributor's contributions."""
+    index = {key: i for i, key in enumerate(problem.keys)}
+    tables = [""] * problem.size
+    bases = list(problem.keys)
+    spans: list[tuple[str, ...]] = [(period,)] * problem.size
+    additive = np.ones(problem.size, dtype=bool)
+    for comp in components:
+        mode = "month" if monthly else table_period_mode(protocol.table(comp.table_id))
+        marker, span = _marker(mode), table_periods(mode, period)
+        own_keys = list(comp.keys) + [k for a in comp.aux for k in (a.sum_key, a.overlap_key)]
+        for key in own_keys:
+            i = index[key]
+            tables[i] = tables[i] or comp.table_id
+            bases[i] = key.replace(marker, "", 1) if marker else key
+            spans[i] = span
+            additive[i] = comp.additive
+    every = every_contribution(con, components)
+    contributions = {who: {index[k]: v for k, v in own.items() if k in index} for who, own in sorted(every.items())}
+    full = replace(problem, insiders=contributions)
+    return Snapshot(
+        release_id, period, audience_id, full, np.zeros(problem.size, dtype=bool), tables, bases, spans, additive
+    )
+
+
+def current_snapshot(
+    store: Store,
+    protocol: Protocol,
+    audiences: Sequence[str],
+    month: str,
+    table_ids: Sequence[str],
+    waived: Mapping[str, frozenset[str]],
+) -> Snapshot:
+    """C[month]: every table computed for one month from the data in the store now.
+
+    A cell is primary when it fails the rules of every audience in `audiences` (the loosest rules win) and
+    gets the smallest protection they ask: one audience's legitimate release must not count as a disclosure
+    under another's stricter rules. A release passes only its own audience, so there the rules are its own.
+    """
+    built = []
+    for audience_id in audiences:
+        components, primaries = compute_cells(
+            store.con, protocol, audience_id, month, sorted(table_ids), waived=waived, monthly=True
+        )
+        problem, _ = build_problem(
+            components,
+            primaries,
+            cost=protocol.defaults.cost,
+            apriori_upper_factor=protocol.defaults.apriori_upper_factor,
+            insider_contributions={},
+        )
+        built.append((components, problem))
+    components, problem = built[0]
+    for _, other in built[1:]:
+        problem = replace(
+            problem,
+            primary=problem.primary & other.primary,
+            upl=np.minimum(problem.upl, other.upl),
+            lpl=np.minimum(problem.lpl, other.lpl),
+        )
+    snap = snapshot_of(store.con, protocol, f"current {month}", month, audiences[0], components, problem, monthly=True)
+    snap.hidden = np.ones(problem.size, dtype=bool)  # never published as such: unknown to the attacker
+    return snap
+
+
+# ------------------------------------------------------------------------------------------ the ledger
+
+
+def ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(LEDGER_SCHEMA)
+
+
+def record_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
+    """Insert one release's snapshot (call inside the transaction that records the release)."""
+    ensure_ledger(con)
+    p, rid = snapshot.problem, snapshot.release_id
+    cells = pd.DataFrame(
+        {
+            "release_id": rid,
+            "cell": np.arange(p.size, dtype=np.int32),
+            "cell_key": p.keys,
+            "base_key": snapshot.bases,
+            "table_id": snapshot.tables,
+            "span": [",".join(s) for s in snapshot.spans],
+            "additive": snapshot.additive.astype(bool),
+            "value": p.values.astype(float),
+            "lo_bound": p.lower.astype(float),
+            "hi_bound": p.upper.astype(float),
+            "upl": p.upl.astype(float),
+            "lpl": p.lpl.astype(float),
+            "is_primary": p.primary.astype(bool),
+            "hidden": snapshot.hidden.astype(bool),
+        }
+    )
+    relations = pd.DataFrame(
+        [(rid, n, t, part) for n, (t, parts) in enumerate(p.relations) for part in (parts or (None,))],
+        columns=["release_id", "relation", "total", "part"],
+    ).astype({"relation": "int32", "total": "int32", "part": "Int32"})
+    contributions = pd.DataFrame(
+        [(rid, who, cell, value) for who, own in p.insiders.items() for cell, value in sorted(own.items())],
+        columns=["release_id", "contributor", "cell", "value"],
+    ).astype({"cell": "int32", "value": "float64"})
+    for table, frame in (
+        ("ledger_cells", cells),
+        ("ledger_relations", relations),
+        ("ledger_contributions", contributions),
+    ):
+        insert_frame(con, table, frame)
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Append a frame to a table in one statement (executemany inserts row by row)."""
+    if frame.empty:
+        return
+    name = f"_ledger_insert_{table}"
+    con.register(name, frame)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM {name}")
+    finally:
+        con.unregister(name)
+
+
+def load_snapshot(store: Store, release_id: str) -> Snapshot:
+    """An earlier release's snapshot from the ledger."""
+    ensure_ledger(store.con)
+    meta = store.con.execute("SELECT period, audience FROM releases WHERE release_id = ?", [release_id]).fetchone()
+    cells = store.query_df("SELECT * FROM ledger_cells WHERE release_id = ? ORDER BY cell", [release_id])
+    if meta is None or cells.empty:
+        raise UnknownRelease(
+            f"release {release_id} has no cells in the ledger", hint="list the releases with `aggregator releases list`"
+        )
+    rel = store.query_df(
+        "SELECT relation, total, list(part ORDER BY part) FILTER (WHERE part IS NOT NULL) AS parts "
+        "FROM ledger_relations WHERE release_id = ? GROUP BY relation, total ORDER BY relation",
+        [release_id],
+    )
+    own = store.con.execute(
+        "SELECT contributor, cell, value FROM ledger_contributions WHERE release_id = ? ORDER BY contributor, cell",
+        [release_id],
+    ).fetchall()
+    insiders: dict[str, dict[int, float]] = {}
+    for who, cell, value in own:
+        insiders.setdefault(who, {})[int(cell)] = float(value)
+    n = len(cells)
+    problem = ProtectionProblem(
+        keys=list(cells["cell_key"]),
+        values=cells["value"].to_numpy(float),
+        relations=[
+            (int(t), tuple(int(x) for x in (parts if parts is not None else [])))
+            for t, parts in zip(rel["total"], rel["parts"], strict=True)
+        ],
+        lower=cells["lo_bound"].to_numpy(float),
+        upper=cells["hi_bound"].to_numpy(float),
+        upl=cells["upl"].to_numpy(float),
+        lpl=cells["lpl"].to_numpy(float),
+        primary=cells["is_primary"].to_numpy(bool),
+        cost=np.zeros(n),
+        fixed=~cells["hidden"].to_numpy(bool),
+        insiders=insiders,
+    )
+    return Snapshot(
+        release_id,
+        meta[0],
+        meta[1],
+        problem,
+        cells["hidden"].to_numpy(bool),
+        list(cells["table_id"]),
+        list(cells["base_key"]),
+        [tuple(s.split(",")) for s in cells["span"]],
+        cells["additive"].to_numpy(bool),
+    )
+
+
+def list_releases(store: Store, covenant: str | None = None) -> pd.DataFrame:
+    """Every release, oldest first: id, covenant, period, audience, time, revision flag, cells and hidden cells."""
+    return store.query_df(
+        "SELECT r.release_id, r.covenant, r.period, r.audience, r.released_at, r.is_revision, "
+        "count(c.cell_key) AS cells, count(c.cell_key) FILTER (WHERE c.status <> 'published') AS suppressed "
+        "FROM releases r LEFT JOIN released_cells c USING (release_id) "
+        "WHERE ? IS NULL OR r.covenant = ? "
+        "GROUP BY ALL ORDER BY r.released_at, r.release_id",
+        [covenant, covenant],
+    )
+
+
+@dataclass
+class ReleaseDetail:
+    """One release as recorded: its ledger row and every cell it published (value) or suppressed (None)."""
+
+    release: dict
+    cells: pd.DataFrame  # table_id, component, cell_key, value, status ("published" | "suppressed")
+
+
+def show_release(store: Store, release_id: str) -> ReleaseDetail:
+    """The recorded release; suppression reasons (primary/secondary) are folded into one status."""
+    row = store.query_df("SELECT * FROM releases WHERE release_id = ?", [release_id])
+    if row.empty:
+        raise UnknownRelease(
+            f"there is no release {release_id}", hint="list the releases with `aggregator releases list`"
+        )
+    record = row.iloc[0].to_dict()
+    record["tables"] = list(record["tables"])
+    record["manifest"] = json.loads(record.pop("manifest_json"))
+    record["audit"] = json.loads(record.pop("audit_json"))
+    cells = store.query_df(
+        "SELECT table_id, component, cell_key, value, "
+        "CASE WHEN status = 'published' THEN 'published' ELSE 'suppressed' END AS status "
+        "FROM released_cells WHERE release_id = ? ORDER BY table_id, component, cell_key",
+        [release_id],
+    )
+    return ReleaseDetail(record, cells)
+
+
+def list_waivers(store: Store, covenant: str | None = None) -> pd.DataFrame:
+    """Every waiver ever recorded (revoked ones too), by company, covenant, scope and date."""
+    return store.query_df(
+        "SELECT company_id, covenant, scope, granted_at, revoked_at FROM waivers "
+        "WHERE ? IS NULL OR covenant = ? ORDER BY company_id, covenant, scope, granted_at",
+        [covenant, covenant],
+    )
+
+
+def active_waiver_exists(store: Store, company_id: str, covenant: str, scope: str) -> bool:
+    row = store.con.execute(
+        "SELECT count(*) FROM waivers WHERE company_id = ? AND covenant = ? AND scope = ? AND revoked_at IS NULL",
+        [company_id, covenant, scope],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+# ------------------------------------------------------------------------------------------ related releases
+
+
+def visible_audiences(protocol: Protocol, audience_id: str) -> list[str]:
+    """Audiences whose releases this audience's members may know: itself, and every audience that shares
+    when this one shares too (shares_with_others = false keeps an audience apart in both directions)."""
+    own = protocol.audience(audience_id)
+    if not own.shares_with_others:
+        return [audience_id]
+    return sorted({audience_id} | {a.id for a in protocol.audiences if a.shares_with_others})
+
+
+def related_releases(store: Store, protocol: Protocol, audience_id: str, months: set[str]) -> list[str]:
+    """Earlier releases visible to the audience whose cells cover any of `months`, closed under overlap
+    (a year-to-date release brings in its months, which bring in the releases of those months)."""
+    ensure_ledger(store.con)
+    rows = store.con.execute(
+        "SELECT DISTINCT r.release_id, l.span FROM releases r JOIN ledger_cells l USING (release_id) "
+        "WHERE r.covenant = ? AND list_contains(?::VARCHAR[], r.audience) ORDER BY 1, 2",
+        [protocol.covenant.id, visible_audiences(protocol, audience_id)],
+    ).fetchall()
+    spans: dict[str, set[str]] = {}
+    for release_id, span in rows:
+        spans.setdefault(release_id, set()).update(span.split(","))
+    wanted, chosen = set(months), set()
+    grew = True
+    while grew:
+        grew = False
+        for release_id, covered in spans.items():
+            if release_id not in chosen and covered & wanted:
+                chosen.add(release_id)
+                wanted |= covered
+                grew = True
+    return sorted(chosen)
+
+
+# ------------------------------------------------------------------------------------------ combining
+
+
+@dataclass
+class HistoryProblem:
+    """The new release and its history as one protection problem.
+
+    The first `new_cells` cells are the new release's, in its own order. `known` (over the new cells) marks
+    cells whose value an earlier release already published unchanged: fixed in the model (they add nothing),
+    though a cell that fails the new audience's rules is still shown suppressed.
+    """
+
+    problem: ProtectionProblem
+    new_cells: int
+    known: np.ndarray
+    earlier: list[str]
+    names: dict[str, str]  # model key -> plain description, for messages
+
+    def describe(self, text: str) -> str:
+        """Replace model keys in a message by plain descriptions (longest first: keys may nest)."""
+        for key in sorted((k for k in self.names if k.startswith("~") and k in text), key=len, reverse=True):
+            text = text.replace(key, self.names[key])
+        return text
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.columns: dict[str, list] = {
+            n: [] for n in ("value", "lower", "upper", "upl", "lpl", "primary", "fixed", "cost")
+        }
+        self.relations: list[tuple[int, tuple[int, ...]]] = []
+        self.own: dict[str, dict[int, float]] = {}
+        self.names: dict[str, str] = {}
+        self.scale: list[str | None] = []  # measure (template|measure|filters, helper cells apart) for the bounds
+
+    def add(self, key: str, name: str, scale: str | None = None, **cell) -> int:
+        self.keys.append(key)
+        self.scale.append(scale)
+        self.names[key] = name
+        for column, values in self.columns.items():
+            values.append(cell[column])
+        return len(self.keys) - 1
+
+    def add_snapshot(self, snap: Snapshot, prefix: str, name: str, *, new: bool) -> list[int]:
+        p = snap.problem
+        ids = []
+        for i, key in enumerate(p.keys):
+            hidden = bool(snap.hidden[i])
+            ids.append(
+                self.add(
+                    prefix + key,
+                    name.format(key=key),
+                    _scale(key),
+                    value=float(p.values[i]),
+                    lower=float(p.lower[i]),
+                    upper=float(p.upper[i]),
+                    upl=float(p.upl[i]),
+                    lpl=float(p.lpl[i]),
+                    # new cells keep their verdict; earlier cells stay hidden when they were (secondary ones need no
+                    # protection, so the model may assume the attacker knows them: that only makes it stricter)
+                    primary=bool(p.primary[i]) if new else hidden and bool(p.primary[i]),
+                    fixed=bool(p.fixed[i]) if new else not hidden,
+                    cost=float(p.cost[i]) if new else 0.0,
+                )
+            )
+        self.relations += [(ids[t], tuple(ids[x] for x in parts)) for t, parts in p.relations]
+        for who, own in p.insiders.items():
+            mine = self.own.setdefault(who, {})
+            for cell, value in own.items():
+                mine[ids[cell]] = value
+        return ids
+
+    def widen_bounds(self) -> None:
+        """Give every cell of one measure the widest a-priori bounds any snapshot gives it.
+
+        Bounds are relative (a factor times the largest cell of a release), so linked cells of two releases
+        would otherwise get the tighter of two bounds, which neither release was protected against; wider
+        bounds only weaken the attacker, and the requirement cap rises with them."""
+        widest: dict[str, tuple[float, float]] = {}
+        for scale, lo, hi in zip(self.scale, self.columns["lower"], self.columns["upper"], strict=True):
+            if scale is not None:
+                old = widest.get(scale, (lo, hi))
+                widest[scale] = (min(old[0], lo), max(old[1], hi))
+        for i, scale in enumerate(self.scale):
+            if scale is not None:
+                self.columns["lower"][i], self.columns["upper"][i] = widest[scale]
+
+    def merge_equal_cells(self, keep_apart: int) -> None:
+        """Make cells linked by a one-part relation (`a == b`) one cell.
+
+        Unchanged cells are linked as earlier == current == new; their values come from different float sums,
+        and two relations pinning one hidden cell to values 1e-7 apart make the audit LP infeasible. The lowest
+        index represents the group (the first `keep_apart` cells, the new release's, are never merged with each
+        other, so they keep their places); a published member's value
+        is the fact; the group is primary when any member is (and nothing is published), with the largest
+        protection and the widest bounds."""
+        root = list(range(len(self.keys)))
+
+        def find(x: int) -> int:
+            while root[x] != x:
+                root[x] = root[root[x]]
+                x = root[x]
+            return x
+
+        for total, parts in self.relations:
+            if len(parts) == 1:
+                a, b = sorted((find(total), find(parts[0])))
+                if b >= keep_apart:
+                    root[b] = a
+        groups: dict[int, list[int]] = {}
+        for i in range(len(self.keys)):
+            groups.setdefault(find(i), []).append(i)
+        if len(groups) == len(self.keys):
+            return
+        keep = sorted(groups)
+        position = {r: n for n, r in enumerate(keep)}
+        where = [position[find(i)] for i in range(len(self.keys))]
+        c = self.columns
+        merged: dict[str, list] = {name: [] for name in c}
+        for r in keep:
+            members = groups[r]
+            published = [m for m in members if c["fixed"][m]]
+            merged["value"].append(c["value"][published[0] if published else r])
+            merged["fixed"].append(bool(published))
+            merged["primary"].append(not published and any(c["primary"][m] for m in members))
+            for name, pick in (("upl", max), ("lpl", max), ("lower", min), ("upper", max)):
+                merged[name].append(pick(c[name][m] for m in members))
+            merged["cost"].append(c["cost"][r])
+        self.columns = merged
+        self.keys = [self.keys[r] for r in keep]
+        self.scale = [self.scale[r] for r in keep]
+        self.relations = sorted(
+            {
+                (where[t], tuple(sorted(where[p] for p in parts)))
+                for t, parts in self.relations
+                if not (len(parts) == 1 and where[t] == where[parts[0]])
+            }
+        )
+        self.own = {
+            who: {where[cell]: v for cell, v in sorted(cells.items(), reverse=True)} for who, cells in self.own.items()
+        }
+
+    def problem(self) -> ProtectionProblem:
+        c = {name: np.array(values) for name, values in self.columns.items()}
+        primary = c["primary"].astype(bool)
+        return ProtectionProblem(
+            keys=self.keys,
+            values=c["value"].astype(float),
+            relations=self.relations,
+            lower=c["lower"].astype(float),
+            upper=c["upper"].astype(float),
+            upl=np.where(primary, c["upl"], 0.0).astype(float),
+            lpl=np.where(primary, c["lpl"], 0.0).astype(float),
+            primary=primary,
+            cost=c["cost"].astype(float),
+            fixed=c["fixed"].astype(bool),
+            insiders=_largest_in_primary(self.own, primary),
+        )
+
+
+def _scale(key: str) -> str:
+    """What a cell measures: '<template>|<measure>|<filters>', monthly or cumulative alike; helper cells of
+    non-additive tables have wider bounds of their own."""
+    template, measure, filters = (key.split("|") + ["", ""])[:3]
+    # cumulative cells are sums of monthly ones: one measure, one bound (the marker follows the filters)
+    scale = f"{template}|{measure}|{filters.split('@')[0]}"
+    return scale + "|~" if "|~" in key else scale
+
+
+def _largest_in_primary(own: dict[str, dict[int, float]], primary: np.ndarray) -> dict[str, dict[int, float]]:
+    """The insiders worth auditing: the largest contributor (ties: the greater id) of some primary cell."""
+    best: dict[int, tuple[float, str]] = {}
+    for who, cells in own.items():
+        for cell, value in cells.items():
+            if primary[cell] and (abs(value), who) > best.get(cell, (-1.0, "")):
+                best[cell] = (abs(value), who)
+    chosen = sorted({who for _, who in best.values()})
+    return {who: dict(sorted(own[who].items())) for who in chosen}
+
+
+def _linkable(snap: Snapshot, i: int) -> bool:
+    """Cells whose current value is a sum of monthly cells: not helper cells, and additive over months when
+    they cover several (companies are counted once over months, so a year's count is no sum of months)."""
+    return "|~" not in snap.problem.keys[i] and (len(snap.spans[i]) == 1 or bool(snap.additive[i]))
+
+
+def combine(
+    new: Snapshot | None,
+    earlier: Sequence[Snapshot],
+    current: Mapping[str, Snapshot],
+    params_of: Callable[[str, str], list[RuleParams]],
+) -> HistoryProblem:
+    """One problem over the new release (if any), the earlier releases and the current month cells.
+
+    `params_of(table_id, audience_id)` gives the rule sets that judge a change cell of an earlier release to
+    that audience: a change is unsafe when any of them says so, with the largest protection."""
+    b = _Builder()
+    new_ids = b.add_snapshot(new, "", "{key}", new=True) if new is not None else []
+    month_cell: dict[tuple[str, str], int] = {}
+    month_snaps = {m: s for m, s in sorted(current.items())}
+    month_own = {m: s.by_cell() for m, s in month_snaps.items()}
+    month_base = {
+        m: {base: i for i, base in enumerate(s.bases) if "|~" not in s.problem.keys[i]} for m, s in month_snaps.items()
+    }
+    month_ids = {}
+    for m, snap in month_snaps.items():
+        month_ids[m] = b.add_snapshot(snap, f"~{m}:current:", f"{{key}} [{m} as the data stand now]", new=False)
+        for i in range(snap.problem.size):
+            if "|~" not in snap.problem.keys[i]:
+                month_cell[(m, snap.bases[i])] = month_ids[m][i]
+    earlier_ids = [
+        b.add_snapshot(snap, f"~{snap.release_id}:", f"{{key}} [as published in release {snap.release_id}]", new=False)
+        for snap in earlier
+    ]
+    b.widen_bounds()  # before the change cells, whose bounds follow from their linked cells'
+    unchanged_published: set[tuple[str, tuple[str, ...]]] = set()
+    for snap, ids in zip(earlier, earlier_ids, strict=True):
+        own = snap.by_cell()
+        for i in range(snap.problem.size):
+            if not _linkable(snap, i):
+                continue
+            parts = [month_cell[(m, snap.bases[i])] for m in snap.spans[i] if (m, snap.bases[i]) in month_cell]
+            changed = _change_cell(b, snap, i, ids[i], parts, own[i], month_base, month_own, params_of)
+            if changed is None and not parts:
+                continue  # an empty cell then and now: nothing to link
+            b.relations.append((ids[i], tuple(sorted(parts + ([changed] if changed is not None else [])))))
+            if changed is None and not snap.hidden[i]:
+                unchanged_published.add((snap.bases[i], snap.spans[i]))
+    for m, snap in month_snaps.items():
+        for i, cell in enumerate(month_ids[m]):
+            if (snap.bases[i], (m,)) in unchanged_published:
+                b.columns["fixed"][cell], b.columns["primary"][cell] = True, False
+    known = np.zeros(len(new_ids), dtype=bool)
+    if new is not None:
+        for i in range(new.problem.size):
+            if not _linkable(new, i):
+                continue
+            parts = [month_cell[(m, new.bases[i])] for m in new.spans[i] if (m, new.bases[i]) in month_cell]
+            if parts:
+                b.relations.append((new_ids[i], tuple(sorted(parts))))
+            if (new.bases[i], new.spans[i]) in unchanged_published:
+                known[i] = True
+                b.columns["fixed"][new_ids[i]], b.columns["primary"][new_ids[i]] = True, False
+    b.merge_equal_cells(keep_apart=len(new_ids))
+    return HistoryProblem(b.problem(), len(new_ids), known, [s.release_id for s in earlier], b.names)
+
+
+def _change_cell(
+    b: _Builder,
+    snap: Snapshot,
+    i: int,
+    old: int,
+    parts: list[int],
+    then: dict[str, float],
+    month_base: Mapping[str, dict[str, int]],
+    month_own: Mapping[str, list[dict[str, float]]],
+    params_of: Callable[[str, str], list[RuleParams]],
+) -> int | None:
+    """The hidden cell 'earlier value minus current value' of one earlier cell, or None when nothing changed.
+
+    Its contributions are each contributor's own change; the rules judge the changed contributors' absolute
+    changes, so a late company alone in a change is a threshold case however large the cell is."""
+    now: dict[str, float] = {}
+    for m in snap.spans[i]:
+        if m not in month_base:
+            continue
+        j = month_base[m].get(snap.bases[i])
+        if j is None:
+            continue
+        for who, v in month_own[m][j].items():
+            now[who] = now.get(who, 0.0) + v
+    scale = max(1.0, abs(float(snap.problem.values[i])))
+    change = {who: then.get(who, 0.0) - now.get(who, 0.0) for who in sorted(set(then) | set(now))}
+    change = {who: v for who, v in change.items() if abs(v) > 1e-9 * scale}
+    current_value = sum(b.columns["value"][p] for p in parts)
+    value = float(snap.problem.values[i]) - current_value
+    if not change and abs(value) <= 1e-9 * scale:
+        return None
+    verdict = _judge_change(list(change.values()), params_of(snap.tables[i], snap.audience_id))
+    # A-priori range: from the earlier cell's bounds (its value when it was published: a fact) and the current
+    # cells' bounds. The requirement is capped at what an attacker who knows the earlier value could reach
+    # at most (its sole contributor does): beyond that the audit would ask for the impossible, as it caps
+    # requirements at a-priori bounds for any other cell. Capping a requirement tells the attacker nothing.
+    hidden_before = bool(snap.hidden[i])
+    earlier_value = b.columns["value"][old]
+    old_lo = b.columns["lower"][old] if hidden_before else earlier_value
+    old_hi = b.columns["upper"][old] if hidden_before else earlier_value
+    current_lo = sum(b.columns["lower"][p] for p in parts)
+    current_hi = sum(b.columns["upper"][p] for p in parts)
+    upl = min(verdict[1], max(0.0, earlier_value - current_lo - value))
+    lpl = min(verdict[1], max(0.0, value - (earlier_value - current_hi)))
+    key = f"~{snap.release_id}:change:{snap.problem.keys[i]}"
+    cell = b.add(
+        key,
+        f"{snap.problem.keys[i]} [its change since release {snap.release_id}]",
+        value=value,
+        lower=min(old_lo - current_hi, value),
+        upper=max(old_hi - current_lo, value),
+        upl=upl,
+        lpl=lpl,
+        primary=verdict[0],
+        fixed=False,
+        cost=0.0,
+    )
+    for who, v in change.items():
+        b.own.setdefault(who, {})[cell] = v
+    return cell
+
+
+def _judge_change(changes: list[float], rule_sets: list[RuleParams]) -> tuple[bool, float]:
+    """(unsafe, protection) of a change cell: the primary rules on the changed contributors' |changes|."""
+    if not changes:
+        return False, 0.0
+    sizes = sorted((abs(v) for v in changes), reverse=True)
+    unsafe, protection = False, 0.0
+    for params in rule_sets:
+        top = np.zeros((1, params.top_k))
+        top[0, : min(len(sizes), params.top_k)] = sizes[: params.top_k]
+        stats = CellStats(
+            total=np.array([sum(sizes)]),
+            n=np.array([len(sizes)]),
+            top=top,
+            waived=np.zeros(1),
+            n_all=np.array([len(sizes)]),
+            has_negative=np.zeros(1, dtype=bool),
+        )
+        result = evaluate_primary(stats, replace(params, negative_values="absolute"))
+        unsafe |= bool(result.unsafe[0])
+        protection = max(protection, float(result.upl[0]), float(result.lpl[0]))
+    return unsafe, protection
+
+
+# ------------------------------------------------------------------------------------------ auditing
+
+
+def settled_audit(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[np.ndarray, AuditResult]:
+    """Audit, after publishing (in the model) hidden non-primary cells an outsider computes exactly anyway:
+    that changes no attacker interval, and the audit counts any exact hidden cell as a failure."""
+    hidden = np.asarray(hidden, dtype=bool).copy()
+    result = audit(problem, hidden)
+    known = [
+        f[0]
+        for f in result.failures
+        if not problem.primary[f[0]] and f[1] == OUTSIDER and math.isclose(f[2], f[3], abs_tol=1e-7)
+    ]
+    if known:
+        hidden[known] = False
+        result = audit(problem, hidden)
+    return hidden, result
+
+
+def audit_history(store: Store, protocol: Protocol, audience_id: str) -> tuple[HistoryProblem, AuditResult]:
+    """Audit every release visible to the audience together, against the data in the store now.
+
+    Published cells are fixed facts; hidden cells, changes and current cells are unknown. A passing result
+    means no combination of everything released so far narrows a protected cell too far.
+    """
+    ensure_ledger(store.con)
+    spans = store.con.execute("SELECT DISTINCT span FROM ledger_cells").fetchall()
+    all_months = {m for (span,) in spans for m in span.split(",")}
+    releases = related_releases(store, protocol, audience_id, all_months)
+    earlier = [load_snapshot(store, r) for r in releases]
+    combined = history_for(store, protocol, audience_id, None, earlier)
+    p = combined.problem
+    hidden = ~p.fixed
+    _, result = settled_audit(p, hidden)
+    return combined, result
+
+
+def history_for(
+    store: Store,
+    protocol: Protocol,
+    audience_id: str,
+    new: Snapshot | None,
+    earlier: Sequence[Snapshot],
+    waived: Mapping[str, frozenset[str]] | None = None,
+) -> HistoryProblem:
+    """Build the current month cells the new release and the earlier ones need, and combine everything.
+
+    With a new release the current cells are judged by its audience's rules; without one (auditing the
+    ledger) by the loosest rules of the audiences that received the releases."""
+    snaps = ([new] if new is not None else []) + list(earlier)
+    months = sorted({m for s in snaps for span in s.spans for m in span})
+    tables = sorted({t for s in snaps for t in s.tables if t} & {t.id for t in protocol.tables})
+    judges = [audience_id] if new is not None else sorted({s.audience_id for s in earlier}) or [audience_id]
+    current = {m: current_snapshot(store, protocol, judges, m, tables, waived or {}) for m in months}
+
+    def change_rules(table_id: str, earlier_audience: str) -> list[RuleParams]:
+        # A release must not let its own audience subtract what its rules protect, nor let anyone learn more
+        # about a change to an earlier release than that release's audience may; the ledger audit checks what
+        # every release enforced at least: the earlier audience's rules.
+        judges = {earlier_audience} | ({audience_id} if new is not None else set())
+        return [params_for(protocol, table_id, a) for a in sorted(judges)]
+
+    return combine(new, earlier, current, change_rules)
+
+
+__all__ = [
+    "HistoryProblem",
+    "HistoryRefused",
+    "PERIOD_MODES",
+    "ReleaseDetail",
+    "Snapshot",
+    "UnknownRelease",
+    "audit_history",
+    "combine",
+    "compute_cells",
+    "current_snapshot",
+    "ensure_ledger",
+    "history_for",
+    "active_waiver_exists",
+    "list_releases",
+    "list_waivers",
+    "load_snapshot",
+    "params_for",
+    "record_snapshot",
+    "related_releases",
+    "settled_audit",
+    "show_release",
+    "snapshot_of",
+    "table_period_mode",
+    "table_periods",
+    "visible_audiences",
+]

@@ -1,0 +1,328 @@
+"""docs/BENCHMARKS.md and docs/bench_scaling.svg from one run's rows: machine, tables, slopes, targets."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+LIBRARIES = ("duckdb", "pyarrow", "pandas", "numpy", "cryptography", "pandera", "highspy")
+GIB = 1024.0
+# stages of the monthly batch as run by the secretariat: intake (open, read + validate, load) then the batch
+BATCH_PARTS = ("open", "read + validate", "load into store", "whole batch")
+BATCH_FLOORS = ("open", "read + validate", "load into store", "cell statistics")
+SLOPE_MARGIN = 0.05  # timing noise on a shared machine: a slope this far above n log n still counts as met
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+
+
+# ------------------------------------------------------------------------------------------ machine
+
+
+def _first(path: str, prefix: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith(prefix)), "unknown")
+    except OSError:
+        return "unknown"
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores, memory, load, Python and library versions of this machine."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    mem_kib = _first("/proc/meminfo", "MemTotal").split()[0]
+    return {
+        "cpu": _first("/proc/cpuinfo", "model name"),
+        "cores": str(os.cpu_count()),
+        "memory": f"{int(mem_kib) / 1024 / 1024:.1f} GiB" if mem_kib.isdigit() else "unknown",
+        "load": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "python": platform.python_version(),
+        "libraries": ", ".join(f"{k} {v}" for k, v in versions.items()),
+    }
+
+
+# --------------------------------------------------------------------------------------------- fits
+
+
+def fit_slope(points: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope of log(seconds) against log(size); None with fewer than two sizes."""
+    pts = [(math.log(x), math.log(y)) for x, y in points if x > 0 and y > 0]
+    if len({x for x, _ in pts}) < 2:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / sum((x - mx) ** 2 for x, _ in pts)
+
+
+def nlogn_slope(n_min: float, n_max: float) -> float:
+    """The log-log slope n log n itself has between n_min and n_max (a little above 1)."""
+    if n_max <= n_min or n_min < 2:
+        return 1.0
+    return 1.0 + math.log(math.log(n_max) / math.log(n_min)) / math.log(n_max / n_min)
+
+
+def ok_rows(rows: Iterable[dict]) -> list[dict]:
+    return [r for r in rows if r["status"] == "ok" and _num(r["seconds"]) is not None and _num(r["size"])]
+
+
+def _num(value) -> float | None:
+    if value in (None, ""):
+        return None
+    return float(value)
+
+
+def series(rows: Iterable[dict]) -> dict[str, list[tuple[float, float]]]:
+    """stage -> sorted (size, seconds) points of the measurements that finished."""
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in ok_rows(rows):
+        out[r["stage"]].append((float(r["size"]), float(r["seconds"])))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def slopes(rows: Iterable[dict]) -> list[dict]:
+    """Per stage: fitted slope, the n log n slope over the same sizes and whether the stage stays below it."""
+    unit = {r["stage"]: r["size_unit"] for r in ok_rows(rows)}
+    out = []
+    for stage, pts in series(rows).items():
+        slope = fit_slope(pts)
+        if slope is None:
+            continue
+        limit = nlogn_slope(pts[0][0], pts[-1][0])
+        out.append({"stage": stage, "unit": unit[stage], "from": pts[0][0], "to": pts[-1][0],
+                    "slope": slope, "nlogn": limit, "met": slope <= limit + SLOPE_MARGIN})  # fmt: skip
+    return out
+
+
+# -------------------------------------------------------------------------------------------- targets
+
+
+def batch_target(rows: list[dict]) -> dict:
+    """The monthly batch at the largest company scale: its stages' time against 2x their floors, and memory."""
+    scales = sorted({r["scale"] for r in rows if r["size_unit"] == "rows"}, key=lambda s: int(s.split()[0]))
+    if not scales:
+        return {"measured": False}
+    scale = scales[-1]
+    at = {r["stage"]: r for r in rows if r["scale"] == scale}
+    missing = [s for s in (*BATCH_PARTS, *BATCH_FLOORS) if s not in at or at[s]["status"] != "ok"]
+    if missing:
+        return {"measured": False, "scale": scale, "missing": missing}
+    seconds = sum(float(at[s]["seconds"]) for s in BATCH_PARTS)
+    floors = sum(float(at[s]["floor_seconds"]) for s in BATCH_FLOORS)
+    peak = max(float(at[s]["peak_rss_mb"]) for s in BATCH_PARTS)
+    return {"measured": True, "scale": scale, "rows": int(float(at["load into store"]["size"])),
+            "seconds": seconds, "floors": floors, "ratio": seconds / floors, "time_met": seconds <= 2 * floors,
+            "peak_mb": peak, "memory_met": peak <= 8 * GIB}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ svg
+
+
+def _ticks(lo: float, hi: float) -> list[int]:
+    return list(range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1))
+
+
+def svg_panel(data: dict[str, list[tuple[float, float]]], title: str, x_label: str, left: float) -> str:
+    """One log-log panel (x = size, y = seconds), one line per stage, legend under the plot."""
+    w, h, pad = 420.0, 300.0, 50.0
+    xs = [x for pts in data.values() for x, _ in pts] or [1.0, 10.0]
+    ys = [y for pts in data.values() for _, y in pts] or [0.01, 1.0]
+    xt, yt = _ticks(min(xs), max(xs)), _ticks(min(ys), max(ys))
+    xt, yt = (xt if len(xt) > 1 else [xt[0], xt[0] + 1]), (yt if len(yt) > 1 else [yt[0], yt[0] + 1])
+
+    def px(x: float) -> float:
+        return left + pad + (math.log10(x) - xt[0]) / (xt[-1] - xt[0]) * (w - pad - 10)
+
+    def py(y: float) -> float:
+        return 30 + (yt[-1] - math.log10(y)) / (yt[-1] - yt[0]) * (h - pad - 30)
+
+    parts = [f'<text x="{left + w / 2:.0f}" y="18" text-anchor="middle" font-weight="bold">{title}</text>']
+    for k in xt:
+        parts.append(f'<line x1="{px(10**k):.1f}" y1="30" x2="{px(10**k):.1f}" y2="{h - pad:.0f}" stroke="#ddd"/>')
+        parts.append(f'<text x="{px(10**k):.1f}" y="{h - pad + 15:.0f}" text-anchor="middle">1e{k}</text>')
+    for k in yt:
+        parts.append(f'<line x1="{left + pad:.0f}" y1="{py(10**k):.1f}" x2="{left + w - 10:.0f}" '
+                     f'y2="{py(10**k):.1f}" stroke="#ddd"/>')  # fmt: skip
+        parts.append(f'<text x="{left + pad - 5:.0f}" y="{py(10**k) + 4:.1f}" text-anchor="end">1e{k} s</text>')
+    parts.append(f'<text x="{left + w / 2:.0f}" y="{h - pad + 32:.0f}" text-anchor="middle">{x_label}</text>')
+    for i, (stage, pts) in enumerate(data.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+        parts.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in pts]
+        ly = h + 5 + 16 * i
+        parts.append(f'<rect x="{left + pad:.0f}" y="{ly - 9:.0f}" width="12" height="4" fill="{colour}"/>')
+        parts.append(f'<text x="{left + pad + 18:.0f}" y="{ly:.0f}">{stage}</text>')
+    return "\n".join(parts)
+
+
+def scaling_svg(rows: list[dict]) -> str:
+    """Two log-log panels: company-scale stages against rows, table stages against cells."""
+    all_series = series(rows)
+    unit = {r["stage"]: r["size_unit"] for r in ok_rows(rows)}
+    by_rows = {s: p for s, p in all_series.items() if unit[s] == "rows"}
+    by_cells = {s: p for s, p in all_series.items() if unit[s] == "cells"}
+    height = 300 + 20 + 16 * max(len(by_rows), len(by_cells), 1)
+    body = svg_panel(by_rows, "Company scales", "contribution rows", 0) + "\n"
+    body += svg_panel(by_cells, "Table sizes", "cells", 440)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="880" height="{height}" '
+        f'font-family="sans-serif" font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n'
+        f"{body}\n</svg>\n"
+    )
+
+
+# ------------------------------------------------------------------------------------------- markdown
+
+
+def _fmt(value, digits: int = 3) -> str:
+    number = _num(value)
+    if number is None:
+        return "-"
+    if abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:.{digits}g}"
+
+
+def stage_table(rows: list[dict], unit: str) -> list[str]:
+    lines = [
+        "| scale | stage | size | seconds | peak RSS MB | growth MB | floor | floor s | x floor | quality | status |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        if r["size_unit"] != unit and r["size_unit"]:
+            continue
+        quality = _fmt(r["quality_ratio"]) if _num(r["quality_ratio"]) is not None else "-"
+        r = {**r, "status": str(r["status"]).replace("|", "\\|")}  # a cell key in a message must not split the row
+        lines.append(
+            f"| {r['scale']} | {r['stage']} | {_fmt(r['size'])} | {_fmt(r['seconds'])} | "
+            f"{_fmt(r['peak_rss_mb'], 4)} | {_fmt(r['growth_mb'], 4)} | {r['floor'] or '-'} | "
+            f"{_fmt(r['floor_seconds'])} | {_fmt(r['ratio'])} | {quality} | {r['status']} |"
+        )
+    return lines
+
+
+def _yes(flag: bool) -> str:
+    return "**met**" if flag else "**not met**"
+
+
+def targets_section(rows: list[dict], e2e: dict) -> list[str]:
+    lines = ["## Targets", ""]
+    bt = batch_target(rows)
+    if bt.get("measured"):
+        lines += [
+            f"- Monthly batch at {bt['scale']} ({bt['rows']:,} rows; open + read + validate + load + batch): "
+            f"{bt['seconds']:.1f} s against 2 x {bt['floors']:.1f} s of floors (raw AEAD, pyarrow read, plain "
+            f"DuckDB load and GROUP BY): {bt['ratio']:.1f}x the floors, target 2x: {_yes(bt['time_met'])}. "
+            f"Peak memory {bt['peak_mb'] / GIB:.2f} GiB, target 8 GiB: {_yes(bt['memory_met'])}.",
+        ]
+    else:
+        lines.append(f"- Monthly batch: not measured in this run (missing: {', '.join(bt.get('missing', ['all']))}).")
+    if not any("10000" in r["scale"] for r in rows):
+        lines.append("  This run did not include 10,000 companies (quick mode): the 10M-row target is not tested.")
+    fits = slopes(rows)
+    failed = [f["stage"] for f in fits if not f["met"]]
+    verdict = _yes(not failed) + (f" (above it: {', '.join(failed)})" if failed else "")
+    lines += ["", f"- No stage grows faster than n log n: {verdict}. Fitted log-log slopes (seconds against "
+              f"size; n log n allows the slope in the last column plus {SLOPE_MARGIN}):", "",
+              "| stage | size | from | to | slope | n log n |", "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {f['stage']} | {f['unit']} | {f['from']:,.0f} | {f['to']:,.0f} | {f['slope']:.2f} | "
+              f"{f['nlogn']:.2f} |" for f in fits]  # fmt: skip
+    lines.append("")
+    if e2e.get("status") == "ok":
+        met = e2e["wall_seconds"] < 10 and e2e["released"] > 0
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in e2e["phases"].items())
+        lines.append(
+            f"- 60-company textile batch end to end (one period, {e2e['companies']} companies, {e2e['files']} "
+            f"files; fresh interpreter): {e2e['wall_seconds']:.1f} s ({phases}), target 10 s: {_yes(met)}."
+        )
+        for reason in e2e.get("not_released", []):
+            lines.append(f"  Not released: {reason}")
+    else:
+        lines.append(f"- 60-company textile batch end to end: {e2e.get('status', 'not run')}: **not met**.")
+    return lines
+
+
+def _merged_note(rows: list[dict]) -> list[str]:
+    runs = sorted({r["run"] for r in rows})
+    if len(runs) < 2:
+        return []
+    parts = {run: sorted({r["scale"] for r in rows if r["run"] == run}) for run in runs}
+    listed = "; ".join(f"run {run}: {', '.join(scales)}" for run, scales in parts.items())
+    return ["", f"This report merges runs (`--keep-from`): {listed}."]
+
+
+def markdown(rows: list[dict], info: dict[str, str], command: str, stamp: str, e2e: dict) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run `{command}` ({rows[0]['mode'] if rows else '?'} mode) at {stamp}; results in "
+        f"`bench/results/{stamp}.csv` (and `latest.csv`). Regenerate with `make bench` (full) or "
+        "`.venv/bin/python -m bench --quick`.",
+        *_merged_note(rows),
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {info['cpu']}, {info['cores']} cores; memory {info['memory']}",
+        f"- load average (1/5/15 min) when the report was written: {info['load']} (the machine is shared "
+        "with other engineers: timings are upper bounds)",
+        f"- Python {info['python']}; {info['libraries']}",
+        "",
+        "## How it is measured",
+        "",
+        "Each stage runs in a fresh child process (`python -m bench.stages`), killed after its time cap and "
+        "then recorded as `timeout`. Setup (generating data, opening the store, building a problem) is not "
+        "timed. Peak RSS is the largest resident set while the stage ran (process baseline included: Python, "
+        "the libraries and the stage's input); growth is that peak minus the RSS just before the stage. "
+        "Each floor is measured in the same child on the same data: seal/open against raw ChaCha20-Poly1305 "
+        "in 64 KiB chunks; read + validate against `pyarrow.csv.read_csv` of the same CSV; load against a "
+        "plain in-memory DuckDB `CREATE TABLE AS` of the same Arrow tables; cell statistics against one plain "
+        "leaf-level `GROUP BY` (sum, count) per committee table on the same store. Suppression has a quality "
+        "floor: `quality` = secondary cost / LP-relaxation lower bound (`suppression.lp_lower_bound`, run with the "
+        "stage cap as its time limit: on large tables the cut loop stops early, the bound is weak and the ratio "
+        "overstates the gap).",
+        "",
+        "Company scales: one textile period from `sample_data.generate.generate_covenant` (production "
+        "locations are most rows). Seal/open and read + validate use all production locations of the scale as "
+        "one CSV file (bulk throughput; the per-file cost of HPKE + Ed25519 on thousands of small files is "
+        "not in it). Load puts every template's rows, the companies and one accepted submission per company "
+        "and template into an encrypted `Store`. `whole batch` is `protect_release` + `write_release` for the "
+        "monitoring committee (aggregation, primary rules, suppression, audit, outputs); `write outputs` and "
+        "`audit (release)` repeat those two steps alone on the same release. Table sizes: "
+        "`bench_suppression`'s tables (2-D and 3-D with hierarchies, threshold rule) and synthetic cell "
+        "statistics for the primary rules; `protect` includes its own confirming audit.",
+        "",
+        *targets_section(rows, e2e),
+        "",
+        "## Scaling",
+        "",
+        "![cost against size, log-log](bench_scaling.svg)",
+        "",
+        "## Company scales",
+        "",
+        *stage_table(rows, "rows"),
+        "",
+        "## Table sizes",
+        "",
+        *stage_table(rows, "cells"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(rows: list[dict], info: dict[str, str], command: str, stamp: str, e2e: dict, docs: Path) -> None:
+    """Write BENCHMARKS.md and bench_scaling.svg into `docs` (temporary names, then renamed)."""
+    for name, text in (
+        ("bench_scaling.svg", scaling_svg(rows)),
+        ("BENCHMARKS.md", markdown(rows, info, command, stamp, e2e)),
+    ):
+        partial = docs / (name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(docs / name)

@@ -1,0 +1,403 @@
+"""One benchmark stage in a fresh process: `python -m bench.stages '<json job>'`.
+
+The orchestrator (bench/run_all.py) starts this module once per stage and scale, so each stage's peak RSS
+is its own. Setup (opening the store, loading a pickled problem) is not timed; each timed step and its
+floor are measured with `bench.measure.measure`. The last stdout line is `BENCH-RESULT <json list of rows>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from bench.bench_envelope import _BLOCK, _NullSink, _raw_aead
+from bench.measure import Measured, measure
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = ROOT / "protocols" / "textile.toml"
+STORE_KEY = "ab" * 32  # benchmark only: a fixed store key
+PERIOD = "2025-01"
+AUDIENCE = "monitoring_committee"
+TEMPLATES = ("production_locations", "risk_assessment", "living_wage", "materials")
+MARKER = "BENCH-RESULT "
+
+
+def row(stage: str, size: int, unit: str, done: Measured, floor: Measured | None = None, **extra: Any) -> dict:
+    """One result row; `ratio` is time over the floor's time when there is a time floor."""
+    out = {
+        "stage": stage,
+        "size": size,
+        "size_unit": unit,
+        "seconds": round(done.seconds, 4),
+        "peak_rss_mb": round(done.peak_rss_mb, 1),
+        "growth_mb": round(done.growth_mb, 1),
+        "floor_seconds": round(floor.seconds, 4) if floor else None,
+        "ratio": round(done.seconds / floor.seconds, 2) if floor and floor.seconds > 0 else None,
+        "status": "ok",
+    }
+    return out | extra
+
+
+# ------------------------------------------------------------------------------ company-scale stages
+
+
+def _keys() -> tuple:
+    from aggregator.envelope import generate_encryption_key, generate_signing_key
+
+    return generate_encryption_key("x25519"), generate_signing_key()
+
+
+def _raw_open(path: Path) -> float:
+    """ChaCha20-Poly1305 decrypt of the same bytes in 64 KiB chunks (encrypted first, untimed): the open floor."""
+    aead = ChaCha20Poly1305(os.urandom(32))
+    with open(path, "rb") as fh:
+        chunks = [
+            aead.encrypt(i.to_bytes(12, "big"), c, None) for i, c in enumerate(iter(lambda: fh.read(_BLOCK), b""))
+        ]
+    start = time.perf_counter()
+    for index, chunk in enumerate(chunks):
+        aead.decrypt(index.to_bytes(12, "big"), chunk, None)
+    return time.perf_counter() - start
+
+
+def stage_envelope(job: dict) -> list[dict]:
+    """Seal and open the scale's production_locations CSV as one sealed file; floors: raw AEAD."""
+    from aggregator.envelope import open_file, seal_file
+
+    src = Path(job["data"]) / "production_locations.csv"
+    dst = Path(job["work"]) / "production_locations.imvo"
+    size, rows = src.stat().st_size, job["rows_file"]
+    recipient, signer = _keys()
+    floor_seal = measure(lambda: _raw_aead(src, size))
+    sealed = measure(
+        lambda: seal_file(
+            src, dst, covenant="textile", template="production_locations", company_id="T0001", period=PERIOD,
+            recipient_public_key=recipient.public_key(), signing_private_key=signer,
+            created="2025-02-10T09:00:00Z",
+        )
+    )  # fmt: skip
+    opened = measure(lambda: open_file(dst, recipient, signer.public_key(), sink=_NullSink()))
+    floor_open = Measured(_raw_open(src), 0.0, 0.0)
+    dst.unlink()
+    mb = {"bytes": size}
+    return [row("seal", rows, "rows", sealed, floor_seal, **mb), row("open", rows, "rows", opened, floor_open, **mb)]
+
+
+def stage_read_validate(job: dict) -> list[dict]:
+    """read_table + validate of the production_locations CSV; floor: pyarrow.csv.read_csv of the file."""
+    from aggregator.validation import load_template, read_table, validate
+
+    path = Path(job["data"]) / "production_locations.csv"
+    tpl = load_template("textile", "production_locations")
+    validate(read_table(path, tpl)[0].head(50), tpl)  # first call imports pandera's backends: not timed
+
+    def read_and_validate() -> bool:
+        raw, _warnings = read_table(path, tpl)
+        return validate(raw, tpl).ok
+
+    floor = measure(lambda: pacsv.read_csv(path).num_rows)
+    done = measure(read_and_validate)
+    if not done.result:
+        raise SystemExit("benchmark data should be valid")
+    return [row("read + validate", job["rows_file"], "rows", done, floor, bytes=path.stat().st_size)]
+
+
+def _arrow_tables(data: Path) -> dict[str, pa.Table]:
+    return {name: pq.read_table(data / "textile" / f"{name}.parquet") for name in ("companies", *TEMPLATES)}
+
+
+def load_into_store(store_path: Path, tables: dict[str, pa.Table]) -> int:
+    """Companies, one accepted submission per company and template, and the rows, as intake would leave them."""
+    from aggregator.intake import DUCKDB_TYPES
+    from aggregator.store import Store
+    from aggregator.validation import load_template
+
+    rows = 0
+    with Store(store_path, STORE_KEY) as store, store.transaction() as con:
+        con.register("bench_companies", tables["companies"])
+        con.execute(
+            "INSERT INTO companies SELECT company_id, name, group_id, [covenant], 'active', NULL, "
+            "'2025-01-02T09:00:00Z' FROM bench_companies"
+        )
+        con.unregister("bench_companies")
+        for template in TEMPLATES:
+            tpl = load_template("textile", template)
+            name = store.ensure_rows_table("textile", template, {c.name: DUCKDB_TYPES[c.type] for c in tpl.columns})
+            table = tables[template]
+            table = table.append_column("source_row", pa.array(np.arange(table.num_rows, dtype=np.int32)))
+            con.register("bench_rows", table)
+            cols = ", ".join(tpl.column_names)
+            sub = f"company_id || '/{template}/' || period"
+            con.execute(
+                f"INSERT INTO {name} (submission_id, company_id, period, source_row, {cols}) "
+                f"SELECT {sub}, company_id, period, source_row, {cols} FROM bench_rows"
+            )
+            con.execute(
+                f"INSERT INTO submissions (submission_id, company_id, covenant, template, period, sealed_at, "
+                f"received_at, original_name, state, reason, plaintext_sha256, raw_path) "
+                f"SELECT DISTINCT {sub}, company_id, 'textile', '{template}', period, '2025-02-10T09:00:00Z', "
+                f"'2025-02-11T09:00:00Z', {sub}, 'accepted', 'accepted', sha256({sub}), {sub} FROM bench_rows"
+            )
+            con.unregister("bench_rows")
+            rows += table.num_rows
+    return rows
+
+
+def _plain_load(tables: dict[str, pa.Table]) -> int:
+    con = duckdb.connect(config={"threads": 2})
+    for name, table in tables.items():
+        con.register("t", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM t")
+        con.unregister("t")
+    con.close()
+    return sum(t.num_rows for t in tables.values())
+
+
+def stage_load(job: dict) -> list[dict]:
+    """Load every template's rows into a fresh encrypted Store; floor: a plain in-memory DuckDB CREATE TABLE."""
+    tables = _arrow_tables(Path(job["data"]))
+    store_path = Path(job["work"]) / "store.duckdb"
+    store_path.unlink(missing_ok=True)
+    floor = measure(lambda: _plain_load(tables))
+    done = measure(lambda: load_into_store(store_path, tables))
+    return [row("load into store", job["rows_total"], "rows", done, floor)]
+
+
+def plain_group_by_sql(spec) -> str:
+    """The floor of one table: leaf-level GROUP BY with sum and count, no contributors, no margins."""
+    dims = ", ".join(d.column for d in spec.dimensions)
+    measures = []
+    for _name, operand in spec.measure.components():
+        if operand is not None:
+            weight = f" * {operand.weight}" if operand.weight else ""
+            measures.append(f"sum({operand.column}{weight})")
+    measures.append("count(*)")
+    where = " AND ".join([f"period = '{PERIOD}'"] + [f"{f.column} = {f.equals!r}" for f in spec.filters])
+    return f"SELECT {dims}, {', '.join(measures)} FROM rows_textile_{spec.template} WHERE {where} GROUP BY ALL"
+
+
+def _open_store(job: dict):
+    from aggregator.protocol import load_protocol
+    from aggregator.store import Store
+
+    return Store(Path(job["work"]) / "store.duckdb", STORE_KEY), load_protocol(PROTOCOL)
+
+
+def stage_cells(job: dict) -> list[dict]:
+    """build_release_cells for the committee's tables; floor: one plain GROUP BY per table on the same store."""
+    from aggregator.aggregation import build_release_cells
+
+    store, protocol = _open_store(job)
+    with store:
+        specs = protocol.tables_for(AUDIENCE)
+        floor = measure(lambda: [store.con.execute(plain_group_by_sql(s)).fetchall() for s in specs])
+        done = measure(lambda: build_release_cells(store.con, protocol, AUDIENCE, PERIOD))
+        cells = sum(len(c) for c in done.result)
+    return [row("cell statistics", job["rows_total"], "rows", done, floor, cells=cells)]
+
+
+def _release(protocol, protected):
+    from aggregator import __version__
+    from aggregator.release.model import Release
+
+    language = protocol.covenant.language
+    return Release(
+        covenant_id=protocol.covenant.id,
+        covenant_name=protocol.covenant.name(language),
+        period=PERIOD,
+        audience_id=AUDIENCE,
+        audience_name=protocol.audience(AUDIENCE).name(language),
+        language=language,
+        protocol_version=protocol.covenant.version,
+        protocol_sha256=protocol.sha256,
+        code_version=__version__,
+        created="2026-04-15",
+        submission_hashes=["0" * 64],
+        tables=protected.tables,
+        audit_summary=protected.summary(),
+    )
+
+
+def stage_batch(job: dict) -> list[dict]:
+    """protect_release + write_release for the committee (the batch without intake); then, separately,
+    the write alone and an audit of the release pattern, each with its own timing and peak."""
+    from aggregator.batch import protect_release
+    from aggregator.disclosure.audit import audit
+    from aggregator.errors import AggregatorError
+    from aggregator.release import write_release
+
+    store, protocol = _open_store(job)
+    out = Path(job["work"]) / "out"
+    with store:
+
+        def whole() -> Any:
+            try:
+                protected = protect_release(store, protocol, PERIOD, AUDIENCE)
+            except AggregatorError as exc:  # e.g. a refused audit: recorded, not fatal to the suite
+                return exc
+            write_release(_release(protocol, protected), out / "batch")
+            return protected
+
+        done = measure(whole)
+    protected = done.result
+    if isinstance(protected, AggregatorError):
+        reason = f"failed: {protected.message.splitlines()[0][:160]}"
+        return [
+            row("whole batch", job["rows_total"], "rows", done, status=reason),
+            {"stage": "write outputs", "size_unit": "cells", "status": "not run (the batch failed)"},
+            {"stage": "audit (release)", "size_unit": "cells", "status": "not run (the batch failed)"},
+        ]
+    cells = int(protected.problem.size)
+    info = {"cells": cells, "suppressed": int(protected.suppression.suppressed.sum())}
+    written = measure(lambda: write_release(_release(protocol, protected), out / "again"))
+    audited = measure(lambda: audit(protected.problem, protected.suppression.suppressed))
+    return [
+        row("whole batch", job["rows_total"], "rows", done, **info, method=protected.suppression.method),
+        row("write outputs", cells, "cells", written, rows=job["rows_total"]),
+        row("audit (release)", cells, "cells", audited, rows=job["rows_total"]),
+    ]
+
+
+# ---------------------------------------------------------------------------------- table-size ladder
+
+
+def synthetic_stats(cells: int, seed: int = 7):
+    """Cell statistics with Poisson(6) contributors per cell and lognormal contributions (top 2 kept)."""
+    from aggregator.disclosure.model import CellStats
+
+    rng = np.random.default_rng(seed)
+    n = rng.poisson(6.0, cells)
+    top = np.sort(rng.lognormal(3.0, 1.0, (cells, 2)), axis=1)[:, ::-1] * (n[:, None] > np.arange(2))
+    rest = rng.lognormal(3.0, 1.0, cells) * np.maximum(n - 2, 0)
+    return CellStats(
+        total=top.sum(axis=1) + rest,
+        n=n,
+        top=top,
+        waived=np.zeros(cells),
+        n_all=n,
+        has_negative=np.zeros(cells, dtype=bool),
+    )
+
+
+def stage_primary(job: dict) -> list[dict]:
+    """evaluate_primary on synthetic cell statistics (threshold 5, 25% dominance, p% 10)."""
+    from aggregator.disclosure.model import RuleParams
+    from aggregator.disclosure.rules import evaluate_primary
+
+    stats = synthetic_stats(job["cells"])
+    params = RuleParams(min_contributors=5, dominance=((1, 25.0),), p_percent=(10.0, 1))
+    done = measure(lambda: evaluate_primary(stats, params))
+    return [row("primary rules", job["cells"], "cells", done, unsafe=int(done.result.unsafe.sum()))]
+
+
+def prepare_problem(job: dict) -> list[dict]:
+    """Build one ladder table (bench_suppression.build) and pickle it for the suppression and audit stages."""
+    from bench.bench_suppression import build
+
+    problem = build(tuple(job["shape"]), tuple(job["hier"]), job["contributors"], job["mean"])
+    with open(job["problem"], "wb") as fh:
+        pickle.dump(problem, fh)
+    return [{"stage": "prepare table", "size": problem.size, "primary": int(problem.primary.sum())}]
+
+
+def _problem(job: dict):
+    with open(job["problem"], "rb") as fh:
+        return pickle.load(fh)
+
+
+def stage_suppression(job: dict) -> list[dict]:
+    """protect(problem, method) with the stage cap as its time limit; the pattern is kept for the audit."""
+    from aggregator.disclosure.suppression import protect
+
+    problem, method = _problem(job), job["method"]
+    done = measure(lambda: protect(problem, method, time_limit=job["cap"]))
+    res = done.result
+    np.save(Path(job["problem"]).with_suffix(f".{method}.npy"), res.suppressed)
+    status = "ok" if res.method == method or method == "auto" else f"fell back to {res.method} (time limit)"
+    return [
+        row(
+            f"suppression {method}", problem.size, "cells", done, table=job["table"], method=res.method,
+            primary=int(problem.primary.sum()), secondary=res.n_secondary, cost=round(res.cost, 1),
+            proven_optimal=res.optimal, status=status,
+        )
+    ]  # fmt: skip
+
+
+def stage_lp_bound(job: dict) -> list[dict]:
+    """The quality floor of suppression: the LP-relaxation lower bound on the secondary cost."""
+    from aggregator.disclosure.suppression import lp_lower_bound
+
+    problem = _problem(job)
+    done = measure(lambda: lp_lower_bound(problem, time_limit=job["cap"]))
+    return [row("lp lower bound", problem.size, "cells", done, table=job["table"], bound=round(done.result, 1))]
+
+
+def stage_audit(job: dict) -> list[dict]:
+    """The independent audit (outsider + insiders) of the fast pattern of the same table."""
+    from aggregator.disclosure.audit import audit
+
+    problem = _problem(job)
+    pattern = Path(job["problem"]).with_suffix(".fast.npy")
+    if not pattern.exists():
+        return [{"stage": "audit", "size": problem.size, "size_unit": "cells", "status": "skipped (no pattern)"}]
+    suppressed = np.load(pattern)
+    done = measure(lambda: audit(problem, suppressed))
+    res = done.result
+    return [row("audit", problem.size, "cells", done, table=job["table"], passed=res.passed, lp_solves=res.lp_solves)]
+
+
+def prepare_scale(job: dict) -> list[dict]:
+    """Generate one period of textile data (sample_data.generate) as Parquet, and the locations as a CSV file."""
+    from sample_data.generate import COLUMNS, generate_covenant, write_parquet
+
+    data = Path(job["data"])
+    covenant = generate_covenant(job["companies"], 1, job["rows_scale"], job["seed"])
+    write_parquet(covenant, data)
+    locations = covenant.tables["production_locations"].select(list(COLUMNS["production_locations"]))
+    pacsv.write_csv(locations, data / "production_locations.csv")
+    return [
+        {
+            "stage": "prepare scale",
+            "rows_file": locations.num_rows,
+            "rows_total": covenant.rows(),
+            "companies": covenant.companies.num_rows,
+        }
+    ]
+
+
+STAGES = {
+    "prepare_scale": prepare_scale,
+    "envelope": stage_envelope,
+    "read_validate": stage_read_validate,
+    "load": stage_load,
+    "cells": stage_cells,
+    "batch": stage_batch,
+    "primary": stage_primary,
+    "prepare_problem": prepare_problem,
+    "suppression": stage_suppression,
+    "lp_bound": stage_lp_bound,
+    "audit": stage_audit,
+}
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(argv[0])
+    rows = STAGES[job["kind"]](job)
+    print(MARKER + json.dumps(rows), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

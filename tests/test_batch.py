@@ -1,0 +1,92 @@
+"""The batch's release controls (data age, frequency, revisions) and a revision written next to the original."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_history import JAN, PROTOCOL, Lab, four_companies
+
+from aggregator import batch
+from aggregator.errors import ReleaseRefused
+from aggregator.workspace import create_workspace, open_workspace
+
+AGED = PROTOCOL.replace("[age]\nB = 0\nC = 0", "[age]\nB = 3\nC = 12")
+QUARTERLY = PROTOCOL.replace('frequency = "monthly"', 'frequency = "quarterly"')
+
+
+def test_an_early_release_is_blocked_naming_the_table_and_the_date(tmp_path: Path):
+    lab = Lab(tmp_path, AGED)
+    four_companies(lab)
+    with pytest.raises(ReleaseRefused) as refused:
+        batch.release_audience(lab.store, lab.protocol, JAN, "committee", now="2025-04-30T23:59:59Z")
+    assert refused.value.message == (
+        "table 'weight' holds data of 2025-01 that is too recent to release; it may go out from 2025-05-01"
+    )
+    assert refused.value.hint
+    # the first day it is allowed (class B: three whole months after January)
+    done = batch.release_audience(lab.store, lab.protocol, JAN, "committee", now="2025-05-01T00:00:00Z")
+    assert done.release_id == "textile-2025-01-committee-r1"
+
+
+def test_a_second_release_in_the_same_window_needs_revision(tmp_path: Path):
+    lab = Lab(tmp_path)
+    four_companies(lab)
+    lab.release(JAN)
+    with pytest.raises(
+        ReleaseRefused,
+        match=r"already received release textile-2025-01-committee-r1 in the same "
+        r"monthly window \(2025-01\)",
+    ) as refused:
+        lab.release(JAN)
+    assert "--revision" in refused.value.hint
+    assert lab.release(JAN, revision=True).release_id == "textile-2025-01-committee-r2"
+
+
+def test_a_revision_needs_an_earlier_release_of_that_period(tmp_path: Path):
+    lab = Lab(tmp_path)
+    four_companies(lab)
+    with pytest.raises(ReleaseRefused, match="there is no earlier release of 2025-01 for 'committee' to revise"):
+        lab.release(JAN, revision=True)
+
+
+def test_a_quarterly_audience_gets_one_release_per_quarter(tmp_path: Path):
+    lab = Lab(tmp_path, QUARTERLY)
+    four_companies(lab, JAN)
+    four_companies_feb = {"cotton": 30, "polyester": 30, "wool": 30}
+    for c in "ABCD":
+        lab.submit(c, "2025-02", four_companies_feb)
+        lab.submit(c, "2025-04", four_companies_feb)
+    lab.release(JAN)
+    with pytest.raises(ReleaseRefused, match=r"quarterly window \(2025-Q1\)"):
+        lab.release("2025-02")
+    assert lab.release("2025-04").release_id == "textile-2025-04-committee-r1"
+
+
+def test_run_batch_writes_a_revision_next_to_the_superseded_files(tmp_path: Path):
+    (tmp_path / "protocol.toml").write_text(PROTOCOL)
+    create_workspace(tmp_path / "ws", "correct horse battery", [tmp_path / "protocol.toml"], scrypt_n=2**10)
+    ws = open_workspace(tmp_path / "ws", "correct horse battery")
+    with ws.open_store() as store:
+        lab = Lab.__new__(Lab)
+        lab.protocol, lab.store, lab.count = ws.protocol("textile"), store, 0
+        store.ensure_rows_table(
+            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
+        )
+        four_companies(lab)
+    out = tmp_path / "out"
+    first = batch.run_batch(ws, "textile", JAN, out_dir=out, now="2026-01-01T00:00:00Z")
+    assert [o.released for o in first.outcomes] == [True]
+    with ws.open_store() as store:
+        lab.store = store
+        lab.submit("L", JAN, {"cotton": 50})
+    again = batch.run_batch(ws, "textile", JAN, out_dir=out, now="2026-01-02T00:00:00Z")
+    assert not again.outcomes[0].released and "--revision" in again.outcomes[0].reason
+    revised = batch.run_batch(ws, "textile", JAN, out_dir=out, now="2026-01-02T00:00:00Z", revision=True)
+    outcome = revised.outcomes[0]
+    assert outcome.released and outcome.summary["audited_with"] == ["textile-2025-01-committee-r1"]
+    assert outcome.summary["cells_suppressed"] == 2  # cotton and the total: they changed by L's 50 alone
+    target = out / "textile" / JAN / "committee"
+    assert (target.parent / "committee.superseded-1" / "manifest.json").exists()
+    assert json.loads((target / "manifest.json").read_text())["is_revision"] is True

@@ -1,0 +1,513 @@
+"""Release history: the ledger, and every way an attacker can subtract one release from another.
+
+Each case is a small hand-built store (one materials table, a handful of companies) so that the expected
+pattern can be worked out by hand in the test's comment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from aggregator import batch, history
+from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
+from aggregator.protocol import Protocol, load_protocol
+from aggregator.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = "2026-06-01T00:00:00Z"
+JAN, FEB, MAR = "2025-01", "2025-02", "2025-03"
+COTTON = "materials|sum(weight_kg)|-|material=cotton"
+TOTAL = "materials|sum(weight_kg)|-|"
+
+PROTOCOL = """
+[covenant]
+id = "textile"
+name = { en = "T", nl = "T" }
+version = "t1"
+templates = ["materials"]
+
+[disclosure]
+min_contributors = 3
+dominance = [{ n = 1, k = 60.0 }]
+suppression = "optimal"
+
+[age]
+B = 0
+C = 0
+
+[[tables]]
+id = "weight"
+title = { en = "Weight", nl = "Gewicht" }
+unit = { en = "kg", nl = "kg" }
+template = "materials"
+dimensions = [{ column = "material" }]
+measure = { kind = "sum", column = "weight_kg" }
+
+[[audiences]]
+id = "committee"
+name = { en = "Committee", nl = "Commissie" }
+tables = ["weight"]
+frequency = "monthly"
+"""
+
+# A looser default for the public (one contributor is enough, no dominance) and a stricter committee; the
+# press keeps to itself (shares_with_others = false).
+TWO_AUDIENCES = """
+[covenant]
+id = "textile"
+name = { en = "T", nl = "T" }
+version = "t1"
+templates = ["materials"]
+
+[disclosure]
+min_contributors = 1
+dominance = []
+suppression = "optimal"
+
+[age]
+B = 0
+C = 0
+
+[[tables]]
+id = "weight"
+title = { en = "Weight", nl = "Gewicht" }
+unit = { en = "kg", nl = "kg" }
+template = "materials"
+dimensions = [{ column = "material" }]
+measure = { kind = "sum", column = "weight_kg" }
+
+[[audiences]]
+id = "committee"
+name = { en = "Committee", nl = "Commissie" }
+tables = ["weight"]
+frequency = "monthly"
+disclosure = { min_contributors = 3, dominance = [{ n = 1, k = 60.0 }] }
+
+[[audiences]]
+id = "public"
+name = { en = "Public", nl = "Publiek" }
+tables = ["weight"]
+frequency = "monthly"
+
+[[audiences]]
+id = "press"
+name = { en = "Press", nl = "Pers" }
+tables = ["weight"]
+frequency = "monthly"
+shares_with_others = false
+"""
+
+
+def with_cumulative_table(protocol: Protocol, mode: str = "year_to_date", only: bool = False) -> Protocol:
+    """Add 'weight_ytd' (the weight table over `mode`) to the protocol and to every audience."""
+    base = protocol.table("weight")
+    spec = replace(base, id="weight_ytd", periods=mode)
+    tables = ("weight_ytd",) if only else ("weight", "weight_ytd")
+    audiences = tuple(replace(a, tables=tables) for a in protocol.audiences)
+    return replace(protocol, tables=(*protocol.tables, spec), audiences=audiences)
+
+
+class Lab:
+    """A store with companies, submissions and rows inserted directly, and a protocol to release with."""
+
+    def __init__(self, root: Path, protocol_text: str = PROTOCOL):
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "protocol.toml").write_text(protocol_text)
+        self.protocol = load_protocol(root / "protocol.toml")
+        self.store = Store(root / "s.duckdb", None)
+        self.store.ensure_rows_table(
+            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
+        )
+        self.count = 0
+        self.clock = 0
+
+    def company(self, *ids: str, group: str | None = None) -> None:
+        for c in ids:
+            self.store.con.execute(
+                "INSERT INTO companies VALUES (?, ?, ?, ['textile'], 'active', NULL, 'x')", [c, c, group or c]
+            )
+
+    def submit(self, company: str, month: str, weights: dict[str, float]) -> None:
+        """Accept a submission; an earlier accepted one of the company for the month becomes superseded."""
+        self.count += 1
+        sid = f"s{self.count}"
+        con = self.store.con
+        con.execute(
+            "UPDATE submissions SET state = 'superseded' WHERE company_id = ? AND period = ? AND state = 'accepted'",
+            [company, month],
+        )
+        con.execute(
+            "INSERT INTO submissions (submission_id, company_id, covenant, template, period, received_at, "
+            "original_name, state, reason, plaintext_sha256, raw_path) VALUES (?, ?, 'textile', 'materials', ?, "
+            "'t', 'f', 'accepted', 'ok', ?, 'r')",
+            [sid, company, month, hashlib.sha256(sid.encode()).hexdigest()],
+        )
+        for i, (material, weight) in enumerate(sorted(weights.items())):
+            con.execute(
+                "INSERT INTO rows_textile_materials VALUES (?, ?, ?, ?, ?, 'none', ?)",
+                [sid, company, month, i, material, weight],
+            )
+
+    def release(self, month: str, audience: str = "committee", revision: bool = False) -> batch.Released:
+        self.clock += 1
+        now = f"2026-06-01T00:00:{self.clock:02d}Z"
+        return batch.release_audience(self.store, self.protocol, month, audience, now=now, revision=revision)
+
+
+def pattern(released: batch.Released) -> dict[str, bool]:
+    """cell key -> hidden, for the value component of every table."""
+    p = released.protected
+    return dict(zip(p.problem.keys, map(bool, p.suppression.suppressed), strict=True))
+
+
+def four_companies(lab: Lab, month: str = JAN) -> None:
+    lab.company("A", "B", "C", "D", "L")
+    lab.submit("A", month, {"cotton": 40, "polyester": 30, "wool": 20})
+    lab.submit("B", month, {"cotton": 35, "polyester": 30, "wool": 25})
+    lab.submit("C", month, {"cotton": 30, "polyester": 35, "wool": 30})
+    lab.submit("D", month, {"cotton": 30, "polyester": 25, "wool": 20})
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    return Lab(tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------- (a) revisions
+
+
+def test_a_late_submission_cannot_be_recovered_by_subtracting_two_releases(lab: Lab):
+    four_companies(lab)
+    first = lab.release(JAN)
+    assert not any(pattern(first).values())  # 4 balanced contributors everywhere: all published
+    lab.submit("L", JAN, {"cotton": 50})  # late: cotton now has 5 contributors, L holds 50 of 185 (27%)
+    # Alone, the revised table passes every rule, so a release-by-release engine would publish it all and
+    # cotton (and the total) minus the first release would be exactly L's 50.
+    alone = batch._protect_alone(lab.protocol, JAN, "committee", first.protected.problem)
+    assert not alone[0].suppressed.any()
+    revision = lab.release(JAN, revision=True)
+    hidden = pattern(revision)
+    assert hidden[COTTON] and hidden[TOTAL]
+    assert not hidden["materials|sum(weight_kg)|-|material=polyester"]  # unchanged cells stay published
+    assert revision.release.is_revision and revision.protected.audited_with == [first.release_id]
+    assert_ledger_is_safe(lab)
+
+
+def test_the_history_audit_sees_what_subtracting_releases_reveals(lab: Lab):
+    four_companies(lab)
+    lab.release(JAN)
+    lab.submit("L", JAN, {"cotton": 50})
+    lab.release(JAN, revision=True)
+    combined, result = history.audit_history(lab.store, lab.protocol, "committee")
+    assert result.passed
+    # Pretend the revision had published cotton and the total: the change cell (L's 50) is then exact.
+    p = combined.problem
+    hidden = ~p.fixed
+    for key in (COTTON, TOTAL):
+        # r2 released the data as they stand now: its cells are merged with the current cells they equal
+        assert f"~textile-2025-01-committee-r2:{key}" not in p.keys
+        hidden[p.keys.index(f"~2025-01:current:{key}")] = False
+    _, leaked = history.settled_audit(p, hidden)
+    change = p.keys.index(f"~textile-2025-01-committee-r1:change:{COTTON}")
+    assert (change, "outsider") in [(cell, who) for cell, who, *_ in leaked.failures]
+    assert combined.describe(p.keys[change]) == f"{COTTON} [its change since release textile-2025-01-committee-r1]"
+
+
+def test_a_revised_company_is_protected_against_an_insider_too(lab: Lab):
+    # B corrects its cotton from 35 to 85: the change (50) is B's alone. C, the largest contributor of the
+    # revised polyester cell, knows its own figures; subtracting must not give B's correction to anyone.
+    four_companies(lab)
+    lab.release(JAN)
+    lab.submit("B", JAN, {"cotton": 85, "polyester": 30, "wool": 25})
+    revision = lab.release(JAN, revision=True)
+    assert pattern(revision)[COTTON]
+    combined, result = history.audit_history(lab.store, lab.protocol, "committee")
+    assert result.passed and result.insiders_checked >= 1
+
+
+def test_a_revision_that_cannot_be_made_safe_is_refused_naming_the_cell(lab: Lab, monkeypatch):
+    # Hiding every new cell always passes the history audit, so a refusal comes from secondary suppression
+    # failing (e.g. a cell pinned by earlier releases); it must read in plain words and record nothing.
+    four_companies(lab)
+    lab.release(JAN)
+    lab.submit("L", JAN, {"cotton": 50})
+    change = f"~textile-2025-01-committee-r1:change:{COTTON}"
+
+    def unprotectable(problem, method="auto", **_):
+        assert change in problem.keys
+        raise DisclosureError(f"cell {change} cannot be protected: whatever else is hidden, an outsider can ...")
+
+    monkeypatch.setattr(batch, "protect", unprotectable)
+    with pytest.raises(ReleaseRefused) as refused:
+        lab.release(JAN, revision=True)
+    message = refused.value.message
+    assert message.startswith(
+        "the textile release of 2025-01 for 'committee' cannot be made safe together with what was released "
+        "before (releases textile-2025-01-committee-r1): "
+    )
+    assert f"cell {COTTON} [its change since release textile-2025-01-committee-r1] cannot be protected" in message
+    assert refused.value.hint and lab.store.con.execute("SELECT count(*) FROM releases").fetchone() == (1,)
+
+
+def test_looser_audience_first_then_stricter_one_hides_what_its_rules_protect(tmp_path: Path):
+    # The public (one contributor is enough) releases January before L's late cotton; the committee's first
+    # January release must not let its members subtract the public's cotton and learn L's 50.
+    lab = Lab(tmp_path, TWO_AUDIENCES)
+    four_companies(lab)
+    lab.release(JAN, "public")
+    lab.submit("L", JAN, {"cotton": 50})
+    committee = lab.release(JAN, "committee")
+    assert committee.protected.audited_with == ["textile-2025-01-public-r1"]
+    hidden = pattern(committee)
+    assert hidden[COTTON] and hidden[TOTAL]  # the change is L's alone: the committee's rules protect it
+    # the public may publish its revision: to the public's rules, one company's change is not disclosive
+    public = lab.release(JAN, "public", revision=True)
+    assert not pattern(public)[COTTON]
+    assert_ledger_is_safe(lab)
+
+
+# ----------------------------------------------------------------------------------------------- (b), (c) cumulative
+
+
+def test_year_to_date_covers_the_months_of_the_year_up_to_the_period():
+    assert history.table_periods("year_to_date", MAR) == (JAN, FEB, MAR)
+    assert history.table_periods("rolling_3", "2025-02") == ("2024-12", JAN, FEB)
+    assert history.table_periods("month", MAR) == (MAR,)
+    assert len(history.table_periods("rolling_12", MAR)) == 12
+
+
+def test_year_to_date_minus_last_month_must_not_reveal_this_month(tmp_path: Path):
+    # January: A, B, C, D in cotton (published). February: only L has cotton (40). Year-to-date cotton in
+    # February has five contributors and passes the rules, but minus January's published cotton it is L's 40.
+    lab = Lab(tmp_path)
+    lab.protocol = with_cumulative_table(lab.protocol, only=True)
+    four_companies(lab, JAN)
+    january = lab.release(JAN)
+    ytd_cotton = COTTON.replace("|-|", "|-@year_to_date|")
+    assert not pattern(january)[ytd_cotton]
+    lab.submit("L", FEB, {"cotton": 40})
+    for c, w in (("A", 30), ("B", 30), ("C", 30)):
+        lab.submit(c, FEB, {"polyester": w, "wool": w})
+    february = lab.release(FEB)
+    assert february.protected.audited_with == [january.release_id]
+    assert pattern(february)[ytd_cotton]
+    assert_ledger_is_safe(lab)
+
+
+def test_a_cumulative_table_next_to_the_monthly_one_in_the_same_release(tmp_path: Path):
+    # February's monthly cotton (L alone) is hidden; year-to-date cotton minus monthly cotton gives January,
+    # which is safe, but year-to-date minus January's published release gives February again.
+    lab = Lab(tmp_path)
+    four_companies(lab, JAN)
+    lab.release(JAN)
+    lab.protocol = with_cumulative_table(lab.protocol)
+    lab.submit("L", FEB, {"cotton": 40})
+    for c, w in (("A", 30), ("B", 30), ("C", 30)):
+        lab.submit(c, FEB, {"polyester": w, "wool": w})
+    february = lab.release(FEB)
+    hidden = pattern(february)
+    assert hidden[COTTON] and hidden[COTTON.replace("|-|", "|-@year_to_date|")]
+    assert_ledger_is_safe(lab)
+
+
+# ----------------------------------------------------------------------------------------------- audiences
+
+
+def test_audiences_that_share_are_audited_together_and_one_that_does_not_is_kept_apart(tmp_path: Path):
+    lab = Lab(tmp_path, TWO_AUDIENCES)
+    assert history.visible_audiences(lab.protocol, "committee") == ["committee", "public"]
+    assert history.visible_audiences(lab.protocol, "press") == ["press"]
+    four_companies(lab)
+    committee = lab.release(JAN, "committee")
+    lab.submit("L", JAN, {"cotton": 50})
+    press = lab.release(JAN, "press")  # its own rules allow one contributor; it does not see the committee's
+    assert press.protected.audited_with == [] and not pattern(press)[COTTON]
+    public = lab.release(JAN, "public")
+    assert public.protected.audited_with == [committee.release_id]
+
+
+def test_a_cell_published_unchanged_to_another_audience_is_known_not_a_new_disclosure(tmp_path: Path):
+    # The public releases first (one contributor is enough): wool has a single company. The committee's rules
+    # call wool unsafe; it is shown suppressed there, yet the committee's release is not refused for it.
+    lab = Lab(tmp_path, TWO_AUDIENCES)
+    lab.company("A", "B", "C", "D")
+    for c in "ABCD":
+        lab.submit(c, JAN, {"cotton": 30, "polyester": 25} | ({"wool": 10} if c == "A" else {}))
+    lab.release(JAN, "public")
+    committee = lab.release(JAN, "committee")
+    wool = "materials|sum(weight_kg)|-|material=wool"
+    assert pattern(committee)[wool]
+    assert_ledger_is_safe(lab, "committee")
+
+
+# ----------------------------------------------------------------------------------------------- the ledger
+
+
+def test_the_ledger_keeps_every_cell_of_every_release_including_suppressed_ones(lab: Lab):
+    four_companies(lab)
+    lab.release(JAN)
+    lab.submit("L", JAN, {"cotton": 50})
+    second = lab.release(JAN, revision=True)
+    listed = history.list_releases(lab.store)
+    assert list(listed["release_id"]) == ["textile-2025-01-committee-r1", "textile-2025-01-committee-r2"]
+    assert list(listed["is_revision"]) == [False, True] and list(listed["suppressed"]) == [0, 2]
+    shown = history.show_release(lab.store, second.release_id)
+    cells = dict(
+        zip(shown.cells["cell_key"], zip(shown.cells["value"], shown.cells["status"], strict=True), strict=True)
+    )
+    assert cells[COTTON][1] == "suppressed" and np.isnan(cells[COTTON][0])
+    assert cells["materials|sum(weight_kg)|-|material=wool"] == (95.0, "published")
+    snap = history.load_snapshot(lab.store, second.release_id)
+    assert snap.problem.values[snap.problem.keys.index(COTTON)] == 185.0  # true value kept for the history
+    assert snap.hidden[snap.problem.keys.index(COTTON)]
+    with pytest.raises(history.UnknownRelease, match="there is no release nope"):
+        history.show_release(lab.store, "nope")
+
+
+def test_the_library_never_updates_or_deletes_ledger_rows(lab: Lab):
+    writes = re.compile(
+        r"(UPDATE|DELETE\s+FROM|TRUNCATE|DROP\s+TABLE)\s+(IF\s+EXISTS\s+)?(releases|released_cells|ledger_\w+)\b", re.I
+    )
+    offenders = [p for p in (ROOT / "aggregator").rglob("*.py") if writes.search(p.read_text())]
+    assert offenders == []
+    assert not [name for name in dir(history) if re.search(r"update|delete|remove|drop|revoke", name, re.I)]
+    four_companies(lab)
+    first = lab.release(JAN)
+    # a release id is recorded once: writing the same snapshot again is refused by the key, not overwritten
+    with pytest.raises(Exception, match="(?i)constraint|duplicate"):
+        history.record_snapshot(lab.store.con, first.protected.snapshot)
+
+
+def test_class_x_columns_are_refused_when_the_protocol_loads(tmp_path: Path):
+    text = PROTOCOL.replace('templates = ["materials"]', 'templates = ["materials", "risk_assessment"]')
+    text += """
+[[tables]]
+id = "plans"
+title = { en = "P", nl = "P" }
+unit = { en = "n", nl = "n" }
+template = "risk_assessment"
+measure = { kind = "sum", column = "planned_actions_next_year" }
+"""
+    (tmp_path / "x.toml").write_text(text)
+    with pytest.raises(ConfigError, match="class X"):
+        load_protocol(tmp_path / "x.toml")
+
+
+# ----------------------------------------------------------------------------------------------- property
+
+
+def assert_ledger_is_safe(lab: Lab, *audiences: str) -> None:
+    for audience in audiences or [a.id for a in lab.protocol.audiences]:
+        _, result = history.audit_history(lab.store, lab.protocol, audience)
+        assert result.passed, result.failures
+
+
+MATERIALS = ("cotton", "polyester", "wool")
+weights = st.dictionaries(st.sampled_from(MATERIALS), st.integers(1, 60).map(float), min_size=1, max_size=3)
+events = st.lists(
+    st.one_of(
+        st.tuples(st.just("submit"), st.sampled_from("ABCDEF"), st.sampled_from((JAN, FEB)), weights),
+        st.tuples(st.just("release"), st.sampled_from((JAN, FEB)), st.sampled_from(("committee", "public"))),
+    ),
+    min_size=3,
+    max_size=8,
+)
+
+
+# Each example runs several releases (~0.2 s each); shrinking a failure can take minutes, so it is skipped:
+# the failing sequence is printed as generated.
+@settings(
+    max_examples=10,
+    derandomize=True,  # the same sequences on every run and in CI
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
+@given(events=events, cumulative=st.booleans())
+def test_auditing_the_whole_ledger_never_finds_a_disclosure(events, cumulative: bool):
+    with tempfile.TemporaryDirectory() as tmp:
+        lab = Lab(Path(tmp), TWO_AUDIENCES.replace("shares_with_others = false", "shares_with_others = true"))
+        if cumulative:
+            lab.protocol = with_cumulative_table(lab.protocol)
+        lab.company(*"ABCDEF")
+        released: set[tuple[str, str]] = set()
+        for event in events:
+            if event[0] == "submit":
+                lab.submit(*event[1:])
+                continue
+            _, month, audience = event
+            try:
+                lab.release(month, audience, revision=(month, audience) in released)
+            except (ReleaseRefused, DisclosureError):
+                continue  # refusing is always allowed; publishing something unsafe is not
+            released.add((month, audience))
+        assert_ledger_is_safe(lab)
+        lab.store.close()
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch):
+    from aggregator.workspace import create_workspace, open_workspace
+
+    (tmp_path / "protocol.toml").write_text(PROTOCOL)
+    create_workspace(tmp_path / "ws", "correct horse battery", [tmp_path / "protocol.toml"], scrypt_n=2**10)
+    monkeypatch.setenv("AGGREGATOR_PASSPHRASE", "correct horse battery")
+    ws = open_workspace(tmp_path / "ws", "correct horse battery")
+    with ws.open_store() as store:
+        lab = Lab.__new__(Lab)
+        lab.protocol, lab.store, lab.count, lab.clock = ws.protocol("textile"), store, 0, 0
+        lab.store.ensure_rows_table(
+            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
+        )
+        four_companies(lab)
+        lab.release(JAN)
+    return tmp_path / "ws"
+
+
+def run(workspace: Path, *args: str):
+    from aggregator.cli.secretariat import main
+
+    return CliRunner().invoke(main, ["--workspace", str(workspace), "--now", NOW, *args])
+
+
+def test_cli_lists_and_shows_releases(workspace: Path):
+    listed = run(workspace, "releases", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [r["release_id"] for r in json.loads(listed.output)] == ["textile-2025-01-committee-r1"]
+    shown = run(workspace, "releases", "show", "textile-2025-01-committee-r1", "--json")
+    payload = json.loads(shown.output)
+    assert payload["release"]["period"] == JAN and len(payload["cells"]) == 4
+    assert {c["status"] for c in payload["cells"]} == {"published"}
+    table = run(workspace, "releases", "show", "textile-2025-01-committee-r1")
+    assert "release of 2025-01 for committee" in table.output
+    missing = run(workspace, "releases", "show", "nope")
+    assert missing.exit_code == 2 and "there is no release nope" in missing.output
+
+
+def test_cli_records_lists_and_revokes_waivers(workspace: Path):
+    added = run(workspace, "waivers", "add", "A", "--covenant", "textile", "--scope", "weight")
+    assert added.exit_code == 0, added.output
+    bad = run(workspace, "waivers", "add", "A", "--covenant", "textile", "--scope", "nope")
+    assert bad.exit_code == 2 and "'nope' is not a table of covenant textile" in bad.output
+    listed = json.loads(run(workspace, "waivers", "list", "--json").output)
+    assert listed == [
+        {"company_id": "A", "covenant": "textile", "scope": "weight", "granted_at": NOW, "revoked_at": None}
+    ]
+    assert run(workspace, "waivers", "revoke", "A", "--covenant", "textile", "--scope", "weight").exit_code == 0
+    assert json.loads(run(workspace, "waivers", "list", "--json").output)[0]["revoked_at"] == NOW
+    again = run(workspace, "waivers", "revoke", "A", "--covenant", "textile", "--scope", "weight")
+    assert again.exit_code == 2 and "has no active waiver" in again.output
