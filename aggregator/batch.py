@@ -7,7 +7,9 @@ every published cell in the ledger. Nothing is written unless the audit passed.
 
 from __future__ import annotations
 
+import functools
 import json
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -299,6 +301,15 @@ def _display_order(protocol: Protocol, spec: TableSpec, codes: tuple[str, ...]) 
     return tuple(order)
 
 
+LABELS_FILE = Path(__file__).resolve().parent.parent / "rules" / "reference" / "labels.toml"
+
+
+@functools.cache
+def _labels() -> dict:
+    with open(LABELS_FILE, "rb") as handle:
+        return tomllib.load(handle)
+
+
 def _code_label(protocol: Protocol, spec: TableSpec, dim, code: str, language: str) -> str:
     if code == TOTAL:
         return TOTAL_LABEL[language]
@@ -306,11 +317,13 @@ def _code_label(protocol: Protocol, spec: TableSpec, dim, code: str, language: s
         label = protocol.hierarchy(dim.hierarchy).labels.get(code)
         if label is not None:
             return label(language)
-    return code.replace("_", " ").capitalize()
+    label = _labels().get("codes", {}).get(dim.column, {}).get(code)
+    return label[language] if label else code.replace("_", " ")
 
 
 def _dimension_label(column: str, language: str) -> str:
-    return column.replace("_", " ").capitalize()
+    label = _labels().get("columns", {}).get(column)
+    return label[language] if label else column.replace("_", " ").capitalize()
 
 
 # ---------------------------------------------------------------------------------------------- batch
