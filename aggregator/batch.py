@@ -47,10 +47,15 @@ class ProtectedRelease:
     snapshot: history.Snapshot | None = None  # what the ledger keeps of this release
     audited_with: list[str] = field(default_factory=list)  # earlier releases audited together with this one
 
+    def table_cells(self) -> np.ndarray:
+        """Indices of the problem's cells that appear in a table (not the helper cells of company counts)."""
+        index = {k: i for i, k in enumerate(self.problem.keys)}
+        return np.array(sorted({index[k] for c in self.components for k in c.keys}), dtype=np.int64)
+
     def summary(self) -> dict:
-        hidden = int(self.suppression.suppressed.sum())
+        hidden = int(self.suppression.suppressed[self.table_cells()].sum())
         return {
-            "cells": int(self.problem.size),
+            "cells": len(self.table_cells()),
             "cells_suppressed": hidden,
             "audit": "passed" if self.audit.passed else "failed",
             "insiders_checked": int(self.audit.insiders_checked),
@@ -399,8 +404,8 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
     protected = done.protected
     internal = {
         "release_id": done.release_id,
-        "primary": int(protected.problem.primary.sum()),
-        "secondary": int(protected.suppression.secondary.sum()),
+        "primary": int(protected.problem.primary[protected.table_cells()].sum()),
+        "secondary": int(protected.suppression.secondary[protected.table_cells()].sum()),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
