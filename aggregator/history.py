@@ -29,6 +29,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from . import log as action_log
 from .aggregation import TableCells, build_problem, build_table_cells
 from .aggregation.problem import every_contribution
 from .disclosure.audit import audit
@@ -897,3 +898,25 @@ __all__ = [
     "table_periods",
     "visible_audiences",
 ]
+
+
+@dataclass
+class ReleaseAudit:
+    """A recorded release audited again: on its own, and together with everything its audience has seen."""
+
+    release_id: str
+    alone: AuditResult
+    with_history: AuditResult
+    cells: int
+    hidden: int
+
+
+def audit_release(store: Store, protocol: Protocol, release_id: str, now: str) -> ReleaseAudit:
+    """Re-run the audit of a recorded release from the ledger (true values are kept in the encrypted store)."""
+    snap = load_snapshot(store, release_id)
+    alone = audit(snap.problem, snap.hidden)
+    _, together = audit_history(store, protocol, snap.audience_id)
+    result = ReleaseAudit(release_id, alone, together, snap.problem.size, int(snap.hidden.sum()))
+    details = {"release": release_id, "alone": alone.passed, "with_history": together.passed}
+    action_log.append(store, "audit.run", details | {"failures": len(alone.failures) + len(together.failures)}, now)
+    return result

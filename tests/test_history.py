@@ -511,3 +511,14 @@ def test_cli_records_lists_and_revokes_waivers(workspace: Path):
     assert json.loads(run(workspace, "waivers", "list", "--json").output)[0]["revoked_at"] == NOW
     again = run(workspace, "waivers", "revoke", "A", "--covenant", "textile", "--scope", "weight")
     assert again.exit_code == 2 and "has no active waiver" in again.output
+
+
+def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
+    audited = run(workspace, "audit", "textile-2025-01-committee-r1", "--json")
+    assert audited.exit_code == 0, audited.output
+    payload = json.loads(audited.output)
+    assert payload["cells"] == 4 and payload["on its own"]["passed"] and payload["with earlier releases"]["passed"]
+    logged = json.loads(run(workspace, "log", "show", "--action", "audit", "--json").output)
+    assert [(e["action"], e["details"]["release"]) for e in logged] == [("audit.run", "textile-2025-01-committee-r1")]
+    missing = run(workspace, "audit", "nope")
+    assert missing.exit_code == 2 and "there is no release nope" in missing.output

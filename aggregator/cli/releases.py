@@ -12,14 +12,13 @@ from rich.table import Table
 from .. import history
 from ..errors import AggregatorError
 from ..registry import Registry
-from ..workspace import open_workspace
-from .common import console, friendly_errors, passphrase
+from .common import console, friendly_errors, secretariat_workspace
 
 PASSPHRASE_ENV = "AGGREGATOR_PASSPHRASE"
 
 
 def _workspace(ctx: click.Context):
-    return open_workspace(ctx.obj["workspace"], passphrase(PASSPHRASE_ENV, "Secretariat passphrase"))
+    return secretariat_workspace(ctx)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -132,3 +131,31 @@ def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
         click.echo(json.dumps(_records(frame), ensure_ascii=False, indent=1))
         return
     _print_frame(frame)
+
+
+@click.command("audit", help="Audit a recorded release again: on its own and with every release its audience saw.")
+@click.argument("release_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@friendly_errors
+def audit_command(ctx, release_id: str, as_json: bool) -> None:
+    ws = _workspace(ctx)
+    with ws.session(ctx.obj["now"]) as store:
+        covenant = history.show_release(store, release_id).release["covenant"]
+        result = history.audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])
+    rows = [("on its own", result.alone), ("with earlier releases", result.with_history)]
+    if as_json:
+        payload = {
+            "release": release_id,
+            "cells": result.cells,
+            "suppressed": result.hidden,
+            **{name: {"passed": r.passed, "failures": len(r.failures), "lp_solves": r.lp_solves} for name, r in rows},
+        }
+        click.echo(json.dumps(payload, indent=1))
+    else:
+        console.print(f"[bold]{release_id}[/]: {result.cells} cells, {result.hidden} suppressed")
+        for name, r in rows:
+            verdict = "passed" if r.passed else f"FAILED on {len(r.failures)} cell(s)"
+            console.print(f"  audit {name}: {verdict} ({r.insiders_checked} insiders, {r.lp_solves} LPs)")
+    if not (result.alone.passed and result.with_history.passed):
+        ctx.exit(1)

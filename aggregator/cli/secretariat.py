@@ -278,8 +278,9 @@ def log_show(ctx, last: int | None, action: str | None, as_json: bool) -> None:
 
 
 from .protect import protect  # noqa: E402  (standalone mode: aggregator/standalone.py)
-from .releases import releases, waivers  # noqa: E402  (registered last: releases.py is its own module)
+from .releases import audit_command, releases, waivers  # noqa: E402  (registered last: releases.py is its own module)
 
 main.add_command(releases)
 main.add_command(waivers)
+main.add_command(audit_command)
 main.add_command(protect)
