@@ -22,9 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any, Protocol
 import duckdb
 
 from .errors import AggregatorError
+from .fileio import atomic_write
 from .store import Store
 
 GENESIS_HASH = "0" * 64
@@ -268,16 +267,8 @@ def write_checkpoint(path: Path, log_head: LogHead, key: bytes, now: str) -> Non
     """Write the sealed checkpoint atomically (temporary file, then rename), readable by the owner only."""
     body = {"count": log_head.count, "hash": log_head.hash, "written_at": now}
     doc = {**body, "mac": _mac(key, body)}
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".log_head-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(json.dumps(doc, sort_keys=True, indent=1) + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(doc, sort_keys=True, indent=1) + "\n"
+    atomic_write(Path(path), lambda handle: handle.write(text.encode("ascii")), mode=0o600)
 
 
 def read_checkpoint(path: Path, key: bytes) -> LogHead | None:

@@ -23,8 +23,6 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM7
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from aggregator.errors import AggregatorError
+from aggregator.fileio import atomic_write
 
 KEM_X25519 = "x25519"
 KEM_HYBRID = "mlkem768-x25519"
@@ -91,9 +90,7 @@ class EncryptionPrivateKey:
         if self.kem == KEM_X25519:
             return x25519.X25519PrivateKey.from_private_bytes(self.raw)
         ml = mlkem.MLKEM768PrivateKey.from_seed_bytes(self.raw[:_MLKEM_SEED])
-        return MLKEM768X25519PrivateKey(
-            ml, x25519.X25519PrivateKey.from_private_bytes(self.raw[_MLKEM_SEED:])
-        )
+        return MLKEM768X25519PrivateKey(ml, x25519.X25519PrivateKey.from_private_bytes(self.raw[_MLKEM_SEED:]))
 
     def public_key(self) -> EncryptionPublicKey:
         if self.kem == KEM_X25519:
@@ -223,9 +220,7 @@ def save_private_key(
         "cipher": "chacha20-poly1305",
     }
     nonce = os.urandom(12)
-    sealed = ChaCha20Poly1305(_derive_wrap_key(passphrase, kdf)).encrypt(
-        nonce, private_key_bytes(key), _canonical(doc)
-    )
+    sealed = ChaCha20Poly1305(_derive_wrap_key(passphrase, kdf)).encrypt(nonce, private_key_bytes(key), _canonical(doc))
     doc |= {"nonce": _b64(nonce), "encrypted_key": _b64(sealed)}
     data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
     atomic_write(Path(path), lambda fh: fh.write(data), mode=0o600)
@@ -359,21 +354,6 @@ def load_encryption_public_key(path: str | os.PathLike) -> EncryptionPublicKey:
 # ---------------------------------------------------------------- shared helpers
 
 
-def atomic_write(path: Path, write: Callable, *, mode: int = 0o600) -> None:
-    """Call write(binary file handle) on a temp file next to `path`, fsync, chmod, rename; no leftovers."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_small_text(path: Path, what: str) -> str:
     try:
         with open(path, "rb") as fh:
@@ -391,9 +371,7 @@ def _read_small_text(path: Path, what: str) -> str:
 
 
 def _damaged(path: Path, detail: str) -> KeyFileError:
-    return KeyFileError(
-        f"{path} is not a usable key file: {detail}", hint="check that you chose the right file"
-    )
+    return KeyFileError(f"{path} is not a usable key file: {detail}", hint="check that you chose the right file")
 
 
 def _check_kem(kem: str) -> None:

@@ -7,13 +7,12 @@ into a release directory (one holding a manifest.json) is refused.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import xlsxwriter
 
+from aggregator.fileio import atomic_write_path
 from aggregator.release.html import environment, page_context
 from aggregator.release.model import InvalidRelease, Release, ReleasedCell, ReleasedTable
 from aggregator.release.texts import TEXTS, format_number, neutralise
@@ -166,15 +165,7 @@ def _refuse_committee_folder(path_dir: Path) -> None:
 
 
 def _atomic_write(path: Path, write) -> ReleaseFile:
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
-    os.close(fd)
-    temp = Path(temp_name)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    atomic_write_path(path, write)
     return ReleaseFile(path.name, path, sha256_file(path), path.stat().st_size)
 
 

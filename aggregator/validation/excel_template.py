@@ -21,8 +21,8 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from aggregator.fileio import atomic_write_path
 from aggregator.validation import reference
-from aggregator.validation.report import _atomic_write
 from aggregator.validation.rules import Column, Template, covenant_info, load_template, templates_for
 
 MAX_ROWS = 5000  # rows prepared with drop-downs and checks; more rows can still be added by the company
@@ -101,7 +101,7 @@ def write_template(
     names = templates if templates is not None else templates_for(covenant, rules_dir)
     specs = [load_template(covenant, name, rules_dir) for name in names]
     content = _deterministic_zip(_workbook_bytes(covenant, specs, language, rules_dir))
-    return _atomic_write(Path(path), lambda tmp: tmp.write_bytes(content))
+    return atomic_write_path(Path(path), lambda tmp: tmp.write_bytes(content), mode=0o644)
 
 
 def _workbook_bytes(covenant: str, specs: list[Template], language: str, rules_dir: Path | None) -> bytes:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import xlsxwriter
+
+from ..fileio import atomic_write_path
 
 PROBLEM_COLUMNS = ["row", "column", "value", "rule", "message_en", "message_nl"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -112,11 +112,7 @@ class ValidationReport:
             lines.append(f"  {where}: {getattr(rec, message)}")
         hidden = self.n_problems - min(limit, len(self.problems))
         if hidden > 0:
-            more = (
-                "nog {n} problemen; zie het rapportbestand"
-                if nl
-                else "{n} more problems; see the report file"
-            )
+            more = "nog {n} problemen; zie het rapportbestand" if nl else "{n} more problems; see the report file"
             lines.append("  " + more.format(n=hidden))
         return "\n".join(lines)
 
@@ -150,7 +146,7 @@ def write_report_csv(report: ValidationReport, path: str | Path, sep: str = ",")
             for rec in report.problems.itertuples(index=False):
                 writer.writerow([_cell_text(v) for v in rec])
 
-    return _atomic_write(Path(path), write)
+    return atomic_write_path(Path(path), write)
 
 
 def write_report_xlsx(report: ValidationReport, path: str | Path) -> Path:
@@ -173,7 +169,7 @@ def write_report_xlsx(report: ValidationReport, path: str | Path) -> Path:
         sheet.set_column(4, 5, 80)
         book.close()
 
-    return _atomic_write(Path(path), write)
+    return atomic_write_path(Path(path), write)
 
 
 def _write_summary(sheet: Any, report: ValidationReport, bold: Any) -> None:
@@ -200,18 +196,3 @@ def _cell_text(value: Any) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     return neutralise(str(value))
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write to a temporary file next to `path`, then rename: a failure leaves no half file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
