@@ -343,11 +343,13 @@ def test_problem_takes_the_strictest_primary_and_the_costs_of_the_protocol():
     assert problem.insiders["g1"][i] == 25.0
     assert problem.keys == sorted(problem.keys)
     unity, _ = build_problem([volume], [primary], cost="unity", apriori_upper_factor=1.5, insider_contributions={})
-    assert (unity.cost == 1).all()
+    total = index[volume.keys[by_codes(volume, TOTAL_CODE)]]
+    assert unity.cost[i] == 1  # a country: a leaf
+    assert unity.cost[total] == 4  # the world total sits three levels (region, sub-region, country) higher
     contributors, _ = build_problem(
         [volume], [primary], cost="contributors", apriori_upper_factor=1.5, insider_contributions={}
     )
-    assert contributors.cost[index[volume.keys[by_codes(volume, TOTAL_CODE)]]] == 3
+    assert contributors.cost[total] == 3 * 4
 
 
 # ------------------------------------------------------------------------------- property: DuckDB == pandas

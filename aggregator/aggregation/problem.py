@@ -81,9 +81,11 @@ def _collect_cells(components: list[TableCells], primaries: list[PrimaryResult])
     cells: dict[str, dict] = {}
     for comp, primary in zip(components, primaries, strict=True):
         values = comp.stats.total
+        weights = margin_weights(comp)
         for i, key in enumerate(comp.keys):
             _merge(cells, key, comp, values[i], bool(primary.unsafe[i]), primary.upl[i], primary.lpl[i])
             cells[key]["n_all"] = max(cells[key]["n_all"], int(comp.stats.n_all[i]))
+            cells[key]["weight"] = max(cells[key].get("weight", 1.0), float(weights[i]))
         for aux in comp.aux:
             pairs = float(values[list(aux.parts)].sum())
             _merge(cells, aux.sum_key, comp, pairs, True, 0.0, 0.0)
@@ -139,14 +141,28 @@ def _bounds(components, keys, cells, factor: float) -> tuple[np.ndarray, np.ndar
     return upper, lower
 
 
+def margin_weights(comp: TableCells) -> np.ndarray:
+    """1 for an inner cell, +1 for every hierarchy level a cell sits above the leaves, per dimension.
+
+    Totals and subtotals are what readers look at first, so hiding them costs more: with equal values a
+    leaf is hidden before its region, and the grand total last."""
+    frame = comp.frame
+    weight = np.ones(len(frame))
+    for dim in comp.dimensions:
+        depth = frame[f"{dim.column}_depth"].to_numpy(dtype=float)
+        weight += depth.max(initial=0.0) - depth
+    return weight
+
+
 def _cost(cell: dict, cost: str) -> float:
     if cell["aux"]:
         return 0.0  # helper cells are always hidden; hiding them costs nothing
+    weight = cell.get("weight", 1.0)
     if cost == "value":
-        return abs(cell["value"]) + 1.0  # +1 so that hiding a zero cell is not free
+        return (abs(cell["value"]) + 1.0) * weight  # +1 so that hiding a zero cell is not free
     if cost == "contributors":
-        return float(max(cell["n_all"], 1))
-    return 1.0
+        return float(max(cell["n_all"], 1)) * weight
+    return weight
 
 
 # ------------------------------------------------------------------------------------------- insiders

@@ -514,6 +514,8 @@ def _close_pattern(pat: _Pattern, seeds: Sequence[int]) -> None:
     while queue:
         nxt: list[int] = []
         for h in queue:
+            if not _needs_partner(s.problem, h):
+                continue
             for r in s.relations_of(h):
                 if pat.count[r] == 1:
                     nxt += _add_partner(pat, h, int(r))
@@ -652,6 +654,13 @@ def _tie_weight(cost: np.ndarray) -> float:
     return 1e-7 * max(1.0, float(np.abs(cost).max(initial=0.0)))
 
 
+def _needs_partner(problem: ProtectionProblem, h: int) -> bool:
+    """A hidden cell that is alone in a relation is found by subtraction. That matters for a cell that needs
+    protection or that is meant to protect another (secondary); not for a helper cell (primary with no
+    requirement, e.g. the overlap of company counts), which is never published and may well be derivable."""
+    return not (problem.primary[h] and problem.upl[h] <= 0 and problem.lpl[h] <= 0)
+
+
 def _partner_rows(s: _Structure) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """x_h <= sum of the other cells of each relation of h (a lone hidden cell is found by subtraction)."""
     rows = []
@@ -659,6 +668,8 @@ def _partner_rows(s: _Structure) -> list[tuple[np.ndarray, np.ndarray, float]]:
     for r in range(n_rel):
         cells = s.cells_of(r)
         for h in cells:
+            if not _needs_partner(s.problem, h):
+                continue
             others = cells[cells != h]
             rows.append((np.append(others, h), np.append(np.ones(len(others)), -1.0), 0.0))
     return rows
