@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, history
+from . import log as action_log
 from .aggregation import TableCells, build_problem, insider_contributions
 from .disclosure.audit import audit
 from .disclosure.model import AuditResult, ProtectionProblem
@@ -343,15 +344,26 @@ def run_batch(
     now: str,
     audiences: list[str] | None = None,
     revision: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BatchReport:
-    """Release every audience's tables for one period. An audience that may not be released is reported, not fatal."""
+    """Release every audience's tables for one period. An audience that may not be released is reported, not fatal.
+
+    `progress(step, done, total)` is called before each audience and once at the end (the CLI draws a bar)."""
     protocol = workspace.protocol(covenant)
     audience_ids = audiences or [a.id for a in protocol.audiences]
     outcomes = []
-    with workspace.locked(), workspace.open_store() as store:
-        for audience_id in audience_ids:
+    with workspace.session(now) as store:
+        for done, audience_id in enumerate(audience_ids):
             protocol.audience(audience_id)
+            if progress:
+                progress(f"{covenant} {period}: {audience_id}", done, len(audience_ids))
             outcomes.append(_release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision))
+        released = [o.audience_id for o in outcomes if o.released]
+        refused = [o.audience_id for o in outcomes if not o.released]
+        details = {"covenant": covenant, "period": period, "released": released, "refused": refused}
+        action_log.append(store, "batch.run", details, now)
+    if progress:
+        progress(f"{covenant} {period}", len(audience_ids), len(audience_ids))
     return BatchReport(covenant, period, outcomes)
 
 
@@ -482,6 +494,9 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
         if protected.snapshot is not None:
             protected.snapshot.release_id = release_id
             history.record_snapshot(con, protected.snapshot)
+        details = {"release": release_id, "audience": release.audience_id, "period": release.period}
+        details |= {"revision": release.is_revision, "manifest_tables": [t.table_id for t in release.tables]}
+        action_log.append(con, "release.write", details | protected.summary(), now)
     return release_id
 
 

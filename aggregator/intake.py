@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,8 +89,17 @@ class _Decision:
     template: object = None  # their template (aggregator.validation.Template)
 
 
-def run_intake(workspace: Workspace, inbox: Path, *, now: str, expected_period: str | None = None) -> IntakeReport:
-    """Process every file in `inbox` (sorted by name, for determinism); each ends in one `received/<state>/`."""
+def run_intake(
+    workspace: Workspace,
+    inbox: Path,
+    *,
+    now: str,
+    expected_period: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IntakeReport:
+    """Process every file in `inbox` (sorted by name, for determinism); each ends in one `received/<state>/`.
+
+    `progress(file name, done, total)` is called before each file and once at the end (the CLI draws a bar)."""
     inbox = Path(inbox)
     if not inbox.is_dir():
         raise AggregatorError(
@@ -106,7 +116,14 @@ def run_intake(workspace: Workspace, inbox: Path, *, now: str, expected_period: 
     files = sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
     with workspace.session(now) as store:
         _finish_superseded_moves(workspace, store)
-        return IntakeReport([_process(workspace, store, f, now, expected_period) for f in files])
+        outcomes = []
+        for done, path in enumerate(files):
+            if progress:
+                progress(path.name, done, len(files))
+            outcomes.append(_process(workspace, store, path, now, expected_period))
+    if progress:
+        progress("done", len(files), len(files))
+    return IntakeReport(outcomes)
 
 
 def _process(workspace: Workspace, store: Store, path: Path, now: str, expected_period: str | None) -> FileOutcome:

@@ -6,13 +6,15 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import AggregatorError
 
@@ -86,3 +88,19 @@ def secretariat_workspace(ctx: click.Context):
     for warning in check_permissions(root):
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     return open_workspace(root, passphrase(SECRETARIAT_PASSPHRASE_ENV, "Secretariat passphrase"))
+
+
+@contextmanager
+def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on stderr for long steps; yields the callback the library functions take."""
+    if not enabled or not err_console.is_terminal:  # no bar in pipes, logs and tests
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{description}: {escape(step)}", completed=done, total=total)
+
+        yield update

@@ -23,6 +23,7 @@ from .common import (
     console,
     friendly_errors,
     passphrase,
+    progress_bar,
     secretariat_workspace,
     utc_now,
 )
@@ -152,7 +153,8 @@ def companies_rotate_key(ctx, company_id: str, key_file: Path) -> None:
 def intake(ctx, inbox: Path, period: str | None, as_json: bool) -> None:
     checked_period(period)
     ws = _workspace(ctx)
-    report = intake_mod.run_intake(ws, inbox, now=ctx.obj["now"], expected_period=period)
+    with progress_bar("intake", enabled=not as_json) as progress:
+        report = intake_mod.run_intake(ws, inbox, now=ctx.obj["now"], expected_period=period, progress=progress)
     if as_json:
         click.echo(json.dumps([o.__dict__ for o in report.outcomes], ensure_ascii=False, indent=1))
     else:
@@ -199,15 +201,17 @@ def _print_intake(report: intake_mod.IntakeReport, outbox: Path) -> None:
 def batch(ctx, covenant, period, audiences, out_dir, revision, as_json) -> None:
     checked_period(period)
     ws = _workspace(ctx)
-    report = batch_mod.run_batch(
-        ws,
-        covenant,
-        period,
-        audiences=list(audiences) or None,
-        out_dir=out_dir,
-        now=ctx.obj["now"],
-        revision=revision,
-    )
+    with progress_bar("batch", enabled=not as_json) as progress:
+        report = batch_mod.run_batch(
+            ws,
+            covenant,
+            period,
+            audiences=list(audiences) or None,
+            out_dir=out_dir,
+            now=ctx.obj["now"],
+            revision=revision,
+            progress=progress,
+        )
     if as_json:
         click.echo(json.dumps(report.summary(), indent=1))
     else:
