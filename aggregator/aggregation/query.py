@@ -119,7 +119,9 @@ class ComponentQuery:
         ),
         names AS (SELECT DISTINCT cid, contributor, waived FROM contributors),
         base AS (
-            SELECT k.cid, {leaf_sql}{self.value_sql} AS v
+            -- exact decimals: a parallel SUM of doubles differs in the last bits from run to run, and
+            -- suppression must see identical values to give byte-identical releases
+            SELECT k.cid, {leaf_sql}CAST({self.value_sql} AS DECIMAL(38, 6)) AS v
             FROM {checked(self.table)} r
             JOIN submissions s ON s.submission_id = r.submission_id AND s.state = 'accepted'
             JOIN contributors k ON k.company_id = r.company_id
