@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -406,6 +407,7 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
     secret_dir = workspace.secretariat_dir / protocol.covenant.id / period / audience_id
 
     def write(release: Release) -> None:
+        _discard_unrecorded_release(store, release, out_dir)
         write_release(release, out_dir)
         write_audit_report(release, secret_dir)
 
@@ -424,6 +426,34 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
     return AudienceOutcome(
         audience_id, True, "released", done.release.target_dir(out_dir), protected.summary(), internal
     )
+
+
+def _discard_unrecorded_release(store: Store, release: Release, out_dir: Path) -> None:
+    """Undo what an interrupted earlier attempt left at the release's target, so the rerun writes it afresh.
+
+    Files written but never recorded in the ledger were never released (the workspace lock keeps other
+    writers out), and the same inputs write the same bytes again. A recorded release is never touched: the
+    folder counts as unrecorded only when there are more release folders (the target and the ones a revision
+    moved aside) than ledger releases for this covenant, period and audience.
+    """
+    target = release.target_dir(out_dir)
+    if target.parent.is_dir():
+        # hidden staging folders of a writer that was killed before it could clean up
+        for partial in sorted(target.parent.glob(f".{target.name}.partial-*")):
+            shutil.rmtree(partial, ignore_errors=True)
+    if not target.exists():
+        return
+    (recorded,) = store.con.execute(
+        "SELECT count(*) FROM releases WHERE covenant = ? AND period = ? AND audience = ?",
+        [release.covenant_id, release.period, release.audience_id],
+    ).fetchone()
+    on_disk = 1
+    while target.with_name(f"{target.name}.superseded-{on_disk}").exists():
+        on_disk += 1
+    if on_disk <= recorded:
+        return
+    # An interrupted revision already moved the release it replaces aside, exactly where the rerun puts it.
+    shutil.rmtree(target)
 
 
 def _release_record(store, protocol, period, audience_id, protected, now, revision) -> Release:
