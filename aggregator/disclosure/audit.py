@@ -309,6 +309,7 @@ class _Auditor:
         self.problem = problem
         self.cache = cache
         self._free: dict[int, _Component] | None = None  # cell -> its component with nothing published
+        self._free_lps: dict[int, _ComponentLP] = {}
         self.hidden = hidden
         self.eps = _tolerance(problem)
         self.lower = np.asarray(problem.lower, dtype=float)
@@ -551,9 +552,12 @@ class _Auditor:
         requirement is capped at what it could reach on its own."""
         short_hi = hi < self.need_hi[cell] - self.eps
         short_lo = lo > self.need_lo[cell] + self.eps
-        if short_hi and hi < self._own_reach(who, cell, True) - self.eps:
+        # Only a requirement capped at an a-priori bound can be out of the insider's own reach.
+        capped_hi = self.need_hi[cell] >= self.upper[cell] - self.eps
+        capped_lo = self.need_lo[cell] <= self.lower[cell] + self.eps
+        if short_hi and (not capped_hi or hi < self._own_reach(who, cell, True) - self.eps):
             return False
-        return not (short_lo and lo > self._own_reach(who, cell, False) + self.eps)
+        return not (short_lo and (not capped_lo or lo > self._own_reach(who, cell, False) + self.eps))
 
     def _own_reach(self, who: str, cell: int, maximise: bool) -> float:
         """max (or min) of the cell with no cell published: only the relations, a-priori bounds and own figures."""
@@ -569,8 +573,16 @@ class _Auditor:
         cells = comp.cells
         amount = np.array([own.get(int(c), 0.0) for c in cells])
         lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values[cells])
-        lp = _ComponentLP(comp, lower, self.upper[cells])
-        return lp.optimise(int(np.searchsorted(cells, cell)), maximise)[0]
+        key = cells[0]
+        if key not in self._free_lps:  # one model per component, re-bounded for each insider
+            self._free_lps[key] = _ComponentLP(comp, self.lower[cells], self.upper[cells])
+        lp = self._free_lps[key]
+        cols = np.arange(len(cells))
+        lp.set_bounds(cols, lower, self.upper[cells])
+        try:
+            return lp.optimise(int(np.searchsorted(cells, cell)), maximise)[0]
+        finally:
+            lp.set_bounds(cols, self.lower[cells], self.upper[cells])
 
     def _side_met(self, cell: int, reached: float, maximise: bool) -> bool:
         if maximise:
