@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_history import PROTOCOL
 
 from aggregator import batch, intake
 from aggregator import log as action_log
@@ -311,37 +312,7 @@ def test_an_intake_killed_with_sigkill_ends_like_an_uninterrupted_one(
 
 # ------------------------------------------------------------------------------------------------- batch
 
-# One materials table, one audience, four balanced companies: every cell is published.
-PROTOCOL = """
-[covenant]
-id = "textile"
-name = { en = "T", nl = "T" }
-version = "t1"
-templates = ["materials"]
-
-[disclosure]
-min_contributors = 3
-dominance = [{ n = 1, k = 60.0 }]
-suppression = "optimal"
-
-[age]
-B = 0
-C = 0
-
-[[tables]]
-id = "weight"
-title = { en = "Weight", nl = "Gewicht" }
-unit = { en = "kg", nl = "kg" }
-template = "materials"
-dimensions = [{ column = "material" }]
-measure = { kind = "sum", column = "weight_kg" }
-
-[[audiences]]
-id = "committee"
-name = { en = "Committee", nl = "Commissie" }
-tables = ["weight"]
-frequency = "monthly"
-"""
+# One materials table, one audience (the history tests' protocol), four balanced companies.
 
 FOUR_COMPANIES = {
     "A": {"cotton": 40, "polyester": 30, "wool": 20},
