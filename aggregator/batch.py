@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -403,13 +404,23 @@ def release_audience(
     return Released(release_id, release, protected)
 
 
+def write_sealed_audit_report(workspace: Workspace, release: Release, secret_dir: Path) -> list[Path]:
+    """The audit report holds the true values of hidden cells: it is rendered in memory-backed scratch space
+    (/dev/shm where there is one) and stored only encrypted (`aggregator releases report` opens it)."""
+    scratch_root = Path("/dev/shm") if Path("/dev/shm").is_dir() else workspace.root
+    with tempfile.TemporaryDirectory(prefix=".audit-", dir=scratch_root) as scratch:
+        write_audit_report(release, Path(scratch))
+        secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return workspace.seal_private_files(Path(scratch), secret_dir)
+
+
 def _release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision) -> AudienceOutcome:
     secret_dir = workspace.secretariat_dir / protocol.covenant.id / period / audience_id
 
     def write(release: Release) -> None:
         _discard_unrecorded_release(store, release, out_dir)
         write_release(release, out_dir)
-        write_audit_report(release, secret_dir)
+        write_sealed_audit_report(workspace, release, secret_dir)
 
     try:
         done = release_audience(store, protocol, period, audience_id, now=now, revision=revision, write=write)

@@ -248,7 +248,10 @@ def run_demo(console: Console) -> int:
             )
             batch_mod.print_report(report, console)
     console.print(f"\ncommittee files are in [bold]{OUT_DIR}/[/] (open the report.html of each folder);")
-    console.print(f"the secretariat's audit reports are in [bold]{workspace.secretariat_dir}/[/]")
+    console.print(
+        f"the secretariat's audit reports are sealed in [bold]{workspace.secretariat_dir}/[/]; open one with "
+        f"AGGREGATOR_PASSPHRASE='{DEMO_PASSPHRASE}' aggregator -w {workspace.root} releases report RELEASE --out DIR"
+    )
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
     return 0
 

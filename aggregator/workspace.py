@@ -23,15 +23,21 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from . import log as action_log
 from .envelope import keys
 from .errors import AggregatorError
+from .fileio import atomic_write
 from .protocol import Protocol, load_protocol
 from .store import Store
 
 CONFIG_NAME = "workspace.toml"
+PRIVATE_MAGIC = b"IMVO-PRIVATE-1\n"
 STORE_SCRYPT_N = 2**15
 
 
@@ -106,6 +112,35 @@ class Workspace:
     @cached_property
     def signing_key(self):
         return keys.load_private_key(self.keys_dir / "secretariat_signing.key", self.passphrase)
+
+    def _private_files_cipher(self) -> AESSIV:
+        """Deterministic authenticated encryption (AES-SIV) for the secretariat's own files: the same report
+        gives the same bytes, so reruns stay comparable; the key is derived from the store key."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=b"imvo secretariat private files v1")
+        return AESSIV(hkdf.derive(bytes.fromhex(self.store_key())))
+
+    def seal_private_files(self, source_dir: Path, target_dir: Path) -> list[Path]:
+        """Encrypt every file of `source_dir` into `target_dir` as `<name>.sealed` (nothing readable left there)."""
+        cipher = self._private_files_cipher()
+        written = []
+        for path in sorted(p for p in Path(source_dir).iterdir() if p.is_file()):
+            sealed = PRIVATE_MAGIC + cipher.encrypt(path.read_bytes(), [path.name.encode()])
+            target = Path(target_dir) / f"{path.name}.sealed"
+            written.append(atomic_write(target, lambda handle, data=sealed: handle.write(data)))
+        return written
+
+    def open_private_file(self, sealed: Path) -> bytes:
+        """The plaintext of a `.sealed` secretariat file; a wrong passphrase or an edited file is refused."""
+        data = Path(sealed).read_bytes()
+        name = Path(sealed).name.removesuffix(".sealed")
+        if not data.startswith(PRIVATE_MAGIC):
+            raise AggregatorError(f"{sealed} is not a sealed secretariat file")
+        try:
+            return self._private_files_cipher().decrypt(data[len(PRIVATE_MAGIC) :], [name.encode()])
+        except InvalidTag:
+            raise AggregatorError(
+                f"{sealed} cannot be opened: wrong passphrase, or the file was changed", hint="check the passphrase"
+            ) from None
 
     @contextmanager
     def session(self, now: str) -> Iterator[Store]:

@@ -90,3 +90,45 @@ def test_run_batch_writes_a_revision_next_to_the_superseded_files(tmp_path: Path
     target = out / "textile" / JAN / "committee"
     assert (target.parent / "committee.superseded-1" / "manifest.json").exists()
     assert json.loads((target / "manifest.json").read_text())["is_revision"] is True
+
+
+def test_the_secretariat_audit_report_is_stored_sealed_and_opens_with_the_passphrase(tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    from aggregator.cli.secretariat import main
+    from aggregator.errors import AggregatorError
+
+    (tmp_path / "protocol.toml").write_text(PROTOCOL)
+    create_workspace(tmp_path / "ws", "correct horse battery", [tmp_path / "protocol.toml"], scrypt_n=2**10)
+    ws = open_workspace(tmp_path / "ws", "correct horse battery")
+    with ws.open_store() as store:
+        lab = Lab.__new__(Lab)
+        lab.protocol, lab.store, lab.count = ws.protocol("textile"), store, 0
+        store.ensure_rows_table(
+            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
+        )
+        four_companies(lab)
+    batch.run_batch(ws, "textile", JAN, out_dir=tmp_path / "out", now="2026-01-01T00:00:00Z")
+    secret = ws.secretariat_dir / "textile" / JAN / "committee"
+    sealed = sorted(p.name for p in secret.iterdir())
+    assert sealed == ["audit.html.sealed", "audit.xlsx.sealed"]
+    assert b"<html" not in (secret / "audit.html.sealed").read_bytes()  # nothing readable at rest
+    monkeypatch.setenv("AGGREGATOR_PASSPHRASE", "correct horse battery")
+    opened = CliRunner().invoke(
+        main,
+        [
+            "--workspace",
+            str(tmp_path / "ws"),
+            "releases",
+            "report",
+            "textile-2025-01-committee-r1",
+            "--out",
+            str(tmp_path / "report"),
+        ],
+    )
+    assert opened.exit_code == 0, opened.output
+    assert b"<html" in (tmp_path / "report" / "audit.html").read_bytes()
+    wrong = open_workspace(tmp_path / "ws", "not the passphrase at all")
+    wrong.store_salt = ws.store_salt
+    with pytest.raises(AggregatorError, match="wrong passphrase, or the file was changed"):
+        wrong.open_private_file(secret / "audit.html.sealed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import click
 import pandas as pd
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from .. import history
 from ..errors import AggregatorError
+from ..fileio import atomic_write
 from ..registry import Registry
 from .common import console, friendly_errors, secretariat_workspace
 
@@ -71,6 +73,29 @@ def releases_show(ctx, release_id: str, as_json: bool) -> None:
     kind = "revision" if r["is_revision"] else "release"
     console.print(f"[bold]{r['release_id']}[/]: {kind} of {r['period']} for {r['audience']}, {r['released_at']}")
     _print_frame(detail.cells)
+
+
+@releases.command(
+    "report", help="Decrypt a release's secretariat audit report (every cell's status and interval) to --out."
+)
+@click.argument("release_id")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+@friendly_errors
+def releases_report(ctx, release_id: str, out_dir: Path) -> None:
+    ws = _workspace(ctx)
+    with ws.open_store() as store:
+        r = history.show_release(store, release_id).release
+    folder = ws.secretariat_dir / r["covenant"] / r["period"] / r["audience"]
+    sealed = sorted(folder.glob("*.sealed"))
+    if not sealed:
+        raise AggregatorError(f"release {release_id} has no audit report in {folder}")
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in sealed:
+        target = out_dir / path.name.removesuffix(".sealed")
+        atomic_write(target, lambda handle, p=path: handle.write(ws.open_private_file(p)))
+        console.print(f"wrote {target}")
+    console.print("[yellow]these files hold the true values of hidden cells: never send them to a committee[/]")
 
 
 @click.group(help="Companies' consent to publish their own figures (recorded with scope and date, revocable).")
