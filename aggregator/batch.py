@@ -173,12 +173,18 @@ def _protect_with_history(
         full = protect(combined.problem, protocol.defaults.suppression)
     except DisclosureError as exc:
         raise _refusal(combined, what, exc.message) from exc
+    n, new = combined.new_cells, snapshot.problem
+    own_only = history.own_readers_view(protocol, audience_id, earlier)
+    if len(own_only) < len(earlier):
+        # Each requirement was capped at what readers of every visible audience knew before; readers of this
+        # audience alone know less, so the pattern must also protect them with only their own releases known.
+        pattern = _protect_for_own_readers(store, protocol, audience_id, snapshot, own_only, waived, full, what)
+        full = replace(full, suppressed=np.concatenate([pattern, full.suppressed[n:]]), audit=None)
     checked = full.audit if full.audit is not None else audit(combined.problem, full.suppressed)
     if not checked.passed:
         cell, who, lo, hi, reason = checked.failures[0]
         detail = f"{combined.problem.keys[cell]} is narrowed to [{lo:.6g}, {hi:.6g}] by {who} ({reason})"
         raise _refusal(combined, what, detail)
-    n, new = combined.new_cells, snapshot.problem
     # A cell already published unchanged is fixed in the model; if it fails this audience's rules it is still
     # shown suppressed, and the ledger records it as needing no protection (it is known already).
     hidden = full.suppressed[:n] | (combined.known & new.primary)
@@ -208,6 +214,36 @@ def _protect_with_history(
         lp_solves=int(checked.lp_solves),
     )
     return result, restricted
+
+
+def _protect_for_own_readers(
+    store: Store,
+    protocol: Protocol,
+    audience_id: str,
+    snapshot: history.Snapshot,
+    own_only: list[history.Snapshot],
+    waived: dict[str, frozenset[str]],
+    full: SuppressionResult,
+    what: str,
+) -> np.ndarray:
+    """The new cells' pattern, grown until it also passes with only this audience's earlier releases known.
+
+    Hiding more never narrows an interval, so the grown pattern still passes the combined audit."""
+    alone = history.history_for(store, protocol, audience_id, snapshot, own_only, waived)
+    p, n = alone.problem, alone.new_cells
+    never_published = ~p.fixed
+    never_published[:n] = False
+    hidden = never_published.copy()
+    hidden[:n] = full.suppressed[:n]
+    if audit(p, hidden).passed:
+        return hidden[:n]
+    # keep what is hidden already (as cells needing no protection of their own) and protect again
+    forced = hidden & ~p.primary
+    grown = replace(p, primary=p.primary | forced)
+    try:
+        return protect(grown, protocol.defaults.suppression).suppressed[:n]
+    except DisclosureError as exc:
+        raise _refusal(alone, what, exc.message) from exc
 
 
 def _refusal(combined: history.HistoryProblem, what: str, detail: str) -> ReleaseRefused:

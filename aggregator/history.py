@@ -187,6 +187,7 @@ class Snapshot:
     bases: list[str]
     spans: list[tuple[str, ...]]
     additive: np.ndarray
+    sequence: int = 1 << 62  # order of the release in the ledger (a new release comes after every other)
 
     def by_cell(self) -> list[dict[str, float]]:
         """Per cell: contributor -> own contribution."""
@@ -332,7 +333,9 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
 def load_snapshot(store: Store, release_id: str) -> Snapshot:
     """An earlier release's snapshot from the ledger."""
     ensure_ledger(store.con)
-    meta = store.con.execute("SELECT period, audience FROM releases WHERE release_id = ?", [release_id]).fetchone()
+    meta = store.con.execute(
+        "SELECT period, audience, rowid FROM releases WHERE release_id = ?", [release_id]
+    ).fetchone()
     cells = store.query_df("SELECT * FROM ledger_cells WHERE release_id = ? ORDER BY cell", [release_id])
     if meta is None or cells.empty:
         raise UnknownRelease(
@@ -377,6 +380,7 @@ def load_snapshot(store: Store, release_id: str) -> Snapshot:
         list(cells["base_key"]),
         [tuple(s.split(",")) for s in cells["span"]],
         cells["additive"].to_numpy(bool),
+        int(meta[2]),
     )
 
 
@@ -449,6 +453,11 @@ def visible_audiences(protocol: Protocol, audience_id: str) -> list[str]:
     return sorted({audience_id} | {a.id for a in protocol.audiences if a.shares_with_others})
 
 
+def own_readers_view(protocol: Protocol, audience_id: str, snaps: Sequence[Snapshot]) -> list[Snapshot]:
+    """The releases every reader of the audience knows: its own, and those of audiences open to all."""
+    return [s for s in snaps if s.audience_id == audience_id or protocol.audience(s.audience_id).open_to_all]
+
+
 def related_releases(store: Store, protocol: Protocol, audience_id: str, months: set[str]) -> list[str]:
     """Earlier releases visible to the audience whose cells cover any of `months`, closed under overlap
     (a year-to-date release brings in its months, which bring in the releases of those months)."""
@@ -502,7 +511,7 @@ class _Builder:
     def __init__(self) -> None:
         self.keys: list[str] = []
         self.columns: dict[str, list] = {
-            n: [] for n in ("value", "lower", "upper", "upl", "lpl", "primary", "fixed", "cost")
+            n: [] for n in ("value", "lower", "upper", "upl", "lpl", "primary", "fixed", "cost", "epoch")
         }
         self.relations: list[tuple[int, tuple[int, ...]]] = []
         self.own: dict[str, dict[int, float]] = {}
@@ -517,7 +526,7 @@ class _Builder:
             values.append(cell[column])
         return len(self.keys) - 1
 
-    def add_snapshot(self, snap: Snapshot, prefix: str, name: str, *, new: bool) -> list[int]:
+    def add_snapshot(self, snap: Snapshot, prefix: str, name: str, *, new: bool, epoch: int) -> list[int]:
         p = snap.problem
         ids = []
         for i, key in enumerate(p.keys):
@@ -537,6 +546,7 @@ class _Builder:
                     primary=bool(p.primary[i]) if new else hidden and bool(p.primary[i]),
                     fixed=bool(p.fixed[i]) if new else not hidden,
                     cost=float(p.cost[i]) if new else 0.0,
+                    epoch=epoch,
                 )
             )
         self.relations += [(ids[t], tuple(ids[x] for x in parts)) for t, parts in p.relations]
@@ -602,6 +612,12 @@ class _Builder:
             for name, pick in (("upl", max), ("lpl", max), ("lower", min), ("upper", max)):
                 merged[name].append(pick(c[name][m] for m in members))
             merged["cost"].append(c["cost"][r])
+            # published: known since its first publication; hidden: judged by the latest release that must
+            # protect it, against everything published before that (each earlier one was judged at its time)
+            judges = [m for m in members if c["primary"][m]] or members
+            merged["epoch"].append(
+                min(c["epoch"][m] for m in published) if published else max(c["epoch"][m] for m in judges)
+            )
         self.columns = merged
         self.keys = [self.keys[r] for r in keep]
         self.scale = [self.scale[r] for r in keep]
@@ -631,6 +647,7 @@ class _Builder:
             cost=c["cost"].astype(float),
             fixed=c["fixed"].astype(bool),
             insiders=_largest_in_primary(self.own, primary),
+            epoch=c["epoch"].astype(np.int64),
         )
 
 
@@ -671,7 +688,9 @@ def combine(
     `params_of(table_id, audience_id)` gives the rule sets that judge a change cell of an earlier release to
     that audience: a change is unsafe when any of them says so, with the largest protection."""
     b = _Builder()
-    new_ids = b.add_snapshot(new, "", "{key}", new=True) if new is not None else []
+    earlier = sorted(earlier, key=lambda snap: (snap.sequence, snap.release_id))
+    epochs = _Epochs(new, earlier)
+    new_ids = b.add_snapshot(new, "", "{key}", new=True, epoch=epochs.new) if new is not None else []
     month_cell: dict[tuple[str, str], int] = {}
     month_snaps = {m: s for m, s in sorted(current.items())}
     month_own = {m: s.by_cell() for m, s in month_snaps.items()}
@@ -680,32 +699,42 @@ def combine(
     }
     month_ids = {}
     for m, snap in month_snaps.items():
-        month_ids[m] = b.add_snapshot(snap, f"~{m}:current:", f"{{key}} [{m} as the data stand now]", new=False)
+        month_ids[m] = b.add_snapshot(
+            snap, f"~{m}:current:", f"{{key}} [{m} as the data stand now]", new=False, epoch=epochs.current(m)
+        )
         for i in range(snap.problem.size):
             if "|~" not in snap.problem.keys[i]:
                 month_cell[(m, snap.bases[i])] = month_ids[m][i]
     earlier_ids = [
-        b.add_snapshot(snap, f"~{snap.release_id}:", f"{{key}} [as published in release {snap.release_id}]", new=False)
+        b.add_snapshot(
+            snap,
+            f"~{snap.release_id}:",
+            f"{{key}} [as published in release {snap.release_id}]",
+            new=False,
+            epoch=epochs.of[snap.release_id],
+        )
         for snap in earlier
     ]
     b.widen_bounds()  # before the change cells, whose bounds follow from their linked cells'
-    unchanged_published: set[tuple[str, tuple[str, ...]]] = set()
+    unchanged_published: dict[tuple[str, tuple[str, ...]], int] = {}  # -> epoch of its first publication
     for snap, ids in zip(earlier, earlier_ids, strict=True):
         own = snap.by_cell()
         for i in range(snap.problem.size):
             if not _linkable(snap, i):
                 continue
             parts = [month_cell[(m, snap.bases[i])] for m in snap.spans[i] if (m, snap.bases[i]) in month_cell]
-            changed = _change_cell(b, snap, i, ids[i], parts, own[i], month_base, month_own, params_of)
+            changed = _change_cell(b, snap, i, ids[i], parts, own[i], month_base, month_own, params_of, epochs)
             if changed is None and not parts:
                 continue  # an empty cell then and now: nothing to link
             b.relations.append((ids[i], tuple(sorted(parts + ([changed] if changed is not None else [])))))
             if changed is None and not snap.hidden[i]:
-                unchanged_published.add((snap.bases[i], snap.spans[i]))
+                first = unchanged_published.get((snap.bases[i], snap.spans[i]), epochs.of[snap.release_id])
+                unchanged_published[(snap.bases[i], snap.spans[i])] = min(first, epochs.of[snap.release_id])
     for m, snap in month_snaps.items():
         for i, cell in enumerate(month_ids[m]):
             if (snap.bases[i], (m,)) in unchanged_published:
                 b.columns["fixed"][cell], b.columns["primary"][cell] = True, False
+                b.columns["epoch"][cell] = unchanged_published[(snap.bases[i], (m,))]
     known = np.zeros(len(new_ids), dtype=bool)
     if new is not None:
         for i in range(new.problem.size):
@@ -717,8 +746,33 @@ def combine(
             if (new.bases[i], new.spans[i]) in unchanged_published:
                 known[i] = True
                 b.columns["fixed"][new_ids[i]], b.columns["primary"][new_ids[i]] = True, False
+                b.columns["epoch"][new_ids[i]] = unchanged_published[(new.bases[i], new.spans[i])]
     b.merge_equal_cells(keep_apart=len(new_ids))
     return HistoryProblem(b.problem(), len(new_ids), known, [s.release_id for s in earlier], b.names)
+
+
+class _Epochs:
+    """When each cell of the combined problem became known, in release order (ProtectionProblem.epoch).
+
+    Earlier releases count 1, 2, ... in ledger order and the new release comes last. A month's current
+    cells date from the latest release covering that month; a change to an earlier cell from the first
+    release after it that touches its months: only from then on could anyone subtract the two."""
+
+    def __init__(self, new: Snapshot | None, earlier: Sequence[Snapshot]):
+        self.of = {snap.release_id: n for n, snap in enumerate(earlier, start=1)}
+        self.new = len(earlier) + 1
+        self.months: list[tuple[int, set[str]]] = [
+            (self.of[snap.release_id], {m for span in snap.spans for m in span}) for snap in earlier
+        ]
+        if new is not None:
+            self.months.append((self.new, {m for span in new.spans for m in span}))
+
+    def current(self, month: str) -> int:
+        return max((e for e, months in self.months if month in months), default=self.new)
+
+    def change(self, snap: Snapshot, i: int) -> int:
+        after = [e for e, months in self.months if e > self.of[snap.release_id] and months & set(snap.spans[i])]
+        return min(after, default=self.new + 1)
 
 
 def _change_cell(
@@ -731,6 +785,7 @@ def _change_cell(
     month_base: Mapping[str, dict[str, int]],
     month_own: Mapping[str, list[dict[str, float]]],
     params_of: Callable[[str, str], list[RuleParams]],
+    epochs: _Epochs,
 ) -> int | None:
     """The hidden cell 'earlier value minus current value' of one earlier cell, or None when nothing changed.
 
@@ -777,6 +832,7 @@ def _change_cell(
         primary=verdict[0],
         fixed=False,
         cost=0.0,
+        epoch=epochs.change(snap, i),
     )
     for who, v in change.items():
         b.own.setdefault(who, {})[cell] = v
@@ -825,17 +881,22 @@ def settled_audit(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[np.nd
     return hidden, result
 
 
-def audit_history(store: Store, protocol: Protocol, audience_id: str) -> tuple[HistoryProblem, AuditResult]:
+def audit_history(
+    store: Store, protocol: Protocol, audience_id: str, *, own_only: bool = False
+) -> tuple[HistoryProblem, AuditResult]:
     """Audit every release visible to the audience together, against the data in the store now.
 
     Published cells are fixed facts; hidden cells, changes and current cells are unknown. A passing result
-    means no combination of everything released so far narrows a protected cell too far.
+    means no combination of everything released so far narrows a protected cell too far beyond what was
+    known before the release that protects it. `own_only`: the view of a reader of this audience alone.
     """
     ensure_ledger(store.con)
     spans = store.con.execute("SELECT DISTINCT span FROM ledger_cells").fetchall()
     all_months = {m for (span,) in spans for m in span.split(",")}
     releases = related_releases(store, protocol, audience_id, all_months)
     earlier = [load_snapshot(store, r) for r in releases]
+    if own_only:
+        earlier = own_readers_view(protocol, audience_id, earlier)
     combined = history_for(store, protocol, audience_id, None, earlier)
     p = combined.problem
     hidden = ~p.fixed
@@ -887,6 +948,7 @@ __all__ = [
     "active_waiver_exists",
     "list_releases",
     "list_waivers",
+    "own_readers_view",
     "load_snapshot",
     "params_for",
     "record_snapshot",
@@ -902,11 +964,13 @@ __all__ = [
 
 @dataclass
 class ReleaseAudit:
-    """A recorded release audited again: on its own, and together with everything its audience has seen."""
+    """A recorded release audited again: on its own, together with everything its audience may know, and
+    with only its own audience's releases (the view of a reader who sees no other audience's)."""
 
     release_id: str
     alone: AuditResult
     with_history: AuditResult
+    own_audience: AuditResult
     cells: int
     hidden: int
 
@@ -916,7 +980,9 @@ def audit_release(store: Store, protocol: Protocol, release_id: str, now: str) -
     snap = load_snapshot(store, release_id)
     alone = audit(snap.problem, snap.hidden)
     _, together = audit_history(store, protocol, snap.audience_id)
-    result = ReleaseAudit(release_id, alone, together, snap.problem.size, int(snap.hidden.sum()))
-    details = {"release": release_id, "alone": alone.passed, "with_history": together.passed}
-    action_log.append(store, "audit.run", details | {"failures": len(alone.failures) + len(together.failures)}, now)
+    _, own = audit_history(store, protocol, snap.audience_id, own_only=True)
+    result = ReleaseAudit(release_id, alone, together, own, snap.problem.size, int(snap.hidden.sum()))
+    details = {"release": release_id, "alone": alone.passed, "with_history": together.passed, "own": own.passed}
+    failures = len(alone.failures) + len(together.failures) + len(own.failures)
+    action_log.append(store, "audit.run", details | {"failures": failures}, now)
     return result

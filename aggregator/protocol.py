@@ -105,6 +105,7 @@ class Audience:
     frequency: str
     shares_with_others: bool
     disclosure: Mapping[str, Any]  # overrides; applied so that the stricter setting wins
+    open_to_all: bool = False  # its releases are published to anyone (a public report): every reader knows them
 
 
 @dataclass(frozen=True)
@@ -607,6 +608,7 @@ class _Loader:
             frequency=s.choice("frequency", FREQUENCIES),
             shares_with_others=s.get("shares_with_others", bool, True),
             disclosure=_parse_disclosure(s.section("disclosure", {})),
+            open_to_all=s.get("open_to_all", bool, False),
         )
         s.done()
         return audience

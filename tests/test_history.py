@@ -97,6 +97,7 @@ disclosure = { min_contributors = 3, dominance = [{ n = 1, k = 60.0 }] }
 [[audiences]]
 id = "public"
 name = { en = "Public", nl = "Publiek" }
+open_to_all = true
 tables = ["weight"]
 frequency = "monthly"
 
@@ -351,6 +352,41 @@ def test_a_cell_published_unchanged_to_another_audience_is_known_not_a_new_discl
     assert_ledger_is_safe(lab, "committee")
 
 
+STRICT_PUBLIC = (
+    TWO_AUDIENCES.replace("min_contributors = 1", "min_contributors = 2")
+    .replace("disclosure = { min_contributors = 3, dominance = [{ n = 1, k = 60.0 }] }\n", "")
+    .replace(
+        'tables = ["weight"]\nfrequency = "monthly"\n\n[[audiences]]\nid = "press"',
+        'tables = ["weight"]\nfrequency = "monthly"\ndisclosure = { min_contributors = 4 }\n\n'
+        '[[audiences]]\nid = "press"',
+    )
+)
+
+
+def test_a_stricter_audience_after_a_looser_one_is_released_and_protects_its_own_readers(tmp_path: Path):
+    # The committee (two contributors suffice) hides wool (E alone) and polyester as its partner; it publishes
+    # cotton and the total, so E learns polyester = 180 - 150 - 20 from it: allowed, polyester is safe there.
+    # For the public (four contributors) polyester is unsafe, yet E knew it before the public release: the
+    # public release cannot take that back and is not refused for it. A reader of the public release alone
+    # (E included) must still not learn polyester, so the public hides more than the committee did.
+    lab = Lab(tmp_path, STRICT_PUBLIC)
+    assert history.params_for(lab.protocol, "weight", "public").min_contributors == 4
+    lab.company(*"ABCDE")
+    for c in "ABCDE":
+        lab.submit(
+            c, JAN, {"cotton": 30} | ({"polyester": 5} if c in "AB" else {}) | ({"wool": 20} if c == "E" else {})
+        )
+    committee = lab.release(JAN, "committee")
+    polyester, wool = (COTTON.replace("cotton", m) for m in ("polyester", "wool"))
+    assert pattern(committee) == {COTTON: False, polyester: True, wool: True, TOTAL: False}
+    public = lab.release(JAN, "public")
+    hidden = pattern(public)
+    assert hidden[polyester] and hidden[wool] and (hidden[COTTON] or hidden[TOTAL])
+    assert_ledger_is_safe(lab, "committee", "public")
+    audited = history.audit_release(lab.store, lab.protocol, public.release_id, NOW)
+    assert audited.alone.passed and audited.with_history.passed and audited.own_audience.passed
+
+
 # ----------------------------------------------------------------------------------------------- the ledger
 
 
@@ -409,8 +445,9 @@ measure = { kind = "sum", column = "planned_actions_next_year" }
 
 def assert_ledger_is_safe(lab: Lab, *audiences: str) -> None:
     for audience in audiences or [a.id for a in lab.protocol.audiences]:
-        _, result = history.audit_history(lab.store, lab.protocol, audience)
-        assert result.passed, result.failures
+        for own_only in (False, True):
+            _, result = history.audit_history(lab.store, lab.protocol, audience, own_only=own_only)
+            assert result.passed, (own_only, result.failures)
 
 
 MATERIALS = ("cotton", "polyester", "wool")

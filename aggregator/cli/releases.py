@@ -168,7 +168,11 @@ def audit_command(ctx, release_id: str, as_json: bool) -> None:
     with ws.session(ctx.obj["now"]) as store:
         covenant = history.show_release(store, release_id).release["covenant"]
         result = history.audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])
-    rows = [("on its own", result.alone), ("with earlier releases", result.with_history)]
+    rows = [
+        ("on its own", result.alone),
+        ("with earlier releases", result.with_history),
+        ("with its own audience's releases only", result.own_audience),
+    ]
     if as_json:
         payload = {
             "release": release_id,
@@ -182,5 +186,5 @@ def audit_command(ctx, release_id: str, as_json: bool) -> None:
         for name, r in rows:
             verdict = "passed" if r.passed else f"FAILED on {len(r.failures)} cell(s)"
             console.print(f"  audit {name}: {verdict} ({r.insiders_checked} insiders, {r.lp_solves} LPs)")
-    if not (result.alone.passed and result.with_history.passed):
+    if not all(r.passed for _, r in rows):
         ctx.exit(1)

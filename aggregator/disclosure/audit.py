@@ -308,8 +308,9 @@ class _Auditor:
     def __init__(self, problem: ProtectionProblem, hidden: np.ndarray, cache: dict | None = None):
         self.problem = problem
         self.cache = cache
-        self._free: dict[int, _Component] | None = None  # cell -> its component with nothing published
-        self._free_lps: dict[int, _ComponentLP] = {}
+        self.epoch = problem.epochs()
+        self._prior: dict[int, dict[int, _Component]] = {}  # epoch -> cell -> its component in the prior model
+        self._prior_lps: dict[tuple[int, int], _ComponentLP] = {}
         self.hidden = hidden
         self.eps = _tolerance(problem)
         self.lower = np.asarray(problem.lower, dtype=float)
@@ -391,12 +392,18 @@ class _Auditor:
         return np.flatnonzero(new_lo), np.flatnonzero(new_hi)
 
     def _judge(self, cell: int, attacker: str, lo: float, hi: float, exact_counts: bool = False) -> bool:
-        """Record a failure when the interval discloses the cell; True when it passes."""
+        """Record a failure when the interval discloses the cell; True when it passes.
+
+        A side falls short when it misses the requirement and also what the attacker could reach from prior
+        knowledge alone (its own figures, the bounds and what earlier releases published): a release cannot
+        hide what was known before it, only add nothing to it."""
         exact = hi - lo <= self.eps
         if exact and exact_counts:
             self.exact_disclosures += 1
-        short_hi = self.primary[cell] and hi < self.need_hi[cell] - self.eps
-        short_lo = self.primary[cell] and lo > self.need_lo[cell] + self.eps
+        if not self.primary[cell]:
+            return True
+        short_hi = hi < self.need_hi[cell] - self.eps and hi < self._prior_reach(attacker, cell, True) - self.eps
+        short_lo = lo > self.need_lo[cell] + self.eps and lo > self._prior_reach(attacker, cell, False) + self.eps
         # Only a cell that needs protection can be disclosed: an exactly computable secondary or helper cell is
         # counted in exact_disclosures (it protects nothing) but leaks nothing confidential.
         if exact and (short_hi or short_lo):
@@ -540,31 +547,21 @@ class _Auditor:
             if not self._side_met(cell, best[col], maximise):
                 lo = lp.optimise(col, False)[0] if maximise else best_lo[col]
                 hi = best_hi[col] if maximise else lp.optimise(col, True)[0]
-                if not self._within_own_reach(who, cell, lo, hi):
-                    self._judge(cell, who, lo, hi)
+                self._judge(cell, who, lo, hi)
                 return
 
-    def _within_own_reach(self, who: str, cell: int, lo: float, hi: float) -> bool:
-        """True when the insider learns nothing it could not know with nothing published at all.
-
-        A requirement beyond the a-priori bounds is capped at them; an insider whose own figures already keep
-        it from those bounds (with every cell hidden) has not learned anything from the release, so its
-        requirement is capped at what it could reach on its own."""
-        short_hi = hi < self.need_hi[cell] - self.eps
-        short_lo = lo > self.need_lo[cell] + self.eps
-        # Only a requirement capped at an a-priori bound can be out of the insider's own reach.
-        capped_hi = self.need_hi[cell] >= self.upper[cell] - self.eps
-        capped_lo = self.need_lo[cell] <= self.lower[cell] + self.eps
-        if short_hi and (not capped_hi or hi < self._own_reach(who, cell, True) - self.eps):
-            return False
-        return not (short_lo and (not capped_lo or lo > self._own_reach(who, cell, False) + self.eps))
-
-    def _own_reach(self, who: str, cell: int, maximise: bool) -> float:
-        """max (or min) of the cell with no cell published: only the relations, a-priori bounds and own figures."""
-        if self._free is None:
-            components, _ = _build_components(self.problem, np.ones(self.problem.size, dtype=bool))
-            self._free = {int(c): comp for comp in components for c in comp.cells}
-        comp = self._free.get(cell)
+    def _prior_reach(self, who: str, cell: int, maximise: bool) -> float:
+        """max (or min) of the cell from prior knowledge alone: the relations, the a-priori bounds, the
+        attacker's own figures and the cells published before the cell's release (fixed, smaller epoch)."""
+        epoch = int(self.epoch[cell])
+        known = self.problem.fixed & (self.epoch < epoch)
+        if who == OUTSIDER and not known.any():
+            # nothing but the bounds, at which every requirement is capped already
+            return float(self.upper[cell] if maximise else self.lower[cell])
+        if epoch not in self._prior:
+            components, _ = _build_components(self.problem, ~known)
+            self._prior[epoch] = {int(c): comp for comp in components for c in comp.cells}
+        comp = self._prior[epoch].get(cell)
         own = self.problem.insiders.get(who, {})
         values = np.asarray(self.problem.values, dtype=float)
         if comp is None:  # in no relation: only its own bounds
@@ -573,10 +570,10 @@ class _Auditor:
         cells = comp.cells
         amount = np.array([own.get(int(c), 0.0) for c in cells])
         lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values[cells])
-        key = cells[0]
-        if key not in self._free_lps:  # one model per component, re-bounded for each insider
-            self._free_lps[key] = _ComponentLP(comp, self.lower[cells], self.upper[cells])
-        lp = self._free_lps[key]
+        key = (epoch, int(cells[0]))
+        if key not in self._prior_lps:  # one model per component, re-bounded for each attacker
+            self._prior_lps[key] = _ComponentLP(comp, self.lower[cells], self.upper[cells])
+        lp = self._prior_lps[key]
         cols = np.arange(len(cells))
         lp.set_bounds(cols, lower, self.upper[cells])
         try:

@@ -86,10 +86,21 @@ class ProtectionProblem:
     fixed: np.ndarray  # bool: already published (earlier release or forced safe): never suppressed
     # contributor -> {cell index: that contributor's own summed contribution}; used by the insider audit
     insiders: dict[str, dict[int, float]] = field(default_factory=dict)
+    # When each cell became known, in release order (None: a single release, nothing known before it). A
+    # fixed cell with a smaller epoch than a primary cell was published before that cell's release: prior
+    # knowledge. A release cannot take back what was published before it, so each requirement is capped at
+    # what the attacker could already reach from prior knowledge alone (docs/rules.md, "Prior knowledge").
+    epoch: np.ndarray | None = None
 
     @property
     def size(self) -> int:
         return len(self.keys)
+
+    def epochs(self) -> np.ndarray:
+        """`epoch` as an int array (all zero when unset)."""
+        if self.epoch is None:
+            return np.zeros(self.size, dtype=np.int64)
+        return np.asarray(self.epoch, dtype=np.int64)
 
 
 @dataclass

@@ -128,7 +128,11 @@ class _Structure:
     own: list[dict[int, float]]  # per contributor index: cell -> own contribution
     sole: np.ndarray  # contributor index when a cell has exactly one contributor, else -1
     stuck: np.ndarray  # bool: in a relation whose other cells are all fixed: hiding it is useless
+    epoch: np.ndarray  # per cell, when it became known (ProtectionProblem.epoch)
     audit_cache: dict = field(default_factory=dict)  # per-component audit results, reused across rounds
+    # (attacker, cell, sign) -> requirement lowered to what that attacker could reach from prior knowledge
+    caps: dict[tuple[int, int, int], float] = field(default_factory=dict)
+    prior_groups: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # epoch -> cell -> group
 
     def relations_of(self, i: int) -> np.ndarray:
         return self.cell_rel[self.cell_ptr[i] : self.cell_ptr[i + 1]]
@@ -179,6 +183,7 @@ def _build_structure(problem: ProtectionProblem) -> _Structure:
         own,
         sole,
         np.zeros(n, dtype=bool),
+        problem.epochs(),
     )
     s.stuck = _stuck_cells(s)
     return s
@@ -240,12 +245,32 @@ def _attacker_rooms(s: _Structure, attacker: int, cells: np.ndarray) -> tuple[np
     return up, down
 
 
-def _requirement(s: _Structure, p: int, sign: int, up_p: float, down_p: float) -> float:
-    # Reaching the outsider's a-priori bound is full protection (as in aggregator.disclosure.audit); the
-    # same requirement holds against insiders, whose own knowledge may make it unreachable.
-    if sign > 0:
-        return float(min(s.problem.upl[p], up_p))
-    return float(min(s.problem.lpl[p], down_p))
+def _requirement(s: _Structure, p: int, sign: int, up_p: float, down_p: float, attacker: int) -> float:
+    # Reaching the outsider's a-priori bound is full protection (as in aggregator.disclosure.audit); an
+    # attacker whose prior knowledge keeps it from the requirement needs only what it could reach before.
+    base = min(s.problem.upl[p], up_p) if sign > 0 else min(s.problem.lpl[p], down_p)
+    return float(min(base, s.caps.get((attacker, p, sign), math.inf)))
+
+
+def _prior_reach(s: _Structure, attacker: int, p: int, sign: int) -> float:
+    """How far the attacker can move cell p with every cell hidden but those published before p's release."""
+    epoch = int(s.epoch[p])
+    if epoch not in s.prior_groups:
+        unknown = ~(s.problem.fixed & (s.epoch < epoch))
+        s.prior_groups[epoch] = {int(c): group for group in _components(s, unknown) for c in group.tolist()}
+    group = s.prior_groups[epoch].get(p, np.array([p], dtype=np.int64))
+    up, down = _attacker_rooms(s, attacker, group)
+    return _AttackerLP(s, group, up, -down).solve(p, sign)[0]
+
+
+def _cap_at_prior_reach(s: _Structure, a: _Attack) -> bool:
+    """Lower an unreachable requirement to the attacker's prior reach; False when it was reachable."""
+    reach = _prior_reach(s, a.attacker, a.cell, a.sign)
+    if reach >= a.required - _tolerance(a.required):
+        return False
+    # a hair below the reach, so that hiding every free cell meets it despite rounding
+    s.caps[(a.attacker, a.cell, a.sign)] = max(0.0, reach - _tolerance(reach))
+    return True
 
 
 def _tolerance(required: float) -> float:
@@ -348,7 +373,7 @@ def _attack_component(s, comp, prim, x, insiders) -> list[_Attack]:
     witnessed: list[tuple[int, int, int, float]] = []  # (p, sign, point, gain) of each outsider pass
     for p, sign in itertools.product(prim.tolist(), (1, -1)):
         k = lp.local[p]
-        req = _requirement(s, p, sign, up[k], down[k])
+        req = _requirement(s, p, sign, up[k], down[k], -1)
         if req <= _tolerance(req):
             continue
         w = _witness(points, k, sign, req)
@@ -389,7 +414,7 @@ def _insider_attacks(s, comp, x, local, points, witnessed) -> list[_Attack]:
         for p, sign, w, gain in witnessed:
             if s.own[c].get(p, 0.0) != 0:
                 continue  # a cell it contributes to: the primary rules' protection already models this attacker
-            req = _requirement(s, p, sign, s.up_room[p], s.down_room[p])
+            req = _requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
             if req <= _tolerance(req) or shrink[w] * gain >= req - _tolerance(req):
                 continue
             if lp is None:
@@ -582,12 +607,9 @@ def _fast(s: _Structure) -> tuple[np.ndarray, int]:
         attacks = _attacks_on_pattern(s, pat.hidden)
         if not attacks:
             return pat.hidden, rounds
-        cuts = [_cut_from_attack(s, a, pat.hidden.astype(float)) for a in attacks]
-        for cut, a in zip(cuts, attacks, strict=True):
-            if float(cut.coefs.sum()) < cut.rhs - _tolerance(cut.rhs):
-                _raise_unprotectable(s, cut, a)
+        cuts, capped = _feasible_cuts(s, attacks, pat.hidden.astype(float))
         added = _repair(pat, cuts)
-        if not added:
+        if not added and not capped:
             break
         _close_pattern(pat, added)
     raise DisclosureError(
@@ -698,16 +720,27 @@ def _audit_failing_cells(problem: ProtectionProblem, hidden: np.ndarray, cache: 
     return failing & problem.primary
 
 
-def _separate(s: _Structure, x: np.ndarray, insiders: bool = True, integral: bool = False) -> list[_Cut]:
-    attacks = _attacks_on_pattern(s, x > 0.5) if integral else _find_attacks(s, x, insiders)
-    cuts = []
+def _feasible_cuts(s: _Structure, attacks: list[_Attack], x: np.ndarray) -> tuple[list[_Cut], bool]:
+    """Cuts for the attacks; a requirement no pattern can meet is capped at the attacker's prior reach
+    (True in the second place: attack again) or, when prior knowledge does not explain it, refused."""
+    cuts, capped = [], False
     for a in attacks:
         cut = _cut_from_attack(s, a, x)
-        if float(cut.coefs.sum()) < cut.rhs - _tolerance(cut.rhs):
-            _raise_unprotectable(s, cut, a)
-        if float(cut.coefs @ x[cut.cells]) < cut.rhs - _tolerance(cut.rhs):
+        if float(cut.coefs.sum()) >= cut.rhs - _tolerance(cut.rhs):
             cuts.append(cut)
-    return cuts
+        elif _cap_at_prior_reach(s, a):
+            capped = True
+        else:
+            _raise_unprotectable(s, cut, a)
+    return cuts, capped
+
+
+def _separate(s: _Structure, x: np.ndarray, insiders: bool = True, integral: bool = False) -> list[_Cut]:
+    capped = True
+    while capped:  # attack again with the capped requirements
+        attacks = _attacks_on_pattern(s, x > 0.5) if integral else _find_attacks(s, x, insiders)
+        cuts, capped = _feasible_cuts(s, attacks, x)
+    return [c for c in cuts if float(c.coefs @ x[c.cells]) < c.rhs - _tolerance(c.rhs)]
 
 
 def _lp_cut_loop(s: _Structure, master: _Master, deadline: float | None = None) -> tuple[float, int]:
@@ -824,6 +857,7 @@ def subproblem(problem: ProtectionProblem, cells: np.ndarray) -> ProtectionProbl
         cost=problem.cost[cells],
         fixed=problem.fixed[cells],
         insiders=insiders,
+        epoch=None if problem.epoch is None else problem.epochs()[cells],
     )
 
 

@@ -1,0 +1,77 @@
+"""Prior knowledge: what earlier releases published is capped out of a new release's requirements.
+
+One row: total T = a + b + c with a = 10, b = 3, c = 2 (cells 0, 1, 2; T is cell 3). Epoch 1 is an earlier
+release, epoch 2 the release that must protect a.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aggregator.disclosure.audit import audit
+from aggregator.disclosure.model import ProtectionProblem
+from aggregator.disclosure.suppression import protect
+from aggregator.errors import DisclosureError
+
+A, B, C, T = 0, 1, 2, 3
+
+
+def row(protection: float, fixed: list[int], epoch: list[int] | None, insiders=None) -> ProtectionProblem:
+    values = np.array([10.0, 3.0, 2.0, 15.0])
+    return ProtectionProblem(
+        keys=["r|a", "r|b", "r|c", "r|total"],
+        values=values,
+        relations=[(T, (A, B, C))],
+        lower=np.zeros(4),
+        upper=np.full(4, 100.0),
+        upl=np.array([protection, 0, 0, 0]),
+        lpl=np.array([protection, 0, 0, 0]),
+        primary=np.array([True, False, False, False]),
+        cost=values.copy(),
+        fixed=np.isin(np.arange(4), fixed),
+        insiders=insiders or {},
+        epoch=None if epoch is None else np.array(epoch),
+    )
+
+
+def hidden(*cells: int) -> np.ndarray:
+    return np.isin(np.arange(4), cells)
+
+
+def test_a_cell_an_earlier_release_already_pinned_is_no_new_disclosure():
+    # b, c and T were published before: a = 15 - 3 - 2 was known before this release hid it.
+    earlier = row(2.0, fixed=[B, C, T], epoch=[2, 1, 1, 1])
+    assert audit(earlier, hidden(A)).passed
+    # the same cells published in the release itself disclose a exactly
+    same_release = row(2.0, fixed=[B, C, T], epoch=[2, 2, 2, 2])
+    failures = audit(same_release, hidden(A)).failures
+    assert [(f[0], f[1], f[4]) for f in failures] == [(A, "outsider", "exact disclosure")]
+    assert not audit(row(2.0, fixed=[B, C, T], epoch=None), hidden(A)).passed
+
+
+def test_a_partly_known_cell_keeps_all_the_protection_it_had():
+    # T was published before: a <= 15 at most, 5 above its value; the rules ask 10. The release must keep the
+    # 5 (hide both b and c), not give up the cell.
+    problem = row(10.0, fixed=[T], epoch=[2, 2, 2, 1])
+    assert not audit(problem, hidden(A, B)).passed  # a <= 12: 2 above, 5 were left
+    assert audit(problem, hidden(A, B, C)).passed
+    result = protect(problem, "optimal")
+    assert list(result.suppressed) == [True, True, True, False]
+    assert audit(problem, result.suppressed).passed
+    # without the earlier release nothing explains the shortfall: no pattern protects a, and that is said
+    with pytest.raises(DisclosureError, match="cannot be protected"):
+        protect(row(10.0, fixed=[T], epoch=None), "optimal")
+
+
+@pytest.mark.parametrize("method", ["optimal", "fast"])
+def test_an_insider_who_knew_a_cell_before_does_not_block_the_release(method: str):
+    # X alone makes up b. With T and c published before, X knew a = 15 - 2 - b <= 10 exactly upwards.
+    insiders = {"X": {B: 3.0}}
+    problem = row(2.0, fixed=[C, T], epoch=[2, 2, 1, 1], insiders=insiders)
+    result = protect(problem, method)
+    assert list(result.suppressed) == [True, True, False, False]
+    assert audit(problem, result.suppressed).passed
+    # had T and c been published by this release, X would learn a from it: refused
+    with pytest.raises(DisclosureError, match="contributor X can narrow it upward"):
+        protect(row(2.0, fixed=[C, T], epoch=[2, 2, 2, 2], insiders=insiders), method)
