@@ -5,11 +5,15 @@ x product (25 codes in 5 groups) x channel (8 flat codes) = 49,800 inner cells, 
 contribution rows generated with numpy. Each inner cell draws its rows from `--per-cell` of the
 `--contributors` companies (groups of up to two companies), so cells have realistic contributor counts.
 
-Reported, best of `--repeat` runs in the same process and database:
+Reported, best of `--repeat` runs in the same process and database, as wall-clock time and as CPU time of
+the process (all DuckDB threads; on a shared machine the CPU ratio is the steadier one):
 - plain: `SELECT country, product, channel, sum(value), count(*) ... GROUP BY ALL` (inner cells only)
-- inner: one pass over the rows: summed per contributor per inner cell (a temporary table)
-- margins and statistics: per-contributor sums at every margin (a lattice of GROUP BYs) and per cell
-  X, N, n_all, top-K, waived total, largest contributor
+- inner: one pass over the rows: summed per submission, company and cell, then joined to the accepted
+  submissions and the contributors and summed per contributor per inner cell (a temporary table); values
+  in exact integer micro-units while the data's absolute total stays below 2**52 of them (this data), else
+  in DECIMAL(38, 6)
+- margins and statistics: per-contributor sums at every margin (a lattice of GROUP BYs over one node id
+  per dimension) and per cell X, N, n_all, top-K, waived total, largest contributor
 - build_table_cells: the whole call (both queries + display frame, keys and relations in pandas)
 """
 
@@ -116,13 +120,19 @@ def load_rows(con: duckdb.DuckDBPyConnection, rows: int, contributors: int, per_
     )
 
 
-def best_of(repeat: int, run) -> tuple[float, object]:
-    best, result = float("inf"), None
+def best_of(repeat: int, run) -> tuple[tuple[float, float], object]:
+    """(best wall-clock seconds, best CPU seconds of the process) over `repeat` runs, and the last result."""
+    wall, cpu, result = float("inf"), float("inf"), None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    return (wall, cpu), result
+
+
+def seconds(timing: tuple[float, float]) -> str:
+    return f"{timing[0]:.3f} s (CPU {timing[1]:.3f} s)"
 
 
 def main() -> None:
@@ -145,25 +155,26 @@ def main() -> None:
         plain_sql = """SELECT country, product, channel, sum(value) AS value, count(*) AS n
                        FROM rows_bench_contributions GROUP BY ALL"""
         plain, inner = best_of(args.repeat, lambda: con.execute(plain_sql).df())
-        print(f"plain GROUP BY: {len(inner):,} inner cells in {plain:.3f} s")
+        print(f"plain GROUP BY: {len(inner):,} inner cells in {seconds(plain)}")
 
         full, component = best_of(args.repeat, lambda: build_table_cells(con, protocol, "cells", "2026-06", params)[0])
         query, dims = component.query, component.dimensions
 
         def inner_step():
             with query.inner_cells(con) as inner:
-                return con.execute(f"SELECT count(*) FROM {inner}").fetchone()[0]
+                return con.execute(f"SELECT count(*) FROM {inner.name}").fetchone()[0]
 
         inner_time, pairs = best_of(args.repeat, inner_step)
         with query.inner_cells(con) as inner, registered(con, dims) as names:
             sql = query.stats_sql(inner, dims, names)
             margins_time, _ = best_of(args.repeat, lambda: con.execute(sql).df())
         inner_mask = (component.frame.filter(like="_depth") > 0).all(axis=1).to_numpy()
-        print(f"per-contributor inner cells: {pairs:,} (contributor, cell) records in {inner_time:.3f} s")
-        print(f"margins and statistics from them: {len(component):,} cells in {margins_time:.3f} s")
-        print(f"build_table_cells (all of it, plus frame, keys, relations): {full:.3f} s")
-        sql_time = inner_time + margins_time
-        print(f"ratio to plain: SQL {sql_time / plain:.2f}x; whole call {full / plain:.2f}x")
+        print(f"per-contributor inner cells: {pairs:,} (contributor, cell) records in {seconds(inner_time)}")
+        print(f"margins and statistics from them: {len(component):,} cells in {seconds(margins_time)}")
+        print(f"build_table_cells (all of it, plus frame, keys, relations): {seconds(full)}")
+        for kind, k in (("wall-clock", 0), ("CPU", 1)):
+            sql_time = inner_time[k] + margins_time[k]
+            print(f"ratio to plain ({kind}): SQL {sql_time / plain[k]:.2f}x; whole call {full[k] / plain[k]:.2f}x")
         print(
             f"contributors per inner cell: median {np.median(component.stats.n_all[inner_mask]):.0f}; "
             f"relations: {len(component.relations):,}"

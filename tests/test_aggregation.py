@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from unittest.mock import patch
 
 import duckdb
 import numpy as np
@@ -18,6 +20,7 @@ from aggregator.aggregation import (
     build_table_cells,
     insider_contributions,
 )
+from aggregator.aggregation.problem import every_contribution
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import PrimaryResult, RuleParams
 from aggregator.protocol import TOTAL_CODE, load_protocol
@@ -439,3 +442,132 @@ def test_a_hidden_only_child_of_a_published_region_is_disclosed_in_company_count
     i = index[companies.keys[nl]]
     assert result.lo[i] == pytest.approx(problem.values[i]) and result.hi[i] == pytest.approx(problem.values[i])
     assert not result.passed
+
+
+# ----------------------------------------------------------------- exact sums: micro-units or decimals
+# Values are summed exactly to 6 decimals so that releases are byte-identical from run to run. Small
+# enough data is summed as integer micro-units in doubles (exact below 2**53), larger data as DECIMAL(38, 6);
+# both must give the very same floats.
+
+FRACTIONAL = {**LOCATION_COLUMNS, "order_volume_pieces": "DOUBLE"}
+
+value_strategy = st.one_of(
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+    st.integers(min_value=-(10**9), max_value=10**9).map(lambda k: (k + 0.5) / 1e6),  # half a micro-unit
+    st.integers(min_value=-(10**4), max_value=10**4).map(lambda k: k / 10),
+)
+
+
+def fractional_store(rows) -> duckdb.DuckDBPyConnection:
+    con = make_store(states={f"s{c}": "accepted" for c, _ in COMPANIES})
+    con.execute("DROP TABLE rows_textile_production_locations")
+    locations = [(f"s{c}", c, PERIOD, country, ftype, v) for c, country, ftype, v in rows]
+    _rows_table(con, "rows_textile_production_locations", FRACTIONAL, locations)
+    return con
+
+
+def build_both_ways(con, protocol, table_id: str, params: RuleParams, waived=frozenset()):
+    """The cells (and every contributor's own contributions) through micro-units and through decimals."""
+    fast = build_table_cells(con, protocol, table_id, PERIOD, params, waived=waived)
+    with patch("aggregator.aggregation.query.EXACT_DOUBLE_BOUND", 0.0):
+        exact = build_table_cells(con, protocol, table_id, PERIOD, params, waived=waived)
+        exact_own = every_contribution(con, exact)
+    return fast, every_contribution(con, fast), exact, exact_own
+
+
+def assert_identical(fast, exact) -> None:
+    for a, b in zip(fast, exact, strict=True):
+        assert a.keys == b.keys and a.relations == b.relations and a.largest == b.largest
+        pd.testing.assert_frame_equal(a.frame, b.frame, check_exact=True)
+        for name in ("total", "n", "top", "waived", "n_all", "has_negative"):
+            x, y = getattr(a.stats, name), getattr(b.stats, name)
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2", "c3", "c4", "c5"]),
+            st.sampled_from(COUNTRIES),
+            st.sampled_from(TYPES),
+            value_strategy,
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    waive=st.sets(st.sampled_from(["c3", "c5"])),
+    absolute=st.booleans(),
+)
+def test_micro_unit_sums_equal_decimal_sums_exactly(linked, rows, waive, absolute):
+    con = fractional_store(rows)
+    params = RuleParams(dominance=((2, 90.0),), negative_values="absolute" if absolute else "refuse")
+    fast, fast_own, exact, exact_own = build_both_ways(con, linked, "by_type_and_region", params, frozenset(waive))
+    assert fast[0].query.fits_exact_doubles(con)
+    assert_identical(fast, exact)
+    assert fast_own == exact_own
+
+
+def test_micro_units_round_half_away_from_zero_like_the_decimal_cast():
+    rng = np.random.default_rng(5)
+    values = np.concatenate(
+        [
+            (rng.integers(-(10**12), 10**12, 20_000) + 0.5) / 1e6,  # exactly between two micro-units, or nearly
+            rng.lognormal(2.0, 5.0, 20_000) * rng.choice([-1.0, 1.0], 20_000),
+            np.arange(-2000, 2000) * 0.0000005,
+        ]
+    )
+    values = values[np.abs(values) < 4e9]
+    con = duckdb.connect()
+    con.register("vals", pd.DataFrame({"x": values}))
+    differing = con.execute(
+        "SELECT count(*) FROM vals WHERE round(x * 1000000) <> CAST(CAST(x AS DECIMAL(38, 6)) * 1000000 AS HUGEINT)"
+    ).fetchone()[0]
+    assert differing == 0
+
+
+def test_large_values_are_summed_as_decimals_and_stay_exact(linked):
+    # 5e9 units are 5e15 micro-units: beyond what doubles add up exactly, so the decimal path is taken
+    rows = [("c3", "IN", "laundry", 3_000_000_000.000001), ("c4", "IN", "laundry", 2_000_000_000.000002)]
+    rows += [("c5", "NL", "laundry", 0.1), ("c5", "NL", "laundry", 0.2)]
+    con = fractional_store(rows)
+    (volume,) = build_table_cells(con, linked, "by_region", PERIOD, TOP2)
+    assert not volume.query.fits_exact_doubles(con)
+    assert stats_at(volume, "IN")[0] == float(Decimal("5000000000.000003"))
+    assert stats_at(volume, "NL")[0] == 0.3  # the decimal 0.3, not 0.1 + 0.2 in doubles
+    assert stats_at(volume, TOTAL_CODE)[0] == float(Decimal("5000000000.300003"))
+    # the same rows below the bound take micro-units and give the same answers
+    small = fractional_store([(c, country, t, v / 1000) for c, country, t, v in rows])
+    (volume,) = build_table_cells(small, linked, "by_region", PERIOD, TOP2)
+    assert volume.query.fits_exact_doubles(small)
+    assert stats_at(volume, "NL")[0] == float(Decimal("0.0003"))
+
+
+def test_insiders_see_exactly_their_share_of_everyones_contributions():
+    # the insiders' rows are picked before the rows are summed; their own contributions must not change
+    con = make_store()
+    (volume,) = build_table_cells(con, TEXTILE, "order_volume_by_region", PERIOD, TOP2)
+    primary = no_primaries(volume)
+    primary.unsafe[by_codes(volume, "IN")] = True  # its largest (and only) contributor: g3
+    own = insider_contributions(con, [volume], [primary])
+    everyone = every_contribution(con, [volume])
+    assert set(own) == {"g3"}
+    assert own["g3"] == everyone["g3"]
+    assert own["g3"][volume.keys[by_codes(volume, "IN")]] == 7.0
+    assert set(everyone) == {"g1", "g3", "g4"}  # g5 has no accepted rows
+
+
+def test_equal_largest_contributions_name_the_later_contributor_and_skip_waived_ones():
+    locations = [("s3", "c3", PERIOD, "NL", "laundry", 5), ("s4", "c4", PERIOD, "NL", "laundry", 5)]
+    locations += [("s1", "c1", PERIOD, "NL", "spinning", -9)]
+    con = make_store(locations=locations)
+    params = RuleParams(dominance=((2, 90.0),), negative_values="absolute")
+    (volume,) = build_table_cells(con, TEXTILE, "order_volume_by_region", PERIOD, params)
+    nl = by_codes(volume, "NL")
+    assert volume.largest[nl] == "g1" and tuple(volume.stats.top[nl]) == (9.0, 5.0)  # |-9| is the largest
+    (volume,) = build_table_cells(make_store(locations=locations[:2]), TEXTILE, "order_volume_by_region", PERIOD, TOP2)
+    assert volume.largest[nl] == "g4" and tuple(volume.stats.top[nl]) == (5.0, 5.0)  # a tie: the later name
+    (volume,) = build_table_cells(
+        make_store(locations=locations[:2]), TEXTILE, "order_volume_by_region", PERIOD, TOP2, waived=frozenset({"c4"})
+    )
+    assert volume.largest[nl] == "g3" and tuple(volume.stats.top[nl]) == (5.0, 0.0)

@@ -179,7 +179,7 @@ def _build_component(
         relations=relations if additive else [],
         additive=additive,
         aux=[] if additive else _aux_relations(relations, keys),
-        largest=[None if pd.isna(x) else str(x) for x in frame["largest"]],
+        largest=frame["largest"].to_numpy(dtype=object, na_value=None).tolist(),
         measure_scale=scale,
         query=query,
         dimensions=dims,
@@ -250,11 +250,12 @@ def cell_relations(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels]) -
         totals = sorted_numbers[np.searchsorted(numbers, parent_numbers, sorter=sorted_numbers)]
         order = np.lexsort((parts, totals))
         totals, parts = totals[order], parts[order]
-        bounds = np.flatnonzero(np.diff(totals)) + 1
-        starts = np.r_[0, bounds]
+        starts = np.r_[0, np.flatnonzero(np.diff(totals)) + 1]
+        ends = np.r_[starts[1:], len(parts)]
+        # slicing one Python list is much cheaper than splitting the array into thousands of small ones
+        part_list, total_list = parts.tolist(), totals.tolist()
         relations += [
-            (int(totals[start]), tuple(group.tolist()))
-            for start, group in zip(starts, np.split(parts, bounds), strict=True)
+            (total_list[a], tuple(part_list[a:b])) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
         ]
     return sorted(relations)
 

@@ -1,19 +1,25 @@
 """The SQL of one table component: per-contributor sums at every cell and margin, in two DuckDB queries.
 
 Identifiers come only from validated protocol/rules files and are checked again here; every value is a
-bound parameter.
+bound parameter (node ids and depths we computed ourselves are pasted as integer lists).
 
 1. inner cells (one pass over the rows, kept as a temporary table): accepted rows of the period, filtered,
    summed per contributor (group or company, as a dense integer id) per inner cell; a contributor's rows in
-   one cell are one record. The distinct codes per dimension are read from this small table.
-2. statistics: the inner cells get integer level ids l1..ld per dimension (a mapping table registered from
-   pandas), contributor sums are rolled up to every margin (what GROUP BY contributor, ROLLUP(levels of
-   dim 1), ROLLUP(levels of dim 2), ... gives, computed as a lattice: each coarser level from the one just
-   below), and per cell come X, N, n_all, top-K, the waived total, has_negative and the largest contributor.
+   one cell are one record. The rows are summed per submission, company and cell first, so the joins touch
+   only those sums. The distinct codes per dimension are read from this small table.
+2. statistics: each inner cell gets its leaf's integer node id per dimension (a mapping table registered
+   from pandas), contributor sums are rolled up to every margin (what GROUP BY contributor, ROLLUP(levels
+   of dim 1), ROLLUP(levels of dim 2), ... gives, computed as a lattice: per dimension, from the deepest
+   level up, the records at depth j are summed into their parents), and per cell come X, N, n_all, top-K,
+   the waived total, has_negative and the largest contributor.
+
+Sums are exact to 6 decimals, so that releases are byte-identical from run to run: DECIMAL(38, 6), or, when
+the data's absolute total is below 2**52 micro-units (nearly always), integer micro-units in doubles, which
+add up exactly in any order and several times faster; both give the very same floats (see InnerCells).
 
 A margin's sum per contributor spans its inner cells, so a margin's top contribution is one contributor's
-total there. A leaf higher up in a ragged hierarchy is padded with its own id (AQ -> 999, AQ, AQ); rows at a
-padded level repeat the shallower cell and are dropped.
+total there. A leaf higher up in a ragged hierarchy (AQ directly under the world) is rolled up once, from its
+own depth.
 """
 
 from __future__ import annotations
@@ -33,6 +39,28 @@ from aggregator.protocol import TOTAL_CODE, UNKNOWN_CODE, Hierarchy, Operand, Ta
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _registration_ids = itertools.count()
+
+MICRO = 1_000_000  # values are exact to 6 decimals: DECIMAL(38, 6), or integer micro-units
+# Integer-valued doubles add up exactly, in any order, while every partial sum stays below 2**53; the bound
+# leaves a factor 2 for the rounding of the (inexact) check itself.
+EXACT_DOUBLE_BOUND = 2.0**52
+
+
+@dataclass(frozen=True)
+class InnerCells:
+    """The per-contributor inner cells as a temporary table, and how its value column `v` is stored.
+
+    micro: `v` is DOUBLE holding integer micro-units (round(x * 10**6), the very integers DECIMAL(38, 6)
+    holds), used when the absolute values of all rows add up to less than 2**52 micro-units: every sum
+    of them is then exact, so doubles give the decimal result, in a fraction of the time. Otherwise `v`
+    is DECIMAL(38, 6)."""
+
+    name: str
+    micro: bool
+
+    def scaled(self, expression: str) -> str:
+        """SQL turning a sum of `v` into the cell's value (a DOUBLE, or a DECIMAL that converts to it)."""
+        return f"({expression}) / {MICRO}" if self.micro else expression
 
 
 class AggregationError(AggregatorError):
@@ -90,15 +118,16 @@ class ComponentQuery:
     def _agg(self) -> str:
         return "max" if self.presence else "sum"
 
-    def _inner_sql(self, only: Sequence[str] | None) -> tuple[str, list[object]]:
+    def _inner_sql(self, only: Sequence[str] | None, micro: bool) -> tuple[str, list[object]]:
         """Per contributor per inner cell (text codes d0, d1, ...): cid, contributor, waived, v.
 
-        `only` restricts the rows to these contributors (the insiders)."""
-        leaves = [f"d{i}" for i in range(len(self.columns))]
-        leaf_sql = "".join(
-            f"coalesce(CAST(r.{checked(c)} AS VARCHAR), '{UNKNOWN_CODE}') AS {leaf}, "
-            for c, leaf in zip(self.columns, leaves, strict=True)
-        )
+        `only` restricts the rows to these contributors (the insiders); `micro` see InnerCells.
+
+        The rows are first summed per submission, company and raw codes, and only those sums (about one
+        per contributor and cell) are joined to the accepted submissions and the contributors: the joins
+        and the code clean-up then touch a few hundred thousand records instead of every row."""
+        columns = [checked(c) for c in self.columns]
+        leaves = [f"d{i}" for i in range(len(columns))]
         where = [
             f"r.period IN ({', '.join('?' * len(self.periods))})",
             f"({self.value_sql}) IS NOT NULL",
@@ -107,9 +136,23 @@ class ComponentQuery:
         for column, value in self.filters:
             where.append(f"r.{checked(column)} = ?")
             params.append(value)
-        if only is not None:
-            where.append("list_contains(?::VARCHAR[], k.contributor)")
+        if only is not None:  # the insiders' rows only, before the big GROUP BY
+            where.append(
+                f"r.company_id IN (SELECT company_id FROM companies "
+                f"WHERE list_contains(?::VARCHAR[], {checked(self.contributor)}))"
+            )
             params.append(list(only))
+        # exact decimals: a parallel SUM of doubles differs in the last bits from run to run, and suppression
+        # must see identical values to give byte-identical releases; micro-units are exact integers (and
+        # round() rounds half away from zero, as the cast to DECIMAL does)
+        value = f"round(({self.value_sql}) * {MICRO})" if micro else f"CAST({self.value_sql} AS DECIMAL(38, 6))"
+        raw = "".join(f"r.{c} AS c{i}, " for i, c in enumerate(columns))
+        raw_group = ", ".join(["r.submission_id", "r.company_id", *(f"r.{c}" for c in columns)])
+        # NULL and a stored '_U' both become '_U': the second GROUP BY merges them, as it merges the
+        # companies of one group
+        leaf_sql = "".join(
+            f"coalesce(CAST(p.c{i} AS VARCHAR), '{UNKNOWN_CODE}') AS {leaf}, " for i, leaf in enumerate(leaves)
+        )
         group = ", ".join(["cid", *leaves])
         sql = f"""
         WITH contributors AS (
@@ -118,122 +161,138 @@ class ComponentQuery:
             FROM (SELECT company_id, {checked(self.contributor)} AS contributor FROM companies)
         ),
         names AS (SELECT DISTINCT cid, contributor, waived FROM contributors),
-        base AS (
-            -- exact decimals: a parallel SUM of doubles differs in the last bits from run to run, and
-            -- suppression must see identical values to give byte-identical releases
-            SELECT k.cid, {leaf_sql}CAST({self.value_sql} AS DECIMAL(38, 6)) AS v
+        pre AS (
+            SELECT r.submission_id, r.company_id, {raw}{self._agg}({value}) AS v
             FROM {checked(self.table)} r
-            JOIN submissions s ON s.submission_id = r.submission_id AND s.state = 'accepted'
-            JOIN contributors k ON k.company_id = r.company_id
             WHERE {" AND ".join(where)}
+            GROUP BY {raw_group}
+        ),
+        base AS (
+            SELECT k.cid, {leaf_sql}p.v
+            FROM pre p
+            JOIN submissions s ON s.submission_id = p.submission_id AND s.state = 'accepted'
+            JOIN contributors k ON k.company_id = p.company_id
         )
         SELECT i.*, names.contributor, names.waived
         FROM (SELECT {group}, {self._agg}(v) AS v FROM base GROUP BY {group}) i JOIN names USING (cid)"""
         return sql, params
 
     @contextmanager
-    def inner_cells(self, con: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None) -> Iterator[str]:
+    def inner_cells(self, con: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None) -> Iterator[InnerCells]:
         """The per-contributor inner cells as a temporary table, dropped afterwards.
 
         Materialising them lets one pass over the rows serve both the list of codes present (which the
-        hierarchy mappings need) and the statistics."""
-        name = checked(f"_inner_cells_{next(_registration_ids)}")
-        sql, params = self._inner_sql(only)
-        con.execute(f"CREATE TEMP TABLE {name} AS {sql}", params)
+        hierarchy mappings need) and the statistics. (Registering them as an Arrow table instead was
+        measured slower: the statistics query then scans the codes from Arrow.)"""
+        inner = InnerCells(checked(f"_inner_cells_{next(_registration_ids)}"), self.fits_exact_doubles(con))
+        sql, params = self._inner_sql(only, inner.micro)
+        con.execute(f"CREATE TEMP TABLE {inner.name} AS {sql}", params)
         try:
-            yield name
+            yield inner
         finally:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+            con.execute(f"DROP TABLE IF EXISTS {inner.name}")
 
-    def present_codes(self, con: duckdb.DuckDBPyConnection, inner: str) -> list[list[str]]:
+    def fits_exact_doubles(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Whether all rows of the table (any period, state or filter: an upper bound) add up, in absolute
+        micro-units, to less than EXACT_DOUBLE_BOUND. One scan without joins; NaN or infinity say no."""
+        magnitude, rows = con.execute(
+            f"SELECT sum(abs({self.value_sql})), count({self.value_sql}) FROM {checked(self.table)} r"
+        ).fetchone()
+        if rows == 0:
+            return True
+        # each row's rounding to micro-units adds at most half a unit
+        return bool(magnitude * MICRO + rows < EXACT_DOUBLE_BOUND)
+
+    def present_codes(self, con: duckdb.DuckDBPyConnection, inner: InnerCells) -> list[list[str]]:
         """The distinct codes of each dimension among the inner cells."""
         if not self.columns:
             return []
         lists = ", ".join(f"list(DISTINCT d{i})" for i in range(len(self.columns)))
-        row = con.execute(f"SELECT {lists} FROM {checked(inner)}").fetchone()
+        row = con.execute(f"SELECT {lists} FROM {checked(inner.name)}").fetchone()
         return [sorted(codes or []) for codes in row]
 
-    def _per_contributor_sql(self, inner: str, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
-        """CTEs from the inner cells up to per_contributor; `names` are the registered mapping tables."""
-        levels = _levels(dims)
+    def _per_contributor_sql(self, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
+        """CTEs from the inner cells up to per_contributor (node ids d0, d1, ..., cid, waived, v); `names`
+        are the registered mapping tables."""
         joins = "".join(f" JOIN {checked(n)} h{i} ON h{i}.leaf = i.d{i}" for i, n in enumerate(names))
-        level_sql = "".join(f"h{i}.l{k} AS {lvl}, " for i, lv in enumerate(levels) for k, lvl in enumerate(lv, start=1))
+        # the deepest level column holds the leaf's own id (shallower leaves are padded with it)
+        leaf_sql = "".join(f"h{i}.l{d.depth} AS d{i}, " for i, d in enumerate(dims))
         return f"""
         WITH leveled AS (
-            SELECT {level_sql}i.cid, i.waived, i.v FROM {checked(inner)} i{joins}
-        ){self._rollup_ctes(levels)}"""
+            SELECT {leaf_sql}i.cid, i.v FROM {checked(inner.name)} i{joins}
+        ){self._rollup_ctes(dims, checked(inner.name))}"""
 
-    def _rollup_ctes(self, levels: list[list[str]]) -> str:
-        """per_contributor: the contributor sums at every combination of levels (what GROUP BY cid,
-        ROLLUP(dim 1 levels), ROLLUP(dim 2 levels), ... gives), computed as a lattice: each coarser level
-        is summed from the one just below it rather than from the inner cells, which is several times
-        less work than DuckDB's grouping sets on per-contributor data."""
-        columns = [lvl for lv in levels for lvl in lv]
+    def _rollup_ctes(self, dims: Sequence[DimensionLevels], inner: str) -> str:
+        """per_contributor: the contributor sums at every combination of nodes (what GROUP BY cid,
+        ROLLUP(dim 1 levels), ROLLUP(dim 2 levels), ... gives), computed as a lattice over one node id per
+        dimension: for each dimension, from the deepest level up, the records at depth j are summed into
+        their parents, so every record is rolled up exactly once and each coarser level comes from the one
+        just below it (several times less work than DuckDB's grouping sets on per-contributor data)."""
+        keys = [f"d{i}" for i in range(len(dims))]
+        columns = ", ".join([*keys, "cid"])  # waived follows from cid: joined back at the end
         ctes, current = [], "leveled"
-        for i, lv in enumerate(levels):
+        for i, dim in enumerate(dims):
+            depth_of = f"{_int_list(dim.depths)}[d{i} + 1]"
+            parent_of = f"{_int_list(dim.parent_ids)}[d{i} + 1]" if dim.depth > 1 else "0"
+            select = ", ".join(f"CAST({parent_of} AS INTEGER) AS d{i}" if k == f"d{i}" else k for k in keys)
             steps = [current]
-            for j in range(len(lv), 0, -1):
-                # roll level j of dimension i up into level j - 1: that level column becomes NULL
-                kept = [c for c in columns if c != lv[j - 1]]
-                select = ", ".join(f"NULL::INTEGER AS {c}" if c == lv[j - 1] else c for c in columns)
+            for j in range(dim.depth, 0, -1):
+                # the nodes at depth j: leaves of that depth, and the parents summed in the step before
+                source = current if j == dim.depth else f"(SELECT * FROM {current} UNION ALL SELECT * FROM {steps[-1]})"
+                where = f" WHERE {depth_of} = {j}" if dim.depth > 1 else ""
                 name = f"r{i}_{j - 1}"
                 ctes.append(
-                    f"{name} AS MATERIALIZED (SELECT {select}, cid, waived, {self._agg}(v) AS v "
-                    f"FROM {steps[-1]} GROUP BY {', '.join([*kept, 'cid', 'waived'])})"
+                    f"{name} AS MATERIALIZED (SELECT {columns}, {self._agg}(v) AS v FROM "
+                    f"(SELECT {select}, cid, v FROM {source}{where}) GROUP BY {columns})"
                 )
                 steps.append(name)
             union = " UNION ALL ".join(f"SELECT * FROM {step}" for step in steps)
             current = f"u{i}"
             ctes.append(f"{current} AS MATERIALIZED ({union})")
-        ctes.append(f"per_contributor AS (SELECT * FROM {current})")
+        ctes.append(
+            f"per_contributor AS (SELECT * FROM {current} JOIN (SELECT DISTINCT cid, waived FROM {inner}) USING (cid))"
+        )
         return "".join(f",\n        {cte}" for cte in ctes)
 
-    def stats_sql(self, inner: str, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
-        nodes, keep = _node_sql(dims)
+    def stats_sql(self, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
+        """Per cell (node ids d0, d1, ...): X, N, n_all, the waived total, has_negative, the largest
+        contributor (ties: the later name) and the top-K magnitudes."""
+        nodes = [f"d{i}" for i in range(len(dims))]
         magnitude = "abs(v)" if self.absolute else "v"
-        tops = "".join(f", coalesce(top[{k}], 0) AS top_{k}" for k in range(1, self.top_k + 1))
-        group = ", ".join(lv for lvs in _levels(dims) for lv in lvs)
-        dims_out = "".join(f"d{i}, " for i in range(len(nodes)))
+        tops = "".join(f", {inner.scaled(f'coalesce(top[{k}].m, 0)')} AS top_{k}" for k in range(1, self.top_k + 1))
+        group = ", ".join(nodes)
+        dims_out = "".join(f"{n}, " for n in nodes)
         return f"""{self._per_contributor_sql(inner, dims, names)},
-        contributor_names AS (SELECT DISTINCT cid, contributor FROM {checked(inner)})
-        SELECT {dims_out}total, n, n_all, waived_total, has_negative, cn.contributor AS largest{tops}
+        contributor_names AS (SELECT DISTINCT cid, contributor FROM {checked(inner.name)})
+        SELECT {dims_out}{inner.scaled("total")} AS total, n, n_all, {inner.scaled("waived_total")} AS waived_total,
+               has_negative, cn.contributor AS largest{tops}
         FROM (
-            SELECT {"".join(f"{n}, " for n in nodes)}
+            SELECT {dims_out}
                    sum(v) AS total,
                    count(*) FILTER (WHERE NOT waived) AS n,
                    count(*) AS n_all,
                    coalesce(sum(v) FILTER (WHERE waived), 0) AS waived_total,
                    bool_or(v < 0) AS has_negative,
-                   arg_max(cid, ({magnitude}, cid)) FILTER (WHERE NOT waived) AS largest_cid,
-                   max({magnitude}, {self.top_k}) FILTER (WHERE NOT waived) AS top
+                   -- the K largest (magnitude, contributor) pairs: the first is the largest contributor
+                   -- (of equal ones the later name), and their magnitudes are the top-K
+                   max({{'m': {magnitude}, 'c': cid}}, {self.top_k}) FILTER (WHERE NOT waived) AS top
             FROM per_contributor
-            WHERE {keep}
             {"GROUP BY " + group if group else ""}
         ) cells
-        LEFT JOIN contributor_names cn ON cn.cid = cells.largest_cid"""
+        LEFT JOIN contributor_names cn ON cn.cid = cells.top[1].c"""
 
-    def contributions_sql(self, inner: str, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
+    def contributions_sql(self, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
         """Every contributor's own summed contribution to every cell it has a record in."""
-        nodes, keep = _node_sql(dims)
+        nodes = "".join(f"d{i}, " for i in range(len(dims)))
         return f"""{self._per_contributor_sql(inner, dims, names)},
-        contributor_names AS (SELECT DISTINCT cid, contributor FROM {checked(inner)})
-        SELECT {"".join(f"{n}, " for n in nodes)}contributor_names.contributor, v
-        FROM per_contributor JOIN contributor_names USING (cid)
-        WHERE {keep}"""
+        contributor_names AS (SELECT DISTINCT cid, contributor FROM {checked(inner.name)})
+        SELECT {nodes}contributor_names.contributor, {inner.scaled("v")} AS v
+        FROM per_contributor JOIN contributor_names USING (cid)"""
 
 
-def _levels(dims: Sequence[DimensionLevels]) -> list[list[str]]:
-    return [[f"d{i}_{k}" for k in range(1, d.depth + 1)] for i, d in enumerate(dims)]
-
-
-def _node_sql(dims: Sequence[DimensionLevels]) -> tuple[list[str], str]:
-    """Per dimension the cell's node id (deepest grouped level, 0 = total) and a filter dropping rows at
-    padded levels."""
-    nodes, keep = [], ["TRUE"]
-    for i, lv in enumerate(_levels(dims)):
-        nodes.append(f"coalesce({', '.join(reversed(lv))}, 0) AS d{i}")
-        keep += [f"NOT coalesce({b} = {a}, FALSE)" for a, b in itertools.pairwise(lv)]
-    return nodes, " AND ".join(keep)
+def _int_list(values: np.ndarray) -> str:
+    """A SQL list literal of integers we computed ourselves (node ids, depths): safe to paste."""
+    return "[" + ", ".join(str(int(v)) for v in values) + "]"
 
 
 @contextmanager
