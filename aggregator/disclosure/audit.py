@@ -402,8 +402,8 @@ class _Auditor:
             self.exact_disclosures += 1
         if not self.primary[cell]:
             return True
-        short_hi = hi < self.need_hi[cell] - self.eps and hi < self._prior_reach(attacker, cell, True) - self.eps
-        short_lo = lo > self.need_lo[cell] + self.eps and lo > self._prior_reach(attacker, cell, False) + self.eps
+        short_hi = hi < self.need_hi[cell] - self.eps and self._beyond_prior(attacker, cell, hi, True)
+        short_lo = lo > self.need_lo[cell] + self.eps and self._beyond_prior(attacker, cell, lo, False)
         # Only a cell that needs protection can be disclosed: an exactly computable secondary or helper cell is
         # counted in exact_disclosures (it protects nothing) but leaks nothing confidential.
         if exact and (short_hi or short_lo):
@@ -550,15 +550,32 @@ class _Auditor:
                 self._judge(cell, who, lo, hi)
                 return
 
+    def _beyond_prior(self, who: str, cell: int, reached: float, maximise: bool) -> bool:
+        """True when the attacker's bound is tighter than what it could reach before the cell's release."""
+        if not self._has_prior(cell):
+            # Nothing published before: the outsider's prior reach is the a-priori bounds, at which every
+            # requirement is capped already. An insider is relaxed only where the requirement is capped at a
+            # bound (its own figures may keep it from that bound); elsewhere it is held to the requirement,
+            # which is at most stricter and spares an LP over the whole table per shortfall.
+            capped = (
+                self.need_hi[cell] >= self.upper[cell] - self.eps
+                if maximise
+                else self.need_lo[cell] <= self.lower[cell] + self.eps
+            )
+            if who == OUTSIDER or not capped:
+                return True
+        reach = self._prior_reach(who, cell, maximise)
+        return reached < reach - self.eps if maximise else reached > reach + self.eps
+
+    def _has_prior(self, cell: int) -> bool:
+        return bool((self.problem.fixed & (self.epoch < self.epoch[cell])).any())
+
     def _prior_reach(self, who: str, cell: int, maximise: bool) -> float:
         """max (or min) of the cell from prior knowledge alone: the relations, the a-priori bounds, the
         attacker's own figures and the cells published before the cell's release (fixed, smaller epoch)."""
         epoch = int(self.epoch[cell])
-        known = self.problem.fixed & (self.epoch < epoch)
-        if who == OUTSIDER and not known.any():
-            # nothing but the bounds, at which every requirement is capped already
-            return float(self.upper[cell] if maximise else self.lower[cell])
         if epoch not in self._prior:
+            known = self.problem.fixed & (self.epoch < epoch)
             components, _ = _build_components(self.problem, ~known)
             self._prior[epoch] = {int(c): comp for comp in components for c in comp.cells}
         comp = self._prior[epoch].get(cell)

@@ -264,7 +264,15 @@ def _prior_reach(s: _Structure, attacker: int, p: int, sign: int) -> float:
 
 
 def _cap_at_prior_reach(s: _Structure, a: _Attack) -> bool:
-    """Lower an unreachable requirement to the attacker's prior reach; False when it was reachable."""
+    """Lower an unreachable requirement to the attacker's prior reach; False when it was reachable.
+
+    With nothing published before, only an insider's requirement capped at a bound is relaxed (as in the
+    audit): the outsider's is capped at the bounds already."""
+    p = a.cell
+    if not (s.problem.fixed & (s.epoch < s.epoch[p])).any():
+        room = s.up_room[p] if a.sign > 0 else s.down_room[p]
+        if a.attacker < 0 or a.required < room - _tolerance(room):
+            return False
     reach = _prior_reach(s, a.attacker, a.cell, a.sign)
     if reach >= a.required - _tolerance(a.required):
         return False
