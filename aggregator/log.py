@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,18 +109,39 @@ def append(
 ) -> LogEntry:
     """Append one entry and return it. Runs on the caller's connection, so inside an open transaction the
     entry commits or rolls back with the change it describes; outside one it is committed at once."""
+    return append_many(store_or_con, [(action, details)], now, actor=actor)[0]
+
+
+def append_many(
+    store_or_con: Store | duckdb.DuckDBPyConnection,
+    actions: Sequence[tuple[str, dict[str, Any]]],
+    now: str,
+    *,
+    actor: str = "secretariat",
+) -> list[LogEntry]:
+    """Append one entry per (action, details), in order, with one read of the head and one insert.
+
+    The chain is the same as calling `append` for each; an intake that records hundreds of decisions in one
+    transaction pays for one statement instead of two per entry."""
     con = _connection(store_or_con)
-    _check_entry_fields(action, actor, now)
+    for action, _ in actions:
+        _check_entry_fields(action, actor, now)
     last = con.execute("SELECT seq, hash FROM action_log ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev_hash = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
-    details_json = _canonical(details)
-    entry = LogEntry(seq, now, actor, action, json.loads(details_json), prev_hash, "")
-    entry = LogEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
-    con.execute(
-        "INSERT INTO action_log VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [seq, now, actor, action, details_json, prev_hash, entry.hash],
-    )
-    return entry
+    seq, prev_hash = (0, GENESIS_HASH) if last is None else last
+    written, rows = [], []
+    for action, details in actions:
+        seq, details_json = seq + 1, _canonical(details)
+        entry = LogEntry(seq, now, actor, action, json.loads(details_json), prev_hash, "")
+        entry = LogEntry(**{**entry.__dict__, "hash": entry_hash(entry)})
+        written.append(entry)
+        rows.append((seq, now, actor, action, details_json, prev_hash, entry.hash))
+        prev_hash = entry.hash
+    if rows:
+        con.execute(
+            "INSERT INTO action_log VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
+            [value for row in rows for value in row],
+        )
+    return written
 
 
 def entry_hash(entry: LogEntry) -> str:
@@ -332,6 +353,7 @@ __all__ = [
     "LogEntry",
     "LogHead",
     "append",
+    "append_many",
     "checkpoint_key",
     "entries",
     "entry_hash",

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS submissions (
     original_name VARCHAR NOT NULL,
     state VARCHAR NOT NULL,             -- accepted | duplicate | superseded | quarantined
     reason VARCHAR NOT NULL,
-    plaintext_sha256 VARCHAR,
+    plaintext_sha256 VARCHAR,           -- holds the header's plaintext_blake3 since envelope format 2 (rename pending)
     raw_path VARCHAR NOT NULL,
     report_json VARCHAR,
     warnings_json VARCHAR,

@@ -1,10 +1,11 @@
 """Seal and open a file of a given size; compare with raw ChaCha20-Poly1305 throughput in the same run.
 
-    .venv/bin/python -m bench.bench_envelope --size-mb 1024 [--suite x25519/aes-256-gcm] [--csv]
+    .venv/bin/python -m bench.bench_envelope --size-mb 1024 [--repeat 3] [--suite x25519/aes-256-gcm] [--csv]
 
 Set BENCH_TMP=/dev/shm to keep the disk (and fsync of the sealed file) out of the measurement.
 Peak memory is the growth of the process's maximum RSS during each step (ru_maxrss is a high-water mark,
-so each step is measured in a fresh child process to get its own peak).
+so each step is measured in a fresh child process to get its own peak). `cpu s` is the step's user + system
+time over all its threads: on a shared machine, wall time well above cpu / 2 means the step waited for a core.
 """
 
 from __future__ import annotations
@@ -62,11 +63,16 @@ def _raw_aead(path: Path, size: int) -> float:
     return time.perf_counter() - start
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
+    return usage.ru_utime + usage.ru_stime
+
+
 def _step(name: str, src: str, dst: str, size: int, suite: str | None, keys: tuple, queue: mp.Queue) -> None:
     kem, recipient_raw, signer_raw = keys
     recipient = private_key_from_bytes(kem, recipient_raw)
     signer = private_key_from_bytes("ed25519", signer_raw)
-    before = _max_rss_mb()
+    before, cpu_before = _max_rss_mb(), _cpu_seconds()
     start = time.perf_counter()
     if name == "raw aead":
         seconds = _raw_aead(Path(src), size)
@@ -82,7 +88,7 @@ def _step(name: str, src: str, dst: str, size: int, suite: str | None, keys: tup
         open_file(dst, recipient, signer.public_key(), sink=sink)
         assert sink.size == size
         seconds = time.perf_counter() - start
-    queue.put((name, seconds, _max_rss_mb() - before))
+    queue.put((name, seconds, _cpu_seconds() - cpu_before, _max_rss_mb() - before))
 
 
 def run(size_mb: int, suite: str | None) -> list[dict]:
@@ -101,8 +107,8 @@ def run(size_mb: int, suite: str | None) -> list[dict]:
             proc.start()
             result = queue.get()
             proc.join()
-            step, seconds, peak = result
-            rows.append({"step": step, "size_mb": size_mb, "seconds": round(seconds, 3),
+            step, seconds, cpu, peak = result
+            rows.append({"step": step, "size_mb": size_mb, "seconds": round(seconds, 3), "cpu_s": round(cpu, 3),
                          "mb_per_s": round(size_mb / seconds, 1), "peak_rss_mb": round(peak, 1)})  # fmt: skip
     raw = rows[0]["mb_per_s"]
     for row in rows:
@@ -111,10 +117,10 @@ def run(size_mb: int, suite: str | None) -> list[dict]:
 
 
 def _print_table(rows: list[dict]) -> None:
-    print(f"{'step':<10}{'MB':>8}{'seconds':>10}{'MB/s':>10}{'x raw':>8}{'peak MB':>10}")
+    print(f"{'step':<10}{'MB':>8}{'seconds':>10}{'cpu s':>8}{'MB/s':>10}{'x raw':>8}{'peak MB':>10}")
     for r in rows:
         print(
-            f"{r['step']:<10}{r['size_mb']:>8}{r['seconds']:>10.3f}{r['mb_per_s']:>10.1f}"
+            f"{r['step']:<10}{r['size_mb']:>8}{r['seconds']:>10.3f}{r['cpu_s']:>8.3f}{r['mb_per_s']:>10.1f}"
             f"{r['vs_raw_aead']:>8.2f}{r['peak_rss_mb']:>10.1f}"
         )
 
@@ -123,10 +129,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=64)
     parser.add_argument("--suite", default=None, help="e.g. x25519/aes-256-gcm (default: x25519/chacha20)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the three steps this many times, one table each")
     parser.add_argument("--csv", action="store_true", help="also write bench/results/envelope-<time>.csv")
     args = parser.parse_args()
-    rows = run(args.size_mb, args.suite)
-    _print_table(rows)
+    rows = []
+    for run_number in range(1, args.repeat + 1):
+        batch = [{"run": run_number} | row for row in run(args.size_mb, args.suite)]
+        if args.repeat > 1:
+            print(f"run {run_number} of {args.repeat}")
+        _print_table(batch)
+        rows += batch
     if args.csv:
         RESULTS_DIR.mkdir(exist_ok=True)
         out = RESULTS_DIR / f"envelope-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv"

@@ -212,29 +212,40 @@ def intake_reference(intake_kit: IntakeKit, tmp_path_factory: pytest.TempPathFac
     return state
 
 
-# (function owner, function name, k-th call, fail after the call instead of before it)
+# (function owner, function name, k-th call, fail after the call instead of before it, files per transaction).
+# With the default COMMIT_EVERY the kit's first five files share one transaction; the correction, whose
+# predecessor is among them, starts a second one after the first is committed and filed away.
+# With 2 files per transaction: (a, b), (c, d), (e, f).
 INTAKE_FAILURES = [
-    (intake, "_commit", 1, False),
-    (intake, "_commit", 1, True),  # committed, nothing delivered or moved
-    (intake, "_commit", 4, True),  # after the forgery: earlier files filed away, later ones untouched
-    (intake, "_commit", 6, True),  # the correction committed; the superseded file not moved yet
-    (intake, "_insert_rows", 2, True),  # inside the transaction, after the rows went in
-    (intake, "_supersede", 1, True),  # inside the correction's transaction
-    (action_log, "append", 3, False),  # the log entry of a transaction that already inserted its record
-    (intake, "_write_receipt", 1, False),
-    (intake, "_write_receipt", 5, True),
-    (intake, "_file_away", 1, False),
-    (intake, "_file_away", 3, True),
-    (intake, "_file_away", 6, False),  # the superseded file's move (it comes before the correction's own)
-    (intake, "_finish_superseded_moves", 2, False),
-    (action_log, "save_checkpoint", 1, False),  # everything done, the checkpoint not moved
+    (intake, "_commit", 1, False, None),
+    (intake, "_commit", 1, True, None),  # five files committed, nothing delivered or moved
+    (intake, "_commit", 2, False, None),  # the first five filed away, the correction's transaction rolled back
+    (intake, "_commit", 2, True, None),  # the correction committed; the superseded file not moved yet
+    (intake, "_commit", 2, True, 2),  # two transactions committed, the second not yet filed away
+    (intake, "_commit", 3, False, 2),  # the last transaction (the forgery and the correction) rolled back
+    (intake, "_record", 3, True, None),  # inside the first transaction, after three records went in
+    (intake, "_record", 2, True, 2),  # inside the first of several transactions
+    (intake, "_insert_rows", 1, True, None),  # inside the first transaction, after its rows went in
+    (intake, "_insert_rows", 2, True, None),  # inside the correction's transaction, after its rows went in
+    (intake, "_supersede", 1, True, None),  # inside the correction's transaction
+    (action_log, "append_many", 1, True, None),  # the log entries written, not committed
+    (action_log, "append_many", 2, False, 2),
+    (intake, "_write_receipt", 1, False, None),
+    (intake, "_write_receipt", 5, True, None),
+    (intake, "_write_receipt", 3, False, 2),
+    (intake, "_file_away", 1, False, None),
+    (intake, "_file_away", 3, True, None),
+    (intake, "_file_away", 6, False, None),  # the superseded file's move (it comes before the correction's own)
+    (intake, "_file_away", 4, False, 2),  # the second transaction's last file
+    (intake, "_finish_superseded_moves", 2, False, None),
+    (action_log, "save_checkpoint", 1, False, None),  # everything done, the checkpoint not moved
 ]
 
 
 @pytest.mark.parametrize(
-    ("owner", "name", "k", "after"),
+    ("owner", "name", "k", "after", "every"),
     INTAKE_FAILURES,
-    ids=[f"{n}-{k}-{'after' if a else 'before'}" for _, n, k, a in INTAKE_FAILURES],
+    ids=[f"{n}-{k}-{'after' if a else 'before'}{f'-every{e}' if e else ''}" for _, n, k, a, e in INTAKE_FAILURES],
 )
 def test_an_intake_interrupted_at_any_step_ends_like_an_uninterrupted_one(
     intake_kit: IntakeKit,
@@ -245,13 +256,35 @@ def test_an_intake_interrupted_at_any_step_ends_like_an_uninterrupted_one(
     name: str,
     k: int,
     after: bool,
+    every: int | None,
 ):
     ws = open_copy(intake_kit.template, tmp_path / "ws")
     fill_inbox(intake_kit, tmp_path / "inbox")
     with monkeypatch.context() as patch:
+        if every is not None:
+            patch.setattr(intake, "COMMIT_EVERY", every)
         fail_on_call(patch, owner, name, k, after=after)
         with pytest.raises(RuntimeError, match="injected failure"):
             intake.run_intake(ws, tmp_path / "inbox", now=NOW)
+    intake.run_intake(ws, tmp_path / "inbox", now=NOW)
+    assert intake_state(ws, tmp_path / "inbox") == intake_reference
+
+
+@pytest.mark.parametrize(("every", "rows"), [(1, None), (2, None), (5, None), (None, 1)])
+def test_an_intake_ends_the_same_whatever_the_number_of_files_per_transaction(
+    intake_kit: IntakeKit,
+    intake_reference: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    every: int | None,
+    rows: int | None,
+):
+    ws = open_copy(intake_kit.template, tmp_path / "ws")
+    fill_inbox(intake_kit, tmp_path / "inbox")
+    if every is not None:
+        monkeypatch.setattr(intake, "COMMIT_EVERY", every)
+    if rows is not None:  # every accepted file reaches the row budget: it commits with those before it
+        monkeypatch.setattr(intake, "COMMIT_ROWS", rows)
     intake.run_intake(ws, tmp_path / "inbox", now=NOW)
     assert intake_state(ws, tmp_path / "inbox") == intake_reference
 
@@ -294,7 +327,7 @@ def run_killed(tmp_path: Path, script: str, *args: Path) -> None:
     ("owner", "name", "k"),
     [
         ("intake", "_file_away", 3),  # after the third file's commit, before its move
-        ("log", "append", 2),  # inside the second file's transaction: rows and record in, not committed
+        ("log", "append_many", 1),  # inside the first transaction: rows, records and log in, not committed
     ],
     ids=["between-commit-and-move", "inside-a-transaction"],
 )

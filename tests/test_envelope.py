@@ -1,4 +1,4 @@
-import hashlib
+import base64
 import io
 import json
 import os
@@ -7,10 +7,12 @@ import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
+import blake3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import aggregator.envelope.envelope as envelope_module
 from aggregator.envelope import (
     REASONS,
     SUITES,
@@ -27,13 +29,12 @@ from aggregator.envelope import (
 )
 from aggregator.envelope.envelope import SIGNATURE_SIZE, TAG_SIZE, encode_preamble, signature_message
 from aggregator.envelope.keys import private_key_from_bytes
+from aggregator.envelope.receipts import RECEIPT_PREFIX, canonical_json
 from aggregator.errors import EnvelopeError
 
 VECTORS = Path(__file__).parent / "vectors" / "envelope"
 CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
-HYPOTHESIS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 RECIPIENT = {
     "x25519": generate_encryption_key("x25519"),
@@ -89,7 +90,7 @@ def test_every_suite_round_trips(tmp_path, suite):
     opened = open_env(dst, kem=SUITES[suite].kem)
     assert opened.plaintext == PAYLOAD
     assert opened.header == header == read_header(dst)
-    assert header.suite == suite and header.plaintext_sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+    assert header.suite == suite and header.plaintext_blake3 == blake3.blake3(PAYLOAD).hexdigest()
     assert header.created == "2026-11-01T09:30:00Z" and header.file_name == "in.csv"
 
 
@@ -181,7 +182,7 @@ def _split(blob: bytes, tmp_path: Path) -> tuple[bytes, list[bytes]]:
 
 def _resign(prefix: bytes, chunks: list[bytes]) -> bytes:
     payload = b"".join(chunks)
-    return prefix + payload + COMPANY.sign(signature_message(prefix, hashlib.sha256(payload).digest()))
+    return prefix + payload + COMPANY.sign(signature_message(prefix, blake3.blake3(payload).digest()))
 
 
 def test_reordered_chunks_are_rejected_even_when_the_signer_resigns(tmp_path, valid_blob):
@@ -229,14 +230,120 @@ def test_missing_file_is_reported_as_unreadable(tmp_path):
     assert err.value.reason == "unreadable"
 
 
+# ---------------------------------------------------------------- format versions
+
+
+def test_a_version_1_file_is_refused_with_a_re_seal_hint():
+    """v1_valid.imvo is a genuine format-1 file (SHA-256 hashes), sealed before BLAKE3."""
+    keys = _vector_keys()
+    for read in (read_header, lambda p: open_file(p, keys["recipient"], keys["signer"].public_key())):
+        with pytest.raises(EnvelopeRejected) as err:
+            read(VECTORS / "v1_valid.imvo")
+        assert err.value.reason == "unsupported_version"
+        assert err.value.message == (
+            "v1_valid.imvo was sealed by an older imvo-submit (envelope format version 1), "
+            "which this aggregator no longer opens"
+        )
+        assert err.value.hint == "ask the company to re-seal the file with the current imvo-submit and send it again"
+
+
+@pytest.mark.parametrize("version", [0, 3, 65535])
+def test_a_version_we_never_wrote_asks_to_update_the_aggregator(tmp_path, valid_blob, version):
+    (tmp_path / "other.imvo").write_bytes(valid_blob[:8] + struct.pack(">H", version) + valid_blob[10:])
+    with pytest.raises(EnvelopeRejected) as err:
+        read_header(tmp_path / "other.imvo")
+    assert err.value.reason == "unsupported_version" and f"version {version}," in err.value.message
+    assert "older" not in err.value.message and err.value.hint.startswith("update the aggregator")
+
+
+def test_header_and_signature_use_blake3(tmp_path):
+    blob = sealed_bytes(tmp_path, PAYLOAD)
+    header = read_header(tmp_path / "data.imvo")
+    assert header.format_version == 2 and header.plaintext_blake3 == blake3.blake3(PAYLOAD).hexdigest()
+    prefix, chunks = _split(blob, tmp_path)
+    message = signature_message(prefix, blake3.blake3(b"".join(chunks)).digest())
+    assert message[-64:] == blake3.blake3(prefix).digest() + blake3.blake3(b"".join(chunks)).digest()
+    COMPANY.public_key().verify(blob[-SIGNATURE_SIZE:], message)  # raises if the digests were SHA-256
+
+
+# ---------------------------------------------------------------- many batches through the thread pipeline
+
+
+BIG = 3 * 1024 * 1024 + 12345  # 49 full 64 KiB chunks and a partial one
+SMALL_BATCH = 256 * 1024  # so BIG spans 13 batches and every ring slot is reused several times
+
+
+def _small_batches(patch: pytest.MonkeyPatch) -> None:
+    patch.setattr(envelope_module, "_SEAL_BATCH_BYTES", SMALL_BATCH)
+    patch.setattr(envelope_module, "_BATCH_BYTES", SMALL_BATCH)
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    _small_batches(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def big_sealed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("big")
+    data = os.urandom(BIG)
+    (folder / "big.bin").write_bytes(data)
+    with pytest.MonkeyPatch.context() as patch:
+        _small_batches(patch)
+        seal(folder / "big.bin", folder / "big.imvo", chunk_size=64 * 1024)
+    return data, folder / "big.imvo"
+
+
+@pytest.mark.parametrize("batches", ["small", "default"])
+def test_large_file_round_trips_with_and_without_sink(big_sealed, monkeypatch, batches):
+    if batches == "small":
+        _small_batches(monkeypatch)
+    data, path = big_sealed
+    assert open_env(path).plaintext == data
+    sink = io.BytesIO()
+    open_env(path, sink=sink)
+    assert sink.getvalue() == data
+    assert read_header(path).plaintext_blake3 == blake3.blake3(data).hexdigest()
+
+
+def test_damage_in_a_late_batch_names_its_chunk_and_sink_output_must_be_discarded(tmp_path, big_sealed, small_batches):
+    _, path = big_sealed
+    prefix, chunks = _split(path.read_bytes(), tmp_path)
+    chunks[43] = chunks[43][:5] + bytes([chunks[43][5] ^ 1]) + chunks[43][6:]
+    (tmp_path / "bad.imvo").write_bytes(_resign(prefix, chunks))
+    sink = io.BytesIO()
+    with pytest.raises(EnvelopeRejected) as err:
+        open_env(tmp_path / "bad.imvo", sink=sink)
+    assert err.value.reason == "tampered" and "part 44 " in err.value.message
+    # the sink got the batches before the damaged one, and nothing of the damaged batch
+    per_batch = SMALL_BATCH // (64 * 1024)
+    assert len(sink.getvalue()) == (43 // per_batch) * per_batch * 64 * 1024 > 0
+
+
+@pytest.mark.parametrize("change", ["shrinks", "grows"])
+def test_source_changing_while_sealing_is_refused_and_leaves_no_file(tmp_path, monkeypatch, small_batches, change):
+    src = tmp_path / "in.bin"
+    src.write_bytes(os.urandom(BIG))
+    real_new_header = envelope_module._new_header
+
+    def header_then_change_source(**values):
+        header = real_new_header(**values)  # the size is fixed now; change the file under the reader thread
+        with open(src, "r+b") as fh:
+            fh.truncate(BIG // 2) if change == "shrinks" else (fh.seek(0, 2), fh.write(b"more"))
+        return header
+
+    monkeypatch.setattr(envelope_module, "_new_header", header_then_change_source)
+    with pytest.raises(EnvelopeError, match="changed while it was being sealed"):
+        seal(src, tmp_path / "out.imvo", chunk_size=64 * 1024)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
+
+
 # ---------------------------------------------------------------- committed vectors
 
 
 def _vector_keys() -> dict:
     doc = json.loads((VECTORS / "keys.json").read_text())
-    return {
-        name: private_key_from_bytes(v["type"], bytes.fromhex(v["private_hex"])) for name, v in doc.items()
-    }
+    return {name: private_key_from_bytes(v["type"], bytes.fromhex(v["private_hex"])) for name, v in doc.items()}
 
 
 EXPECTED = json.loads((VECTORS / "expected.json").read_text())
@@ -312,7 +419,7 @@ def test_naive_creation_time_is_refused(tmp_path):
 
 
 def test_opening_into_a_sink_keeps_memory_bounded(tmp_path):
-    size = 8 * 1024 * 1024
+    size = 40 * 1024 * 1024
     src, dst = tmp_path / "big.bin", tmp_path / "big.imvo"
     src.write_bytes(os.urandom(size))
     seal(src, dst, chunk_size=64 * 1024)
@@ -331,7 +438,7 @@ def test_opening_into_a_sink_keeps_memory_bounded(tmp_path):
     finally:
         tracemalloc.stop()
     assert sink.total == size
-    assert peak < 3 * 1024 * 1024  # a hashing block (1 MiB) and a few chunks, not the 8 MiB file
+    assert peak < 10 * 1024 * 1024  # two batches of sealed and plain buffers (2 MiB each), not the 40 MiB file
 
 
 # ---------------------------------------------------------------- receipts
@@ -356,3 +463,24 @@ def test_receipt_round_trip_and_forgery(tmp_path):
         verify_receipt(b"not a receipt", secretariat.public_key())
     with pytest.raises(EnvelopeError, match="unknown receipt state"):
         make_receipt(header, digest, CREATED, "lost", secretariat)
+
+
+def test_receipts_name_the_blake3_hash_and_version_1_receipts_still_verify(tmp_path):
+    sealed_bytes(tmp_path, PAYLOAD)
+    header = read_header(tmp_path / "data.imvo")
+    secretariat = generate_signing_key()
+    receipt = make_receipt(header, file_sha256(tmp_path / "data.imvo"), CREATED, "accepted", secretariat)
+    doc = json.loads(receipt)
+    assert doc["version"] == 2 and doc["receipt"]["plaintext_blake3"] == blake3.blake3(PAYLOAD).hexdigest()
+    assert "plaintext_sha256" not in doc["receipt"]
+
+    # a receipt issued before format 2: the same signature scheme over a body naming plaintext_sha256
+    old_body = {k: v for k, v in doc["receipt"].items() if k != "plaintext_blake3"} | {"plaintext_sha256": "ab" * 32}
+    old = doc | {"version": 1, "receipt": old_body}
+    old["signature"] = doc["signature"] | {
+        "value": base64.b64encode(secretariat.sign(RECEIPT_PREFIX + canonical_json(old_body))).decode()
+    }
+    assert verify_receipt(json.dumps(old).encode(), secretariat.public_key())["plaintext_sha256"] == "ab" * 32
+    for version in (3, True, "2"):
+        with pytest.raises(ReceiptInvalid, match="is not supported"):
+            verify_receipt(json.dumps(doc | {"version": version}).encode(), secretariat.public_key())

@@ -278,7 +278,7 @@ def keys_and_blob(tmp_path_factory):
     return recipient, signer, dst.read_bytes()
 
 
-def preamble(header: bytes, version: int = 1, length: int | None = None) -> bytes:
+def preamble(header: bytes, version: int = 2, length: int | None = None) -> bytes:
     return MAGIC + struct.pack(">HI", version, len(header) if length is None else length) + header
 
 
@@ -303,7 +303,7 @@ ENVELOPE_CASES: list[tuple[str, Callable[[bytes], bytes], str]] = [
     ("header_is_a_list", lambda b: preamble(b"[1,2,3]"), "malformed_header"),
     ("header_repeats_a_field", lambda b: preamble(b'{"a":1,"a":2}'), "malformed_header"),
     ("header_not_canonical", lambda b: preamble(json.dumps(header_doc(b), indent=1).encode()), "malformed_header"),
-    ("future_version", lambda b: MAGIC + struct.pack(">HI", 2, 2) + b"{}", "unsupported_version"),
+    ("future_version", lambda b: MAGIC + struct.pack(">HI", 3, 2) + b"{}", "unsupported_version"),
     ("path_traversal_file_name", lambda b: with_header(b, file_name="../../etc/passwd"), "malformed_header"),
     ("windows_traversal_file_name", lambda b: with_header(b, file_name="..\\..\\boot.ini"), "malformed_header"),
     ("control_chars_in_file_name", lambda b: with_header(b, file_name="a\x00b.csv"), "malformed_header"),

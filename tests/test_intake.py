@@ -172,7 +172,7 @@ def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
         "period",
         "created",
         "file_name",
-        "plaintext_sha256",
+        "plaintext_blake3",
         "plaintext_size",
         "signer_fingerprint",
         "file_sha256",
@@ -236,6 +236,60 @@ def test_a_newer_correction_supersedes_the_accepted_submission(world: World, tmp
             "WHERE state = 'accepted'"
         ).fetchall()
     assert stored == [(second_id,)]
+
+
+def test_a_correction_in_the_same_intake_as_its_original_supersedes_it(world: World, tmp_path: Path):
+    # Files share a transaction; the original must still be filed and receipted as superseded.
+    first = world.seal(MATERIALS, name="a_first.imvo")
+    corrected = edited(tmp_path, MATERIALS, "1082606.4", "1082000.0")
+    world.seal(corrected, created="2025-02-20T09:00:00Z", name="b_second.imvo")
+    report = world.intake()
+
+    assert [o.state for o in report.outcomes] == ["accepted", "accepted"]
+    old, new = world.record("a_first.imvo"), world.record("b_second.imvo")
+    assert (old["state"], old["superseded_by"]) == ("superseded", new["submission_id"])
+    assert report.outcomes[1].reason == f"valid; replaces submission {old['submission_id'][:12]}"
+    assert (world.ws.root / old["raw_path"]).is_file() and old["raw_path"].startswith("received/superseded/")
+    assert world.received_files()["accepted"] == [Path(new["raw_path"]).name]
+    old_receipt = envelope.verify_receipt(
+        (world.ws.outbox_dir / "T001" / f"{first.name}.receipt").read_bytes(),
+        world.signing_public_key(),
+    )
+    assert old_receipt["state"] == "superseded"
+    assert world.count_rows("materials") == 4  # both files' rows; only the accepted one's are aggregated
+
+
+def test_a_failure_inside_a_shared_transaction_leaves_its_files_in_the_inbox(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    for company in ("T001", "T002", "T003"):
+        world.seal(MATERIALS, company=company, name=f"{company}.imvo")
+    real = intake_mod._record
+    calls = []
+
+    def fail_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(intake_mod, "_record", fail_third)
+    with pytest.raises(RuntimeError, match="disk full"):
+        world.intake()
+    # the two files decided before the failure were rolled back with it: nothing recorded, nothing moved
+    assert world.records() == []
+    assert sorted(p.name for p in world.inbox.iterdir()) == ["T001.imvo", "T002.imvo", "T003.imvo"]
+    assert not list(world.ws.outbox_dir.rglob("*.receipt"))
+    monkeypatch.setattr(intake_mod, "_record", real)
+    assert [o.state for o in world.intake().outcomes] == ["accepted"] * 3
+    # the three files' rows went in with one insert: each row keeps its own file's id, company and row number
+    with world.ws.open_store() as store:
+        stored = store.con.execute(
+            "SELECT company_id, submission_id, period, list(source_row ORDER BY source_row) "
+            "FROM rows_textile_materials GROUP BY ALL ORDER BY company_id"
+        ).fetchall()
+    ids = {r["company_id"]: r["submission_id"] for r in world.records()}
+    assert stored == [(c, ids[c], "2025-01", [2, 3]) for c in ("T001", "T002", "T003")]
 
 
 def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_path: Path):
@@ -422,7 +476,7 @@ def test_a_raw_csv_in_the_inbox_is_quarantined(world: World):
 
 def test_a_header_that_breaks_the_parser_costs_one_file_not_the_intake(world: World):
     body = b"[" * 8000 + b"]" * 8000  # json.loads recurses too deep on this
-    world.drop("a_nested.imvo", b"IMVOSEAL" + struct.pack(">HI", 1, len(body)) + body)
+    world.drop("a_nested.imvo", b"IMVOSEAL" + struct.pack(">HI", 2, len(body)) + body)
     world.seal(MATERIALS, name="b_valid.imvo")
     report = world.intake()
     assert [(o.state, o.reason) for o in report.outcomes] == [

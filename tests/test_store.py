@@ -2,10 +2,12 @@ from pathlib import Path
 
 import pytest
 
+from aggregator import log as action_log
 from aggregator.errors import AggregatorError
 from aggregator.store import Store, rows_table
 
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+NOW = "2025-02-28T09:00:00Z"
 
 
 def test_store_is_unreadable_without_its_key(tmp_path: Path):
@@ -27,3 +29,21 @@ def test_rows_table_names_refuse_anything_but_identifiers():
     assert rows_table("textile", "living_wage") == "rows_textile_living_wage"
     with pytest.raises(AggregatorError, match="not a valid table or column name"):
         rows_table("textile", "x; DROP TABLE companies")
+
+
+def test_log_entries_appended_together_chain_exactly_as_one_by_one(tmp_path: Path):
+    # intake records a whole transaction's decisions with one append_many; the chain must not tell the difference
+    actions = [("intake.decision", {"file": f"f{i}.imvo", "state": "accepted"}) for i in range(5)]
+    with Store(tmp_path / "one.duckdb", None) as one, Store(tmp_path / "many.duckdb", None) as many:
+        action_log.append(one, "company.register", {"company": "T001"}, NOW)
+        action_log.append(many, "company.register", {"company": "T001"}, NOW)
+        for action, details in actions:
+            action_log.append(one, action, details, NOW)
+        written = action_log.append_many(many, actions, NOW)
+        assert [e.seq for e in written] == [2, 3, 4, 5, 6]
+        assert action_log.entries(one) == action_log.entries(many)
+        assert action_log.verify_log(many) == []
+        assert action_log.append_many(many, [], NOW) == []
+        with pytest.raises(AggregatorError, match="not a log action name"):
+            action_log.append_many(many, [("intake.decision", {}), ("Bad Name", {})], NOW)
+        assert action_log.head(many).count == 6  # a bad entry writes none of the batch

@@ -2,7 +2,7 @@
 
 Byte layout (docs/envelope.md is the normative page; all integers big-endian):
 
-    magic "IMVOSEAL" (8) | version u16 = 1 | header length u32 | header (canonical JSON)
+    magic "IMVOSEAL" (8) | version u16 = 2 | header length u32 | header (canonical JSON)
     | encapsulation length u16 | HPKE enc || HPKE-sealed 32-byte file key
     | payload: ceil(size / chunk_size) chunks (at least one), each AEAD(chunk) with a 16-byte tag
     | Ed25519 signature (64)
@@ -10,7 +10,11 @@ Byte layout (docs/envelope.md is the normative page; all integers big-endian):
 Sealing is one pass over the source: the header's length is fixed before the payload is known (the
 plaintext hash is hex of fixed length), so the payload is written at its final offset while the source is
 hashed, and the preamble and encapsulation are written last. The signature therefore signs
-PREFIX || SHA-256(magic..encapsulation) || SHA-256(payload) rather than one running hash.
+PREFIX || BLAKE3(magic..encapsulation) || BLAKE3(payload) rather than one running hash.
+
+Version 2 hashes with BLAKE3-256 where version 1 used SHA-256: both hashes sit on the sealing and opening hot
+path, and SHA-256 (1.9 GB/s here) was slower than the ChaCha20-Poly1305 it accompanies (3.5 GB/s); BLAKE3
+runs at ~7 GB/s on one core. Version 1 files are refused with a message asking for a re-seal.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import re
 import stat
 import struct
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
@@ -29,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
+import blake3
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -47,7 +53,7 @@ from aggregator.envelope.keys import (
 from aggregator.errors import EnvelopeError
 
 MAGIC = b"IMVOSEAL"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_HEADER_BYTES = 16 * 1024
 DEFAULT_CHUNK_SIZE = 64 * 1024
 MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 16, 1024 * 1024  # the cap bounds a reader's memory per chunk
@@ -55,18 +61,21 @@ TAG_SIZE = 16
 SIGNATURE_SIZE = 64
 FILE_KEY_SIZE = 32
 
-HPKE_INFO_PREFIX = b"imvo-envelope/v1 file key\n"
-PAYLOAD_KEY_INFO = b"imvo-envelope/v1 payload key"
-SIGNATURE_PREFIX = b"imvo-envelope/v1 signature\n"
+HPKE_INFO_PREFIX = b"imvo-envelope/v2 file key\n"
+PAYLOAD_KEY_INFO = b"imvo-envelope/v2 payload key"
+SIGNATURE_PREFIX = b"imvo-envelope/v2 signature\n"
 
 _PREAMBLE_FIXED = struct.Struct(">8sHI")  # magic, version, header length
 _ENCAP_LENGTH = struct.Struct(">H")
-_PLACEHOLDER_SHA = "0" * 64
+_PLACEHOLDER_DIGEST = "0" * 64  # same length as the real hex digest, so the header size is final
 _HASH_BLOCK = 1024 * 1024
-# Bytes of plaintext handled per step of the sealing/opening pipeline. Two steps are in flight (one being
-# hashed by the background threads while the next is read and encrypted), so buffers stay near 2 MiB.
-_BATCH_BYTES = 512 * 1024
-_SEAL_BATCH_BYTES = 1024 * 1024  # fewer hand-overs between threads; sealing has no tight memory test
+# Bytes of plaintext handled per step of the sealing/opening pipeline. _RING_DEPTH steps are in flight (one
+# being encrypted or decrypted while a worker reads the next and another hashes/writes the previous), so opening
+# keeps about 8 MiB of buffers and sealing about 16 MiB, whatever the file size. Each step costs thread
+# hand-overs: on 1 GiB, 2 MiB steps used ~10% less CPU than 512 KiB ones when opening, 4 MiB ~4% less than
+# 1 MiB when sealing.
+_BATCH_BYTES = 2 * 1024 * 1024
+_SEAL_BATCH_BYTES = 4 * 1024 * 1024
 _RING_DEPTH = 2
 
 
@@ -147,7 +156,7 @@ _COMPANY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}")
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_DIGEST_HEX = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -164,7 +173,7 @@ class EnvelopeHeader:
     suite: str
     recipient_fingerprint: str
     signer_fingerprint: str
-    plaintext_sha256: str
+    plaintext_blake3: str  # hex BLAKE3-256 of the plaintext
     plaintext_size: int
     file_name: str  # base name only
     chunk_size: int
@@ -209,7 +218,7 @@ class EnvelopeHeader:
             raise ValueError(f"suite {self.suite!r} is unknown")
         _expect_match(self.recipient_fingerprint, "recipient_fingerprint", _FINGERPRINT, "a key fingerprint")
         _expect_match(self.signer_fingerprint, "signer_fingerprint", _FINGERPRINT, "a key fingerprint")
-        _expect_match(self.plaintext_sha256, "plaintext_sha256", _SHA256_HEX, "64 lower-case hex digits")
+        _expect_match(self.plaintext_blake3, "plaintext_blake3", _DIGEST_HEX, "64 lower-case hex digits")
         _expect_int(self.plaintext_size, "plaintext_size", 0, 2**62)
         _expect_int(self.chunk_size, "chunk_size", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
         if not isinstance(self.file_name, str) or self.file_name != sanitise_file_name(self.file_name):
@@ -272,8 +281,8 @@ def encode_encapsulation(sealed_key: bytes) -> bytes:
 
 
 def signature_message(prefix: bytes, payload_digest: bytes) -> bytes:
-    """What the company signs: domain prefix, SHA-256 of magic..encapsulation, SHA-256 of the payload."""
-    return SIGNATURE_PREFIX + hashlib.sha256(prefix).digest() + payload_digest
+    """What the company signs: domain prefix, BLAKE3 of magic..encapsulation, BLAKE3 of the payload."""
+    return SIGNATURE_PREFIX + blake3.blake3(prefix).digest() + payload_digest
 
 
 # ---------------------------------------------------------------- sealing
@@ -311,7 +320,7 @@ def seal_file(
             suite=spec.name,
             recipient_fingerprint=fingerprint(recipient_public_key),
             signer_fingerprint=fingerprint(signing_private_key.public_key()),
-            plaintext_sha256=_PLACEHOLDER_SHA,
+            plaintext_blake3=_PLACEHOLDER_DIGEST,
             plaintext_size=os.fstat(src.fileno()).st_size,
             file_name=sanitise_file_name(file_name if file_name is not None else src_path.name),
             chunk_size=chunk_size,
@@ -337,8 +346,8 @@ def _seal_stream(
     aead = payload_cipher(spec, file_key)
     prefix_size = len(encode_preamble(header)) + _ENCAP_LENGTH.size + spec.encapsulation_size
     out.seek(prefix_size)
-    plaintext_sha256, payload_digest = _seal_payload(src, out, header, aead)
-    final = replace(header, plaintext_sha256=plaintext_sha256)
+    plaintext_blake3, payload_digest = _seal_payload(src, out, header, aead)
+    final = replace(header, plaintext_blake3=plaintext_blake3)
     preamble = encode_preamble(final)
     prefix = preamble + encode_encapsulation(seal_file_key(spec, file_key, recipient, preamble))
     if len(prefix) != prefix_size:  # cannot happen unless the format code is broken: never write such a file
@@ -350,17 +359,17 @@ def _seal_stream(
 
 
 class _InOrder:
-    """Calls run on a worker thread, one at a time in submission order.
+    """Calls run on one worker thread, one at a time in submission order.
 
-    hashlib, the file writes and the AEAD release the GIL on large buffers, so hashing and writing run on
-    another core while the caller reads and encrypts the next batch. Each call returns a future: the
-    caller must not reuse a buffer before the futures reading it are done."""
+    BLAKE3 and file reads and writes release the GIL, the AEAD does not (cryptography 50, measured): so the
+    AEAD gets the calling thread to itself while workers read, hash and write on the other core. Each call
+    returns a future: the caller must not reuse a buffer before the futures using it are done."""
 
     def __init__(self, name: str) -> None:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imvo-{name}")
 
-    def submit(self, func: Callable[[memoryview], object], data: memoryview) -> Future:
-        return self._worker.submit(func, data)
+    def submit(self, func: Callable[..., object], *args: object) -> Future:
+        return self._worker.submit(func, *args)
 
     def drain(self) -> None:
         """Wait for every submitted call; the first failure is re-raised by the caller's futures."""
@@ -374,11 +383,11 @@ class _InOrder:
 
 
 class _BackgroundHash(_InOrder):
-    """SHA-256 computed on a worker thread from buffers handed over in order."""
+    """BLAKE3-256 computed on a worker thread from buffers handed over in order."""
 
     def __init__(self) -> None:
-        super().__init__("sha256")
-        self._hash = hashlib.sha256()
+        super().__init__("blake3")
+        self._hash = blake3.blake3()
 
     def update(self, data: memoryview) -> Future:
         return self.submit(self._hash.update, data)
@@ -389,7 +398,7 @@ class _BackgroundHash(_InOrder):
 
 
 class _Slot:
-    """One batch's buffers (plaintext and sealed chunks) and the hashing still reading from them."""
+    """One batch's buffers (plaintext and sealed chunks) and the background work still using them."""
 
     def __init__(self, plain_size: int, sealed_size: int) -> None:
         self.plain = memoryview(bytearray(plain_size))
@@ -397,7 +406,7 @@ class _Slot:
         self.pending: list[Future] = []
 
     def claim(self) -> _Slot:
-        """Wait until the background hashes are done with this slot's buffers (re-raising their errors)."""
+        """Wait until the background work is done with this slot's buffers (re-raising its errors)."""
         for future in self.pending:
             future.result()
         self.pending.clear()
@@ -416,7 +425,7 @@ class _Batch(NamedTuple):
         return self.plain + TAG_SIZE * self.count
 
 
-def _batches(header: EnvelopeHeader, batch_bytes: int = _BATCH_BYTES) -> Iterator[_Batch]:
+def _batches(header: EnvelopeHeader, batch_bytes: int) -> Iterator[_Batch]:
     per_batch = max(1, batch_bytes // header.chunk_size)
     size, step, total = header.plaintext_size, header.chunk_size, header.chunk_count
     for first in range(0, total, per_batch):
@@ -424,45 +433,78 @@ def _batches(header: EnvelopeHeader, batch_bytes: int = _BATCH_BYTES) -> Iterato
         yield _Batch(first, count, min(count * step, size - first * step))
 
 
-def _ring(header: EnvelopeHeader, batch_bytes: int = _BATCH_BYTES) -> list[_Slot]:
+def _ring(header: EnvelopeHeader, batch_bytes: int) -> list[_Slot]:
     per_batch = max(1, batch_bytes // header.chunk_size)
     plain = min(per_batch * header.chunk_size, header.plaintext_size)
     return [_Slot(plain, plain + TAG_SIZE * per_batch) for _ in range(_RING_DEPTH)]
 
 
+class _Scheduled(NamedTuple):
+    slot: _Slot
+    batch: _Batch
+    read: Future
+
+
+def _read_ahead(
+    ring: list[_Slot], batches: Iterator[_Batch], reader: _InOrder, read: Callable[[_Slot, _Batch], object]
+) -> Iterator[_Scheduled]:
+    """Yield the batches in order, each with its slot and its read already submitted to `reader`.
+
+    Up to len(ring) reads are in flight; batch n + len(ring) is read into the slot of batch n once the caller
+    asks for the next batch, so the caller must be done with that slot's input buffer by then."""
+    queue: deque[_Scheduled] = deque()
+    for number, batch in enumerate(batches):
+        slot = ring[number % len(ring)]
+        if len(queue) == len(ring):
+            yield queue.popleft()
+        queue.append(_Scheduled(slot, batch, reader.submit(read, slot, batch)))
+    while queue:
+        yield queue.popleft()
+
+
 def _seal_payload(
     src: BinaryIO, out: BinaryIO, header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM
 ) -> tuple[str, bytes]:
-    """Encrypt the source batch by batch into reused buffers, with the work spread over three threads:
-    this one reads and encrypts, one hashes the plaintext, one hashes and writes the sealed chunks.
+    """Encrypt the source batch by batch into reused buffers, on three threads: a reader fills and hashes
+    the plaintext buffers, this thread encrypts, a writer hashes and writes the sealed chunks.
 
-    Returns the plaintext's hex SHA-256 and the payload's SHA-256 digest."""
-    ring, step, last = _ring(header, _SEAL_BATCH_BYTES), header.chunk_size, header.chunk_count - 1
-    payload_hash = hashlib.sha256()
+    Returns the plaintext's hex BLAKE3 and the payload's BLAKE3 digest."""
+    ring = _ring(header, _SEAL_BATCH_BYTES)
+    plain_hash, payload_hash = blake3.blake3(), blake3.blake3()
+
+    def read_and_hash(slot: _Slot, batch: _Batch) -> None:
+        plain = slot.plain[: batch.plain]
+        if _read_into(src, plain) != batch.plain:
+            raise _source_changed(header)
+        plain_hash.update(plain)
 
     def hash_and_write(sealed: memoryview) -> None:
         payload_hash.update(sealed)
         out.write(sealed)
 
-    with _BackgroundHash() as plain_hash, _InOrder("seal-out") as payload:
-        for number, batch in enumerate(_batches(header, _SEAL_BATCH_BYTES)):
-            slot = ring[number % len(ring)].claim()
-            plain, sealed = slot.plain[: batch.plain], slot.sealed[: batch.sealed]
-            if _read_into(src, plain) != batch.plain:
-                raise _source_changed(header)
-            slot.pending.append(plain_hash.update(plain))
-            for k in range(batch.count):
-                index, start = batch.first + k, k * step
-                piece = plain[start : start + step]
-                offset = start + k * TAG_SIZE
-                target = sealed[offset : offset + len(piece) + TAG_SIZE]
-                aead.encrypt_into(chunk_nonce(index, index == last), piece, None, target)
-            slot.pending.append(payload.submit(hash_and_write, sealed))
-        if src.read(1):
+    with _InOrder("seal-read") as reader, _InOrder("seal-write") as writer:
+        for slot, batch, read in _read_ahead(ring, _batches(header, _SEAL_BATCH_BYTES), reader, read_and_hash):
+            read.result()
+            sealed = slot.claim().sealed[: batch.sealed]  # the writer is done with this slot's last batch
+            _encrypt_batch(header, aead, batch, slot.plain, sealed)
+            slot.pending.append(writer.submit(hash_and_write, sealed))
+        if src.read(1):  # every read is done: the reader thread no longer touches `src`
             raise _source_changed(header)
         for slot in ring:
             slot.claim()  # every write done (or its error raised) before the caller writes the prefix
-        return plain_hash.digest().hex(), payload_hash.digest()
+    return plain_hash.hexdigest(), payload_hash.digest()
+
+
+def _encrypt_batch(
+    header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM, batch: _Batch, plain: memoryview, sealed: memoryview
+) -> None:
+    step, last = header.chunk_size, header.chunk_count - 1
+    for k in range(batch.count):
+        index, start = batch.first + k, k * step
+        size = min(step, batch.plain - start)
+        offset = start + k * TAG_SIZE
+        target = sealed[offset : offset + size + TAG_SIZE]
+        aead.encrypt_into(chunk_nonce(index, index == last), plain[start : start + size], None, target)
 
 
 def _read_into(fh: BinaryIO, view: memoryview) -> int:
@@ -558,7 +600,7 @@ def open_file(
     """Verify the signature over the whole file, then decrypt chunk by chunk and check hash and size.
 
     With a `sink`, plaintext is written to it in batches of authenticated chunks, as memoryviews of reused
-    buffers (memory stays near 2 MiB; see BinarySink) and `plaintext` is None; if an EnvelopeRejected is
+    buffers (memory stays near 8 MiB; see BinarySink) and `plaintext` is None; if an EnvelopeRejected is
     raised midway, discard what the sink got.
     Raises EnvelopeRejected with a `reason` from REASONS.
     """
@@ -591,6 +633,8 @@ def _read_preamble(fh: BinaryIO, path: Path) -> tuple[EnvelopeHeader, bytes]:
     if len(fixed) < _PREAMBLE_FIXED.size:
         raise _reject(path, "truncated")
     _, version, length = _PREAMBLE_FIXED.unpack(fixed)
+    if 1 <= version < FORMAT_VERSION:  # a format we wrote once: the company needs a current imvo-submit
+        raise _reject(path, "unsupported_version", message="older_version", version=version)
     if version != FORMAT_VERSION:
         raise _reject(path, "unsupported_version", version=version)
     if length > MAX_HEADER_BYTES:
@@ -711,25 +755,29 @@ def _decrypt_payload(
 ) -> bytes | None:
     """Decrypt batch by batch; each batch goes to the sink only after all its chunks authenticated.
 
-    Without a sink the plaintext is decrypted straight into one buffer of the declared size (the file's
-    length was checked against the header, so the size is real)."""
+    A reader thread fetches the next sealed batches and a hashing thread hashes the decrypted ones, so this
+    thread only decrypts (the AEAD holds the GIL). Without a sink the plaintext is decrypted straight into one
+    buffer of the declared size (the file's length was checked against the header, so the size is real)."""
     whole = memoryview(bytearray(header.plaintext_size)) if sink is None else None
-    ring = _ring(header)
-    with _BackgroundHash() as plain_hash:
-        for number, batch in enumerate(_batches(header)):
-            slot = ring[number % len(ring)].claim()
-            sealed = slot.sealed[: batch.sealed]
-            got = _read_into(fh, sealed)
+    ring = _ring(header, _BATCH_BYTES)
+
+    def read_sealed(slot: _Slot, batch: _Batch) -> int:
+        return _read_into(fh, slot.sealed[: batch.sealed])
+
+    with _InOrder("open-read") as reader, _BackgroundHash() as plain_hash:
+        for slot, batch, read in _read_ahead(ring, _batches(header, _BATCH_BYTES), reader, read_sealed):
+            got = read.result()
             if got != batch.sealed:
                 raise _reject(path, "truncated", missing=batch.sealed - got)
+            slot.claim()  # the hash of this slot's previous plaintext is done
             start = batch.first * header.chunk_size
             plain = whole[start : start + batch.plain] if whole is not None else slot.plain[: batch.plain]
-            _decrypt_batch(path, header, aead, batch, sealed, plain)
+            _decrypt_batch(path, header, aead, batch, slot.sealed[: batch.sealed], plain)
             slot.pending.append(plain_hash.update(plain))
             if sink is not None:
                 sink.write(plain)
         digest = plain_hash.digest()
-    if digest.hex() != header.plaintext_sha256:
+    if digest.hex() != header.plaintext_blake3:
         raise _reject(path, "plaintext_mismatch")
     return None if whole is None else whole.tobytes()
 
@@ -769,6 +817,11 @@ _MESSAGES = {
     "unsupported_version": (
         "{name} uses envelope format version {version}, which this aggregator cannot read",
         "update the aggregator, or ask the company which imvo-submit version it used",
+    ),
+    "older_version": (
+        "{name} was sealed by an older imvo-submit (envelope format version {version}), "
+        "which this aggregator no longer opens",
+        "ask the company to re-seal the file with the current imvo-submit and send it again",
     ),
     "header_too_large": (
         "{name} declares a header of {size} bytes (at most 16384 allowed): the file is damaged or not genuine",

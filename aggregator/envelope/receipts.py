@@ -2,12 +2,14 @@
 
 A receipt is one self-describing JSON document (UTF-8):
 
-    {"format": "imvo-receipt", "version": 1,
-     "receipt": {covenant, template, company_id, period, created, file_name, plaintext_sha256,
+    {"format": "imvo-receipt", "version": 2,
+     "receipt": {covenant, template, company_id, period, created, file_name, plaintext_blake3,
                  plaintext_size, signer_fingerprint, file_sha256, received_at, state},
      "signature": {"algorithm": "ed25519", "key_fingerprint": ..., "value": <base64>}}
 
 The signature covers RECEIPT_PREFIX || canonical JSON of "receipt" (sorted keys, no whitespace, ASCII).
+Version 2 names the plaintext hash `plaintext_blake3` (envelope format 2); version 1 receipts, which named it
+`plaintext_sha256`, still verify, so a company can check the receipts it already holds.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from aggregator.errors import EnvelopeError
 
 RECEIPT_PREFIX = b"imvo-receipt/v1\n"
 RECEIPT_STATES = ("received", "accepted", "duplicate", "superseded", "quarantined")
+RECEIPT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _MAX_RECEIPT_BYTES = 64 * 1024
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HEADER_FIELDS = (
@@ -36,7 +40,7 @@ _HEADER_FIELDS = (
     "period",
     "created",
     "file_name",
-    "plaintext_sha256",
+    "plaintext_blake3",
     "plaintext_size",
     "signer_fingerprint",
 )
@@ -55,9 +59,7 @@ def make_receipt(
 ) -> bytes:
     """A signed receipt for one sealed file; `file_sha256` is the hex SHA-256 of the whole .imvo file."""
     if state not in RECEIPT_STATES:
-        raise EnvelopeError(
-            f"unknown receipt state {state!r}", hint=f"use one of {', '.join(RECEIPT_STATES)}"
-        )
+        raise EnvelopeError(f"unknown receipt state {state!r}", hint=f"use one of {', '.join(RECEIPT_STATES)}")
     if not isinstance(file_sha256, str) or not _SHA256_HEX.fullmatch(file_sha256):
         raise EnvelopeError("file_sha256 must be 64 lower-case hex digits")
     body = {name: getattr(header, name) for name in _HEADER_FIELDS}
@@ -65,7 +67,7 @@ def make_receipt(
     signature = secretariat_signing_key.sign(RECEIPT_PREFIX + canonical_json(body))
     doc = {
         "format": "imvo-receipt",
-        "version": 1,
+        "version": RECEIPT_VERSION,
         "receipt": body,
         "signature": {
             "algorithm": "ed25519",
@@ -83,8 +85,7 @@ def verify_receipt(receipt_bytes: bytes, secretariat_signing_public_key: Ed25519
     expected = fingerprint(secretariat_signing_public_key)
     if sig.get("key_fingerprint") != expected:
         raise ReceiptInvalid(
-            f"this receipt was signed by key {sig.get('key_fingerprint')!r}, "
-            f"not by the secretariat key {expected}",
+            f"this receipt was signed by key {sig.get('key_fingerprint')!r}, not by the secretariat key {expected}",
             hint="check that you use the secretariat's current public key",
         )
     try:
@@ -113,7 +114,8 @@ def _parse(receipt_bytes: bytes) -> dict:
     )
     if not valid:
         raise ReceiptInvalid("this file is not an IMVO receipt")
-    if doc.get("version") != 1 or doc["signature"].get("algorithm") != "ed25519":
+    version = doc.get("version")
+    if type(version) is not int or version not in _READABLE_VERSIONS or doc["signature"].get("algorithm") != "ed25519":
         raise ReceiptInvalid(f"receipt version {doc.get('version')!r} is not supported")
     return doc
 

@@ -6,18 +6,23 @@ Keys, the file key and the creation time are fixed below, but HPKE draws a fresh
 run, so the .imvo bytes differ between runs: the vectors are generated once and committed. `expected.json`
 maps every vector to the `reason` opening must fail with (null: it must open to `plaintext.csv`).
 All vectors are opened with `recipient` (keys.json) and the company key `signer`.
+
+`v1_valid.imvo` is kept, not regenerated: a genuine envelope format 1 file (SHA-256 hashes) written by the
+version-1 sealer, which no longer exists; readers of format 2 must refuse it as `unsupported_version`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import blake3
+
 from aggregator.envelope.envelope import (
+    FORMAT_VERSION,
     MAX_HEADER_BYTES,
     SUITES,
     EnvelopeHeader,
@@ -54,12 +59,10 @@ PLAINTEXT = (
 KEYS = {name: private_key_from_bytes(kind, bytes.fromhex(raw)) for name, (kind, raw) in KEYS_HEX.items()}
 
 
-def make_header(
-    plaintext: bytes, suite: str = "x25519/chacha20-poly1305", **changes: object
-) -> EnvelopeHeader:
+def make_header(plaintext: bytes, suite: str = "x25519/chacha20-poly1305", **changes: object) -> EnvelopeHeader:
     recipient = KEYS["recipient_hybrid" if suite.startswith("mlkem") else "recipient"]
     header = EnvelopeHeader(
-        format_version=1,
+        format_version=FORMAT_VERSION,
         covenant="textile",
         template="living_wage",
         company_id="C0042",
@@ -68,7 +71,7 @@ def make_header(
         suite=suite,
         recipient_fingerprint=fingerprint(recipient.public_key()),
         signer_fingerprint=fingerprint(KEYS["signer"].public_key()),
-        plaintext_sha256=hashlib.sha256(plaintext).hexdigest(),
+        plaintext_blake3=blake3.blake3(plaintext).hexdigest(),
         plaintext_size=len(plaintext),
         file_name="living_wage_2026-10.csv",
         chunk_size=CHUNK,
@@ -76,21 +79,15 @@ def make_header(
     return replace(header, **changes)
 
 
-def seal_chunks(
-    header: EnvelopeHeader, plaintext: bytes, flags: Callable[[int, int], bool] | None = None
-) -> list:
+def seal_chunks(header: EnvelopeHeader, plaintext: bytes, flags: Callable[[int, int], bool] | None = None) -> list:
     """STREAM-encrypt `plaintext` in header.chunk_size pieces; `flags(i, n)` overrides the last-chunk flag."""
     aead = payload_cipher(SUITES[header.suite], FILE_KEY)
-    pieces = [plaintext[i : i + header.chunk_size] for i in range(0, len(plaintext), header.chunk_size)] or [
-        b""
-    ]
+    pieces = [plaintext[i : i + header.chunk_size] for i in range(0, len(plaintext), header.chunk_size)] or [b""]
     last = flags or (lambda i, n: i == n - 1)
     return [aead.encrypt(chunk_nonce(i, last(i, len(pieces))), p, None) for i, p in enumerate(pieces)]
 
 
-def assemble(
-    header: EnvelopeHeader, chunks: list, recipient: str | None = None, signer: str = "signer"
-) -> bytes:
+def assemble(header: EnvelopeHeader, chunks: list, recipient: str | None = None, signer: str = "signer") -> bytes:
     """Preamble, HPKE-sealed FILE_KEY (to `recipient`, default: the header's), chunks, signature."""
     preamble = encode_preamble(header)
     spec = SUITES[header.suite]
@@ -101,7 +98,7 @@ def assemble(
 
 
 def sign(prefix: bytes, payload: bytes, signer: str = "signer") -> bytes:
-    return KEYS[signer].sign(signature_message(prefix, hashlib.sha256(payload).digest()))
+    return KEYS[signer].sign(signature_message(prefix, blake3.blake3(payload).digest()))
 
 
 def split(data: bytes, header: EnvelopeHeader) -> tuple[bytes, bytes, bytes]:
@@ -141,7 +138,7 @@ def vectors() -> dict[str, tuple[bytes, str | None]]:
     out["bad_magic"] = (b"IMVOSEAM" + valid[8:], "not_an_envelope")
     out["empty_file"] = (b"", "not_an_envelope")
     out["plain_csv"] = (PLAINTEXT, "not_an_envelope")
-    out["version_2"] = (valid[:8] + struct.pack(">H", 2) + valid[10:], "unsupported_version")
+    out["version_3"] = (valid[:8] + struct.pack(">H", 3) + valid[10:], "unsupported_version")
     out["huge_header_length"] = (valid[:10] + struct.pack(">I", 0xFFFFFFF0) + valid[14:], "header_too_large")
     out["header_length_just_over_cap"] = (
         valid[:10] + struct.pack(">I", MAX_HEADER_BYTES + 1) + valid[14:],
@@ -224,15 +221,19 @@ def vectors() -> dict[str, tuple[bytes, str | None]]:
         assemble(header, chunks, recipient="other_recipient"),
         "wrong_recipient",
     )
-    out["plaintext_hash_mismatch"] = (assemble(make_header(PLAINTEXT, plaintext_sha256="ab" * 32), chunks),
+    out["plaintext_hash_mismatch"] = (assemble(make_header(PLAINTEXT, plaintext_blake3="ab" * 32), chunks),
                                       "plaintext_mismatch")  # fmt: skip
     return out
 
 
+LEGACY = {"v1_valid.imvo": "unsupported_version"}  # committed once, never regenerated (see above)
+
+
 def main() -> None:
     for old in HERE.glob("*.imvo"):
-        old.unlink()
-    expected = {}
+        if old.name not in LEGACY:
+            old.unlink()
+    expected = dict(LEGACY)
     for name, (data, reason) in sorted(vectors().items()):
         (HERE / f"{name}.imvo").write_bytes(data)
         expected[f"{name}.imvo"] = reason
