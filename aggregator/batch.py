@@ -507,7 +507,7 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
     hashes = [
         r[0]
         for r in store.con.execute(
-            "SELECT DISTINCT plaintext_sha256 FROM submissions "
+            "SELECT DISTINCT plaintext_blake3 FROM submissions "
             "WHERE covenant = ? AND period = ? AND state = 'accepted' ORDER BY 1",
             [protocol.covenant.id, period],
         ).fetchall()

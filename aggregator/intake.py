@@ -403,7 +403,7 @@ def _accept(
     _check_header(workspace, registry, header, now, expected_period)
     outcome = FileOutcome(path.name, "accepted", "", *_header_fields(header))
     current = store.con.execute(
-        "SELECT submission_id, plaintext_sha256, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "
+        "SELECT submission_id, plaintext_blake3, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "
         "AND template = ? AND period = ? AND state = 'accepted'",
         [header.company_id, header.covenant, header.template, header.period],
     ).fetchone()

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS submissions (
     original_name VARCHAR NOT NULL,
     state VARCHAR NOT NULL,             -- accepted | duplicate | superseded | quarantined
     reason VARCHAR NOT NULL,
-    plaintext_sha256 VARCHAR,           -- holds the header's plaintext_blake3 since envelope format 2 (rename pending)
+    plaintext_blake3 VARCHAR,           -- BLAKE3-256 of the decrypted content (envelope header)
     raw_path VARCHAR NOT NULL,
     report_json VARCHAR,
     warnings_json VARCHAR,
@@ -152,10 +152,20 @@ class Store:
         # Spill files go next to the store (encrypted above), not into whatever folder the user started in.
         self.con.execute(f"SET temp_directory = {_quoted(self.path.parent / '.duckdb_tmp')}")
         self._attach(encryption_key)
+        self._rename_legacy_columns()
         self.con.execute(SCHEMA)
         for owned in (self.path, self.path.with_name(self.path.name + ".wal")):
             if owned.exists():
                 os.chmod(owned, 0o600)
+
+    def _rename_legacy_columns(self) -> None:
+        """Stores made before envelope format 2 named the content hash after SHA-256 (those rows keep it)."""
+        legacy = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND table_name = 'submissions' AND column_name = 'plaintext_sha256'"
+        ).fetchone()[0]
+        if legacy:
+            self.con.execute("ALTER TABLE submissions RENAME COLUMN plaintext_sha256 TO plaintext_blake3")
 
     def _attach(self, encryption_key: str | None) -> None:
         # ATTACH takes no bind parameters: quote the path, and the key is hex from our own KDF.

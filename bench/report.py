@@ -237,11 +237,14 @@ def targets_section(rows: list[dict], e2e: dict) -> list[str]:
               f"{f['nlogn']:.2f} |" for f in fits]  # fmt: skip
     lines.append("")
     if e2e.get("status") == "ok":
-        met = e2e["wall_seconds"] < 10 and e2e["released"] > 0
+        monthly = e2e.get("monthly_seconds", e2e["wall_seconds"])
+        met = monthly < 10 and e2e["released"] > 0
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in e2e["phases"].items())
         lines.append(
             f"- 60-company textile batch end to end (one period, {e2e['companies']} companies, {e2e['files']} "
-            f"files; fresh interpreter): {e2e['wall_seconds']:.1f} s ({phases}), target 10 s: {_yes(met)}."
+            f"files): the secretariat's monthly run in a fresh interpreter, from spawn to exit, {monthly:.1f} s "
+            f"({phases}), target 10 s: {_yes(met)}. Sealing on the companies' side, each on its own computer, "
+            f"took {e2e.get('seal_seconds', float('nan')):.1f} s for all {e2e['files']} files in a row."
         )
         for reason in e2e.get("not_released", []):
             lines.append(f"  Not released: {reason}")

@@ -146,7 +146,7 @@ def load_into_store(store_path: Path, tables: dict[str, pa.Table]) -> int:
             )
             con.execute(
                 f"INSERT INTO submissions (submission_id, company_id, covenant, template, period, sealed_at, "
-                f"received_at, original_name, state, reason, plaintext_sha256, raw_path) "
+                f"received_at, original_name, state, reason, plaintext_blake3, raw_path) "
                 f"SELECT DISTINCT {sub}, company_id, 'textile', '{template}', period, '2025-02-10T09:00:00Z', "
                 f"'2025-02-11T09:00:00Z', {sub}, 'accepted', 'accepted', sha256({sub}), {sub} FROM bench_rows"
             )

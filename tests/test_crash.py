@@ -365,7 +365,7 @@ def submit(ws: Workspace, company: str, weights: dict[str, float], *, supersede:
             con.execute("UPDATE submissions SET state = 'superseded' WHERE company_id = ?", [company])
         con.execute(
             "INSERT INTO submissions (submission_id, company_id, covenant, template, period, received_at, "
-            "original_name, state, reason, plaintext_sha256, raw_path) VALUES (?, ?, 'textile', 'materials', ?, "
+            "original_name, state, reason, plaintext_blake3, raw_path) VALUES (?, ?, 'textile', 'materials', ?, "
             "'t', 'f', 'accepted', 'ok', ?, 'r')",
             [sid, company, JAN, hashlib.sha256(sid.encode()).hexdigest()],
         )

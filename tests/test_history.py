@@ -150,7 +150,7 @@ class Lab:
         )
         con.execute(
             "INSERT INTO submissions (submission_id, company_id, covenant, template, period, received_at, "
-            "original_name, state, reason, plaintext_sha256, raw_path) VALUES (?, ?, 'textile', 'materials', ?, "
+            "original_name, state, reason, plaintext_blake3, raw_path) VALUES (?, ?, 'textile', 'materials', ?, "
             "'t', 'f', 'accepted', 'ok', ?, 'r')",
             [sid, company, month, hashlib.sha256(sid.encode()).hexdigest()],
         )

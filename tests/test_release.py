@@ -405,7 +405,7 @@ def test_existing_release_is_refused_unless_revision(tmp_path):
         ({"period": "2026-13"}, "YYYY-MM"),
         ({"language": "de"}, "language"),
         ({"created": "yesterday"}, "ISO date"),
-        ({"submission_hashes": ["not-a-hash"]}, "sha256"),
+        ({"submission_hashes": ["not-a-hash"]}, "256-bit hex digest"),
         ({"audit_summary": {"primary_cells": 3}}, "primary"),
         ({"audit_summary": {"by_rule": ["secondary"]}}, "secondary"),
         ({"tables": []}, "no tables"),

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from aggregator import log as action_log
@@ -47,3 +48,15 @@ def test_log_entries_appended_together_chain_exactly_as_one_by_one(tmp_path: Pat
         with pytest.raises(AggregatorError, match="not a log action name"):
             action_log.append_many(many, [("intake.decision", {}), ("Bad Name", {})], NOW)
         assert action_log.head(many).count == 6  # a bad entry writes none of the batch
+
+
+def test_a_store_from_before_envelope_format_2_gets_its_content_hash_column_renamed(tmp_path: Path):
+    path = tmp_path / "old.duckdb"
+    old = duckdb.connect(str(path))
+    old.execute("CREATE TABLE submissions (submission_id VARCHAR PRIMARY KEY, plaintext_sha256 VARCHAR)")
+    old.execute("INSERT INTO submissions VALUES ('s1', ?)", ["ab" * 32])
+    old.close()
+    with Store(path, None) as store:
+        assert store.con.execute("SELECT plaintext_blake3 FROM submissions").fetchall() == [("ab" * 32,)]
+    with Store(path, None) as store:  # opening again changes nothing
+        assert store.con.execute("SELECT count(*) FROM submissions").fetchone() == (1,)

@@ -144,7 +144,7 @@ class Release:
     protocol_sha256: str
     code_version: str
     created: str  # fixed ISO date (or date-time) from the batch, so outputs are reproducible
-    submission_hashes: Sequence[str]  # sha256 of accepted submissions; never company names
+    submission_hashes: Sequence[str]  # content hashes (BLAKE3-256) of accepted submissions; never company names
     tables: list[ReleasedTable]
     audit_summary: Mapping[str, Any] = field(default_factory=dict)
     is_revision: bool = False
@@ -167,7 +167,7 @@ class Release:
         self._check_identity()
         for digest in (*self.submission_hashes, self.protocol_sha256.lower()):
             if not _SHA256.match(digest):
-                raise InvalidRelease(f"{digest!r} is not a sha256 hex digest")
+                raise InvalidRelease(f"{digest!r} is not a 256-bit hex digest")
         ids = [t.table_id for t in self.tables]
         if not ids:
             raise InvalidRelease("the release has no tables")
