@@ -111,9 +111,7 @@ def seal_period(workspace, companies: dict[str, DemoCompany], covenant: str, per
     return count
 
 
-def seal_broken(
-    workspace, companies: dict[str, DemoCompany], inboxes: dict[tuple[str, str], Path]
-) -> list[dict]:
+def seal_broken(workspace, companies: dict[str, DemoCompany], inboxes: dict[tuple[str, str], Path]) -> list[dict]:
     """Seal the broken samples (without the local check) and play the envelope-level cases of broken.toml.
 
     Returns the late cases (corrections) that arrive in a second intake after the first one.
@@ -144,9 +142,7 @@ def seal_broken(
             )
             _seal(case, stranger, recipient, inbox, prefix="stranger_")
         elif case["id"] == "exact_duplicate":
-            original = inbox / sealed_name(
-                case["company"], case["covenant"], case["template"], case["period"]
-            )
+            original = inbox / sealed_name(case["company"], case["covenant"], case["template"], case["period"])
             shutil.copyfile(original, inbox / ("again_" + original.name))
         elif case["id"] == "corrected_resubmission":
             late.append(case)
@@ -232,9 +228,7 @@ def run_demo(console: Console) -> int:
             prefix="corrected_",
             created=sealed_at(case["period"], day=27),
         )
-        later = run_intake(
-            workspace, inbox, now=sealed_at(case["period"], day=28), expected_period=case["period"]
-        )
+        later = run_intake(workspace, inbox, now=sealed_at(case["period"], day=28), expected_period=case["period"])
         intake_reports[(case["covenant"], case["period"])].outcomes.extend(later.outcomes)
     _print_intake(console, intake_reports)
 

@@ -113,9 +113,7 @@ def write_sample(out_dir: Path = SAMPLE_DIR, seed: int = SEED) -> list[Path]:
         (stage / "broken.toml").write_text(broken_toml(cases + envelope), encoding="utf-8")
         for name in _OUTPUTS:
             _move_into_place(stage / name, out_dir / name)
-    return sorted(
-        p for name in _OUTPUTS for p in ([out_dir / name] + list((out_dir / name).rglob("*"))) if p.is_file()
-    )
+    return sorted(p for name in _OUTPUTS for p in ([out_dir / name] + list((out_dir / name).rglob("*"))) if p.is_file())
 
 
 _OUTPUTS = ("companies.csv", "broken.toml", "submissions", "submissions_broken", "resubmissions")
@@ -130,19 +128,13 @@ def _move_into_place(source: Path, target: Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Write the committed demo sample, or Parquet for benchmarks."
-    )
-    parser.add_argument(
-        "--out", type=Path, default=SAMPLE_DIR, help="folder for the demo sample (default: here)"
-    )
+    parser = argparse.ArgumentParser(description="Write the committed demo sample, or Parquet for benchmarks.")
+    parser.add_argument("--out", type=Path, default=SAMPLE_DIR, help="folder for the demo sample (default: here)")
     parser.add_argument("--scale", type=Path, metavar="DIR", help="write benchmark Parquet to DIR instead")
     parser.add_argument("--covenant", choices=sorted(TEMPLATES), default="textile", help="with --scale")
     parser.add_argument("--companies", type=int, default=10_000, help="with --scale (default 10000)")
     parser.add_argument("--periods", type=int, default=1, help="with --scale (default 1)")
-    parser.add_argument(
-        "--rows-scale", type=float, default=14.0, help="with --scale; 14 gives ~10M rows/period"
-    )
+    parser.add_argument("--rows-scale", type=float, default=14.0, help="with --scale; 14 gives ~10M rows/period")
     parser.add_argument("--seed", type=int, default=SEED)
     return parser
 
@@ -153,10 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.scale is not None:
             data = generate_covenant(args.companies, args.periods, args.rows_scale, args.seed, args.covenant)
             written = write_parquet(data, args.scale)
-            print(
-                f"wrote {data.rows():,} rows for {args.companies:,} {args.covenant} companies "
-                f"to {written[0].parent}"
-            )
+            print(f"wrote {data.rows():,} rows for {args.companies:,} {args.covenant} companies to {written[0].parent}")
         else:
             written = write_sample(args.out, args.seed)
             print(f"wrote {len(written)} files to {args.out}")

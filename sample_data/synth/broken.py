@@ -52,9 +52,7 @@ class CompanyPicker:
         self.data = {d.covenant: d for d in covenants}
         self.used: set[str] = set()
         gold = set(GOLD_GROUPS) | set(GOLD_WAIVERS)
-        self.reserved = {f"T{i + 1:03d}" for i in TEXTILE_SCENARIO.companies} | {
-            f"G{i + 1:03d}" for i in gold
-        }
+        self.reserved = {f"T{i + 1:03d}" for i in TEXTILE_SCENARIO.companies} | {f"G{i + 1:03d}" for i in gold}
 
     def pick(self, covenant: str, period: str, file_format: str, min_rows: int = 8) -> tuple[str, str]:
         data = self.data[covenant]
@@ -77,9 +75,7 @@ class CompanyPicker:
 
 
 def _case(data, picker, case_id, template, period, file_format, problem, expected, damage) -> _Case:
-    company, fmt = picker.pick(
-        data.covenant, period, file_format, min_rows=8 if data.covenant == "textile" else 1
-    )
+    company, fmt = picker.pick(data.covenant, period, file_format, min_rows=8 if data.covenant == "textile" else 1)
     frame = submission_frame(data, template, company, period)
     frame, rows = damage(frame)
     path = submission_path(Path("submissions_broken"), data.covenant, period, company, template, fmt)

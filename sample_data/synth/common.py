@@ -129,16 +129,11 @@ def make_company_ids(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i + 1:0{width}d}" for i in range(n)]
 
 
-def unique_names(
-    rng: np.random.Generator, stems: Sequence[str], suffixes: Sequence[str], n: int
-) -> list[str]:
+def unique_names(rng: np.random.Generator, stems: Sequence[str], suffixes: Sequence[str], n: int) -> list[str]:
     combos = [f"{s} {x}" for s in stems for x in suffixes]
     order = rng.permutation(len(combos))
     # beyond the distinct combinations, number them: names must stay unique at benchmark sizes
-    return [
-        combos[order[i % len(combos)]] + ("" if i < len(combos) else f" {i // len(combos) + 1}")
-        for i in range(n)
-    ]
+    return [combos[order[i % len(combos)]] + ("" if i < len(combos) else f" {i // len(combos) + 1}") for i in range(n)]
 
 
 def late_mask(rng: np.random.Generator, n: int, n_periods: int, protected: frozenset[int]) -> np.ndarray:

@@ -51,9 +51,7 @@ def write_submission_file(frame: pd.DataFrame, path: Path, template: str, file_f
     elif file_format == "csv_nl":
         text.to_csv(path, index=False, sep=";", decimal=",", encoding="cp1252", lineterminator="\r\n")
     else:
-        raise SampleDataError(
-            f"unknown file format '{file_format}'", hint=f"use one of: {', '.join(FILE_FORMATS)}"
-        )
+        raise SampleDataError(f"unknown file format '{file_format}'", hint=f"use one of: {', '.join(FILE_FORMATS)}")
 
 
 def write_submissions(
@@ -78,9 +76,7 @@ def write_submissions(
     return written
 
 
-def submission_path(
-    root: Path, covenant: str, period: str, company_id: str, template: str, file_format: str
-) -> Path:
+def submission_path(root: Path, covenant: str, period: str, company_id: str, template: str, file_format: str) -> Path:
     extension = "xlsx" if file_format == "xlsx" else "csv"
     return Path(root) / covenant / period / f"{company_id}__{template}.{extension}"
 

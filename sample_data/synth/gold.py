@@ -161,9 +161,7 @@ def generate_gold(n: int, n_periods: int, seed: int) -> CovenantData:
                     "_company": o_company,
                     "country": take([c[0] for c in ORIGIN_COMBOS], o_combo),
                     "source_type": take([c[1] for c in ORIGIN_COMBOS], o_combo),
-                    "volume_g": pa.array(
-                        np.round(company_total[o_company] * origin_w[o_company, o_combo], 1)
-                    ),
+                    "volume_g": pa.array(np.round(company_total[o_company] * origin_w[o_company, o_combo], 1)),
                 },
                 "origin",
                 company_ids,

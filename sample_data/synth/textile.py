@@ -220,9 +220,7 @@ class _Facilities:
         return _Facilities(**{k: np.insert(v, at, vars(extra)[k]) for k, v in vars(self).items()})
 
 
-def _textile_companies(
-    rng: np.random.Generator, n: int, scenario: _Scenario | None
-) -> tuple[pa.Table, np.ndarray]:
+def _textile_companies(rng: np.random.Generator, n: int, scenario: _Scenario | None) -> tuple[pa.Table, np.ndarray]:
     """Registry rows and relative company sizes (mean 1, heavy tail; the scenario's retailer largest)."""
     ids = make_company_ids("T", n)
     names = unique_names(rng, _TEXTILE_STEMS, _TEXTILE_SUFFIXES, n)
@@ -267,9 +265,7 @@ def _facility_block(
     )
 
 
-def _random_facilities(
-    rng: np.random.Generator, size: np.ndarray, n_periods: int, rows_scale: float
-) -> _Facilities:
+def _random_facilities(rng: np.random.Generator, size: np.ndarray, n_periods: int, rows_scale: float) -> _Facilities:
     n = len(size)
     n_base = np.maximum(1, np.round(70.0 * rows_scale * size)).astype(np.int64)
     n_new = rng.binomial(n_base, 0.02) if n_periods > 1 else np.zeros(n, dtype=np.int64)
@@ -280,9 +276,7 @@ def _random_facilities(
     chosen = top_k_mask(rng, taste, np.minimum(k, per_company))
     company = np.repeat(np.arange(n), per_company)
     country = choose_by_group(rng.random(len(company)), company, np.where(chosen, taste, 0.0))
-    tier = 1 + choose_by_group(
-        rng.random(len(company)), np.zeros(len(company), dtype=np.int64), TIER_P[None, :]
-    )
+    tier = 1 + choose_by_group(rng.random(len(company)), np.zeros(len(company), dtype=np.int64), TIER_P[None, :])
     block = _facility_block(rng, company, country, tier, n_periods)
     starts = np.cumsum(per_company) - per_company
     local = np.arange(len(company)) - starts[company]
@@ -299,9 +293,7 @@ def _scenario_facilities(rng: np.random.Generator, scenario: _Scenario, n_period
     company = np.array([r[0] for r in rows])
     block = _facility_block(rng, company, np.array([r[1] for r in rows]), np.ones(len(rows), int), n_periods)
     block.ftype[:] = FACILITY_TYPES.index("cut_make_trim")
-    block.base_volume = np.where(
-        [r[2] for r in rows], 0.0, BAND_PIECES[block.band] * rng.lognormal(0, 0.5, len(rows))
-    )
+    block.base_volume = np.where([r[2] for r in rows], 0.0, BAND_PIECES[block.band] * rng.lognormal(0, 0.5, len(rows)))
     for company_index, country, names in scenario.named_facilities:
         slots = np.flatnonzero((block.company == company_index) & (block.country == _ci(country)))
         block.name_code[slots[: len(names)]] = np.arange(min(len(names), len(slots)))
@@ -332,9 +324,7 @@ def _facility_ids(universe: _Facilities, company_ids: pa.Array, names: Sequence[
     return pc.if_else(pa.array(universe.name_code >= 0), named, numbered)
 
 
-def _dominate(
-    volume: np.ndarray, active: np.ndarray, company: np.ndarray, country: np.ndarray, targets
-) -> np.ndarray:
+def _dominate(volume: np.ndarray, active: np.ndarray, company: np.ndarray, country: np.ndarray, targets) -> np.ndarray:
     """Scale one company's volume in a country so it holds exactly the target share of that country."""
     volume = volume.copy()
     for dominant, code, share in targets:
@@ -367,20 +357,14 @@ def _risk_rows(rng, seed, company, country, counts) -> dict[str, pa.Array]:
     risk_class = COUNTRY_RISK_CLASS[k]
     p = THEME_BASE_P[t] * np.array([0.35, 0.7, 1.0])[risk_class]
     p = p + 0.35 * ((t == THEMES.index("forced_labour")) & np.isin(k, [_ci("CN"), _ci("JO")]))
-    p = p + 0.15 * (
-        (t == THEMES.index("child_labour")) & np.isin(k, [_ci(x) for x in ("BD", "IN", "PK", "ET", "MM")])
-    )
+    p = p + 0.15 * ((t == THEMES.index("child_labour")) & np.isin(k, [_ci(x) for x in ("BD", "IN", "PK", "ET", "MM")]))
     identified = stable_uniform(seed, 11, c, k, t) < np.minimum(p, 0.95)
     prioritised = identified & (stable_uniform(seed, 12, c, k, t) < 0.55)
     severity_p = np.array([[0.6, 0.35, 0.05], [0.35, 0.45, 0.2], [0.2, 0.45, 0.35]])
     severity = choose_by_group(stable_uniform(seed, 13, c, k, t), risk_class, severity_p)
     status_p = np.array([[1.0, 0.0, 0.0, 0.0], [0.6, 0.4, 0.0, 0.0], [0.0, 0.3, 0.5, 0.2]])
-    status = choose_by_group(
-        stable_uniform(seed, 14, c, k, t), identified + prioritised.astype(int), status_p
-    )
-    affected = np.where(
-        identified, np.maximum(1, np.round(count * (0.2 + 0.7 * stable_uniform(seed, 15, c, k, t)))), 0
-    )
+    status = choose_by_group(stable_uniform(seed, 14, c, k, t), identified + prioritised.astype(int), status_p)
+    affected = np.where(identified, np.maximum(1, np.round(count * (0.2 + 0.7 * stable_uniform(seed, 15, c, k, t)))), 0)
     received = rng.poisson(0.03 * count * np.where(identified, 3.0, 1.0))
     resolved = rng.binomial(received, 0.65)
     planned = np.where(prioritised, 1 + np.floor(4 * stable_uniform(seed, 16, c, k, t)), 0).astype(np.int64)
@@ -391,9 +375,7 @@ def _risk_rows(rng, seed, company, country, counts) -> dict[str, pa.Array]:
         "risk_identified": pa.array(identified),
         "risk_prioritised": pa.array(prioritised),
         # optional: left empty where no risk was identified
-        "severity": pc.if_else(
-            pa.array(identified), take(SEVERITIES, severity), pa.scalar(None, pa.string())
-        ),
+        "severity": pc.if_else(pa.array(identified), take(SEVERITIES, severity), pa.scalar(None, pa.string())),
         "action_status": take(ACTION_STATUSES, status),
         "locations_affected": pa.array(affected.astype(np.int64)),
         "grievances_received": pa.array(received.astype(np.int64)),
@@ -431,9 +413,7 @@ def _material_rows(rng, seed, present: np.ndarray, pieces: np.ndarray) -> dict[s
     companies = np.flatnonzero(present)
     uses = stable_uniform(seed, 31, companies[:, None], np.arange(n_combos)[None, :]) < use_p
     uses[~uses.any(axis=1), 0] = True  # everyone buys some conventional cotton
-    share = np.where(
-        uses, share_w * (0.5 + stable_uniform(seed, 32, companies[:, None], np.arange(n_combos))), 0.0
-    )
+    share = np.where(uses, share_w * (0.5 + stable_uniform(seed, 32, companies[:, None], np.arange(n_combos))), 0.0)
     share = share / share.sum(axis=1, keepdims=True)
     row, combo = np.nonzero(uses)
     weight = pieces[companies[row]] * KG_PER_PIECE * share[row, combo] * rng.lognormal(0.0, 0.05, len(row))
@@ -445,9 +425,7 @@ def _material_rows(rng, seed, present: np.ndarray, pieces: np.ndarray) -> dict[s
     }
 
 
-def _textile_period(
-    rng, seed, p, universe, late, scenario, company_ids, facility_ids, period
-) -> dict[str, pa.Table]:
+def _textile_period(rng, seed, p, universe, late, scenario, company_ids, facility_ids, period) -> dict[str, pa.Table]:
     n_companies = late.shape[0]
     active = (universe.birth <= p) & (universe.death > p) & ~late[universe.company, p]
     volume = np.round(universe.base_volume * rng.lognormal(0.0, 0.15, len(universe.company)))
