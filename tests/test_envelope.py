@@ -320,22 +320,160 @@ def test_damage_in_a_late_batch_names_its_chunk_and_sink_output_must_be_discarde
     assert len(sink.getvalue()) == (43 // per_batch) * per_batch * 64 * 1024 > 0
 
 
+@pytest.mark.parametrize("size", [BIG, 5000], ids=["threaded", "inline"])
 @pytest.mark.parametrize("change", ["shrinks", "grows"])
-def test_source_changing_while_sealing_is_refused_and_leaves_no_file(tmp_path, monkeypatch, small_batches, change):
+def test_source_changing_while_sealing_is_refused_and_leaves_no_file(
+    tmp_path, monkeypatch, small_batches, change, size
+):
     src = tmp_path / "in.bin"
-    src.write_bytes(os.urandom(BIG))
+    src.write_bytes(os.urandom(size))
     real_new_header = envelope_module._new_header
 
     def header_then_change_source(**values):
-        header = real_new_header(**values)  # the size is fixed now; change the file under the reader thread
+        header = real_new_header(**values)  # the size is fixed now; change the file under the reader
         with open(src, "r+b") as fh:
-            fh.truncate(BIG // 2) if change == "shrinks" else (fh.seek(0, 2), fh.write(b"more"))
+            fh.truncate(size // 2) if change == "shrinks" else (fh.seek(0, 2), fh.write(b"more"))
         return header
 
     monkeypatch.setattr(envelope_module, "_new_header", header_then_change_source)
     with pytest.raises(EnvelopeError, match="changed while it was being sealed"):
         seal(src, tmp_path / "out.imvo", chunk_size=64 * 1024)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
+
+
+# ---------------------------------------------------------------- small files: the inline path
+
+
+def _force_threaded(patch: pytest.MonkeyPatch) -> None:
+    """Send every file, however small, through the threaded pipeline (the only path before inline existed)."""
+    patch.setattr(envelope_module, "_INLINE_MAX_BYTES", -1)
+
+
+def _repeatable_randomness(patch: pytest.MonkeyPatch) -> None:
+    """Fix the file key, and give the same HPKE encapsulation (a real one, made once) for the same inputs:
+    HPKE's ephemeral key cannot be injected, and Ed25519 signatures are deterministic already."""
+    real_seal_file_key, made = envelope_module.seal_file_key, {}
+
+    def same_encapsulation(spec, file_key, recipient, preamble):
+        key = (spec.name, file_key, preamble)
+        if key not in made:
+            made[key] = real_seal_file_key(spec, file_key, recipient, preamble)
+        return made[key]
+
+    patch.setattr(envelope_module, "seal_file_key", same_encapsulation)
+    patch.setattr(envelope_module, "_new_file_key", lambda: bytes(range(32)))
+
+
+def _outcome(path: Path, sink: io.BytesIO | None = None) -> tuple:
+    """Everything a caller can observe from opening: the plaintext, or the rejection's reason, message and
+    hint; plus what a sink received."""
+    try:
+        result = ("opened", open_env(path, sink=sink).plaintext)
+    except EnvelopeRejected as exc:
+        result = (exc.reason, exc.message, exc.hint)
+    return result if sink is None else (*result, sink.getvalue())
+
+
+def _outcome_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch, sink: bool = False) -> tuple[tuple, tuple]:
+    inline = _outcome(path, io.BytesIO() if sink else None)
+    with monkeypatch.context() as patch:
+        _force_threaded(patch)
+        threaded = _outcome(path, io.BytesIO() if sink else None)
+    return inline, threaded
+
+
+@pytest.mark.parametrize(("size", "chunk"), [(0, 64), (1, 64), (64, 64), (516, 64), (4103, 1024), (70_000, 65536)])
+@pytest.mark.parametrize("seal_batch", [None, 256], ids=["one-batch", "many-batches"])
+def test_inline_and_threaded_sealing_write_identical_bytes(tmp_path, monkeypatch, size, chunk, seal_batch):
+    _repeatable_randomness(monkeypatch)
+    data = os.urandom(size)
+    src = tmp_path / "in.csv"
+    src.write_bytes(data)
+    inline_header = seal(src, tmp_path / "inline.imvo", chunk_size=chunk)
+    with monkeypatch.context() as patch:
+        _force_threaded(patch)
+        if seal_batch:
+            patch.setattr(envelope_module, "_SEAL_BATCH_BYTES", seal_batch)
+        threaded_header = seal(src, tmp_path / "threaded.imvo", chunk_size=chunk)
+    assert inline_header == threaded_header
+    assert (tmp_path / "inline.imvo").read_bytes() == (tmp_path / "threaded.imvo").read_bytes()
+    assert _outcome_both_ways(tmp_path / "inline.imvo", monkeypatch, sink=True) == (
+        ("opened", None, data),
+        ("opened", None, data),
+    )
+
+
+def test_each_path_opens_the_others_files_with_real_randomness(tmp_path, monkeypatch):
+    src = tmp_path / "in.csv"
+    src.write_bytes(PAYLOAD)
+    inline_header = seal(src, tmp_path / "inline.imvo")
+    with monkeypatch.context() as patch:
+        _force_threaded(patch)
+        threaded_header = seal(src, tmp_path / "threaded.imvo")
+        assert open_env(tmp_path / "inline.imvo") == (inline_header, PAYLOAD)
+    assert open_env(tmp_path / "threaded.imvo") == (threaded_header, PAYLOAD)
+    assert inline_header == threaded_header  # same header; the bytes differ only by HPKE's random ephemeral key
+
+
+def test_small_files_are_sealed_and_opened_without_starting_threads(tmp_path, monkeypatch):
+    def no_threads(*args, **kwargs):
+        raise AssertionError("a worker thread was started for a small file")
+
+    monkeypatch.setattr(envelope_module, "ThreadPoolExecutor", no_threads)
+    src = tmp_path / "in.csv"
+    src.write_bytes(os.urandom(4096))
+    header = seal(src, tmp_path / "out.imvo", chunk_size=64 * 1024)
+    assert open_env(tmp_path / "out.imvo") == (header, src.read_bytes())
+    _force_threaded(monkeypatch)  # the guard itself works: the threaded path trips it
+    with pytest.raises(AssertionError, match="worker thread"):
+        open_env(tmp_path / "out.imvo")
+
+
+@pytest.mark.parametrize(("size", "inline"), [(99, True), (100, True), (101, False)])
+def test_the_inline_limit_is_inclusive(tmp_path, monkeypatch, size, inline):
+    monkeypatch.setattr(envelope_module, "_INLINE_MAX_BYTES", 100)
+    calls = []
+    for name in ("_seal_payload", "_seal_payload_inline", "_verify_signature", "_verify_signature_inline"):
+        real = getattr(envelope_module, name)
+        monkeypatch.setattr(envelope_module, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    data = os.urandom(size)
+    sealed_bytes(tmp_path, data, chunk_size=16)
+    assert open_env(tmp_path / "data.imvo").plaintext == data
+    suffix = "_inline" if inline else ""
+    assert calls == ["_seal_payload" + suffix, "_verify_signature" + suffix]
+
+
+def test_every_corruption_of_a_small_file_is_refused_the_same_way_by_both_paths(tmp_path, monkeypatch):
+    """The threaded path is how every file was opened before: same reason, message, hint and sink output."""
+    blob = sealed_bytes(tmp_path, bytes(range(40)), chunk_size=16)  # three chunks, the last partial
+    header_end = (
+        len(blob) - (40 + 3 * TAG_SIZE) - SIGNATURE_SIZE - 2 - SUITES["x25519/chacha20-poly1305"].encapsulation_size
+    )
+    positions = [*range(0, header_end, 5), *range(header_end, len(blob))]  # all of encapsulation..signature
+    corrupt_files = [blob[:p] + bytes([blob[p] ^ 1]) + blob[p + 1 :] for p in positions]
+    corrupt_files += [blob[:n] for n in (13, header_end, len(blob) - 100, len(blob) - 1)] + [blob + b"\x00"]
+    seen = set()
+    for number, corrupt in enumerate(corrupt_files):
+        path = tmp_path / f"c{number}.imvo"
+        path.write_bytes(corrupt)
+        inline, threaded = _outcome_both_ways(path, monkeypatch, sink=True)
+        assert inline == threaded, number
+        assert inline[0] != "opened" and inline[-1] == b""  # refused, and the sink got nothing
+        seen.add(inline[0])
+    assert seen >= {"not_an_envelope", "malformed_header", "bad_signature", "truncated", "trailing_data"}
+
+
+def test_chunk_damage_behind_a_valid_signature_is_refused_the_same_way_by_both_paths(tmp_path, monkeypatch):
+    prefix, chunks = _split(sealed_bytes(tmp_path, PAYLOAD), tmp_path)
+    cases = {
+        "swapped": [chunks[1], chunks[0], *chunks[2:]],
+        "flipped": [*chunks[:6], chunks[6][:3] + bytes([chunks[6][3] ^ 1]) + chunks[6][4:], *chunks[7:]],
+    }
+    for name, changed in cases.items():
+        (tmp_path / f"{name}.imvo").write_bytes(_resign(prefix, changed))
+        inline, threaded = _outcome_both_ways(tmp_path / f"{name}.imvo", monkeypatch, sink=True)
+        assert inline == threaded and inline[0] == "tampered" and inline[-1] == b""
+    assert "part 7 " in inline[1]
 
 
 # ---------------------------------------------------------------- committed vectors
@@ -361,6 +499,26 @@ def test_committed_vector(name, reason):
     with pytest.raises(EnvelopeRejected) as err:
         open_file(VECTORS / name, recipient, keys["signer"].public_key())
     assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_committed_vector_gives_the_same_outcome_on_both_paths(name):
+    keys = _vector_keys()
+    recipient = keys["recipient_hybrid" if "mlkem" in name else "recipient"]
+
+    def outcome() -> tuple:
+        sink = io.BytesIO()
+        try:
+            open_file(VECTORS / name, recipient, keys["signer"].public_key(), sink=sink)
+            return ("opened", sink.getvalue())
+        except EnvelopeRejected as exc:
+            return (exc.reason, exc.message, exc.hint, sink.getvalue())
+
+    inline = outcome()
+    with pytest.MonkeyPatch.context() as patch:
+        _force_threaded(patch)
+        assert outcome() == inline
+    assert inline[0] == (EXPECTED[name] or "opened")
 
 
 def test_vectors_cover_every_rejection_reason_that_a_file_can_cause():
