@@ -365,3 +365,72 @@ def test_an_insider_is_not_failed_for_what_its_own_figures_told_it_before_any_re
     # Publishing t tells everyone a <= 24: a real failure, found by the outsider already.
     result = audit(problem, np.array([True, True, False]))
     assert [(f[0], f[1], f[3]) for f in result.failures] == [(0, "outsider", pytest.approx(24.0))]
+
+
+# --------------------------------------------------------------------------- verdict-only audits and helper cells
+
+
+@st.composite
+def tables_with_helpers(draw: st.DrawFn) -> tuple[ProtectionProblem, np.ndarray]:
+    """Random tables whose body cells are primary with protection 2 (both sides, or only one), primary helpers
+    (no requirement) or neither, and one insider A owning part of the body."""
+    problem, hidden = draw(tables_with_patterns())
+    n_body = sum("total" not in k for k in problem.keys)
+    kinds = draw(st.lists(st.sampled_from(["both", "up", "down", "helper", "none"]), min_size=n_body, max_size=n_body))
+    problem.upl[:] = problem.lpl[:] = 0.0
+    for c, kind in enumerate(kinds):
+        problem.primary[c] = kind != "none"
+        problem.upl[c] = 2.0 if kind in ("both", "up") else 0.0
+        problem.lpl[c] = 2.0 if kind in ("both", "down") else 0.0
+    shares = draw(st.lists(st.integers(0, 2), min_size=n_body, max_size=n_body))
+    problem.insiders = {"A": {c: float(problem.values[c]) * k / 2 for c, k in enumerate(shares) if k}}
+    return problem, hidden
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables_with_helpers())
+def test_a_verdict_only_audit_finds_the_same_failures_and_the_intervals_that_matter(
+    case: tuple[ProtectionProblem, np.ndarray],
+) -> None:
+    problem, hidden = case
+    full, verdict = audit(problem, hidden), audit(problem, hidden, verdict_only=True)
+    assert verdict.failures == full.failures
+    # requirements are capped at the a-priori bounds: a cell whose capped requirement is its value cannot fail
+    need_hi = np.minimum(problem.values + problem.upl, problem.upper)
+    need_lo = np.maximum(problem.values - problem.lpl, problem.lower)
+    at_stake = hidden & problem.primary & ((need_hi > problem.values) | (need_lo < problem.values))
+    np.testing.assert_allclose(verdict.lo[at_stake], full.lo[at_stake])
+    np.testing.assert_allclose(verdict.hi[at_stake], full.hi[at_stake])
+    assert not np.isnan(full.lo[hidden]).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables_with_helpers(), st.integers(0, 10_000))
+def test_verdict_only_entries_in_a_shared_cache_never_answer_a_full_audit(
+    case: tuple[ProtectionProblem, np.ndarray], flip: int
+) -> None:
+    problem, hidden = case
+    cache: dict = {}
+    more = hidden.copy()
+    more[flip % problem.size] = True
+    for pattern in (hidden, more):
+        fresh = audit(problem, pattern)
+        assert audit(problem, pattern, cache=cache, verdict_only=True).failures == fresh.failures
+        cached = audit(problem, pattern, cache=cache)
+        assert cached.failures == fresh.failures and cached.exact_disclosures == fresh.exact_disclosures
+        np.testing.assert_array_equal(cached.lo, fresh.lo)
+        np.testing.assert_array_equal(cached.hi, fresh.hi)
+        assert audit(problem, pattern, cache=cache, verdict_only=True).failures == fresh.failures
+
+
+@settings(max_examples=40, deadline=None)
+@given(tables_with_helpers())
+def test_helper_cells_never_fail_and_change_no_verdict(case: tuple[ProtectionProblem, np.ndarray]) -> None:
+    # A helper (primary without a requirement) is skipped by the insider checks; that must not change anything.
+    problem, hidden = case
+    helpers = problem.primary & (problem.upl == 0) & (problem.lpl == 0)
+    with_helpers = audit(problem, hidden)
+    problem.primary = problem.primary & ~helpers
+    without = audit(problem, hidden)
+    assert with_helpers.failures == without.failures
+    assert not any(helpers[f[0]] for f in with_helpers.failures)

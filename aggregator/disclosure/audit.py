@@ -10,7 +10,11 @@ Speed matters (50,000+ cells, thousands hidden), so:
   one HiGHS model, built once, and every min/max re-solves it warm from the previous basis;
 - a hidden cell in no relation gets its a-priori bounds without any LP;
 - an LP solution in which another cell sits at its a-priori bound settles that cell's bound for free;
-- an insider is only re-solved where the outsider's optimal solutions are not already feasible for it.
+- an insider is only re-solved where the outsider's optimal solutions are not already feasible for it, and
+  only for cells at stake (a primary cell whose requirement, capped at the bounds, reaches beyond its value:
+  a helper cell without a requirement cannot fail), so components without such cells cost nothing;
+- a component's HiGHS model is built on first use (cached components are never solved again);
+- `verdict_only` (repair loops) solves the outsider only for cells at stake: the same failures, fewer LPs.
 """
 
 from __future__ import annotations
@@ -32,10 +36,16 @@ _BATCH_MIN = 4  # fewer unmet insider checks than this are solved one by one
 _BATCH_GAIN = 8  # keep batching while one LP settles at least 1/8 of the unmet checks
 
 OUTSIDER = "outsider"
+_RELATIONS = ("relations",)  # cache key of the flattened relations
 
 
 def audit(
-    problem: ProtectionProblem, suppressed: np.ndarray, *, insiders: bool = True, cache: dict | None = None
+    problem: ProtectionProblem,
+    suppressed: np.ndarray,
+    *,
+    insiders: bool = True,
+    cache: dict | None = None,
+    verdict_only: bool = False,
 ) -> AuditResult:
     """Compute attacker intervals for every suppressed cell and check each primary cell's protection.
 
@@ -45,9 +55,13 @@ def audit(
 
     `cache`: pass the same dict to repeated audits of one problem (a repair loop). An attacker's result on
     a component depends only on the component's hidden cells, so unchanged components are not solved again.
+
+    `verdict_only`: the same failures, but outsider intervals only for the primary cells whose requirement
+    reaches beyond their value (the only cells that can fail); lo/hi stay NaN for the other hidden cells and
+    `exact_disclosures` counts only the cells solved. For repair loops, which need the verdict, not a report.
     """
-    hidden = _check_problem(problem, suppressed)
-    auditor = _Auditor(problem, hidden, cache)
+    hidden = _check_problem(problem, suppressed, cache)
+    auditor = _Auditor(problem, hidden, cache, verdict_only)
     auditor.run_outsider()
     if insiders:
         auditor.run_insiders()
@@ -66,7 +80,7 @@ def _tolerance(problem: ProtectionProblem) -> float:
     return ABS_TOL + REL_TOL * scale
 
 
-def _check_problem(problem: ProtectionProblem, suppressed: np.ndarray) -> np.ndarray:
+def _check_problem(problem: ProtectionProblem, suppressed: np.ndarray, cache: dict | None = None) -> np.ndarray:
     size = problem.size
     hidden = np.asarray(suppressed, dtype=bool)
     for name in ("values", "lower", "upper", "upl", "lpl", "primary"):
@@ -75,7 +89,7 @@ def _check_problem(problem: ProtectionProblem, suppressed: np.ndarray) -> np.nda
     if hidden.shape != (size,):
         raise ValueError(f"suppressed must be a bool array of {size} cells, got shape {hidden.shape}")
     _check_bounds(problem)
-    _check_relations(problem, _tolerance(problem))
+    _check_relations(problem, _tolerance(problem), cache)
     return hidden
 
 
@@ -100,8 +114,8 @@ def _check_bounds(problem: ProtectionProblem) -> None:
         )
 
 
-def _check_relations(problem: ProtectionProblem, eps: float) -> None:
-    rel, cells, coef = _flatten_relations(problem)
+def _check_relations(problem: ProtectionProblem, eps: float, cache: dict | None = None) -> None:
+    rel, cells, coef = _flatten_relations(problem, cache)
     terms = coef * np.asarray(problem.values, dtype=float)[cells]
     residual = np.bincount(rel, weights=terms, minlength=len(problem.relations))
     scale = np.bincount(rel, weights=np.abs(terms), minlength=len(problem.relations))
@@ -128,8 +142,12 @@ class _Component:
     rhs: np.ndarray  # each row: sum(coef * y) == rhs (published cells moved to the right-hand side)
 
 
-def _flatten_relations(problem: ProtectionProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Relations as (relation id, cell, coefficient) triples: +1 for the total, -1 for each part."""
+def _flatten_relations(problem: ProtectionProblem, cache: dict | None = None) -> tuple[np.ndarray, ...]:
+    """Relations as (relation id, cell, coefficient) triples: +1 for the total, -1 for each part.
+
+    Kept in `cache` (one problem per cache): the relations never change between audits of a repair loop."""
+    if cache is not None and _RELATIONS in cache:
+        return cache[_RELATIONS]
     lengths = np.fromiter((1 + len(parts) for _, parts in problem.relations), dtype=np.int64)
     cells = np.fromiter(
         (c for total, parts in problem.relations for c in (total, *parts)),
@@ -139,6 +157,8 @@ def _flatten_relations(problem: ProtectionProblem) -> tuple[np.ndarray, np.ndarr
     rel = np.repeat(np.arange(len(lengths)), lengths)
     coef = -np.ones(len(cells))
     coef[np.cumsum(lengths) - lengths] = 1.0
+    if cache is not None:
+        cache[_RELATIONS] = (rel, cells, coef)
     return rel, cells, coef
 
 
@@ -175,9 +195,11 @@ def _runs(sorted_keys: np.ndarray) -> Iterator[tuple[int, int]]:
     yield from zip(starts.tolist(), stops.tolist(), strict=True)
 
 
-def _build_components(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[list[_Component], np.ndarray]:
+def _build_components(
+    problem: ProtectionProblem, hidden: np.ndarray, cache: dict | None = None
+) -> tuple[list[_Component], np.ndarray]:
     """Substitute published cells and split the hidden ones into components; also return isolated cells."""
-    rel, cells, coef = _flatten_relations(problem)
+    rel, cells, coef = _flatten_relations(problem, cache)
     is_hidden = hidden[cells]
     published_sum = np.bincount(
         rel[~is_hidden],
@@ -242,8 +264,15 @@ class _ComponentLP:
         self.size = len(comp.cells)
         self.solves = 0
         self._objective_cols = np.zeros(0, dtype=np.int32)
-        self._solver = _new_highs()
-        self._solver.passModel(self._lp())
+        self._highs: highspy.Highs | None = None
+
+    @property
+    def _solver(self) -> highspy.Highs:
+        # Built on first use: in a repair loop most components come from the cache and are never solved.
+        if self._highs is None:
+            self._highs = _new_highs()
+            self._highs.passModel(self._lp())
+        return self._highs
 
     def _lp(self) -> highspy.HighsLp:
         lp = highspy.HighsLp()
@@ -298,16 +327,19 @@ class _ComponentLP:
 
 @dataclass
 class _Witnesses:
-    """Outsider optimal solutions attaining some primary cell's bound, to spare insider re-solves."""
+    """Outsider optimal solutions attaining some bound of a cell at stake, to spare insider re-solves."""
 
-    primary_cols: np.ndarray  # local columns of the component's primary cells
+    stake_cols: np.ndarray  # local columns of the component's cells at stake (Auditor.at_stake)
     points: np.ndarray  # (k, component size) solution vectors
 
 
 class _Auditor:
-    def __init__(self, problem: ProtectionProblem, hidden: np.ndarray, cache: dict | None = None):
+    def __init__(
+        self, problem: ProtectionProblem, hidden: np.ndarray, cache: dict | None = None, verdict_only: bool = False
+    ):
         self.problem = problem
         self.cache = cache
+        self.verdict_only = verdict_only
         self.epoch = problem.epochs()
         self._prior: dict[int, dict[int, _Component]] = {}  # epoch -> cell -> its component in the prior model
         self._prior_lps: dict[tuple[int, int], _ComponentLP] = {}
@@ -320,16 +352,20 @@ class _Auditor:
         self.need_hi = np.minimum(values + problem.upl, self.upper)
         self.need_lo = np.maximum(values - problem.lpl, self.lower)
         self.primary = np.asarray(problem.primary, dtype=bool) & hidden
+        # Hidden primary cells whose requirement reaches beyond the true value: the only ones an attacker can
+        # fail. A helper cell (no requirement) passes whatever the attacker knows, so insiders skip it.
+        self.at_stake = self.primary & ((self.need_hi > values + self.eps) | (self.need_lo < values - self.eps))
         self.lo = np.full(problem.size, np.nan)
         self.hi = np.full(problem.size, np.nan)
         self.failures: list[tuple[int, str, float, float, str]] = []
         self.insiders_checked = 0
         self.exact_disclosures = 0
-        components, self.isolated = _build_components(problem, hidden)
+        components, self.isolated = _build_components(problem, hidden, cache)
         self.lps = [_ComponentLP(c, self.lower[c.cells], self.upper[c.cells]) for c in components]
         self.component_of = np.full(problem.size, -1, dtype=np.int64)
         for number, lp in enumerate(self.lps):
             self.component_of[lp.comp.cells] = number
+        self.stake_cols = [np.flatnonzero(self.at_stake[lp.comp.cells]) for lp in self.lps]
         self.witnesses: list[_Witnesses | None] = []
 
     # ---- outsider
@@ -338,38 +374,41 @@ class _Auditor:
         self.lo[self.isolated] = self.lower[self.isolated]
         self.hi[self.isolated] = self.upper[self.isolated]
         for lp in self.lps:
-            key = (OUTSIDER, lp.comp.cells.tobytes())
-            if self.cache is not None and key in self.cache:
-                lo, hi, witnesses = self.cache[key]
+            cells = lp.comp.cells.tobytes()
+            # a full result also answers a verdict-only audit; not the other way round
+            keys = [(OUTSIDER, cells), (OUTSIDER, "verdict", cells)][: 2 if self.verdict_only else 1]
+            found = next((self.cache[k] for k in keys if self.cache is not None and k in self.cache), None)
+            if found is not None:
+                lo, hi, witnesses = found
                 self.lo[lp.comp.cells], self.hi[lp.comp.cells] = lo, hi
             else:
                 witnesses = self._outsider_component(lp)
                 if self.cache is not None:
-                    self.cache[key] = (self.lo[lp.comp.cells].copy(), self.hi[lp.comp.cells].copy(), witnesses)
+                    self.cache[keys[-1]] = (self.lo[lp.comp.cells].copy(), self.hi[lp.comp.cells].copy(), witnesses)
             self.witnesses.append(witnesses)
-        for cell in np.flatnonzero(self.hidden):
+        for cell in np.flatnonzero(self.hidden & ~(np.isnan(self.lo) & np.isnan(self.hi))):
             self._judge(int(cell), OUTSIDER, self.lo[cell], self.hi[cell], exact_counts=True)
 
     def _outsider_component(self, lp: _ComponentLP) -> _Witnesses | None:
         lo, hi = np.full(lp.size, np.nan), np.full(lp.size, np.nan)
-        primary_cols = np.flatnonzero(self.primary[lp.comp.cells])
-        is_primary = self.primary[lp.comp.cells]
+        stake_cols = self.stake_cols[self.component_of[lp.comp.cells[0]]]
+        at_stake = self.at_stake[lp.comp.cells]
         kept: list[np.ndarray] = []
-        keep = len(primary_cols) * 2 * lp.size <= _WITNESS_BUDGET
-        for col in range(lp.size):
+        keep = len(stake_cols) * 2 * lp.size <= _WITNESS_BUDGET
+        for col in stake_cols.tolist() if self.verdict_only else range(lp.size):
             for maximise, bound in ((False, lo), (True, hi)):
                 if not np.isnan(bound[col]):
                     continue
                 value, x = lp.optimise(col, maximise)
                 settled = self._settle(lp, x, lo, hi, col, maximise, value)
-                if keep and (is_primary[settled[0]].any() or is_primary[settled[1]].any()):
+                if keep and (at_stake[settled[0]].any() or at_stake[settled[1]].any()):
                     kept.append(x)
         self.lo[lp.comp.cells] = np.maximum(lo, lp.lower)
         self.hi[lp.comp.cells] = np.minimum(hi, lp.upper)
         if not keep:
             return None
         points = np.array(kept) if kept else np.zeros((0, lp.size))
-        return _Witnesses(primary_cols, points)
+        return _Witnesses(stake_cols, points)
 
     def _settle(
         self,
@@ -421,34 +460,50 @@ class _Auditor:
     def run_insiders(self) -> None:
         outsider_failed = {cell for cell, *_ in self.failures}
         for contributor in sorted(self.problem.insiders, key=str):
-            own = {c: v for c, v in self.problem.insiders[contributor].items() if self.hidden[c]}
-            if own:
+            cells, amounts = self._own_figures(contributor)
+            mine = self.hidden[cells]
+            if mine.any():
                 self.insiders_checked += 1
-                self._check_insider(str(contributor), own, outsider_failed)
+                self._check_insider(str(contributor), cells[mine], amounts[mine], outsider_failed)
 
-    def _insider_bounds(self, own: dict[int, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Cells and their new lower and upper bounds from one contributor's knowledge."""
-        cells = np.array(sorted(own), dtype=np.int64)
-        amount = np.array([own[c] for c in cells], dtype=float)
+    def _own_figures(self, contributor) -> tuple[np.ndarray, np.ndarray]:
+        """The contributor's cells (ascending) and its own amounts in them, kept in the cache when there is one."""
+        key = ("own", contributor)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        own = self.problem.insiders[contributor]
+        cells = np.fromiter(own.keys(), dtype=np.int64, count=len(own))
+        amounts = np.fromiter(own.values(), dtype=float, count=len(own))
+        order = np.argsort(cells, kind="stable")
+        figures = (cells[order], amounts[order])
+        if self.cache is not None:
+            self.cache[key] = figures
+        return figures
+
+    def _insider_bounds(self, cells: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """New lower and upper bounds of the contributor's cells from its knowledge."""
         values = np.asarray(self.problem.values, dtype=float)[cells]
         # A contributor knows its own figures, not whether it is alone in a cell: the rest of the cell is
         # non-negative, so y >= lower + own (never above the true value, which is known to be feasible; with
         # negative data that guard keeps the LP consistent). Nothing more is assumed.
         lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values)
-        return cells, lower, self.upper[cells].copy()
+        return lower, self.upper[cells].copy()
 
-    def _check_insider(self, who: str, own: dict[int, float], skip: set[int]) -> None:
-        cells, new_lo, new_hi = self._insider_bounds(own)
+    def _check_insider(self, who: str, cells: np.ndarray, amounts: np.ndarray, skip: set[int]) -> None:
+        new_lo, new_hi = self._insider_bounds(cells, amounts)
         # Judge only hidden cells the insider has no part in. In a cell it contributes to, the protection the
         # primary rules ask for already models a contributor attacking the others (p% coalition, dominance);
         # measuring that cell against the insider's own share would demand the impossible for the largest
         # contributor's own cell. Its knowledge still bounds those cells in the LP below.
-        skip = skip | {c for c, v in own.items() if v != 0}
-        for cell, lo_c, hi_c in zip(cells.tolist(), new_lo, new_hi, strict=True):
-            if self.component_of[cell] < 0 and self.primary[cell] and cell not in skip:
-                self._judge(cell, who, lo_c, hi_c)
+        skip = skip | set(cells[amounts != 0].tolist())
+        alone = np.flatnonzero((self.component_of[cells] < 0) & self.primary[cells])
+        for k in alone.tolist():
+            if int(cells[k]) not in skip:
+                self._judge(int(cells[k]), who, new_lo[k], new_hi[k])
         comp_ids = self.component_of[cells]
         for number in np.unique(comp_ids[comp_ids >= 0]).tolist():
+            if len(self.stake_cols[number]) == 0:
+                continue  # nothing in it can fail
             mine = comp_ids == number
             key = (who, self.lps[number].comp.cells.tobytes())
             if self.cache is not None and key in self.cache:
@@ -465,14 +520,15 @@ class _Auditor:
         lp = self.lps[number]
         cols = np.searchsorted(lp.comp.cells, cells)
         targets = np.array(
-            [c for c in np.flatnonzero(self.primary[lp.comp.cells]).tolist() if lp.comp.cells[c] not in skip],
-            dtype=np.int64,
+            [c for c in self.stake_cols[number].tolist() if lp.comp.cells[c] not in skip], dtype=np.int64
         )
         if len(targets) == 0:
             return
+        best_lo, best_hi = self._witnessed(number, cols, new_lo, new_hi)
+        if self._all_met(lp.comp.cells[targets], best_lo[targets], best_hi[targets]):
+            return  # the witnesses settle every target: no LP, so the model keeps the outsider's bounds
         lp.set_bounds(cols, new_lo, new_hi)
         try:
-            best_lo, best_hi = self._witnessed(number, cols, new_lo, new_hi)
             self._batch_witnesses(lp, targets, best_lo, best_hi)
             for col in targets.tolist():
                 self._insider_cell(who, lp, col, best_lo, best_hi)
@@ -500,7 +556,7 @@ class _Auditor:
             limit = np.where(np.abs(step) > self.eps, room / step, np.inf)
         t = np.clip(limit.min(axis=1, initial=1.0), 0.0, 1.0)
         useful = t > 0  # t = 0 gives back the truth, e.g. when the point moves a cell the insider owns alone
-        shown = found.primary_cols
+        shown = found.stake_cols
         points = truth[shown] + t[useful, None] * (found.points[np.ix_(useful, shown)] - truth[shown])
         if len(points):
             best_lo[shown] = np.minimum(best_lo[shown], points.min(axis=0))
@@ -576,7 +632,7 @@ class _Auditor:
         epoch = int(self.epoch[cell])
         if epoch not in self._prior:
             known = self.problem.fixed & (self.epoch < epoch)
-            components, _ = _build_components(self.problem, ~known)
+            components, _ = _build_components(self.problem, ~known, self.cache)
             self._prior[epoch] = {int(c): comp for comp in components for c in comp.cells}
         comp = self._prior[epoch].get(cell)
         own = self.problem.insiders.get(who, {})
@@ -597,6 +653,11 @@ class _Auditor:
             return lp.optimise(int(np.searchsorted(cells, cell)), maximise)[0]
         finally:
             lp.set_bounds(cols, self.lower[cells], self.upper[cells])
+
+    def _all_met(self, cells: np.ndarray, best_lo: np.ndarray, best_hi: np.ndarray) -> bool:
+        return bool(
+            np.all(best_hi >= self.need_hi[cells] - self.eps) and np.all(best_lo <= self.need_lo[cells] + self.eps)
+        )
 
     def _side_met(self, cell: int, reached: float, maximise: bool) -> bool:
         if maximise:

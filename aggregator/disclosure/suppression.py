@@ -63,18 +63,30 @@ _banner_done = False
 
 
 def _new_highs() -> highspy.Highs:
-    """A silent, deterministic HiGHS instance (the C++ banner is printed once per process: swallow it)."""
-    global _banner_done
-    with _BANNER_LOCK:
-        if _banner_done:
-            h = highspy.Highs()
-        else:
-            h = _construct_without_stdout()
-            _banner_done = True
+    """A silent, deterministic HiGHS instance.
+
+    The plain C++ binding when available: `highspy.Highs()` registers Python callbacks for every solver event
+    (a cost on each of the thousands of small solves) and prints its banner before any option can silence it.
+    """
+    try:
+        from highspy._core import _Highs
+
+        h = _Highs()
+    except ImportError:  # a future highspy without the private binding
+        h = _wrapped_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", 0)
     return h
+
+
+def _wrapped_highs() -> highspy.Highs:
+    global _banner_done
+    with _BANNER_LOCK:
+        if _banner_done:
+            return highspy.Highs()
+        _banner_done = True
+        return _construct_without_stdout()
 
 
 def _construct_without_stdout() -> highspy.Highs:
@@ -126,6 +138,7 @@ class _Structure:
     owners: list[list[int]]  # contributor indices with a record in each cell
     contributors: list[str]
     own: list[dict[int, float]]  # per contributor index: cell -> own contribution
+    own_cells: list[np.ndarray]  # per contributor index: its cells, ascending
     sole: np.ndarray  # contributor index when a cell has exactly one contributor, else -1
     stuck: np.ndarray  # bool: in a relation whose other cells are all fixed: hiding it is useless
     epoch: np.ndarray  # per cell, when it became known (ProtectionProblem.epoch)
@@ -181,6 +194,7 @@ def _build_structure(problem: ProtectionProblem) -> _Structure:
         owners,
         contributors,
         own,
+        [np.array(sorted(cells), dtype=np.int64) for cells in own],
         sole,
         np.zeros(n, dtype=bool),
         problem.epochs(),
@@ -290,40 +304,50 @@ class _AttackerLP:
 
     def __init__(self, s: _Structure, cells: np.ndarray, hi: np.ndarray, lo: np.ndarray):
         self.cells = cells
-        local = {int(c): k for k, c in enumerate(cells)}
-        rel_ids = np.unique(np.concatenate([s.relations_of(int(c)) for c in cells])) if len(cells) else []
-        self.rel_ids = np.asarray(rel_ids, dtype=np.int64)
-        start, index, value = [0], [], []
-        for r in self.rel_ids:
-            lo_, hi_ = s.rel_ptr[r], s.rel_ptr[r + 1]
-            for c, v in zip(s.rel_idx[lo_:hi_], s.rel_val[lo_:hi_], strict=True):
-                k = local.get(int(c))
-                if k is not None:
-                    index.append(k)
-                    value.append(v)
-            start.append(len(index))
+        self.local = dict(zip(cells.tolist(), range(len(cells)), strict=True))
+        self.rel_ids = np.unique(s.cell_rel[_spans(s.cell_ptr, cells)])
+        start, index, value = _rows_over(s, self.rel_ids, cells)
         self.h = _new_highs()
         self.h.setOptionValue("presolve", "off")  # keep the basis between targets (warm starts)
         m = len(self.rel_ids)
         _pass_lp(self.h, np.zeros(len(cells)), lo, hi, np.zeros(m), np.zeros(m), start, index, value)
         self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        self.local = local
-        self._target: int | None = None
+        self._costed = np.zeros(0, dtype=np.int32)  # columns with a non-zero objective coefficient
 
     def solve(self, p: int, sign: int) -> tuple[float, np.ndarray, np.ndarray]:
         """Max of sign * z_p; returns the value, the move vector (local) and the row duals."""
         k = self.local[p]
-        if self._target is not None:
-            self.h.changeColCost(self._target, 0.0)
-        self.h.changeColCost(k, float(sign))
-        self._target = k
+        self.h.changeColsCost(len(self._costed), self._costed, np.zeros(len(self._costed)))
+        self._costed = np.array([k], dtype=np.int32)
+        self.h.changeColsCost(1, self._costed, np.array([float(sign)]))
         self.h.run()
         status = self.h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
             raise DisclosureError(f"the attacker model could not be solved (HiGHS: {status})")
         sol = self.h.getSolution()
-        z = np.asarray(sol.col_value)
-        return float(sign * z[k]), z, np.asarray(sol.row_dual)
+        z = np.array(sol.col_value, dtype=float)
+        return float(sign * z[k]), z, np.array(sol.row_dual, dtype=float)
+
+
+def _spans(ptr: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Positions ptr[i]..ptr[i+1]-1 of every i in items, concatenated in that order (a CSR gather)."""
+    starts, stops = ptr[items], ptr[items + 1]
+    lengths = stops - starts
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return offsets + np.arange(int(lengths.sum()))
+
+
+def _rows_over(s: _Structure, rel_ids: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR rows (start, local column, coefficient) of relations `rel_ids` restricted to `cells`, entries in
+    relation order."""
+    pos = _spans(s.rel_ptr, rel_ids)
+    row = np.repeat(np.arange(len(rel_ids)), s.rel_ptr[rel_ids + 1] - s.rel_ptr[rel_ids])
+    order = np.argsort(cells, kind="stable")
+    at = np.minimum(np.searchsorted(cells, s.rel_idx[pos], sorter=order), len(cells) - 1)
+    inside = cells[order[at]] == s.rel_idx[pos] if len(cells) else np.zeros(len(pos), dtype=bool)
+    start = np.zeros(len(rel_ids) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row[inside], minlength=len(rel_ids)), out=start[1:])
+    return start, order[at[inside]], s.rel_val[pos][inside]
 
 
 def _components(s: _Structure, hidden: np.ndarray) -> list[np.ndarray]:
@@ -394,7 +418,7 @@ def _attack_component(s, comp, prim, x, insiders) -> list[_Attack]:
             w = len(points) - 1
         witnessed.append((p, sign, w, sign * float(points[w][k])))
     if insiders and witnessed:
-        attacks += _insider_attacks(s, comp, x, lp.local, np.array(points), witnessed)
+        attacks += _insider_attacks(s, comp, x, np.array(points), witnessed)
     return attacks
 
 
@@ -405,33 +429,49 @@ def _witness(points: list[np.ndarray], k: int, sign: int, req: float) -> int | N
     return None
 
 
-def _insider_attacks(s, comp, x, local, points, witnessed) -> list[_Attack]:
-    """Each contributor with a record in a hidden cell of this group attacks with its own figures known.
-
-    An outsider's move shrunk towards zero until it respects what the insider knows is still a move the
-    insider cannot exclude; only when that shrunk move is too small do we solve the insider's own LP.
-    """
+def _insider_attacks(s, comp, x, points, witnessed) -> list[_Attack]:
+    """Each contributor with a record in a hidden cell of this group attacks with its own figures known."""
     involved = sorted({c for i in comp.tolist() for c in s.owners[i]})
     attacks: list[_Attack] = []
     for c in involved:
-        known = np.array([local[i] for i in s.own[c] if i in local], dtype=np.int64)
-        up_k, down_k = _attacker_rooms(s, c, comp[known])
-        scale = x[comp[known]]
-        shrink = _shrink_factors(points[:, known], up_k * scale, -down_k * scale)
-        lp: _AttackerLP | None = None
-        for p, sign, w, gain in witnessed:
-            if s.own[c].get(p, 0.0) != 0:
-                continue  # a cell it contributes to: the primary rules' protection already models this attacker
-            req = _requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
-            if req <= _tolerance(req) or shrink[w] * gain >= req - _tolerance(req):
-                continue
-            if lp is None:
-                up_all, down_all = _attacker_rooms(s, c, comp)
-                lp = _AttackerLP(s, comp, up_all * x[comp], -down_all * x[comp])
-            value, _, duals = lp.solve(p, sign)
-            if value < req - _tolerance(req):
-                attacks.append(_Attack(p, c, sign, value, req, lp.rel_ids, duals))
+        attacks += _one_insider(s, c, comp, x, points, witnessed)
     return attacks
+
+
+def _one_insider(s, c: int, comp: np.ndarray, x, points, witnessed) -> list[_Attack]:
+    """An outsider's move shrunk towards zero until it respects what the insider knows is still a move the
+    insider cannot exclude; only the targets such moves leave short need the insider's own LP."""
+    known = _positions_held(comp, s.own_cells[c])
+    up_k, down_k = _attacker_rooms(s, c, comp[known])
+    scale = x[comp[known]]
+    shrink = _shrink_factors(points[:, known], up_k * scale, -down_k * scale)
+    lp: _AttackerLP | None = None
+    mine: list[np.ndarray] = []  # the insider's own optima: certificates for its other targets
+    attacks: list[_Attack] = []
+    for p, sign, w, gain in witnessed:
+        if s.own[c].get(p, 0.0) != 0:
+            continue  # a cell it contributes to: the primary rules' protection already models this attacker
+        req = _requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
+        if req <= _tolerance(req) or shrink[w] * gain >= req - _tolerance(req):
+            continue
+        if lp is None:
+            up_all, down_all = _attacker_rooms(s, c, comp)
+            lp = _AttackerLP(s, comp, up_all * x[comp], -down_all * x[comp])
+        elif _witness(mine, lp.local[p], sign, req) is not None:
+            continue
+        value, z, duals = lp.solve(p, sign)
+        mine.append(z)
+        if value < req - _tolerance(req):
+            attacks.append(_Attack(p, c, sign, value, req, lp.rel_ids, duals))
+    return attacks
+
+
+def _positions_held(comp: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Positions in `comp` of its cells that are in `held` (ascending cell indices, often much longer)."""
+    if len(held) == 0:
+        return np.zeros(0, dtype=np.int64)
+    at = np.minimum(np.searchsorted(held, comp), len(held) - 1)
+    return np.flatnonzero(held[at] == comp)
 
 
 def _shrink_factors(z: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -473,27 +513,23 @@ def _cut_from_attack(s: _Structure, a: _Attack, x: np.ndarray) -> _Cut:
 
 
 def _cut_for_multipliers(s, a: _Attack, lam) -> _Cut:
-    r: dict[int, float] = {a.cell: float(a.sign)}
-    for rid, mult in zip(a.rel_ids, lam, strict=True):
-        if abs(mult) < 1e-12:
-            continue
-        lo, hi = s.rel_ptr[rid], s.rel_ptr[rid + 1]
-        for c, v in zip(s.rel_idx[lo:hi], s.rel_val[lo:hi], strict=True):
-            r[int(c)] = r.get(int(c), 0.0) - mult * v
-    rhs = a.required
-    cells, coefs = [], []
-    touched = np.array(sorted(r), dtype=np.int64)
+    used = np.abs(lam) >= 1e-12
+    rel_ids, mult = a.rel_ids[used], lam[used]
+    pos = _spans(s.rel_ptr, rel_ids)
+    entry_cells = np.concatenate(([a.cell], s.rel_idx[pos]))
+    lengths = s.rel_ptr[rel_ids + 1] - s.rel_ptr[rel_ids]
+    terms = np.concatenate(([float(a.sign)], -np.repeat(mult, lengths) * s.rel_val[pos]))
+    # r = sign*e_p - M^T lambda, summed in entry order (np.add.at is unbuffered and sequential)
+    touched, where = np.unique(entry_cells, return_inverse=True)
+    r = np.zeros(len(touched))
+    np.add.at(r, where, terms)
     ups, downs = _attacker_rooms(s, a.attacker, touched)
-    for c, up_c, down_c in zip(touched.tolist(), ups.tolist(), downs.tolist(), strict=True):
-        rc = r[c]
-        coef = rc * up_c if rc > 0 else -rc * down_c
-        if c == a.cell:
-            rhs -= coef  # x_p = 1 for a primary cell
-        elif coef > 1e-9 * max(1.0, a.required) and not s.problem.fixed[c]:
-            cells.append(c)
-            coefs.append(coef)
-    coefs_arr = np.minimum(np.array(coefs, dtype=float), max(rhs, 0.0))  # x is binary: cap at the rhs
-    return _Cut(np.array(cells, dtype=np.int64), coefs_arr, rhs, a.cell)
+    coef = np.where(r > 0, r * ups, -r * downs)
+    is_p = touched == a.cell
+    rhs = a.required - float(coef[is_p].sum())  # x_p = 1 for a primary cell
+    keep = ~is_p & (coef > 1e-9 * max(1.0, a.required)) & ~s.problem.fixed[touched]
+    coefs_arr = np.minimum(coef[keep], max(rhs, 0.0))  # x is binary: cap at the rhs
+    return _Cut(touched[keep].astype(np.int64), coefs_arr, rhs, a.cell)
 
 
 def _raise_unprotectable(s: _Structure, cut: _Cut, attack: _Attack) -> None:
@@ -723,7 +759,7 @@ def _audit_failing_cells(problem: ProtectionProblem, hidden: np.ndarray, cache: 
     except ImportError:
         return None
     failing = np.zeros(problem.size, dtype=bool)
-    for cell, *_ in audit(problem, hidden, cache=cache).failures:
+    for cell, *_ in audit(problem, hidden, cache=cache, verdict_only=True).failures:
         failing[cell] = True
     return failing & problem.primary
 
@@ -812,7 +848,8 @@ def protect(problem: ProtectionProblem, method: str = "auto", *, time_limit: flo
     if len(blocks) == 1:
         return _protect_block(problem, method, time_limit)
     t0 = time.monotonic()
-    parts = [(b, _protect_block(subproblem(problem, b), method, time_limit)) for b in blocks]
+    # each block's pattern is confirmed by the audit's verdict; the caller audits the whole release for the report
+    parts = [(b, _protect_block(subproblem(problem, b), method, time_limit, report=False)) for b in blocks]
     return _merge_results(problem, parts, time.monotonic() - t0)
 
 
@@ -890,7 +927,9 @@ def _merge_results(problem: ProtectionProblem, parts, seconds: float) -> Suppres
     )
 
 
-def _protect_block(problem: ProtectionProblem, method: str, time_limit: float) -> SuppressionResult:
+def _protect_block(
+    problem: ProtectionProblem, method: str, time_limit: float, *, report: bool = True
+) -> SuppressionResult:
     t0 = time.monotonic()
     deadline = t0 + time_limit
     s = _build_structure(problem)
@@ -906,12 +945,12 @@ def _protect_block(problem: ProtectionProblem, method: str, time_limit: float) -
             pass
     if not problem.primary.any():
         bound, proven = 0.0, True
-    return _result(s, hidden, used, bound, proven, rounds, time.monotonic() - t0)
+    return _result(s, hidden, used, bound, proven, rounds, time.monotonic() - t0, report)
 
 
-def _result(s, hidden, used, bound, proven, rounds, seconds) -> SuppressionResult:
+def _result(s, hidden, used, bound, proven, rounds, seconds, report: bool) -> SuppressionResult:
     p = s.problem
-    hidden, verdict = _confirm_with_audit(p, hidden, s.audit_cache)
+    hidden, verdict = _confirm_with_audit(p, hidden, s.audit_cache, report)
     secondary = hidden & ~p.primary
     return SuppressionResult(
         suppressed=hidden.copy(),
@@ -927,9 +966,12 @@ def _result(s, hidden, used, bound, proven, rounds, seconds) -> SuppressionResul
 
 
 def _confirm_with_audit(
-    problem: ProtectionProblem, hidden: np.ndarray, cache: dict
+    problem: ProtectionProblem, hidden: np.ndarray, cache: dict, report: bool = True
 ) -> tuple[np.ndarray, AuditResult | None]:
     """The independent audit module, when present, has the last word on the pattern.
+
+    report: return the full audit (every hidden cell's interval); else only its verdict is checked (the
+    verdict is the same, and None is returned as the audit).
 
     A secondary cell the outsider can compute exactly protects nothing (the attacker knows it anyway), so
     it is published again; that changes no attacker interval.
@@ -938,12 +980,12 @@ def _confirm_with_audit(
         from aggregator.disclosure.audit import audit
     except ImportError:
         return hidden, None
-    verdict = audit(problem, hidden, cache=cache)
+    verdict = audit(problem, hidden, cache=cache, verdict_only=not report)
     known = [f[0] for f in verdict.failures if not problem.primary[f[0]] and f[1] == "outsider" and f[2] == f[3]]
     if known:
         hidden = hidden.copy()
         hidden[known] = False
-        verdict = audit(problem, hidden, cache=cache)
+        verdict = audit(problem, hidden, cache=cache, verdict_only=not report)
     if not verdict.passed:
         cell, who, lo, hi, reason = verdict.failures[0]
         raise DisclosureError(
@@ -951,7 +993,7 @@ def _confirm_with_audit(
             f"[{lo:.6g}, {hi:.6g}] by {who} ({reason})",
             hint="report this as a bug with the protection problem attached",
         )
-    return hidden, verdict
+    return hidden, verdict if report else None
 
 
 def check_pattern(problem: ProtectionProblem, suppressed: np.ndarray, *, insiders: bool = True) -> list[tuple]:
