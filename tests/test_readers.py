@@ -48,9 +48,7 @@ def test_plain_csv_keeps_text_and_spreadsheet_rows():
 
 def test_semicolon_separator_bom_and_dutch_numbers():
     text = (
-        "\ufeff"
-        + HEADER.replace(",", ";")
-        + "\nF1;NL;laundry;1;1-50;1.234;1.234,5\nF2;BD;spinning;2;51-250;7;12,25\n"
+        "\ufeff" + HEADER.replace(",", ";") + "\nF1;NL;laundry;1;1-50;1.234;1.234,5\nF2;BD;spinning;2;51-250;7;12,25\n"
     )
     frame, warnings = read(text)
     assert frame.loc[2, "order_value_eur"] == "1234.5"
@@ -98,9 +96,7 @@ def test_dutch_evidence_in_another_column_decides_ambiguous_values():
     frame, warnings = read(f"{header}\nNL;10;1.234;1.500,75;anker\n", WAGE)
     assert frame.loc[2, "wage_paid_monthly_eur"] == "1234"
     assert frame.loc[2, "living_wage_benchmark_eur"] == "1500.75"
-    assert "as the other number columns of the file" in str(
-        next(w for w in warnings if w.code == "ambiguous_number")
-    )
+    assert "as the other number columns of the file" in str(next(w for w in warnings if w.code == "ambiguous_number"))
 
 
 def test_mixed_notation_in_one_column_reads_each_value_by_its_form():
@@ -313,9 +309,7 @@ def dutch(value) -> str:
 
 
 @settings(max_examples=50, deadline=None)
-@given(
-    st.lists(PL_ROW, min_size=1, max_size=20), st.lists(st.booleans(), min_size=20, max_size=20), st.data()
-)
+@given(st.lists(PL_ROW, min_size=1, max_size=20), st.lists(st.booleans(), min_size=20, max_size=20), st.data())
 def test_csv_fault_is_reported_at_the_spreadsheet_row(rows, blank_after, data):
     bad = data.draw(st.integers(0, len(rows) - 1))
     lines, row_of = [HEADER.replace(",", ";")], {}
@@ -343,3 +337,83 @@ def test_dutch_and_english_notation_read_back_exactly(rows, use_dutch):
     result = check_file("\n".join(lines).encode("utf-8"), "textile")
     assert result.ok, result.report.render_text()
     assert [round(v, 2) for v in result.frame["order_value_eur"]] == [float(r[5]) for r in rows]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet="ab é\t\u00a0\u2003-_.", max_size=6), max_size=30), st.integers(1, 7))
+def test_clean_edge_shortcut_never_skips_a_needed_trim(values, chunk):
+    import pyarrow as pa
+
+    from aggregator.validation.readers import _clean_edges, _trim_text_column
+
+    parts = [values[i : i + chunk] for i in range(0, len(values), chunk)] or [[]]
+    arrow = pa.chunked_array([pa.array(p, pa.large_string()) for p in parts], pa.large_string())
+    needs_trim = any(v == "" or v != v.strip() for v in values)
+    if _clean_edges(arrow):
+        assert not needs_trim
+    trimmed, changed = _trim_text_column(pd.Series(arrow.to_pandas(), dtype="str"))
+    assert [None if pd.isna(v) else v for v in trimmed] == [v.strip() or None for v in values]
+    assert changed == sum(1 for v in values if v.strip() and v.strip() != v)
+
+
+def _big_dutch_csv(rows: int = 22_000) -> bytes:
+    """A UTF-8 CSV with BOM, `;` and decimal commas, larger than the size at which the fast paths start."""
+    lines = [HEADER.replace(",", ";").replace("tier", " Tier ")]
+    for i in range(rows):
+        country = ("Bangladesh", "CN", "TUR")[i % 3]
+        kind = ("Laundry", "fabric_mill", " spinning ")[i % 3]
+        lines.append(f"FAC-{i:06d};{country};{kind};{1 + i % 4};51-250;{i * 3};{i}.{i % 1000:03d},5{i % 10}")
+        if i % 5000 == 0:
+            lines.append(";;;;;;")  # a blank row keeps the numbering of the rows after it
+    return ("\ufeff" + "\n".join(lines) + "\n").encode("utf-8")
+
+
+def test_large_csv_file_by_path_reads_exactly_like_its_bytes(tmp_path, monkeypatch):
+    from aggregator.validation import readers
+
+    data = _big_dutch_csv()
+    assert len(data) > 1024 * 1024
+    path = tmp_path / "big.csv"
+    path.write_bytes(data)
+    from_bytes, warnings_bytes = read_table(data, PL)
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("a large UTF-8 CSV file is read through a memory map, not copied first")
+
+    monkeypatch.setattr(readers, "load_bytes", no_copy)
+    from_path, warnings_path = read_table(path, PL)
+    pd.testing.assert_frame_equal(from_path, from_bytes)
+    assert warnings_path == warnings_bytes
+    assert {"header", "trimmed", "normalised_country", "normalised_facility_type", "number_notation"} <= set(
+        codes(warnings_path)
+    )
+    assert 3 not in from_path.index  # the blank row
+    assert from_path.loc[5, "order_value_eur"] == "2002.52" and from_path.loc[5, "country"] == "TR"
+
+
+def test_large_non_utf8_or_binary_file_by_path_falls_back_to_the_careful_reader(tmp_path):
+    text = _big_dutch_csv().decode("utf-8").removeprefix("\ufeff").replace("FAC-020007", "Façade-7")
+    cp1252 = tmp_path / "cp1252.csv"
+    cp1252.write_bytes(text.encode("cp1252"))
+    frame, warnings = read_table(cp1252, PL)
+    # the byte that is not UTF-8 lies far past the sniffed start: the fast reader meets it and declines
+    assert text.encode("cp1252").index("Façade".encode("cp1252")) > 1024 * 1024 // 2
+    assert "Façade-7" in set(frame["facility_id"]) and "encoding" in codes(warnings)
+    assert warnings == read_table(text.encode("cp1252"), PL)[1]
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(_big_dutch_csv() + b"\x00\x01")
+    with pytest.raises(ValidationFailed, match="binary data"):
+        read_table(binary, PL)
+
+
+def test_normalising_row_parts_on_threads_gives_the_serial_answer(monkeypatch):
+    from aggregator.validation import parallel
+
+    data = _big_dutch_csv(3000)
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PART", 500)
+    monkeypatch.setattr(parallel, "workers", lambda: 4)
+    in_parts, warnings_in_parts = read_table(data, PL)
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PART", 10**9)
+    one_thread, warnings_one_thread = read_table(data, PL)
+    pd.testing.assert_frame_equal(in_parts, one_thread)
+    assert warnings_in_parts == warnings_one_thread

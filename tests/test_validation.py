@@ -457,3 +457,155 @@ def test_a_long_bad_value_is_clipped_in_the_report():
     result = check_file(data, "textile", "living_wage")
     message = result.report.to_frame()["message_en"].iloc[0]
     assert not result.ok and "zzz" in message and "(5,000 characters)" in message and len(message) < 400
+
+
+# ---------------------------------------------------------------- fast paths agree with the exact checks
+
+# Short ids, values that differ only past the first 8-byte word or only in length, empty text, non-ASCII,
+# NUL bytes and values longer than the fingerprint limit: every case the word-wise fingerprint handles.
+TEXT = st.one_of(
+    st.sampled_from(["", "a", "a\x00", "ABCDEFGH", "ABCDEFGH1", "ABCDEFGH2", "ABCDEFGH12", "F00000001", "é", "e"]),
+    st.text(max_size=20),
+    st.text(alphabet="xy", min_size=60, max_size=70),
+)
+
+
+def arrow_text(values: list[str | None], chunk: int) -> pd.Series:
+    """A str column backed by a chunked Arrow array, as the CSV reader produces it."""
+    import pyarrow as pa
+
+    parts = [values[i : i + chunk] for i in range(0, len(values), chunk)] or [[]]
+    arrays = [pa.array(part, pa.large_string()) for part in parts]
+    return pd.Series(pa.chunked_array(arrays, pa.large_string()).to_pandas(), dtype="str")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), TEXT), max_size=40), st.integers(1, 7))
+def test_uniqueness_fast_path_agrees_with_the_exact_check(values, chunk):
+    from aggregator.validation.schema import _distinct_fingerprints, _no_duplicates
+
+    series = arrow_text(values, chunk)
+    present = [v for v in values if v is not None]
+    exact = len(set(present)) == len(present)
+    assert _no_duplicates(series) == exact
+    if not exact:
+        assert not _distinct_fingerprints(series)  # a sufficient test may never call duplicates distinct
+
+
+def test_duplicates_past_the_first_eight_bytes_are_found_and_near_misses_pass():
+    ids = ["ABCDEFGH-1", "ABCDEFGH-2", "ABCDEFGH-1", "ABCDEFGH", "ABCDEFGH-10"]
+    df = frame([pl_row(facility_id=i) for i in ids])
+    problems = validate(df, PL).report.to_frame()
+    assert list(problems["row"]) == [2, 4] and set(problems["rule"]) == {"unique"}
+    assert set(problems["value"]) == {"ABCDEFGH-1"}
+    assert validate(frame([pl_row(facility_id=i) for i in ids[1:]]), PL).ok
+
+
+# ---------------------------------------------------------------- row parts on threads give the serial answer
+
+
+def _many_rows(count: int) -> pd.DataFrame:
+    rows = [
+        pl_row(
+            facility_id=f"F{i:05d}",
+            country=("BD", "CN", "TR")[i % 3],
+            facility_type=PL.column("facility_type").allowed[i % 6],
+            tier=str(1 + i % 4),
+            order_volume_pieces=str(i * 7),
+            order_value_eur=f"{i * 1.25:.2f}",
+        )
+        for i in range(count)
+    ]
+    return frame(rows)
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Split columns of a few thousand rows into four parts, as 1M-row columns are on a large machine."""
+    from aggregator.validation import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PART", 500)
+    monkeypatch.setattr(parallel, "workers", lambda: 4)
+
+
+def test_row_parts_cover_every_row_once_in_order(small_parts):
+    import pyarrow as pa
+
+    from aggregator.validation import parallel
+
+    values = pa.chunked_array([pa.array(range(0, 1500)), pa.array(range(1500, 2001))])
+    parts = parallel.row_parts(values)
+    assert len(parts) == 4
+    assert [v for part in parts for v in part.to_pylist()] == list(range(2001))
+    assert parallel.map_rows(lambda part: len(part), values) == [len(p) for p in parts]
+    with pytest.raises(ZeroDivisionError):
+        parallel.map_rows(lambda part: 1 // 0, values)
+
+
+def test_checks_on_row_parts_report_exactly_what_one_thread_reports(small_parts, monkeypatch):
+    from aggregator.validation import parallel
+
+    df = _many_rows(2400)
+    # faults on both sides of the part boundaries (600, 1200, 1800) and at the ends
+    faults = {
+        ("facility_id", 601): "-bad start",
+        ("country", 599): "XX",
+        ("facility_type", 1201): "bogus",
+        ("tier", 1799): "1.5",  # not a whole number: the cast of its part fails, the careful path reports it
+        ("order_value_eur", 2): "-1",
+        ("facility_id", 2401): "F00003",  # a duplicate of row 5, in another part
+    }
+    for (column, row), value in faults.items():
+        df.loc[row, column] = value
+    in_parts = validate(df, PL).report.to_frame()
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PART", 10**9)
+    one_thread = validate(df, PL).report.to_frame()
+    pd.testing.assert_frame_equal(in_parts, one_thread)
+    assert sorted(zip(in_parts["row"], in_parts["rule"], strict=True)) == [
+        (2, "range"),
+        (5, "unique"),
+        (599, "country"),
+        (601, "pattern"),
+        (1201, "enum"),
+        (1799, "type_integer"),
+        (2401, "unique"),
+    ]
+
+
+def test_typed_frame_from_row_parts_equals_the_one_thread_frame(small_parts, monkeypatch):
+    from aggregator.validation import parallel
+
+    df = _many_rows(2400)
+    in_parts = validate(df, PL)
+    monkeypatch.setattr(parallel, "MIN_ROWS_PER_PART", 10**9)
+    one_thread = validate(df, PL)
+    assert in_parts.ok and one_thread.ok
+    pd.testing.assert_frame_equal(in_parts.frame, one_thread.frame)
+
+
+def test_uniqueness_verdict_is_only_borrowed_for_the_frame_it_was_computed_for():
+    import pandera.pandas as pandera
+
+    from aggregator.validation.schema import build_schema, uniqueness_in_background
+
+    typed = validate(frame([pl_row(facility_id="F1"), pl_row(facility_id="F2")]), PL).frame
+    duplicated = typed.assign(facility_id=["F1", "F1"])
+    with uniqueness_in_background(typed, PL):  # verdict "unique" for `typed` only
+        with pytest.raises(pandera.errors.SchemaErrors) as err:
+            build_schema(PL).validate(duplicated, lazy=True)
+        build_schema(PL).validate(typed, lazy=True)
+    assert set(err.value.failure_cases["check"]) == {"unique:facility_id"}
+    assert set(err.value.failure_cases["index"]) == {2, 3}  # (one failure row per column: whole-row check)
+
+
+def test_a_forked_child_validates_with_fresh_threads(small_parts):
+    import multiprocessing
+
+    df = _many_rows(2400)
+    assert validate(df, PL).ok  # the parent's pools now exist
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_validates_ok, (df,)).get(timeout=60) is True  # a stale pool would hang
+
+
+def _validates_ok(df: pd.DataFrame) -> bool:
+    return validate(df, PL).ok

@@ -16,10 +16,10 @@ import pandera.pandas as pandera
 import pyarrow as pa
 
 from aggregator.errors import ValidationFailed
-from aggregator.validation import readers
+from aggregator.validation import parallel, readers
 from aggregator.validation.report import PROBLEM_COLUMNS, Problem, ValidationReport
 from aggregator.validation.rules import Column, Template, load_template, templates_for
-from aggregator.validation.schema import CROSS_PREFIX, DTYPES, UNIQUE_PREFIX, build_schema
+from aggregator.validation.schema import CROSS_PREFIX, DTYPES, UNIQUE_PREFIX, build_schema, uniqueness_in_background
 
 _INT64_LIMIT = 2**63 - 1024  # floats this large no longer hold whole numbers exactly
 
@@ -212,12 +212,16 @@ def _cast_text(raw: pd.Series, integer: bool) -> pd.Series | None:
             values = raw.astype("float64")
             return values if np.isfinite(values.dropna().to_numpy()).all() else None
         return None
+    target = pa.int64() if integer else pa.float64()
     try:
         arrow = pa.array(raw, from_pandas=True)
+        # Arrow's cast on row parts in parallel; a value that does not parse in any part raises here.
+        parts = parallel.map_rows(lambda part: part.cast(target), arrow)
+        numbers = pa.chunked_array([c for part in parts for c in parallel.chunks_of(part)], type=target)
         if integer:
-            whole = arrow.cast(pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+            whole = numbers.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
             return whole.set_axis(raw.index)
-        values = pd.Series(arrow.cast(pa.float64()).to_numpy(zero_copy_only=False), index=raw.index)
+        values = pd.Series(numbers.to_numpy(), index=raw.index)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
         return None
     return values if np.isfinite(values.dropna().to_numpy()).all() else None
@@ -322,7 +326,8 @@ def _schema_problems(
     try:
         # inplace: the schema never coerces (types are converted above), so pandera's defensive copy of a
         # frame we built ourselves costs time (about a tenth of a small file's check) and buys nothing.
-        build_schema(tpl).validate(typed, lazy=True, inplace=True)
+        with uniqueness_in_background(typed, tpl):
+            build_schema(tpl).validate(typed, lazy=True, inplace=True)
     except pandera.errors.SchemaErrors as exc:
         return _translate(exc.failure_cases, typed, tpl, bad_cells, missing)
     return pd.DataFrame(columns=PROBLEM_COLUMNS)
