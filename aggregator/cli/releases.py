@@ -158,7 +158,11 @@ def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
     _print_frame(frame)
 
 
-@click.command("audit", help="Audit a recorded release again: on its own and with every release its audience saw.")
+@click.command(
+    "audit",
+    help="Audit a recorded release again: on its own, with every release its audience may know, "
+    "and with its own audience's only.",
+)
 @click.argument("release_id")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
