@@ -159,9 +159,7 @@ def main() -> None:
         # What every per-contributor rule needs at least (N, dominance, p%): one sum per contributor and cell.
         per_contributor_sql = """SELECT company_id, country, product, channel, sum(value) AS value
                                  FROM rows_bench_contributions GROUP BY ALL"""
-        floor2, pairs_plain = best_of(
-            args.repeat, lambda: con.execute(per_contributor_sql).to_arrow_table().num_rows
-        )
+        floor2, pairs_plain = best_of(args.repeat, lambda: con.execute(per_contributor_sql).to_arrow_table().num_rows)
         print(f"plain per-contributor GROUP BY: {pairs_plain:,} records in {seconds(floor2)}")
 
         full, component = best_of(args.repeat, lambda: build_table_cells(con, protocol, "cells", "2026-06", params)[0])

@@ -20,7 +20,9 @@ from aggregator.aggregation import (
     build_table_cells,
     insider_contributions,
 )
-from aggregator.aggregation.problem import every_contribution
+from aggregator.aggregation import problem as problem_module
+from aggregator.aggregation.problem import OwnContributions, every_contribution, every_contribution_by_cell
+from aggregator.aggregation.query import registered
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import PrimaryResult, RuleParams
 from aggregator.protocol import TOTAL_CODE, load_protocol
@@ -571,3 +573,93 @@ def test_equal_largest_contributions_name_the_later_contributor_and_skip_waived_
         make_store(locations=locations[:2]), TEXTILE, "order_volume_by_region", PERIOD, TOP2, waived=frozenset({"c4"})
     )
     assert volume.largest[nl] == "g3" and tuple(volume.stats.top[nl]) == (5.0, 0.0)
+
+
+# ------------------------------------------------- every contributor's own contributions, as columns
+# At 10,000 companies these are ~11 million (contributor, cell) records, computed with numpy instead of one
+# Python step per record. The reference below is the per-record computation, written from the definitions.
+
+
+def reference_contributions(con, comp) -> dict[str, dict[str, float]]:
+    """One Python step per record: the contributor sums at every cell, then the helper cells by definition."""
+    query, dims = comp.query, comp.dimensions
+    with query.inner_cells(con) as inner, registered(con, dims) as names:
+        rows = con.execute(query.contributions_sql(inner, dims, names)).df()
+    position = {codes: i for i, codes in enumerate(zip(*(comp.frame[d.column] for d in dims), strict=True))}
+    own: dict[str, dict[str, float]] = {}
+    for row in rows.itertuples(index=False):
+        codes = tuple(d.codes[getattr(row, f"d{i}")] for i, d in enumerate(dims))
+        own.setdefault(row.contributor, {})[comp.keys[position[codes]]] = float(row.v)
+    for mine in own.values():
+        real = dict(mine)
+        for aux in comp.aux:
+            pairs = sum(real.get(comp.keys[p], 0.0) for p in aux.parts)
+            total = real.get(comp.keys[aux.total], 0.0)
+            if pairs:
+                mine[aux.sum_key], mine[aux.overlap_key] = pairs, pairs - total
+            if total:
+                for part, gap in zip(aux.parts, aux.gap_keys, strict=True):
+                    mine[gap] = total - real.get(comp.keys[part], 0.0)
+    return own
+
+
+risk_row = st.tuples(
+    st.sampled_from(["c1", "c2", "c3", "c4", "c5"]),
+    st.sampled_from(COUNTRIES),
+    st.sampled_from(["child_labour", "forced_labour", "living_wage", "water_chemicals_energy"]),
+    st.booleans(),
+)
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["dense lookup", "binary search"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    locations=st.lists(row_strategy, min_size=1, max_size=25),
+    risks=st.lists(risk_row, min_size=1, max_size=25),
+)
+def test_every_contribution_equals_the_per_record_reference(dense, locations, risks):
+    location_rows = [(f"s{c}", c, PERIOD, country, t, v) for c, country, t, v in locations]
+    risk_rows = [(f"s{c}", c, PERIOD, country, theme, flag) for c, country, theme, flag in risks]
+    con = make_store(location_rows, risk_rows, states={f"s{c}": "accepted" for c, _ in COMPANIES})
+    limit = problem_module.DENSE_LOOKUP_LIMIT if dense else 0
+    with patch.object(problem_module, "DENSE_LOOKUP_LIMIT", limit):
+        for table_id in ("risks_by_theme_region", "companies_per_country", "order_volume_by_region"):
+            for comp in build_table_cells(con, TEXTILE, table_id, PERIOD, TOP2):
+                own = every_contribution(con, [comp])
+                assert own == reference_contributions(con, comp), table_id
+                assert list(own) == sorted(own)
+                if comp.additive:  # the contributors' own sums add up to every cell's value
+                    for i, key in enumerate(comp.keys):
+                        assert sum(mine.get(key, 0.0) for mine in own.values()) == pytest.approx(comp.stats.total[i])
+
+
+def test_contributions_by_cell_index_match_the_keyed_ones_and_read_like_a_dict(linked):
+    risks = [("s1", "c1", PERIOD, "BD", "child_labour", True), ("s4", "c4", PERIOD, "NL", "living_wage", True)]
+    con = make_store(risks=risks)
+    components = build_release_cells(con, linked, "committee", PERIOD)
+    components += build_table_cells(con, TEXTILE, "risks_by_theme_region", PERIOD, TOP2)
+    problem, index = build_problem(
+        components, [no_primaries(c) for c in components], cost="value", apriori_upper_factor=1.5,
+        insider_contributions={},
+    )  # fmt: skip
+    by_cell = every_contribution_by_cell(con, components, index)
+    keyed = every_contribution(con, components)
+    expected = {who: dict(sorted((index[k], v) for k, v in own.items())) for who, own in sorted(keyed.items())}
+    assert isinstance(by_cell, OwnContributions) and by_cell == expected and expected == by_cell
+    assert list(by_cell) == ["g1", "g3", "g4"] and len(by_cell) == 3
+    assert "g3" in by_cell and "g5" not in by_cell and by_cell.get("g5") is None
+    assert all(list(by_cell[who]) == sorted(by_cell[who]) for who in by_cell)  # cells in index order
+    who, cell, value = by_cell.records()
+    rows = [(by_cell.names[w], c, v) for w, c, v in zip(who, cell, value, strict=True)]
+    assert rows == [(w, c, v) for w, own in expected.items() for c, v in own.items()]
+
+
+def test_of_a_pair_given_by_two_components_the_later_one_counts():
+    # cell 5 is in both components: contributor 0 has it in both (the second value counts), contributor 1
+    # only in the first (kept); cell 7 is in the first component only
+    who = np.array([0, 1, 0, 0, 2])
+    cell = np.array([5, 5, 7, 5, 5])
+    value = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    cells_of_part = [np.array([5, 7]), np.array([5])]
+    kept = problem_module._last_of_repeated_pairs(who, cell, value, cells_of_part)
+    assert sorted(zip(*(a.tolist() for a in kept), strict=True)) == [(0, 5, 4.0), (0, 7, 3.0), (1, 5, 2.0), (2, 5, 5.0)]

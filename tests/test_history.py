@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aggregator import batch, history
+from aggregator.aggregation.problem import OwnContributions
+from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
 from aggregator.protocol import Protocol, load_protocol
 from aggregator.store import Store
@@ -559,3 +562,31 @@ def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
     assert [(e["action"], e["details"]["release"]) for e in logged] == [("audit.run", "textile-2025-01-committee-r1")]
     missing = run(workspace, "audit", "nope")
     assert missing.exit_code == 2 and "there is no release nope" in missing.output
+
+
+def test_a_snapshot_writes_the_same_ledger_rows_from_columns_as_from_dicts():
+    # a fresh snapshot keeps every contributor's contributions as columns (OwnContributions); the ledger must
+    # get exactly the rows the per-contributor dicts give, ordered by contributor and then by cell
+    names = np.array(["g1", "g2", "g3"], dtype=object)
+    columns = OwnContributions(names, np.array([2, 0, 0, 2]), np.array([1, 2, 0, 0]), np.array([4.0, 2.5, 1.0, -3.0]))
+    as_dicts = {"g1": {0: 1.0, 2: 2.5}, "g2": {}, "g3": {0: -3.0, 1: 4.0}}
+    assert columns == as_dicts
+    zeros = np.zeros(3)
+    con = duckdb.connect()
+    for release_id, insiders in (("columns", columns), ("dicts", as_dicts)):
+        problem = ProtectionProblem(
+            ["a", "b", "c"], zeros, [], zeros, zeros + 9, zeros, zeros, zeros.astype(bool), zeros,
+            zeros.astype(bool), insiders,
+        )  # fmt: skip
+        snap = history.Snapshot(
+            release_id, JAN, "committee", problem, zeros.astype(bool), ["t"] * 3, ["a", "b", "c"], [(JAN,)] * 3,
+            np.ones(3, dtype=bool),
+        )  # fmt: skip
+        history.record_snapshot(con, snap)
+    rows = {
+        rid: con.execute(
+            "SELECT contributor, cell, value FROM ledger_contributions WHERE release_id = ? ORDER BY rowid", [rid]
+        ).fetchall()
+        for rid in ("columns", "dicts")
+    }
+    assert rows["columns"] == rows["dicts"] == [("g1", 0, 1.0), ("g1", 2, 2.5), ("g3", 0, -3.0), ("g3", 1, 4.0)]

@@ -7,6 +7,7 @@ which is the attacker's view of a whole release (all linked tables in one system
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,7 +86,7 @@ class ProtectionProblem:
     cost: np.ndarray  # cost of suppressing each cell (protocol: value, contributors, unity)
     fixed: np.ndarray  # bool: already published (earlier release or forced safe): never suppressed
     # contributor -> {cell index: that contributor's own summed contribution}; used by the insider audit
-    insiders: dict[str, dict[int, float]] = field(default_factory=dict)
+    insiders: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
     # When each cell became known, in release order (None: a single release, nothing known before it). A
     # fixed cell with a smaller epoch than a primary cell was published before that cell's release: prior
     # knowledge. A release cannot take back what was published before it, so each requirement is capped at

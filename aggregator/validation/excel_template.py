@@ -228,9 +228,7 @@ def _write_table_sheet(sheet: Worksheet, spec: Template, language: str, lists: _
 def _validation(spec: Template, col: Column, language: str, lists: _ListSheet) -> DataValidation:
     text = _TEXT[language]
     kind, operator, formula1, formula2 = _rule_for(spec, col, lists)
-    validation = DataValidation(
-        type=kind, operator=operator, formula1=formula1, formula2=formula2, allow_blank=True
-    )
+    validation = DataValidation(type=kind, operator=operator, formula1=formula1, formula2=formula2, allow_blank=True)
     validation.showInputMessage = True
     validation.promptTitle = col.name[:32]
     validation.prompt = _prompt(col, language)
@@ -240,9 +238,7 @@ def _validation(spec: Template, col: Column, language: str, lists: _ListSheet) -
     return validation
 
 
-def _rule_for(
-    spec: Template, col: Column, lists: _ListSheet
-) -> tuple[str | None, str | None, str | None, str | None]:
+def _rule_for(spec: Template, col: Column, lists: _ListSheet) -> tuple[str | None, str | None, str | None, str | None]:
     """(type, operator, formula1, formula2) of the Excel data validation for one column."""
     if col.type == "enum":
         return "list", None, lists.named_range(f"list_{spec.name}_{col.name}", col.allowed), None

@@ -166,9 +166,7 @@ def covenant_info(covenant: str, rules_dir: Path | None = None) -> dict[str, str
     data = _read_toml(path)
     unknown = set(data) - {"name_en", "name_nl"}
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown key '{sorted(unknown)[0]}'", hint="allowed keys: name_en, name_nl"
-        )
+        raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}'", hint="allowed keys: name_en, name_nl")
     return {"name_en": str(data.get("name_en", covenant)), "name_nl": str(data.get("name_nl", covenant))}
 
 
@@ -338,9 +336,7 @@ def _parse_range(raw: Any, kind: str, where: _Where, key: str) -> Range | None:
     for flag in ("min_inclusive", "max_inclusive"):
         if flag in raw:
             where.expect(raw[flag], bool, f"{key}.{flag}")
-    result = Range(
-        raw.get("min"), raw.get("max"), raw.get("min_inclusive", True), raw.get("max_inclusive", True)
-    )
+    result = Range(raw.get("min"), raw.get("max"), raw.get("min_inclusive", True), raw.get("max_inclusive", True))
     if result.min is None and result.max is None:
         raise where.fail(key, "needs at least one of min and max")
     if result.min is not None and result.max is not None and result.min > result.max:
