@@ -21,7 +21,6 @@ Nothing here updates or deletes ledger rows: the library only inserts and reads 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -890,22 +889,6 @@ def _judge_change(changes: list[float], rule_sets: list[RuleParams]) -> tuple[bo
 # ------------------------------------------------------------------------------------------ auditing
 
 
-def settled_audit(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[np.ndarray, AuditResult]:
-    """Audit, after publishing (in the model) hidden non-primary cells an outsider computes exactly anyway:
-    that changes no attacker interval, and the audit counts any exact hidden cell as a failure."""
-    hidden = np.asarray(hidden, dtype=bool).copy()
-    result = audit(problem, hidden)
-    known = [
-        f[0]
-        for f in result.failures
-        if not problem.primary[f[0]] and f[1] == OUTSIDER and math.isclose(f[2], f[3], abs_tol=1e-7)
-    ]
-    if known:
-        hidden[known] = False
-        result = audit(problem, hidden)
-    return hidden, result
-
-
 def audit_history(
     store: Store, protocol: Protocol, audience_id: str, *, own_only: bool = False
 ) -> tuple[HistoryProblem, AuditResult]:
@@ -923,10 +906,7 @@ def audit_history(
     if own_only:
         earlier = own_readers_view(protocol, audience_id, earlier)
     combined = history_for(store, protocol, audience_id, None, earlier)
-    p = combined.problem
-    hidden = ~p.fixed
-    _, result = settled_audit(p, hidden)
-    return combined, result
+    return combined, audit(combined.problem, ~combined.problem.fixed)
 
 
 def history_for(
@@ -978,7 +958,6 @@ __all__ = [
     "params_for",
     "record_snapshot",
     "related_releases",
-    "settled_audit",
     "show_release",
     "snapshot_of",
     "table_period_mode",

@@ -972,20 +972,12 @@ def _confirm_with_audit(
 
     report: return the full audit (every hidden cell's interval); else only its verdict is checked (the
     verdict is the same, and None is returned as the audit).
-
-    A secondary cell the outsider can compute exactly protects nothing (the attacker knows it anyway), so
-    it is published again; that changes no attacker interval.
     """
     try:
         from aggregator.disclosure.audit import audit
     except ImportError:
         return hidden, None
     verdict = audit(problem, hidden, cache=cache, verdict_only=not report)
-    known = [f[0] for f in verdict.failures if not problem.primary[f[0]] and f[1] == "outsider" and f[2] == f[3]]
-    if known:
-        hidden = hidden.copy()
-        hidden[known] = False
-        verdict = audit(problem, hidden, cache=cache, verdict_only=not report)
     if not verdict.passed:
         cell, who, lo, hi, reason = verdict.failures[0]
         raise DisclosureError(
