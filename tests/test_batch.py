@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_history import JAN, PROTOCOL, Lab, four_companies
+from test_history import JAN, PROTOCOL, Lab, four_companies, four_company_workspace
 
 from aggregator import batch
 from aggregator.errors import ReleaseRefused
-from aggregator.workspace import create_workspace, open_workspace
+from aggregator.workspace import open_workspace
 
 AGED = PROTOCOL.replace("[age]\nB = 0\nC = 0", "[age]\nB = 3\nC = 12")
 QUARTERLY = PROTOCOL.replace('frequency = "monthly"', 'frequency = "quarterly"')
@@ -65,22 +65,12 @@ def test_a_quarterly_audience_gets_one_release_per_quarter(tmp_path: Path):
 
 
 def test_run_batch_writes_a_revision_next_to_the_superseded_files(tmp_path: Path):
-    (tmp_path / "protocol.toml").write_text(PROTOCOL)
-    create_workspace(tmp_path / "ws", "correct horse battery", [tmp_path / "protocol.toml"], scrypt_n=2**10)
-    ws = open_workspace(tmp_path / "ws", "correct horse battery")
-    with ws.open_store() as store:
-        lab = Lab.__new__(Lab)
-        lab.protocol, lab.store, lab.count = ws.protocol("textile"), store, 0
-        store.ensure_rows_table(
-            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
-        )
-        four_companies(lab)
+    ws = four_company_workspace(tmp_path)
     out = tmp_path / "out"
     first = batch.run_batch(ws, "textile", JAN, out_dir=out, now="2026-01-01T00:00:00Z")
     assert [o.released for o in first.outcomes] == [True]
     with ws.open_store() as store:
-        lab.store = store
-        lab.submit("L", JAN, {"cotton": 50})
+        Lab.on_store(ws.protocol("textile"), store).submit("L", JAN, {"cotton": 50})
     again = batch.run_batch(ws, "textile", JAN, out_dir=out, now="2026-01-02T00:00:00Z")
     assert not again.outcomes[0].released and "--revision" in again.outcomes[0].reason
     revised = batch.run_batch(ws, "textile", JAN, out_dir=out, now="2026-01-02T00:00:00Z", revision=True)
@@ -98,16 +88,7 @@ def test_the_secretariat_audit_report_is_stored_sealed_and_opens_with_the_passph
     from aggregator.cli.secretariat import main
     from aggregator.errors import AggregatorError
 
-    (tmp_path / "protocol.toml").write_text(PROTOCOL)
-    create_workspace(tmp_path / "ws", "correct horse battery", [tmp_path / "protocol.toml"], scrypt_n=2**10)
-    ws = open_workspace(tmp_path / "ws", "correct horse battery")
-    with ws.open_store() as store:
-        lab = Lab.__new__(Lab)
-        lab.protocol, lab.store, lab.count = ws.protocol("textile"), store, 0
-        store.ensure_rows_table(
-            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
-        )
-        four_companies(lab)
+    ws = four_company_workspace(tmp_path)
     batch.run_batch(ws, "textile", JAN, out_dir=tmp_path / "out", now="2026-01-01T00:00:00Z")
     secret = ws.secretariat_dir / "textile" / JAN / "committee"
     sealed = sorted(p.name for p in secret.iterdir())

@@ -289,27 +289,26 @@ def test_an_intake_ends_the_same_whatever_the_number_of_files_per_transaction(
     assert intake_state(ws, tmp_path / "inbox") == intake_reference
 
 
-KILL_DRIVER = """
-import os, signal, sys
-from pathlib import Path
-from aggregator import intake, workspace
-from aggregator import log as action_log
-
-workspace.STORE_SCRYPT_N = {scrypt_n}
-owner = {{"intake": intake, "log": action_log}}["{owner}"]
-real = getattr(owner, "{name}")
-calls = [0]
-
-def killing(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == {k}:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-
-setattr(owner, "{name}", killing)
-ws = workspace.open_workspace(Path(sys.argv[1]), "{passphrase}")
-intake.run_intake(ws, Path(sys.argv[2]), now="{now}")
-"""
+def kill_driver(modules: str, owners: str, run: str, **values) -> str:
+    """A script that opens the workspace, SIGKILLs itself on the k-th call of owner.name, and runs `run`."""
+    template = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        f"{modules}\n"
+        "workspace.STORE_SCRYPT_N = {scrypt_n}\n"
+        f'owner = {{{{{owners}}}}}["{{owner}}"]\n'
+        'real = getattr(owner, "{name}")\n'
+        "calls = [0]\n"
+        "def killing(*args, **kwargs):\n"
+        "    calls[0] += 1\n"
+        "    if calls[0] == {k}:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(*args, **kwargs)\n"
+        'setattr(owner, "{name}", killing)\n'
+        'ws = workspace.open_workspace(Path(sys.argv[1]), "{passphrase}")\n'
+        f"{run}\n"
+    )
+    return template.format(scrypt_n=CHEAP_SCRYPT_N, passphrase=PASSPHRASE, **values)
 
 
 def run_killed(tmp_path: Path, script: str, *args: Path) -> None:
@@ -336,7 +335,14 @@ def test_an_intake_killed_with_sigkill_ends_like_an_uninterrupted_one(
 ):
     ws = open_copy(intake_kit.template, tmp_path / "ws")
     fill_inbox(intake_kit, tmp_path / "inbox")
-    script = KILL_DRIVER.format(scrypt_n=CHEAP_SCRYPT_N, owner=owner, name=name, k=k, passphrase=PASSPHRASE, now=NOW)
+    script = kill_driver(
+        "from aggregator import intake, workspace\nfrom aggregator import log as action_log",
+        '"intake": intake, "log": action_log',
+        f"intake.run_intake(ws, Path(sys.argv[2]), now={NOW!r})",
+        owner=owner,
+        name=name,
+        k=k,
+    )
     run_killed(tmp_path, script, ws.root, tmp_path / "inbox")
     assert len(list((tmp_path / "inbox").iterdir())) > 3  # it really stopped halfway
     intake.run_intake(ws, tmp_path / "inbox", now=NOW)
@@ -514,29 +520,6 @@ def test_an_interrupted_revision_ends_like_an_uninterrupted_one(
     assert batch_state(ws, out) == batch_reference["revised"]
 
 
-BATCH_KILL_DRIVER = """
-import os, signal, sys
-from pathlib import Path
-from aggregator import batch, workspace
-from aggregator.release import writer
-
-workspace.STORE_SCRYPT_N = {scrypt_n}
-owner = {{"batch": batch, "writer": writer}}["{owner}"]
-real = getattr(owner, "{name}")
-calls = [0]
-
-def killing(*args, **kwargs):
-    calls[0] += 1
-    if calls[0] == {k}:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-
-setattr(owner, "{name}", killing)
-ws = workspace.open_workspace(Path(sys.argv[1]), "{passphrase}")
-batch.run_batch(ws, "textile", "{period}", out_dir=Path(sys.argv[2]), now="{now}")
-"""
-
-
 @pytest.mark.parametrize(
     ("owner", "name", "k", "left_behind"),
     [
@@ -550,8 +533,13 @@ def test_a_batch_killed_with_sigkill_ends_like_an_uninterrupted_one(
 ):
     ws = open_copy(batch_template, tmp_path / "ws")
     out = tmp_path / "out"
-    script = BATCH_KILL_DRIVER.format(
-        scrypt_n=CHEAP_SCRYPT_N, passphrase=PASSPHRASE, period=JAN, now=BATCH_NOW, owner=owner, name=name, k=k
+    script = kill_driver(
+        "from aggregator import batch, workspace\nfrom aggregator.release import writer",
+        '"batch": batch, "writer": writer',
+        f"batch.run_batch(ws, 'textile', {JAN!r}, out_dir=Path(sys.argv[2]), now={BATCH_NOW!r})",
+        owner=owner,
+        name=name,
+        k=k,
     )
     run_killed(tmp_path, script, ws.root, out)
     assert list((out / "textile" / JAN).glob(left_behind))

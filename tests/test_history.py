@@ -131,10 +131,21 @@ class Lab:
         (root / "protocol.toml").write_text(protocol_text)
         self.protocol = load_protocol(root / "protocol.toml")
         self.store = Store(root / "s.duckdb", None)
+        self._prepare()
+
+    @classmethod
+    def on_store(cls, protocol: Protocol, store: Store) -> Lab:
+        """A lab over a workspace's store; submission numbers continue after those already there."""
+        lab = cls.__new__(cls)
+        lab.protocol, lab.store = protocol, store
+        lab._prepare()
+        return lab
+
+    def _prepare(self) -> None:
         self.store.ensure_rows_table(
             "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
         )
-        self.count = 0
+        self.count = self.store.con.execute("SELECT count(*) FROM submissions").fetchone()[0]
         self.clock = 0
 
     def company(self, *ids: str, group: str | None = None) -> None:
@@ -500,22 +511,27 @@ def test_auditing_the_whole_ledger_never_finds_a_disclosure(events, cumulative: 
 # ----------------------------------------------------------------------------------------------- CLI
 
 
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch):
+PASSPHRASE = "correct horse battery"
+
+
+def four_company_workspace(root: Path):
+    """A secretariat workspace (in root/ws) with PROTOCOL and the four companies' January submissions."""
     from aggregator.workspace import create_workspace, open_workspace
 
-    (tmp_path / "protocol.toml").write_text(PROTOCOL)
-    create_workspace(tmp_path / "ws", "correct horse battery", [tmp_path / "protocol.toml"], scrypt_n=2**10)
-    monkeypatch.setenv("AGGREGATOR_PASSPHRASE", "correct horse battery")
-    ws = open_workspace(tmp_path / "ws", "correct horse battery")
+    (root / "protocol.toml").write_text(PROTOCOL)
+    create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"], scrypt_n=2**10)
+    ws = open_workspace(root / "ws", PASSPHRASE)
     with ws.open_store() as store:
-        lab = Lab.__new__(Lab)
-        lab.protocol, lab.store, lab.count, lab.clock = ws.protocol("textile"), store, 0, 0
-        lab.store.ensure_rows_table(
-            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
-        )
-        four_companies(lab)
-        lab.release(JAN)
+        four_companies(Lab.on_store(ws.protocol("textile"), store))
+    return ws
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AGGREGATOR_PASSPHRASE", PASSPHRASE)
+    ws = four_company_workspace(tmp_path)
+    with ws.open_store() as store:
+        Lab.on_store(ws.protocol("textile"), store).release(JAN)
     return tmp_path / "ws"
 
 
