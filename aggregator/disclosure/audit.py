@@ -25,11 +25,17 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from aggregator.disclosure.highs import run_warm_then_cold
 from aggregator.disclosure.model import AuditResult, ProtectionProblem
 from aggregator.errors import DisclosureError
 
 ABS_TOL = 1e-7  # absolute part of the tolerance used for every interval comparison
 REL_TOL = 1e-9  # relative part, scaled by the largest magnitude in the problem
+# Each LP row may miss its right-hand side by this fraction of the relation's magnitude (about 450 units in
+# the last place, for the rounding of the sums) plus twice the true values' own residual: exact decimals near
+# 10**10 become doubles whose margins disagree by ~1e-5, which the solver (tolerance 1e-7) would call
+# contradictory. Intervals widen by far less than REL_TOL, below what any comparison here can notice.
+LP_ROW_SLACK = 1e-13
 _WITNESS_BUDGET = 25_000_000  # floats kept per component to spare insider re-solves (~200 MB at most)
 _SHOWN = 5
 _BATCH_MIN = 4  # fewer unmet insider checks than this are solved one by one
@@ -139,7 +145,8 @@ class _Component:
     row_start: np.ndarray  # CSR over the component's relations
     row_cols: np.ndarray  # local column indices
     row_coefs: np.ndarray
-    rhs: np.ndarray  # each row: sum(coef * y) == rhs (published cells moved to the right-hand side)
+    rhs: np.ndarray  # each row: sum(coef * y) == rhs (published cells moved to the right-hand side) ...
+    slack: np.ndarray  # ... to within this much (LP_ROW_SLACK)
 
 
 def _flatten_relations(problem: ProtectionProblem, cache: dict | None = None) -> tuple[np.ndarray, ...]:
@@ -201,22 +208,24 @@ def _build_components(
     """Substitute published cells and split the hidden ones into components; also return isolated cells."""
     rel, cells, coef = _flatten_relations(problem, cache)
     is_hidden = hidden[cells]
-    published_sum = np.bincount(
-        rel[~is_hidden],
-        weights=coef[~is_hidden] * problem.values[cells[~is_hidden]],
-        minlength=len(problem.relations),
-    )
+    terms = coef * problem.values[cells]
+    published_sum = np.bincount(rel[~is_hidden], weights=terms[~is_hidden], minlength=len(problem.relations))
+    magnitude = np.bincount(rel, weights=np.abs(terms), minlength=len(problem.relations))
+    residual = np.bincount(rel, weights=terms, minlength=len(problem.relations))
+    slack = LP_ROW_SLACK * magnitude + 2 * np.abs(residual)
     rel, cells, coef = rel[is_hidden], cells[is_hidden], coef[is_hidden]
     root = _label_components(problem.size, rel, cells)
     isolated = np.flatnonzero(hidden & (root < 0))
     # One sort groups entries by component, then relation, then cell; duplicates are merged after.
     order = np.lexsort((cells, rel, root[cells]))
     rel, cells, coef = rel[order], cells[order], coef[order]
-    comps = [_one_component(rel[a:b], cells[a:b], coef[a:b], published_sum) for a, b in _runs(root[cells])]
+    comps = [_one_component(rel[a:b], cells[a:b], coef[a:b], published_sum, slack) for a, b in _runs(root[cells])]
     return comps, isolated
 
 
-def _one_component(rel: np.ndarray, cells: np.ndarray, coef: np.ndarray, published_sum: np.ndarray) -> _Component:
+def _one_component(
+    rel: np.ndarray, cells: np.ndarray, coef: np.ndarray, published_sum: np.ndarray, slack: np.ndarray
+) -> _Component:
     members = np.unique(cells)
     local = np.searchsorted(members, cells)
     # A cell listed twice in one relation (or as total and part) gets one summed coefficient.
@@ -226,7 +235,7 @@ def _one_component(rel: np.ndarray, cells: np.ndarray, coef: np.ndarray, publish
     rel_u, local_u, coef_u = rel[first][keep], local[first][keep], summed[keep]
     rows, row_of_entry = np.unique(rel_u, return_inverse=True)
     row_start = np.concatenate(([0], np.cumsum(np.bincount(row_of_entry, minlength=len(rows)))))
-    return _Component(members, row_start, local_u, coef_u, -published_sum[rows])
+    return _Component(members, row_start, local_u, coef_u, -published_sum[rows], slack[rows])
 
 
 # --------------------------------------------------------------------------- one LP per component
@@ -279,7 +288,8 @@ class _ComponentLP:
         lp.num_col_, lp.num_row_ = self.size, len(self.comp.rhs)
         lp.col_cost_ = np.zeros(self.size)
         lp.col_lower_, lp.col_upper_ = self.lower, self.upper
-        lp.row_lower_ = lp.row_upper_ = self.comp.rhs.astype(float)
+        lp.row_lower_ = (self.comp.rhs - self.comp.slack).astype(float)
+        lp.row_upper_ = (self.comp.rhs + self.comp.slack).astype(float)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
         lp.a_matrix_.start_ = self.comp.row_start.astype(np.int32)
         lp.a_matrix_.index_ = self.comp.row_cols.astype(np.int32)
@@ -303,9 +313,8 @@ class _ComponentLP:
         self._solver.changeColsCost(len(cols), self._objective_cols, weights.astype(float))
         sense = highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize
         self._solver.changeObjectiveSense(sense)
-        self._solver.run()
+        status = run_warm_then_cold(self._solver)
         self.solves += 1
-        status = self._solver.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
             raise self._failure(status)
         return np.asarray(self._solver.getSolution().col_value, dtype=float)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
+from aggregator.disclosure.highs import run_warm_then_cold
 from aggregator.disclosure.model import AuditResult, ProtectionProblem
 from aggregator.errors import DisclosureError
 
@@ -320,8 +321,7 @@ class _AttackerLP:
         self.h.changeColsCost(len(self._costed), self._costed, np.zeros(len(self._costed)))
         self._costed = np.array([k], dtype=np.int32)
         self.h.changeColsCost(1, self._costed, np.array([float(sign)]))
-        self.h.run()
-        status = self.h.getModelStatus()
+        status = run_warm_then_cold(self.h)
         if status != highspy.HighsModelStatus.kOptimal:
             raise DisclosureError(f"the attacker model could not be solved (HiGHS: {status})")
         sol = self.h.getSolution()
