@@ -118,7 +118,14 @@ def protect_release(
     waived = waived or {}
     table_ids = [t.id for t in protocol.tables_for(audience_id)]
     components, primaries = history.compute_cells(
-        store.con, protocol, audience_id, period, table_ids, waived=waived, overrides=overrides or {}
+        store.con,
+        protocol,
+        audience_id,
+        period,
+        table_ids,
+        waived=waived,
+        overrides=overrides or {},
+        contributions=True,  # the snapshot and the insiders read them
     )
     defaults = protocol.defaults
     problem, _ = build_problem(

@@ -131,6 +131,7 @@ def compute_cells(
     waived: Mapping[str, frozenset[str]],
     overrides: Mapping[str, bool] | None = None,
     monthly: bool = False,
+    contributions: bool = False,
 ) -> tuple[list[TableCells], list[PrimaryResult]]:
     """Cells and primary verdicts of the tables for `period`.
 
@@ -151,6 +152,7 @@ def compute_cells(
             params,
             waived=waived.get(table_id, frozenset()),
             count_unit=_count_unit(protocol, table_id, audience_id),
+            contributions=contributions,
         ):
             _mark_cumulative(comp, _marker(mode))
             local = {i: overrides[k] for i, k in enumerate(comp.keys) if overrides and k in overrides}
@@ -249,7 +251,14 @@ def current_snapshot(
     built = []
     for audience_id in audiences:
         components, primaries = compute_cells(
-            store.con, protocol, audience_id, month, sorted(table_ids), waived=waived, monthly=True
+            store.con,
+            protocol,
+            audience_id,
+            month,
+            sorted(table_ids),
+            waived=waived,
+            monthly=True,
+            contributions=audience_id == audiences[0],  # the snapshot's components
         )
         problem, _ = build_problem(
             components,

@@ -21,7 +21,12 @@ from aggregator.aggregation import (
     insider_contributions,
 )
 from aggregator.aggregation import problem as problem_module
-from aggregator.aggregation.problem import OwnContributions, every_contribution, every_contribution_by_cell
+from aggregator.aggregation.problem import (
+    OwnContributions,
+    component_contributions,
+    every_contribution,
+    every_contribution_by_cell,
+)
 from aggregator.aggregation.query import registered
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import PrimaryResult, RuleParams
@@ -663,3 +668,21 @@ def test_of_a_pair_given_by_two_components_the_later_one_counts():
     cells_of_part = [np.array([5, 7]), np.array([5])]
     kept = problem_module._last_of_repeated_pairs(who, cell, value, cells_of_part)
     assert sorted(zip(*(a.tolist() for a in kept), strict=True)) == [(0, 5, 4.0), (0, 7, 3.0), (1, 5, 2.0), (2, 5, 5.0)]
+
+
+@pytest.mark.parametrize("table_id", ["order_volume_by_region", "companies_per_country"])
+def test_contributions_fetched_with_the_statistics_equal_a_separate_pass(table_id: str) -> None:
+    # The batch fetches every contributor's records in the same pass as the statistics; the insiders'
+    # records are then a filter of them. Both must equal what a separate pass over the rows gives.
+    con = make_store()
+    (alone,) = build_table_cells(con, TEXTILE, table_id, PERIOD, TOP2)
+    (together,) = build_table_cells(con, TEXTILE, table_id, PERIOD, TOP2, contributions=True)
+    assert alone.contribution_rows is None and together.contribution_rows is not None
+    for only in (None, ["g1"], ["g2", "g3"]):
+        separate, fetched = component_contributions(con, alone, only), component_contributions(con, together, only)
+        assert separate.keys == fetched.keys and list(separate.names) == list(fetched.names)
+        records = [
+            sorted(zip(r.who.tolist(), r.key.tolist(), r.value.tolist(), strict=True)) for r in (separate, fetched)
+        ]
+        assert records[0] == records[1] and records[0], only  # in any order: SQL gives no order either
+    assert len(component_contributions(con, together, ["g2"]).value) < len(component_contributions(con, together).value)

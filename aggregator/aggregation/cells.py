@@ -68,6 +68,9 @@ class TableCells:
     dimensions: tuple[DimensionLevels, ...] = ()
     # rollup dimensions: column -> {leaf code: the '<parent>~other' code it was merged into}
     rollup: dict[str, dict[str, str]] = field(default_factory=dict)
+    # every contributor's record at every cell (columns of ComponentQuery.contributions_sql), when fetched
+    # together with the statistics: spares a second pass over the rows (problem.component_contributions)
+    contribution_rows: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -82,11 +85,14 @@ def build_table_cells(
     *,
     waived: frozenset[str] = frozenset(),
     count_unit: str = "group",
+    contributions: bool = False,
 ) -> list[TableCells]:
     """Compute every cell (inner cells and all margins) of a table for a period (or several months).
 
     `waived` holds company ids that consented to publication; a group counts as waived only when all its
-    companies did. Raises AggregationError when a code is outside its dimension's hierarchy.
+    companies did. `contributions`: also fetch every contributor's own contribution to every cell (the
+    release snapshot needs them) from the same pass over the rows. Raises AggregationError when a code is
+    outside its dimension's hierarchy.
     """
     if count_unit not in COUNT_UNITS:
         raise AggregationError(f"unknown count unit '{count_unit}'", hint="use 'group' or 'company'")
@@ -95,7 +101,9 @@ def build_table_cells(
     if not periods:
         raise AggregationError("no period given", hint="give a period as YYYY-MM")
     rows_table = checked(f"rows_{protocol.covenant.id}_{spec.template}")
-    build = functools.partial(_build_components, con, spec, periods, params, waived, count_unit, protocol)
+    build = functools.partial(
+        _build_components, con, spec, periods, params, waived, count_unit, protocol, contributions
+    )
     components = build(rows_table)
     if any(d.rollup for d in spec.dimensions):
         # two passes: the first finds the leaves that fail, the second reads them under their 'other' code
@@ -115,6 +123,7 @@ def _build_components(
     waived: frozenset[str],
     count_unit: str,
     protocol: Protocol,
+    contributions: bool,
     rows_table: str,
 ) -> list[TableCells]:
     hierarchies = [protocol.hierarchy(d.hierarchy) if d.hierarchy else None for d in spec.dimensions]
@@ -133,7 +142,7 @@ def _build_components(
             top_k=params.top_k,
         )
         scale = measure_signature(spec, operand, count_unit)
-        components.append(_build_component(con, spec.id, name, query, hierarchies, scale))
+        components.append(_build_component(con, spec.id, name, query, hierarchies, scale, contributions))
     return components
 
 
@@ -156,7 +165,9 @@ def _build_component(
     query: ComponentQuery,
     hierarchies: Sequence[Hierarchy | None],
     scale: str,
+    contributions: bool,
 ) -> TableCells:
+    own = None
     with query.inner_cells(con) as inner:
         leaves = query.present_codes(con, inner)
         dims = tuple(
@@ -165,6 +176,8 @@ def _build_component(
         )
         with registered(con, dims) as names:
             raw = con.execute(query.stats_sql(inner, dims, names)).df()
+            if contributions:
+                own = con.execute(query.contributions_sql(inner, dims, names)).fetchnumpy()
     raw = raw[raw["n_all"] > 0]  # a table without dimensions and without data yields one empty row
     frame = _display_frame(raw, dims)
     keys = cell_keys(frame, dims, scale)
@@ -183,6 +196,7 @@ def _build_component(
         measure_scale=scale,
         query=query,
         dimensions=dims,
+        contribution_rows=own,
     )
 
 

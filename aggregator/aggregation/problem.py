@@ -312,8 +312,14 @@ def component_contributions(
     """One component's contributions of every contributor (or of `only` these), with the helper cells'."""
     query, dims = comp.query, comp.dimensions
     assert query is not None, "TableCells built without its query"
-    with query.inner_cells(con, only=only) as inner, registered(con, dims) as names:
-        rows = con.execute(query.contributions_sql(inner, dims, names)).fetchnumpy()
+    if comp.contribution_rows is not None:
+        rows = comp.contribution_rows
+        if only is not None:  # a contributor's records do not depend on whose rows are read with them
+            mine = pd.Series(rows["contributor"], copy=False).isin(only).to_numpy()  # hashing: object isin sorts
+            rows = {column: values[mine] for column, values in rows.items()}
+    else:
+        with query.inner_cells(con, only=only) as inner, registered(con, dims) as names:
+            rows = con.execute(query.contributions_sql(inner, dims, names)).fetchnumpy()
     contributors, who = _sorted_codes(np.asarray(rows["contributor"], dtype=object))
     nodes = [np.asarray(rows[f"d{i}"], dtype=np.int64) for i in range(len(dims))]
     position = _cell_positions(comp, nodes, len(who))
