@@ -42,6 +42,7 @@ from .disclosure.suppression import SuppressionResult, protect
 from .errors import AggregatorError, ConfigError, DisclosureError, ValidationFailed
 from .protocol import TOTAL_CODE, Column, Protocol, TableSpec, protocol_from_data
 from .release.texts import neutralise
+from .store import quiet_connection
 from .validation import readers
 from .validation import rules as template_rules
 from .validation.validate import validate
@@ -347,7 +348,7 @@ def _load(frame: pd.DataFrame, settings: _Settings) -> duckdb.DuckDBPyConnection
     rows.insert(0, "period", PERIOD)
     rows.insert(0, "company_id", contributor.to_numpy())
     rows.insert(0, "submission_id", PERIOD)
-    con = duckdb.connect()
+    con = quiet_connection()
     con.register("_companies", companies)
     con.register("_rows", rows.reset_index(drop=True))
     con.execute("CREATE TABLE companies AS SELECT * FROM _companies")

@@ -139,12 +139,21 @@ def _httpfs_extension_path() -> str:
     return str(found[-1])
 
 
+def quiet_connection() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that never prints: its progress bar (queries over 2 s, e.g. at 10,000 companies)
+    goes to stdout, where it would corrupt `--json` output."""
+    con = duckdb.connect(config={"threads": 2})
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET enable_progress_bar_print = false")
+    return con
+
+
 class Store:
     """An open store. Use as a context manager; `con` is the DuckDB connection with the store attached as default."""
 
     def __init__(self, path: Path, encryption_key: str | None):
         self.path = Path(path)
-        self.con = duckdb.connect(config={"threads": 2})
+        self.con = quiet_connection()
         if encryption_key is not None:
             # The built-in crypto fallback is read-only; httpfs provides the OpenSSL module that can write.
             self.con.execute(f"LOAD '{_httpfs_extension_path()}'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -117,9 +118,12 @@ def batch_target(rows: list[dict]) -> dict:
     seconds = sum(float(at[s]["seconds"]) for s in BATCH_PARTS)
     floors = sum(float(at[s]["floor_seconds"]) for s in BATCH_FLOORS)
     peak = max(float(at[s]["peak_rss_mb"]) for s in BATCH_PARTS)
+    load = at["load into store"]
+    in_memory = load.get("in_memory_seconds") or json.loads(load.get("details") or "{}").get("in_memory_seconds")
+    in_memory_floors = floors - float(load["floor_seconds"]) + float(in_memory) if in_memory not in (None, "") else None
     return {"measured": True, "scale": scale, "rows": int(float(at["load into store"]["size"])),
             "seconds": seconds, "floors": floors, "ratio": seconds / floors, "time_met": seconds <= 2 * floors,
-            "peak_mb": peak, "memory_met": peak <= 8 * GIB}  # fmt: skip
+            "peak_mb": peak, "memory_met": peak <= 8 * GIB, "in_memory_floors": in_memory_floors}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ svg
@@ -220,9 +224,15 @@ def targets_section(rows: list[dict], e2e: dict) -> list[str]:
         lines += [
             f"- Monthly batch at {bt['scale']} ({bt['rows']:,} rows; open + read + validate + load + batch): "
             f"{bt['seconds']:.1f} s against 2 x {bt['floors']:.1f} s of floors (raw AEAD, pyarrow read, plain "
-            f"DuckDB load and GROUP BY): {bt['ratio']:.1f}x the floors, target 2x: {_yes(bt['time_met'])}. "
-            f"Peak memory {bt['peak_mb'] / GIB:.2f} GiB, target 8 GiB: {_yes(bt['memory_met'])}.",
+            f"DuckDB load into an encrypted file, plain GROUP BY): {bt['ratio']:.1f}x the floors, target 2x: "
+            f"{_yes(bt['time_met'])}. Peak memory {bt['peak_mb'] / GIB:.2f} GiB, target 8 GiB: "
+            f"{_yes(bt['memory_met'])}.",
         ]
+        if bt.get("in_memory_floors"):
+            lines.append(
+                f"  With an in-memory `CREATE TABLE` (which writes nothing) as the load floor instead, the floors add "
+                f"up to {bt['in_memory_floors']:.1f} s and the batch is {bt['seconds'] / bt['in_memory_floors']:.1f}x."
+            )
     else:
         lines.append(f"- Monthly batch: not measured in this run (missing: {', '.join(bt.get('missing', ['all']))}).")
     if not any("10000" in r["scale"] for r in rows):
@@ -286,7 +296,9 @@ def markdown(rows: list[dict], info: dict[str, str], command: str, stamp: str, e
         "the libraries and the stage's input); growth is that peak minus the RSS just before the stage. "
         "Each floor is measured in the same child on the same data: seal/open against raw ChaCha20-Poly1305 "
         "in 64 KiB chunks; read + validate against `pyarrow.csv.read_csv` of the same CSV; load against a "
-        "plain in-memory DuckDB `CREATE TABLE AS` of the same Arrow tables; cell statistics against one plain "
+        "plain DuckDB `CREATE TABLE AS` of the same Arrow tables into a new file encrypted as the store is (a "
+        "store must persist; the in-memory `CREATE TABLE` is recorded as `in_memory_seconds`); cell statistics "
+        "against one plain "
         "leaf-level `GROUP BY` (sum, count) per committee table on the same store. Suppression has a quality "
         "floor: `quality` = secondary cost / LP-relaxation lower bound (`suppression.lp_lower_bound`, run with the "
         "stage cap as its time limit: on large tables the cut loop stops early, the bound is weak and the ratio "

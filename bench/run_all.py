@@ -36,7 +36,7 @@ FLOORS = {
     "seal": "raw ChaCha20-Poly1305 encrypt",
     "open": "raw ChaCha20-Poly1305 decrypt",
     "read + validate": "pyarrow.csv.read_csv",
-    "load into store": "plain in-memory DuckDB CREATE TABLE",
+    "load into store": "plain DuckDB CREATE TABLE into an encrypted file",
     "cell statistics": "plain DuckDB GROUP BY",
 }
 # an extra rung between bench_suppression's 1,936- and 66,976-cell tables

@@ -60,3 +60,17 @@ def test_a_store_from_before_envelope_format_2_gets_its_content_hash_column_rena
         assert store.con.execute("SELECT plaintext_blake3 FROM submissions").fetchall() == [("ab" * 32,)]
     with Store(path, None) as store:  # opening again changes nothing
         assert store.con.execute("SELECT count(*) FROM submissions").fetchone() == (1,)
+
+
+def test_store_queries_print_nothing_even_when_they_run_long(tmp_path: Path, capfd):
+    # DuckDB draws a progress bar on stdout for queries over 2 s (10,000 companies), which would corrupt the
+    # CLI's --json output. progress_bar_time = 0 makes any query "long".
+    query = "SELECT count(*) FROM range(50000000) t(i) WHERE i % 7 = 3"
+    plain = duckdb.connect()
+    plain.execute("SET progress_bar_time = 0")
+    plain.execute(query).fetchall()
+    assert "%" in capfd.readouterr().out  # a plain connection draws its bar: the check below can fail
+    with Store(tmp_path / "store.duckdb", "ab" * 32) as store:
+        store.con.execute("SET progress_bar_time = 0")
+        store.con.execute(query).fetchall()
+    assert capfd.readouterr().out == ""
