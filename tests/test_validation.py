@@ -492,6 +492,21 @@ def test_uniqueness_fast_path_agrees_with_the_exact_check(values, chunk):
         assert not _distinct_fingerprints(series)  # a sufficient test may never call duplicates distinct
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), TEXT, st.sampled_from(["Têxteis Barcelos", "Ä!", "x y", "ß"])), max_size=40))
+def test_pattern_check_agrees_with_python_regular_expressions_on_mixed_text(values):
+    # RE2 decides the ASCII values, Python the others (\w differs between them beyond ASCII)
+    import re
+
+    from aggregator.validation.schema import _fullmatch
+
+    pattern = PL.column("facility_id").pattern
+    mask = _fullmatch(pattern)(arrow_text(values, 3))
+    expected = [v is not None and re.fullmatch(pattern, v) is not None for v in values]
+    assert mask.tolist() == expected
+    assert mask.index.equals(pd.RangeIndex(len(values)))
+
+
 def test_duplicates_past_the_first_eight_bytes_are_found_and_near_misses_pass():
     ids = ["ABCDEFGH-1", "ABCDEFGH-2", "ABCDEFGH-1", "ABCDEFGH", "ABCDEFGH-10"]
     df = frame([pl_row(facility_id=i) for i in ids])
