@@ -455,7 +455,7 @@ def _insert_rows(store: Store, accepted: list[_Filed]) -> None:
     columns = ["submission_id", "company_id", "period", "source_row", *template.column_names]
     store.con.register("incoming_rows", rows[columns])
     try:
-        store.con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM incoming_rows")
+        store.append_rows(table, columns, "incoming_rows")
     finally:
         store.con.unregister("incoming_rows")
 
