@@ -388,19 +388,35 @@ def _with_aux_contributions(
 def _part_sums(
     who: np.ndarray, cell: np.ndarray, value: np.ndarray, part_aux: np.ndarray, part_cell: np.ndarray, width: np.int64
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(contributor, aux, sum of its records in the aux's parts) where that sum is not 0. The records are
-    added one by one in the order of the parts (bincount adds sequentially), as a Python sum would."""
-    by_cell = np.argsort(part_cell, kind="stable")
-    lo = np.searchsorted(part_cell, cell, sorter=by_cell)
-    hi = np.searchsorted(part_cell, cell, side="right", sorter=by_cell)
-    record = np.repeat(np.arange(len(cell)), hi - lo)  # a record counts once for every aux it is a part of
-    incidence = by_cell[_ranges(lo, hi)]
-    pair = who[record] * width + part_aux[incidence]
-    order = np.lexsort((incidence, pair))
-    pairs, group = np.unique(pair[order], return_inverse=True)
-    sums = np.bincount(group.ravel(), weights=value[record][order], minlength=len(pairs))
-    nonzero = sums != 0
-    return pairs[nonzero] // width, pairs[nonzero] % width, sums[nonzero]
+    """(contributor, aux, sum of its records in the aux's parts) where that sum is not 0, in (contributor,
+    aux) order. The records are added one by one in the order of the parts (bincount adds sequentially, and
+    the records are put in part order first), as a Python sum would."""
+    record, incidence = _incidences(cell, part_cell)
+    order = np.argsort(_narrow(incidence), kind="stable")
+    pair = who[record[order]] * width + part_aux[incidence[order]]
+    weights = value[record[order]]
+    if len(pair) and (int(who.max()) + 1) * int(width) <= DENSE_LOOKUP_LIMIT:
+        sums = np.bincount(pair, weights=weights, minlength=0)  # one bin per possible pair: no sort
+        pairs = np.flatnonzero(sums)
+        sums = sums[pairs]
+    else:
+        pairs, group = np.unique(pair, return_inverse=True)
+        sums = np.bincount(group.ravel(), weights=weights, minlength=len(pairs))
+        nonzero = sums != 0
+        pairs, sums = pairs[nonzero], sums[nonzero]
+    return pairs // width, pairs % width, sums
+
+
+def _incidences(cell: np.ndarray, targets: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every (record, position in targets) with cell[record] == targets[position], records in order and, per
+    record, positions ascending; `keep` masks the records that take part."""
+    by_target = np.argsort(targets, kind="stable")
+    ptr = np.searchsorted(targets[by_target], np.arange(int(max(cell.max(initial=0), targets.max(initial=0))) + 2))
+    lo, hi = ptr[cell], ptr[cell + 1]
+    if keep is not None:
+        hi = np.where(keep, hi, lo)
+    record = np.repeat(np.arange(len(cell)), hi - lo)
+    return record, by_target[_ranges(lo, hi)]
 
 
 def _gaps(
@@ -415,11 +431,7 @@ def _gaps(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(contributor, gap key, its total - its part) for every part of every aux whose total cell holds a
     non-zero record of the contributor."""
-    by_total = np.argsort(totals, kind="stable")
-    lo = np.searchsorted(totals, cell, sorter=by_total)
-    hi = np.where(value != 0, np.searchsorted(totals, cell, side="right", sorter=by_total), lo)
-    record = np.repeat(np.arange(len(cell)), hi - lo)
-    aux = by_total[_ranges(lo, hi)]
+    record, aux = _incidences(cell, totals, keep=value != 0)
     first_part = np.cumsum(sizes) - sizes
     part = _ranges(first_part[aux], first_part[aux] + sizes[aux])
     record = np.repeat(record, sizes[aux])
