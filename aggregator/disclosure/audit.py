@@ -31,10 +31,11 @@ from aggregator.errors import DisclosureError
 
 ABS_TOL = 1e-7  # absolute part of the tolerance used for every interval comparison
 REL_TOL = 1e-9  # relative part, scaled by the largest magnitude in the problem
-# Each LP row may miss its right-hand side by this fraction of the relation's magnitude (about 450 units in
-# the last place, for the rounding of the sums) plus twice the true values' own residual: exact decimals near
-# 10**10 become doubles whose margins disagree by ~1e-5, which the solver (tolerance 1e-7) would call
-# contradictory. Intervals widen by far less than REL_TOL, below what any comparison here can notice.
+# Exact 6-decimal values near 10**10 become doubles whose margins disagree by ~1e-5, which the solver
+# (tolerance 1e-7) calls contradictory. Only then (equality rows solve faster, and exactly where they can)
+# each row may miss its right-hand side by this fraction of the relation's magnitude (about 450 units in the
+# last place, for the rounding of the sums) plus twice the true values' own residual. Intervals widen by far
+# less than REL_TOL, below what any comparison here can notice.
 LP_ROW_SLACK = 1e-13
 _WITNESS_BUDGET = 25_000_000  # floats kept per component to spare insider re-solves (~200 MB at most)
 _SHOWN = 5
@@ -146,7 +147,7 @@ class _Component:
     row_cols: np.ndarray  # local column indices
     row_coefs: np.ndarray
     rhs: np.ndarray  # each row: sum(coef * y) == rhs (published cells moved to the right-hand side) ...
-    slack: np.ndarray  # ... to within this much (LP_ROW_SLACK)
+    slack: np.ndarray  # ... to within this much, if the exact rows prove infeasible (LP_ROW_SLACK)
 
 
 def _flatten_relations(problem: ProtectionProblem, cache: dict | None = None) -> tuple[np.ndarray, ...]:
@@ -274,6 +275,7 @@ class _ComponentLP:
         self.solves = 0
         self._objective_cols = np.zeros(0, dtype=np.int32)
         self._highs: highspy.Highs | None = None
+        self._relaxed = False
 
     @property
     def _solver(self) -> highspy.Highs:
@@ -288,8 +290,7 @@ class _ComponentLP:
         lp.num_col_, lp.num_row_ = self.size, len(self.comp.rhs)
         lp.col_cost_ = np.zeros(self.size)
         lp.col_lower_, lp.col_upper_ = self.lower, self.upper
-        lp.row_lower_ = (self.comp.rhs - self.comp.slack).astype(float)
-        lp.row_upper_ = (self.comp.rhs + self.comp.slack).astype(float)
+        lp.row_lower_ = lp.row_upper_ = self.comp.rhs.astype(float)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
         lp.a_matrix_.start_ = self.comp.row_start.astype(np.int32)
         lp.a_matrix_.index_ = self.comp.row_cols.astype(np.int32)
@@ -315,6 +316,12 @@ class _ComponentLP:
         self._solver.changeObjectiveSense(sense)
         status = run_warm_then_cold(self._solver)
         self.solves += 1
+        if status != highspy.HighsModelStatus.kOptimal and not self._relaxed and self.comp.slack.any():
+            self._relaxed = True  # rounding, not a contradiction (see LP_ROW_SLACK); kept for later solves
+            rows = np.arange(len(self.comp.rhs), dtype=np.int32)
+            lower, upper = self.comp.rhs - self.comp.slack, self.comp.rhs + self.comp.slack
+            self._solver.changeRowsBounds(len(rows), rows, lower.astype(float), upper.astype(float))
+            status = run_warm_then_cold(self._solver)
         if status != highspy.HighsModelStatus.kOptimal:
             raise self._failure(status)
         return np.asarray(self._solver.getSolution().col_value, dtype=float)
