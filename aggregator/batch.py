@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import tomllib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -135,14 +136,20 @@ def protect_release(
         apriori_upper_factor=defaults.apriori_upper_factor,
         insider_contributions=insider_contributions(store.con, components, primaries),
     )
-    snapshot = history.snapshot_of(store.con, protocol, "", period, audience_id, components, problem)
-    months = {m for span in snapshot.spans for m in span}
+    months = history.release_months(protocol, period, components, problem)
     related = history.related_releases(store, protocol, audience_id, months)
+    snapshot_args = (store.con, protocol, "", period, audience_id, components, problem)
     if related or len(months) > 1:
+        snapshot = history.snapshot_of(*snapshot_args)
         earlier = [history.load_snapshot(store, r) for r in related]
         result, checked = _protect_with_history(store, protocol, audience_id, period, snapshot, earlier, waived)
     else:
-        result, checked = _protect_alone(protocol, period, audience_id, problem)
+        # The snapshot's own-contribution records (millions at 10,000 companies) are numpy work that mostly
+        # releases the GIL: built on the second core while the tables are protected (it reads no DuckDB).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imvo-snapshot") as pool:
+            pending = pool.submit(history.snapshot_of, *snapshot_args)
+            result, checked = _protect_alone(protocol, period, audience_id, problem)
+            snapshot = pending.result()
     snapshot.hidden = result.suppressed.copy()
     tables = [
         _released_table(protocol, t, components, problem, result, checked) for t in protocol.tables_for(audience_id)

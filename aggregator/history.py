@@ -213,6 +213,25 @@ def snapshot_of(
     monthly: bool = False,
 ) -> Snapshot:
     """The snapshot of a freshly built problem (nothing hidden yet), with every contributor's contributions."""
+    index, tables, bases, spans, additive = _layout(protocol, period, components, problem, monthly)
+    full = replace(problem, insiders=every_contribution_by_cell(con, components, index))
+    return Snapshot(
+        release_id, period, audience_id, full, np.zeros(problem.size, dtype=bool), tables, bases, spans, additive
+    )
+
+
+def release_months(
+    protocol: Protocol, period: str, components: list[TableCells], problem: ProtectionProblem
+) -> set[str]:
+    """The months the cells of a release span (those of its snapshot), without building the snapshot."""
+    return {month for span in _layout(protocol, period, components, problem, False)[3] for month in span}
+
+
+def _layout(
+    protocol: Protocol, period: str, components: list[TableCells], problem: ProtectionProblem, monthly: bool
+) -> tuple[dict[str, int], list[str], list[str], list[tuple[str, ...]], np.ndarray]:
+    """Per cell of the problem: its table, its key without the period marker, the months it spans and whether
+    it is additive; and the key -> index map."""
     index = {key: i for i, key in enumerate(problem.keys)}
     tables = [""] * problem.size
     bases = list(problem.keys)
@@ -228,10 +247,7 @@ def snapshot_of(
             bases[i] = key.replace(marker, "", 1) if marker else key
             spans[i] = span
             additive[i] = comp.additive
-    full = replace(problem, insiders=every_contribution_by_cell(con, components, index))
-    return Snapshot(
-        release_id, period, audience_id, full, np.zeros(problem.size, dtype=bool), tables, bases, spans, additive
-    )
+    return index, tables, bases, spans, additive
 
 
 def current_snapshot(
