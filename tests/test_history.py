@@ -583,7 +583,8 @@ def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
 
 def test_a_snapshot_writes_the_same_ledger_rows_from_columns_as_from_dicts():
     # a fresh snapshot keeps every contributor's contributions as columns (OwnContributions); the ledger must
-    # get exactly the rows the per-contributor dicts give, ordered by contributor and then by cell
+    # get exactly the rows the per-contributor dicts give (read back in contributor and cell order, as
+    # load_snapshot reads them: the columns go in unsorted)
     names = np.array(["g1", "g2", "g3"], dtype=object)
     columns = OwnContributions(names, np.array([2, 0, 0, 2]), np.array([1, 2, 0, 0]), np.array([4.0, 2.5, 1.0, -3.0]))
     as_dicts = {"g1": {0: 1.0, 2: 2.5}, "g2": {}, "g3": {0: -3.0, 1: 4.0}}
@@ -602,7 +603,8 @@ def test_a_snapshot_writes_the_same_ledger_rows_from_columns_as_from_dicts():
         history.record_snapshot(con, snap)
     rows = {
         rid: con.execute(
-            "SELECT contributor, cell, value FROM ledger_contributions WHERE release_id = ? ORDER BY rowid", [rid]
+            "SELECT contributor, cell, value FROM ledger_contributions WHERE release_id = ? ORDER BY contributor, cell",
+            [rid],
         ).fetchall()
         for rid in ("columns", "dicts")
     }
