@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"60-company textile end to end: {e2e}")
     table = tidy(rows, stamp, plan.mode)
     if args.keep_from:
-        table = kept_rows(args.keep_from, only - {"e2e"} or {"companies", "primary", "tables"}) + table
+        rerun = only - {"e2e"} if only else {"companies", "primary", "tables"}  # --only e2e keeps every row
+        table = kept_rows(args.keep_from, rerun) + table
     written = write_csv(table, stamp)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     write_docs(table, machine(), command, stamp, e2e, DOCS)

@@ -318,8 +318,9 @@ def markdown(rows: list[dict], info: dict[str, str], command: str, stamp: str, e
         "locations are most rows). Seal/open and read + validate use all production locations of the scale as "
         "one CSV file (bulk throughput; the per-file cost of HPKE + Ed25519 on thousands of small files is "
         "not in it). Load puts every template's rows, the companies and one accepted submission per company "
-        "and template into an encrypted `Store`. `whole batch` is `protect_release` + `write_release` for the "
-        "monitoring committee (aggregation, primary rules, suppression, audit, outputs); `write outputs` and "
+        "and template into an encrypted `Store`. `whole batch` is the monitoring committee's release as the "
+        "monthly batch makes it (`batch.release_audience`: release controls, aggregation, primary rules, "
+        "suppression, audit, outputs, and the release with its snapshot recorded in the ledger); `write outputs` and "
         "`audit (release)` repeat those two steps alone on the same release. Table sizes: "
         "`bench_suppression`'s tables (2-D and 3-D with hierarchies, threshold rule) and synthetic cell "
         "statistics for the primary rules; `protect` includes its own confirming audit.",
