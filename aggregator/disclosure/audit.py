@@ -44,6 +44,7 @@ _BATCH_GAIN = 8  # keep batching while one LP settles at least 1/8 of the unmet 
 
 OUTSIDER = "outsider"
 _RELATIONS = ("relations",)  # cache key of the flattened relations
+_RELATION_SUMS = ("relation sums",)  # cache key of their residuals and magnitudes
 
 
 def audit(
@@ -122,10 +123,7 @@ def _check_bounds(problem: ProtectionProblem) -> None:
 
 
 def _check_relations(problem: ProtectionProblem, eps: float, cache: dict | None = None) -> None:
-    rel, cells, coef = _flatten_relations(problem, cache)
-    terms = coef * np.asarray(problem.values, dtype=float)[cells]
-    residual = np.bincount(rel, weights=terms, minlength=len(problem.relations))
-    scale = np.bincount(rel, weights=np.abs(terms), minlength=len(problem.relations))
+    residual, scale = _relation_sums(problem, cache)
     broken = np.flatnonzero(np.abs(residual) > eps + REL_TOL * scale)
     if len(broken):
         totals = np.array([problem.relations[r][0] for r in broken])
@@ -170,6 +168,22 @@ def _flatten_relations(problem: ProtectionProblem, cache: dict | None = None) ->
     return rel, cells, coef
 
 
+def _relation_sums(problem: ProtectionProblem, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per relation: total minus parts of the true values (its residual) and the sum of their magnitudes.
+    Kept in `cache` with the relations: they depend on the values only, never on the pattern."""
+    if cache is not None and _RELATION_SUMS in cache:
+        return cache[_RELATION_SUMS]
+    rel, cells, coef = _flatten_relations(problem, cache)
+    terms = coef * np.asarray(problem.values, dtype=float)[cells]
+    sums = (
+        np.bincount(rel, weights=terms, minlength=len(problem.relations)),
+        np.bincount(rel, weights=np.abs(terms), minlength=len(problem.relations)),
+    )
+    if cache is not None:
+        cache[_RELATION_SUMS] = sums
+    return sums
+
+
 def _label_components(n_cells: int, rel: np.ndarray, cells: np.ndarray) -> np.ndarray:
     """Union-find over hidden cells sharing a relation; returns a root per cell (-1: in no relation)."""
     parent = np.full(n_cells, -1, dtype=np.int64)
@@ -209,10 +223,9 @@ def _build_components(
     """Substitute published cells and split the hidden ones into components; also return isolated cells."""
     rel, cells, coef = _flatten_relations(problem, cache)
     is_hidden = hidden[cells]
-    terms = coef * problem.values[cells]
-    published_sum = np.bincount(rel[~is_hidden], weights=terms[~is_hidden], minlength=len(problem.relations))
-    magnitude = np.bincount(rel, weights=np.abs(terms), minlength=len(problem.relations))
-    residual = np.bincount(rel, weights=terms, minlength=len(problem.relations))
+    terms = coef[~is_hidden] * problem.values[cells[~is_hidden]]
+    published_sum = np.bincount(rel[~is_hidden], weights=terms, minlength=len(problem.relations))
+    residual, magnitude = _relation_sums(problem, cache)
     slack = LP_ROW_SLACK * magnitude + 2 * np.abs(residual)
     rel, cells, coef = rel[is_hidden], cells[is_hidden], coef[is_hidden]
     root = _label_components(problem.size, rel, cells)
