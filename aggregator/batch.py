@@ -146,8 +146,9 @@ def protect_release(
     else:
         # The snapshot's own-contribution records (millions at 10,000 companies) are numpy work that mostly
         # releases the GIL: built on the second core while the tables are protected (it reads no DuckDB).
+        # It is only recorded, so the gap cells' records, which the ledger does not keep, are left out.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imvo-snapshot") as pool:
-            pending = pool.submit(history.snapshot_of, *snapshot_args)
+            pending = pool.submit(history.snapshot_of, *snapshot_args, gap_records=False)
             result, checked = _protect_alone(protocol, period, audience_id, problem)
             snapshot = pending.result()
     snapshot.hidden = result.suppressed.copy()

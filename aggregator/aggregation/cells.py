@@ -7,6 +7,7 @@ component: "value", or "numerator" and "denominator" for a ratio (ratios are pro
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -272,6 +273,13 @@ def cell_relations(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels]) -
             (total_list[a], tuple(part_list[a:b])) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
         ]
     return sorted(relations)
+
+
+GAP_KEY = re.compile(r"\|~\d+:gap\d+\Z")  # the key of an AuxRelation's gap cell (_aux_relations)
+
+
+def is_gap_key(key: str) -> bool:
+    return GAP_KEY.search(key) is not None
 
 
 def _aux_relations(relations: list[tuple[int, tuple[int, ...]]], keys: list[str]) -> list[AuxRelation]:

@@ -225,12 +225,13 @@ def every_contribution(con: duckdb.DuckDBPyConnection, components: Sequence[Tabl
 
 
 def every_contribution_by_cell(
-    con: duckdb.DuckDBPyConnection, components: Sequence[TableCells], index: Mapping[str, int]
+    con: duckdb.DuckDBPyConnection, components: Sequence[TableCells], index: Mapping[str, int], *, gaps: bool = True
 ) -> OwnContributions:
     """`every_contribution` keyed by cell index (`index`: key -> index; keys outside it are left out).
 
-    Where components share a key, the later component's value counts (as dict.update would have it)."""
-    parts = [component_contributions(con, comp) for comp in components]
+    Where components share a key, the later component's value counts (as dict.update would have it).
+    `gaps=False` leaves out the gap helper cells' records (they follow from the others: gap_contributions)."""
+    parts = [component_contributions(con, comp, gaps=gaps) for comp in components]
     names = np.unique(np.concatenate([p.names for p in parts])) if parts else np.array([], dtype=object)
     who, cell, value, cells_of_part = [], [], [], []
     for part in parts:
@@ -306,10 +307,17 @@ class OwnContributions(Mapping[str, dict[int, float]]):
         return f"OwnContributions({len(self.names)} contributors, {len(self.who)} records)"
 
 
+def own_contributions(contributor: np.ndarray, cell: np.ndarray, value: np.ndarray) -> OwnContributions:
+    """OwnContributions of records given by contributor name (each (contributor, cell) pair once)."""
+    names, who = _sorted_codes(np.asarray(contributor, dtype=object))
+    return OwnContributions(names, who, np.asarray(cell, dtype=np.int64), np.asarray(value, dtype=np.float64))
+
+
 def component_contributions(
-    con: duckdb.DuckDBPyConnection, comp: TableCells, only: Sequence[str] | None = None
+    con: duckdb.DuckDBPyConnection, comp: TableCells, only: Sequence[str] | None = None, *, gaps: bool = True
 ) -> ContributionRecords:
-    """One component's contributions of every contributor (or of `only` these), with the helper cells'."""
+    """One component's contributions of every contributor (or of `only` these), with the helper cells'
+    (without the gap cells' when not `gaps`)."""
     query, dims = comp.query, comp.dimensions
     assert query is not None, "TableCells built without its query"
     if comp.contribution_rows is not None:
@@ -326,7 +334,7 @@ def component_contributions(
     records = (who, position, np.asarray(rows["v"], dtype=np.float64))
     keys = list(comp.keys)
     if comp.aux:
-        records, keys = _with_aux_contributions(comp, *records, keys)
+        records, keys = _with_aux_contributions(comp, *records, keys, gaps=gaps)
     return ContributionRecords(contributors, keys, *records)
 
 
@@ -360,11 +368,11 @@ def _cell_positions(comp: TableCells, node_ids: list[np.ndarray], records: int) 
 
 
 def _with_aux_contributions(
-    comp: TableCells, who: np.ndarray, cell: np.ndarray, value: np.ndarray, keys: list[str]
+    comp: TableCells, who: np.ndarray, cell: np.ndarray, value: np.ndarray, keys: list[str], gaps: bool
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[str]]:
     """Add each contributor's share of the helper cells, which follows from its share of the real cells:
     sum = its contributions to the parts (when not 0), overlap = sum - its total, and (when its total is
-    not 0) gap_j = its total - its part j, for every part j. Helper keys are appended to `keys`."""
+    not 0 and `gaps`) gap_j = its total - its part j, for every part j. Helper keys are appended to `keys`."""
     n_aux, n_cells = len(comp.aux), len(comp.keys)
     sizes = np.array([len(a.parts) for a in comp.aux], dtype=np.int64)
     part_cell = np.array([p for a in comp.aux for p in a.parts], dtype=np.int64)
@@ -379,9 +387,9 @@ def _with_aux_contributions(
     sums = _part_sums(who, cell, value, np.repeat(np.arange(n_aux), sizes), part_cell, width)
     sum_who, sum_aux, sum_value = sums
     overlap = sum_value - own.get(sum_who, totals[sum_aux])
-    gaps = _gaps(who, cell, value, own, totals, sizes, part_cell, gap_ids)
     records = [(who, cell, value), (sum_who, sum_ids[sum_aux], sum_value), (sum_who, overlap_ids[sum_aux], overlap)]
-    records.append(gaps)
+    if gaps:
+        records.append(_gaps(who, cell, value, own, totals, sizes, part_cell, gap_ids))
     return tuple(np.concatenate(column) for column in zip(*records, strict=True)), keys  # type: ignore[return-value]
 
 
@@ -437,6 +445,17 @@ def _gaps(
     record = np.repeat(record, sizes[aux])
     gap_who = who[record]
     return gap_who, gap_ids[part], value[record] - own.get(gap_who, part_cell[part])
+
+
+def gap_contributions(
+    who: np.ndarray, cell: np.ndarray, value: np.ndarray, total: np.ndarray, part: np.ndarray, gap: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gap cells' records that follow from the others: for each relation total[r] = part[r] + gap[r],
+    (contributor, gap[r], its total - its part) for every contributor with a non-zero record in total[r],
+    as component_contributions computes them. The records are (who, cell, value) without any gap cell's."""
+    in_parts = np.isin(cell, part)
+    own = _Lookup(who[in_parts], cell[in_parts], value[in_parts], int(max(cell.max(initial=0), gap.max(initial=0))) + 1)
+    return _gaps(who, cell, value, own, total, np.ones(len(total), dtype=np.int64), part, gap)
 
 
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
