@@ -3,7 +3,8 @@
 Two families of sizes:
 - company scales (100, 1,000, 10,000 companies; one textile period from sample_data.generate): seal, open,
   read + validate, load into the store, cell statistics, the whole batch (protect_release + write_release),
-  writing outputs and the audit of that release;
+  writing outputs and the audit of that release; up to 1,000 companies also the intake of one sealed file
+  per company and template (run_intake, as the secretariat receives them);
 - a table-size ladder (~100 to ~100,000 cells; bench_suppression's tables and synthetic cell statistics):
   primary rules, secondary suppression per method, the LP lower bound, the audit.
 Each stage's floor is measured in the same child on the same data (see bench/stages.py).
@@ -38,6 +39,7 @@ FLOORS = {
     "read + validate": "pyarrow.csv.read_csv",
     "load into store": "plain DuckDB CREATE TABLE into an encrypted file",
     "cell statistics": "plain DuckDB GROUP BY",
+    "intake (envelopes)": "raw ChaCha20-Poly1305 decrypt + pyarrow.csv.read_csv of every file",
 }
 # an extra rung between bench_suppression's 1,936- and 66,976-cell tables
 LADDER_TABLES = sorted(
@@ -56,6 +58,7 @@ class Plan:
     methods: tuple[str, ...]
     cap: float  # seconds per stage; a child still running after cap + setup allowance is killed
     optimal_max: int  # tables above this many cells skip the "optimal" method
+    intake_max: int = 1_000  # scales up to this many companies also time the intake of their sealed files
 
 
 QUICK = Plan(
@@ -92,9 +95,10 @@ def run_job(job: dict, labels: list[str], timeout: float) -> list[dict]:
     return json.loads(lines[-1][len(MARKER) :])
 
 
-def _company_jobs(prep: dict, data: Path, work: Path) -> list[tuple[dict, list[str]]]:
+def _company_jobs(prep: dict, data: Path, work: Path, intake: bool) -> list[tuple[dict, list[str]]]:
     base = {"data": str(data), "work": str(work), **prep}
     return [
+        *([({**base, "kind": "intake"}, ["intake (envelopes)"])] if intake else []),
         ({**base, "kind": "envelope"}, ["seal", "open"]),
         ({**base, "kind": "read_validate"}, ["read + validate"]),
         ({**base, "kind": "load"}, ["load into store"]),
@@ -114,7 +118,7 @@ def run_company_scale(plan: Plan, companies: int, rows_scale: float, tmp: Path, 
     prep = {k: prepared[0][k] for k in ("rows_file", "rows_total")}
     say(f"{scale}: {prep['rows_total']:,} rows ({prep['rows_file']:,} production locations)")
     rows = []
-    for stage_job, labels in _company_jobs(prep, data, work):
+    for stage_job, labels in _company_jobs(prep, data, work, companies <= plan.intake_max):
         for result in run_job(stage_job, labels, plan.cap + 120):
             rows.append({"size_unit": "rows", **result, "scale": scale})
             say(_line(rows[-1]))

@@ -63,11 +63,13 @@ def _keys() -> tuple:
 
 def _raw_open(path: Path) -> float:
     """ChaCha20-Poly1305 decrypt of the same bytes in 64 KiB chunks (encrypted first, untimed): the open floor."""
+    return _raw_open_bytes(path.read_bytes())
+
+
+def _raw_open_bytes(data: bytes) -> float:
     aead = ChaCha20Poly1305(os.urandom(32))
-    with open(path, "rb") as fh:
-        chunks = [
-            aead.encrypt(i.to_bytes(12, "big"), c, None) for i, c in enumerate(iter(lambda: fh.read(_BLOCK), b""))
-        ]
+    blocks = [data[at : at + _BLOCK] for at in range(0, len(data), _BLOCK)] or [b""]
+    chunks = [aead.encrypt(i.to_bytes(12, "big"), c, None) for i, c in enumerate(blocks)]
     start = time.perf_counter()
     for index, chunk in enumerate(chunks):
         aead.decrypt(index.to_bytes(12, "big"), chunk, None)
@@ -114,6 +116,69 @@ def stage_read_validate(job: dict) -> list[dict]:
     if not done.result:
         raise SystemExit("benchmark data should be valid")
     return [row("read + validate", job["rows_file"], "rows", done, floor, bytes=path.stat().st_size)]
+
+
+def _company_files(data: Path, out: Path) -> list[tuple[str, str, Path]]:
+    """One CSV per company and template (the template's columns), as companies send them: (company, template,
+    path), in company order."""
+    from aggregator.validation import load_template
+
+    files = []
+    for template in TEMPLATES:
+        table = pq.read_table(data / "textile" / f"{template}.parquet").sort_by("company_id")
+        columns = load_template("textile", template).column_names
+        companies = table["company_id"].to_numpy(zero_copy_only=False)
+        bounds = np.flatnonzero(np.r_[True, companies[1:] != companies[:-1], True])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            path = out / f"{companies[a]}__{template}.csv"
+            pacsv.write_csv(table.slice(a, b - a).select(columns), path)
+            files.append((str(companies[a]), template, path))
+    return sorted(files)
+
+
+def stage_intake(job: dict) -> list[dict]:
+    """run_intake of one sealed file per company and template (sealed untimed, as companies send them) into a
+    new workspace with the companies registered; floor: raw AEAD decrypt and pyarrow.csv.read_csv of every
+    file's plaintext."""
+    from aggregator.company import seal_submission
+    from aggregator.demo import (
+        DEMO_PASSPHRASE,
+        DEMO_SCRYPT_N,
+        PROTOCOLS,
+        DemoCompany,
+        recipient_key,
+        register_companies,
+        sealed_at,
+    )
+    from aggregator.envelope import generate_signing_key
+    from aggregator.intake import run_intake
+    from aggregator.workspace import create_workspace
+
+    root = Path(job["work"]) / "intake"
+    (root / "plain").mkdir(parents=True)
+    files = _company_files(Path(job["data"]), root / "plain")
+    workspace = create_workspace(root / "ws", DEMO_PASSPHRASE, [PROTOCOLS["textile"]], scrypt_n=DEMO_SCRYPT_N)
+    ids = sorted({company for company, _, _ in files})
+    companies = {c: DemoCompany(c, c, c, "textile", False, generate_signing_key()) for c in ids}
+    register_companies(workspace, list(companies.values()))
+    recipient = recipient_key(workspace)
+    for company, template, path in files:
+        seal_submission(
+            path, root / "inbox", company_id=company, covenant="textile", period=PERIOD, template=template,
+            recipient_key=recipient, signing_key=companies[company].signing_key, created=sealed_at(PERIOD),
+            check=False,
+        )  # fmt: skip
+    plaintexts = [path.read_bytes() for _, _, path in files]
+    decrypt_seconds = sum(_raw_open_bytes(text) for text in plaintexts)
+    read = measure(lambda: [pacsv.read_csv(pa.BufferReader(text)) for text in plaintexts])
+    floor = Measured(decrypt_seconds + read.seconds, read.peak_rss_mb, read.growth_mb)
+    now = sealed_at(PERIOD, day=28)
+    done = measure(lambda: run_intake(workspace, root / "inbox", now=now, expected_period=PERIOD))
+    accepted = done.result.count("accepted")
+    if accepted != len(files):
+        raise SystemExit(f"benchmark files should all be accepted, {accepted} of {len(files)} were")
+    rows = sum(table.num_rows for table in read.result)
+    return [row("intake (envelopes)", rows, "rows", done, floor, files=len(files))]
 
 
 def _arrow_tables(data: Path) -> dict[str, pa.Table]:
@@ -406,6 +471,7 @@ def prepare_scale(job: dict) -> list[dict]:
 STAGES = {
     "prepare_scale": prepare_scale,
     "envelope": stage_envelope,
+    "intake": stage_intake,
     "read_validate": stage_read_validate,
     "load": stage_load,
     "cells": stage_cells,

@@ -206,3 +206,15 @@ def test_kept_rows_are_those_of_the_parts_not_run_again(tmp_path, monkeypatch):
     info = {"cpu": "x", "cores": "2", "memory": "1 GiB", "load": "1.0", "python": "3.11", "libraries": "y"}
     merged = kept + run_all.tidy(_batch_rows(1.0), "new", "full")
     assert "merges runs" in markdown(merged, info, "python -m bench", "new", {"status": "not run"})
+
+
+def test_the_intake_stage_takes_in_every_company_file_and_measures_its_floor(tmp_path):
+    from bench.stages import prepare_scale, stage_intake
+
+    data, work = tmp_path / "data", tmp_path / "work"
+    work.mkdir()
+    (prepared,) = prepare_scale({"data": str(data), "companies": 6, "rows_scale": 0.5, "seed": 3})
+    (result,) = stage_intake({"data": str(data), "work": str(work)})
+    assert result["stage"] == "intake (envelopes)" and result["status"] == "ok"
+    assert result["size"] == prepared["rows_total"]  # every row of every company, through the real intake
+    assert result["files"] >= 6 * 2 and 0 < result["floor_seconds"] < result["seconds"]

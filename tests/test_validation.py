@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 
 import openpyxl
@@ -14,12 +15,16 @@ from hypothesis import strategies as st
 from aggregator.validation import (
     ValidationReport,
     check_file,
+    check_files,
     load_template,
     validate,
+    validate_many,
     write_report_csv,
     write_report_xlsx,
 )
 from aggregator.validation.report import Problem
+
+validate_module = importlib.import_module("aggregator.validation.validate")  # the package's `validate` is the function
 
 PL = load_template("textile", "production_locations")
 RISK = load_template("textile", "risk_assessment")
@@ -447,6 +452,103 @@ def test_an_injected_fault_is_reported_at_its_row_and_column(rows, data):
     problems = validate(df, PL).report.to_frame()
     assert len(problems) == 1
     assert (problems["row"][0], problems["column"][0], problems["rule"][0]) == (position + 2, column, rule)
+
+
+def assert_same_result(together, alone) -> None:
+    assert together.ok == alone.ok
+    assert together.report.counts == alone.report.counts and together.report.rows_checked == alone.report.rows_checked
+    pd.testing.assert_frame_equal(together.report.to_frame(), alone.report.to_frame())
+    if alone.frame is None:
+        assert together.frame is None
+    else:
+        pd.testing.assert_frame_equal(together.frame, alone.frame, check_exact=True)
+
+
+def as_workbook_values(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame as a workbook gives it: numbers as numbers (object columns), the rest as text."""
+    out = df.astype(object)
+    for column in ("tier", "order_volume_pieces", "order_value_eur", "locations_affected", "grievances_received"):
+        if column in out:
+            out[column] = [as_number(v) for v in out[column]]
+    return out
+
+
+def as_number(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if number.is_integer() and "." not in value else number
+
+
+PL_FILE = st.tuples(
+    st.lists(st.tuples(st.sampled_from(["F1", "F2", "F3", "F4"]), ROW), min_size=1, max_size=6),
+    st.one_of(st.none(), st.sampled_from(sorted(FAULTS))),  # a fault in the file's first row
+    st.sampled_from(["all", "no order_value_eur", "no country", "workbook"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(PL_FILE, min_size=1, max_size=6))
+def test_frames_checked_together_give_each_the_result_it_gets_alone(files):
+    # validate_many checks small frames as one (unique keys within each frame); a frame with a problem is
+    # validated again alone. Facility ids repeat within and across frames, and frames differ in columns and
+    # types: every result must still be exactly validate()'s (report, typed rows, verdict).
+    frames = []
+    for rows, fault, shape in files:
+        df = frame([{"facility_id": facility, **row} for facility, row in rows])
+        if fault is not None:
+            df.iloc[0, df.columns.get_loc(fault)] = FAULTS[fault][0]
+        if shape.startswith("no "):
+            df = df.drop(columns=shape.removeprefix("no "))
+        frames.append(as_workbook_values(df) if shape == "workbook" else df)
+    for together, df in zip(validate_many(frames, PL), frames, strict=True):
+        assert_same_result(together, validate(df, PL))
+
+
+RISK_ROW = st.fixed_dictionaries(
+    {
+        "risk_identified": st.sampled_from(["true", "false"]),
+        "risk_prioritised": st.sampled_from(["true", "false"]),
+        "grievances_received": st.integers(0, 3).map(str),
+        "grievances_resolved": st.integers(0, 4).map(str),
+        "theme": st.sampled_from(["child_labour", "forced_labour"]),  # a theme twice in a file: a duplicate
+        "planned_actions_next_year": st.sampled_from(["2", "", "1.5", "many"]),  # optional: a bad value still fails
+        "severity": st.sampled_from(["high", "", "huge"]),
+    }
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(RISK_ROW, min_size=1, max_size=4), min_size=2, max_size=5))
+def test_cross_column_checks_hold_per_row_when_frames_are_checked_together(files):
+    frames = [frame([risk_row(**row) for row in rows]) for rows in files]
+    for together, df in zip(validate_many(frames, RISK), frames, strict=True):
+        assert_same_result(together, validate(df, RISK))
+
+
+def test_check_files_equals_check_file_per_file(tmp_path, monkeypatch):
+    good = "facility_id,country,facility_type,tier,workers_band,order_volume_pieces,order_value_eur\n"
+    good += "F1,NL,laundry,1,1-50,10,2.5\nF2,BD,laundry,2,1-50,20,3.5\n"
+    paths = {
+        "good.csv": good,
+        "duplicate.csv": good + "F1,CN,laundry,1,1-50,1,1\n",
+        "also_good.csv": good,  # the same ids as good.csv: unique within a file, not across files
+        "empty.csv": "",
+    }
+    for name, text in paths.items():
+        (tmp_path / name).write_text(text)
+    sources = [tmp_path / name for name in paths]
+    alone = []
+    monkeypatch.setattr(validate_module, "validate", lambda df, tpl: alone.append(len(df)) or validate(df, tpl))
+    results = check_files(sources, "textile", "production_locations")
+    monkeypatch.undo()
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert alone == [3]  # only the file with a problem is validated again on its own
+    for together, source in zip(results, sources, strict=True):
+        alone = check_file(source, "textile", "production_locations")
+        assert_same_result(together, alone)
+        assert (together.template, together.warnings) == (alone.template, alone.warnings)
 
 
 def test_a_long_bad_value_is_clipped_in_the_report():

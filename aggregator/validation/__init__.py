@@ -20,7 +20,14 @@ from aggregator.validation.rules import (
     load_template,
     templates_for,
 )
-from aggregator.validation.validate import CheckResult, ValidationResult, check_file, validate
+from aggregator.validation.validate import (
+    CheckResult,
+    ValidationResult,
+    check_file,
+    check_files,
+    validate,
+    validate_many,
+)
 
 __all__ = [
     "CheckResult",
@@ -31,12 +38,14 @@ __all__ = [
     "ValidationReport",
     "ValidationResult",
     "check_file",
+    "check_files",
     "covenant_info",
     "load_template",
     "read_table",
     "reference",
     "templates_for",
     "validate",
+    "validate_many",
     "write_report_csv",
     "write_report_xlsx",
     "write_template",

@@ -38,23 +38,26 @@ UNIQUE_PREFIX = "unique:"
 CROSS_PREFIX = "cross:"
 
 
-def build_schema(template: Template) -> pa.DataFrameSchema:
-    """The pandera schema for a typed frame of `template` (cached per template object)."""
-    cached = _CACHE.get(id(template))
+def build_schema(template: Template, within: str | None = None) -> pa.DataFrameSchema:
+    """The pandera schema for a typed frame of `template` (cached per template object).
+
+    `within` names an extra column that splits the frame into files checked together (validate_many): a
+    unique key then need only be unique within each file, as it is when each file is checked alone."""
+    cached = _CACHE.get((id(template), within))
     if cached is None or cached[0] is not template:
         if len(_CACHE) >= 64:
             _CACHE.clear()
-        cached = _CACHE[id(template)] = (template, _build(template))
+        cached = _CACHE[(id(template), within)] = (template, _build(template, within))
     return cached[1]
 
 
 # Templates hold lists, so they are not hashable; cache by identity and keep the template alive with it.
-_CACHE: dict[int, tuple[Template, pa.DataFrameSchema]] = {}
+_CACHE: dict[tuple[int, str | None], tuple[Template, pa.DataFrameSchema]] = {}
 
 
-def _build(template: Template) -> pa.DataFrameSchema:
+def _build(template: Template, within: str | None) -> pa.DataFrameSchema:
     columns = {col.name: _column(col) for col in template.columns}
-    checks = [_unique_check(keys) for keys in template.unique]
+    checks = [_unique_check(keys, within) for keys in template.unique]
     checks += [_cross_check(check) for check in template.checks]
     return pa.DataFrameSchema(columns, checks=checks, coerce=False, strict=False, name=template.name)
 
@@ -203,13 +206,13 @@ def _without_duplicates(frame: pd.DataFrame, key: str) -> bool:
     return _no_duplicates(frame[key])
 
 
-def _unique_check(keys: list[str]) -> pa.Check:
+def _unique_check(keys: list[str], within: str | None = None) -> pa.Check:
     def check(frame: pd.DataFrame) -> pd.Series:
-        if len(keys) == 1 and _without_duplicates(frame, keys[0]):  # fast path for the common, valid case
+        if len(keys) == 1 and within is None and _without_duplicates(frame, keys[0]):  # the common, valid case
             return pd.Series(True, index=frame.index)  # _passes_whole turns this into a plain True
         # Rows with a missing key value are reported as missing, not as duplicates.
         complete = frame[keys].notna().all(axis=1)
-        duplicated = frame[keys].duplicated(keep=False) & complete
+        duplicated = frame[[within, *keys] if within else keys].duplicated(keep=False) & complete
         return ~duplicated
 
     return pa.Check(_passes_whole(check), name=UNIQUE_PREFIX + ",".join(keys))
