@@ -622,7 +622,10 @@ def _normalise_columns(raw: pd.DataFrame, tpl: Template, warnings: list[ReadWarn
                 count=len(unknown),
             )
         )
-    return raw[list(renamed)].rename(columns=renamed)
+    if list(renamed) == list(raw.columns) and all(k == v for k, v in renamed.items()):
+        return raw  # the common case: the reader's own fresh frame, already as the template names it
+    kept = raw[list(renamed)]
+    return kept if all(k == v for k, v in renamed.items()) else kept.rename(columns=renamed)
 
 
 def _is_blank(series: pd.Series) -> pd.Series:
@@ -779,6 +782,8 @@ def _warn(warnings: list[ReadWarning], code: str, column: str, count: int, en: s
 
 def _as_text(series: pd.Series) -> pd.Series:
     """Text form of each value; whole floats from Excel (123.0) become '123'."""
+    if series.dtype == "str":
+        return series  # already text with missing values as missing (the conversion below gives it unchanged)
     if series.dtype != object:
         return series.astype("str").where(series.notna(), None)
 
