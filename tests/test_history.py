@@ -659,3 +659,38 @@ def test_a_snapshot_writes_the_same_ledger_rows_from_columns_as_from_dicts():
         for rid in ("columns", "dicts")
     }
     assert rows["columns"] == rows["dicts"] == [("g1", 0, 1.0), ("g1", 2, 2.5), ("g3", 0, -3.0), ("g3", 1, 4.0)]
+
+
+# ----------------------------------------------------------------------------------------------- columns
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 2**40)), max_size=40),
+    st.booleans(),
+)
+def test_combined_key_sort_is_lexsort(rows, huge):
+    keys = (
+        tuple(np.array(column, dtype=np.int64) for column in zip(*rows, strict=True))
+        if rows
+        else (np.zeros(0, np.int64),) * 3
+    )
+    if huge and rows:  # keys that do not fit one int64 together: lexsort itself
+        keys = (keys[0], keys[1] * 2**30, keys[2])
+    assert history._lexsort(keys).tolist() == np.lexsort(keys).tolist()
+
+
+def test_merged_cells_keep_the_record_of_the_lowest_cell_and_the_largest_insider_wins_ties_by_name():
+    names = np.array(["a", "b", "c"], dtype=object)
+    # cells 0, 2 and 3 merge into 0; 1 stays; b has records in 2 and 3 only: the one of cell 2 is kept
+    records = history._Records(
+        names, np.array([0, 0, 1, 1, 2]), np.array([3, 0, 3, 2, 1]), np.array([9.0, 1.0, 7.0, 5.0, 5.0])
+    )
+    moved = records.moved(np.array([0, 1, 0, 0]))
+    kept = sorted(zip(moved.who.tolist(), moved.cell.tolist(), moved.value.tolist(), strict=True))
+    assert kept == [(0, 0, 1.0), (1, 0, 5.0), (2, 1, 5.0)]
+    # cell 0: b (5) beats a (1); cell 1: c alone; a tie of |values| goes to the greater name
+    assert moved.largest_in(np.array([True, True])) == {"b": {0: 5.0}, "c": {1: 5.0}}
+    tie = history._Records(names, np.array([0, 1]), np.array([0, 0]), np.array([-4.0, 4.0]))
+    assert tie.largest_in(np.array([True])) == {"b": {0: 4.0}}
+    assert tie.largest_in(np.array([False])) == {}

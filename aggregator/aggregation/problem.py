@@ -399,7 +399,7 @@ def _part_sums(
     """(contributor, aux, sum of its records in the aux's parts) where that sum is not 0, in (contributor,
     aux) order. The records are added one by one in the order of the parts (bincount adds sequentially, and
     the records are put in part order first), as a Python sum would."""
-    record, incidence = _incidences(cell, part_cell)
+    record, incidence = incidences(cell, part_cell)
     order = np.argsort(_narrow(incidence), kind="stable")
     pair = who[record[order]] * width + part_aux[incidence[order]]
     weights = value[record[order]]
@@ -415,7 +415,7 @@ def _part_sums(
     return pairs // width, pairs % width, sums
 
 
-def _incidences(cell: np.ndarray, targets: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def incidences(cell: np.ndarray, targets: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every (record, position in targets) with cell[record] == targets[position], records in order and, per
     record, positions ascending; `keep` masks the records that take part."""
     by_target = np.argsort(targets, kind="stable")
@@ -439,7 +439,7 @@ def _gaps(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(contributor, gap key, its total - its part) for every part of every aux whose total cell holds a
     non-zero record of the contributor."""
-    record, aux = _incidences(cell, totals, keep=value != 0)
+    record, aux = incidences(cell, totals, keep=value != 0)
     first_part = np.cumsum(sizes) - sizes
     part = _ranges(first_part[aux], first_part[aux] + sizes[aux])
     record = np.repeat(record, sizes[aux])
