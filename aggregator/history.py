@@ -599,7 +599,7 @@ class _Builder:
             n: [] for n in ("value", "lower", "upper", "upl", "lpl", "primary", "fixed", "cost", "epoch")
         }
         self.relations: list[tuple[int, tuple[int, ...]]] = []
-        self.own = _Records.empty()  # every contributor's own contribution to each cell of the combined problem
+        self.own: list[_Records] = []  # every contributor's own contribution to each cell of the combined problem
         self.names: dict[str, str] = {}
         self.scale: list[str | None] = []  # measure (template|measure|filters, helper cells apart) for the bounds
 
@@ -636,7 +636,7 @@ class _Builder:
             )
         self.relations += [(ids[t], tuple(ids[x] for x in parts)) for t, parts in p.relations]
         own = _Records.of(p.insiders)
-        self.own = self.own.plus(_Records(own.names, own.who, np.asarray(ids, dtype=np.int64)[own.cell], own.value))
+        self.own.append(_Records(own.names, own.who, np.asarray(ids, dtype=np.int64)[own.cell], own.value))
         return ids
 
     def widen_bounds(self) -> None:
@@ -711,7 +711,7 @@ class _Builder:
                 if not (len(parts) == 1 and where[t] == where[parts[0]])
             }
         )
-        self.own = self.own.moved(np.asarray(where, dtype=np.int64))
+        self.own = [_Records.joined(self.own).moved(np.asarray(where, dtype=np.int64))]
 
     def problem(self) -> ProtectionProblem:
         c = {name: np.array(values) for name, values in self.columns.items()}
@@ -727,7 +727,7 @@ class _Builder:
             primary=primary,
             cost=c["cost"].astype(float),
             fixed=c["fixed"].astype(bool),
-            insiders=self.own.largest_in(primary),
+            insiders=_Records.joined(self.own).largest_in(primary),
             epoch=c["epoch"].astype(np.int64),
         )
 
@@ -755,10 +755,6 @@ class _Records:
     value: np.ndarray
 
     @classmethod
-    def empty(cls) -> _Records:
-        return cls(np.array([], dtype=object), *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, float)))
-
-    @classmethod
     def of(cls, insiders: Mapping[str, Mapping[int, float]]) -> _Records:
         if isinstance(insiders, OwnContributions):
             return cls(insiders.names, insiders.who, insiders.cell, insiders.value)
@@ -769,11 +765,14 @@ class _Records:
         who = np.repeat(np.arange(len(names), dtype=np.int64), counts)
         return cls(names, who, np.array(cells, dtype=np.int64), np.array(values, dtype=float))
 
-    def plus(self, other: _Records) -> _Records:
-        """Both sets of records, over the union of the names."""
-        names = np.unique(np.concatenate([self.names, other.names]))
-        who = [np.searchsorted(names, r.names)[r.who] if len(r.names) else r.who for r in (self, other)]
-        cell, value = np.concatenate([self.cell, other.cell]), np.concatenate([self.value, other.value])
+    @staticmethod
+    def joined(batches: Sequence[_Records]) -> _Records:
+        """The records of all batches, over the union of their names."""
+        if not batches:
+            return _Records(np.array([], dtype=object), *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, float)))
+        names = np.unique(np.concatenate([r.names for r in batches]))
+        who = [np.searchsorted(names, r.names)[r.who] if len(r.names) else r.who for r in batches]
+        cell, value = (np.concatenate([getattr(r, c) for r in batches]) for c in ("cell", "value"))
         return _Records(names, np.concatenate(who), cell, value)
 
     def moved(self, where: np.ndarray) -> _Records:
@@ -882,9 +881,7 @@ def combine(
                 first = unchanged_published.get((snap.bases[i], snap.spans[i]), epochs.of[snap.release_id])
                 unchanged_published[(snap.bases[i], snap.spans[i])] = min(first, epochs.of[snap.release_id])
         kept = change_cell[changes.cell] >= 0  # each contributor's own change is its contribution to the change cell
-        b.own = b.own.plus(
-            _Records(changes.names, changes.who[kept], change_cell[changes.cell[kept]], changes.value[kept])
-        )
+        b.own.append(_Records(changes.names, changes.who[kept], change_cell[changes.cell[kept]], changes.value[kept]))
     for m, snap in month_snaps.items():
         for i, cell in enumerate(month_ids[m]):
             if (snap.bases[i], (m,)) in unchanged_published:
@@ -943,16 +940,15 @@ def _changes(snap: Snapshot, month_own: Mapping[str, _Records], month_base: Mapp
             j = month_base.get(m, {}).get(snap.bases[i])
             if j is not None:
                 links.setdefault(m, []).append((i, j, k))
-    batches = [_Records(then.names, then.who, then.cell, then.value)]
+    batches = [then]
     places = [np.zeros(len(then.cell), dtype=np.int64)]
     for m, triples in sorted(links.items()):
         now, pairs = month_own[m], np.array(triples, dtype=np.int64)
         record, link = incidences(now.cell, pairs[:, 1])
         batches.append(_Records(now.names, now.who[record], pairs[link, 0], now.value[record]))
         places.append(pairs[link, 2])
-    names = np.unique(np.concatenate([r.names for r in batches]))
-    who = np.concatenate([np.searchsorted(names, r.names)[r.who] for r in batches])
-    cell, value = np.concatenate([r.cell for r in batches]), np.concatenate([r.value for r in batches])
+    joined = _Records.joined(batches)
+    names, who, cell, value = joined.names, joined.who, joined.cell, joined.value
     is_then = np.zeros(len(cell), dtype=bool)
     is_then[: len(then.cell)] = True
     keep = linkable[cell]
