@@ -3,8 +3,9 @@
 Two families of sizes:
 - company scales (100, 1,000, 10,000 companies; one textile period from sample_data.generate): seal, open,
   read + validate, load into the store, cell statistics, the whole batch (protect_release + write_release),
-  writing outputs and the audit of that release; up to 1,000 companies also the intake of one sealed file
-  per company and template (run_intake, as the secretariat receives them);
+  writing outputs and the audit of that release, then a corrected release of the same period (the release
+  history path); up to 1,000 companies also the intake of one sealed file per company and template
+  (run_intake, as the secretariat receives them);
 - a table-size ladder (~100 to ~100,000 cells; bench_suppression's tables and synthetic cell statistics):
   primary rules, secondary suppression per method, the LP lower bound, the audit.
 Each stage's floor is measured in the same child on the same data (see bench/stages.py).
@@ -104,6 +105,7 @@ def _company_jobs(prep: dict, data: Path, work: Path, intake: bool) -> list[tupl
         ({**base, "kind": "load"}, ["load into store"]),
         ({**base, "kind": "cells"}, ["cell statistics"]),
         ({**base, "kind": "batch"}, ["whole batch", "write outputs", "audit (release)"]),
+        ({**base, "kind": "revision"}, ["linked release (revision)"]),
     ]
 
 

@@ -31,6 +31,7 @@ PROTOCOL = ROOT / "protocols" / "textile.toml"
 STORE_KEY = "ab" * 32  # benchmark only: a fixed store key
 PERIOD = "2025-01"
 RELEASED_AT = "2026-04-15T09:00:00Z"  # well past the protocol's data-age embargo for PERIOD
+REVISED_AT = "2026-04-16T09:00:00Z"
 AUDIENCE = "monitoring_committee"
 TEMPLATES = ("production_locations", "risk_assessment", "living_wage", "materials")
 MARKER = "BENCH-RESULT "
@@ -361,6 +362,26 @@ def stage_batch(job: dict) -> list[dict]:
     ]
 
 
+def stage_revision(job: dict) -> list[dict]:
+    """A corrected committee release of the same period (after stage_batch recorded the first): the release
+    history path, which loads the earlier release's snapshot from the ledger, computes the period's current
+    cells and protects and audits all of them together (history.combine)."""
+    from aggregator.batch import release_audience
+    from aggregator.release import write_release
+
+    store, protocol = _open_store(job)
+    out = Path(job["work"]) / "out" / "revision"
+    with store:
+        done = measure(
+            lambda: release_audience(
+                store, protocol, PERIOD, AUDIENCE, now=REVISED_AT, revision=True, write=lambda r: write_release(r, out)
+            )
+        )
+    protected = done.result.protected
+    cells, linked = int(protected.problem.size), len(protected.audited_with)
+    return [row("linked release (revision)", job["rows_total"], "rows", done, cells=cells, earlier_releases=linked)]
+
+
 # ---------------------------------------------------------------------------------- table-size ladder
 
 
@@ -476,6 +497,7 @@ STAGES = {
     "load": stage_load,
     "cells": stage_cells,
     "batch": stage_batch,
+    "revision": stage_revision,
     "primary": stage_primary,
     "prepare_problem": prepare_problem,
     "suppression": stage_suppression,

@@ -218,3 +218,17 @@ def test_the_intake_stage_takes_in_every_company_file_and_measures_its_floor(tmp
     assert result["stage"] == "intake (envelopes)" and result["status"] == "ok"
     assert result["size"] == prepared["rows_total"]  # every row of every company, through the real intake
     assert result["files"] >= 6 * 2 and 0 < result["floor_seconds"] < result["seconds"]
+
+
+def test_the_revision_stage_releases_again_with_the_first_release_as_its_history(tmp_path):
+    from bench.stages import prepare_scale, stage_batch, stage_load, stage_revision
+
+    data, work = tmp_path / "data", tmp_path / "work"
+    work.mkdir()
+    (prepared,) = prepare_scale({"data": str(data), "companies": 12, "rows_scale": 0.5, "seed": 3})
+    job = {"data": str(data), "work": str(work), **prepared}
+    assert stage_load(job)[0]["status"] == "ok"
+    assert stage_batch(job)[0]["status"] == "ok"
+    (revised,) = stage_revision(job)
+    assert revised["stage"] == "linked release (revision)" and revised["status"] == "ok"
+    assert revised["earlier_releases"] == 1 and revised["size"] == prepared["rows_total"]
