@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Last line of defence: parsers that should refuse hostile input with an error of their own but raise these
+# instead (a deeply nested header makes json.loads recurse) must cost one refused file, not a whole run.
+HOSTILE_INPUT_ERRORS = (RecursionError, ValueError, OverflowError)
+
 
 class AggregatorError(Exception):
     """A problem the user can fix. `message` says what is wrong, `hint` (optional) what to do next."""

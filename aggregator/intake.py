@@ -32,19 +32,16 @@ import pandas as pd
 
 from . import envelope
 from . import log as action_log
-from .errors import AggregatorError, EnvelopeError
+from .errors import HOSTILE_INPUT_ERRORS, AggregatorError, EnvelopeError
 from .registry import Registry
 from .store import Store
-from .validation import CheckResult, check_file, check_files, templates_for
+from .validation import CheckResult, check_file, templates_for, worker
 from .workspace import Workspace
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MAX_SEALED_BYTES = 2 * 1024**3
 RECEIPT_SUFFIX = ".receipt"
-# Last line of defence: parsers that should refuse hostile input with an EnvelopeError but raise these instead
-# (a deeply nested header makes json.loads recurse) must cost one quarantined file, not the whole intake.
-HOSTILE_INPUT_ERRORS = (RecursionError, ValueError, OverflowError)
 # Files per transaction. Each commit syncs the encrypted write-ahead log (a few ms); more files per commit save
 # little beyond this, and a crash redoes at most this many files.
 COMMIT_EVERY = 32
@@ -55,6 +52,10 @@ COMMIT_ROWS = 200_000
 # per-call overhead. Only sealed files up to AHEAD_BYTES take part, so a chunk holds at most ~256 MB.
 AHEAD_FILES = 256
 AHEAD_BYTES = 1024**2
+# From this many files on, the chunks are checked in a second process, one chunk ahead of the decisions (files
+# are still opened here: the secretariat's key stays in this process). Starting it costs about a second of
+# imports, repaid many times over by a large intake; a small one runs everything in this process.
+PARALLEL_FROM = 2 * AHEAD_FILES
 
 
 @dataclass
@@ -134,14 +135,17 @@ def run_intake(
         _finish_superseded_moves(workspace, store)
         pending = _Pending(workspace, store, now)
         outcomes = []
+        chunks = [files[at : at + AHEAD_FILES] for at in range(0, len(files), AHEAD_FILES)]
         try:
-            for done, path in enumerate(files):
-                if done % AHEAD_FILES == 0:
-                    chunk = files[done : done + AHEAD_FILES]
-                    ahead = _Ahead.of(workspace, pending.registry, chunk, now, expected_period)
-                if progress:
-                    progress(path.name, done, len(files))
-                outcomes.append(_process(pending, path, expected_period, ahead))
+            with _Lookahead(workspace, pending.registry, now, expected_period, len(files) >= PARALLEL_FROM) as look:
+                upcoming = look.start(chunks[0]) if chunks else None
+                for n, chunk in enumerate(chunks):
+                    ahead = upcoming.finish()
+                    upcoming = look.start(chunks[n + 1]) if n + 1 < len(chunks) else None
+                    for path in chunk:
+                        if progress:
+                            progress(path.name, len(outcomes), len(files))
+                        outcomes.append(_process(pending, path, expected_period, ahead))
             pending.flush()
         except BaseException:
             pending.abandon()
@@ -186,38 +190,53 @@ class _Ahead:
     the very result it would compute. A file that fails to open or read is left out: its turn raises the same
     refusal."""
 
-    opened: dict[Path, _Opened] = field(default_factory=dict)
+    opened: dict[Path, _Opened]
+    groups: list[list[Path]]  # the opened files by covenant and template, in the order of the checks
+    answer: Callable[[], worker.Answer]
     checked: dict[Path, CheckResult] = field(default_factory=dict)
 
-    @classmethod
-    def of(
-        cls,
-        workspace: Workspace,
-        registry: _RegistryLookups,
-        paths: list[Path],
-        now: str,
-        expected_period: str | None,
-    ) -> _Ahead:
-        ahead = cls()
+    def finish(self) -> _Ahead:
+        for group, checked in zip(self.groups, self.answer(), strict=True):
+            if checked is not None:
+                self.checked.update(zip(group, checked, strict=True))
+        return self
+
+
+class _Lookahead:
+    """Opens each chunk's small files and has them checked: by a worker process (`parallel`), while this
+    process decides the chunk before, or else here when the chunk's turn comes."""
+
+    def __init__(
+        self, workspace: Workspace, registry: _RegistryLookups, now: str, expected_period: str | None, parallel: bool
+    ):
+        self.workspace, self.registry, self.now, self.expected_period = workspace, registry, now, expected_period
+        self.worker = worker.Worker() if parallel else None
+
+    def __enter__(self) -> _Lookahead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+    def start(self, paths: list[Path]) -> _Ahead:
+        opened: dict[Path, _Opened] = {}
         for path in paths:
             try:
                 if path.stat().st_size > AHEAD_BYTES:
                     continue
-                opened = _open(workspace, registry, path)
-                _check_header(workspace, registry, opened.header, now, expected_period)
+                opened[path] = _open(self.workspace, self.registry, path)
+                _check_header(self.workspace, self.registry, opened[path].header, self.now, self.expected_period)
             except (Quarantine, OSError, *HOSTILE_INPUT_ERRORS):
-                continue
-            ahead.opened[path] = opened
+                opened.pop(path, None)
         by_template: dict[tuple[str, str], list[Path]] = {}
-        for path, opened in ahead.opened.items():
-            by_template.setdefault((opened.header.covenant, opened.header.template), []).append(path)
-        for (covenant, template), group in sorted(by_template.items()):
-            try:
-                results = check_files([ahead.opened[path].plaintext for path in group], covenant, template)
-            except HOSTILE_INPUT_ERRORS:
-                continue  # each file's own check, in turn, finds the one that raises
-            ahead.checked.update(zip(group, results, strict=True))
-        return ahead
+        for path, one in opened.items():
+            by_template.setdefault((one.header.covenant, one.header.template), []).append(path)
+        keys = sorted(by_template)
+        groups = [by_template[key] for key in keys]
+        work = [(*key, [opened[path].plaintext for path in group]) for key, group in zip(keys, groups, strict=True)]
+        answer = self.worker.submit(work) if self.worker is not None else lambda: worker.check_groups(work)
+        return _Ahead(opened, groups, answer)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from aggregator.company import seal_submission
 from aggregator.envelope import keys
 from aggregator.intake import IntakeReport, run_intake
 from aggregator.registry import Registry
+from aggregator.validation import check_file
 from aggregator.workspace import Workspace, create_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -551,6 +552,33 @@ def test_every_file_leaves_the_inbox_into_exactly_one_state_folder(world: World,
         "f_replay.imvo.receipt",
         "g_invalid.imvo.receipt",
     ]
+
+
+def _decisions(world: World) -> list[tuple]:
+    fields = ("original_name", "state", "reason", "report_json", "warnings_json")
+    return [tuple(record[f] for f in fields) for record in world.records()]
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["checked in the intake", "checked by a worker process"])
+def test_files_checked_ahead_are_decided_exactly_as_one_by_one(tmp_path: Path, monkeypatch, parallel: bool):
+    # Small files are opened and checked ahead in chunks, those of one template together, by a worker process
+    # for a large inbox. Every decision, reason and report must be what checking each file in its turn gives.
+    alone = build_world(tmp_path / "alone")
+    _fill_inbox_with_every_case(alone, tmp_path / "alone")
+    monkeypatch.setattr(intake_mod, "AHEAD_BYTES", -1)  # nothing ahead: each file is checked in its turn
+    alone.intake(expected_period="2025-01")
+    together = build_world(tmp_path / "together")
+    _fill_inbox_with_every_case(together, tmp_path / "together")
+    monkeypatch.setattr(intake_mod, "AHEAD_BYTES", 1024**2)
+    monkeypatch.setattr(intake_mod, "AHEAD_FILES", 3)  # three chunks, each checked while the one before is decided
+    monkeypatch.setattr(intake_mod, "PARALLEL_FROM", 1 if parallel else 10**6)
+    in_turn = []
+    monkeypatch.setattr(intake_mod, "check_file", lambda *args: in_turn.append(args) or check_file(*args))
+    together.intake(expected_period="2025-01")
+    assert in_turn == []  # every readable file was checked ahead
+    assert _decisions(together) == _decisions(alone)
+    assert together.count_rows("materials") == alone.count_rows("materials") == 2
+    assert together.count_rows("living_wage") == alone.count_rows("living_wage")
 
 
 def test_nothing_decrypted_reaches_the_disk_outside_the_store(world: World, tmp_path: Path):

@@ -1,0 +1,107 @@
+"""A second process that checks files for a large intake: `python -m aggregator.validation.worker`.
+
+The intake opens each file itself (the secretariat's key never leaves its process) and hands the plaintexts
+of a chunk to this process, which runs `check_groups` on them while the intake decides the chunk before. A
+plain child process, not multiprocessing: spawning through multiprocessing re-runs the caller's main script,
+which a program using the library need not guard. Requests and answers are length-prefixed pickles on the
+child's stdin and stdout; both ends are this module.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import BinaryIO
+
+from aggregator.errors import HOSTILE_INPUT_ERRORS
+from aggregator.validation.validate import CheckResult, check_files
+
+Work = list[tuple[str, str, list[bytes]]]  # (covenant, template, plaintexts of its files)
+Answer = list[list[CheckResult] | None]
+
+
+def check_groups(work: Work) -> Answer:
+    """check_files of each group; None for a group in which some file raises (its files are then checked
+    one by one, in their turn, which finds the one)."""
+    answer: Answer = []
+    for covenant, template, plaintexts in work:
+        try:
+            answer.append(check_files(plaintexts, covenant, template))
+        except HOSTILE_INPUT_ERRORS:
+            answer.append(None)
+    return answer
+
+
+def _send(stream: BinaryIO, value: object) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "big") + data)
+    stream.flush()
+
+
+def _receive(stream: BinaryIO) -> object:
+    size = stream.read(8)
+    if len(size) < 8:
+        raise EOFError("the other process ended")
+    data = stream.read(int.from_bytes(size, "big"))
+    if len(data) < int.from_bytes(size, "big"):
+        raise EOFError("the other process ended")
+    return pickle.loads(data)  # noqa: S301 - written by this module in the process at the other end
+
+
+class Worker:
+    """The child process; `submit` returns a function that waits for the answer. After any failure of the
+    child the answers are None for every group, and the caller checks those files itself."""
+
+    def __init__(self) -> None:
+        command = [sys.executable, "-m", "aggregator.validation.worker"]
+        self.child: subprocess.Popen | None = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+
+    def submit(self, work: Work) -> Callable[[], Answer]:
+        failed: Answer = [None] * len(work)
+        if self.child is None:
+            return lambda: failed
+        try:
+            _send(self.child.stdin, work)
+        except OSError:
+            self.close()
+            return lambda: failed
+
+        def answer() -> Answer:
+            if self.child is None:
+                return failed
+            try:
+                return _receive(self.child.stdout)  # type: ignore[return-value]
+            except (OSError, EOFError, pickle.UnpicklingError):
+                self.close()
+                return failed
+
+        return answer
+
+    def close(self) -> None:
+        if self.child is not None:
+            child, self.child = self.child, None
+            child.stdin.close()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def main() -> None:
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # anything a library prints must not corrupt the answers
+    while True:
+        try:
+            work = _receive(requests)
+        except EOFError:
+            return
+        _send(answers, check_groups(work))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
