@@ -316,12 +316,16 @@ def markdown(rows: list[dict], info: dict[str, str], command: str, stamp: str, e
         "",
         "Company scales: one textile period from `sample_data.generate.generate_covenant` (production "
         "locations are most rows). Seal/open and read + validate use all production locations of the scale as "
-        "one CSV file (bulk throughput; the per-file cost of HPKE + Ed25519 on thousands of small files is "
-        "not in it). Load puts every template's rows, the companies and one accepted submission per company "
+        "one CSV file (bulk throughput). `intake (envelopes)` (up to 1,000 companies) is the per-file path: one "
+        "sealed CSV per company and template, sealed untimed, taken in by `run_intake` into a new workspace "
+        "with the companies registered; its floor is raw ChaCha20-Poly1305 decryption and `pyarrow.csv.read_csv` "
+        "of every file. Load puts every template's rows, the companies and one accepted submission per company "
         "and template into an encrypted `Store`. `whole batch` is the monitoring committee's release as the "
         "monthly batch makes it (`batch.release_audience`: release controls, aggregation, primary rules, "
         "suppression, audit, outputs, and the release with its snapshot recorded in the ledger); `write outputs` and "
-        "`audit (release)` repeat those two steps alone on the same release. Table sizes: "
+        "`audit (release)` repeat those two steps alone on the same release; `linked release (revision)` then "
+        "releases a correction of the same period, which is protected and audited together with the first "
+        "release (loaded from the ledger) and the period's current cells. Table sizes: "
         "`bench_suppression`'s tables (2-D and 3-D with hierarchies, threshold rule) and synthetic cell "
         "statistics for the primary rules; `protect` includes its own confirming audit.",
         "",
@@ -343,11 +347,17 @@ def markdown(rows: list[dict], info: dict[str, str], command: str, stamp: str, e
     return "\n".join(lines)
 
 
+HAND_WRITTEN = "\n## Per-issue benchmarks"  # BENCHMARKS.md from this heading on is written by hand and kept
+
+
 def write_docs(rows: list[dict], info: dict[str, str], command: str, stamp: str, e2e: dict, docs: Path) -> None:
-    """Write BENCHMARKS.md and bench_scaling.svg into `docs` (temporary names, then renamed)."""
+    """Write BENCHMARKS.md and bench_scaling.svg into `docs` (temporary names, then renamed); the hand-written
+    section at the end of an existing BENCHMARKS.md (HAND_WRITTEN) is kept."""
+    earlier = (docs / "BENCHMARKS.md").read_text(encoding="utf-8") if (docs / "BENCHMARKS.md").exists() else ""
+    kept = earlier[earlier.index(HAND_WRITTEN) :] if HAND_WRITTEN in earlier else ""
     for name, text in (
         ("bench_scaling.svg", scaling_svg(rows)),
-        ("BENCHMARKS.md", markdown(rows, info, command, stamp, e2e)),
+        ("BENCHMARKS.md", markdown(rows, info, command, stamp, e2e).rstrip("\n") + "\n" + kept),
     ):
         partial = docs / (name + ".partial")
         partial.write_text(text, encoding="utf-8")

@@ -232,3 +232,18 @@ def test_the_revision_stage_releases_again_with_the_first_release_as_its_history
     (revised,) = stage_revision(job)
     assert revised["stage"] == "linked release (revision)" and revised["status"] == "ok"
     assert revised["earlier_releases"] == 1 and revised["size"] == prepared["rows_total"]
+
+
+def test_regenerating_the_report_keeps_its_hand_written_section(tmp_path):
+    from bench.report import write_docs
+
+    rows = run_all.tidy(_batch_rows(1.0), "20261126T000000Z", "full")
+    info = {"cpu": "x", "cores": "2", "memory": "1 GiB", "load": "1.0", "python": "3.11", "libraries": "y"}
+    e2e = {"status": "not run"}
+    (tmp_path / "BENCHMARKS.md").write_text("# old figures\n\n## Per-issue benchmarks (by hand)\n\n- kept\n")
+    write_docs(rows, info, "python -m bench", "20261126T000000Z", e2e, tmp_path)
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "# old figures" not in text and text.startswith("# Benchmarks")
+    assert text.endswith("\n## Per-issue benchmarks (by hand)\n\n- kept\n")
+    write_docs(rows, info, "python -m bench", "20261126T000000Z", e2e, tmp_path)
+    assert (tmp_path / "BENCHMARKS.md").read_text() == text
