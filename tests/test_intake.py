@@ -25,6 +25,7 @@ from aggregator.envelope import keys
 from aggregator.intake import IntakeReport, run_intake
 from aggregator.registry import Registry
 from aggregator.validation import check_file
+from aggregator.validation.worker import Worker
 from aggregator.workspace import Workspace, create_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -291,6 +292,36 @@ def test_a_failure_inside_a_shared_transaction_leaves_its_files_in_the_inbox(
         ).fetchall()
     ids = {r["company_id"]: r["submission_id"] for r in world.records()}
     assert stored == [(c, ids[c], "2025-01", [2, 3]) for c in ("T001", "T002", "T003")]
+
+
+def test_an_intake_that_fails_with_a_worker_busy_ends_the_worker_and_keeps_the_files(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    for n in range(6):
+        world.seal(MATERIALS, company=("T001", "T002", "T003")[n % 3], name=f"f{n}.imvo")
+    monkeypatch.setattr(intake_mod, "AHEAD_FILES", 2)
+    monkeypatch.setattr(intake_mod, "PARALLEL_FROM", 1)
+    started: list[Worker] = []
+    child_processes = []
+
+    def worker() -> Worker:
+        started.append(Worker())
+        child_processes.append(started[-1].child)
+        return started[-1]
+
+    monkeypatch.setattr(intake_mod.worker, "Worker", worker)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(intake_mod, "_record", fail)  # the first decision fails, the second chunk being checked
+    with pytest.raises(RuntimeError, match="disk full"):
+        world.intake()
+    (child,) = started
+    assert child.child is None  # closed ...
+    process = child_processes[0]
+    assert process.poll() is not None  # ... and its process has ended
+    assert world.records() == [] and len(list(world.inbox.iterdir())) == 6
 
 
 def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_path: Path):

@@ -59,8 +59,10 @@ class Worker:
         self.child: subprocess.Popen | None = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
+        self.waiting = False  # a request was sent whose answer has not been read
 
     def submit(self, work: Work) -> Callable[[], Answer]:
+        """Send one request (after the previous answer was read); the returned function reads its answer."""
         failed: Answer = [None] * len(work)
         if self.child is None:
             return lambda: failed
@@ -69,27 +71,30 @@ class Worker:
         except OSError:
             self.close()
             return lambda: failed
+        self.waiting = True
 
         def answer() -> Answer:
             if self.child is None:
                 return failed
             try:
-                return _receive(self.child.stdout)  # type: ignore[return-value]
+                received = _receive(self.child.stdout)
             except (OSError, EOFError, pickle.UnpicklingError):
                 self.close()
                 return failed
+            self.waiting = False
+            return received  # type: ignore[return-value]
 
         return answer
 
     def close(self) -> None:
+        """End the child: at once when an answer is still owed (the intake stopped early), else after it has
+        read the end of its input."""
         if self.child is not None:
             child, self.child = self.child, None
-            child.stdin.close()
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            if self.waiting:
                 child.kill()
-                child.wait()
+            child.stdin.close()
+            child.wait()
 
 
 def main() -> None:
