@@ -190,7 +190,7 @@ class _Ahead:
     the very result it would compute. A file that fails to open or read is left out: its turn raises the same
     refusal."""
 
-    opened: dict[Path, _Opened]
+    opened: dict[Path, tuple[tuple[int, ...] | None, _Opened]]  # with the file's stamp when it was opened
     groups: list[list[Path]]  # the opened files by covenant and template, in the order of the checks
     answer: Callable[[], worker.Answer]
     checked: dict[Path, CheckResult] = field(default_factory=dict)
@@ -200,6 +200,21 @@ class _Ahead:
             if checked is not None:
                 self.checked.update(zip(group, checked, strict=True))
         return self
+
+    def of(self, path: Path) -> tuple[_Opened | None, CheckResult | None]:
+        """What was done ahead for `path`, if the file is still the one opened then (an inbox can change)."""
+        stamp, opened = self.opened.get(path, (None, None))
+        if opened is None or stamp is None or _stamp(path) != stamp:
+            return None, None
+        return opened, self.checked.get(path)
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 class _Lookahead:
@@ -220,21 +235,23 @@ class _Lookahead:
             self.worker.close()
 
     def start(self, paths: list[Path]) -> _Ahead:
-        opened: dict[Path, _Opened] = {}
+        opened: dict[Path, tuple[tuple[int, ...] | None, _Opened]] = {}
         for path in paths:
+            stamp = _stamp(path)
+            if stamp is None or stamp[0] > AHEAD_BYTES:
+                continue
             try:
-                if path.stat().st_size > AHEAD_BYTES:
-                    continue
-                opened[path] = _open(self.workspace, self.registry, path)
-                _check_header(self.workspace, self.registry, opened[path].header, self.now, self.expected_period)
+                one = _open(self.workspace, self.registry, path)
+                _check_header(self.workspace, self.registry, one.header, self.now, self.expected_period)
             except (Quarantine, OSError, *HOSTILE_INPUT_ERRORS):
-                opened.pop(path, None)
+                continue
+            opened[path] = (stamp, one)
         by_template: dict[tuple[str, str], list[Path]] = {}
-        for path, one in opened.items():
+        for path, (_, one) in opened.items():
             by_template.setdefault((one.header.covenant, one.header.template), []).append(path)
         keys = sorted(by_template)
         groups = [by_template[key] for key in keys]
-        work = [(*key, [opened[path].plaintext for path in group]) for key, group in zip(keys, groups, strict=True)]
+        work = [(*key, [opened[path][1].plaintext for path in group]) for key, group in zip(keys, groups, strict=True)]
         answer = self.worker.submit(work) if self.worker is not None else lambda: worker.check_groups(work)
         return _Ahead(opened, groups, answer)
 
@@ -363,8 +380,9 @@ def _decide(
 ) -> _Decision:
     """Open, check and validate a new file; every refusal becomes a quarantine decision with its reason."""
     try:
-        opened = ahead.opened.get(path) or _open(workspace, registry, path)
-        return _accept(workspace, store, registry, path, opened, now, expected_period, ahead.checked.get(path))
+        opened, checked = ahead.of(path)
+        opened = opened or _open(workspace, registry, path)
+        return _accept(workspace, store, registry, path, opened, now, expected_period, checked)
     except HOSTILE_INPUT_ERRORS as exc:
         q = Quarantine(f"the file could not be read safely ({type(exc).__name__}); it is kept for inspection")
     except Quarantine as caught:

@@ -694,3 +694,19 @@ def test_merged_cells_keep_the_record_of_the_lowest_cell_and_the_largest_insider
     tie = history._Records(names, np.array([0, 1]), np.array([0, 0]), np.array([-4.0, 4.0]))
     assert tie.largest_in(np.array([True])) == {"b": {0: 4.0}}
     assert tie.largest_in(np.array([False])) == {}
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["dense lookup", "binary search"])
+@pytest.mark.parametrize("names", [("a", "b"), ("b", "a")], ids=["in the total only: sorts last", "sorts first"])
+def test_a_gap_is_derived_for_a_contributor_in_the_total_and_in_no_part(monkeypatch, dense, names):
+    from aggregator.aggregation import problem as problem_module
+    from aggregator.aggregation.problem import own_contributions
+
+    monkeypatch.setattr(problem_module, "DENSE_LOOKUP_LIMIT", problem_module.DENSE_LOOKUP_LIMIT if dense else 0)
+    keys = ["t|companies[company]|-|", "t|companies[company]|-|country=NL", "t|companies[company]|-||~0:gap0"]
+    both, total_only = names  # `both` is in the total and in NL; `total_only` only in the total
+    own = own_contributions(np.array([both, both, total_only], dtype=object), np.array([0, 1, 0]), np.ones(3))
+    derived = history._with_gap_records(own, keys, [(0, (1, 2))])
+    assert dict(derived[total_only]) == {0: 1.0, 2: 1.0} and dict(derived[both]) == {0: 1.0, 1: 1.0, 2: 0.0}
+    nobody_in_a_part = own_contributions(np.array(["a"], dtype=object), np.array([0]), np.ones(1))
+    assert dict(history._with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))])["a"]) == {0: 1.0, 2: 1.0}

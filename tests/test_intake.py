@@ -324,6 +324,35 @@ def test_an_intake_that_fails_with_a_worker_busy_ends_the_worker_and_keeps_the_f
     assert world.records() == [] and len(list(world.inbox.iterdir())) == 6
 
 
+def test_a_file_replaced_in_the_inbox_after_it_was_checked_ahead_is_decided_on_what_is_there(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    world.seal(MATERIALS, company="T001", name="a.imvo")
+    world.seal(LIVING_WAGE, company="T002", name="b.imvo")  # valid when the chunk is checked ahead
+    broken = edited(tmp_path, LIVING_WAGE, "BD,17175,", "BD,-17175,")
+    real = intake_mod._process
+
+    def replace_b_first(pending, path, *args):
+        if path.name == "a.imvo":  # b.imvo was opened and checked with a.imvo's chunk; now it changes
+            world.seal(broken, company="T002", template="living_wage", check=False, name="b.imvo")
+        return real(pending, path, *args)
+
+    monkeypatch.setattr(intake_mod, "_process", replace_b_first)
+    report = world.intake(expected_period="2025-01")
+    assert [o.state for o in report.outcomes] == ["accepted", "quarantined"]
+    assert "workers_covered" in world.record("b.imvo")["report_json"]
+
+
+def test_a_worker_that_died_leaves_the_checks_to_the_intake():
+    child = Worker()
+    assert child.submit([])() == []
+    child.child.kill()  # e.g. the out-of-memory killer
+    child.child.wait()
+    assert child.submit([("textile", "materials", [b"material\ncotton\n"])])() == [None]  # each file in its turn
+    assert child.child is None
+    child.close()
+
+
 def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_path: Path):
     corrected = edited(tmp_path, MATERIALS, "1082606.4", "1082000.0")
     world.seal(corrected, created="2025-02-20T09:00:00Z", name="newer.imvo")

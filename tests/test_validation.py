@@ -726,3 +726,17 @@ def test_a_forked_child_validates_with_fresh_threads(small_parts):
 
 def _validates_ok(df: pd.DataFrame) -> bool:
     return validate(df, PL).ok
+
+
+@pytest.mark.parametrize("volume", ["9007199254740993", "18014398509481985", "1e3", "+5"])
+def test_one_files_odd_number_does_not_change_how_another_files_numbers_are_read(volume):
+    # Text numbers take the exact route only when every value of the column parses; checked together, a bad
+    # value in one file must not send the other file's integers down the route that rounds them above 2**53.
+    header = "facility_id,country,facility_type,tier,workers_band,order_volume_pieces,order_value_eur\n"
+    good = (header + f"F1,NL,laundry,1,1-50,{volume},2.5\n").encode()
+    bad = (header + "F1,NL,laundry,1,1-50,x,2.5\n").encode()
+    together = check_files([good, bad, good], "textile", "production_locations")
+    alone = check_file(good, "textile", "production_locations")
+    assert [r.ok for r in together] == [True, False, True]
+    for result in (together[0], together[2]):
+        assert_same_result(result, alone)

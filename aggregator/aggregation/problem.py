@@ -454,7 +454,8 @@ def gap_contributions(
     (contributor, gap[r], its total - its part) for every contributor with a non-zero record in total[r],
     as component_contributions computes them. The records are (who, cell, value) without any gap cell's."""
     in_parts = np.isin(cell, part)
-    own = _Lookup(who[in_parts], cell[in_parts], value[in_parts], int(max(cell.max(initial=0), gap.max(initial=0))) + 1)
+    width, rows = int(max(cell.max(initial=0), gap.max(initial=0))) + 1, int(who.max(initial=-1)) + 1
+    own = _Lookup(who[in_parts], cell[in_parts], value[in_parts], width, rows)  # a contributor in no part reads 0
     return _gaps(who, cell, value, own, total, np.ones(len(total), dtype=np.int64), part, gap)
 
 
@@ -475,9 +476,10 @@ class _Lookup:
     A dense contributors x cells table (up to DENSE_LOOKUP_LIMIT entries) reads millions of pairs several
     times faster than a binary search; larger components fall back to one."""
 
-    def __init__(self, who: np.ndarray, cell: np.ndarray, value: np.ndarray, width: int):
+    def __init__(self, who: np.ndarray, cell: np.ndarray, value: np.ndarray, width: int, rows: int | None = None):
+        """`rows`: contributors that may be looked up (all of `who`'s by default)."""
         self.width = width
-        rows = int(who.max()) + 1 if len(who) else 0
+        rows = (int(who.max()) + 1 if len(who) else 0) if rows is None else rows
         if rows * width <= DENSE_LOOKUP_LIMIT:
             self.dense: np.ndarray | None = np.zeros(rows * width)
             self.dense[who * width + cell] = value

@@ -89,20 +89,38 @@ def _passing_together(frames: list[pd.DataFrame], tpl: Template) -> list[pd.Data
     together = pd.concat(frames, ignore_index=True)
     sizes = np.array([len(frame) for frame in frames])
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    typed, _, bad_cells = _typed_frame(together, tpl)
+    nobody = [None] * len(frames)  # no frame is known to pass: each is validated alone
+    if not _numbers_convert_alike(together, tpl):
+        return nobody
+    try:
+        typed, _, bad_cells = _typed_frame(together, tpl)
+    except (ValueError, TypeError):  # e.g. dates with and without a time zone in different frames
+        return nobody
     failing = np.logical_or.reduce([np.zeros(len(together), dtype=bool), *bad_cells.values()])
     try:
         checked = typed.assign(**{_FILE: np.repeat(np.arange(len(frames)), sizes)})
         build_schema(tpl, within=_FILE).validate(checked, lazy=True, inplace=True)
     except pandera.errors.SchemaErrors as exc:
         rows = exc.failure_cases["index"]
-        if rows.isna().any():  # a failure of the whole frame (e.g. a dtype): no frame is known to pass
-            return [None] * len(frames)
+        if rows.isna().any():  # a failure of the whole frame (e.g. a dtype)
+            return nobody
         failing[rows.astype("int64").to_numpy()] = True
     return [
         None if failing[a:b].any() else typed.iloc[a:b].set_axis(frame.index)
         for frame, a, b in zip(frames, starts[:-1], starts[1:], strict=True)
     ]
+
+
+def _numbers_convert_alike(together: pd.DataFrame, tpl: Template) -> bool:
+    """Whether each frame's number columns convert as the combined ones do. Text takes the exact route
+    (_cast_text) only when every value of the column parses; one frame's odd value would send every frame down
+    the general route, which holds integers above 2**53 inexactly."""
+    for col in tpl.columns:
+        raw = together.get(col.name)
+        if col.type in ("integer", "number") and raw is not None and raw.dtype != object:
+            if pd.api.types.is_string_dtype(raw.dtype) and _cast_text(raw, col.type == "integer") is None:
+                return False
+    return True
 
 
 def check_file(path: str | Path | bytes, covenant: str, template: str | None = None) -> CheckResult:

@@ -78,7 +78,7 @@ class Worker:
                 return failed
             try:
                 received = _receive(self.child.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError):
+            except Exception:  # a dead child, or an answer this process cannot read: check the files in turn
                 self.close()
                 return failed
             self.waiting = False
@@ -93,7 +93,10 @@ class Worker:
             child, self.child = self.child, None
             if self.waiting:
                 child.kill()
-            child.stdin.close()
+            try:
+                child.stdin.close()  # flushes what a failed send left buffered: fails again if the child died
+            except OSError:
+                child.kill()
             child.wait()
 
 
