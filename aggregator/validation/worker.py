@@ -13,11 +13,13 @@ import pickle
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
 
 from aggregator.errors import HOSTILE_INPUT_ERRORS
 from aggregator.validation.validate import CheckResult, check_files
 
+PACKAGE_HOME = Path(__file__).resolve().parents[2]  # the folder that holds the `aggregator` package
 Work = list[tuple[str, str, list[bytes]]]  # (covenant, template, plaintexts of its files)
 Answer = list[list[CheckResult] | None]
 
@@ -57,7 +59,11 @@ class Worker:
     def __init__(self) -> None:
         command = [sys.executable, "-m", "aggregator.validation.worker"]
         self.child: subprocess.Popen | None = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=PACKAGE_HOME,  # `-m` looks here first: the child runs this very copy of the package
         )
         self.waiting = False  # a request was sent whose answer has not been read
 
