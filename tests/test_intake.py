@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,6 +352,12 @@ def test_a_worker_that_died_leaves_the_checks_to_the_intake():
     assert child.submit([("textile", "materials", [b"material\ncotton\n"])])() == [None]  # each file in its turn
     assert child.child is None
     child.close()
+
+
+def test_without_an_interpreter_to_start_the_intake_checks_every_file_itself(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    child = Worker()
+    assert child.child is None and child.submit([("textile", "materials", [b""])])() == [None]
 
 
 def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_path: Path):

@@ -58,13 +58,16 @@ class Worker:
 
     def __init__(self) -> None:
         command = [sys.executable, "-m", "aggregator.validation.worker"]
-        self.child: subprocess.Popen | None = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=PACKAGE_HOME,  # `-m` looks here first: the child runs this very copy of the package
-        )
+        try:
+            self.child: subprocess.Popen | None = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=PACKAGE_HOME,  # `-m` looks here first: the child runs this very copy of the package
+            )
+        except OSError:  # no interpreter to start (a frozen program): the caller checks every file itself
+            self.child = None
         self.waiting = False  # a request was sent whose answer has not been read
 
     def submit(self, work: Work) -> Callable[[], Answer]:
