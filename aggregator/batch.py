@@ -24,6 +24,7 @@ import pandas as pd
 from . import __version__, history
 from . import log as action_log
 from .aggregation import TableCells, build_problem, insider_contributions
+from .cellkey import CellKey
 from .disclosure.audit import audit
 from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.suppression import SuppressionResult, protect
@@ -111,7 +112,7 @@ def protect_release(
     audience_id: str,
     *,
     waived: dict[str, frozenset[str]] | None = None,
-    overrides: dict[str, bool] | None = None,
+    overrides: dict[CellKey, bool] | None = None,
 ) -> ProtectedRelease:
     """Compute, protect and audit every table the audience receives, together with every earlier release it
     is arithmetically related to (history.py). Raises DisclosureError if the tables cannot be protected on
@@ -198,7 +199,7 @@ def _protect_with_history(
     checked = full.audit if full.audit is not None else audit(combined.problem, full.suppressed)
     if not checked.passed:
         cell, who, lo, hi, reason = checked.failures[0]
-        detail = f"{combined.problem.keys[cell]} is narrowed to [{lo:.6g}, {hi:.6g}] by {who} ({reason})"
+        detail = f"{combined.problem.keys[cell].describe()} is narrowed to [{lo:.6g}, {hi:.6g}] by {who} ({reason})"
         raise _refusal(combined, what, detail)
     # A cell already published unchanged is fixed in the model; if it fails this audience's rules it is still
     # shown suppressed, and the ledger records it as needing no protection (it is known already).
@@ -264,8 +265,7 @@ def _protect_for_own_readers(
 def _refusal(combined: history.HistoryProblem, what: str, detail: str) -> ReleaseRefused:
     earlier = ", ".join(combined.earlier) or "none"
     return ReleaseRefused(
-        f"{what} cannot be made safe together with what was released before (releases {earlier}): "
-        + combined.describe(detail),
+        f"{what} cannot be made safe together with what was released before (releases {earlier}): {detail}",
         hint="wait for more submissions in that cell, merge it into a larger category in the protocol, "
         "or leave the table out of this release",
     )
@@ -562,7 +562,7 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
             i = index[key]
             status = "published" if not hidden[i] else ("primary" if problem.primary[i] else "secondary")
             value = None if hidden[i] else float(problem.values[i])
-            rows.append((release_id, comp.table_id, comp.component, key, value, status))
+            rows.append((release_id, comp.table_id, comp.component, str(key), value, status))
     cells = pd.DataFrame(rows, columns=["release_id", "table_id", "component", "cell_key", "value", "status"])
     cells = cells.astype({"value": "float64"})
     with store.transaction() as con:
@@ -659,12 +659,12 @@ def active_waivers(store: Store, protocol: Protocol, audience_id: str) -> dict[s
     return {table.id: frozenset(c for scope, c in rows if scope in ("*", table.id)) for table in protocol.tables}
 
 
-def active_overrides(store: Store, protocol: Protocol) -> dict[str, bool]:
+def active_overrides(store: Store, protocol: Protocol) -> dict[CellKey, bool]:
     rows = store.con.execute(
         "SELECT cell_key, action FROM overrides WHERE covenant = ? ORDER BY created_at",
         [protocol.covenant.id],
     ).fetchall()
-    return {key: action == "unsafe" for key, action in rows}
+    return {CellKey.parse(key): action == "unsafe" for key, action in rows}
 
 
 def print_report(report: BatchReport, console) -> None:

@@ -32,7 +32,6 @@ import pyarrow as pa
 
 from . import log as action_log
 from .aggregation import TableCells, build_problem, build_table_cells
-from .aggregation.cells import is_gap_key
 from .aggregation.problem import (
     OwnContributions,
     every_contribution_by_cell,
@@ -40,14 +39,15 @@ from .aggregation.problem import (
     incidences,
     own_contributions,
 )
+from .cellkey import CellKey, ViewKind
 from .disclosure.audit import audit
 from .disclosure.model import AuditResult, CellStats, PrimaryResult, ProtectionProblem, RuleParams
 from .disclosure.rules import evaluate_primary
 from .errors import AggregatorError
-from .protocol import Protocol, TableSpec
+from .periods import PeriodMode
+from .protocol import Protocol
 from .store import Store
 
-PERIOD_MODES = {"month": 1, "rolling_3": 3, "rolling_12": 12, "year_to_date": 0}
 OUTSIDER = "outsider"
 
 LEDGER_SCHEMA = """
@@ -91,26 +91,6 @@ class HistoryRefused(AggregatorError):
     """A release cannot be made safe together with the releases before it."""
 
 
-# ------------------------------------------------------------------------------------------ periods
-
-
-def table_period_mode(spec: TableSpec) -> str:
-    """How many months a table covers per release: the protocol's `periods` (validated when it loads)."""
-    return spec.periods
-
-
-def table_periods(mode: str, period: str) -> tuple[str, ...]:
-    """The months a table of this mode covers when released for `period` (YYYY-MM), oldest first."""
-    year, month = map(int, period.split("-"))
-    count = month if mode == "year_to_date" else PERIOD_MODES[mode]
-    index = year * 12 + month - 1
-    return tuple(f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - count + 1, index + 1))
-
-
-def _marker(mode: str) -> str:
-    return "" if mode == "month" else f"@{mode}"
-
-
 # ------------------------------------------------------------------------------------------ cells
 
 
@@ -137,44 +117,35 @@ def compute_cells(
     table_ids: Sequence[str],
     *,
     waived: Mapping[str, frozenset[str]],
-    overrides: Mapping[str, bool] | None = None,
+    overrides: Mapping[CellKey, bool] | None = None,
     monthly: bool = False,
     contributions: bool = False,
 ) -> tuple[list[TableCells], list[PrimaryResult]]:
     """Cells and primary verdicts of the tables for `period`.
 
-    A cumulative table (periods = "year_to_date", ...) sums its months and gets its own keys (the measure
-    part carries "@<mode>"), so it never merges with the monthly table of the same measure. `monthly`
-    computes every table for the single month instead (the current cells C[m] of the history model).
+    A cumulative table (periods = "year_to_date", ...) sums its months and gets its own keys, so it never
+    merges with the monthly table of the same measure. `monthly` computes every table for the single month
+    instead (the current cells C[m] of the history model).
     """
     components, primaries = [], []
     for table_id in table_ids:
         spec = protocol.table(table_id)
-        mode = "month" if monthly else table_period_mode(spec)
         params = params_for(protocol, table_id, audience_id)
         for comp in build_table_cells(
             con,
             protocol,
             table_id,
-            table_periods(mode, period),
+            period,
             params,
+            mode=PeriodMode.MONTH if monthly else spec.periods,
             waived=waived.get(table_id, frozenset()),
             count_unit=_count_unit(protocol, table_id, audience_id),
             contributions=contributions,
         ):
-            _mark_cumulative(comp, _marker(mode))
             local = {i: overrides[k] for i, k in enumerate(comp.keys) if overrides and k in overrides}
             components.append(comp)
             primaries.append(evaluate_primary(comp.stats, params, local or None))
     return components, primaries
-
-
-def _mark_cumulative(comp: TableCells, marker: str) -> None:
-    if not marker:
-        return
-    scale = comp.measure_scale
-    comp.keys = [scale + marker + key[len(scale) :] for key in comp.keys]
-    comp.measure_scale = scale + marker
 
 
 # ------------------------------------------------------------------------------------------ snapshots
@@ -195,7 +166,7 @@ class Snapshot:
     problem: ProtectionProblem
     hidden: np.ndarray
     tables: list[str]
-    bases: list[str]
+    bases: list[CellKey]
     spans: list[tuple[str, ...]]
     additive: np.ndarray
     sequence: int = 1 << 62  # order of the release in the ledger (a new release comes after every other)
@@ -238,17 +209,16 @@ def _layout(
     it is additive; and the key -> index map."""
     index = {key: i for i, key in enumerate(problem.keys)}
     tables = [""] * problem.size
-    bases = list(problem.keys)
+    bases = [key.base for key in problem.keys]
     spans: list[tuple[str, ...]] = [(period,)] * problem.size
     additive = np.ones(problem.size, dtype=bool)
     for comp in components:
-        mode = "month" if monthly else table_period_mode(protocol.table(comp.table_id))
-        marker, span = _marker(mode), table_periods(mode, period)
+        mode = PeriodMode.MONTH if monthly else protocol.table(comp.table_id).periods
+        span = tuple(str(m) for m in mode.months(period))
         own_keys = list(comp.keys) + [k for a in comp.aux for k in (a.sum_key, a.overlap_key)]
         for key in own_keys:
             i = index[key]
             tables[i] = tables[i] or comp.table_id
-            bases[i] = key.replace(marker, "", 1) if marker else key
             spans[i] = span
             additive[i] = comp.additive
     return index, tables, bases, spans, additive
@@ -316,8 +286,8 @@ def record_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
         {
             "release_id": rid,
             "cell": np.arange(p.size, dtype=np.int32),
-            "cell_key": p.keys,
-            "base_key": snapshot.bases,
+            "cell_key": [str(key) for key in p.keys],
+            "base_key": [str(key) for key in snapshot.bases],
             "table_id": snapshot.tables,
             "span": [",".join(s) for s in snapshot.spans],
             "additive": snapshot.additive.astype(bool),
@@ -339,8 +309,8 @@ def record_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
     _insert_contributions(con, rid, p.insiders, _gap_cells(p.keys))
 
 
-def _gap_cells(keys: Sequence[str]) -> np.ndarray:
-    return np.fromiter((is_gap_key(key) for key in keys), dtype=bool, count=len(keys))
+def _gap_cells(keys: Sequence[CellKey]) -> np.ndarray:
+    return np.fromiter((key.is_gap for key in keys), dtype=bool, count=len(keys))
 
 
 def _insert_contributions(con: duckdb.DuckDBPyConnection, release_id: str, insiders: Mapping, gap: np.ndarray) -> None:
@@ -414,7 +384,7 @@ def load_snapshot(store: Store, release_id: str) -> Snapshot:
         "FROM ledger_relations WHERE release_id = ? GROUP BY relation, total ORDER BY relation",
         [release_id],
     )
-    keys = list(cells["cell_key"])
+    keys = [CellKey.parse(text) for text in cells["cell_key"]]
     relations = [
         (int(t), tuple(int(x) for x in (parts if parts is not None else [])))
         for t, parts in zip(rel["total"], rel["parts"], strict=True)
@@ -444,7 +414,7 @@ def load_snapshot(store: Store, release_id: str) -> Snapshot:
         problem,
         cells["hidden"].to_numpy(bool),
         list(cells["table_id"]),
-        list(cells["base_key"]),
+        [key.base for key in keys],
         [tuple(s.split(",")) for s in cells["span"]],
         cells["additive"].to_numpy(bool),
         int(meta[2]),
@@ -452,7 +422,7 @@ def load_snapshot(store: Store, release_id: str) -> Snapshot:
 
 
 def _with_gap_records(
-    own: OwnContributions, keys: list[str], relations: list[tuple[int, tuple[int, ...]]]
+    own: OwnContributions, keys: list[CellKey], relations: list[tuple[int, tuple[int, ...]]]
 ) -> OwnContributions:
     """The gap cells' records added, derived from the others (gap_contributions). A ledger written before
     they were derived holds them too: those are dropped and derived again, to the same values."""
@@ -583,44 +553,34 @@ class HistoryProblem:
     new_cells: int
     known: np.ndarray
     earlier: list[str]
-    names: dict[str, str]  # model key -> plain description, for messages
-
-    def describe(self, text: str) -> str:
-        """Replace model keys in a message by plain descriptions (longest first: keys may nest)."""
-        for key in sorted((k for k in self.names if k.startswith("~") and k in text), key=len, reverse=True):
-            text = text.replace(key, self.names[key])
-        return text
 
 
 class _Builder:
     def __init__(self) -> None:
-        self.keys: list[str] = []
+        self.keys: list[CellKey] = []
         self.columns: dict[str, list] = {
             n: [] for n in ("value", "lower", "upper", "upl", "lpl", "primary", "fixed", "cost", "epoch")
         }
         self.relations: list[tuple[int, tuple[int, ...]]] = []
         self.own: list[_Records] = []  # every contributor's own contribution to each cell of the combined problem
-        self.names: dict[str, str] = {}
-        self.scale: list[str | None] = []  # measure (template|measure|filters, helper cells apart) for the bounds
+        self.scale: list[tuple | None] = []  # (monthly quantity, helper?) for the bounds; None: no measure
 
-    def add(self, key: str, name: str, scale: str | None = None, **cell) -> int:
+    def add(self, key: CellKey, scale: tuple | None = None, **cell) -> int:
         self.keys.append(key)
         self.scale.append(scale)
-        self.names[key] = name
         for column, values in self.columns.items():
             values.append(cell[column])
         return len(self.keys) - 1
 
-    def add_snapshot(self, snap: Snapshot, prefix: str, name: str, *, new: bool, epoch: int) -> list[int]:
+    def add_snapshot(self, snap: Snapshot, view: tuple[ViewKind, str] | None, *, new: bool, epoch: int) -> list[int]:
         p = snap.problem
         ids = []
         for i, key in enumerate(p.keys):
             hidden = bool(snap.hidden[i])
             ids.append(
                 self.add(
-                    prefix + key,
-                    name.format(key=key),
-                    _scale(key),
+                    key.in_view(*view) if view else key,
+                    (key.quantity.monthly, key.is_helper),
                     value=float(p.values[i]),
                     lower=float(p.lower[i]),
                     upper=float(p.upper[i]),
@@ -732,15 +692,6 @@ class _Builder:
         )
 
 
-def _scale(key: str) -> str:
-    """What a cell measures: '<template>|<measure>|<filters>', monthly or cumulative alike; helper cells of
-    non-additive tables have wider bounds of their own."""
-    template, measure, filters = (key.split("|") + ["", ""])[:3]
-    # cumulative cells are sums of monthly ones: one measure, one bound (the marker follows the filters)
-    scale = f"{template}|{measure}|{filters.split('@')[0]}"
-    return scale + "|~" if "|~" in key else scale
-
-
 @dataclass(frozen=True)
 class _Records:
     """Own contributions as columns: record r is contributor names[who[r]]'s contribution value[r] to cell[r].
@@ -819,7 +770,7 @@ def _lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:
 def _linkable(snap: Snapshot, i: int) -> bool:
     """Cells whose current value is a sum of monthly cells: not helper cells, and additive over months when
     they cover several (companies are counted once over months, so a year's count is no sum of months)."""
-    return "|~" not in snap.problem.keys[i] and (len(snap.spans[i]) == 1 or bool(snap.additive[i]))
+    return not snap.problem.keys[i].is_helper and (len(snap.spans[i]) == 1 or bool(snap.additive[i]))
 
 
 def combine(
@@ -835,29 +786,22 @@ def combine(
     b = _Builder()
     earlier = sorted(earlier, key=lambda snap: (snap.sequence, snap.release_id))
     epochs = _Epochs(new, earlier)
-    new_ids = b.add_snapshot(new, "", "{key}", new=True, epoch=epochs.new) if new is not None else []
-    month_cell: dict[tuple[str, str], int] = {}
+    new_ids = b.add_snapshot(new, None, new=True, epoch=epochs.new) if new is not None else []
+    month_cell: dict[tuple[str, CellKey], int] = {}
     month_snaps = {m: s for m, s in sorted(current.items())}
     month_own = {m: _Records.of(s.problem.insiders) for m, s in month_snaps.items()}
     month_base = {
-        m: {base: i for i, base in enumerate(s.bases) if "|~" not in s.problem.keys[i]} for m, s in month_snaps.items()
+        m: {base: i for i, base in enumerate(s.bases) if not s.problem.keys[i].is_helper}
+        for m, s in month_snaps.items()
     }
     month_ids = {}
     for m, snap in month_snaps.items():
-        month_ids[m] = b.add_snapshot(
-            snap, f"~{m}:current:", f"{{key}} [{m} as the data stand now]", new=False, epoch=epochs.current(m)
-        )
+        month_ids[m] = b.add_snapshot(snap, (ViewKind.CURRENT, m), new=False, epoch=epochs.current(m))
         for i in range(snap.problem.size):
-            if "|~" not in snap.problem.keys[i]:
+            if not snap.problem.keys[i].is_helper:
                 month_cell[(m, snap.bases[i])] = month_ids[m][i]
     earlier_ids = [
-        b.add_snapshot(
-            snap,
-            f"~{snap.release_id}:",
-            f"{{key}} [as published in release {snap.release_id}]",
-            new=False,
-            epoch=epochs.of[snap.release_id],
-        )
+        b.add_snapshot(snap, (ViewKind.EARLIER, snap.release_id), new=False, epoch=epochs.of[snap.release_id])
         for snap in earlier
     ]
     b.widen_bounds()  # before the change cells, whose bounds follow from their linked cells'
@@ -900,7 +844,7 @@ def combine(
                 b.columns["fixed"][new_ids[i]], b.columns["primary"][new_ids[i]] = True, False
                 b.columns["epoch"][new_ids[i]] = unchanged_published[(new.bases[i], new.spans[i])]
     b.merge_equal_cells(keep_apart=len(new_ids))
-    return HistoryProblem(b.problem(), len(new_ids), known, [s.release_id for s in earlier], b.names)
+    return HistoryProblem(b.problem(), len(new_ids), known, [s.release_id for s in earlier])
 
 
 class _Epochs:
@@ -1001,10 +945,8 @@ def _change_cell(
     current_hi = sum(b.columns["upper"][p] for p in parts)
     upl = min(verdict[1], max(0.0, earlier_value - current_lo - value))
     lpl = min(verdict[1], max(0.0, value - (earlier_value - current_hi)))
-    key = f"~{snap.release_id}:change:{snap.problem.keys[i]}"
     cell = b.add(
-        key,
-        f"{snap.problem.keys[i]} [its change since release {snap.release_id}]",
+        snap.problem.keys[i].in_view(ViewKind.CHANGE, snap.release_id),
         value=value,
         lower=min(old_lo - current_hi, value),
         upper=max(old_hi - current_lo, value),
@@ -1095,7 +1037,6 @@ def history_for(
 __all__ = [
     "HistoryProblem",
     "HistoryRefused",
-    "PERIOD_MODES",
     "ReleaseDetail",
     "Snapshot",
     "UnknownRelease",
@@ -1115,8 +1056,6 @@ __all__ = [
     "related_releases",
     "show_release",
     "snapshot_of",
-    "table_period_mode",
-    "table_periods",
     "visible_audiences",
 ]
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from aggregator.disclosure.model import RuleParams
 from aggregator.errors import ConfigError
+from aggregator.periods import PeriodMode
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 TOTAL_CODE = "_T"  # code of a dimension's total (SDMX convention)
@@ -31,7 +32,6 @@ OTHER_SUFFIX = "~other"  # '<parent>~other' holds the leaves a rollup dimension 
 LANGUAGES = ("en", "nl")
 MEASURE_KINDS = ("count", "companies", "sum", "ratio")
 FREQUENCIES = ("monthly", "quarterly", "yearly")
-PERIOD_MODES = ("month", "year_to_date", "rolling_3", "rolling_12")
 DEFAULT_AGE_MONTHS = {"A": 0, "B": 3, "C": 12}
 _REQUIRED = object()
 
@@ -196,7 +196,7 @@ class TableSpec:
     disclosure: Mapping[str, Any] = field(default_factory=dict)  # overrides of the protocol defaults
     footnote: Text | None = None
     sensitivity: str = "A"  # highest class of the columns the table uses; decides the data age
-    periods: str = "month"  # which months a period's table sums: month | year_to_date | rolling_3 | rolling_12
+    periods: PeriodMode = PeriodMode.MONTH  # which months a table released for a period sums
 
     @property
     def filters_signature(self) -> str:
@@ -634,7 +634,7 @@ class _Loader:
             disclosure=_parse_disclosure(s.section("disclosure", {})),
             footnote=s.text("footnote", None),
             sensitivity=_table_sensitivity(measure, dimensions, filters, columns),
-            periods=s.choice("periods", PERIOD_MODES, "month"),
+            periods=PeriodMode(s.choice("periods", tuple(PeriodMode), "month")),
         )
         s.done()
         return spec

@@ -384,7 +384,7 @@ def _protect(
     for spec in protocol.tables:
         settings = protocol.settings(spec.id, AUDIENCE)
         params = settings.rule_params()
-        for comp in build_table_cells(con, protocol, spec.id, PERIOD, params, count_unit=settings.count_unit):
+        for comp in build_table_cells(con, protocol, spec.id, None, params, count_unit=settings.count_unit):
             components.append(comp)
             primaries.append(evaluate_primary(comp.stats, params))
     problem, _ = build_problem(

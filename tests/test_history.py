@@ -22,17 +22,22 @@ from hypothesis import strategies as st
 
 from aggregator import batch, history
 from aggregator.aggregation.problem import OwnContributions
+from aggregator.cellkey import CellKey, Coordinate, Quantity, ViewKind
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
+from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
 from aggregator.store import Store
+from support.keys import named
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-06-01T00:00:00Z"
 JAN, FEB, MAR = "2025-01", "2025-02", "2025-03"
-COTTON = "materials|sum(weight_kg)|-|material=cotton"
-TOTAL = "materials|sum(weight_kg)|-|"
+WEIGHT = Quantity("materials", "sum(weight_kg)")
+COTTON = CellKey(WEIGHT, [Coordinate("material", "cotton")])
+TOTAL = CellKey(WEIGHT)
+R1 = "textile-2025-01-committee-r1"
 
 PROTOCOL = """
 [covenant]
@@ -117,7 +122,7 @@ shares_with_others = false
 def with_cumulative_table(protocol: Protocol, mode: str = "year_to_date", only: bool = False) -> Protocol:
     """Add 'weight_ytd' (the weight table over `mode`) to the protocol and to every audience."""
     base = protocol.table("weight")
-    spec = replace(base, id="weight_ytd", periods=mode)
+    spec = replace(base, id="weight_ytd", periods=PeriodMode(mode))
     tables = ("weight_ytd",) if only else ("weight", "weight_ytd")
     audiences = tuple(replace(a, tables=tables) for a in protocol.audiences)
     return replace(protocol, tables=(*protocol.tables, spec), audiences=audiences)
@@ -215,7 +220,7 @@ def test_a_late_submission_cannot_be_recovered_by_subtracting_two_releases(lab: 
     revision = lab.release(JAN, revision=True)
     hidden = pattern(revision)
     assert hidden[COTTON] and hidden[TOTAL]
-    assert not hidden["materials|sum(weight_kg)|-|material=polyester"]  # unchanged cells stay published
+    assert not hidden[CellKey(WEIGHT, [Coordinate("material", "polyester")])]  # unchanged cells stay published
     assert revision.release.is_revision and revision.protected.audited_with == [first.release_id]
     assert_ledger_is_safe(lab)
 
@@ -232,12 +237,12 @@ def test_the_history_audit_sees_what_subtracting_releases_reveals(lab: Lab):
     hidden = ~p.fixed
     for key in (COTTON, TOTAL):
         # r2 released the data as they stand now: its cells are merged with the current cells they equal
-        assert f"~textile-2025-01-committee-r2:{key}" not in p.keys
-        hidden[p.keys.index(f"~2025-01:current:{key}")] = False
+        assert key.in_view(ViewKind.EARLIER, "textile-2025-01-committee-r2") not in p.keys
+        hidden[p.keys.index(key.in_view(ViewKind.CURRENT, JAN))] = False
     leaked = audit(p, hidden)
-    change = p.keys.index(f"~textile-2025-01-committee-r1:change:{COTTON}")
+    change = p.keys.index(COTTON.in_view(ViewKind.CHANGE, R1))
     assert (change, "outsider") in [(cell, who) for cell, who, *_ in leaked.failures]
-    assert combined.describe(p.keys[change]) == f"{COTTON} [its change since release textile-2025-01-committee-r1]"
+    assert p.keys[change].describe() == f"{COTTON} [its change since release {R1}]"
 
 
 def test_a_revised_company_is_protected_against_an_insider_too(lab: Lab):
@@ -258,11 +263,13 @@ def test_a_revision_that_cannot_be_made_safe_is_refused_naming_the_cell(lab: Lab
     four_companies(lab)
     lab.release(JAN)
     lab.submit("L", JAN, {"cotton": 50})
-    change = f"~textile-2025-01-committee-r1:change:{COTTON}"
+    change = COTTON.in_view(ViewKind.CHANGE, R1)
 
     def unprotectable(problem, method="auto", **_):
         assert change in problem.keys
-        raise DisclosureError(f"cell {change} cannot be protected: whatever else is hidden, an outsider can ...")
+        raise DisclosureError(
+            f"cell {change.describe()} cannot be protected: whatever else is hidden, an outsider can ..."
+        )
 
     monkeypatch.setattr(batch, "protect", unprotectable)
     with pytest.raises(ReleaseRefused) as refused:
@@ -297,10 +304,13 @@ def test_looser_audience_first_then_stricter_one_hides_what_its_rules_protect(tm
 
 
 def test_year_to_date_covers_the_months_of_the_year_up_to_the_period():
-    assert history.table_periods("year_to_date", MAR) == (JAN, FEB, MAR)
-    assert history.table_periods("rolling_3", "2025-02") == ("2024-12", JAN, FEB)
-    assert history.table_periods("month", MAR) == (MAR,)
-    assert len(history.table_periods("rolling_12", MAR)) == 12
+    def months(mode: PeriodMode, period: str) -> tuple[str, ...]:
+        return tuple(str(m) for m in mode.months(period))
+
+    assert months(PeriodMode.YEAR_TO_DATE, MAR) == (JAN, FEB, MAR)
+    assert months(PeriodMode.ROLLING_3, "2025-02") == ("2024-12", JAN, FEB)
+    assert months(PeriodMode.MONTH, MAR) == (MAR,)
+    assert len(months(PeriodMode.ROLLING_12, MAR)) == 12
 
 
 def test_year_to_date_minus_last_month_must_not_reveal_this_month(tmp_path: Path):
@@ -310,7 +320,7 @@ def test_year_to_date_minus_last_month_must_not_reveal_this_month(tmp_path: Path
     lab.protocol = with_cumulative_table(lab.protocol, only=True)
     four_companies(lab, JAN)
     january = lab.release(JAN)
-    ytd_cotton = COTTON.replace("|-|", "|-@year_to_date|")
+    ytd_cotton = COTTON.with_periods(PeriodMode.YEAR_TO_DATE)
     assert not pattern(january)[ytd_cotton]
     lab.submit("L", FEB, {"cotton": 40})
     for c, w in (("A", 30), ("B", 30), ("C", 30)):
@@ -333,7 +343,7 @@ def test_a_cumulative_table_next_to_the_monthly_one_in_the_same_release(tmp_path
         lab.submit(c, FEB, {"polyester": w, "wool": w})
     february = lab.release(FEB)
     hidden = pattern(february)
-    assert hidden[COTTON] and hidden[COTTON.replace("|-|", "|-@year_to_date|")]
+    assert hidden[COTTON] and hidden[COTTON.with_periods(PeriodMode.YEAR_TO_DATE)]
     assert_ledger_is_safe(lab)
 
 
@@ -362,7 +372,7 @@ def test_a_cell_published_unchanged_to_another_audience_is_known_not_a_new_discl
         lab.submit(c, JAN, {"cotton": 30, "polyester": 25} | ({"wool": 10} if c == "A" else {}))
     lab.release(JAN, "public")
     committee = lab.release(JAN, "committee")
-    wool = "materials|sum(weight_kg)|-|material=wool"
+    wool = CellKey(WEIGHT, [Coordinate("material", "wool")])
     assert pattern(committee)[wool]
     assert_ledger_is_safe(lab, "committee")
 
@@ -392,7 +402,7 @@ def test_a_stricter_audience_after_a_looser_one_is_released_and_protects_its_own
             c, JAN, {"cotton": 30} | ({"polyester": 5} if c in "AB" else {}) | ({"wool": 20} if c == "E" else {})
         )
     committee = lab.release(JAN, "committee")
-    polyester, wool = (COTTON.replace("cotton", m) for m in ("polyester", "wool"))
+    polyester, wool = (CellKey(WEIGHT, [Coordinate("material", m)]) for m in ("polyester", "wool"))
     assert pattern(committee) == {COTTON: False, polyester: True, wool: True, TOTAL: False}
     public = lab.release(JAN, "public")
     hidden = pattern(public)
@@ -414,11 +424,10 @@ def test_the_ledger_keeps_every_cell_of_every_release_including_suppressed_ones(
     assert list(listed["release_id"]) == ["textile-2025-01-committee-r1", "textile-2025-01-committee-r2"]
     assert list(listed["is_revision"]) == [False, True] and list(listed["suppressed"]) == [0, 2]
     shown = history.show_release(lab.store, second.release_id)
-    cells = dict(
-        zip(shown.cells["cell_key"], zip(shown.cells["value"], shown.cells["status"], strict=True), strict=True)
-    )
+    keys = map(CellKey.parse, shown.cells["cell_key"])
+    cells = dict(zip(keys, zip(shown.cells["value"], shown.cells["status"], strict=True), strict=True))
     assert cells[COTTON][1] == "suppressed" and np.isnan(cells[COTTON][0])
-    assert cells["materials|sum(weight_kg)|-|material=wool"] == (95.0, "published")
+    assert cells[CellKey(WEIGHT, [Coordinate("material", "wool")])] == (95.0, "published")
     snap = history.load_snapshot(lab.store, second.release_id)
     assert snap.problem.values[snap.problem.keys.index(COTTON)] == 185.0  # true value kept for the history
     assert snap.hidden[snap.problem.keys.index(COTTON)]
@@ -452,7 +461,7 @@ def test_a_snapshot_loads_with_every_contribution_the_release_computed(tmp_path:
     done = lab.release(JAN)
     p = done.protected
     full = history.snapshot_of(lab.store.con, lab.protocol, done.release_id, JAN, "committee", p.components, p.problem)
-    gap_cells = [i for i, key in enumerate(full.problem.keys) if re.search(r"\|~\d+:gap\d+$", key)]
+    gap_cells = [i for i, key in enumerate(full.problem.keys) if key.is_gap]
     assert len(gap_cells) == 3
     stored = lab.store.con.execute(
         "SELECT list(DISTINCT cell) FROM ledger_contributions WHERE release_id = ?", [done.release_id]
@@ -473,7 +482,7 @@ def test_a_snapshot_loads_with_every_contribution_the_release_computed(tmp_path:
 def _gap_part(snap: history.Snapshot, gap: int) -> str:
     total, parts = next(r for r in snap.problem.relations if gap in r[1])
     (part,) = (c for c in parts if c != gap)
-    return snap.problem.keys[part].rsplit("=", 1)[-1]
+    return snap.problem.keys[part].coordinates[0].code
 
 
 def test_the_library_never_updates_or_deletes_ledger_rows(lab: Lab):
@@ -643,11 +652,11 @@ def test_a_snapshot_writes_the_same_ledger_rows_from_columns_as_from_dicts():
     con = duckdb.connect()
     for release_id, insiders in (("columns", columns), ("dicts", as_dicts)):
         problem = ProtectionProblem(
-            ["a", "b", "c"], zeros, [], zeros, zeros + 9, zeros, zeros, zeros.astype(bool), zeros,
+            named("a", "b", "c"), zeros, [], zeros, zeros + 9, zeros, zeros, zeros.astype(bool), zeros,
             zeros.astype(bool), insiders,
         )  # fmt: skip
         snap = history.Snapshot(
-            release_id, JAN, "committee", problem, zeros.astype(bool), ["t"] * 3, ["a", "b", "c"], [(JAN,)] * 3,
+            release_id, JAN, "committee", problem, zeros.astype(bool), ["t"] * 3, named("a", "b", "c"), [(JAN,)] * 3,
             np.ones(3, dtype=bool),
         )  # fmt: skip
         history.record_snapshot(con, snap)
@@ -703,7 +712,10 @@ def test_a_gap_is_derived_for_a_contributor_in_the_total_and_in_no_part(monkeypa
     from aggregator.aggregation.problem import own_contributions
 
     monkeypatch.setattr(problem_module, "DENSE_LOOKUP_LIMIT", problem_module.DENSE_LOOKUP_LIMIT if dense else 0)
-    keys = ["t|companies[company]|-|", "t|companies[company]|-|country=NL", "t|companies[company]|-||~0:gap0"]
+    keys = [
+        CellKey.parse(text)
+        for text in ("t|companies[company]|-|", "t|companies[company]|-|country=NL", "t|companies[company]|-||~0:gap0")
+    ]
     both, total_only = names  # `both` is in the total and in NL; `total_only` only in the total
     own = own_contributions(np.array([both, both, total_only], dtype=object), np.array([0, 1, 0]), np.ones(3))
     derived = history._with_gap_records(own, keys, [(0, (1, 2))])

@@ -13,23 +13,23 @@ from aggregator.disclosure.suppression import (
     check_pattern,
     independent_blocks,
     lp_lower_bound,
-    merge_problems,
     protect,
-    table_problem,
 )
 from aggregator.errors import DisclosureError
+from bench.problems import merge_problems, table_problem
+from support.keys import cell
 
 GRID = np.array([[10.0, 20, 30], [40, 50, 60], [70, 80, 90]])
 
 
-def mark_primary(problem, key: str, protection: float = 5.0) -> int:
+def mark_primary(problem, key, protection: float = 5.0) -> int:
     i = problem.keys.index(key)
     problem.primary[i] = True
     problem.upl[i] = problem.lpl[i] = protection
     return i
 
 
-def hidden_keys(problem, result: SuppressionResult) -> set[str]:
+def hidden_keys(problem, result: SuppressionResult) -> set:
     return {problem.keys[i] for i in np.flatnonzero(result.suppressed)}
 
 
@@ -47,24 +47,24 @@ def assert_safe(problem, result: SuppressionResult) -> None:
 @pytest.mark.parametrize("method", ["optimal", "fast"])
 def test_one_inner_primary_needs_a_rectangle(method):
     problem = table_problem(GRID)
-    mark_primary(problem, "t|value|d0=1|d1=1")
+    mark_primary(problem, cell(d0=1, d1=1))
     result = protect(problem, method)
     assert result.n_secondary == 3 and result.cost == 3.0
-    rows = {k.split("|")[2] for k in hidden_keys(problem, result)}
-    cols = {k.split("|")[3] for k in hidden_keys(problem, result)}
+    rows = {k.coordinates[0].code for k in hidden_keys(problem, result)}
+    cols = {k.coordinates[1].code for k in hidden_keys(problem, result)}
     assert len(rows) == 2 and len(cols) == 2  # four corners of one rectangle
     assert_safe(problem, result)
 
 
 def test_value_cost_picks_the_cheapest_rectangle():
     problem = table_problem(GRID, cost="value")
-    mark_primary(problem, "t|value|d0=1|d1=1")
+    mark_primary(problem, cell(d0=1, d1=1))
     result = protect(problem, "optimal")
     assert hidden_keys(problem, result) == {
-        "t|value|d0=0|d1=0",
-        "t|value|d0=0|d1=1",
-        "t|value|d0=1|d1=0",
-        "t|value|d0=1|d1=1",
+        cell(d0=0, d1=0),
+        cell(d0=0, d1=1),
+        cell(d0=1, d1=0),
+        cell(d0=1, d1=1),
     }
     assert result.cost == pytest.approx(70.0)
     assert result.optimal and result.lower_bound <= result.cost + 1e-6
@@ -80,20 +80,20 @@ def test_no_primary_cells_means_nothing_hidden():
 def test_one_dimensional_hierarchy_hides_a_sibling():
     # leaves 0..3 -> regions A (0, 1) and B (2, 3) -> total T
     problem = table_problem(np.array([5.0, 7.0, 9.0, 11.0]), hierarchies=[{"A": [0, 1], "B": [2, 3], "T": ["A", "B"]}])
-    mark_primary(problem, "t|value|d0=0", protection=2.0)
+    mark_primary(problem, cell(d0=0), protection=2.0)
     for method in ("optimal", "fast"):
         result = protect(problem, method)
-        assert hidden_keys(problem, result) == {"t|value|d0=0", "t|value|d0=1"}
+        assert hidden_keys(problem, result) == {cell(d0=0), cell(d0=1)}
         assert_safe(problem, result)
 
 
 def test_hierarchical_primary_region_needs_a_second_region():
     problem = table_problem(np.array([5.0, 7.0, 9.0, 11.0]), hierarchies=[{"A": [0, 1], "B": [2, 3], "T": ["A", "B"]}])
-    mark_primary(problem, "t|value|d0=A", protection=2.0)
+    mark_primary(problem, cell(d0="A"), protection=2.0)
     result = protect(problem, "optimal")
     keys = hidden_keys(problem, result)
-    assert {"t|value|d0=B", "t|value|d0=T"} & keys  # its sibling or the total above it
-    assert {"t|value|d0=0", "t|value|d0=1"} & keys  # and one of its own children
+    assert {cell(d0="B"), cell(d0="T")} & keys  # its sibling or the total above it
+    assert {cell(d0=0), cell(d0=1)} & keys  # and one of its own children
     assert result.n_secondary == 2
     assert_safe(problem, result)
 
@@ -101,42 +101,42 @@ def test_hierarchical_primary_region_needs_a_second_region():
 def test_linked_tables_share_their_total():
     a = table_problem(np.array([[10.0, 20], [30, 40]]), name="A")
     b = table_problem(np.array([[15.0, 35], [25, 25]]), name="B")
-    same = {"B|value|d0=T|d1=T": "A|value|d0=T|d1=T"}
+    same = {cell("B", d0="T", d1="T"): cell("A", d0="T", d1="T")}
     linked = merge_problems([a, b], same)
     assert linked.size == a.size + b.size - 1
-    mark_primary(linked, "A|value|d0=0|d1=0")
+    mark_primary(linked, cell("A", d0=0, d1=0))
     for method in ("optimal", "fast"):
         result = protect(linked, method)
-        assert not any(k.startswith("B") for k in hidden_keys(linked, result))
+        assert not any(k.quantity.template == "B" for k in hidden_keys(linked, result))
         assert result.n_secondary == 3
         assert_safe(linked, result)
 
 
 def test_fixed_cells_force_another_rectangle():
     problem = table_problem(GRID)
-    mark_primary(problem, "t|value|d0=1|d1=1")
-    for key in ("t|value|d0=0|d1=1", "t|value|d0=1|d1=0"):
+    mark_primary(problem, cell(d0=1, d1=1))
+    for key in (cell(d0=0, d1=1), cell(d0=1, d1=0)):
         problem.fixed[problem.keys.index(key)] = True
     result = protect(problem, "optimal")
     keys = hidden_keys(problem, result)
-    assert "t|value|d0=1|d1=2" in keys and "t|value|d0=2|d1=1" in keys
+    assert cell(d0=1, d1=2) in keys and cell(d0=2, d1=1) in keys
     assert result.n_secondary == 3
     assert_safe(problem, result)
 
 
 def test_fixed_cells_that_make_protection_impossible_raise():
     problem = table_problem(GRID)
-    mark_primary(problem, "t|value|d0=1|d1=1")
-    for key in ("t|value|d0=1|d1=0", "t|value|d0=1|d1=2", "t|value|d0=1|d1=T"):
+    mark_primary(problem, cell(d0=1, d1=1))
+    for key in (cell(d0=1, d1=0), cell(d0=1, d1=2), cell(d0=1, d1="T")):
         problem.fixed[problem.keys.index(key)] = True
     for method in ("optimal", "fast"):
-        with pytest.raises(DisclosureError, match=r"t\|value\|d0=1\|d1=1 cannot be protected"):
+        with pytest.raises(DisclosureError, match=r"t\|value\|-\|d0=1\|d1=1 cannot be protected"):
             protect(problem, method)
 
 
 def test_a_fixed_primary_cell_is_refused():
     problem = table_problem(GRID)
-    i = mark_primary(problem, "t|value|d0=1|d1=1")
+    i = mark_primary(problem, cell(d0=1, d1=1))
     problem.fixed[i] = True
     with pytest.raises(DisclosureError, match="already published"):
         protect(problem)
@@ -154,7 +154,7 @@ def test_two_singletons_are_not_left_alone_in_a_row():
     assert problem.primary.sum() == 2
     for method in ("optimal", "fast"):
         result = protect(problem, method)
-        row0 = [k for k in hidden_keys(problem, result) if "d0=0" in k]
+        row0 = [k for k in hidden_keys(problem, result) if k.coordinates[0].code == "0"]
         assert len(row0) >= 3  # a third cell in the row, so neither insider can subtract
         assert_safe(problem, result)
 
@@ -195,8 +195,8 @@ def test_random_tables_both_methods_are_safe_and_optimal_is_cheapest(seed, rows,
 def test_independent_tables_are_protected_block_by_block_with_the_same_optimum():
     a = table_problem(GRID, name="A", cost="value")
     b = table_problem(GRID * 2, name="B", cost="value")
-    mark_primary(a, "A|value|d0=1|d1=1")
-    mark_primary(b, "B|value|d0=0|d1=2")
+    mark_primary(a, cell("A", d0=1, d1=1))
+    mark_primary(b, cell("B", d0=0, d1=2))
     alone = [protect(a, "optimal"), protect(b, "optimal")]
     both = merge_problems([a, b])
     assert len(independent_blocks(both)) == 2
@@ -303,8 +303,8 @@ def test_a_release_of_several_blocks_is_confirmed_per_block_and_one_block_gets_t
 
     a = table_problem(GRID, name="A", cost="value")
     b = table_problem(GRID * 2, name="B", cost="value")
-    mark_primary(a, "A|value|d0=1|d1=1")
-    mark_primary(b, "B|value|d0=0|d1=2")
+    mark_primary(a, cell("A", d0=1, d1=1))
+    mark_primary(b, cell("B", d0=0, d1=2))
     both = protect(merge_problems([a, b]), "optimal")
     assert both.audit is None  # the caller audits the whole release for its report
     assert audit(merge_problems([a, b]), both.suppressed).passed

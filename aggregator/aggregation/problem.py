@@ -101,7 +101,7 @@ def _merge(cells: dict, key: str, comp: TableCells, value: float, primary: bool,
     cell = cells.get(key)
     if cell is None:
         cells[key] = {"value": value, "primary": primary, "upl": float(upl), "lpl": float(lpl)}
-        cells[key] |= {"n_all": 0, "scale": comp.measure_scale, "aux": "|~" in key}
+        cells[key] |= {"n_all": 0, "scale": comp.quantity, "aux": key.is_helper}
         return
     if not np.isclose(cell["value"], value, rtol=1e-9, atol=1e-9):
         raise InconsistentCells(
@@ -127,7 +127,7 @@ def _bounds(components, keys, cells, factor: float) -> tuple[np.ndarray, np.ndar
     negative: dict[str, bool] = {}
     widest_aux: dict[str, int] = {}
     for comp in components:
-        scale = comp.measure_scale
+        scale = comp.quantity
         biggest = float(np.abs(comp.stats.total).max()) if len(comp) else 0.0
         largest[scale] = max(largest.get(scale, 0.0), biggest)
         negative[scale] = negative.get(scale, False) or bool(comp.stats.has_negative.any())

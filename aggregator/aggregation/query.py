@@ -34,6 +34,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from aggregator.cellkey import DimensionCoordinates
 from aggregator.errors import AggregatorError
 from aggregator.protocol import TOTAL_CODE, UNKNOWN_CODE, Hierarchy, Operand, TableSpec
 
@@ -85,11 +86,11 @@ class DimensionLevels:
     codes: tuple[str, ...]  # node id -> code; id 0 is the total "_T"
     parent: dict[str, str]  # node code -> parent code ("_T" for top-level nodes)
     node_depth: dict[str, int]  # node code -> depth (1 = top level); "_T" has depth 0
-    # per node id: parent id (0 for top level and the total), depth, display rank, key label
+    # per node id: parent id (0 for top level and the total), depth, display rank, coordinate in cell keys
     parent_ids: np.ndarray
     depths: np.ndarray
     ranks: np.ndarray
-    labels: np.ndarray
+    coordinates: DimensionCoordinates
 
     @property
     def groups(self) -> frozenset[str]:
@@ -109,7 +110,7 @@ class ComponentQuery:
     value_sql: str  # expression over the row alias r
     presence: bool  # "companies": a contributor's record counts 1, however many rows it has
     filters: tuple[tuple[str, object], ...]
-    periods: tuple[str, ...]
+    periods: tuple[str, ...] | None  # the months (YYYY-MM) whose rows count; None: every row
     waived: tuple[str, ...]  # company ids
     absolute: bool  # rules on |x| (negative_values = "absolute")
     top_k: int
@@ -128,11 +129,11 @@ class ComponentQuery:
         and the code clean-up then touch a few hundred thousand records instead of every row."""
         columns = [checked(c) for c in self.columns]
         leaves = [f"d{i}" for i in range(len(columns))]
-        where = [
-            f"r.period IN ({', '.join('?' * len(self.periods))})",
-            f"({self.value_sql}) IS NOT NULL",
-        ]
-        params: list[object] = [list(self.waived), *self.periods]
+        where = [f"({self.value_sql}) IS NOT NULL"]
+        params: list[object] = [list(self.waived)]
+        if self.periods is not None:
+            where.append(f"r.period IN ({', '.join('?' * len(self.periods))})")
+            params += self.periods
         for column, value in self.filters:
             where.append(f"r.{checked(column)} = ?")
             params.append(value)
@@ -360,9 +361,7 @@ def dimension_levels(column: str, hierarchy: Hierarchy | None, leaves: Sequence[
         parent_ids=np.array([ids[parent.get(c, TOTAL_CODE)] for c in codes], dtype="int64"),
         depths=np.array([node_depth[c] for c in codes], dtype="int64"),
         ranks=np.array([rank[c] for c in codes], dtype="int64"),
-        labels=np.array(
-            [f"{column}={name}:{c}" if name and c in groups else f"{column}={c}" for c in codes], dtype=object
-        ),
+        coordinates=DimensionCoordinates.of(column, codes, name, frozenset(groups)),
     )
 
 

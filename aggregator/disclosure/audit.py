@@ -102,7 +102,7 @@ def _check_problem(problem: ProtectionProblem, suppressed: np.ndarray, cache: di
 
 
 def _name_cells(problem: ProtectionProblem, cells: np.ndarray) -> str:
-    names = ", ".join(problem.keys[int(c)] for c in cells[:_SHOWN])
+    names = ", ".join(problem.keys[int(c)].describe() for c in cells[:_SHOWN])
     return names + (f" and {len(cells) - _SHOWN} more" if len(cells) > _SHOWN else "")
 
 

@@ -19,7 +19,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import highspy
@@ -211,7 +211,7 @@ def _validate(problem: ProtectionProblem) -> None:
             raise DisclosureError(f"protection problem field '{name}' has {len(getattr(problem, name))} entries")
     clash = np.flatnonzero(problem.primary & problem.fixed)
     if len(clash):
-        key = problem.keys[int(clash[0])]
+        key = problem.keys[int(clash[0])].describe()
         raise DisclosureError(
             f"cell {key} must be suppressed but was already published in an earlier release",
             hint="a published figure cannot be withdrawn; review the override or the earlier release",
@@ -533,7 +533,7 @@ def _cut_for_multipliers(s, a: _Attack, lam) -> _Cut:
 
 
 def _raise_unprotectable(s: _Structure, cut: _Cut, attack: _Attack) -> None:
-    key = s.problem.keys[cut.cell]
+    key = s.problem.keys[cut.cell].describe()
     who = "an outsider" if attack.attacker < 0 else f"contributor {s.contributors[attack.attacker]}"
     side = "upward" if attack.sign > 0 else "downward"
     reach = attack.required - cut.rhs + float(cut.coefs.sum())  # the most any pattern can give
@@ -597,7 +597,7 @@ def _add_partner(pat: _Pattern, h: int, r: int) -> list[int]:
     if not cands:
         if s.problem.primary[h]:
             raise DisclosureError(
-                f"cell {s.problem.keys[h]} cannot be protected: every other cell of one of its totals is "
+                f"cell {s.problem.keys[h].describe()} cannot be protected: every other cell of one of its totals is "
                 "already published, so it can be recomputed by subtraction",
                 hint="merge the cell into a larger category, or review which cells were published before",
             )
@@ -981,7 +981,7 @@ def _confirm_with_audit(
     if not verdict.passed:
         cell, who, lo, hi, reason = verdict.failures[0]
         raise DisclosureError(
-            f"the suppression pattern failed the audit: cell {problem.keys[cell]} is narrowed to "
+            f"the suppression pattern failed the audit: cell {problem.keys[cell].describe()} is narrowed to "
             f"[{lo:.6g}, {hi:.6g}] by {who} ({reason})",
             hint="report this as a bug with the protection problem attached",
         )
@@ -1015,213 +1015,3 @@ def lp_lower_bound(problem: ProtectionProblem, *, time_limit: float = 60.0) -> f
 def _secondary_bound(master_bound: float, problem: ProtectionProblem) -> float:
     """The master's bound minus the most the tie-breaking charge can add: a bound on the secondary cost."""
     return max(0.0, master_bound - _tie_weight(problem.cost) * problem.size)
-
-
-# ------------------------------------------------------------------------------ building test problems
-
-Hierarchy = Mapping[str, Sequence["int | str"]]  # parent code -> children (leaf indices or parent codes)
-
-
-def table_problem(
-    values: np.ndarray | None = None,
-    *,
-    contributions: Mapping[str, np.ndarray] | None = None,
-    hierarchies: Sequence[Hierarchy | None] | None = None,
-    name: str = "t",
-    dims: Sequence[str] | None = None,
-    min_contributors: int = 3,
-    safety_percent: float = 10.0,
-    cost: str | np.ndarray = "unity",
-    upper_factor: float = 1.5,
-) -> ProtectionProblem:
-    """A ProtectionProblem for an additive table with margins, built from its inner cells.
-
-    values: inner cells, shape (n1, ..., nd); or leave None and give `contributions`: contributor -> array of
-    that shape (0 = no record), whose sum is the table. Each dimension gets a hierarchy (parent code ->
-    children, leaves are inner indices) or, when None, one total "T" over all its leaves. With contributions,
-    cells with 0 < N < min_contributors are primary with UPL = safety_percent % of the value (at least 1) and
-    LPL the same but at most the value; the contributors become the insiders. Keys read
-    "name|value|dim=code|...", leaves coded by their index.
-    """
-    inner = _inner_values(values, contributions)
-    dims = list(dims or [f"d{k}" for k in range(inner.ndim)])
-    hierarchies = list(hierarchies or [None] * inner.ndim)
-    axes = [_axis(n, h, d) for n, h, d in zip(inner.shape, hierarchies, dims, strict=True)]
-    total = _aggregate(inner, axes)
-    shape = total.shape
-    keys = [
-        f"{name}|value|" + "|".join(f"{d}={ax.codes[k]}" for d, ax, k in zip(dims, axes, idx, strict=True))
-        for idx in np.ndindex(shape)
-    ]
-    flat = total.ravel()
-    n = len(flat)
-    problem = ProtectionProblem(
-        keys=keys,
-        values=flat.astype(float),
-        relations=_table_relations(axes, shape),
-        lower=np.zeros(n),
-        upper=np.full(n, upper_factor * max(1.0, float(np.abs(flat).max(initial=0.0)))),
-        upl=np.zeros(n),
-        lpl=np.zeros(n),
-        primary=np.zeros(n, dtype=bool),
-        cost=np.zeros(n),
-        fixed=np.zeros(n, dtype=bool),
-    )
-    if contributions:
-        _apply_threshold_rule(problem, contributions, axes, min_contributors, safety_percent)
-    problem.cost = _cost_vector(problem, cost)
-    return problem
-
-
-@dataclass
-class _Axis:
-    codes: list[str]
-    leaves: np.ndarray  # (codes, n leaves) 0/1: which leaves each code adds up
-    children: dict[int, list[int]]  # parent code index -> child code indices
-
-
-def _inner_values(values, contributions) -> np.ndarray:
-    if contributions:
-        summed = sum(np.asarray(a, dtype=float) for a in contributions.values())
-        if values is not None and not np.allclose(values, summed):
-            raise DisclosureError("the values given do not equal the sum of the contributions")
-        return np.asarray(summed, dtype=float)
-    if values is None:
-        raise DisclosureError("give the inner values or the contributions of the table")
-    return np.asarray(values, dtype=float)
-
-
-def _axis(n: int, hierarchy: Hierarchy | None, dim: str) -> _Axis:
-    hierarchy = hierarchy if hierarchy is not None else {"T": list(range(n))}
-    parents = list(hierarchy)
-    codes = [str(k) for k in range(n)] + parents
-    pos = {c: k for k, c in enumerate(codes)}
-    children = {}
-    for parent, kids in hierarchy.items():
-        try:
-            children[pos[parent]] = [pos[str(c)] for c in kids]
-        except KeyError as err:
-            raise DisclosureError(f"hierarchy of dimension {dim}: unknown child {err.args[0]}") from None
-    leaves = np.zeros((len(codes), n))
-    leaves[np.arange(n), np.arange(n)] = 1.0
-    for k in _bottom_up(children, n):
-        leaves[k] = leaves[children[k]].sum(axis=0)
-    return _Axis(codes, leaves, children)
-
-
-def _bottom_up(children: dict[int, list[int]], n: int) -> list[int]:
-    """Parent codes ordered so that every parent comes after its children."""
-    done, order = set(range(n)), []
-    pending = dict(children)
-    while pending:
-        ready = sorted(k for k, kids in pending.items() if all(c in done for c in kids))
-        if not ready:
-            raise DisclosureError("a hierarchy has a cycle or a parent without leaves")
-        for k in ready:
-            order.append(k)
-            done.add(k)
-            del pending[k]
-    return order
-
-
-def _aggregate(inner: np.ndarray, axes: Sequence[_Axis]) -> np.ndarray:
-    table = inner
-    for d, ax in enumerate(axes):
-        table = np.moveaxis(np.tensordot(ax.leaves, table, axes=(1, d)), 0, d)
-    return table
-
-
-def _table_relations(axes: Sequence[_Axis], shape: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
-    grid = np.arange(int(np.prod(shape))).reshape(shape)
-    relations = []
-    for d, ax in enumerate(axes):
-        for parent, kids in sorted(ax.children.items()):
-            totals = np.take(grid, parent, axis=d).ravel().tolist()
-            parts = zip(*(np.take(grid, c, axis=d).ravel().tolist() for c in kids), strict=True)
-            relations += [(t, tuple(q)) for t, q in zip(totals, parts, strict=True)]
-    return relations
-
-
-def _apply_threshold_rule(problem, contributions, axes, min_contributors, safety_percent) -> None:
-    names = sorted(contributions)
-    own = [_aggregate(np.asarray(contributions[c], dtype=float), axes).ravel() for c in names]
-    present = [_aggregate((np.asarray(contributions[c]) != 0).astype(float), axes).ravel() > 0 for c in names]
-    n_contrib = np.sum(present, axis=0)
-    unsafe = (n_contrib > 0) & (n_contrib < min_contributors)
-    upl = np.maximum(1.0, safety_percent / 100.0 * np.abs(problem.values))
-    problem.primary = unsafe
-    problem.upl = np.where(unsafe, upl, 0.0)
-    problem.lpl = np.where(unsafe, np.minimum(upl, problem.values - problem.lower), 0.0)
-    problem.insiders = {
-        c: {int(i): float(v[i]) for i in np.flatnonzero(m)} for c, v, m in zip(names, own, present, strict=True)
-    }
-
-
-def _cost_vector(problem: ProtectionProblem, cost: str | np.ndarray) -> np.ndarray:
-    if not isinstance(cost, str):
-        return np.asarray(cost, dtype=float)
-    if cost == "unity":
-        return np.ones(problem.size)
-    if cost == "value":
-        return np.abs(problem.values).astype(float)
-    if cost == "contributors":
-        counts = np.zeros(problem.size)
-        for cells in problem.insiders.values():
-            counts[list(cells)] += 1
-        return counts
-    raise DisclosureError(f"unknown cost function '{cost}'", hint="use 'unity', 'value' or 'contributors'")
-
-
-def merge_problems(problems: Sequence[ProtectionProblem], same: Mapping[str, str] | None = None) -> ProtectionProblem:
-    """Linked tables as one problem: cells with the same key (after renaming by `same`) become one cell."""
-    same = same or {}
-    index: dict[str, int] = {}
-    keys: list[str] = []
-    where: list[np.ndarray] = []
-    for prob in problems:
-        pos = []
-        for key in prob.keys:
-            key = same.get(key, key)
-            if key not in index:
-                index[key] = len(keys)
-                keys.append(key)
-            pos.append(index[key])
-        where.append(np.array(pos, dtype=np.int64))
-    merged = _empty_like(keys)
-    for prob, pos in zip(problems, where, strict=True):
-        _merge_into(merged, prob, pos)
-    return merged
-
-
-def _empty_like(keys: list[str]) -> ProtectionProblem:
-    n = len(keys)
-    return ProtectionProblem(
-        keys=keys,
-        values=np.full(n, np.nan),
-        relations=[],
-        lower=np.full(n, -np.inf),
-        upper=np.full(n, np.inf),
-        upl=np.zeros(n),
-        lpl=np.zeros(n),
-        primary=np.zeros(n, dtype=bool),
-        cost=np.zeros(n),
-        fixed=np.zeros(n, dtype=bool),
-    )
-
-
-def _merge_into(m: ProtectionProblem, prob: ProtectionProblem, pos: np.ndarray) -> None:
-    known = ~np.isnan(m.values[pos])
-    if np.any(known & ~np.isclose(m.values[pos], prob.values, equal_nan=False)):
-        bad = m.keys[int(pos[known & ~np.isclose(m.values[pos], prob.values)][0])]
-        raise DisclosureError(f"linked tables disagree on the value of cell {bad}")
-    m.values[pos] = prob.values
-    m.lower[pos] = np.maximum(m.lower[pos], prob.lower)
-    m.upper[pos] = np.minimum(m.upper[pos], prob.upper)
-    m.upl[pos] = np.maximum(m.upl[pos], prob.upl)
-    m.lpl[pos] = np.maximum(m.lpl[pos], prob.lpl)
-    m.primary[pos] |= prob.primary
-    m.fixed[pos] |= prob.fixed
-    m.cost[pos] = np.maximum(m.cost[pos], prob.cost)
-    m.relations += [(int(pos[t]), tuple(int(pos[q]) for q in parts)) for t, parts in prob.relations]
-    for who, cells in prob.insiders.items():
-        m.insiders.setdefault(who, {}).update({int(pos[i]): v for i, v in cells.items()})
