@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import __version__, history
 from . import log as action_log
-from .aggregation import TableCells, build_problem, insider_contributions
+from .aggregation import TableCells, build_problem, with_insiders
 from .cellkey import CellKey
 from .disclosure.audit import audit
 from .disclosure.model import AuditResult, ProtectionProblem
@@ -130,13 +130,10 @@ def protect_release(
         contributions=True,  # the snapshot and the insiders read them
     )
     defaults = protocol.defaults
-    problem, _ = build_problem(
-        components,
-        primaries,
-        cost=defaults.cost,
-        apriori_upper_factor=defaults.apriori_upper_factor,
-        insider_contributions=insider_contributions(store.con, components, primaries),
+    problem = build_problem(
+        components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
     )
+    problem = with_insiders(store.con, problem, components, primaries)
     months = history.release_months(protocol, period, components, problem)
     related = history.related_releases(store, protocol, audience_id, months)
     snapshot_args = (store.con, protocol, "", period, audience_id, components, problem)

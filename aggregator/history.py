@@ -21,7 +21,6 @@ Nothing here updates or deletes ledger rows: the library only inserts and reads 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -31,16 +30,11 @@ import pandas as pd
 import pyarrow as pa
 
 from . import log as action_log
-from .aggregation import TableCells, build_problem, build_table_cells
-from .aggregation.problem import (
-    OwnContributions,
-    every_contribution_by_cell,
-    gap_contributions,
-    incidences,
-    own_contributions,
-)
+from .aggregation import TableCells, build_problem, build_table_cells, release_contributions
+from .aggregation.contributions import gap_contributions, incidences
 from .cellkey import CellKey, ViewKind
 from .disclosure.audit import audit
+from .disclosure.contributions import Contributions, lexsort
 from .disclosure.model import AuditResult, CellStats, PrimaryResult, ProtectionProblem, RuleParams
 from .disclosure.rules import evaluate_primary
 from .errors import AggregatorError
@@ -156,8 +150,7 @@ class Snapshot:
     """One release's protection problem as the ledger keeps it.
 
     `problem.insiders` holds *every* contributor's own contribution to every cell (not only the largest
-    ones), because the change between two releases is computed from it. In a fresh snapshot it is a
-    read-only `OwnContributions` (columns, dicts built on first read); loaded from the ledger, plain dicts.
+    ones), because the change between two releases is computed from it.
     """
 
     release_id: str
@@ -189,7 +182,7 @@ def snapshot_of(
     `gap_records=False` leaves out those of the gap helper cells, which the ledger does not keep (they
     follow from the others; load_snapshot derives them): for a snapshot that is only recorded."""
     index, tables, bases, spans, additive = _layout(protocol, period, components, problem, monthly)
-    full = replace(problem, insiders=every_contribution_by_cell(con, components, index, gaps=gap_records))
+    full = replace(problem, insiders=release_contributions(con, components, index, gaps=gap_records))
     return Snapshot(
         release_id, period, audience_id, full, np.zeros(problem.size, dtype=bool), tables, bases, spans, additive
     )
@@ -250,12 +243,11 @@ def current_snapshot(
             monthly=True,
             contributions=audience_id == audiences[0],  # the snapshot's components
         )
-        problem, _ = build_problem(
+        problem = build_problem(
             components,
             primaries,
             cost=protocol.defaults.cost,
             apriori_upper_factor=protocol.defaults.apriori_upper_factor,
-            insider_contributions={},
         )
         built.append((components, problem))
     components, problem = built[0]
@@ -313,24 +305,16 @@ def _gap_cells(keys: Sequence[CellKey]) -> np.ndarray:
     return np.fromiter((key.is_gap for key in keys), dtype=bool, count=len(keys))
 
 
-def _insert_contributions(con: duckdb.DuckDBPyConnection, release_id: str, insiders: Mapping, gap: np.ndarray) -> None:
+def _insert_contributions(
+    con: duckdb.DuckDBPyConnection, release_id: str, insiders: Contributions, gap: np.ndarray
+) -> None:
     """One ledger row per contributor and cell, except the gap cells' (`gap`): at 10,000 companies they are
     4.5M of 11.3M records, and load_snapshot derives them from the others. Read back in contributor and
     cell order (load_snapshot).
 
-    A fresh snapshot holds its (millions of) contributions as columns (OwnContributions): they go in as one
-    Arrow table with the names dictionary-encoded, several times faster than a frame of Python strings, and
-    unsorted (sorting 11M records first cost more than it saved the insert)."""
-    if not isinstance(insiders, OwnContributions):
-        rows = [
-            (release_id, who, cell, value)
-            for who, own in insiders.items()
-            for cell, value in sorted(own.items())
-            if not gap[cell]
-        ]
-        frame = pd.DataFrame(rows, columns=["release_id", "contributor", "cell", "value"])
-        insert_frame(con, "ledger_contributions", frame.astype({"cell": "int32", "value": "float64"}))
-        return
+    The (millions of) records go in as one Arrow table with the names dictionary-encoded, several times
+    faster than a frame of Python strings, and unsorted (sorting 11M records first cost more than it saved
+    the insert)."""
     who, cell, value = insiders.who, insiders.cell, insiders.value
     kept = ~gap[cell]
     if not kept.all():
@@ -392,7 +376,8 @@ def load_snapshot(store: Store, release_id: str) -> Snapshot:
     own = store.con.execute(
         "SELECT contributor, cell, value FROM ledger_contributions WHERE release_id = ?", [release_id]
     ).fetchnumpy()
-    insiders = _with_gap_records(own_contributions(own["contributor"], own["cell"], own["value"]), keys, relations)
+    stored = Contributions.from_names(own["contributor"], own["cell"], own["value"])
+    insiders = _with_gap_records(stored, keys, relations)
     n = len(cells)
     problem = ProtectionProblem(
         keys=keys,
@@ -422,8 +407,8 @@ def load_snapshot(store: Store, release_id: str) -> Snapshot:
 
 
 def _with_gap_records(
-    own: OwnContributions, keys: list[CellKey], relations: list[tuple[int, tuple[int, ...]]]
-) -> OwnContributions:
+    own: Contributions, keys: list[CellKey], relations: list[tuple[int, tuple[int, ...]]]
+) -> Contributions:
     """The gap cells' records added, derived from the others (gap_contributions). A ledger written before
     they were derived holds them too: those are dropped and derived again, to the same values."""
     gap = _gap_cells(keys)
@@ -436,7 +421,7 @@ def _with_gap_records(
     ).reshape(-1, 3)
     derived = gap_contributions(who, cell, value, links[:, 0], links[:, 1], links[:, 2])
     columns = (np.concatenate(c) for c in zip((who, cell, value), derived, strict=True))
-    return OwnContributions(own.names, *columns)
+    return Contributions(own.names, *columns)
 
 
 def list_releases(store: Store, covenant: str | None = None) -> pd.DataFrame:
@@ -562,7 +547,7 @@ class _Builder:
             n: [] for n in ("value", "lower", "upper", "upl", "lpl", "primary", "fixed", "cost", "epoch")
         }
         self.relations: list[tuple[int, tuple[int, ...]]] = []
-        self.own: list[_Records] = []  # every contributor's own contribution to each cell of the combined problem
+        self.own: list[Contributions] = []  # every contributor's own contribution to each cell of the combined problem
         self.scale: list[tuple | None] = []  # (monthly quantity, helper?) for the bounds; None: no measure
 
     def add(self, key: CellKey, scale: tuple | None = None, **cell) -> int:
@@ -595,8 +580,8 @@ class _Builder:
                 )
             )
         self.relations += [(ids[t], tuple(ids[x] for x in parts)) for t, parts in p.relations]
-        own = _Records.of(p.insiders)
-        self.own.append(_Records(own.names, own.who, np.asarray(ids, dtype=np.int64)[own.cell], own.value))
+        own = p.insiders
+        self.own.append(Contributions(own.names, own.who, np.asarray(ids, dtype=np.int64)[own.cell], own.value))
         return ids
 
     def widen_bounds(self) -> None:
@@ -671,11 +656,12 @@ class _Builder:
                 if not (len(parts) == 1 and where[t] == where[parts[0]])
             }
         )
-        self.own = [_Records.joined(self.own).moved(np.asarray(where, dtype=np.int64))]
+        self.own = [Contributions.concat(self.own).moved(np.asarray(where, dtype=np.int64))]
 
     def problem(self) -> ProtectionProblem:
         c = {name: np.array(values) for name, values in self.columns.items()}
         primary = c["primary"].astype(bool)
+        own = Contributions.concat(self.own)
         return ProtectionProblem(
             keys=self.keys,
             values=c["value"].astype(float),
@@ -687,84 +673,9 @@ class _Builder:
             primary=primary,
             cost=c["cost"].astype(float),
             fixed=c["fixed"].astype(bool),
-            insiders=_Records.joined(self.own).largest_in(primary),
+            insiders=own.only(own.largest_in(primary)),
             epoch=c["epoch"].astype(np.int64),
         )
-
-
-@dataclass(frozen=True)
-class _Records:
-    """Own contributions as columns: record r is contributor names[who[r]]'s contribution value[r] to cell[r].
-
-    Snapshots hold millions of records at 10,000 companies: combining them record by record in dicts took a
-    minute and gigabytes; as columns it is a few sorts. `names` is sorted, so the order of `who` is the order
-    of the names."""
-
-    names: np.ndarray
-    who: np.ndarray
-    cell: np.ndarray
-    value: np.ndarray
-
-    @classmethod
-    def of(cls, insiders: Mapping[str, Mapping[int, float]]) -> _Records:
-        if isinstance(insiders, OwnContributions):
-            return cls(insiders.names, insiders.who, insiders.cell, insiders.value)
-        names = np.array(sorted(insiders), dtype=object)
-        counts = [len(insiders[name]) for name in names]
-        cells = [cell for name in names for cell in insiders[name]]
-        values = [value for name in names for value in insiders[name].values()]
-        who = np.repeat(np.arange(len(names), dtype=np.int64), counts)
-        return cls(names, who, np.array(cells, dtype=np.int64), np.array(values, dtype=float))
-
-    @staticmethod
-    def joined(batches: Sequence[_Records]) -> _Records:
-        """The records of all batches, over the union of their names."""
-        if not batches:
-            return _Records(np.array([], dtype=object), *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, float)))
-        names = np.unique(np.concatenate([r.names for r in batches]))
-        who = [np.searchsorted(names, r.names)[r.who] if len(r.names) else r.who for r in batches]
-        cell, value = (np.concatenate([getattr(r, c) for r in batches]) for c in ("cell", "value"))
-        return _Records(names, np.concatenate(who), cell, value)
-
-    def moved(self, where: np.ndarray) -> _Records:
-        """Cell c becomes where[c]; of a contributor's records that land on one cell, the one of the lowest
-        original cell is kept."""
-        cell = where[self.cell]
-        order = _lexsort((self.cell, cell, self.who))
-        who, cell = self.who[order], cell[order]
-        first = np.r_[True, (who[1:] != who[:-1]) | (cell[1:] != cell[:-1])] if len(order) else np.zeros(0, bool)
-        return _Records(self.names, who[first], cell[first], self.value[order][first])
-
-    def largest_in(self, primary: np.ndarray) -> dict[str, dict[int, float]]:
-        """The insiders worth auditing, with all their records: the largest contributor of some primary cell
-        (of equal ones the greater name)."""
-        mine = primary[self.cell]
-        who, cell, size = self.who[mine], self.cell[mine], np.abs(self.value[mine])
-        largest = pd.Series(size).groupby(cell).transform("max").to_numpy()
-        top = size == largest
-        winners = pd.Series(who[top]).groupby(cell[top]).max().to_numpy()
-        chosen = np.isin(self.who, np.unique(winners))
-        who, cell, value = self.who[chosen], self.cell[chosen], self.value[chosen]
-        order = _lexsort((cell, who))
-        who, cell, value = who[order], cell[order], value[order]
-        split = np.flatnonzero(np.r_[True, who[1:] != who[:-1], True]) if len(who) else np.zeros(1, dtype=np.int64)
-        cells, values = cell.tolist(), value.tolist()
-        return {
-            str(self.names[who[a]]): dict(zip(cells[a:b], values[a:b], strict=True))
-            for a, b in zip(split[:-1].tolist(), split[1:].tolist(), strict=True)
-        }
-
-
-def _lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:
-    """np.lexsort(keys) (the last key sorts first) of non-negative integers: one stable argsort of a combined
-    int64 key when the keys fit in 63 bits, several times faster than lexsort on millions of records."""
-    widths = [int(key.max()) + 1 if len(key) else 1 for key in keys]
-    if math.prod(widths) >= 2**63:
-        return np.lexsort(keys)
-    combined = np.zeros(len(keys[0]), dtype=np.int64)
-    for key, width in zip(reversed(keys), reversed(widths), strict=True):
-        combined = combined * width + key
-    return np.argsort(combined, kind="stable")
 
 
 def _linkable(snap: Snapshot, i: int) -> bool:
@@ -789,7 +700,7 @@ def combine(
     new_ids = b.add_snapshot(new, None, new=True, epoch=epochs.new) if new is not None else []
     month_cell: dict[tuple[str, CellKey], int] = {}
     month_snaps = {m: s for m, s in sorted(current.items())}
-    month_own = {m: _Records.of(s.problem.insiders) for m, s in month_snaps.items()}
+    month_own = {m: s.problem.insiders for m, s in month_snaps.items()}
     month_base = {
         m: {base: i for i, base in enumerate(s.bases) if not s.problem.keys[i].is_helper}
         for m, s in month_snaps.items()
@@ -825,7 +736,9 @@ def combine(
                 first = unchanged_published.get((snap.bases[i], snap.spans[i]), epochs.of[snap.release_id])
                 unchanged_published[(snap.bases[i], snap.spans[i])] = min(first, epochs.of[snap.release_id])
         kept = change_cell[changes.cell] >= 0  # each contributor's own change is its contribution to the change cell
-        b.own.append(_Records(changes.names, changes.who[kept], change_cell[changes.cell[kept]], changes.value[kept]))
+        b.own.append(
+            Contributions(changes.names, changes.who[kept], change_cell[changes.cell[kept]], changes.value[kept])
+        )
     for m, snap in month_snaps.items():
         for i, cell in enumerate(month_ids[m]):
             if (snap.bases[i], (m,)) in unchanged_published:
@@ -871,11 +784,13 @@ class _Epochs:
         return min(after, default=self.new + 1)
 
 
-def _changes(snap: Snapshot, month_own: Mapping[str, _Records], month_base: Mapping[str, dict[str, int]]) -> _Records:
+def _changes(
+    snap: Snapshot, month_own: Mapping[str, Contributions], month_base: Mapping[str, dict[CellKey, int]]
+) -> Contributions:
     """Per linkable cell of an earlier release, each contributor's own change: its contribution then minus
     its contributions now to the current cells of the same base over the months the cell spans (added up in
     the order of the months), where that is not ~0 (1e-9 of the cell). Sorted by cell, then contributor."""
-    then = _Records.of(snap.problem.insiders)
+    then = snap.problem.insiders
     size = snap.problem.size
     linkable = np.fromiter((_linkable(snap, i) for i in range(size)), dtype=bool, count=size)
     links: dict[str, list[tuple[int, int, int]]] = {}  # month -> (earlier cell, current cell, place in the span)
@@ -889,9 +804,9 @@ def _changes(snap: Snapshot, month_own: Mapping[str, _Records], month_base: Mapp
     for m, triples in sorted(links.items()):
         now, pairs = month_own[m], np.array(triples, dtype=np.int64)
         record, link = incidences(now.cell, pairs[:, 1])
-        batches.append(_Records(now.names, now.who[record], pairs[link, 0], now.value[record]))
+        batches.append(Contributions(now.names, now.who[record], pairs[link, 0], now.value[record]))
         places.append(pairs[link, 2])
-    joined = _Records.joined(batches)
+    joined = Contributions.concat(batches)
     names, who, cell, value = joined.names, joined.who, joined.cell, joined.value
     is_then = np.zeros(len(cell), dtype=bool)
     is_then[: len(then.cell)] = True
@@ -899,7 +814,7 @@ def _changes(snap: Snapshot, month_own: Mapping[str, _Records], month_base: Mapp
     who, cell, value, is_then, place = who[keep], cell[keep], value[keep], is_then[keep], np.concatenate(places)[keep]
     # per (cell, contributor): then - (0.0 + now_1 + now_2 ...), the months added in span order as record by
     # record (bincount adds in input order)
-    order = _lexsort((place, who, cell))
+    order = lexsort((place, who, cell))
     who, cell, value, is_then = who[order], cell[order], value[order], is_then[order]
     pair = np.r_[True, (who[1:] != who[:-1]) | (cell[1:] != cell[:-1])] if len(cell) else np.zeros(0, dtype=bool)
     group = np.cumsum(pair) - 1
@@ -909,7 +824,7 @@ def _changes(snap: Snapshot, month_own: Mapping[str, _Records], month_base: Mapp
     first = np.flatnonzero(pair)
     scale = np.maximum(1.0, np.abs(snap.problem.values.astype(float)))
     changed = np.abs(change) > 1e-9 * scale[cell[first]]
-    return _Records(names, who[first][changed], cell[first][changed], change[changed])
+    return Contributions(names, who[first][changed], cell[first][changed], change[changed])
 
 
 def _change_cell(

@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .aggregation import TableCells, build_problem, build_table_cells, insider_contributions
+from .aggregation import TableCells, build_problem, build_table_cells, with_insiders
 from .disclosure.audit import audit
 from .disclosure.model import AuditResult, PrimaryResult, ProtectionProblem
 from .disclosure.rules import evaluate_primary
@@ -387,13 +387,11 @@ def _protect(
         for comp in build_table_cells(con, protocol, spec.id, None, params, count_unit=settings.count_unit):
             components.append(comp)
             primaries.append(evaluate_primary(comp.stats, params))
-    problem, _ = build_problem(
-        components,
-        primaries,
-        cost=protocol.defaults.cost,
-        apriori_upper_factor=protocol.defaults.apriori_upper_factor,
-        insider_contributions=insider_contributions(con, components, primaries),
+    defaults = protocol.defaults
+    problem = build_problem(
+        components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
     )
+    problem = with_insiders(con, problem, components, primaries)
     result = protect(problem, protocol.defaults.suppression)
     checked = audit(problem, result.suppressed)
     if not checked.passed:

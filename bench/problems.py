@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aggregator.cellkey import CellKey, Coordinate, Quantity
+from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import DisclosureError
 
@@ -150,9 +151,9 @@ def _apply_threshold_rule(problem, contributions, axes, min_contributors, safety
     problem.primary = unsafe
     problem.upl = np.where(unsafe, upl, 0.0)
     problem.lpl = np.where(unsafe, np.minimum(upl, problem.values - problem.lower), 0.0)
-    problem.insiders = {
-        c: {int(i): float(v[i]) for i in np.flatnonzero(m)} for c, v, m in zip(names, own, present, strict=True)
-    }
+    problem.insiders = Contributions.of(
+        {c: {int(i): float(v[i]) for i in np.flatnonzero(m)} for c, v, m in zip(names, own, present, strict=True)}
+    )
 
 
 def _cost_vector(problem: ProtectionProblem, cost: str | np.ndarray) -> np.ndarray:
@@ -163,10 +164,7 @@ def _cost_vector(problem: ProtectionProblem, cost: str | np.ndarray) -> np.ndarr
     if cost == "value":
         return np.abs(problem.values).astype(float)
     if cost == "contributors":
-        counts = np.zeros(problem.size)
-        for cells in problem.insiders.values():
-            counts[list(cells)] += 1
-        return counts
+        return np.bincount(problem.insiders.cell, minlength=problem.size).astype(float)
     raise DisclosureError(f"unknown cost function '{cost}'", hint="use 'unity', 'value' or 'contributors'")
 
 
@@ -188,8 +186,12 @@ def merge_problems(
             pos.append(index[key])
         where.append(np.array(pos, dtype=np.int64))
     merged = _empty_like(keys)
+    own: dict[str, dict[int, float]] = {}
     for prob, pos in zip(problems, where, strict=True):
         _merge_into(merged, prob, pos)
+        for who, cells in prob.insiders.as_dict().items():
+            own.setdefault(who, {}).update({int(pos[i]): v for i, v in cells.items()})
+    merged.insiders = Contributions.of(own)
     return merged
 
 
@@ -223,5 +225,3 @@ def _merge_into(m: ProtectionProblem, prob: ProtectionProblem, pos: np.ndarray) 
     m.fixed[pos] |= prob.fixed
     m.cost[pos] = np.maximum(m.cost[pos], prob.cost)
     m.relations += [(int(pos[t]), tuple(int(pos[q]) for q in parts)) for t, parts in prob.relations]
-    for who, cells in prob.insiders.items():
-        m.insiders.setdefault(who, {}).update({int(pos[i]): v for i, v in cells.items()})

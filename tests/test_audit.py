@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.disclosure.audit import audit
+from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import DisclosureError
 from aggregator.periods import PeriodMode
@@ -150,7 +151,7 @@ def test_insider_with_a_partial_share_narrows_the_other_cell() -> None:
     # protection of 1.5 for y (needs hi >= 16.5) holds, 3 (needs hi >= 18) does not. A's own cell x is not
     # judged against A: the primary rules' protection already models a contributor attacking its own cell.
     problem = singleton_row_problem()
-    problem.insiders = {"A": {0: 8.0, 2: 8.0}}
+    problem.insiders = Contributions.of({"A": {0: 8.0, 2: 8.0}})
     problem.lpl[0] = 3.0
     assert audit(problem, hide(problem, [0, 1])).passed
     problem.upl[1] = 3.0
@@ -161,7 +162,7 @@ def test_insider_with_a_partial_share_narrows_the_other_cell() -> None:
 
 def test_insider_knowledge_of_a_published_cell_only_is_not_checked() -> None:
     problem = singleton_row_problem()
-    problem.insiders = {"C": {2: 5.0}}
+    problem.insiders = Contributions.of({"C": {2: 5.0}})
     result = audit(problem, hide(problem, [0, 1]))
     assert result.insiders_checked == 0 and result.passed
 
@@ -311,7 +312,7 @@ def test_insider_failures_match_a_plain_lp_with_the_insiders_knowledge(
     for c in range(n_body):
         value = int(problem.values[c])
         share[c] = float(rng.choice([value, rng.integers(0, value + 1), 0]))
-    problem.insiders = {"A": share}
+    problem.insiders = Contributions.of({"A": share})
     result = audit(problem, hidden)
     outsider_failed = {f[0] for f in result.failures if f[1] == "outsider"}
     known = {c: (v, problem.upper[c]) for c, v in share.items()}  # own share known, nothing more
@@ -338,7 +339,7 @@ def test_a_shared_cache_gives_the_same_verdicts_as_fresh_audits(
 ) -> None:
     # A repair loop audits one problem again and again with a few more cells hidden each time.
     problem, hidden = case
-    problem.insiders = {"A": {c: float(problem.values[c]) // 2 for c in range(0, problem.size, 3)}}
+    problem.insiders = Contributions.of({"A": {c: float(problem.values[c]) // 2 for c in range(0, problem.size, 3)}})
     cache: dict = {}
     for flip in [None, *flips]:
         if flip is not None:
@@ -389,7 +390,7 @@ def tables_with_helpers(draw: st.DrawFn) -> tuple[ProtectionProblem, np.ndarray]
         problem.upl[c] = 2.0 if kind in ("both", "up") else 0.0
         problem.lpl[c] = 2.0 if kind in ("both", "down") else 0.0
     shares = draw(st.lists(st.integers(0, 2), min_size=n_body, max_size=n_body))
-    problem.insiders = {"A": {c: float(problem.values[c]) * k / 2 for c, k in enumerate(shares) if k}}
+    problem.insiders = Contributions.of({"A": {c: float(problem.values[c]) * k / 2 for c, k in enumerate(shares) if k}})
     return problem, hidden
 
 

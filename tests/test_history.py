@@ -13,7 +13,6 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -21,15 +20,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aggregator import batch, history
-from aggregator.aggregation.problem import OwnContributions
 from aggregator.cellkey import CellKey, Coordinate, Quantity, ViewKind
 from aggregator.disclosure.audit import audit
-from aggregator.disclosure.model import ProtectionProblem
+from aggregator.disclosure.contributions import Contributions
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
 from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
 from aggregator.store import Store
-from support.keys import named
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = "2026-06-01T00:00:00Z"
@@ -468,12 +465,13 @@ def test_a_snapshot_loads_with_every_contribution_the_release_computed(tmp_path:
     ).fetchone()[0]
     assert not set(stored) & set(gap_cells)
     if old_ledger:
-        rows = [(done.release_id, w, c, v) for w, own in full.problem.insiders.items() for c, v in own.items()]
+        own = full.problem.insiders.as_dict()
+        rows = [(done.release_id, w, c, v) for w, mine in own.items() for c, v in mine.items()]
         gap_rows = [r for r in rows if r[2] in gap_cells]
         lab.store.con.executemany("INSERT INTO ledger_contributions VALUES (?, ?, ?, ?)", gap_rows)
     loaded = history.load_snapshot(lab.store, done.release_id)
-    expected = {who: dict(own) for who, own in full.problem.insiders.items()}
-    assert {who: dict(own) for who, own in loaded.problem.insiders.items()} == expected
+    expected = full.problem.insiders.as_dict()
+    assert loaded.problem.insiders.as_dict() == expected
     # L sells wool only: in the total (1) and not in cotton, so its cotton gap is 1 - 0
     cotton_gap = next(i for i in gap_cells if _gap_part(full, i) == "cotton")
     assert expected["L"][cotton_gap] == 1.0
@@ -640,85 +638,19 @@ def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
     assert missing.exit_code == 2 and "there is no release nope" in missing.output
 
 
-def test_a_snapshot_writes_the_same_ledger_rows_from_columns_as_from_dicts():
-    # a fresh snapshot keeps every contributor's contributions as columns (OwnContributions); the ledger must
-    # get exactly the rows the per-contributor dicts give (read back in contributor and cell order, as
-    # load_snapshot reads them: the columns go in unsorted)
-    names = np.array(["g1", "g2", "g3"], dtype=object)
-    columns = OwnContributions(names, np.array([2, 0, 0, 2]), np.array([1, 2, 0, 0]), np.array([4.0, 2.5, 1.0, -3.0]))
-    as_dicts = {"g1": {0: 1.0, 2: 2.5}, "g2": {}, "g3": {0: -3.0, 1: 4.0}}
-    assert columns == as_dicts
-    zeros = np.zeros(3)
-    con = duckdb.connect()
-    for release_id, insiders in (("columns", columns), ("dicts", as_dicts)):
-        problem = ProtectionProblem(
-            named("a", "b", "c"), zeros, [], zeros, zeros + 9, zeros, zeros, zeros.astype(bool), zeros,
-            zeros.astype(bool), insiders,
-        )  # fmt: skip
-        snap = history.Snapshot(
-            release_id, JAN, "committee", problem, zeros.astype(bool), ["t"] * 3, named("a", "b", "c"), [(JAN,)] * 3,
-            np.ones(3, dtype=bool),
-        )  # fmt: skip
-        history.record_snapshot(con, snap)
-    rows = {
-        rid: con.execute(
-            "SELECT contributor, cell, value FROM ledger_contributions WHERE release_id = ? ORDER BY contributor, cell",
-            [rid],
-        ).fetchall()
-        for rid in ("columns", "dicts")
-    }
-    assert rows["columns"] == rows["dicts"] == [("g1", 0, 1.0), ("g1", 2, 2.5), ("g3", 0, -3.0), ("g3", 1, 4.0)]
-
-
-# ----------------------------------------------------------------------------------------------- columns
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 2**40)), max_size=40),
-    st.booleans(),
-)
-def test_combined_key_sort_is_lexsort(rows, huge):
-    keys = (
-        tuple(np.array(column, dtype=np.int64) for column in zip(*rows, strict=True))
-        if rows
-        else (np.zeros(0, np.int64),) * 3
-    )
-    if huge and rows:  # keys that do not fit one int64 together: lexsort itself
-        keys = (keys[0], keys[1] * 2**30, keys[2])
-    assert history._lexsort(keys).tolist() == np.lexsort(keys).tolist()
-
-
-def test_merged_cells_keep_the_record_of_the_lowest_cell_and_the_largest_insider_wins_ties_by_name():
-    names = np.array(["a", "b", "c"], dtype=object)
-    # cells 0, 2 and 3 merge into 0; 1 stays; b has records in 2 and 3 only: the one of cell 2 is kept
-    records = history._Records(
-        names, np.array([0, 0, 1, 1, 2]), np.array([3, 0, 3, 2, 1]), np.array([9.0, 1.0, 7.0, 5.0, 5.0])
-    )
-    moved = records.moved(np.array([0, 1, 0, 0]))
-    kept = sorted(zip(moved.who.tolist(), moved.cell.tolist(), moved.value.tolist(), strict=True))
-    assert kept == [(0, 0, 1.0), (1, 0, 5.0), (2, 1, 5.0)]
-    # cell 0: b (5) beats a (1); cell 1: c alone; a tie of |values| goes to the greater name
-    assert moved.largest_in(np.array([True, True])) == {"b": {0: 5.0}, "c": {1: 5.0}}
-    tie = history._Records(names, np.array([0, 1]), np.array([0, 0]), np.array([-4.0, 4.0]))
-    assert tie.largest_in(np.array([True])) == {"b": {0: 4.0}}
-    assert tie.largest_in(np.array([False])) == {}
-
-
 @pytest.mark.parametrize("dense", [True, False], ids=["dense lookup", "binary search"])
 @pytest.mark.parametrize("names", [("a", "b"), ("b", "a")], ids=["in the total only: sorts last", "sorts first"])
 def test_a_gap_is_derived_for_a_contributor_in_the_total_and_in_no_part(monkeypatch, dense, names):
-    from aggregator.aggregation import problem as problem_module
-    from aggregator.aggregation.problem import own_contributions
+    from aggregator.aggregation import contributions as module
 
-    monkeypatch.setattr(problem_module, "DENSE_LOOKUP_LIMIT", problem_module.DENSE_LOOKUP_LIMIT if dense else 0)
+    monkeypatch.setattr(module, "DENSE_LOOKUP_LIMIT", module.DENSE_LOOKUP_LIMIT if dense else 0)
     keys = [
         CellKey.parse(text)
         for text in ("t|companies[company]|-|", "t|companies[company]|-|country=NL", "t|companies[company]|-||~0:gap0")
     ]
     both, total_only = names  # `both` is in the total and in NL; `total_only` only in the total
-    own = own_contributions(np.array([both, both, total_only], dtype=object), np.array([0, 1, 0]), np.ones(3))
-    derived = history._with_gap_records(own, keys, [(0, (1, 2))])
-    assert dict(derived[total_only]) == {0: 1.0, 2: 1.0} and dict(derived[both]) == {0: 1.0, 1: 1.0, 2: 0.0}
-    nobody_in_a_part = own_contributions(np.array(["a"], dtype=object), np.array([0]), np.ones(1))
-    assert dict(history._with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))])["a"]) == {0: 1.0, 2: 1.0}
+    own = Contributions.from_names(np.array([both, both, total_only], dtype=object), [0, 1, 0], np.ones(3))
+    derived = history._with_gap_records(own, keys, [(0, (1, 2))]).as_dict()
+    assert derived[total_only] == {0: 1.0, 2: 1.0} and derived[both] == {0: 1.0, 1: 1.0, 2: 0.0}
+    nobody_in_a_part = Contributions.from_names(np.array(["a"], dtype=object), [0], np.ones(1))
+    assert history._with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))]).as_dict()["a"] == {0: 1.0, 2: 1.0}

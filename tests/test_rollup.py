@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from aggregator.aggregation import build_problem, build_table_cells, insider_contributions
+from aggregator.aggregation import build_problem, build_table_cells, key_index, with_insiders
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.rules import evaluate_primary
 from aggregator.disclosure.suppression import protect
@@ -125,13 +125,12 @@ def test_the_rolled_up_table_is_protected_and_passes_the_audit(tmp_path):
     con, proto = store(), protocol(tmp_path)
     comp = cells(con, proto)
     primary = evaluate_primary(comp.stats, proto.rule_params("origin", "committee"))
-    insiders = insider_contributions(con, [comp], [primary])
-    problem, index = build_problem(
-        [comp], [primary], cost="value", apriori_upper_factor=1.5, insider_contributions=insiders
-    )
+    problem = build_problem([comp], [primary], cost="value", apriori_upper_factor=1.5)
+    problem = with_insiders(con, problem, [comp], [primary])
+    index = key_index(problem.keys)
     # d is the only contributor of Other Sub-Saharan Africa: its own share is read through the same recoding
     other_africa = comp.keys[margin(comp, "202~other")]
-    assert insiders["d"][other_africa] == 2.0
+    assert problem.insiders.values_at("d", [index[other_africa]])[0] == 2.0
     result = protect(problem, "optimal")
     assert result.suppressed[index[other_africa]]
     other_asia = index[comp.keys[margin(comp, "030~other")]]

@@ -247,9 +247,10 @@ def every_attack_alone(s, x):
                 if lp.solve(p, sign)[0] < req - sup._tolerance(req):
                     found.add((p, -1, sign))
                     continue  # insiders are attacked only where the outsider is held off
-                for c in sorted({c for i in comp.tolist() for c in s.owners[i]}):
+                owners = {int(c) for i in comp.tolist() for c in s.owner_who[s.owner_ptr[i] : s.owner_ptr[i + 1]]}
+                for c in sorted(owners):
                     req_c = sup._requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
-                    if s.own[c].get(p, 0.0) != 0 or req_c <= sup._tolerance(req_c):
+                    if s.own_at(c, np.array([p]))[1][0] != 0 or req_c <= sup._tolerance(req_c):
                         continue
                     up_c, down_c = sup._attacker_rooms(s, c, comp)
                     lp_c = sup._AttackerLP(s, comp, up_c * x[comp], -down_c * x[comp])

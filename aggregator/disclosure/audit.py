@@ -488,26 +488,16 @@ class _Auditor:
 
     def run_insiders(self) -> None:
         outsider_failed = {cell for cell, *_ in self.failures}
-        for contributor in sorted(self.problem.insiders, key=str):
+        for contributor in self.problem.insiders.contributors:
             cells, amounts = self._own_figures(contributor)
             mine = self.hidden[cells]
             if mine.any():
                 self.insiders_checked += 1
                 self._check_insider(str(contributor), cells[mine], amounts[mine], outsider_failed)
 
-    def _own_figures(self, contributor) -> tuple[np.ndarray, np.ndarray]:
-        """The contributor's cells (ascending) and its own amounts in them, kept in the cache when there is one."""
-        key = ("own", contributor)
-        if self.cache is not None and key in self.cache:
-            return self.cache[key]
-        own = self.problem.insiders[contributor]
-        cells = np.fromiter(own.keys(), dtype=np.int64, count=len(own))
-        amounts = np.fromiter(own.values(), dtype=float, count=len(own))
-        order = np.argsort(cells, kind="stable")
-        figures = (cells[order], amounts[order])
-        if self.cache is not None:
-            self.cache[key] = figures
-        return figures
+    def _own_figures(self, contributor: str) -> tuple[np.ndarray, np.ndarray]:
+        """The contributor's cells (ascending) and its own amounts in them."""
+        return self.problem.insiders.of_contributor(contributor)
 
     def _insider_bounds(self, cells: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New lower and upper bounds of the contributor's cells from its knowledge."""
@@ -664,13 +654,13 @@ class _Auditor:
             components, _ = _build_components(self.problem, ~known, self.cache)
             self._prior[epoch] = {int(c): comp for comp in components for c in comp.cells}
         comp = self._prior[epoch].get(cell)
-        own = self.problem.insiders.get(who, {})
+        own = self.problem.insiders
         values = np.asarray(self.problem.values, dtype=float)
         if comp is None:  # in no relation: only its own bounds
-            floor = min(max(self.lower[cell], self.lower[cell] + own.get(cell, 0.0)), values[cell])
+            floor = min(max(self.lower[cell], self.lower[cell] + own.values_at(who, [cell])[0]), values[cell])
             return float(self.upper[cell] if maximise else floor)
         cells = comp.cells
-        amount = np.array([own.get(int(c), 0.0) for c in cells])
+        amount = own.values_at(who, cells)
         lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values[cells])
         key = (epoch, int(cells[0]))
         if key not in self._prior_lps:  # one model per component, re-bounded for each attacker

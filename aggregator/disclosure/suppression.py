@@ -136,10 +136,14 @@ class _Structure:
     rank: np.ndarray  # position of each cell in key order (the tie-breaker)
     up_room: np.ndarray  # upper - value: how far an outsider may move a hidden cell up
     down_room: np.ndarray  # value - lower
-    owners: list[list[int]]  # contributor indices with a record in each cell
-    contributors: list[str]
-    own: list[dict[int, float]]  # per contributor index: cell -> own contribution
-    own_cells: list[np.ndarray]  # per contributor index: its cells, ascending
+    contributors: list[str]  # the insiders, by index
+    # contributor c's own records: cells (ascending) and amounts own_cell/own_value[own_ptr[c]:own_ptr[c + 1]]
+    own_ptr: np.ndarray
+    own_cell: np.ndarray
+    own_value: np.ndarray
+    # cell i's contributors: owner_who[owner_ptr[i]:owner_ptr[i + 1]]
+    owner_ptr: np.ndarray
+    owner_who: np.ndarray
     sole: np.ndarray  # contributor index when a cell has exactly one contributor, else -1
     stuck: np.ndarray  # bool: in a relation whose other cells are all fixed: hiding it is useless
     epoch: np.ndarray  # per cell, when it became known (ProtectionProblem.epoch)
@@ -153,6 +157,18 @@ class _Structure:
 
     def cells_of(self, r: int) -> np.ndarray:
         return self.rel_idx[self.rel_ptr[r] : self.rel_ptr[r + 1]]
+
+    def own_cells(self, c: int) -> np.ndarray:
+        return self.own_cell[self.own_ptr[c] : self.own_ptr[c + 1]]
+
+    def own_at(self, c: int, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether contributor c has a record in each of `cells`, and its own amount there (0.0 where not)."""
+        mine, amounts = self.own_cells(c), self.own_value[self.own_ptr[c] : self.own_ptr[c + 1]]
+        if not len(mine):
+            return np.zeros(len(cells), dtype=bool), np.zeros(len(cells))
+        at = np.minimum(np.searchsorted(mine, cells), len(mine) - 1)
+        has = mine[at] == cells
+        return has, np.where(has, amounts[at], 0.0)
 
 
 def _build_structure(problem: ProtectionProblem) -> _Structure:
@@ -173,15 +189,16 @@ def _build_structure(problem: ProtectionProblem) -> _Structure:
     np.cumsum(np.bincount(rel_idx, minlength=n), out=cell_ptr[1:])
     rank = np.empty(n, dtype=np.int64)
     rank[np.argsort(np.array(problem.keys, dtype=object), kind="stable")] = np.arange(n)
-    contributors = sorted(problem.insiders)
-    owners: list[list[int]] = [[] for _ in range(n)]
-    own: list[dict[int, float]] = []
-    for ci, name in enumerate(contributors):
-        cells = {int(i): float(v) for i, v in problem.insiders[name].items()}
-        own.append(cells)
-        for i in cells:
-            owners[i].append(ci)
-    sole = np.array([o[0] if len(o) == 1 else -1 for o in owners], dtype=np.int64)
+    insiders = problem.insiders
+    own_ptr, own_cell, own_value = insiders.by_contributor()
+    own_who = np.repeat(np.arange(len(insiders.names), dtype=np.int64), np.diff(own_ptr))
+    by_cell = np.argsort(own_cell, kind="stable")  # within a cell, contributors in index order
+    owner_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(own_cell, minlength=n), out=owner_ptr[1:])
+    owner_who = own_who[by_cell]
+    sole = np.full(n, -1, dtype=np.int64)
+    alone = np.flatnonzero(np.diff(owner_ptr) == 1)
+    sole[alone] = owner_who[owner_ptr[alone]]
     s = _Structure(
         problem,
         rel_ptr,
@@ -192,10 +209,12 @@ def _build_structure(problem: ProtectionProblem) -> _Structure:
         rank,
         np.maximum(problem.upper - problem.values, 0.0),
         np.maximum(problem.values - problem.lower, 0.0),
-        owners,
-        contributors,
-        own,
-        [np.array(sorted(cells), dtype=np.int64) for cells in own],
+        insiders.contributors,
+        own_ptr,
+        own_cell,
+        own_value,
+        owner_ptr,
+        owner_who,
         sole,
         np.zeros(n, dtype=bool),
         problem.epochs(),
@@ -250,13 +269,10 @@ def _attacker_rooms(s: _Structure, attacker: int, cells: np.ndarray) -> tuple[np
     up, down = s.up_room[cells].copy(), s.down_room[cells].copy()
     if attacker < 0:
         return up, down
-    own, lower, values = s.own[attacker], s.problem.lower, s.problem.values
-    for k, i in enumerate(cells.tolist()):
-        amount = own.get(i)
-        if amount is None:
-            continue
-        # it knows its own share, not whether it is alone: the rest of the cell is non-negative
-        down[k] = max(0.0, values[i] - max(lower[i], amount))
+    has, amount = s.own_at(attacker, cells)
+    lower, values = s.problem.lower[cells], s.problem.values[cells]
+    # it knows its own share, not whether it is alone: the rest of the cell is non-negative
+    down = np.where(has, np.maximum(0.0, values - np.maximum(lower, amount)), down)
     return up, down
 
 
@@ -431,7 +447,7 @@ def _witness(points: list[np.ndarray], k: int, sign: int, req: float) -> int | N
 
 def _insider_attacks(s, comp, x, points, witnessed) -> list[_Attack]:
     """Each contributor with a record in a hidden cell of this group attacks with its own figures known."""
-    involved = sorted({c for i in comp.tolist() for c in s.owners[i]})
+    involved = np.unique(s.owner_who[_spans(s.owner_ptr, comp)]).tolist()
     attacks: list[_Attack] = []
     for c in involved:
         attacks += _one_insider(s, c, comp, x, points, witnessed)
@@ -441,7 +457,7 @@ def _insider_attacks(s, comp, x, points, witnessed) -> list[_Attack]:
 def _one_insider(s, c: int, comp: np.ndarray, x, points, witnessed) -> list[_Attack]:
     """An outsider's move shrunk towards zero until it respects what the insider knows is still a move the
     insider cannot exclude; only the targets such moves leave short need the insider's own LP."""
-    known = _positions_held(comp, s.own_cells[c])
+    known = _positions_held(comp, s.own_cells(c))
     up_k, down_k = _attacker_rooms(s, c, comp[known])
     scale = x[comp[known]]
     shrink = _shrink_factors(points[:, known], up_k * scale, -down_k * scale)
@@ -449,7 +465,7 @@ def _one_insider(s, c: int, comp: np.ndarray, x, points, witnessed) -> list[_Att
     mine: list[np.ndarray] = []  # the insider's own optima: certificates for its other targets
     attacks: list[_Attack] = []
     for p, sign, w, gain in witnessed:
-        if s.own[c].get(p, 0.0) != 0:
+        if s.own_at(c, np.array([p]))[1][0] != 0:
             continue  # a cell it contributes to: the primary rules' protection already models this attacker
         req = _requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
         if req <= _tolerance(req) or shrink[w] * gain >= req - _tolerance(req):
@@ -885,11 +901,6 @@ def subproblem(problem: ProtectionProblem, cells: np.ndarray) -> ProtectionProbl
     relations = [
         (position[t], tuple(position[p] for p in parts)) for t, parts in problem.relations if int(t) in position
     ]
-    insiders = {}
-    for who, own in problem.insiders.items():
-        mine = {position[c]: v for c, v in own.items() if c in position}
-        if mine:
-            insiders[who] = mine
     return ProtectionProblem(
         keys=[problem.keys[c] for c in cells],
         values=problem.values[cells],
@@ -901,7 +912,7 @@ def subproblem(problem: ProtectionProblem, cells: np.ndarray) -> ProtectionProbl
         primary=problem.primary[cells],
         cost=problem.cost[cells],
         fixed=problem.fixed[cells],
-        insiders=insiders,
+        insiders=problem.insiders.restricted(cells),
         epoch=None if problem.epoch is None else problem.epochs()[cells],
     )
 
