@@ -3,11 +3,11 @@
 `protect_microdata(contributions, table_toml, out_dir)` reads one CSV or Parquet file of contributions (one row
 per record: a contributor id, optionally a group id, one column per dimension and the value columns), a table
 definition in the protocol format, and runs the secretariat's engine unchanged: the rows go into an in-memory
-DuckDB as `rows_standalone_contributions` (with `companies` and `submissions` tables), then aggregation,
-primary rules, insiders, secondary suppression and the audit. It writes, per table, every cell with its
-published value and its status (published, primary, secondary) as CSV and Parquet, plus `audit.json`. No
-envelope, store or workspace is involved; the output is the protector's own working file, not a committee
-release (it names primary and secondary cells).
+DuckDB, which aggregation reads as it reads the store's views (a `RowSource`: the rows, and every contributor
+with its group), then primary rules, insiders, secondary suppression and the audit. It writes, per table,
+every cell with its published value and its status (published, primary, secondary) as CSV and Parquet, plus
+`audit.json`. No envelope, store or workspace is involved; the output is the protector's own working file,
+not a committee release (it names primary and secondary cells).
 
 The table definition (docs/suppression.md, "Standalone protection") is a protocol without [covenant],
 [age] and [[audiences]]: an optional [standalone] section (contributor and group columns, language), then
@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -42,7 +41,7 @@ from .disclosure.suppression import SuppressionResult, protect
 from .errors import AggregatorError, ConfigError, DisclosureError, ValidationFailed
 from .protocol import TOTAL_CODE, Column, Protocol, TableSpec, protocol_from_data
 from .release.texts import neutralise
-from .store import quiet_connection
+from .store import RowSource, quiet_connection
 from .validation import readers
 from .validation import rules as template_rules
 from .validation.validate import validate
@@ -50,10 +49,9 @@ from .validation.validate import validate
 COVENANT = "standalone"
 TEMPLATE = "contributions"
 AUDIENCE = "standalone"
-PERIOD = "standalone"  # every row belongs to this one pseudo-period
-ROWS_TABLE = f"rows_{COVENANT}_{TEMPLATE}"
-# columns the engine's row tables use itself; a data column of that name would be ambiguous
-RESERVED_COLUMNS = frozenset({"submission_id", "company_id", "group_id", "period", "source_row"})
+ROWS, CONTRIBUTORS = "standalone_rows", "standalone_groups"  # the relations aggregation reads
+# columns the engine's relations use itself; a data column of that name would be ambiguous
+RESERVED_COLUMNS = frozenset({"company_id", "group_id"})
 STANDALONE_KEYS = ("contributor", "group", "language")
 NOT_STANDALONE = {
     "covenant": "the covenant is implicit in standalone mode",
@@ -99,8 +97,8 @@ def protect_microdata(contributions: str | Path, table_toml: str | Path, out_dir
     settings = _standalone_settings(Path(table_toml), data, source.header)
     protocol = _protocol(Path(table_toml), raw_toml, data, source.header, settings)
     frame = _read_rows(source, protocol, settings)
-    con = _load(frame, settings)
-    components, problem, result, checked = _protect(con, protocol)
+    rows = _load(frame, settings)
+    components, problem, result, checked = _protect(rows, protocol)
     tables = {spec.id: _table_frame(protocol, spec, components, problem, result) for spec in protocol.tables}
     summary = _summary(source, Path(table_toml), protocol, components, problem, result, checked, tables)
     files = _write_outputs(Path(out_dir), tables, summary)
@@ -338,25 +336,21 @@ def _rows_failed(path: Path, report) -> ValidationFailed:
     )
 
 
-def _load(frame: pd.DataFrame, settings: _Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB shaped like the secretariat's store, so aggregation runs unchanged."""
+def _load(frame: pd.DataFrame, settings: _Settings) -> RowSource:
+    """The rows and the contributors as DuckDB tables, read by aggregation as the store's views are."""
     contributor = frame[settings.contributor].astype(str)
     group = contributor if settings.group is None else frame[settings.group].fillna(contributor).astype(str)
     companies = _companies(contributor, group)
     rows = frame.drop(columns=[c for c in (settings.contributor, settings.group) if c])
-    rows.insert(0, "source_row", frame.index.to_numpy(dtype="int64"))
-    rows.insert(0, "period", PERIOD)
     rows.insert(0, "company_id", contributor.to_numpy())
-    rows.insert(0, "submission_id", PERIOD)
     con = quiet_connection()
     con.register("_companies", companies)
     con.register("_rows", rows.reset_index(drop=True))
-    con.execute("CREATE TABLE companies AS SELECT * FROM _companies")
-    con.execute(f"CREATE TABLE {ROWS_TABLE} AS SELECT * FROM _rows")
-    con.execute("CREATE TABLE submissions AS SELECT ? AS submission_id, 'accepted' AS state", [PERIOD])
+    con.execute(f"CREATE TABLE {CONTRIBUTORS} AS SELECT * FROM _companies")
+    con.execute(f"CREATE TABLE {ROWS} AS SELECT * FROM _rows")
     con.unregister("_companies")
     con.unregister("_rows")
-    return con
+    return RowSource(con, {TEMPLATE: ROWS}, CONTRIBUTORS)
 
 
 def _companies(contributor: pd.Series, group: pd.Series) -> pd.DataFrame:
@@ -376,7 +370,7 @@ def _companies(contributor: pd.Series, group: pd.Series) -> pd.DataFrame:
 
 
 def _protect(
-    con: duckdb.DuckDBPyConnection, protocol: Protocol
+    source: RowSource, protocol: Protocol
 ) -> tuple[list[TableCells], ProtectionProblem, SuppressionResult, AuditResult]:
     """Aggregate, judge, suppress and audit every table together (tables sharing cells are linked)."""
     components: list[TableCells] = []
@@ -384,14 +378,14 @@ def _protect(
     for spec in protocol.tables:
         settings = protocol.settings(spec.id, AUDIENCE)
         params = settings.rule_params()
-        for comp in build_table_cells(con, protocol, spec.id, None, params, count_unit=settings.count_unit):
+        for comp in build_table_cells(source, protocol, spec.id, None, params, count_unit=settings.count_unit):
             components.append(comp)
             primaries.append(evaluate_primary(comp.stats, params))
     defaults = protocol.defaults
     problem = build_problem(
         components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
     )
-    problem = with_insiders(con, problem, components, primaries)
+    problem = with_insiders(source, problem, components, primaries)
     result = protect(problem, protocol.defaults.suppression)
     checked = audit(problem, result.suppressed)
     if not checked.passed:

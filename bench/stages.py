@@ -293,7 +293,8 @@ def stage_cells(job: dict) -> list[dict]:
     with store:
         specs = protocol.tables_for(AUDIENCE)
         floor = measure(lambda: [store.con.execute(plain_group_by_sql(s)).fetchall() for s in specs])
-        done = measure(lambda: build_release_cells(store.con, protocol, AUDIENCE, PERIOD))
+        source = store.row_source(protocol.covenant.id)
+        done = measure(lambda: build_release_cells(source, protocol, AUDIENCE, PERIOD))
         cells = sum(len(c) for c in done.result)
     return [row("cell statistics", job["rows_total"], "rows", done, floor, cells=cells)]
 

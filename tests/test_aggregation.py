@@ -28,6 +28,7 @@ from aggregator.aggregation.query import registered
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import PrimaryResult, RuleParams
 from aggregator.protocol import TOTAL_CODE, load_protocol
+from aggregator.store import RowSource, row_source
 from support.contributions import by_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,8 @@ STATES = {"s1": "accepted", "s2": "accepted", "s3": "accepted", "s4": "accepted"
 STATES |= {"s6": "accepted", "s7": "accepted"}
 
 
-def make_store(locations=LOCATIONS, risks=(), companies=COMPANIES, states=None) -> duckdb.DuckDBPyConnection:
+def make_store(locations=LOCATIONS, risks=(), companies=COMPANIES, states=None) -> RowSource:
+    """The store's tables in an in-memory DuckDB, read through the store's views."""
     con = duckdb.connect()
     con.execute("CREATE TABLE companies (company_id VARCHAR, group_id VARCHAR)")
     con.executemany("INSERT INTO companies VALUES (?, ?)", list(companies))
@@ -63,7 +65,7 @@ def make_store(locations=LOCATIONS, risks=(), companies=COMPANIES, states=None) 
     con.executemany("INSERT INTO submissions VALUES (?, ?)", list((states or STATES).items()))
     _rows_table(con, "rows_textile_production_locations", LOCATION_COLUMNS, locations)
     _rows_table(con, "rows_textile_risk_assessment", RISK_COLUMNS, risks)
-    return con
+    return row_source(con, "textile")
 
 
 def _rows_table(con, name: str, columns: dict[str, str], rows) -> None:
@@ -299,7 +301,7 @@ def test_ratio_tables_give_a_numerator_and_a_denominator(tmp_path):
         "living_wage_benchmark_eur": "DOUBLE",
     }
     _rows_table(
-        con,
+        con.con,
         "rows_textile_living_wage",
         cols,
         [
@@ -307,6 +309,7 @@ def test_ratio_tables_give_a_numerator_and_a_denominator(tmp_path):
             ("s3", "c3", PERIOD, "BD", 50, 150.0, 210.0),
         ],
     )
+    con = row_source(con.con, "textile")  # the new table's view
     numerator, denominator = build_table_cells(con, TEXTILE, "living_wage_ratio_by_region", PERIOD, TOP2)
     assert (numerator.component, denominator.component) == ("numerator", "denominator")
     assert stats_at(numerator, "BD")[0] == 100 * 120.0 + 50 * 150.0
@@ -447,12 +450,12 @@ value_strategy = st.one_of(
 )
 
 
-def fractional_store(rows) -> duckdb.DuckDBPyConnection:
-    con = make_store(states={f"s{c}": "accepted" for c, _ in COMPANIES})
-    con.execute("DROP TABLE rows_textile_production_locations")
+def fractional_store(rows) -> RowSource:
+    source = make_store(states={f"s{c}": "accepted" for c, _ in COMPANIES})
+    source.con.execute("DROP TABLE rows_textile_production_locations")
     locations = [(f"s{c}", c, PERIOD, country, ftype, v) for c, country, ftype, v in rows]
-    _rows_table(con, "rows_textile_production_locations", FRACTIONAL, locations)
-    return con
+    _rows_table(source.con, "rows_textile_production_locations", FRACTIONAL, locations)
+    return source
 
 
 def build_both_ways(con, protocol, table_id: str, params: RuleParams, waived=frozenset()):
@@ -492,7 +495,7 @@ def test_micro_unit_sums_equal_decimal_sums_exactly(linked, rows, waive, absolut
     con = fractional_store(rows)
     params = RuleParams(dominance=((2, 90.0),), negative_values="absolute" if absolute else "refuse")
     fast, fast_own, exact, exact_own = build_both_ways(con, linked, "by_type_and_region", params, frozenset(waive))
-    assert fast[0].query.fits_exact_doubles(con)
+    assert fast[0].query.fits_exact_doubles(con.con)
     assert_identical(fast, exact)
     assert fast_own == exact_own
 
@@ -521,14 +524,14 @@ def test_large_values_are_summed_as_decimals_and_stay_exact(linked):
     rows += [("c5", "NL", "laundry", 0.1), ("c5", "NL", "laundry", 0.2)]
     con = fractional_store(rows)
     (volume,) = build_table_cells(con, linked, "by_region", PERIOD, TOP2)
-    assert not volume.query.fits_exact_doubles(con)
+    assert not volume.query.fits_exact_doubles(con.con)
     assert stats_at(volume, "IN")[0] == float(Decimal("5000000000.000003"))
     assert stats_at(volume, "NL")[0] == 0.3  # the decimal 0.3, not 0.1 + 0.2 in doubles
     assert stats_at(volume, TOTAL_CODE)[0] == float(Decimal("5000000000.300003"))
     # the same rows below the bound take micro-units and give the same answers
     small = fractional_store([(c, country, t, v / 1000) for c, country, t, v in rows])
     (volume,) = build_table_cells(small, linked, "by_region", PERIOD, TOP2)
-    assert volume.query.fits_exact_doubles(small)
+    assert volume.query.fits_exact_doubles(small.con)
     assert stats_at(volume, "NL")[0] == float(Decimal("0.0003"))
 
 
@@ -569,9 +572,9 @@ def test_equal_largest_contributions_name_the_later_contributor_and_skip_waived_
 # Python step per record. The reference below is the per-record computation, written from the definitions.
 
 
-def reference_contributions(con, comp) -> dict[str, dict[str, float]]:
+def reference_contributions(source, comp) -> dict[str, dict[str, float]]:
     """One Python step per record: the contributor sums at every cell, then the helper cells by definition."""
-    query, dims = comp.query, comp.dimensions
+    query, dims, con = comp.query, comp.dimensions, source.con
     with query.inner_cells(con) as inner, registered(con, dims) as names:
         rows = con.execute(query.contributions_sql(inner, dims, names)).df()
     position = {codes: i for i, codes in enumerate(zip(*(comp.frame[d.column] for d in dims), strict=True))}

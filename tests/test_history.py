@@ -20,10 +20,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aggregator import batch, history
+from aggregator.aggregation.release import params_for
 from aggregator.cellkey import CellKey, Coordinate, Quantity, ViewKind
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.contributions import Contributions
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
+from aggregator.history.ledger import record_snapshot
 from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
 from aggregator.store import Store
@@ -212,7 +214,7 @@ def test_a_late_submission_cannot_be_recovered_by_subtracting_two_releases(lab: 
     lab.submit("L", JAN, {"cotton": 50})  # late: cotton now has 5 contributors, L holds 50 of 185 (27%)
     # Alone, the revised table passes every rule, so a release-by-release engine would publish it all and
     # cotton (and the total) minus the first release would be exactly L's 50.
-    alone = batch._protect_alone(lab.protocol, JAN, "committee", first.protected.problem)
+    alone = history.protect_alone(lab.protocol, JAN, "committee", first.protected.problem)
     assert not alone[0].suppressed.any()
     revision = lab.release(JAN, revision=True)
     hidden = pattern(revision)
@@ -268,7 +270,7 @@ def test_a_revision_that_cannot_be_made_safe_is_refused_naming_the_cell(lab: Lab
             f"cell {change.describe()} cannot be protected: whatever else is hidden, an outsider can ..."
         )
 
-    monkeypatch.setattr(batch, "protect", unprotectable)
+    monkeypatch.setattr("aggregator.history.protect.protect", unprotectable)
     with pytest.raises(ReleaseRefused) as refused:
         lab.release(JAN, revision=True)
     message = refused.value.message
@@ -392,7 +394,7 @@ def test_a_stricter_audience_after_a_looser_one_is_released_and_protects_its_own
     # public release cannot take that back and is not refused for it. A reader of the public release alone
     # (E included) must still not learn polyester, so the public hides more than the committee did.
     lab = Lab(tmp_path, STRICT_PUBLIC)
-    assert history.params_for(lab.protocol, "weight", "public").min_contributors == 4
+    assert params_for(lab.protocol, "weight", "public").min_contributors == 4
     lab.company(*"ABCDE")
     for c in "ABCDE":
         lab.submit(
@@ -457,7 +459,7 @@ def test_a_snapshot_loads_with_every_contribution_the_release_computed(tmp_path:
     lab.submit("L", JAN, {"wool": 5})
     done = lab.release(JAN)
     p = done.protected
-    full = history.snapshot_of(lab.store.con, lab.protocol, done.release_id, JAN, "committee", p.components, p.problem)
+    full = history.snapshot_of(lab.store, lab.protocol, JAN, "committee", p.components, p.problem)
     gap_cells = [i for i, key in enumerate(full.problem.keys) if key.is_gap]
     assert len(gap_cells) == 3
     stored = lab.store.con.execute(
@@ -494,7 +496,7 @@ def test_the_library_never_updates_or_deletes_ledger_rows(lab: Lab):
     first = lab.release(JAN)
     # a release id is recorded once: writing the same snapshot again is refused by the key, not overwritten
     with pytest.raises(Exception, match="(?i)constraint|duplicate"):
-        history.record_snapshot(lab.store.con, first.protected.snapshot)
+        record_snapshot(lab.store.con, first.protected.snapshot, first.release_id)
 
 
 def test_class_x_columns_are_refused_when_the_protocol_loads(tmp_path: Path):
@@ -650,7 +652,7 @@ def test_a_gap_is_derived_for_a_contributor_in_the_total_and_in_no_part(monkeypa
     ]
     both, total_only = names  # `both` is in the total and in NL; `total_only` only in the total
     own = Contributions.from_names(np.array([both, both, total_only], dtype=object), [0, 1, 0], np.ones(3))
-    derived = history._with_gap_records(own, keys, [(0, (1, 2))]).as_dict()
+    derived = history.with_gap_records(own, keys, [(0, (1, 2))]).as_dict()
     assert derived[total_only] == {0: 1.0, 2: 1.0} and derived[both] == {0: 1.0, 1: 1.0, 2: 0.0}
     nobody_in_a_part = Contributions.from_names(np.array(["a"], dtype=object), [0], np.ones(1))
-    assert history._with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))]).as_dict()["a"] == {0: 1.0, 2: 1.0}
+    assert history.with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))]).as_dict()["a"] == {0: 1.0, 2: 1.0}

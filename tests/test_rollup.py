@@ -14,6 +14,7 @@ from aggregator.disclosure.rules import evaluate_primary
 from aggregator.disclosure.suppression import protect
 from aggregator.errors import ConfigError
 from aggregator.protocol import load_protocol
+from aggregator.store import RowSource, row_source
 
 PERIOD = "2026-06"
 
@@ -64,7 +65,7 @@ def protocol(tmp_path: Path, dimensions: str = ROLLUP, language: str = "en"):
     return load_protocol(path)
 
 
-def store(rows=ROWS) -> duckdb.DuckDBPyConnection:
+def store(rows=ROWS) -> RowSource:
     con = duckdb.connect()
     con.execute("CREATE TABLE companies (company_id VARCHAR, group_id VARCHAR)")
     con.executemany("INSERT INTO companies VALUES (?, ?)", [(c, c) for c in "abcd"])
@@ -78,7 +79,7 @@ def store(rows=ROWS) -> duckdb.DuckDBPyConnection:
         "INSERT INTO rows_gold_origin VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(f"s{c}", c, PERIOD, i, country, kind, v) for i, (c, country, kind, v) in enumerate(rows)],
     )
-    return con
+    return row_source(con, "gold")
 
 
 def cells(con, proto):

@@ -18,8 +18,9 @@ from aggregator.cellkey import CellKey, HelperRole, Quantity
 from aggregator.disclosure.model import CellStats, RuleParams
 from aggregator.periods import Period, PeriodMode
 from aggregator.protocol import Hierarchy, Operand, Protocol, TableSpec
+from aggregator.store import RowSource
 
-from .query import AggregationError, ComponentQuery, DimensionLevels, checked, dimension_levels, registered, value_sql
+from .query import AggregationError, ComponentQuery, DimensionLevels, dimension_levels, registered, value_sql
 from .rollup import failing_leaves, recoded_rows_view
 
 COUNT_UNITS = {"group": "group_id", "company": "company_id"}
@@ -83,7 +84,7 @@ class TableCells:
 
 
 def build_table_cells(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     protocol: Protocol,
     table_id: str,
     period: Period | str | None,
@@ -107,23 +108,28 @@ def build_table_cells(
         raise AggregationError(f"unknown count unit '{count_unit}'", hint="use 'group' or 'company'")
     spec = protocol.table(table_id)
     months = None if period is None else tuple(str(m) for m in mode.months(period))
-    rows_table = checked(f"rows_{protocol.covenant.id}_{spec.template}")
+    rows = source.rows_of(spec.template)
+    if rows is None:
+        raise AggregationError(
+            f"table '{table_id}' needs accepted files of template '{spec.template}', and none were ever accepted",
+            hint="run the intake for that template first, or leave the table out of this release in the protocol",
+        )
     build = functools.partial(
-        _build_components, con, spec, months, mode, params, waived, count_unit, protocol, contributions
+        _build_components, source, spec, months, mode, params, waived, count_unit, protocol, contributions
     )
-    components = build(rows_table)
+    components = build(rows)
     if any(d.rollup for d in spec.dimensions):
         # two passes: the first finds the leaves that fail, the second reads them under their 'other' code
         recoding = failing_leaves(components, spec, protocol.hierarchies, params)
         if recoding:
-            components = build(recoded_rows_view(con, rows_table, recoding))
+            components = build(recoded_rows_view(source.con, rows, recoding))
             for comp in components:
                 comp.rollup = recoding
     return components
 
 
 def _build_components(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     spec: TableSpec,
     months: tuple[str, ...] | None,
     mode: PeriodMode,
@@ -132,13 +138,14 @@ def _build_components(
     count_unit: str,
     protocol: Protocol,
     contributions: bool,
-    rows_table: str,
+    rows: str,
 ) -> list[TableCells]:
     hierarchies = [protocol.hierarchy(d.hierarchy) if d.hierarchy else None for d in spec.dimensions]
     components = []
     for name, operand in spec.measure.components():
         query = ComponentQuery(
-            table=rows_table,
+            rows=rows,
+            companies=source.companies,
             contributor=COUNT_UNITS[count_unit],
             columns=tuple(d.column for d in spec.dimensions),
             value_sql=value_sql(spec, operand),
@@ -150,7 +157,7 @@ def _build_components(
             top_k=params.top_k,
         )
         quantity = quantity_of(spec, operand, count_unit, mode)
-        components.append(_build_component(con, spec.id, name, query, hierarchies, quantity, contributions))
+        components.append(_build_component(source.con, spec.id, name, query, hierarchies, quantity, contributions))
     return components
 
 
@@ -295,7 +302,7 @@ def _stats(frame: pd.DataFrame, top_k: int) -> CellStats:
 
 
 def build_release_cells(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     protocol: Protocol,
     audience_id: str,
     period: Period | str,
@@ -307,7 +314,7 @@ def build_release_cells(
     for spec in protocol.tables_for(audience_id):
         settings = protocol.settings(spec.id, audience_id)
         components += build_table_cells(
-            con,
+            source,
             protocol,
             spec.id,
             period,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from aggregator.cellkey import CellKey
 from aggregator.disclosure.contributions import Contributions, pair_order, sorted_codes, stable_order
 from aggregator.disclosure.model import PrimaryResult
+from aggregator.store import RowSource
 
 from .cells import TableCells
 from .query import registered
@@ -34,7 +34,7 @@ def insiders_of(components: Sequence[TableCells], primaries: Sequence[PrimaryRes
 
 
 def release_contributions(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     components: Sequence[TableCells],
     index: Mapping[CellKey, int],
     *,
@@ -46,7 +46,7 @@ def release_contributions(
 
     Where components share a cell, the later component's record counts. `gaps=False` leaves out the gap
     helper cells' records (they follow from the others: gap_contributions)."""
-    parts = [component_contributions(con, comp, only, gaps=gaps) for comp in components]
+    parts = [component_contributions(source, comp, only, gaps=gaps) for comp in components]
     names = np.unique(np.concatenate([p.names for _, p in parts])) if parts else np.array([], dtype=object)
     who, cell, value, cells_of_part = [], [], [], []
     for keys, part in parts:
@@ -79,7 +79,7 @@ def last_of_repeated_pairs(
 
 
 def component_contributions(
-    con: duckdb.DuckDBPyConnection, comp: TableCells, only: Sequence[str] | None = None, *, gaps: bool = True
+    source: RowSource, comp: TableCells, only: Sequence[str] | None = None, *, gaps: bool = True
 ) -> tuple[list[CellKey], Contributions]:
     """One component's contributions of every contributor (or of `only` these), over its keys followed by
     its helper cells' keys (without the gap cells' records when not `gaps`)."""
@@ -91,6 +91,7 @@ def component_contributions(
             mine = pd.Series(rows["contributor"], copy=False).isin(only).to_numpy()  # hashing: object isin sorts
             rows = {column: values[mine] for column, values in rows.items()}
     else:
+        con = source.con
         with query.inner_cells(con, only=only) as inner, registered(con, dims) as names:
             rows = con.execute(query.contributions_sql(inner, dims, names)).fetchnumpy()
     contributors, who = sorted_codes(np.asarray(rows["contributor"], dtype=object))

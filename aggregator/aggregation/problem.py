@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-import duckdb
 import numpy as np
 
 from aggregator.cellkey import CellKey
 from aggregator.disclosure.model import PrimaryResult, ProtectionProblem
 from aggregator.errors import AggregatorError
+from aggregator.store import RowSource
 
 from .cells import TableCells
 from .contributions import insiders_of, release_contributions
@@ -74,7 +74,7 @@ def build_problem(
 
 
 def with_insiders(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     problem: ProtectionProblem,
     components: Sequence[TableCells],
     primaries: Sequence[PrimaryResult],
@@ -82,7 +82,7 @@ def with_insiders(
     """The problem with its insiders: every cell's own contribution of each contributor that is the largest
     in some primary cell (what the insider audit attacks with)."""
     only = insiders_of(components, primaries)
-    insiders = release_contributions(con, components, key_index(problem.keys), only=only)
+    insiders = release_contributions(source, components, key_index(problem.keys), only=only)
     return replace(problem, insiders=insiders)
 
 

@@ -104,7 +104,8 @@ class DimensionLevels:
 class ComponentQuery:
     """Everything needed to (re)run the queries of one component."""
 
-    table: str  # rows_<covenant>_<template>
+    rows: str  # the relation of the rows that count (store.RowSource)
+    companies: str  # company_id -> group_id of every company
     contributor: str  # "group_id" | "company_id"
     columns: tuple[str, ...]  # dimension columns
     value_sql: str  # expression over the row alias r
@@ -124,9 +125,9 @@ class ComponentQuery:
 
         `only` restricts the rows to these contributors (the insiders); `micro` see InnerCells.
 
-        The rows are first summed per submission, company and raw codes, and only those sums (about one
-        per contributor and cell) are joined to the accepted submissions and the contributors: the joins
-        and the code clean-up then touch a few hundred thousand records instead of every row."""
+        The rows are first summed per company and raw codes, and only those sums (about one per contributor
+        and cell) are joined to the contributors: the join and the code clean-up then touch a few hundred
+        thousand records instead of every row."""
         columns = [checked(c) for c in self.columns]
         leaves = [f"d{i}" for i in range(len(columns))]
         where = [f"({self.value_sql}) IS NOT NULL"]
@@ -139,7 +140,7 @@ class ComponentQuery:
             params.append(value)
         if only is not None:  # the insiders' rows only, before the big GROUP BY
             where.append(
-                f"r.company_id IN (SELECT company_id FROM companies "
+                f"r.company_id IN (SELECT company_id FROM {checked(self.companies)} "
                 f"WHERE list_contains(?::VARCHAR[], {checked(self.contributor)}))"
             )
             params.append(list(only))
@@ -148,7 +149,7 @@ class ComponentQuery:
         # round() rounds half away from zero, as the cast to DECIMAL does)
         value = f"round(({self.value_sql}) * {MICRO})" if micro else f"CAST({self.value_sql} AS DECIMAL(38, 6))"
         raw = "".join(f"r.{c} AS c{i}, " for i, c in enumerate(columns))
-        raw_group = ", ".join(["r.submission_id", "r.company_id", *(f"r.{c}" for c in columns)])
+        raw_group = ", ".join(["r.company_id", *(f"r.{c}" for c in columns)])
         # NULL and a stored '_U' both become '_U': the second GROUP BY merges them, as it merges the
         # companies of one group
         leaf_sql = "".join(
@@ -156,23 +157,21 @@ class ComponentQuery:
         )
         group = ", ".join(["cid", *leaves])
         sql = f"""
-        WITH contributors AS (
+        WITH ranked_contributors AS (
             SELECT company_id, contributor, dense_rank() OVER (ORDER BY contributor) AS cid,
                    bool_and(list_contains(?::VARCHAR[], company_id)) OVER (PARTITION BY contributor) AS waived
-            FROM (SELECT company_id, {checked(self.contributor)} AS contributor FROM companies)
+            FROM (SELECT company_id, {checked(self.contributor)} AS contributor FROM {checked(self.companies)})
         ),
-        names AS (SELECT DISTINCT cid, contributor, waived FROM contributors),
+        names AS (SELECT DISTINCT cid, contributor, waived FROM ranked_contributors),
         pre AS (
-            SELECT r.submission_id, r.company_id, {raw}{self._agg}({value}) AS v
-            FROM {checked(self.table)} r
+            SELECT r.company_id, {raw}{self._agg}({value}) AS v
+            FROM {checked(self.rows)} r
             WHERE {" AND ".join(where)}
             GROUP BY {raw_group}
         ),
         base AS (
             SELECT k.cid, {leaf_sql}p.v
-            FROM pre p
-            JOIN submissions s ON s.submission_id = p.submission_id AND s.state = 'accepted'
-            JOIN contributors k ON k.company_id = p.company_id
+            FROM pre p JOIN ranked_contributors k ON k.company_id = p.company_id
         )
         SELECT i.*, names.contributor, names.waived
         FROM (SELECT {group}, {self._agg}(v) AS v FROM base GROUP BY {group}) i JOIN names USING (cid)"""
@@ -194,10 +193,10 @@ class ComponentQuery:
             con.execute(f"DROP TABLE IF EXISTS {inner.name}")
 
     def fits_exact_doubles(self, con: duckdb.DuckDBPyConnection) -> bool:
-        """Whether all rows of the table (any period, state or filter: an upper bound) add up, in absolute
-        micro-units, to less than EXACT_DOUBLE_BOUND. One scan without joins; NaN or infinity say no."""
+        """Whether all rows of the relation (any period or filter: an upper bound) add up, in absolute
+        micro-units, to less than EXACT_DOUBLE_BOUND. One scan; NaN or infinity say no."""
         magnitude, rows = con.execute(
-            f"SELECT sum(abs({self.value_sql})), count({self.value_sql}) FROM {checked(self.table)} r"
+            f"SELECT sum(abs({self.value_sql})), count({self.value_sql}) FROM {checked(self.rows)} r"
         ).fetchone()
         if rows == 0:
             return True

@@ -134,7 +134,7 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
 def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
     ws = _workspace(ctx)
     with ws.locked(), ws.open_store() as store:
-        if not history.active_waiver_exists(store, company_id, covenant, scope):
+        if not Registry(store).has_active_waiver(company_id, covenant, scope):
             raise AggregatorError(
                 f"{company_id} has no active waiver for {covenant} ({scope})",
                 hint="list the waivers with `aggregator waivers list`",
@@ -151,7 +151,7 @@ def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
 def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
-        frame = history.list_waivers(store, covenant)
+        frame = Registry(store).waivers(covenant)
     if as_json:
         click.echo(json.dumps(_records(frame), ensure_ascii=False, indent=1))
         return
