@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from aggregator import company as company_mod
-from aggregator import workspace as workspace_mod
 from aggregator.cli.company import main as imvo_submit
 from aggregator.cli.secretariat import main as aggregator
 from aggregator.envelope import keys
@@ -28,12 +27,6 @@ COMPANY_PASSPHRASE = "company passphrase for tests"
 NOW = "2025-02-28T09:00:00Z"
 
 
-@pytest.fixture(autouse=True)
-def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests derive the store key with a small scrypt cost; the real cost only makes them slow."""
-    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
-
-
 def run(args: list[str], env: dict[str, str] | None = None, tool=imvo_submit) -> Result:
     runner = CliRunner(env={"COLUMNS": "200", **(env or {})})
     result = runner.invoke(tool, args, catch_exceptions=False)
@@ -43,9 +36,7 @@ def run(args: list[str], env: dict[str, str] | None = None, tool=imvo_submit) ->
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
-    return create_workspace(
-        tmp_path / "ws", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10
-    )
+    return create_workspace(tmp_path / "ws", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"])
 
 
 @pytest.fixture
@@ -70,7 +61,7 @@ def home(tmp_path: Path, workspace: Workspace) -> Path:
     )
     assert result.exit_code == 0, result.output
     # The key as `imvo-submit keygen` makes it, with cheap key derivation: every seal must unlock it.
-    company_mod.keygen(company_mod.open_home(home), COMPANY_PASSPHRASE, scrypt_n=2**10)
+    company_mod.keygen(company_mod.open_home(home), COMPANY_PASSPHRASE)
     return home
 
 
@@ -306,9 +297,7 @@ def test_a_receipt_signed_by_another_key_names_the_key(tmp_path: Path, home: Pat
     _register(workspace, home)
     _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-01")
     receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-01.imvo.receipt"
-    other = create_workspace(
-        tmp_path / "other", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10
-    )
+    other = create_workspace(tmp_path / "other", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"])
     shutil.copyfile(other.keys_dir / "secretariat_signing.pub", home / "secretariat_signing.pub")
     result = run(["verify-receipt", str(receipt)], env=company_env(home))
     assert result.exit_code == 2

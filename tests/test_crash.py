@@ -25,7 +25,6 @@ from test_history import PROTOCOL
 
 from aggregator import batch, intake
 from aggregator import log as action_log
-from aggregator import workspace as workspace_mod
 from aggregator.company import seal_submission
 from aggregator.envelope import keys
 from aggregator.errors import AggregatorError
@@ -40,13 +39,6 @@ REGISTERED = "2025-01-02T09:00:00Z"
 NOW = "2025-02-28T09:00:00Z"
 BATCH_NOW = "2026-01-01T00:00:00Z"
 JAN = "2025-01"
-CHEAP_SCRYPT_N = 2**10
-
-
-@pytest.fixture(autouse=True)
-def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store key is derived with a small scrypt cost; the real cost only makes the tests slow."""
-    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", CHEAP_SCRYPT_N)
 
 
 def open_copy(template: Path, target: Path) -> Workspace:
@@ -112,9 +104,8 @@ def intake_kit(tmp_path_factory: pytest.TempPathFactory) -> IntakeKit:
     name, T002's key) and T001's later correction, which supersedes the first file."""
     root = tmp_path_factory.mktemp("intake-kit")
     patch = pytest.MonkeyPatch()
-    patch.setattr(workspace_mod, "STORE_SCRYPT_N", CHEAP_SCRYPT_N)  # module scope: the autouse fixture is too late
     try:
-        ws = create_workspace(root / "ws", PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10)
+        ws = create_workspace(root / "ws", PASSPHRASE, [ROOT / "protocols" / "textile.toml"])
         company_keys = {c: keys.generate_signing_key() for c in ("T001", "T002", "T003")}
         with ws.open_store() as store:
             for company, key in company_keys.items():
@@ -182,7 +173,6 @@ def intake_state(ws: Workspace, inbox: Path) -> dict:
 def intake_reference(intake_kit: IntakeKit, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("intake-reference")
     patch = pytest.MonkeyPatch()
-    patch.setattr(workspace_mod, "STORE_SCRYPT_N", CHEAP_SCRYPT_N)
     try:
         ws = open_copy(intake_kit.template, root / "ws")
         fill_inbox(intake_kit, root / "inbox")
@@ -295,7 +285,6 @@ def kill_driver(modules: str, owners: str, run: str, **values) -> str:
         "import os, signal, sys\n"
         "from pathlib import Path\n"
         f"{modules}\n"
-        "workspace.STORE_SCRYPT_N = {scrypt_n}\n"
         f'owner = {{{{{owners}}}}}["{{owner}}"]\n'
         'real = getattr(owner, "{name}")\n'
         "calls = [0]\n"
@@ -308,7 +297,7 @@ def kill_driver(modules: str, owners: str, run: str, **values) -> str:
         'ws = workspace.open_workspace(Path(sys.argv[1]), "{passphrase}")\n'
         f"{run}\n"
     )
-    return template.format(scrypt_n=CHEAP_SCRYPT_N, passphrase=PASSPHRASE, **values)
+    return template.format(passphrase=PASSPHRASE, **values)
 
 
 def run_killed(tmp_path: Path, script: str, *args: Path) -> None:
@@ -387,9 +376,8 @@ def batch_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("batch-kit")
     (root / "protocol.toml").write_text(PROTOCOL, encoding="utf-8")
     patch = pytest.MonkeyPatch()
-    patch.setattr(workspace_mod, "STORE_SCRYPT_N", CHEAP_SCRYPT_N)
     try:
-        ws = create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"], scrypt_n=2**10)
+        ws = create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"])
         with ws.open_store() as store:
             store.ensure_rows_table(
                 "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
@@ -438,7 +426,6 @@ def batch_reference(batch_template: Path, tmp_path_factory: pytest.TempPathFacto
     """The state after one uninterrupted release, and after that release and its uninterrupted revision."""
     root = tmp_path_factory.mktemp("batch-reference")
     patch = pytest.MonkeyPatch()
-    patch.setattr(workspace_mod, "STORE_SCRYPT_N", CHEAP_SCRYPT_N)
     try:
         ws = open_copy(batch_template, root / "ws")
         assert [o.released for o in release_once(ws, root / "out").outcomes] == [True]

@@ -371,7 +371,7 @@ SECRET_VALUE = 987654.321
 
 
 def test_a_copied_workspace_reveals_no_company_data(tmp_path):
-    ws = create_workspace(tmp_path / "ws", PASSPHRASE, [PROTOCOL], scrypt_n=2**10)
+    ws = create_workspace(tmp_path / "ws", PASSPHRASE, [PROTOCOL])
     signer = envelope.generate_signing_key()
     with ws.open_store() as store:
         Registry(store).add("T917", SECRET_NAME, ["textile"], envelope.public_key_bytes(signer.public_key()),

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from aggregator import envelope
 from aggregator import intake as intake_mod
-from aggregator import workspace as workspace_mod
 from aggregator.company import seal_submission
 from aggregator.envelope import keys
 from aggregator.intake import IntakeReport, run_intake
@@ -40,12 +39,6 @@ NOW = "2025-02-28T09:00:00Z"
 # A value of MATERIALS that appears nowhere else: it must never reach the disk outside the encrypted store.
 PLAINTEXT_MARKER = b"1337629.5"
 STATES = ("accepted", "duplicate", "superseded", "quarantined")
-
-
-@pytest.fixture(autouse=True)
-def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests derive the store key with a small scrypt cost; the real cost only makes them slow."""
-    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
 
 
 @dataclass
@@ -116,7 +109,7 @@ class World:
 
 
 def build_world(root: Path) -> World:
-    ws = create_workspace(root / "ws", PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10)
+    ws = create_workspace(root / "ws", PASSPHRASE, [ROOT / "protocols" / "textile.toml"])
     company_keys = {c: keys.generate_signing_key() for c in ("T001", "T002", "T003", "X999")}
     with ws.open_store() as store:
         registry = Registry(store)
@@ -419,7 +412,6 @@ def shared_world():
     root = Path(tempfile.mkdtemp(prefix="intake-flip-"))
     patch = pytest.MonkeyPatch()
     try:
-        patch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)  # module scope: the autouse fixture is too late
         built = build_world(root)
         built.seal(MATERIALS, name="original.imvo")
         original = (built.inbox / "original.imvo").read_bytes()

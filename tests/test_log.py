@@ -212,7 +212,7 @@ def test_any_single_field_change_is_detected(store, n, victim, column, text):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("ws") / "workspace"
-    return create_workspace(root, PASSPHRASE, [PROTOCOL], scrypt_n=2**10)
+    return create_workspace(root, PASSPHRASE, [PROTOCOL])
 
 
 def reset(workspace, store) -> None:

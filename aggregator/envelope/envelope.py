@@ -48,7 +48,7 @@ from aggregator.envelope.keys import (
     EncryptionPrivateKey,
     EncryptionPublicKey,
     atomic_write,
-    fingerprint,
+    legacy_fingerprint,
 )
 from aggregator.errors import EnvelopeError
 
@@ -324,8 +324,8 @@ def seal_file(
             period=period,
             created=_format_created(created),
             suite=spec.name,
-            recipient_fingerprint=fingerprint(recipient_public_key),
-            signer_fingerprint=fingerprint(signing_private_key.public_key()),
+            recipient_fingerprint=legacy_fingerprint(recipient_public_key),
+            signer_fingerprint=legacy_fingerprint(signing_private_key.public_key()),
             plaintext_blake3=_PLACEHOLDER_DIGEST,
             plaintext_size=os.fstat(src.fileno()).st_size,
             file_name=sanitise_file_name(file_name if file_name is not None else src_path.name),
@@ -728,7 +728,7 @@ def _check_total_size(path: Path, actual: int, before_signature: int) -> None:
 
 
 def _check_signer(path: Path, header: EnvelopeHeader, signer: Ed25519PublicKey) -> None:
-    expected = fingerprint(signer)
+    expected = legacy_fingerprint(signer)
     if header.signer_fingerprint != expected:
         raise _reject(
             path,
@@ -793,7 +793,7 @@ def _open_file_key(
     preamble: bytes,
     recipient: EncryptionPrivateKey,
 ) -> bytes:
-    ours = fingerprint(recipient.public_key())
+    ours = legacy_fingerprint(recipient.public_key())
     if header.recipient_fingerprint != ours or recipient.kem != spec.kem:
         raise _reject(path, "wrong_recipient", found=header.recipient_fingerprint, expected=ours)
     try:

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from aggregator.envelope.envelope import EnvelopeHeader, canonical_json
-from aggregator.envelope.keys import fingerprint
+from aggregator.envelope.keys import fingerprint, legacy_fingerprint
 from aggregator.errors import EnvelopeError
 
 RECEIPT_PREFIX = b"imvo-receipt/v1\n"
@@ -83,7 +83,7 @@ def verify_receipt(receipt_bytes: bytes, secretariat_signing_public_key: Ed25519
     doc = _parse(receipt_bytes)
     body, sig = doc["receipt"], doc["signature"]
     expected = fingerprint(secretariat_signing_public_key)
-    if sig.get("key_fingerprint") != expected:
+    if sig.get("key_fingerprint") not in (expected, legacy_fingerprint(secretariat_signing_public_key)):
         raise ReceiptInvalid(
             f"this receipt was signed by key {sig.get('key_fingerprint')!r}, not by the secretariat key {expected}",
             hint="check that you use the secretariat's current public key",
