@@ -45,8 +45,8 @@ def _kdf_warnings(root: Path) -> list[str]:
     n = config.get("store_scrypt_n", 2**15)
     if isinstance(n, int) and n < scrypt_cost().n:
         return [
-            f"the store key of {root} is derived with scrypt N = {n}, below today's {scrypt_cost().n}: a stolen copy is "
-            "cheaper to attack; create a new workspace and move the work there when it suits you"
+            f"the store key of {root} is derived with scrypt N = {n}, below today's {scrypt_cost().n}: a stolen "
+            "copy is cheaper to attack; create a new workspace and move the work there when it suits you"
         ]
     return []
 
