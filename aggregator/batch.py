@@ -519,14 +519,6 @@ def _discard_unrecorded_release(store: Store, release: Release, out_dir: Path) -
 
 
 def _release_record(store, protocol, period, audience_id, protected, now, revision) -> Release:
-    hashes = [
-        r[0]
-        for r in store.con.execute(
-            "SELECT DISTINCT plaintext_blake3 FROM submissions "
-            "WHERE covenant = ? AND period = ? AND state = 'accepted' ORDER BY 1",
-            [protocol.covenant.id, period],
-        ).fetchall()
-    ]
     audience = protocol.audience(audience_id)
     language = protocol.covenant.language
     return Release(
@@ -540,7 +532,7 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
         protocol_sha256=protocol.sha256,
         code_version=__version__,
         created=now[:10],
-        submission_hashes=hashes,
+        log_head=str(action_log.head(store)),  # anchors the log in every manifest (nothing from submissions)
         tables=protected.tables,
         audit_summary=protected.summary(),
         is_revision=revision,
@@ -552,7 +544,7 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
     release_id = _next_release_id(store, release)
     manifest = {
         "tables": [t.table_id for t in release.tables],
-        "submissions": list(release.submission_hashes),
+        "log_head": release.log_head,
     }
     problem, hidden = protected.problem, protected.suppression.suppressed
     index = {k: i for i, k in enumerate(problem.keys)}

@@ -146,8 +146,10 @@ class Workspace:
 
     @contextmanager
     def session(self, now: str) -> Iterator[Store]:
-        """Lock the workspace and open the store; on success move the action log's checkpoint forward."""
+        """Lock the workspace and open the store; check the action log against its checkpoint first (refusing
+        to work on a log that fails it), and on success move the checkpoint forward."""
         with self.locked(), self.open_store() as store:
+            action_log.check_checkpoint(self, store)
             yield store
             action_log.save_checkpoint(self, store, now)
 
@@ -194,6 +196,10 @@ def create_workspace(
     _write_config(root, protocol_paths, salt, passphrases.scrypt_cost().n)
     workspace = open_workspace(root, passphrase)
     now = now or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    genesis = action_log.LogHead(0, action_log.GENESIS_HASH)  # the empty log's checkpoint: the chain starts here
+    action_log.write_checkpoint(
+        root / action_log.CHECKPOINT_NAME, genesis, action_log.checkpoint_key(workspace.store_key()), now
+    )
     with workspace.session(now) as store:
         fingerprints = {
             name: keys.fingerprint(keys.load_public_key(root / "keys" / f"secretariat_{name}.pub"))

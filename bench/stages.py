@@ -313,7 +313,7 @@ def _release(protocol, protected):
         protocol_sha256=protocol.sha256,
         code_version=__version__,
         created="2026-04-15",
-        submission_hashes=["0" * 64],
+        log_head=None,
         tables=protected.tables,
         audit_summary=protected.summary(),
     )
