@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import tempfile
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.suppression import SuppressionResult, protect
 from .errors import DisclosureError, ReleaseRefused
 from .protocol import Protocol, TableSpec
-from .release import write_audit_report, write_release
+from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
 from .store import Store
 from .workspace import Workspace
@@ -456,13 +455,10 @@ def release_audience(
 
 
 def write_sealed_audit_report(workspace: Workspace, release: Release, secret_dir: Path) -> list[Path]:
-    """The audit report holds the true values of hidden cells: it is rendered in memory-backed scratch space
-    (/dev/shm where there is one) and stored only encrypted (`aggregator releases report` opens it)."""
-    scratch_root = Path("/dev/shm") if Path("/dev/shm").is_dir() else workspace.root
-    with tempfile.TemporaryDirectory(prefix=".audit-", dir=scratch_root) as scratch:
-        write_audit_report(release, Path(scratch))
-        secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return workspace.seal_private_files(Path(scratch), secret_dir)
+    """The audit report holds the true values of hidden cells: it is rendered in memory and written only
+    sealed (`aggregator releases report` opens it); no scratch file, so a killed batch leaves nothing readable."""
+    secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return workspace.seal_private_bytes(render_audit_files(release), secret_dir)
 
 
 def _release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision) -> AudienceOutcome:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import shutil
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,13 +124,34 @@ class Workspace:
 
     def seal_private_files(self, source_dir: Path, target_dir: Path) -> list[Path]:
         """Encrypt every file of `source_dir` into `target_dir` as `<name>.sealed` (nothing readable left there)."""
+        files = {p.name: p.read_bytes() for p in sorted(Path(source_dir).iterdir()) if p.is_file()}
+        return self.seal_private_bytes(files, target_dir)
+
+    def seal_private_bytes(self, files: dict[str, bytes], target_dir: Path) -> list[Path]:
+        """Encrypt each (name, plaintext) into `target_dir` as `<name>.sealed`; only ciphertext is written."""
         cipher = self._private_files_cipher()
         written = []
-        for path in sorted(p for p in Path(source_dir).iterdir() if p.is_file()):
-            sealed = PRIVATE_MAGIC + cipher.encrypt(path.read_bytes(), [path.name.encode()])
-            target = Path(target_dir) / f"{path.name}.sealed"
+        for name, plaintext in sorted(files.items()):
+            sealed = PRIVATE_MAGIC + cipher.encrypt(plaintext, [name.encode()])
+            target = Path(target_dir) / f"{name}.sealed"
             written.append(atomic_write(target, lambda handle, data=sealed: handle.write(data)))
         return written
+
+    def clean_leftovers(self) -> list[Path]:
+        """Remove what a killed command can leave behind, before the next one starts (under the lock): the
+        temporary files of atomic writes (`.<name>.*.tmp`, at most ciphertext), half-written receipts, and the
+        audit report scratch folders (`/dev/shm/.audit-*`, plaintext) that versions before this one rendered."""
+        found = [p for p in self.root.rglob(".*.tmp") if p.is_file() and not p.is_symlink()]
+        found += [p for p in self.outbox_dir.rglob(".*.receipt.partial") if p.is_file()]
+        for path in found:
+            path.unlink(missing_ok=True)
+        scratch = Path("/dev/shm")
+        legacy = sorted(scratch.glob(".audit-*")) if scratch.is_dir() else []
+        for folder in legacy:
+            if folder.is_dir() and not folder.is_symlink() and folder.stat().st_uid == os.getuid():
+                shutil.rmtree(folder, ignore_errors=True)
+                found.append(folder)
+        return found
 
     def open_private_file(self, sealed: Path) -> bytes:
         """The plaintext of a `.sealed` secretariat file; a wrong passphrase or an edited file is refused."""
@@ -149,6 +171,7 @@ class Workspace:
         """Lock the workspace and open the store; check the action log against its checkpoint first (refusing
         to work on a log that fails it), and on success move the checkpoint forward."""
         with self.locked(), self.open_store() as store:
+            self.clean_leftovers()
             action_log.check_checkpoint(self, store)
             yield store
             action_log.save_checkpoint(self, store, now)

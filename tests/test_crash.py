@@ -461,7 +461,7 @@ BATCH_FAILURES: list[tuple[object, str, int, bool]] = [
     (writer, "_write_one", 3, False),  # in the middle of writing the committee files
     (writer, "manifest_bytes", 1, False),  # every file written, the manifest not
     (writer, "_swap_into_place", 1, False),
-    (batch, "write_audit_report", 1, False),  # the committee files in place, the audit report not
+    (batch, "render_audit_files", 1, False),  # the committee files in place, the audit report not
     (action_log, "append", 1, False),  # inside the ledger's transaction (its release.write entry)
     (batch, "_record_ledger", 1, True),  # recorded, the batch.run entry not yet logged
     (action_log, "append", 2, False),  # the batch.run entry itself
