@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,10 +29,9 @@ from .errors import DisclosureError, ReleaseRefused
 from .periods import Period
 from .protocol import Protocol, TableSpec
 from .registry import Registry
-from .release import write_audit_report, write_release
+from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
 from .states import CellStatus
-from .status import accepted_plaintext_hashes
 from .store import Store
 from .workspace import Workspace
 
@@ -336,13 +334,10 @@ def release_audience(
 
 
 def write_sealed_audit_report(workspace: Workspace, release: Release, secret_dir: Path) -> list[Path]:
-    """The audit report holds the true values of hidden cells: it is rendered in memory-backed scratch space
-    (/dev/shm where there is one) and stored only encrypted (`aggregator releases report` opens it)."""
-    scratch_root = Path("/dev/shm") if Path("/dev/shm").is_dir() else workspace.root
-    with tempfile.TemporaryDirectory(prefix=".audit-", dir=scratch_root) as scratch:
-        write_audit_report(release, Path(scratch))
-        secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return workspace.seal_private_files(Path(scratch), secret_dir)
+    """The audit report holds the true values of hidden cells: it is rendered in memory and written only
+    sealed (`aggregator releases report` opens it); no scratch file, so a killed batch leaves nothing readable."""
+    secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return workspace.seal_private_bytes(render_audit_files(release), secret_dir)
 
 
 def _release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision) -> AudienceOutcome:
@@ -396,7 +391,6 @@ def _discard_unrecorded_release(store: Store, release: Release, out_dir: Path) -
 
 
 def _release_record(store, protocol, period, audience_id, protected, now, revision) -> Release:
-    hashes = accepted_plaintext_hashes(store, protocol.covenant.id, period)
     audience = protocol.audience(audience_id)
     language = protocol.covenant.language
     return Release(
@@ -410,7 +404,7 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
         protocol_sha256=protocol.sha256,
         code_version=__version__,
         created=now[:10],
-        submission_hashes=hashes,
+        log_head=str(action_log.head(store)),  # anchors the log in every manifest (nothing from submissions)
         tables=protected.tables,
         audit_summary=protected.summary(),
         is_revision=revision,
@@ -431,7 +425,7 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
         released_at=now,
         is_revision=release.is_revision,
         tables=[t.table_id for t in release.tables],
-        manifest={"tables": [t.table_id for t in release.tables], "submissions": list(release.submission_hashes)},
+        manifest={"tables": [t.table_id for t in release.tables], "log_head": release.log_head},
         audit=protected.summary(),
     )
     with store.transaction() as con:

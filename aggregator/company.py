@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import envelope
+from . import passphrase as passphrases
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
 from .validation import check_file, templates_for
@@ -84,14 +85,16 @@ def open_home(root: Path) -> CompanyHome:
     return CompanyHome(root, data["company_id"], data["covenant"])
 
 
-def keygen(home: CompanyHome, passphrase: str, *, scrypt_n: int = 2**17) -> str:
+def keygen(home: CompanyHome, passphrase: str) -> str:
+    """Create the company's signing key under `passphrase` (refused when it fails the passphrase policy)."""
     if home.key_path.exists():
         raise AggregatorError(
             f"a signing key already exists in {home.root}",
             hint="to replace it, move the old key away first and ask the secretariat to rotate your key",
         )
+    passphrases.check_passphrase(passphrase, context=(home.company_id, home.covenant, "imvo", "submit"))
     key = keys.generate_signing_key()
-    keys.save_private_key(key, home.key_path, passphrase, scrypt_n=scrypt_n)
+    keys.save_private_key(key, home.key_path, passphrase)
     keys.save_public_key(key.public_key(), home.public_key_path)
     return keys.fingerprint(key.public_key())
 

@@ -35,9 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data"
 DEMO_DIR = Path("work") / "demo"
 OUT_DIR = Path("out")
-# Demo only: a passphrase everyone can read, and cheap key derivation so the demo runs in seconds.
+# Demo only: a passphrase everyone can read (keys are derived at the production cost all the same).
 DEMO_PASSPHRASE = "demo passphrase - not a secret"
-DEMO_SCRYPT_N = 2**14
 RELEASE_DAY = "2026-04-15T09:00:00Z"
 PROTOCOLS = {"textile": ROOT / "protocols" / "textile.toml", "gold": ROOT / "protocols" / "gold.toml"}
 
@@ -195,7 +194,6 @@ def run_demo(console: Console) -> int:
         DEMO_DIR / "workspace",
         DEMO_PASSPHRASE,
         list(PROTOCOLS.values()),
-        scrypt_n=DEMO_SCRYPT_N,
         now="2025-01-02T09:00:00Z",
     )
     companies = load_companies()

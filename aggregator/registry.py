@@ -79,18 +79,27 @@ class Registry:
         return company
 
     def active_key(self, company_id: str, fingerprint: str) -> bytes | None:
-        """The company's signing public key with this fingerprint, if it is current (not rotated out)."""
+        """The company's signing public key with this fingerprint (current or the 80-bit one of envelope
+        format 2), if it is current (not rotated out)."""
+        prefix = keys.fingerprint_digest_prefix(fingerprint)
+        if prefix is None:
+            return None
         row = self.store.con.execute(
-            "SELECT public_key FROM company_keys WHERE company_id = ? AND fingerprint = ? AND retired_at IS NULL",
-            [company_id, fingerprint],
+            "SELECT public_key FROM company_keys WHERE company_id = ? AND retired_at IS NULL "
+            "AND starts_with(sha256(public_key), ?)",
+            [company_id, prefix.hex()],
         ).fetchone()
         return None if row is None else bytes(row[0])
 
     def key_owners(self, fingerprint: str) -> list[tuple[str, str | None]]:
         """Every (company id, retired_at) that ever held the key with this fingerprint, by company id."""
+        prefix = keys.fingerprint_digest_prefix(fingerprint)
+        if prefix is None:
+            return []
         return self.store.con.execute(
-            "SELECT company_id, retired_at FROM company_keys WHERE fingerprint = ? ORDER BY company_id",
-            [fingerprint],
+            "SELECT company_id, retired_at FROM company_keys WHERE starts_with(sha256(public_key), ?) "
+            "ORDER BY company_id",
+            [prefix.hex()],
         ).fetchall()
 
     def list(self) -> pd.DataFrame:

@@ -72,12 +72,3 @@ def _text(value: object) -> str:
     """Table text: unknown values (an unreadable file has no company) show as '?', not as 'nan'."""
     return "?" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
-
-def accepted_plaintext_hashes(store: Store, covenant: str, period: str) -> list[str]:
-    """The content hashes of the period's accepted submissions (what a release was made from)."""
-    rows = store.con.execute(
-        "SELECT DISTINCT plaintext_blake3 FROM submissions "
-        "WHERE covenant = ? AND period = ? AND state = 'accepted' ORDER BY 1",
-        [covenant, period],
-    ).fetchall()
-    return [r[0] for r in rows]

@@ -234,6 +234,7 @@ class Store:
         self._attach(encryption_key)
         self._rename_legacy_columns()
         self.con.execute(SCHEMA)
+        self._upgrade_fingerprints()
         for owned in (self.path, self.path.with_name(self.path.name + ".wal")):
             if owned.exists():
                 os.chmod(owned, 0o600)
@@ -246,6 +247,19 @@ class Store:
         ).fetchone()[0]
         if legacy:
             self.con.execute("ALTER TABLE submissions RENAME COLUMN plaintext_sha256 TO plaintext_blake3")
+
+    def _upgrade_fingerprints(self) -> None:
+        """Stores made before 160-bit fingerprints list keys by their 80-bit ones: show the current ones."""
+        from .envelope.keys import fingerprint
+
+        rows = self.con.execute(
+            "SELECT company_id, fingerprint, public_key FROM company_keys WHERE length(fingerprint) < 39"
+        ).fetchall()
+        for company_id, old, public_key in rows:
+            self.con.execute(
+                "UPDATE company_keys SET fingerprint = ? WHERE company_id = ? AND fingerprint = ?",
+                [fingerprint(bytes(public_key)), company_id, old],
+            )
 
     def _attach(self, encryption_key: str | None) -> None:
         # ATTACH takes no bind parameters: quote the path, and the key is hex from our own KDF.

@@ -578,7 +578,7 @@ def four_company_workspace(root: Path):
     from aggregator.workspace import create_workspace, open_workspace
 
     (root / "protocol.toml").write_text(PROTOCOL)
-    create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"], scrypt_n=2**10)
+    create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"])
     ws = open_workspace(root / "ws", PASSPHRASE)
     with ws.open_store() as store:
         four_companies(Lab.on_store(ws.protocol("textile"), store))

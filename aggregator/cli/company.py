@@ -147,6 +147,7 @@ RECEIPT_LINES = (
     ("received at", "received_at"),
     ("sealed file", "file_sha256"),
     ("signed by you", "signer_fingerprint"),
+    ("log anchor", "log_head"),
 )
 
 

@@ -120,7 +120,7 @@ def _check_scope(ws, covenant: str, scope: str) -> None:
 def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
     ws = _workspace(ctx)
     _check_scope(ws, covenant, scope)
-    with ws.locked(), ws.open_store() as store:
+    with ws.session(ctx.obj["now"]) as store:
         Registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
     console.print(f"recorded the waiver of {company_id} for {covenant} ({scope}); it applies from the next release")
 
@@ -133,7 +133,7 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
 @friendly_errors
 def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
     ws = _workspace(ctx)
-    with ws.locked(), ws.open_store() as store:
+    with ws.session(ctx.obj["now"]) as store:
         if not Registry(store).has_active_waiver(company_id, covenant, scope):
             raise AggregatorError(
                 f"{company_id} has no active waiver for {covenant} ({scope})",

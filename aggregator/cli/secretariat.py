@@ -246,19 +246,40 @@ def log_group() -> None:
     "--anchor",
     "anchors",
     multiple=True,
-    help="A head printed earlier (COUNT:HASH, e.g. from a release manifest); the log must still contain it.",
+    help="A head kept outside the workspace: a release manifest.json, a receipt, or COUNT:HASH printed earlier; "
+    "the log must still contain it.",
 )
 @click.pass_context
 @friendly_errors
 def log_verify(ctx, anchors: tuple[str, ...]) -> None:
     ws = _workspace(ctx)
-    current, problems = log_mod.verify_workspace_log(ws, [log_mod.LogHead.parse(a) for a in anchors])
+    current, problems = log_mod.verify_workspace_log(ws, [log_mod.read_anchor(a) for a in anchors])
     for problem in problems:
         console.print(f"[bold red]problem:[/] {problem}")
     if problems:
         console.print(f"the action log is NOT intact ({len(problems)} problems)")
         ctx.exit(EXIT_PROBLEMS)
     console.print(f"the action log is intact: {current.count} entries; head {current}")
+
+
+@log_group.command(
+    "reset-checkpoint",
+    help="Write a new checkpoint after log_head.json was lost, only when the log is intact and contains ANCHOR.",
+)
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    required=True,
+    help="The newest head you kept: a release manifest.json, a receipt, or COUNT:HASH.",
+)
+@click.pass_context
+@friendly_errors
+def log_reset_checkpoint(ctx, anchors: tuple[str, ...]) -> None:
+    ws = _workspace(ctx)
+    with ws.locked(), ws.open_store() as store:
+        current = log_mod.reset_checkpoint(ws, store, [log_mod.read_anchor(a) for a in anchors], ctx.obj["now"])
+    console.print(f"new checkpoint at {current}; the reset is recorded in the log")
 
 
 @log_group.command("show", help="List log entries, oldest first.")

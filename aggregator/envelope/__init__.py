@@ -3,7 +3,7 @@
     seal_file(src, dst, covenant=..., template=..., company_id=..., period=...,
               recipient_public_key=..., signing_private_key=...)      -> EnvelopeHeader
     open_file(path, recipient_private_key, signer_public_key, sink=None) -> OpenedEnvelope
-    read_header(path) -> EnvelopeHeader (unverified)
+    read_header(path) -> EnvelopeHeader (unverified; a LegacyHeader for a deprecated format-2 file)
     make_receipt(...) -> bytes, verify_receipt(bytes, public_key) -> dict
 
 Format: docs/envelope.md. Errors: EnvelopeRejected (with `.reason` in REASONS), KeyFileError,
@@ -11,17 +11,20 @@ WrongPassphrase, ReceiptInvalid; all are AggregatorError subclasses.
 """
 
 from aggregator.envelope.envelope import (
-    DEFAULT_CHUNK_SIZE,
+    CHUNK_SIZE,
+    FORMAT_VERSION,
     REASONS,
     SUITES,
     EnvelopeHeader,
     EnvelopeRejected,
+    LegacyHeader,
     OpenedEnvelope,
     file_sha256,
     open_file,
     read_header,
     sanitise_file_name,
     seal_file,
+    size_class,
 )
 from aggregator.envelope.keys import (
     KEM_HYBRID,
@@ -32,8 +35,10 @@ from aggregator.envelope.keys import (
     WrongPassphrase,
     encryption_public_key_from_bytes,
     fingerprint,
+    fingerprint_digest_prefix,
     generate_encryption_key,
     generate_signing_key,
+    legacy_fingerprint,
     load_encryption_key,
     load_encryption_public_key,
     load_private_key,
@@ -49,7 +54,8 @@ from aggregator.envelope.keys import (
 from aggregator.envelope.receipts import RECEIPT_STATES, ReceiptInvalid, make_receipt, verify_receipt
 
 __all__ = [
-    "DEFAULT_CHUNK_SIZE",
+    "CHUNK_SIZE",
+    "FORMAT_VERSION",
     "KEM_HYBRID",
     "KEM_X25519",
     "REASONS",
@@ -60,14 +66,17 @@ __all__ = [
     "EnvelopeHeader",
     "EnvelopeRejected",
     "KeyFileError",
+    "LegacyHeader",
     "OpenedEnvelope",
     "ReceiptInvalid",
     "WrongPassphrase",
     "encryption_public_key_from_bytes",
     "file_sha256",
     "fingerprint",
+    "fingerprint_digest_prefix",
     "generate_encryption_key",
     "generate_signing_key",
+    "legacy_fingerprint",
     "load_encryption_key",
     "load_encryption_public_key",
     "load_private_key",
@@ -84,5 +93,6 @@ __all__ = [
     "save_public_key",
     "seal_file",
     "signing_public_key_from_bytes",
+    "size_class",
     "verify_receipt",
 ]

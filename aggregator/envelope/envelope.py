@@ -1,20 +1,22 @@
-"""The sealed submission file (.imvo): HPKE-wrapped file key, STREAM-encrypted chunks, Ed25519 signature.
+"""The sealed submission file (.imvo): HPKE-wrapped file key, STREAM-encrypted padded chunks, Ed25519 signature.
 
 Byte layout (docs/envelope.md is the normative page; all integers big-endian):
 
-    magic "IMVOSEAL" (8) | version u16 = 2 | header length u32 | header (canonical JSON)
+    magic "IMVOSEAL" (8) | version u16 = 3 | header length u32 | header (canonical JSON)
     | encapsulation length u16 | HPKE enc || HPKE-sealed 32-byte file key
-    | payload: ceil(size / chunk_size) chunks (at least one), each AEAD(chunk) with a 16-byte tag
+    | payload: the framed stream in 64 KiB chunks, each AEAD(chunk) with a 16-byte tag
     | Ed25519 signature (64)
 
-Sealing is one pass over the source: the header's length is fixed before the payload is known (the
-plaintext hash is hex of fixed length), so the payload is written at its final offset while the source is
-hashed, and the preamble and encapsulation are written last. The signature therefore signs
-PREFIX || BLAKE3(magic..encapsulation) || BLAKE3(payload) rather than one running hash.
+    framed stream = plaintext size u64 | plaintext | zeros up to the size class | BLAKE3-256(plaintext)
 
-Version 2 hashes with BLAKE3-256 where version 1 used SHA-256: both hashes sit on the sealing and opening hot
-path, and SHA-256 (1.9 GB/s here) was slower than the ChaCha20-Poly1305 it accompanies (3.5 GB/s); BLAKE3
-runs at ~7 GB/s on one core. Version 1 files are refused with a message asking for a re-seal.
+Format 3 shows nothing derived from the plaintext in the clear: the header names only the size class (the next
+power of two, at least 64 KiB), and the plaintext's size and hash travel inside the encryption. The chunk size is
+fixed by the format (64 KiB, as in age). The signature signs PREFIX || BLAKE3(magic..encapsulation) ||
+BLAKE3(payload), so a writer seals in one pass and a reader verifies it, streaming with fixed buffers, before it
+decrypts anything; memory for the plaintext grows only with chunks that have authenticated.
+
+Format 2 (cleartext plaintext hash and size, a chunk size chosen by the sender) is still opened, with a
+deprecation notice, when its chunk size is the 64 KiB every imvo-submit wrote; format 1 is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
@@ -49,40 +51,53 @@ from aggregator.envelope.keys import (
     EncryptionPublicKey,
     atomic_write,
     fingerprint,
+    legacy_fingerprint,
 )
 from aggregator.errors import EnvelopeError
 
 MAGIC = b"IMVOSEAL"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+LEGACY_VERSION = 2  # still opened, with a deprecation notice
 MAX_HEADER_BYTES = 16 * 1024
-DEFAULT_CHUNK_SIZE = 64 * 1024
-MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 16, 1024 * 1024  # the cap bounds a reader's memory per chunk
+CHUNK_SIZE = 64 * 1024  # fixed by the format (format 2 let the sender choose, down to 16 bytes)
+MIN_SIZE_CLASS, MAX_SIZE_CLASS = CHUNK_SIZE, 2**40
+SIZE_FIELD, DIGEST_FIELD = 8, 32  # the framed stream: size before the plaintext, BLAKE3 at the very end
 TAG_SIZE = 16
 SIGNATURE_SIZE = 64
 FILE_KEY_SIZE = 32
 
-HPKE_INFO_PREFIX = b"imvo-envelope/v2 file key\n"
-PAYLOAD_KEY_INFO = b"imvo-envelope/v2 payload key"
-SIGNATURE_PREFIX = b"imvo-envelope/v2 signature\n"
+
+@dataclass(frozen=True)
+class Labels:
+    """Domain-separation strings of one format version."""
+
+    hpke_info: bytes
+    payload_key: bytes
+    signature: bytes
+
+
+LABELS = {
+    3: Labels(b"imvo-envelope/v3 file key\n", b"imvo-envelope/v3 payload key", b"imvo-envelope/v3 signature\n"),
+    2: Labels(b"imvo-envelope/v2 file key\n", b"imvo-envelope/v2 payload key", b"imvo-envelope/v2 signature\n"),
+}
 
 _PREAMBLE_FIXED = struct.Struct(">8sHI")  # magic, version, header length
 _ENCAP_LENGTH = struct.Struct(">H")
-_PLACEHOLDER_DIGEST = "0" * 64  # same length as the real hex digest, so the header size is final
+_SIZE = struct.Struct(">Q")
 _HASH_BLOCK = 1024 * 1024
-# Bytes of plaintext handled per step of the sealing/opening pipeline. _RING_DEPTH steps are in flight (one
-# being encrypted or decrypted while a worker reads the next and another hashes/writes the previous), so opening
-# keeps about 8 MiB of buffers and sealing about 16 MiB, whatever the file size. Each step costs thread
-# hand-overs: on 1 GiB, 2 MiB steps used ~10% less CPU than 512 KiB ones when opening, 4 MiB ~4% less than
-# 1 MiB when sealing.
+# Bytes handled per step of the sealing/opening pipeline. _RING_DEPTH steps are in flight (one being encrypted or
+# decrypted while a worker reads the next and another hashes/writes the previous), so opening keeps about 8 MiB
+# of buffers and sealing about 16 MiB, whatever the file size. On 1 GiB, 2 MiB steps used ~10% less CPU than
+# 512 KiB ones when opening, 4 MiB ~4% less than 1 MiB when sealing.
 _BATCH_BYTES = 2 * 1024 * 1024
 _SEAL_BATCH_BYTES = 4 * 1024 * 1024
 _RING_DEPTH = 2
-# Plaintexts up to this size are sealed and opened on the calling thread, all in memory (at most ~6 MiB, below
-# the threaded path's buffers). A file this small fills at most one batch, so the worker threads would have
-# nothing to overlap, and starting them (with their buffers) cost most of the time of a 4 KB file: opening
-# ~4 ms threaded against ~0.4 ms inline (`python -m bench.bench_envelope --small 256`). Both paths write and
-# accept exactly the same bytes, with the same checks in the same order.
-_INLINE_MAX_BYTES = 2 * 1024 * 1024
+# Payloads up to this size (the 64 KiB .. 2 MiB size classes, nearly every submission) are sealed and opened on
+# the calling thread, all in memory: a file this small fills at most one batch, so worker threads would have
+# nothing to overlap, and starting them cost most of the time of a small file (`python -m bench.bench_envelope
+# --small 256`). Both paths write and accept exactly the same bytes, with the same checks in the same order.
+_INLINE_MAX_BYTES = 2 * 1024 * 1024 + SIZE_FIELD + DIGEST_FIELD
+_ZEROS = memoryview(bytes(_HASH_BLOCK))
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,8 @@ REASONS = (
     "tampered",
     "plaintext_mismatch",
 )
+# Reasons found after the signature was verified: the named company really sealed the file.
+SIGNED_REASONS = frozenset({"wrong_recipient", "tampered", "plaintext_mismatch"})
 
 
 class EnvelopeRejected(EnvelopeError):
@@ -145,6 +162,11 @@ class EnvelopeRejected(EnvelopeError):
             raise ValueError(f"unknown envelope rejection reason {reason!r}")
         super().__init__(message, hint)
         self.reason = reason
+
+    @property
+    def signer_verified(self) -> bool:
+        """Whether the file's signature held (the refusal came later): its sender is the company it names."""
+        return self.reason in SIGNED_REASONS
 
 
 class BinarySink(Protocol):
@@ -161,14 +183,32 @@ _IDENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _COMPANY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-_FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}")
+_FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}")
+_LEGACY_FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}")
 _DIGEST_HEX = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+class Layout(NamedTuple):
+    """How the encrypted stream is cut: `stream` bytes in chunks of `chunk` bytes (the last 1..chunk, or one
+    empty chunk for an empty stream), each sealed with a 16-byte tag."""
+
+    stream: int
+    chunk: int
+
+    @property
+    def chunk_count(self) -> int:
+        return max(1, -(-self.stream // self.chunk))
+
+    @property
+    def payload_size(self) -> int:
+        return self.stream + TAG_SIZE * self.chunk_count
+
+
 @dataclass(frozen=True)
 class EnvelopeHeader:
-    """The signed, cleartext description of a submission (readable without any key)."""
+    """The signed, cleartext description of a submission (format 3, readable without any key). It names the
+    plaintext's size class, never its size or hash: those are inside the encryption."""
 
     format_version: int
     covenant: str
@@ -179,10 +219,10 @@ class EnvelopeHeader:
     suite: str
     recipient_fingerprint: str
     signer_fingerprint: str
-    plaintext_blake3: str  # hex BLAKE3-256 of the plaintext
-    plaintext_size: int
     file_name: str  # base name only
-    chunk_size: int
+    size_class: int  # padded plaintext size: a power of two from 64 KiB
+
+    deprecation = None  # the current format
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,12 +232,12 @@ class EnvelopeHeader:
         return canonical_json(self.to_dict())
 
     @property
-    def chunk_count(self) -> int:
-        return chunk_count(self.plaintext_size, self.chunk_size)
+    def layout(self) -> Layout:
+        return Layout(self.size_class + SIZE_FIELD + DIGEST_FIELD, CHUNK_SIZE)
 
-    @property
-    def payload_size(self) -> int:
-        return self.plaintext_size + TAG_SIZE * self.chunk_count
+    def fingerprint_of(self, key: object) -> str:
+        """A key's fingerprint in this format's form."""
+        return fingerprint(key)
 
     @classmethod
     def from_dict(cls, doc: dict) -> EnvelopeHeader:
@@ -214,21 +254,70 @@ class EnvelopeHeader:
     def validate(self) -> None:
         """Raise ValueError with a plain description of the first field that breaks the format."""
         _expect_int(self.format_version, "format_version", FORMAT_VERSION, FORMAT_VERSION)
-        _expect_match(self.covenant, "covenant", _IDENT, "a lower-case name such as 'textile'")
-        _expect_match(self.template, "template", _IDENT, "a lower-case name such as 'living_wage'")
-        _expect_match(self.company_id, "company_id", _COMPANY, "letters, digits, '_', '.' or '-'")
-        _expect_match(self.period, "period", _PERIOD, "a month written YYYY-MM")
-        _expect_match(self.created, "created", _CREATED, "a UTC time written YYYY-MM-DDTHH:MM:SSZ")
-        datetime.strptime(self.created, "%Y-%m-%dT%H:%M:%SZ")  # rejects 2026-02-30 and the like
-        if self.suite not in SUITES:
-            raise ValueError(f"suite {self.suite!r} is unknown")
-        _expect_match(self.recipient_fingerprint, "recipient_fingerprint", _FINGERPRINT, "a key fingerprint")
-        _expect_match(self.signer_fingerprint, "signer_fingerprint", _FINGERPRINT, "a key fingerprint")
+        _validate_common(self, _FINGERPRINT)
+        _expect_int(self.size_class, "size_class", MIN_SIZE_CLASS, MAX_SIZE_CLASS)
+        if self.size_class & (self.size_class - 1):
+            raise ValueError(f"size_class {self.size_class} is not a power of two")
+
+
+@dataclass(frozen=True)
+class LegacyHeader(EnvelopeHeader):
+    """A format-2 header: it shows the plaintext's BLAKE3 hash and exact size in the clear (deprecated)."""
+
+    size_class: int = 0  # not part of format 2
+    plaintext_blake3: str = ""
+    plaintext_size: int = 0
+    chunk_size: int = CHUNK_SIZE
+
+    deprecation = (
+        "sealed with envelope format 2, whose readable header shows the data's size and checksum; it was "
+        "accepted, but ask the company to update imvo-submit before its next submission"
+    )
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "size_class"}
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.plaintext_size, self.chunk_size)
+
+    def fingerprint_of(self, key: object) -> str:
+        return legacy_fingerprint(key)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> LegacyHeader:
+        names = [f.name for f in fields(cls) if f.name != "size_class"]
+        if set(doc) != set(names):
+            missing = ", ".join(sorted(set(names) - set(doc))) or "none"
+            extra = ", ".join(sorted(set(doc) - set(names))) or "none"
+            raise ValueError(f"fields missing: {missing}; unexpected fields: {extra}")
+        header = cls(**doc)
+        header.validate()
+        return header
+
+    def validate(self) -> None:
+        _expect_int(self.format_version, "format_version", LEGACY_VERSION, LEGACY_VERSION)
+        _validate_common(self, _LEGACY_FINGERPRINT)
         _expect_match(self.plaintext_blake3, "plaintext_blake3", _DIGEST_HEX, "64 lower-case hex digits")
         _expect_int(self.plaintext_size, "plaintext_size", 0, 2**62)
-        _expect_int(self.chunk_size, "chunk_size", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
-        if not isinstance(self.file_name, str) or self.file_name != sanitise_file_name(self.file_name):
-            raise ValueError("file_name must be a plain base name")
+        _expect_int(self.chunk_size, "chunk_size", 16, 1024 * 1024)
+        if self.chunk_size != CHUNK_SIZE:
+            raise ValueError(f"chunk_size {self.chunk_size} is not {CHUNK_SIZE}, the only one imvo-submit wrote")
+
+
+def _validate_common(header: EnvelopeHeader, fingerprint_pattern: re.Pattern) -> None:
+    _expect_match(header.covenant, "covenant", _IDENT, "a lower-case name such as 'textile'")
+    _expect_match(header.template, "template", _IDENT, "a lower-case name such as 'living_wage'")
+    _expect_match(header.company_id, "company_id", _COMPANY, "letters, digits, '_', '.' or '-'")
+    _expect_match(header.period, "period", _PERIOD, "a month written YYYY-MM")
+    _expect_match(header.created, "created", _CREATED, "a UTC time written YYYY-MM-DDTHH:MM:SSZ")
+    datetime.strptime(header.created, "%Y-%m-%dT%H:%M:%SZ")  # rejects 2026-02-30 and the like
+    if header.suite not in SUITES:
+        raise ValueError(f"suite {header.suite!r} is unknown")
+    for name in ("recipient_fingerprint", "signer_fingerprint"):
+        _expect_match(getattr(header, name), name, fingerprint_pattern, "a key fingerprint")
+    if not isinstance(header.file_name, str) or header.file_name != sanitise_file_name(header.file_name):
+        raise ValueError("file_name must be a plain base name")
 
 
 def _expect_match(value: object, name: str, pattern: re.Pattern, what: str) -> None:
@@ -252,15 +341,16 @@ def canonical_json(doc: dict) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
-def chunk_count(plaintext_size: int, chunk_size: int) -> int:
-    """Number of payload chunks: at least one (an empty payload is one empty final chunk)."""
-    return max(1, -(-plaintext_size // chunk_size))
+def size_class(plaintext_size: int) -> int:
+    """The padded size a plaintext is sealed at: the next power of two, at least one chunk (64 KiB). Every
+    submission up to 64 KiB looks the same; larger ones show only their power of two."""
+    return max(MIN_SIZE_CLASS, 1 << max(0, plaintext_size - 1).bit_length())
 
 
 def encode_preamble(header: EnvelopeHeader) -> bytes:
     """Magic, version, header length and the canonical header: what HPKE's info binds."""
     body = header.to_bytes()
-    return _PREAMBLE_FIXED.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+    return _PREAMBLE_FIXED.pack(MAGIC, header.format_version, len(body)) + body
 
 
 # ---------------------------------------------------------------- crypto building blocks
@@ -271,15 +361,16 @@ def chunk_nonce(index: int, last: bool) -> bytes:
     return index.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def payload_cipher(suite: SuiteSpec, file_key: bytes) -> ChaCha20Poly1305 | AESGCM:
+def payload_cipher(suite: SuiteSpec, file_key: bytes, version: int = FORMAT_VERSION) -> ChaCha20Poly1305 | AESGCM:
     """The payload AEAD, keyed by HKDF-SHA256(file key) so the file key itself is used by HPKE only."""
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PAYLOAD_KEY_INFO).derive(file_key)
-    return suite.payload_aead(key)
+    info = LABELS[version].payload_key
+    return suite.payload_aead(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(file_key))
 
 
 def seal_file_key(suite: SuiteSpec, file_key: bytes, recipient: EncryptionPublicKey, preamble: bytes) -> bytes:
     """HPKE base-mode seal of the file key; info binds the preamble so the header cannot be swapped."""
-    return suite.hpke().encrypt(file_key, recipient.hpke_key(), info=HPKE_INFO_PREFIX + preamble)
+    info = LABELS[_version_of(preamble)].hpke_info + preamble
+    return suite.hpke().encrypt(file_key, recipient.hpke_key(), info=info)
 
 
 def encode_encapsulation(sealed_key: bytes) -> bytes:
@@ -288,7 +379,17 @@ def encode_encapsulation(sealed_key: bytes) -> bytes:
 
 def signature_message(prefix: bytes, payload_digest: bytes) -> bytes:
     """What the company signs: domain prefix, BLAKE3 of magic..encapsulation, BLAKE3 of the payload."""
-    return SIGNATURE_PREFIX + blake3.blake3(prefix).digest() + payload_digest
+    return LABELS[_version_of(prefix)].signature + blake3.blake3(prefix).digest() + payload_digest
+
+
+def frame_plaintext(plaintext: bytes) -> bytes:
+    """The framed stream of a plaintext held in memory (test vectors; sealing streams the same bytes)."""
+    padding = bytes(size_class(len(plaintext)) - len(plaintext))
+    return _SIZE.pack(len(plaintext)) + plaintext + padding + blake3.blake3(plaintext).digest()
+
+
+def _version_of(preamble: bytes) -> int:
+    return _PREAMBLE_FIXED.unpack_from(preamble)[1]
 
 
 # ---------------------------------------------------------------- sealing
@@ -306,7 +407,6 @@ def seal_file(
     signing_private_key: Ed25519PrivateKey,
     created: datetime | str | None = None,
     suite: str | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
     file_name: str | None = None,
 ) -> EnvelopeHeader:
     """Encrypt `src_path` to the secretariat and sign it; write `dst_path` atomically; return the header.
@@ -317,6 +417,7 @@ def seal_file(
     src_path, dst_path = Path(src_path), Path(dst_path)
     spec = _choose_suite(suite, recipient_public_key)
     with _open_source(src_path) as src:
+        size = os.fstat(src.fileno()).st_size
         header = _new_header(
             covenant=covenant,
             template=template,
@@ -326,69 +427,137 @@ def seal_file(
             suite=spec.name,
             recipient_fingerprint=fingerprint(recipient_public_key),
             signer_fingerprint=fingerprint(signing_private_key.public_key()),
-            plaintext_blake3=_PLACEHOLDER_DIGEST,
-            plaintext_size=os.fstat(src.fileno()).st_size,
             file_name=sanitise_file_name(file_name if file_name is not None else src_path.name),
-            chunk_size=chunk_size,
+            size_class=size_class(size),
         )
-        sealed: list[EnvelopeHeader] = []
-        write = lambda out: sealed.append(  # noqa: E731
-            _seal_stream(src, out, header, spec, recipient_public_key, signing_private_key)
-        )
+        framed = _FramedSource(src, size, header)
+        write = lambda out: _seal_stream(framed, out, header, spec, recipient_public_key, signing_private_key)  # noqa: E731
         atomic_write(dst_path, write, mode=0o644)
-    return sealed[0]
+    return header
 
 
 def _seal_stream(
-    src: BinaryIO,
+    src: _FramedSource,
     out: BinaryIO,
     header: EnvelopeHeader,
     spec: SuiteSpec,
     recipient: EncryptionPublicKey,
     signer: Ed25519PrivateKey,
-) -> EnvelopeHeader:
-    """Write the payload at its final offset while hashing, then the preamble, encapsulation and signature."""
+) -> None:
+    """Write the preamble and encapsulation, then the payload while hashing it, then the signature."""
     file_key = _new_file_key()
-    aead = payload_cipher(spec, file_key)
-    prefix_size = len(encode_preamble(header)) + _ENCAP_LENGTH.size + spec.encapsulation_size
-    out.seek(prefix_size)
-    seal_payload = _seal_payload_inline if _is_small(header) else _seal_payload
-    plaintext_blake3, payload_digest = seal_payload(src, out, header, aead)
-    final = replace(header, plaintext_blake3=plaintext_blake3)
-    preamble = encode_preamble(final)
+    preamble = encode_preamble(header)
     prefix = preamble + encode_encapsulation(seal_file_key(spec, file_key, recipient, preamble))
-    if len(prefix) != prefix_size:  # cannot happen unless the format code is broken: never write such a file
-        raise AssertionError("envelope prefix changed size while sealing")
-    out.write(signer.sign(signature_message(prefix, payload_digest)))
-    out.seek(0)
     out.write(prefix)
-    return final
+    seal_payload = _seal_payload_inline if _is_small(header.layout) else _seal_payload
+    payload_digest = seal_payload(src, out, header.layout, payload_cipher(spec, file_key))
+    src.check_finished()
+    out.write(signer.sign(signature_message(prefix, payload_digest)))
 
 
 def _new_file_key() -> bytes:
     return os.urandom(FILE_KEY_SIZE)
 
 
-def _is_small(header: EnvelopeHeader) -> bool:
+def _is_small(layout: Layout) -> bool:
     """Whether this file is sealed or opened inline (see _INLINE_MAX_BYTES)."""
-    return header.plaintext_size <= _INLINE_MAX_BYTES
+    return layout.stream <= _INLINE_MAX_BYTES
 
 
-def _seal_payload_inline(
-    src: BinaryIO, out: BinaryIO, header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM
-) -> tuple[str, bytes]:
-    """_seal_payload for a small source: read it whole, encrypt, write once, all on this thread.
+class _FramedSource:
+    """The source file read as the framed stream: its size, its bytes while hashing them, zeros up to the size
+    class, then the hash. Refuses a source whose size changes while it is read."""
 
-    Same bytes and same errors as the threaded path; a source that changed size is refused before anything
-    is written (the threaded path notices growth only after writing, but the temporary file is removed anyway)."""
-    plain = memoryview(bytearray(header.plaintext_size))
-    if _read_into(src, plain) != header.plaintext_size or src.read(1):
-        raise _source_changed(header)
-    batch = _Batch(0, header.chunk_count, header.plaintext_size)
+    def __init__(self, fh: BinaryIO, size: int, header: EnvelopeHeader):
+        self.fh, self.size, self.header = fh, size, header
+        self.hash = blake3.blake3()
+        self.position, self.end = 0, header.layout.stream
+        self.file_end = SIZE_FIELD + size
+        self.digest_start = self.end - DIGEST_FIELD
+
+    def readinto(self, view: memoryview) -> int:
+        done = 0
+        while done < len(view) and self.position < self.end:
+            done += self._fill(view[done:])
+        return done
+
+    def _fill(self, view: memoryview) -> int:
+        if self.position < SIZE_FIELD:
+            piece = _SIZE.pack(self.size)[self.position : self.position + len(view)]
+        elif self.position < self.file_end:
+            return self._read_file(view[: self.file_end - self.position])
+        elif self.position < self.digest_start:
+            piece = _ZEROS[: min(len(view), self.digest_start - self.position, len(_ZEROS))]
+        else:
+            at = self.position - self.digest_start
+            piece = self.hash.digest()[at : at + len(view)]
+        view[: len(piece)] = piece
+        self.position += len(piece)
+        return len(piece)
+
+    def _read_file(self, view: memoryview) -> int:
+        got = _read_into(self.fh, view)
+        if got != len(view):
+            raise _source_changed(self.header)
+        self.hash.update(view)
+        self.position += got
+        return got
+
+    def check_finished(self) -> None:
+        """Every byte of the stream was read, and the source did not grow meanwhile."""
+        if self.position != self.end or self.fh.read(1):
+            raise _source_changed(self.header)
+
+
+def _seal_payload_inline(src: _FramedSource, out: BinaryIO, layout: Layout, aead: ChaCha20Poly1305 | AESGCM) -> bytes:
+    """_seal_payload for a small stream: read it whole, encrypt, write once, all on this thread.
+
+    Same bytes and same errors as the threaded path; returns the payload's BLAKE3 digest."""
+    plain = memoryview(bytearray(layout.stream))
+    src.readinto(plain)
+    batch = _Batch(0, layout.chunk_count, layout.stream)
     sealed = memoryview(bytearray(batch.sealed))
-    _encrypt_batch(header, aead, batch, plain, sealed)
+    _encrypt_batch(layout, aead, batch, plain, sealed)
     out.write(sealed)
-    return blake3.blake3(plain).hexdigest(), blake3.blake3(sealed).digest()
+    return blake3.blake3(sealed).digest()
+
+
+def _seal_payload(src: _FramedSource, out: BinaryIO, layout: Layout, aead: ChaCha20Poly1305 | AESGCM) -> bytes:
+    """Encrypt the stream batch by batch into reused buffers, on three threads: a reader fills the plaintext
+    buffers (hashing the source as it goes), this thread encrypts, a writer hashes and writes the sealed chunks.
+
+    Returns the payload's BLAKE3 digest."""
+    ring = _ring(layout, _SEAL_BATCH_BYTES)
+    payload_hash = blake3.blake3()
+
+    def read(slot: _Slot, batch: _Batch) -> None:
+        src.readinto(slot.plain[: batch.plain])
+
+    def hash_and_write(sealed: memoryview) -> None:
+        payload_hash.update(sealed)
+        out.write(sealed)
+
+    with _InOrder("seal-read") as reader, _InOrder("seal-write") as writer:
+        for slot, batch, reading in _read_ahead(ring, _batches(layout, _SEAL_BATCH_BYTES), reader, read):
+            reading.result()
+            sealed = slot.claim().sealed[: batch.sealed]  # the writer is done with this slot's last batch
+            _encrypt_batch(layout, aead, batch, slot.plain, sealed)
+            slot.pending.append(writer.submit(hash_and_write, sealed))
+        for slot in ring:
+            slot.claim()  # every write done (or its error raised) before the caller writes the signature
+    return payload_hash.digest()
+
+
+def _encrypt_batch(
+    layout: Layout, aead: ChaCha20Poly1305 | AESGCM, batch: _Batch, plain: memoryview, sealed: memoryview
+) -> None:
+    step, last = layout.chunk, layout.chunk_count - 1
+    for k in range(batch.count):
+        index, start = batch.first + k, k * step
+        size = min(step, batch.plain - start)
+        offset = start + k * TAG_SIZE
+        target = sealed[offset : offset + size + TAG_SIZE]
+        aead.encrypt_into(chunk_nonce(index, index == last), plain[start : start + size], None, target)
 
 
 class _InOrder:
@@ -447,7 +616,7 @@ class _Slot:
 
 
 class _Batch(NamedTuple):
-    """Chunks first..first+count-1 of the payload: `plain` plaintext bytes, `plain + 16 * count` sealed."""
+    """Chunks first..first+count-1 of the payload: `plain` stream bytes, `plain + 16 * count` sealed."""
 
     first: int
     count: int
@@ -458,17 +627,17 @@ class _Batch(NamedTuple):
         return self.plain + TAG_SIZE * self.count
 
 
-def _batches(header: EnvelopeHeader, batch_bytes: int) -> Iterator[_Batch]:
-    per_batch = max(1, batch_bytes // header.chunk_size)
-    size, step, total = header.plaintext_size, header.chunk_size, header.chunk_count
+def _batches(layout: Layout, batch_bytes: int) -> Iterator[_Batch]:
+    per_batch = max(1, batch_bytes // layout.chunk)
+    size, step, total = layout.stream, layout.chunk, layout.chunk_count
     for first in range(0, total, per_batch):
         count = min(per_batch, total - first)
         yield _Batch(first, count, min(count * step, size - first * step))
 
 
-def _ring(header: EnvelopeHeader, batch_bytes: int) -> list[_Slot]:
-    per_batch = max(1, batch_bytes // header.chunk_size)
-    plain = min(per_batch * header.chunk_size, header.plaintext_size)
+def _ring(layout: Layout, batch_bytes: int) -> list[_Slot]:
+    per_batch = max(1, batch_bytes // layout.chunk)
+    plain = min(per_batch * layout.chunk, layout.stream)
     return [_Slot(plain, plain + TAG_SIZE * per_batch) for _ in range(_RING_DEPTH)]
 
 
@@ -493,51 +662,6 @@ def _read_ahead(
         queue.append(_Scheduled(slot, batch, reader.submit(read, slot, batch)))
     while queue:
         yield queue.popleft()
-
-
-def _seal_payload(
-    src: BinaryIO, out: BinaryIO, header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM
-) -> tuple[str, bytes]:
-    """Encrypt the source batch by batch into reused buffers, on three threads: a reader fills and hashes
-    the plaintext buffers, this thread encrypts, a writer hashes and writes the sealed chunks.
-
-    Returns the plaintext's hex BLAKE3 and the payload's BLAKE3 digest."""
-    ring = _ring(header, _SEAL_BATCH_BYTES)
-    plain_hash, payload_hash = blake3.blake3(), blake3.blake3()
-
-    def read_and_hash(slot: _Slot, batch: _Batch) -> None:
-        plain = slot.plain[: batch.plain]
-        if _read_into(src, plain) != batch.plain:
-            raise _source_changed(header)
-        plain_hash.update(plain)
-
-    def hash_and_write(sealed: memoryview) -> None:
-        payload_hash.update(sealed)
-        out.write(sealed)
-
-    with _InOrder("seal-read") as reader, _InOrder("seal-write") as writer:
-        for slot, batch, read in _read_ahead(ring, _batches(header, _SEAL_BATCH_BYTES), reader, read_and_hash):
-            read.result()
-            sealed = slot.claim().sealed[: batch.sealed]  # the writer is done with this slot's last batch
-            _encrypt_batch(header, aead, batch, slot.plain, sealed)
-            slot.pending.append(writer.submit(hash_and_write, sealed))
-        if src.read(1):  # every read is done: the reader thread no longer touches `src`
-            raise _source_changed(header)
-        for slot in ring:
-            slot.claim()  # every write done (or its error raised) before the caller writes the prefix
-    return plain_hash.hexdigest(), payload_hash.digest()
-
-
-def _encrypt_batch(
-    header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM, batch: _Batch, plain: memoryview, sealed: memoryview
-) -> None:
-    step, last = header.chunk_size, header.chunk_count - 1
-    for k in range(batch.count):
-        index, start = batch.first + k, k * step
-        size = min(step, batch.plain - start)
-        offset = start + k * TAG_SIZE
-        target = sealed[offset : offset + size + TAG_SIZE]
-        aead.encrypt_into(chunk_nonce(index, index == last), plain[start : start + size], None, target)
 
 
 def _read_into(fh: BinaryIO, view: memoryview) -> int:
@@ -617,7 +741,8 @@ class OpenedEnvelope(NamedTuple):
 
 
 def read_header(path: str | os.PathLike) -> EnvelopeHeader:
-    """Parse and validate the cleartext header without any key (nothing is verified yet!)."""
+    """Parse and validate the cleartext header without any key (nothing is verified yet!). A format-2 file
+    gives a LegacyHeader (its `deprecation` says so)."""
     path = Path(path)
     with _open_envelope(path) as fh:
         header, _ = _read_preamble(fh, path)
@@ -630,31 +755,43 @@ def open_file(
     signer_public_key: Ed25519PublicKey,
     sink: BinarySink | None = None,
 ) -> OpenedEnvelope:
-    """Verify the signature over the whole file, then decrypt chunk by chunk and check hash and size.
+    """Verify the header and the signature over the whole file (streaming, with fixed buffers), then decrypt
+    chunk by chunk and check the plaintext's size, padding and hash.
 
-    With a `sink`, plaintext is written to it in batches of authenticated chunks, as memoryviews of reused
-    buffers (memory stays near 8 MiB; see BinarySink) and `plaintext` is None; if an EnvelopeRejected is
-    raised midway, discard what the sink got.
+    Nothing proportional to a size the file declares is allocated before the signature holds; after it, the
+    plaintext grows only with chunks that authenticated. With a `sink`, plaintext is written to it in batches of
+    authenticated chunks, as memoryviews of reused buffers (memory stays near 8 MiB; see BinarySink) and
+    `plaintext` is None; if an EnvelopeRejected is raised midway, discard what the sink got.
     Raises EnvelopeRejected with a `reason` from REASONS.
     """
     path = Path(path)
     with _open_envelope(path) as fh:
         header, preamble = _read_preamble(fh, path)
-        spec = SUITES[header.suite]
+        spec, layout = SUITES[header.suite], header.layout
         encapsulation = _read_encapsulation(fh, path, spec)
         prefix = preamble + _ENCAP_LENGTH.pack(len(encapsulation)) + encapsulation
-        _check_total_size(path, os.fstat(fh.fileno()).st_size, len(prefix) + header.payload_size)
+        _check_total_size(path, os.fstat(fh.fileno()).st_size, len(prefix) + layout.payload_size)
         _check_signer(path, header, signer_public_key)
-        if _is_small(header):
-            payload = _verify_signature_inline(fh, path, header, prefix, signer_public_key)
-            file_key = _open_file_key(path, header, spec, encapsulation, preamble, recipient_private_key)
-            plaintext = _decrypt_payload_inline(path, header, payload_cipher(spec, file_key), payload, sink)
+        collect = _Collect() if sink is None else None
+        output = _Unframe.of(path, header, sink or collect)
+        if _is_small(layout):
+            payload = _verify_signature_inline(fh, path, layout, prefix, signer_public_key)
+            aead = payload_cipher(
+                spec,
+                _open_file_key(path, header, spec, encapsulation, preamble, recipient_private_key),
+                header.format_version,
+            )
+            _decrypt_payload_inline(path, layout, aead, payload, output)
         else:
-            _verify_signature(fh, path, header, prefix, signer_public_key)
-            file_key = _open_file_key(path, header, spec, encapsulation, preamble, recipient_private_key)
+            _verify_signature(fh, path, layout, prefix, signer_public_key)
+            aead = payload_cipher(
+                spec,
+                _open_file_key(path, header, spec, encapsulation, preamble, recipient_private_key),
+                header.format_version,
+            )
             fh.seek(len(prefix))
-            plaintext = _decrypt_payload(fh, path, header, payload_cipher(spec, file_key), sink)
-    return OpenedEnvelope(header, plaintext)
+            _decrypt_payload(fh, path, layout, aead, output)
+    return OpenedEnvelope(header, None if collect is None else collect.value())
 
 
 def _open_envelope(path: Path) -> BinaryIO:
@@ -671,19 +808,19 @@ def _read_preamble(fh: BinaryIO, path: Path) -> tuple[EnvelopeHeader, bytes]:
     if len(fixed) < _PREAMBLE_FIXED.size:
         raise _reject(path, "truncated")
     _, version, length = _PREAMBLE_FIXED.unpack(fixed)
-    if 1 <= version < FORMAT_VERSION:  # a format we wrote once: the company needs a current imvo-submit
+    if 1 <= version < LEGACY_VERSION:  # a format we wrote once: the company needs a current imvo-submit
         raise _reject(path, "unsupported_version", message="older_version", version=version)
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, LEGACY_VERSION):
         raise _reject(path, "unsupported_version", version=version)
     if length > MAX_HEADER_BYTES:
         raise _reject(path, "header_too_large", size=length)
     body = fh.read(length)
     if len(body) < length:
         raise _reject(path, "truncated")
-    return _parse_header(path, body), fixed + body
+    return _parse_header(path, body, version), fixed + body
 
 
-def _parse_header(path: Path, body: bytes) -> EnvelopeHeader:
+def _parse_header(path: Path, body: bytes, version: int) -> EnvelopeHeader:
     try:
         doc = json.loads(body.decode("ascii"), object_pairs_hook=_no_duplicate_keys)
         if not isinstance(doc, dict):
@@ -692,7 +829,9 @@ def _parse_header(path: Path, body: bytes) -> EnvelopeHeader:
             raise ValueError("the header is not in canonical form")
         if doc.get("suite") is not None and doc["suite"] not in SUITES:
             raise _reject(path, "unsupported_suite", suite=str(doc["suite"])[:80])
-        return EnvelopeHeader.from_dict(doc)
+        if doc.get("format_version") != version:
+            raise ValueError(f"format_version {doc.get('format_version')!r} is not the file's version {version}")
+        return (EnvelopeHeader if version == FORMAT_VERSION else LegacyHeader).from_dict(doc)
     except RecursionError as exc:
         raise _reject(path, "malformed_header", detail="it is nested too deeply to be a header") from exc
     except (UnicodeDecodeError, ValueError, TypeError) as exc:
@@ -728,7 +867,7 @@ def _check_total_size(path: Path, actual: int, before_signature: int) -> None:
 
 
 def _check_signer(path: Path, header: EnvelopeHeader, signer: Ed25519PublicKey) -> None:
-    expected = fingerprint(signer)
+    expected = header.fingerprint_of(signer)
     if header.signer_fingerprint != expected:
         raise _reject(
             path,
@@ -739,13 +878,11 @@ def _check_signer(path: Path, header: EnvelopeHeader, signer: Ed25519PublicKey) 
         )
 
 
-def _verify_signature(
-    fh: BinaryIO, path: Path, header: EnvelopeHeader, prefix: bytes, signer: Ed25519PublicKey
-) -> None:
+def _verify_signature(fh: BinaryIO, path: Path, layout: Layout, prefix: bytes, signer: Ed25519PublicKey) -> None:
     """Hash the whole payload (reading overlapped with hashing in a worker thread), then check the signature."""
     ring = [memoryview(bytearray(_BATCH_BYTES)) for _ in range(_RING_DEPTH)]
     pending: list[Future | None] = [None] * len(ring)
-    remaining = header.payload_size
+    remaining = layout.payload_size
     with _BackgroundHash() as payload_hash:
         for number in itertools.count():
             if not remaining:
@@ -764,11 +901,11 @@ def _verify_signature(
 
 
 def _verify_signature_inline(
-    fh: BinaryIO, path: Path, header: EnvelopeHeader, prefix: bytes, signer: Ed25519PublicKey
+    fh: BinaryIO, path: Path, layout: Layout, prefix: bytes, signer: Ed25519PublicKey
 ) -> memoryview:
-    """_verify_signature for a small file, on this thread; returns the verified payload, which is then
-    decrypted from memory (so exactly the bytes that were verified are decrypted)."""
-    payload = memoryview(bytearray(header.payload_size))
+    """_verify_signature for a small file (payload at most ~2 MiB, whatever its header says), on this thread;
+    returns the verified payload, which is then decrypted from memory (exactly the bytes that were verified)."""
+    payload = memoryview(bytearray(layout.payload_size))
     got = _read_into(fh, payload)
     if got != len(payload):
         raise _reject(path, "truncated", missing=len(payload) - got + SIGNATURE_SIZE)
@@ -793,11 +930,12 @@ def _open_file_key(
     preamble: bytes,
     recipient: EncryptionPrivateKey,
 ) -> bytes:
-    ours = fingerprint(recipient.public_key())
+    ours = header.fingerprint_of(recipient.public_key())
     if header.recipient_fingerprint != ours or recipient.kem != spec.kem:
         raise _reject(path, "wrong_recipient", found=header.recipient_fingerprint, expected=ours)
+    info = LABELS[header.format_version].hpke_info + preamble
     try:
-        file_key = spec.hpke().decrypt(encapsulation, recipient.hpke_key(), info=HPKE_INFO_PREFIX + preamble)
+        file_key = spec.hpke().decrypt(encapsulation, recipient.hpke_key(), info=info)
     except (InvalidTag, ValueError) as exc:
         # The header names our key, yet the key does not unlock it: the sealer lied or used a stale key.
         raise _reject(path, "wrong_recipient", message="cannot_unlock", expected=ours) from exc
@@ -807,60 +945,50 @@ def _open_file_key(
 
 
 def _decrypt_payload(
-    fh: BinaryIO, path: Path, header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM, sink: BinarySink | None
-) -> bytes | None:
-    """Decrypt batch by batch; each batch goes to the sink only after all its chunks authenticated.
+    fh: BinaryIO, path: Path, layout: Layout, aead: ChaCha20Poly1305 | AESGCM, output: _Unframe
+) -> None:
+    """Decrypt batch by batch; each batch goes to `output` only after all its chunks authenticated.
 
-    A reader thread fetches the next sealed batches and a hashing thread hashes the decrypted ones, so this
-    thread only decrypts (the AEAD holds the GIL). Without a sink the plaintext is decrypted straight into one
-    buffer of the declared size (the file's length was checked against the header, so the size is real)."""
-    whole = memoryview(bytearray(header.plaintext_size)) if sink is None else None
-    ring = _ring(header, _BATCH_BYTES)
+    A reader thread fetches the next sealed batches and a hashing thread hashes the plaintext, so this thread
+    only decrypts (the AEAD holds the GIL)."""
+    ring = _ring(layout, _BATCH_BYTES)
 
     def read_sealed(slot: _Slot, batch: _Batch) -> int:
         return _read_into(fh, slot.sealed[: batch.sealed])
 
     with _InOrder("open-read") as reader, _BackgroundHash() as plain_hash:
-        for slot, batch, read in _read_ahead(ring, _batches(header, _BATCH_BYTES), reader, read_sealed):
+        output.hasher = plain_hash
+        for slot, batch, read in _read_ahead(ring, _batches(layout, _BATCH_BYTES), reader, read_sealed):
             got = read.result()
             if got != batch.sealed:
                 raise _reject(path, "truncated", missing=batch.sealed - got)
-            slot.claim()  # the hash of this slot's previous plaintext is done
-            start = batch.first * header.chunk_size
-            plain = whole[start : start + batch.plain] if whole is not None else slot.plain[: batch.plain]
-            _decrypt_batch(path, header, aead, batch, slot.sealed[: batch.sealed], plain)
-            slot.pending.append(plain_hash.update(plain))
-            if sink is not None:
-                sink.write(plain)
-        digest = plain_hash.digest()
-    if digest.hex() != header.plaintext_blake3:
-        raise _reject(path, "plaintext_mismatch")
-    return None if whole is None else whole.tobytes()
+            plain = slot.claim().plain[: batch.plain]  # the hash of this slot's previous plaintext is done
+            _decrypt_batch(path, layout, aead, batch, slot.sealed[: batch.sealed], plain)
+            slot.pending += output.feed(plain)
+        output.finish(plain_hash.digest())
 
 
 def _decrypt_payload_inline(
-    path: Path, header: EnvelopeHeader, aead: ChaCha20Poly1305 | AESGCM, payload: memoryview, sink: BinarySink | None
-) -> bytes | None:
-    """_decrypt_payload for a small file held in memory: every chunk authenticates before the sink gets
-    anything (as the threaded path does for its single batch), then the plaintext hash is checked."""
-    plain = memoryview(bytearray(header.plaintext_size))
-    _decrypt_batch(path, header, aead, _Batch(0, header.chunk_count, header.plaintext_size), payload, plain)
-    if sink is not None:
-        sink.write(plain)
-    if blake3.blake3(plain).hexdigest() != header.plaintext_blake3:
-        raise _reject(path, "plaintext_mismatch")
-    return None if sink is not None else plain.tobytes()
+    path: Path, layout: Layout, aead: ChaCha20Poly1305 | AESGCM, payload: memoryview, output: _Unframe
+) -> None:
+    """_decrypt_payload for a small file held in memory: every chunk authenticates before the output gets
+    anything (as the threaded path does for its single batch), then the framing and hash are checked."""
+    plain = memoryview(bytearray(layout.stream))
+    _decrypt_batch(path, layout, aead, _Batch(0, layout.chunk_count, layout.stream), payload, plain)
+    output.hasher = _InlineHash()
+    output.feed(plain)
+    output.finish(output.hasher.digest())
 
 
 def _decrypt_batch(
     path: Path,
-    header: EnvelopeHeader,
+    layout: Layout,
     aead: ChaCha20Poly1305 | AESGCM,
     batch: _Batch,
     sealed: memoryview,
     plain: memoryview,
 ) -> None:
-    step, last = header.chunk_size, header.chunk_count - 1
+    step, last = layout.chunk, layout.chunk_count - 1
     for k in range(batch.count):
         index, start = batch.first + k, k * step
         size = min(step, batch.plain - start)
@@ -874,6 +1002,97 @@ def _decrypt_batch(
             )
         except InvalidTag as exc:
             raise _reject(path, "tampered", chunk=str(index + 1)) from exc
+
+
+class _InlineHash:
+    """_BackgroundHash's interface on the calling thread."""
+
+    def __init__(self) -> None:
+        self._hash = blake3.blake3()
+
+    def update(self, data: memoryview) -> None:
+        self._hash.update(data)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+class _Collect:
+    """A sink that keeps the plaintext, growing only as authenticated batches arrive."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: memoryview) -> None:
+        self.data += data
+
+    def value(self) -> bytes:
+        return bytes(self.data)
+
+
+class _Unframe:
+    """Takes the decrypted stream in order and hands the plaintext to the sink, hashing it.
+
+    Format 3: the stream is size | plaintext | zero padding | BLAKE3; the size must fit the size class, the
+    padding must be zeros, the hash must match. Format 2: the stream is the plaintext, whose size and hash
+    are in the header."""
+
+    def __init__(self, path: Path, header: EnvelopeHeader, sink: BinarySink):
+        self.path, self.header, self.sink = path, header, sink
+        self.hasher: _BackgroundHash | _InlineHash | None = None
+        self.position = 0
+        self.size: int | None = None
+        self.digest = bytearray()
+
+    @classmethod
+    def of(cls, path: Path, header: EnvelopeHeader, sink: BinarySink) -> _Unframe:
+        return _LegacyUnframe(path, header, sink) if isinstance(header, LegacyHeader) else cls(path, header, sink)
+
+    def feed(self, data: memoryview) -> list[Future]:
+        """Consume the next stream bytes; returns the hashing work still using `data`."""
+        start, self.position = self.position, self.position + len(data)
+        if start == 0:
+            self._read_size(data)
+        plain_end, digest_start = SIZE_FIELD + self.size, self.header.layout.stream - DIGEST_FIELD
+        futures = self._plaintext(data, start, max(start, SIZE_FIELD), min(self.position, plain_end))
+        self._check_zeros(data[max(0, plain_end - start) : max(0, min(len(data), digest_start - start))])
+        self.digest += data[max(0, digest_start - start) :]
+        return futures
+
+    def _read_size(self, data: memoryview) -> None:
+        (self.size,) = _SIZE.unpack_from(data)
+        if self.size > self.header.size_class or size_class(self.size) != self.header.size_class:
+            raise _reject(self.path, "plaintext_mismatch")
+
+    def _plaintext(self, data: memoryview, start: int, low: int, high: int) -> list[Future]:
+        if high <= low:
+            return []
+        piece = data[low - start : high - start]
+        self.sink.write(piece)
+        future = self.hasher.update(piece)
+        return [] if future is None else [future]
+
+    def _check_zeros(self, padding: memoryview) -> None:
+        for at in range(0, len(padding), len(_ZEROS)):
+            block = padding[at : at + len(_ZEROS)]
+            if block != _ZEROS[: len(block)]:
+                raise _reject(self.path, "plaintext_mismatch")
+
+    def finish(self, plain_digest: bytes) -> None:
+        if self.position != self.header.layout.stream or bytes(self.digest) != plain_digest:
+            raise _reject(self.path, "plaintext_mismatch")
+
+
+class _LegacyUnframe(_Unframe):
+    def feed(self, data: memoryview) -> list[Future]:
+        self.position += len(data)
+        self.sink.write(data)
+        future = self.hasher.update(data)
+        return [] if future is None else [future]
+
+    def finish(self, plain_digest: bytes) -> None:
+        if self.position != self.header.plaintext_size or plain_digest.hex() != self.header.plaintext_blake3:
+            raise _reject(self.path, "plaintext_mismatch")
 
 
 # ---------------------------------------------------------------- messages
@@ -931,7 +1150,7 @@ _MESSAGES = {
         "ask the company to seal the file again with an up-to-date imvo-submit",
     ),
     "plaintext_mismatch": (
-        "the decrypted contents of {name} do not match the checksum the company sealed",
+        "the decrypted contents of {name} do not match the size and checksum the company sealed",
         "ask the company to seal the file again with an up-to-date imvo-submit",
     ),
 }

@@ -6,6 +6,7 @@ into a release directory (one holding a manifest.json) is refused.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,15 @@ def write_audit_report(release: Release, path_dir: Path) -> ReleaseFiles:
     return ReleaseFiles(path_dir, tuple(written))
 
 
+def render_audit_files(release: Release) -> dict[str, bytes]:
+    """audit.html and audit.xlsx rendered in memory, for the caller to seal: the true values of hidden cells
+    never touch a disk in the clear (a killed batch leaves nothing readable behind)."""
+    release.check()
+    workbook = io.BytesIO()
+    write_audit_xlsx(release, workbook)
+    return {AUDIT_HTML: render_audit_html(release).encode("utf-8"), AUDIT_XLSX: workbook.getvalue()}
+
+
 def _refuse_committee_folder(path_dir: Path) -> None:
     resolved = path_dir.resolve()
     for folder in (resolved, *resolved.parents):
@@ -196,8 +206,8 @@ def _fmt(value: object, language: str) -> str:
     return text.rstrip("0").rstrip(point)
 
 
-def write_audit_xlsx(release: Release, path: Path) -> None:
-    workbook = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+def write_audit_xlsx(release: Release, path: Path | io.BytesIO) -> None:
+    workbook = xlsxwriter.Workbook(path if isinstance(path, io.BytesIO) else str(path), WORKBOOK_OPTIONS)
     workbook.set_properties({"title": f"audit {release.covenant_id} {release.period}", "created": release.created_at})
     formats = Formats(workbook)
     texts = TEXTS[release.language]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ _PATH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # becomes a folder o
 _DIM_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # becomes a Parquet column name
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LOG_HEAD = re.compile(r"^\d+:[0-9a-f]{64}$")
 
 
 class InvalidRelease(ReleaseRefused):
@@ -144,13 +145,12 @@ class Release:
     protocol_sha256: str
     code_version: str
     created: str  # fixed ISO date (or date-time) from the batch, so outputs are reproducible
-    submission_hashes: Sequence[str]  # content hashes (BLAKE3-256) of accepted submissions; never company names
+    log_head: str | None  # the secretariat's action log head (COUNT:HASH) when the release was built: an anchor
     tables: list[ReleasedTable]
     audit_summary: Mapping[str, Any] = field(default_factory=dict)
     is_revision: bool = False
 
     def __post_init__(self) -> None:
-        self.submission_hashes = tuple(sorted(h.lower() for h in self.submission_hashes))
         self.tables = list(self.tables)
         self.check()
 
@@ -165,9 +165,10 @@ class Release:
 
     def check(self) -> None:
         self._check_identity()
-        for digest in (*self.submission_hashes, self.protocol_sha256.lower()):
-            if not _SHA256.match(digest):
-                raise InvalidRelease(f"{digest!r} is not a 256-bit hex digest")
+        if not _SHA256.match(self.protocol_sha256.lower()):
+            raise InvalidRelease(f"{self.protocol_sha256!r} is not a 256-bit hex digest")
+        if self.log_head is not None and not _LOG_HEAD.match(self.log_head):
+            raise InvalidRelease(f"{self.log_head!r} is not a log head (COUNT:HASH)")
         ids = [t.table_id for t in self.tables]
         if not ids:
             raise InvalidRelease("the release has no tables")
