@@ -71,4 +71,3 @@ def print_status(frame: pd.DataFrame, console: Console) -> None:
 def _text(value: object) -> str:
     """Table text: unknown values (an unreadable file has no company) show as '?', not as 'nan'."""
     return "?" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-

@@ -7,14 +7,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.disclosure import suppression as sup
 from aggregator.disclosure.suppression import (
     SuppressionResult,
+    attack,
     check_pattern,
     independent_blocks,
     lp_lower_bound,
     protect,
 )
+from aggregator.disclosure.suppression.cuts import cut_for_multipliers
+from aggregator.disclosure.suppression.structure import build_structure
 from aggregator.errors import DisclosureError
 from bench.problems import merge_problems, table_problem
 from support.keys import cell
@@ -221,7 +223,7 @@ def reference_cut(s, a, lam):
             r[int(c)] = r.get(int(c), 0.0) - mult * v
     rhs, cells, coefs = a.required, [], []
     for c in sorted(r):
-        up, down = (x[0] for x in sup._attacker_rooms(s, a.attacker, np.array([c])))
+        up, down = (x[0] for x in attack.attacker_rooms(s, a.attacker, np.array([c])))
         coef = r[c] * up if r[c] > 0 else -r[c] * down
         if c == a.cell:
             rhs -= coef
@@ -235,26 +237,26 @@ def every_attack_alone(s, x):
     """Each attacker's LP solved afresh for each target: the attacks `_find_attacks` must report."""
     found = set()
     hidden = x > 1e-9
-    for comp in sup._components(s, hidden):
-        up, down = sup._attacker_rooms(s, -1, comp)
+    for comp in attack.hidden_components(s, hidden):
+        up, down = attack.attacker_rooms(s, -1, comp)
         for p in comp[s.problem.primary[comp]].tolist():
             for sign in (1, -1):
                 k = int(np.searchsorted(comp, p))
-                req = sup._requirement(s, p, sign, up[k], down[k], -1)
-                if req <= sup._tolerance(req):
+                req = attack.requirement(s, p, sign, up[k], down[k], -1)
+                if req <= attack.tolerance(req):
                     continue
-                lp = sup._AttackerLP(s, comp, up * x[comp], -down * x[comp])
-                if lp.solve(p, sign)[0] < req - sup._tolerance(req):
+                lp = attack.AttackerLP(s, comp, up * x[comp], -down * x[comp])
+                if lp.solve(p, sign)[0] < req - attack.tolerance(req):
                     found.add((p, -1, sign))
                     continue  # insiders are attacked only where the outsider is held off
                 owners = {int(c) for i in comp.tolist() for c in s.owner_who[s.owner_ptr[i] : s.owner_ptr[i + 1]]}
                 for c in sorted(owners):
-                    req_c = sup._requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
-                    if s.own_at(c, np.array([p]))[1][0] != 0 or req_c <= sup._tolerance(req_c):
+                    req_c = attack.requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
+                    if s.own_at(c, np.array([p]))[1][0] != 0 or req_c <= attack.tolerance(req_c):
                         continue
-                    up_c, down_c = sup._attacker_rooms(s, c, comp)
-                    lp_c = sup._AttackerLP(s, comp, up_c * x[comp], -down_c * x[comp])
-                    if lp_c.solve(p, sign)[0] < req_c - sup._tolerance(req_c):
+                    up_c, down_c = attack.attacker_rooms(s, c, comp)
+                    lp_c = attack.AttackerLP(s, comp, up_c * x[comp], -down_c * x[comp])
+                    if lp_c.solve(p, sign)[0] < req_c - attack.tolerance(req_c):
                         found.add((p, c, sign))
     return found
 
@@ -272,12 +274,12 @@ def random_pattern(problem, rng, fractional: bool) -> np.ndarray:
 def test_attacks_and_cuts_match_solving_every_target_alone_and_the_written_out_formula(seed, rows, cols, fractional):
     rng = np.random.default_rng(seed)
     problem = random_table(rng, rows, cols)
-    s = sup._build_structure(problem)
+    s = build_structure(problem)
     x = random_pattern(problem, rng, fractional)
-    attacks = sup._find_attacks(s, x)
+    attacks = attack.find_attacks(s, x)
     assert {(a.cell, a.attacker, a.sign) for a in attacks} == every_attack_alone(s, x)
     for a in attacks:
-        cut = sup._cut_for_multipliers(s, a, a.duals)
+        cut = cut_for_multipliers(s, a, a.duals)
         cells, coefs, rhs = reference_cut(s, a, a.duals)
         assert cut.cells.tolist() == cells and cut.rhs == rhs
         np.testing.assert_array_equal(cut.coefs, coefs)
@@ -285,10 +287,10 @@ def test_attacks_and_cuts_match_solving_every_target_alone_and_the_written_out_f
 
 def test_attacker_model_rows_are_the_relations_restricted_to_the_group():
     problem = random_table(np.random.default_rng(5), 4, 5)
-    s = sup._build_structure(problem)
+    s = build_structure(problem)
     group = np.array(sorted(np.random.default_rng(1).choice(problem.size, 12, replace=False)))
     rel_ids = np.unique(np.concatenate([s.relations_of(int(c)) for c in group]))
-    start, index, value = sup._rows_over(s, rel_ids, group)
+    start, index, value = attack.rows_over(s, rel_ids, group)
     for row, r in enumerate(rel_ids.tolist()):
         expected = [
             (int(np.searchsorted(group, c)), v)

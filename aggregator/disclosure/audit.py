@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from aggregator.disclosure.highs import run_warm_then_cold
+from aggregator.disclosure.highs import run_warm_then_cold, silent_highs
 from aggregator.disclosure.model import AuditResult, ProtectionProblem
 from aggregator.errors import DisclosureError
 
@@ -256,25 +256,11 @@ def _one_component(
 
 
 def _new_highs() -> highspy.Highs:
-    """A silent HiGHS instance with deterministic settings."""
-    try:
-        # The plain C++ binding: highspy.Highs() sets up callbacks in its constructor, which prints the
-        # HiGHS banner to stdout before any option can silence it (library code must not print).
-        from highspy._core import _Highs
-
-        solver = _Highs()
-    except ImportError:  # a future highspy without the private binding: accept the banner
-        solver = highspy.Highs()
-    for option, value in (
-        ("output_flag", False),
-        ("solver", "simplex"),
-        ("presolve", "off"),  # keeps the basis between re-solves (warm start)
-        ("random_seed", 0),
-        ("threads", 1),
-        ("simplex_strategy", 4),  # primal: after an objective change the old basis stays feasible
-    ):
-        solver.setOptionValue(option, value)
-    return solver
+    return silent_highs(
+        solver="simplex",
+        presolve="off",  # keeps the basis between re-solves (warm start)
+        simplex_strategy=4,  # primal: after an objective change the old basis stays feasible
+    )
 
 
 class _ComponentLP:
