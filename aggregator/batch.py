@@ -7,9 +7,7 @@ every published cell in the ledger. Nothing is written unless the audit passed.
 
 from __future__ import annotations
 
-import functools
 import shutil
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,16 +25,13 @@ from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
 from .periods import Period
-from .protocol import Protocol, TableSpec
+from .protocol import TOTAL_CODE, Protocol, TableSpec, code_label, dimension_label
 from .registry import Registry
 from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
 from .states import CellStatus
 from .store import Store
 from .workspace import Workspace
-
-TOTAL = "_T"
-TOTAL_LABEL = {"en": "Total", "nl": "Totaal"}
 
 
 @dataclass
@@ -170,7 +165,7 @@ def _released_table(
         title=spec.title(language),
         unit=spec.unit(language),
         dimensions=tuple(dims),
-        dimension_labels=tuple(_dimension_label(d, language) for d in dims),
+        dimension_labels=tuple(dimension_label(d, language) for d in dims),
         kind=spec.measure.kind,
         cells=cells,
         footnote=spec.footnote(language) if spec.footnote else "",
@@ -191,7 +186,7 @@ def _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, re
     language = protocol.covenant.language
     return ReleasedCell(
         codes=codes,
-        labels=tuple(_code_label(protocol, spec, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
+        labels=tuple(code_label(protocol, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
         depths=tuple(_depth(protocol, d, c) for d, c in zip(spec.dimensions, codes, strict=True)),
         value=None if any(hidden) or true_value is None else true_value,
         status=status if true_value is not None or any(hidden) else "secondary",
@@ -216,7 +211,7 @@ def _finite(x: float) -> float | None:
 
 
 def _depth(protocol: Protocol, dim, code: str) -> int:
-    if code == TOTAL:
+    if code == TOTAL_CODE:
         return 0
     if dim.hierarchy is None:
         return 1
@@ -226,38 +221,13 @@ def _depth(protocol: Protocol, dim, code: str) -> int:
 def _display_order(protocol: Protocol, spec: TableSpec, codes: tuple[str, ...]) -> tuple:
     order = []
     for dim, code in zip(spec.dimensions, codes, strict=True):
-        if code == TOTAL:
+        if code == TOTAL_CODE:
             order.append(())
         elif dim.hierarchy is None:
             order.append((code,))
         else:
             order.append(protocol.hierarchy(dim.hierarchy).path(code))
     return tuple(order)
-
-
-LABELS_FILE = Path(__file__).resolve().parent.parent / "rules" / "reference" / "labels.toml"
-
-
-@functools.cache
-def _labels() -> dict:
-    with open(LABELS_FILE, "rb") as handle:
-        return tomllib.load(handle)
-
-
-def _code_label(protocol: Protocol, spec: TableSpec, dim, code: str, language: str) -> str:
-    if code == TOTAL:
-        return TOTAL_LABEL[language]
-    if dim.hierarchy is not None:
-        label = protocol.hierarchy(dim.hierarchy).labels.get(code)
-        if label is not None:
-            return label(language)
-    label = _labels().get("codes", {}).get(dim.column, {}).get(code)
-    return label[language] if label else code.replace("_", " ")
-
-
-def _dimension_label(column: str, language: str) -> str:
-    label = _labels().get("columns", {}).get(column)
-    return label[language] if label else column.replace("_", " ").capitalize()
 
 
 # ---------------------------------------------------------------------------------------------- batch
