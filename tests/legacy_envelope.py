@@ -10,7 +10,7 @@ from pathlib import Path
 
 import blake3
 
-from aggregator.envelope.envelope import (
+from aggregator.envelope.format import (
     CHUNK_SIZE,
     LEGACY_VERSION,
     SUITES,

@@ -13,7 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import aggregator.envelope.envelope as envelope_module
+import aggregator.envelope.format as format_module
+import aggregator.envelope.pipeline as pipeline_module
+import aggregator.envelope.seal as seal_module
+import aggregator.envelope.unseal as unseal_module
 from aggregator.envelope import (
     CHUNK_SIZE,
     REASONS,
@@ -31,8 +34,8 @@ from aggregator.envelope import (
     size_class,
     verify_receipt,
 )
-from aggregator.envelope.envelope import SIGNATURE_SIZE, TAG_SIZE, encode_preamble, signature_message
-from aggregator.envelope.keys import private_key_from_bytes
+from aggregator.envelope.format import SIGNATURE_SIZE, TAG_SIZE, encode_preamble, signature_message
+from aggregator.envelope.keys import legacy_fingerprint, private_key_from_bytes
 from aggregator.envelope.receipts import RECEIPT_PREFIX, canonical_json
 from aggregator.errors import EnvelopeError
 
@@ -341,8 +344,8 @@ SMALL_BATCH = 256 * 1024  # so BIG spans 13 batches and every ring slot is reuse
 
 
 def _small_batches(patch: pytest.MonkeyPatch) -> None:
-    patch.setattr(envelope_module, "_SEAL_BATCH_BYTES", SMALL_BATCH)
-    patch.setattr(envelope_module, "_BATCH_BYTES", SMALL_BATCH)
+    patch.setattr(seal_module, "SEAL_BATCH_BYTES", SMALL_BATCH)
+    patch.setattr(unseal_module, "BATCH_BYTES", SMALL_BATCH)
 
 
 @pytest.fixture
@@ -394,7 +397,7 @@ def test_source_changing_while_sealing_is_refused_and_leaves_no_file(
 ):
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(size))
-    real_new_header = envelope_module._new_header
+    real_new_header = seal_module._new_header
 
     def header_then_change_source(**values):
         header = real_new_header(**values)  # the size is fixed now; change the file under the reader
@@ -402,7 +405,7 @@ def test_source_changing_while_sealing_is_refused_and_leaves_no_file(
             fh.truncate(size // 2) if change == "shrinks" else (fh.seek(0, 2), fh.write(b"more"))
         return header
 
-    monkeypatch.setattr(envelope_module, "_new_header", header_then_change_source)
+    monkeypatch.setattr(seal_module, "_new_header", header_then_change_source)
     with pytest.raises(EnvelopeError, match="changed while it was being sealed"):
         seal(src, tmp_path / "out.imvo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
@@ -413,13 +416,13 @@ def test_source_changing_while_sealing_is_refused_and_leaves_no_file(
 
 def _force_threaded(patch: pytest.MonkeyPatch) -> None:
     """Send every file, however small, through the threaded pipeline (the only path before inline existed)."""
-    patch.setattr(envelope_module, "_INLINE_MAX_BYTES", -1)
+    patch.setattr(format_module, "INLINE_MAX_BYTES", -1)
 
 
 def _repeatable_randomness(patch: pytest.MonkeyPatch) -> None:
     """Fix the file key, and give the same HPKE encapsulation (a real one, made once) for the same inputs:
     HPKE's ephemeral key cannot be injected, and Ed25519 signatures are deterministic already."""
-    real_seal_file_key, made = envelope_module.seal_file_key, {}
+    real_seal_file_key, made = seal_module.seal_file_key, {}
 
     def same_encapsulation(spec, file_key, recipient, preamble):
         key = (spec.name, file_key, preamble)
@@ -427,8 +430,8 @@ def _repeatable_randomness(patch: pytest.MonkeyPatch) -> None:
             made[key] = real_seal_file_key(spec, file_key, recipient, preamble)
         return made[key]
 
-    patch.setattr(envelope_module, "seal_file_key", same_encapsulation)
-    patch.setattr(envelope_module, "_new_file_key", lambda: bytes(range(32)))
+    patch.setattr(seal_module, "seal_file_key", same_encapsulation)
+    patch.setattr(seal_module, "_new_file_key", lambda: bytes(range(32)))
 
 
 def _outcome(path: Path, sink: io.BytesIO | None = None) -> tuple:
@@ -460,7 +463,7 @@ def test_inline_and_threaded_sealing_write_identical_bytes(tmp_path, monkeypatch
     with monkeypatch.context() as patch:
         _force_threaded(patch)
         if seal_batch:
-            patch.setattr(envelope_module, "_SEAL_BATCH_BYTES", seal_batch)
+            patch.setattr(seal_module, "SEAL_BATCH_BYTES", seal_batch)
         threaded_header = seal(src, tmp_path / "threaded.imvo")
     assert inline_header == threaded_header
     assert (tmp_path / "inline.imvo").read_bytes() == (tmp_path / "threaded.imvo").read_bytes()
@@ -486,7 +489,7 @@ def test_small_files_are_sealed_and_opened_without_starting_threads(tmp_path, mo
     def no_threads(*args, **kwargs):
         raise AssertionError("a worker thread was started for a small file")
 
-    monkeypatch.setattr(envelope_module, "ThreadPoolExecutor", no_threads)
+    monkeypatch.setattr(pipeline_module, "ThreadPoolExecutor", no_threads)
     src = tmp_path / "in.csv"
     src.write_bytes(os.urandom(4096))
     header = seal(src, tmp_path / "out.imvo")
@@ -498,11 +501,16 @@ def test_small_files_are_sealed_and_opened_without_starting_threads(tmp_path, mo
 
 @pytest.mark.parametrize(("limit", "inline"), [(65577, True), (65576, True), (65575, False)])
 def test_the_inline_limit_is_inclusive(tmp_path, monkeypatch, limit, inline):
-    monkeypatch.setattr(envelope_module, "_INLINE_MAX_BYTES", limit)  # the 64 KiB class: a 65,576-byte stream
+    monkeypatch.setattr(format_module, "INLINE_MAX_BYTES", limit)  # the 64 KiB class: a 65,576-byte stream
     calls = []
-    for name in ("_seal_payload", "_seal_payload_inline", "_verify_signature", "_verify_signature_inline"):
-        real = getattr(envelope_module, name)
-        monkeypatch.setattr(envelope_module, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    for module, name in (
+        (seal_module, "_seal_payload"),
+        (seal_module, "_seal_payload_inline"),
+        (unseal_module, "_verify_signature"),
+        (unseal_module, "_verify_signature_inline"),
+    ):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
     data = os.urandom(99)
     sealed_bytes(tmp_path, data)
     assert open_env(tmp_path / "data.imvo").plaintext == data
@@ -619,7 +627,7 @@ def test_failure_midway_removes_the_temp_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("aggregator.envelope.envelope.seal_file_key", broken)
+    monkeypatch.setattr("aggregator.envelope.seal.seal_file_key", broken)
     with pytest.raises(OSError):
         seal(src, tmp_path / "out.imvo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
@@ -702,7 +710,7 @@ def test_an_unauthenticated_file_is_refused_before_its_payload_is_read(tmp_path,
     src.write_bytes(bytes(5 * 1024 * 1024))
     seal(src, tmp_path / "big.imvo", signer=OTHER_COMPANY)
     reads = []
-    monkeypatch.setattr(envelope_module, "_read_into", lambda fh, view: reads.append(len(view)) or 0)
+    monkeypatch.setattr(unseal_module, "read_into", lambda fh, view: reads.append(len(view)) or 0)
     with pytest.raises(EnvelopeRejected) as err:
         open_env(tmp_path / "big.imvo")
     assert err.value.reason == "wrong_signer" and reads == []
@@ -749,7 +757,7 @@ def test_receipts_carry_nothing_derived_from_the_plaintext_and_older_receipts_st
         old_body = doc["receipt"] | {name: "ab" * 32, "plaintext_size": 516}
         old = doc | {"version": version, "receipt": old_body}
         old["signature"] = doc["signature"] | {
-            "key_fingerprint": envelope_module.legacy_fingerprint(secretariat.public_key()),
+            "key_fingerprint": legacy_fingerprint(secretariat.public_key()),
             "value": base64.b64encode(secretariat.sign(RECEIPT_PREFIX + canonical_json(old_body))).decode(),
         }
         assert verify_receipt(json.dumps(old).encode(), secretariat.public_key())[name] == "ab" * 32

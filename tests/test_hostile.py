@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aggregator import envelope
-from aggregator.envelope.envelope import MAGIC, canonical_json
+from aggregator.envelope.format import MAGIC, canonical_json
 from aggregator.errors import AggregatorError, EnvelopeError
 from aggregator.intake import run_intake
 from aggregator.registry import Registry

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aggregator.envelope.envelope import EnvelopeHeader, canonical_json
+from aggregator.envelope.format import EnvelopeHeader, canonical_json
 from aggregator.envelope.keys import fingerprint, legacy_fingerprint
 from aggregator.errors import EnvelopeError
 
