@@ -181,7 +181,7 @@ def _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, re
     primary = any(bool(problem.primary[i]) for i in ids)
     values = {name: float(problem.values[index[parts[name].keys[row_no]]]) for name in parts}
     true_value = _cell_value(spec, values)
-    status = "published" if not any(hidden) else ("primary" if primary else "secondary")
+    status = CellStatus.PUBLISHED if not any(hidden) else (CellStatus.PRIMARY if primary else CellStatus.SECONDARY)
     first = ids[0]
     language = protocol.covenant.language
     return ReleasedCell(
@@ -189,7 +189,7 @@ def _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, re
         labels=tuple(code_label(protocol, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
         depths=tuple(_depth(protocol, d, c) for d, c in zip(spec.dimensions, codes, strict=True)),
         value=None if any(hidden) or true_value is None else true_value,
-        status=status if true_value is not None or any(hidden) else "secondary",
+        status=status if true_value is not None or any(hidden) else CellStatus.SECONDARY,
         true_value=true_value,
         lo=_finite(checked.lo[first]),
         hi=_finite(checked.hi[first]),

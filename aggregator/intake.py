@@ -38,12 +38,13 @@ import pandas as pd
 from . import envelope
 from . import log as action_log
 from .errors import HOSTILE_INPUT_ERRORS, AggregatorError, EnvelopeError
+from .periods import Period
 from .registry import Registry
+from .states import FileState
 from .store import Store
 from .validation import CheckResult, check_file, templates_for, worker
 from .workspace import Workspace
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 MAX_SEALED_BYTES = 2 * 1024**3
 RECEIPT_SUFFIX = ".receipt"
@@ -66,7 +67,7 @@ PARALLEL_FROM = 2 * AHEAD_FILES
 @dataclass
 class FileOutcome:
     file: str
-    state: str  # accepted | duplicate | quarantined | already-received
+    state: FileState
     reason: str
     company_id: str | None = None
     covenant: str | None = None
@@ -136,10 +137,8 @@ def run_intake(
             f"the inbox {inbox} does not exist or is not a folder",
             hint="give the folder the sealed .imvo files were saved to",
         )
-    if expected_period is not None and not PERIOD.match(expected_period):
-        raise AggregatorError(
-            f"'{expected_period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03"
-        )
+    if expected_period is not None:
+        Period.parse(expected_period)
     if not TIMESTAMP.match(now):
         # Checked up front: receipts carry this time, and a bad clock must not stop an intake halfway.
         raise AggregatorError(f"'{now}' is not a UTC time written YYYY-MM-DDTHH:MM:SSZ")
@@ -365,7 +364,7 @@ def _already_recorded(workspace: Workspace, store: Store, path: Path, raw_sha: s
     _file_away(path, workspace.root / raw_path)
     return FileOutcome(
         path.name,
-        "already-received",
+        FileState.ALREADY_RECEIVED,
         f"this file was processed before ({state}); not counted twice",
         company_id,
         receipt=receipt_path,
@@ -378,7 +377,7 @@ def _exact_copy(workspace: Workspace, path: Path, raw_sha: str, first_state: str
     header = _header_or_none(path)
     outcome = FileOutcome(
         path.name,
-        "duplicate",
+        FileState.DUPLICATE,
         f"identical to a file received before ({first_state}); not counted twice",
         *_header_fields(header),
     )
@@ -408,7 +407,7 @@ def _decide(
     except Quarantine as caught:
         q = caught
     header = _header_or_none(path)
-    outcome = FileOutcome(path.name, "quarantined", q.reason, *_header_fields(header))
+    outcome = FileOutcome(path.name, FileState.QUARANTINED, q.reason, *_header_fields(header))
     report_json = None if q.report is None else json.dumps(q.report.to_dict(), ensure_ascii=False)
     signed = opened is not None or q.signed
     content = None if opened is None else opened.content_hash
@@ -488,7 +487,7 @@ def _check_header(
         raise Quarantine(f"company {header.company_id} is not a member of covenant '{header.covenant}'")
     if header.template not in templates_for(header.covenant):
         raise Quarantine(f"'{header.template}' is not a template of covenant '{header.covenant}'")
-    if not PERIOD.match(header.period or ""):
+    if not Period.is_valid(header.period):
         raise Quarantine(f"'{header.period}' is not a reporting period (YYYY-MM)")
     if header.period > now[:7]:
         raise Quarantine(f"the reporting period {header.period} lies in the future")
@@ -511,7 +510,7 @@ def _accept(
 ) -> _Decision:
     header = opened.header
     _check_header(workspace, registry, header, now, expected_period)
-    outcome = FileOutcome(path.name, "accepted", "", *_header_fields(header))
+    outcome = FileOutcome(path.name, FileState.ACCEPTED, "", *_header_fields(header))
     if header.deprecation:
         outcome.warnings.append(header.deprecation)
     content = opened.content_hash
@@ -521,7 +520,7 @@ def _accept(
         [header.company_id, header.covenant, header.template, header.period],
     ).fetchone()
     if current is not None and current[1] == content:
-        outcome.state = "duplicate"
+        outcome.state = FileState.DUPLICATE
         outcome.reason = f"same content as submission {current[0][:12]} (not counted twice)"
         return _Decision(outcome, header, signed=True, content_hash=content)
     if current is not None and current[2] >= header.created:
@@ -646,7 +645,7 @@ def _supersede(workspace: Workspace, store: Store, old_id: str, new_id: str) -> 
     ).fetchone()
     old_file = workspace.root / raw_path
     header = _header_or_none(old_file) if old_file.exists() else None
-    old = _Decision(FileOutcome(old_file.name, "superseded", ""), header, signed=True)  # it was accepted
+    old = _Decision(FileOutcome(old_file.name, FileState.SUPERSEDED, ""), header, signed=True)  # it was accepted
     receipt = _make_receipt(workspace, old, old_id, received_at, str(action_log.head(store)))
     store.con.execute(
         "UPDATE submissions SET state = 'superseded', reason = ?, superseded_by = ?, raw_path = ?, "

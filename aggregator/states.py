@@ -16,6 +16,8 @@ class FileState(StrEnum):
     DUPLICATE = "duplicate"  # the same sealed file was received before
     SUPERSEDED = "superseded"  # accepted once, replaced by a later correction
     QUARANTINED = "quarantined"
+    # not stored: an intake rerun met a file it had decided before, and nothing changed
+    ALREADY_RECEIVED = "already-received"
 
 
 class CellStatus(StrEnum):

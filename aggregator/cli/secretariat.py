@@ -16,6 +16,7 @@ from .. import log as log_mod
 from .. import status as status_mod
 from ..envelope import keys
 from ..registry import Registry
+from ..states import FileState
 from ..workspace import create_workspace
 from .common import (
     EXIT_PROBLEMS,
@@ -159,7 +160,7 @@ def intake(ctx, inbox: Path, period: str | None, as_json: bool) -> None:
         click.echo(json.dumps([o.__dict__ for o in report.outcomes], ensure_ascii=False, indent=1))
     else:
         _print_intake(report, ws.outbox_dir)
-    if report.count("quarantined"):
+    if report.count(FileState.QUARANTINED):
         ctx.exit(EXIT_PROBLEMS)
 
 
@@ -174,12 +175,12 @@ def _print_intake(report: intake_mod.IntakeReport, outbox: Path) -> None:
     console.print(table)
     counts = ", ".join(
         f"{report.count(s)} {s}"
-        for s in ("accepted", "duplicate", "quarantined", "already-received")
+        for s in (FileState.ACCEPTED, FileState.DUPLICATE, FileState.QUARANTINED, FileState.ALREADY_RECEIVED)
         if report.count(s)
     )
     receipts = sum(o.receipt is not None for o in report.outcomes)
     console.print(f"{counts}; {receipts} receipts written to {escape(str(outbox))}")
-    if report.count("quarantined"):
+    if report.count(FileState.QUARANTINED):
         console.print("quarantined files are kept in received/quarantined/; `aggregator status PERIOD` lists them")
 
 

@@ -45,6 +45,7 @@ from aggregator.envelope.keys import (
     legacy_fingerprint,
 )
 from aggregator.errors import EnvelopeError
+from aggregator.periods import PERIOD_PATTERN
 
 MAGIC = b"IMVOSEAL"
 FORMAT_VERSION = 3
@@ -172,7 +173,6 @@ class BinarySink(Protocol):
 
 _IDENT = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _COMPANY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}")
 _LEGACY_FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}")
@@ -300,7 +300,7 @@ def _validate_common(header: EnvelopeHeader, fingerprint_pattern: re.Pattern) ->
     _expect_match(header.covenant, "covenant", _IDENT, "a lower-case name such as 'textile'")
     _expect_match(header.template, "template", _IDENT, "a lower-case name such as 'living_wage'")
     _expect_match(header.company_id, "company_id", _COMPANY, "letters, digits, '_', '.' or '-'")
-    _expect_match(header.period, "period", _PERIOD, "a month written YYYY-MM")
+    _expect_match(header.period, "period", PERIOD_PATTERN, "a month written YYYY-MM")
     _expect_match(header.created, "created", _CREATED, "a UTC time written YYYY-MM-DDTHH:MM:SSZ")
     datetime.strptime(header.created, "%Y-%m-%dT%H:%M:%SZ")  # rejects 2026-02-30 and the like
     if header.suite not in SUITES:

@@ -28,9 +28,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from aggregator.envelope.format import EnvelopeHeader, canonical_json
 from aggregator.envelope.keys import fingerprint, legacy_fingerprint
 from aggregator.errors import EnvelopeError
+from aggregator.states import FileState
 
 RECEIPT_PREFIX = b"imvo-receipt/v1\n"
-RECEIPT_STATES = ("received", "accepted", "duplicate", "superseded", "quarantined")
+RECEIPT_STATES = (
+    "received",  # the file arrived; a decision follows
+    FileState.ACCEPTED,
+    FileState.DUPLICATE,
+    FileState.SUPERSEDED,
+    FileState.QUARANTINED,
+)
 RECEIPT_VERSION = 3
 _READABLE_VERSIONS = (1, 2, 3)
 _MAX_RECEIPT_BYTES = 64 * 1024
