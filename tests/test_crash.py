@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_history import PROTOCOL
 
 from aggregator import batch, intake
 from aggregator import log as action_log
@@ -32,6 +31,7 @@ from aggregator.errors import AggregatorError
 from aggregator.registry import Registry
 from aggregator.release import writer
 from aggregator.workspace import Workspace, create_workspace, open_workspace
+from support.lab import PROTOCOL
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"

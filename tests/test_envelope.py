@@ -3,7 +3,6 @@ import io
 import json
 import os
 import struct
-import sys
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +37,7 @@ from aggregator.envelope.format import SIGNATURE_SIZE, TAG_SIZE, encode_preamble
 from aggregator.envelope.keys import legacy_fingerprint, private_key_from_bytes
 from aggregator.envelope.receipts import RECEIPT_PREFIX, canonical_json
 from aggregator.errors import EnvelopeError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from legacy_envelope import seal_v2  # noqa: E402
+from support.legacy_envelope import seal_v2
 
 VECTORS = Path(__file__).parent / "vectors" / "envelope"
 CREATED = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
@@ -397,7 +394,7 @@ def test_source_changing_while_sealing_is_refused_and_leaves_no_file(
 ):
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(size))
-    real_new_header = seal_module._new_header
+    real_new_header = seal_module.new_header
 
     def header_then_change_source(**values):
         header = real_new_header(**values)  # the size is fixed now; change the file under the reader
@@ -405,7 +402,7 @@ def test_source_changing_while_sealing_is_refused_and_leaves_no_file(
             fh.truncate(size // 2) if change == "shrinks" else (fh.seek(0, 2), fh.write(b"more"))
         return header
 
-    monkeypatch.setattr(seal_module, "_new_header", header_then_change_source)
+    monkeypatch.setattr(seal_module, "new_header", header_then_change_source)
     with pytest.raises(EnvelopeError, match="changed while it was being sealed"):
         seal(src, tmp_path / "out.imvo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]

@@ -40,7 +40,6 @@ NOW = "2025-02-28T09:00:00Z"
 # A value of MATERIALS that appears nowhere else: it must never reach the disk outside the encrypted store.
 PLAINTEXT_MARKER = b"1337629.5"
 STATES = ("accepted", "duplicate", "superseded", "quarantined")
-sys.path.insert(0, str(Path(__file__).parent))  # tests/legacy_envelope.py
 
 
 @dataclass
@@ -780,7 +779,7 @@ def test_a_resent_copy_keeps_the_receipt_of_its_bytes(world: World):
 
 def test_a_format_2_file_is_accepted_with_a_deprecation_warning(world: World):
     """Old imvo-submit versions seal format 2: still opened, with a warning for the clerk."""
-    from legacy_envelope import seal_v2
+    from support.legacy_envelope import seal_v2
 
     recipient = world.ws.decryption_key.public_key()
     path = seal_v2(

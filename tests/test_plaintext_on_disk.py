@@ -20,10 +20,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_history import PROTOCOL
 
 from aggregator import batch
 from aggregator.workspace import Workspace, create_workspace, open_workspace
+from support.lab import PROTOCOL
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "correct horse battery staple"

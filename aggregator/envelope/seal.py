@@ -77,7 +77,7 @@ def seal_file(
     spec = _choose_suite(suite, recipient_public_key)
     with _open_source(src_path) as src:
         size = os.fstat(src.fileno()).st_size
-        header = _new_header(
+        header = new_header(
             covenant=covenant,
             template=template,
             company_id=company_id,
@@ -257,7 +257,7 @@ def _format_created(created: datetime | str | None) -> str:
     return created
 
 
-def _new_header(**values: object) -> EnvelopeHeader:
+def new_header(**values: object) -> EnvelopeHeader:
     header = EnvelopeHeader(format_version=FORMAT_VERSION, **values)
     try:
         header.validate()
