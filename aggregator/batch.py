@@ -7,6 +7,7 @@ every published cell in the ledger. Nothing is written unless the audit passed.
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from .aggregation import TableCells, build_problem, with_insiders
 from .aggregation.release import release_cells
 from .cellkey import CellKey
 from .disclosure.model import AuditResult, ProtectionProblem
+from .disclosure.ranges import outward, public_intervals, ratio_interval
 from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
 from .periods import Period
@@ -132,34 +134,41 @@ def protect_release(
     )
     problem = with_insiders(source, problem, components, primaries)
     done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
-    tables = [
-        _released_table(protocol, t, components, problem, done.suppression, done.audit)
-        for t in protocol.tables_for(audience_id)
-    ]
+    verdict = _Verdict(problem, done.suppression, done.audit, public_intervals(problem, done.suppression.suppressed))
+    tables = [_released_table(protocol, t, components, verdict) for t in protocol.tables_for(audience_id)]
     return ProtectedRelease(
         audience_id, tables, problem, done.suppression, done.audit, components, done.snapshot, done.audited_with
     )
 
 
+@dataclass(frozen=True)
+class _Verdict:
+    """What protection decided for every cell of a release's problem, and the ranges readers can derive."""
+
+    problem: ProtectionProblem
+    suppression: SuppressionResult
+    audit: AuditResult
+    ranges: tuple[np.ndarray, np.ndarray]  # public_intervals: NaN for published cells
+
+    @functools.cached_property
+    def index(self) -> dict[CellKey, int]:
+        return {k: i for i, k in enumerate(self.problem.keys)}
+
+
 def _released_table(
-    protocol: Protocol,
-    spec: TableSpec,
-    components: list[TableCells],
-    problem: ProtectionProblem,
-    result: SuppressionResult,
-    checked: AuditResult,
+    protocol: Protocol, spec: TableSpec, components: list[TableCells], verdict: _Verdict
 ) -> ReleasedTable:
     language = protocol.covenant.language
-    index = {k: i for i, k in enumerate(problem.keys)}
     parts = {c.component: c for c in components if c.table_id == spec.id}
     dims = [d.column for d in spec.dimensions]
     main = parts["value"] if "value" in parts else parts["numerator"]  # an empty component is falsy
-    cells = []
-    for row_no, key in enumerate(main.keys):
-        codes = tuple(str(main.frame.iloc[row_no][d]) for d in dims)
-        cells.append(_released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked))
-    cells.sort(key=lambda c: _display_order(protocol, spec, c.codes))
     is_ratio = spec.measure.kind == "ratio"
+    decimals = 1 if is_ratio else 0
+    cells = []
+    for row_no in range(len(main.keys)):
+        codes = tuple(str(main.frame.iloc[row_no][d]) for d in dims)
+        cells.append(_released_cell(protocol, spec, parts, codes, row_no, verdict, decimals))
+    cells.sort(key=lambda c: _display_order(protocol, spec, c.codes))
     return ReleasedTable(
         table_id=spec.id,
         title=spec.title(language),
@@ -169,33 +178,53 @@ def _released_table(
         kind=spec.measure.kind,
         cells=cells,
         footnote=spec.footnote(language) if spec.footnote else "",
-        decimals=1 if is_ratio else 0,
+        decimals=decimals,
     )
 
 
-def _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked) -> ReleasedCell:
+def _released_cell(protocol, spec, parts, codes, row_no, verdict: _Verdict, decimals: int) -> ReleasedCell:
     """A cell is published only when every component behind it is published (ratios need both)."""
-    comp_keys = [parts[name].keys[row_no] for name in sorted(parts)]
-    ids = [index[k] for k in comp_keys]
-    hidden = [bool(result.suppressed[i]) for i in ids]
-    primary = any(bool(problem.primary[i]) for i in ids)
-    values = {name: float(problem.values[index[parts[name].keys[row_no]]]) for name in parts}
+    problem, checked = verdict.problem, verdict.audit
+    index = verdict.index
+    ids = {name: index[parts[name].keys[row_no]] for name in sorted(parts)}
+    hidden = [bool(verdict.suppression.suppressed[i]) for i in ids.values()]
+    primary = any(bool(problem.primary[i]) for i in ids.values())
+    values = {name: float(problem.values[i]) for name, i in ids.items()}
     true_value = _cell_value(spec, values)
     status = CellStatus.PUBLISHED if not any(hidden) else (CellStatus.PRIMARY if primary else CellStatus.SECONDARY)
-    first = ids[0]
+    first = next(iter(ids.values()))
     language = protocol.covenant.language
+    low, high = _published_range(verdict, ids, decimals) if any(hidden) else (None, None)
     return ReleasedCell(
         codes=codes,
         labels=tuple(code_label(protocol, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
         depths=tuple(_depth(protocol, d, c) for d, c in zip(spec.dimensions, codes, strict=True)),
         value=None if any(hidden) or true_value is None else true_value,
         status=status if true_value is not None or any(hidden) else CellStatus.SECONDARY,
+        range_lo=low,
+        range_hi=high,
         true_value=true_value,
         lo=_finite(checked.lo[first]),
         hi=_finite(checked.hi[first]),
         upl=float(problem.upl[first]),
         lpl=float(problem.lpl[first]),
     )
+
+
+def _published_range(verdict: _Verdict, ids: dict[str, int], decimals: int) -> tuple[float | None, float | None]:
+    """The interval every reader can derive for a hidden cell (a ratio's from its two parts), rounded outward."""
+    lo, hi = verdict.ranges
+    values = verdict.problem.values
+
+    def interval(i: int) -> tuple[float, float]:
+        hidden = verdict.suppression.suppressed[i]
+        return (float(lo[i]), float(hi[i])) if hidden else (float(values[i]), float(values[i]))
+
+    if "value" in ids:
+        low, high = interval(ids["value"])
+    else:
+        low, high = ratio_interval(interval(ids["numerator"]), interval(ids["denominator"]))
+    return outward(low, high, decimals)
 
 
 def _cell_value(spec: TableSpec, values: dict[str, float]) -> float | None:

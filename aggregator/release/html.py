@@ -25,7 +25,7 @@ from aggregator.release.layout import (
     value_header,
 )
 from aggregator.release.model import Release, ReleasedCell, ReleasedTable
-from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, format_number, period_label
+from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, format_number, format_range, period_label
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_BARS = 60  # beyond this a chart is harder to read than the table
@@ -50,6 +50,7 @@ class HtmlCell:
     suppressed: bool = False
     bold: bool = False
     no_data: bool = False  # the combination does not exist in the table (nobody reported it)
+    range: str = ""  # a suppressed cell's published range
 
 
 @dataclass
@@ -97,7 +98,8 @@ def _cell_text(release: Release, table: ReleasedTable, cell: ReleasedCell | None
         return HtmlCell(NO_DATA, bold=bold, no_data=True)
     value = published_value(table, cell)
     if value is None:
-        return HtmlCell(SYMBOL[release.language], suppressed=True, bold=bold)
+        span = format_range(cell.range_lo, cell.range_hi, table.decimals, release.language)
+        return HtmlCell(SYMBOL[release.language], suppressed=True, bold=bold, range=span)
     return HtmlCell(format_number(value, table.decimals, release.language), bold=bold)
 
 
