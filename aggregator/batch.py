@@ -23,7 +23,7 @@ from .aggregation import TableCells, build_problem, with_insiders
 from .aggregation.release import release_cells
 from .cellkey import CellKey
 from .disclosure.model import AuditResult, ProtectionProblem
-from .disclosure.ranges import outward, public_intervals, ratio_interval
+from .disclosure.ranges import outward, public_intervals
 from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
 from .periods import Period
@@ -34,6 +34,8 @@ from .release.model import Release, ReleasedCell, ReleasedTable
 from .states import CellStatus
 from .store import Store
 from .workspace import Workspace
+
+DECIMALS = {"count": 0, "companies": 0, "sum": 0, "ratio": 1}  # printed decimals per measure kind
 
 
 @dataclass
@@ -134,11 +136,29 @@ def protect_release(
     )
     problem = with_insiders(source, problem, components, primaries)
     done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
-    verdict = _Verdict(problem, done.suppression, done.audit, public_intervals(problem, done.suppression.suppressed))
+    ranges = public_intervals(problem, *_as_printed(protocol, audience_id, components, problem, done.suppression))
+    verdict = _Verdict(problem, done.suppression, done.audit, ranges)
     tables = [_released_table(protocol, t, components, verdict) for t in protocol.tables_for(audience_id)]
     return ProtectedRelease(
         audience_id, tables, problem, done.suppression, done.audit, components, done.snapshot, done.audited_with
     )
+
+
+def _as_printed(protocol, audience_id, components, problem, suppression) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's value as the release prints it (NaN where it prints none: hidden cells, helper cells, the
+    parts of a ratio) and how far the true value may lie from it (counts print exactly)."""
+    shown, slack = np.full(problem.size, np.nan), np.zeros(problem.size)
+    index = {k: i for i, k in enumerate(problem.keys)}
+    kinds = {t.id: t.measure.kind for t in protocol.tables_for(audience_id)}
+    for comp in components:
+        kind = kinds.get(comp.table_id)
+        if kind in (None, "ratio") or comp.component != "value":
+            continue
+        cells = np.array([index[k] for k in comp.keys], dtype=np.int64)
+        cells = cells[~suppression.suppressed[cells]]
+        shown[cells] = np.round(problem.values[cells], DECIMALS[kind])
+        slack[cells] = 0.0 if kind in ("count", "companies") else 0.5 * 10.0 ** -DECIMALS[kind]
+    return shown, slack
 
 
 @dataclass(frozen=True)
@@ -162,8 +182,7 @@ def _released_table(
     parts = {c.component: c for c in components if c.table_id == spec.id}
     dims = [d.column for d in spec.dimensions]
     main = parts["value"] if "value" in parts else parts["numerator"]  # an empty component is falsy
-    is_ratio = spec.measure.kind == "ratio"
-    decimals = 1 if is_ratio else 0
+    decimals = DECIMALS[spec.measure.kind]
     cells = []
     for row_no in range(len(main.keys)):
         codes = tuple(str(main.frame.iloc[row_no][d]) for d in dims)
@@ -212,19 +231,12 @@ def _released_cell(protocol, spec, parts, codes, row_no, verdict: _Verdict, deci
 
 
 def _published_range(verdict: _Verdict, ids: dict[str, int], decimals: int) -> tuple[float | None, float | None]:
-    """The interval every reader can derive for a hidden cell (a ratio's from its two parts), rounded outward."""
+    """The interval every reader can derive for a hidden cell, rounded outward. A ratio gets none: its reader
+    sees ratios only, which bound neither part."""
+    if "value" not in ids:
+        return None, None
     lo, hi = verdict.ranges
-    values = verdict.problem.values
-
-    def interval(i: int) -> tuple[float, float]:
-        hidden = verdict.suppression.suppressed[i]
-        return (float(lo[i]), float(hi[i])) if hidden else (float(values[i]), float(values[i]))
-
-    if "value" in ids:
-        low, high = interval(ids["value"])
-    else:
-        low, high = ratio_interval(interval(ids["numerator"]), interval(ids["denominator"]))
-    return outward(low, high, decimals)
+    return outward(float(lo[ids["value"]]), float(hi[ids["value"]]), decimals)
 
 
 def _cell_value(spec: TableSpec, values: dict[str, float]) -> float | None:

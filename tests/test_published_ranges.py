@@ -65,36 +65,33 @@ def published_cells(path: Path) -> dict[tuple[str, str], dict]:
 
 
 def reader_intervals(cells: dict[tuple[str, str], dict], with_ranges: bool = False) -> dict:
-    """The tightest interval of each hidden cell from the published values, the margins and y >= 0 (and the
-    published ranges as bounds, `with_ranges`)."""
+    """The tightest interval of each hidden cell from what the file says: a printed weight lies within half a
+    kilogram of its true value, a cross table's inner cells add up to its margins, and weights are not
+    negative (with `with_ranges`, the published ranges are added as bounds)."""
     keys = sorted(cells)
-    hidden = [k for k in keys if cells[k]["status"] == "suppressed"]
-    column = {k: j for j, k in enumerate(hidden)}
-    rows, rhs = [], []
-    for axis in (0, 1):
-        for total in {k for k in keys if k[axis] == "_T"}:
-            # total = sum of the cells that share its other coordinate and are not totals on this axis
-            members = [k for k in keys if k[1 - axis] == total[1 - axis] and k[axis] != "_T"]
-            coefs = {total: 1.0} | {m: -1.0 for m in members}
-            known = sum(c * cells[k]["value"] for k, c in coefs.items() if k not in column)
-            rows.append({column[k]: c for k, c in coefs.items() if k in column})
-            rhs.append(-known)
+    column = {k: j for j, k in enumerate(keys)}
     lp = highspy.Highs()
     lp.setOptionValue("output_flag", False)
-    inf = highspy.kHighsInf
-    for k in hidden:
-        lower, upper = (cells[k]["lower"], cells[k]["upper"]) if with_ranges else (None, None)
-        lp.addVar(max(0.0, lower or 0.0), inf if upper is None else upper)
-    for row, b in zip(rows, rhs, strict=True):
-        if row:
-            lp.addRow(b, b, len(row), np.array(list(row), dtype=np.int32), np.array(list(row.values())))
+    for k in keys:
+        value, lower, upper = cells[k]["value"], cells[k]["lower"], cells[k]["upper"]
+        if value is not None:
+            lp.addVar(max(0.0, value - 0.5), value + 0.5)
+        elif with_ranges:
+            lp.addVar(lower, highspy.kHighsInf if upper is None else upper)
+        else:
+            lp.addVar(0.0, highspy.kHighsInf)
+    for axis in (0, 1):
+        for total in sorted(k for k in keys if k[axis] == "_T"):
+            members = [k for k in keys if k[1 - axis] == total[1 - axis] and k[axis] != "_T"]
+            index = np.array([column[total]] + [column[m] for m in members], dtype=np.int32)
+            lp.addRow(0.0, 0.0, len(index), index, np.array([1.0] + [-1.0] * len(members)))
     out = {}
-    for k, j in column.items():
+    for k in (k for k in keys if cells[k]["status"] == "suppressed"):
         ends = []
         for sense in (1.0, -1.0):
-            cost = np.zeros(len(hidden))
-            cost[j] = sense
-            lp.changeColsCost(len(hidden), np.arange(len(hidden), dtype=np.int32), cost)
+            cost = np.zeros(len(keys))
+            cost[column[k]] = sense
+            lp.changeColsCost(len(keys), np.arange(len(keys), dtype=np.int32), cost)
             lp.run()
             unbounded = lp.getModelStatus() == highspy.HighsModelStatus.kUnbounded
             ends.append(math.inf * -sense if unbounded else lp.getInfo().objective_function_value * sense)

@@ -1,7 +1,9 @@
 """Published ranges: for every hidden cell, the interval any reader of the release can already derive.
 
-A reader holds the published cells and knows how the cells of a table add up (the relations) and that
-non-negative quantities are at least their public lower bound. Minimising and maximising each hidden cell
+A reader holds the published cells as printed (a sum rounded to its last digit lies within half of it; a count
+is exact), knows how the cells of a table add up (the relations) and that non-negative quantities are at least
+their public lower bound; of a cell it is not shown (a hidden cell, a ratio's numerator) it knows nothing
+else. Minimising and maximising each hidden cell
 over exactly that (one LP per hidden component, HiGHS re-solving warm) gives an interval that adds nothing to
 the release: anyone can compute it. No a-priori upper bound is assumed (the audit's is derived from the
 largest cell, which may be hidden), so a cell that no published total bounds has no upper end.
@@ -22,14 +24,27 @@ from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import DisclosureError
 
 
-def public_intervals(problem: ProtectionProblem, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi) per cell: NaN for published cells, -inf/inf where a hidden cell has no bound on that side."""
-    hidden = np.asarray(hidden, dtype=bool)
+def public_intervals(problem: ProtectionProblem, shown: np.ndarray, slack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) per cell that is not shown: NaN for shown cells, -inf/inf where nothing bounds a side.
+
+    shown: each cell's value as the release prints it (rounded), NaN where the release shows no value (a
+    hidden cell, a helper cell, a ratio's numerator or denominator). slack: how far the true value may lie
+    from the printed one (half the last printed digit; 0 where the reader knows the value is exact, e.g. a
+    count). The reader knows nothing else of a cell it is not shown.
+    """
+    shown = np.asarray(shown, dtype=float)
+    unknown = np.isnan(shown)
     lo, hi = np.full(problem.size, np.nan), np.full(problem.size, np.nan)
     lower = np.where(problem.lower >= 0, problem.lower, -np.inf)  # a negative bound is derived from the data
-    rows = _hidden_rows(problem, hidden)
-    for cells, block in _components(np.flatnonzero(hidden), rows):
-        lo[cells], hi[cells] = _component_intervals(cells, block, lower[cells])
+    low = np.where(unknown, lower, np.maximum(shown - slack, lower))
+    high = np.where(unknown, np.inf, shown + slack)
+    variable = unknown | (slack > 0)
+    rows = _variable_rows(problem, variable, np.where(variable, 0.0, shown))
+    for cells, block in _components(np.flatnonzero(variable), rows):
+        targets = unknown[cells]
+        if targets.any():
+            found_lo, found_hi = _component_intervals(cells, block, low[cells], high[cells], targets)
+            lo[cells[targets]], hi[cells[targets]] = found_lo, found_hi
     return lo, hi
 
 
@@ -42,25 +57,16 @@ def outward(lo: float, hi: float, decimals: int) -> tuple[float | None, float | 
     return low, high
 
 
-def ratio_interval(numerator: tuple[float, float], denominator: tuple[float, float]) -> tuple[float, float]:
-    """100 x numerator / denominator over two non-negative intervals (a ratio cell's two components)."""
-    (n_lo, n_hi), (d_lo, d_hi) = numerator, denominator
-    low = 0.0 if not math.isfinite(d_hi) or d_hi <= 0 else 100.0 * max(n_lo, 0.0) / d_hi
-    high = math.inf if d_lo <= 0 or not math.isfinite(n_hi) else 100.0 * n_hi / d_lo
-    return low, high
-
-
-def _hidden_rows(problem: ProtectionProblem, hidden: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Each relation with a hidden cell as (hidden cells, coefficients, right-hand side): the published cells
-    are moved to the right."""
+def _variable_rows(problem: ProtectionProblem, variable: np.ndarray, known: np.ndarray) -> list:
+    """Each relation with a variable cell as (variable cells, coefficients, right-hand side): cells the reader
+    knows exactly are moved to the right."""
     rows = []
     for total, parts in problem.relations:
         cells = np.array([total, *parts], dtype=np.int64)
         coefs = np.array([1.0] + [-1.0] * len(parts))
-        mask = hidden[cells]
+        mask = variable[cells]
         if mask.any():
-            rhs = -float(coefs[~mask] @ problem.values[cells[~mask]])
-            rows.append((cells[mask], coefs[mask], rhs))
+            rows.append((cells[mask], coefs[mask], -float(coefs[~mask] @ known[cells[~mask]])))
     return rows
 
 
@@ -90,18 +96,22 @@ def _components(cells: np.ndarray, rows: list) -> list[tuple[np.ndarray, list]]:
     return [(np.array(members), row_groups.get(root, [])) for root, members in sorted(groups.items())]
 
 
-def _component_intervals(cells: np.ndarray, rows: list, lower: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _component_intervals(
+    cells: np.ndarray, rows: list, low: np.ndarray, high: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least and greatest value of each target cell of one component."""
     if not rows:
-        return lower.copy(), np.full(len(cells), np.inf)
-    solver = _component_lp(cells, rows, lower)
-    lo, hi = np.empty(len(cells)), np.empty(len(cells))
-    for col in range(len(cells)):
-        lo[col] = _optimise(solver, col, len(cells), sense=1.0)
-        hi[col] = _optimise(solver, col, len(cells), sense=-1.0)
+        return low[targets], high[targets]
+    solver = _component_lp(cells, rows, low, high)
+    columns = np.flatnonzero(targets)
+    lo, hi = np.empty(len(columns)), np.empty(len(columns))
+    for k, col in enumerate(columns.tolist()):
+        lo[k] = _optimise(solver, col, len(cells), sense=1.0)
+        hi[k] = _optimise(solver, col, len(cells), sense=-1.0)
     return lo, hi
 
 
-def _component_lp(cells: np.ndarray, rows: list, lower: np.ndarray) -> highspy.Highs:
+def _component_lp(cells: np.ndarray, rows: list, low: np.ndarray, high: np.ndarray) -> highspy.Highs:
     column = {int(c): k for k, c in enumerate(cells)}
     start, index, value, rhs = [0], [], [], []
     for members, coefs, constant in rows:
@@ -110,9 +120,8 @@ def _component_lp(cells: np.ndarray, rows: list, lower: np.ndarray) -> highspy.H
         start.append(len(index))
         rhs.append(constant)
     solver = silent_highs(presolve="off")  # presolve would drop the basis between objectives
-    upper = np.full(len(cells), highspy.kHighsInf)
-    low = np.where(np.isfinite(lower), lower, -highspy.kHighsInf)
-    pass_lp(solver, np.zeros(len(cells)), low, upper, rhs, rhs, start, index, value)
+    inf = highspy.kHighsInf
+    pass_lp(solver, np.zeros(len(cells)), np.maximum(low, -inf), np.minimum(high, inf), rhs, rhs, start, index, value)
     return solver
 
 
