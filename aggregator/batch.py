@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -137,7 +138,9 @@ def protect_release(
     problem = with_insiders(source, problem, components, primaries)
     done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
     ranges = public_intervals(problem, *_as_printed(protocol, audience_id, components, problem, done.suppression))
-    verdict = _Verdict(problem, done.suppression, done.audit, ranges)
+    pairs = zip(components, primaries, strict=True)
+    reasons = {k: r for c, p in pairs for k, r in zip(c.keys, p.reasons, strict=True) if r}
+    verdict = _Verdict(problem, done.suppression, done.audit, ranges, reasons)
     tables = [_released_table(protocol, t, components, verdict) for t in protocol.tables_for(audience_id)]
     return ProtectedRelease(
         audience_id, tables, problem, done.suppression, done.audit, components, done.snapshot, done.audited_with
@@ -169,6 +172,7 @@ class _Verdict:
     suppression: SuppressionResult
     audit: AuditResult
     ranges: tuple[np.ndarray, np.ndarray]  # public_intervals: NaN for published cells
+    reasons: dict[CellKey, tuple[str, ...]]  # the primary rules that fired per cell
 
     @functools.cached_property
     def index(self) -> dict[CellKey, int]:
@@ -227,6 +231,7 @@ def _released_cell(protocol, spec, parts, codes, row_no, verdict: _Verdict, deci
         hi=_finite(checked.hi[first]),
         upl=float(problem.upl[first]),
         lpl=float(problem.lpl[first]),
+        reasons=tuple(sorted({r for i in ids.values() for r in verdict.reasons.get(problem.keys[i], ())})),
     )
 
 
@@ -368,6 +373,8 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
         "release_id": done.release_id,
         "primary": int(protected.problem.primary[protected.table_cells()].sum()),
         "secondary": int(protected.suppression.secondary[protected.table_cells()].sum()),
+        "coverage": _coverage(done.release),
+        "hidden_by_rule": hidden_by_rule(done.release),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
@@ -513,15 +520,31 @@ def check_release_allowed(
         raise ReleaseRefused(f"there is no earlier release of {period} for '{audience_id}' to revise")
 
 
+def _coverage(release: Release) -> dict[str, int]:
+    """Cells the release's tables show as a figure, as a range, or not at all."""
+    parts = [t.coverage() for t in release.tables]
+    shown = {name: sum(getattr(p, name) for p in parts) for name in ("cells", "published", "ranged", "hidden")}
+    secondary = sum(c.status == CellStatus.SECONDARY for t in release.tables for c in t.cells)
+    return shown | {"hidden_to_protect_others": secondary}
+
+
+def hidden_by_rule(release: Release) -> dict[str, int]:
+    """How many cells each primary rule hid (a cell that failed two rules counts for both), for the secretariat."""
+    primary = (c for t in release.tables for c in t.cells if c.status == CellStatus.PRIMARY)
+    counts = Counter(r for c in primary for r in c.reasons)
+    return dict(sorted(counts.items()))
+
+
 def print_report(report: BatchReport, console) -> None:
     console.print(f"[bold]{report.covenant} {report.period}[/]")
     for o in report.outcomes:
         if o.released:
-            s = o.summary
+            shown = o.internal["coverage"]
+            rules = ", ".join(f"{rule} {n}" for rule, n in o.internal["hidden_by_rule"].items()) or "-"
             console.print(
-                f"  {o.audience_id}: released {s['cells']} cells, {s['cells_suppressed']} suppressed "
-                f"({o.internal['primary']} by the rules, {o.internal['secondary']} to protect them); "
-                f"audit {s['audit']} -> {o.out_dir}"
+                f"  {o.audience_id}: released {shown['cells']} cells: {shown['published']} published, "
+                f"{shown['ranged']} as a range, {shown['hidden']} hidden (by each rule: {rules}; "
+                f"{shown['hidden_to_protect_others']} to protect others); audit {o.summary['audit']} -> {o.out_dir}"
             )
         else:
             console.print(f"  {o.audience_id}: [yellow]not released[/]: {o.reason}")

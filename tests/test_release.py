@@ -336,7 +336,7 @@ def test_html_has_every_table_a_chart_each_and_no_external_assets(written):
     parser.feed(html)
     assert html.startswith("<!DOCTYPE html>") and '<html lang="en">' in html
     assert len(parser.ids) == len(set(parser.ids)), "duplicate ids"
-    assert parser.tags.count("table") == 3 and parser.tags.count("caption") == 3
+    assert parser.tags.count("table") == 4 and parser.tags.count("caption") == 4  # 3 tables and what they show
     assert parser.tags.count("svg") == 3 and parser.svg_titles >= 3
     for title in (
         "Companies by country",
@@ -353,6 +353,10 @@ def test_html_shows_suppressed_cells_as_symbol_never_zero(written):
     html = written["en"].by_name("textile_2026-10_committee.html").path.read_text(encoding="utf-8")
     assert html.count('class="num sup') == 5  # BE, ZZ, two risk cells, Asia ratio
     assert html.count('<span class="range">0–8</span>') == 2  # BE and ZZ carry their published range
+    coverage = html[html.index('id="coverage"') : html.index("</section>", html.index('id="coverage"'))]
+    # companies by country: 8 cells, 6 published, BE and ZZ as a range; the risk table's 2 hidden have none
+    assert '<td class="num">8</td><td class="num">6</td><td class="num">2</td><td class="num">0</td>' in coverage
+    assert '<span class="published" style="width: 75.0%"></span><span class="ranged" style="width: 25.0%">' in coverage
     ratio_svg = html[html.index('id="chart-table-3"') : html.index("</svg>", html.index('id="chart-table-3"'))]
     assert 'class="suppressed"' in ratio_svg and "Asia: x" in ratio_svg
     assert "Asia: 0" not in ratio_svg

@@ -24,7 +24,7 @@ from aggregator.release.layout import (
     total_flags,
     value_header,
 )
-from aggregator.release.model import Release, ReleasedCell, ReleasedTable
+from aggregator.release.model import Coverage, Release, ReleasedCell, ReleasedTable
 from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, format_number, format_range, period_label
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -72,6 +72,14 @@ class HtmlTable:
     chart: Markup | None = None
     chart_caption: str = ""
     col_bold: list[bool] = field(default_factory=list)
+    coverage: Coverage | None = None
+
+
+def coverage_bar(coverage: Coverage) -> list[tuple[str, float]]:
+    """(css class, width %) of the parts of a table's cells: published, as a range, hidden."""
+    total = max(coverage.cells, 1)
+    parts = (("published", coverage.published), ("ranged", coverage.ranged), ("hidden", coverage.hidden))
+    return [(name, round(100.0 * n / total, 2)) for name, n in parts if n]
 
 
 def render_report(release: Release) -> str:
@@ -90,6 +98,7 @@ def page_context(release: Release, tables: list) -> dict:
         "has_gaps": any(has_gaps(table) for table in release.tables),
         "period": period_label(release.period, release.language),
         "tables": tables,
+        "coverage_bar": coverage_bar,
     }
 
 
@@ -106,6 +115,7 @@ def _cell_text(release: Release, table: ReleasedTable, cell: ReleasedCell | None
 def _html_table(release: Release, table: ReleasedTable, number: int) -> HtmlTable:
     view = HtmlTable(
         anchor=f"table-{number}",
+        coverage=table.coverage(),
         title=table.title,
         unit=table.unit,
         footnote=table.footnote,

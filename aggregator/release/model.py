@@ -99,6 +99,16 @@ class ReleasedCell:
             raise InvalidRelease(f"{where} has a range whose lower end exceeds its upper end")
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """What a table shows its readers: cells published, hidden with a range bounded on both sides, hidden."""
+
+    cells: int
+    published: int
+    ranged: int
+    hidden: int  # hidden with no range, or one open on a side
+
+
 @dataclass
 class ReleasedTable:
     """One table as the committee sees it; all texts already in the release language."""
@@ -112,6 +122,11 @@ class ReleasedTable:
     cells: list[ReleasedCell]  # display order
     footnote: str = ""
     decimals: int = 0  # decimals shown; published values are rounded to this everywhere
+
+    def coverage(self) -> Coverage:
+        hidden = [c for c in self.cells if c.suppressed]
+        ranged = sum(c.range_lo is not None and c.range_hi is not None for c in hidden)
+        return Coverage(len(self.cells), len(self.cells) - len(hidden), ranged, len(hidden) - ranged)
 
     def __post_init__(self) -> None:
         self.dimensions = tuple(self.dimensions)
