@@ -113,11 +113,12 @@ def protect_release(
     *,
     waived: dict[str, frozenset[str]] | None = None,
     overrides: dict[CellKey, bool] | None = None,
+    alone: bool = False,
 ) -> ProtectedRelease:
     """Compute, protect and audit every table the audience receives, together with every earlier release it
     is arithmetically related to (the history's door). Raises DisclosureError if the tables cannot be
     protected on their own, ReleaseRefused if they cannot be made safe together with what was published
-    before."""
+    before. `alone`: without the history (a protocol comparison: what this period costs under a protocol)."""
     waived = waived or {}
     table_ids = [t.id for t in protocol.tables_for(audience_id)]
     source = store.row_source(protocol.covenant.id)
@@ -136,7 +137,11 @@ def protect_release(
         components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
     )
     problem = with_insiders(source, problem, components, primaries)
-    done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
+    if alone:
+        suppression, checked = history.protect_alone(protocol, Period.of(period), audience_id, problem)
+        done = history.HistoryOutcome(suppression, checked, None, [])
+    else:
+        done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
     ranges = public_intervals(problem, *_as_printed(protocol, audience_id, components, problem, done.suppression))
     pairs = zip(components, primaries, strict=True)
     reasons = {k: r for c, p in pairs for k, r in zip(c.keys, p.reasons, strict=True) if r}
@@ -342,6 +347,7 @@ def release_audience(
         waived=registry.waived_by_table(covenant, [t.id for t in protocol.tables]),
         overrides=registry.overrides(covenant),
     )
+    _refuse_if_nothing_shown(protocol, period, audience_id, protected.tables)
     release = _release_record(store, protocol, period, audience_id, protected, now, revision)
     if write is not None:
         write(release)
@@ -374,7 +380,7 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
         "primary": int(protected.problem.primary[protected.table_cells()].sum()),
         "secondary": int(protected.suppression.secondary[protected.table_cells()].sum()),
         "coverage": _coverage(done.release),
-        "hidden_by_rule": hidden_by_rule(done.release),
+        "hidden_by_rule": hidden_by_rule(done.release.tables),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
@@ -520,6 +526,18 @@ def check_release_allowed(
         raise ReleaseRefused(f"there is no earlier release of {period} for '{audience_id}' to revise")
 
 
+def _refuse_if_nothing_shown(protocol: Protocol, period, audience_id: str, tables: list[ReleasedTable]) -> None:
+    """A release whose every cell is hidden without a range tells its readers nothing: it is not written."""
+    if any(t.coverage().published or t.coverage().ranged for t in tables):
+        return
+    raise ReleaseRefused(
+        f"the {audience_id} release of {protocol.covenant.id} {period} would show no figure: all "
+        f"{sum(len(t.cells) for t in tables)} cells are hidden, so nothing was released",
+        hint="fewer or coarser cells, or other thresholds, would publish something: try variants with "
+        f"`aggregator protocols compare {period} --protocol A.toml --protocol B.toml`",
+    )
+
+
 def _coverage(release: Release) -> dict[str, int]:
     """Cells the release's tables show as a figure, as a range, or not at all."""
     parts = [t.coverage() for t in release.tables]
@@ -528,9 +546,9 @@ def _coverage(release: Release) -> dict[str, int]:
     return shown | {"hidden_to_protect_others": secondary}
 
 
-def hidden_by_rule(release: Release) -> dict[str, int]:
+def hidden_by_rule(tables: list[ReleasedTable]) -> dict[str, int]:
     """How many cells each primary rule hid (a cell that failed two rules counts for both), for the secretariat."""
-    primary = (c for t in release.tables for c in t.cells if c.status == CellStatus.PRIMARY)
+    primary = (c for t in tables for c in t.cells if c.status == CellStatus.PRIMARY)
     counts = Counter(r for c in primary for r in c.reasons)
     return dict(sorted(counts.items()))
 

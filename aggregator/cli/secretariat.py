@@ -217,6 +217,8 @@ def batch(ctx, covenant, period, audiences, out_dir, revision, as_json) -> None:
         click.echo(json.dumps(report.summary(), indent=1))
     else:
         batch_mod.print_report(report, console)
+    if any(not o.released for o in report.outcomes):
+        ctx.exit(EXIT_PROBLEMS)
 
 
 @main.command(help="Who submitted for PERIOD, who is missing, what was quarantined and why.")
@@ -304,9 +306,11 @@ def log_show(ctx, last: int | None, action: str | None, as_json: bool) -> None:
 
 
 from .protect import protect  # noqa: E402  (standalone mode: aggregator/standalone.py)
+from .protocols import protocols  # noqa: E402
 from .releases import audit_command, releases, waivers  # noqa: E402  (registered last: releases.py is its own module)
 
 main.add_command(releases)
+main.add_command(protocols)
 main.add_command(waivers)
 main.add_command(audit_command)
 main.add_command(protect)
