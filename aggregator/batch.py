@@ -323,6 +323,24 @@ class Released:
     protected: ProtectedRelease
 
 
+def protect_audience(
+    store: Store, protocol: Protocol, period: Period | str, audience_id: str, *, alone: bool = False
+) -> ProtectedRelease:
+    """`protect_release` with the registry's waivers and manual overrides of the covenant."""
+    registry = Registry(store)
+    covenant = protocol.covenant.id
+    return protect_release(
+        store,
+        protocol,
+        period,
+        audience_id,
+        # every table, not only the audience's: the release history recomputes other audiences' tables too
+        waived=registry.waived_by_table(covenant, [t.id for t in protocol.tables]),
+        overrides=registry.overrides(covenant),
+        alone=alone,
+    )
+
+
 def release_audience(
     store: Store,
     protocol: Protocol,
@@ -336,17 +354,7 @@ def release_audience(
     """Check the release controls, protect and audit (with the release history), `write` the files, and record
     the release in the ledger. Raises ReleaseRefused or DisclosureError; nothing is recorded then."""
     check_release_allowed(store, protocol, period, audience_id, now, revision)
-    registry = Registry(store)
-    covenant = protocol.covenant.id
-    protected = protect_release(
-        store,
-        protocol,
-        period,
-        audience_id,
-        # every table, not only the audience's: the release history recomputes other audiences' tables too
-        waived=registry.waived_by_table(covenant, [t.id for t in protocol.tables]),
-        overrides=registry.overrides(covenant),
-    )
+    protected = protect_audience(store, protocol, period, audience_id)
     _refuse_if_nothing_shown(protocol, period, audience_id, protected.tables)
     release = _release_record(store, protocol, period, audience_id, protected, now, revision)
     if write is not None:

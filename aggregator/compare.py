@@ -17,7 +17,6 @@ from aggregator.errors import AggregatorError, ConfigError, DisclosureError, Rel
 from aggregator.fileio import atomic_write
 from aggregator.periods import Period
 from aggregator.protocol import Protocol, load_protocol
-from aggregator.registry import Registry
 from aggregator.release.html import environment
 from aggregator.store import Store
 
@@ -88,18 +87,8 @@ def _variant(store: Store, period: Period, path: Path, protocol: Protocol) -> Va
 
 def _audience(store: Store, period: Period, protocol: Protocol, audience_id: str) -> AudienceCost:
     name = protocol.audience(audience_id).name(protocol.covenant.language)
-    covenant = protocol.covenant.id
-    registry = Registry(store)
     try:
-        protected = batch.protect_release(
-            store,
-            protocol,
-            period,
-            audience_id,
-            waived=registry.waived_by_table(covenant, [t.id for t in protocol.tables]),
-            overrides=registry.overrides(covenant),
-            alone=True,
-        )
+        protected = batch.protect_audience(store, protocol, period, audience_id, alone=True)
     except (DisclosureError, ReleaseRefused) as exc:
         return AudienceCost(audience_id, name, str(exc), (), {})
     tables = tuple(_table_cost(t) for t in protected.tables)

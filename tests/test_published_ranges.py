@@ -16,38 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from aggregator.release import write_release
-from support.lab import JAN, Lab
+from support.lab import JAN, PROTOCOL, Lab
 
-CROSS_PROTOCOL = """
-[covenant]
-id = "textile"
-name = { en = "T", nl = "T" }
-version = "t1"
-templates = ["materials"]
-
-[disclosure]
-min_contributors = 3
-dominance = [{ n = 1, k = 60.0 }]
-suppression = "optimal"
-
-[age]
-B = 0
-C = 0
-
-[[tables]]
-id = "weight"
-title = { en = "Weight", nl = "Gewicht" }
-unit = { en = "kg", nl = "kg" }
-template = "materials"
-dimensions = [{ column = "material" }, { column = "certification" }]
-measure = { kind = "sum", column = "weight_kg" }
-
-[[audiences]]
-id = "committee"
-name = { en = "Committee", nl = "Commissie" }
-tables = ["weight"]
-frequency = "monthly"
-"""
+CROSS_PROTOCOL = PROTOCOL.replace(
+    'dimensions = [{ column = "material" }]', 'dimensions = [{ column = "material" }, { column = "certification" }]'
+)
 
 # (material, certification) -> weight per company; wool/gots has two contributors, polyester/grs one that
 # dominates: both are primary, and their row and column partners are hidden with them.
