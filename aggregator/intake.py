@@ -33,14 +33,17 @@ import pandas as pd
 from . import envelope
 from . import log as action_log
 from .errors import HOSTILE_INPUT_ERRORS, AggregatorError, EnvelopeError
+from .exact_totals import PeriodTotals
 from .registry import Registry
 from .store import Store
-from .validation import CheckResult, check_file, templates_for, worker
+from .validation import CheckResult, templates_for, worker
 from .workspace import Workspace
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-MAX_SEALED_BYTES = 2 * 1024**3
+# A 4-million-row CSV is about 180 MB and checks within the worker's default memory; the intake itself holds a
+# file's plaintext and its checked rows, so larger files are refused before they are opened.
+MAX_SEALED_BYTES = 512 * 1024**2
 RECEIPT_SUFFIX = ".receipt"
 # Files per transaction. Each commit syncs the encrypted write-ahead log (a few ms); more files per commit save
 # little beyond this, and a crash redoes at most this many files.
@@ -52,10 +55,6 @@ COMMIT_ROWS = 200_000
 # per-call overhead. Only sealed files up to AHEAD_BYTES take part, so a chunk holds at most ~256 MB.
 AHEAD_FILES = 256
 AHEAD_BYTES = 1024**2
-# From this many files on, the chunks are checked in a second process, one chunk ahead of the decisions (files
-# are still opened here: the secretariat's key stays in this process). Starting it costs about a second of
-# imports, repaid many times over by a large intake; a small one runs everything in this process.
-PARALLEL_FROM = 2 * AHEAD_FILES
 
 
 @dataclass
@@ -82,10 +81,11 @@ class IntakeReport:
 class Quarantine(Exception):
     """Internal: this file goes to quarantine with `reason` (and the validation report, if any)."""
 
-    def __init__(self, reason: str, report=None):
+    def __init__(self, reason: str, report=None, detail: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.report = report
+        self.detail = detail  # for the secretariat's log only: why a check ended without a verdict
 
 
 @dataclass
@@ -104,6 +104,7 @@ class _Decision:
     replaces: str | None = None  # submission id of the accepted submission this one supersedes
     rows: pd.DataFrame | None = None  # the validated rows of an accepted file
     template: object = None  # their template (aggregator.validation.Template)
+    detail: str = ""  # a failed check's traceback or last words, logged for the secretariat
 
 
 def run_intake(
@@ -113,9 +114,12 @@ def run_intake(
     now: str,
     expected_period: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    limits: worker.Limits | None = None,
 ) -> IntakeReport:
     """Process every file in `inbox` (sorted by name, for determinism); each ends in one `received/<state>/`.
 
+    Files are read and validated in a separate process under `limits` (memory, time): a file that exceeds
+    them, or crashes that process, is quarantined with a plain reason and the intake goes on.
     `progress(file name, done, total)` is called before each file and once at the end (the CLI draws a bar)."""
     inbox = Path(inbox)
     if not inbox.is_dir():
@@ -137,7 +141,7 @@ def run_intake(
         outcomes = []
         chunks = [files[at : at + AHEAD_FILES] for at in range(0, len(files), AHEAD_FILES)]
         try:
-            with _Lookahead(workspace, pending.registry, now, expected_period, len(files) >= PARALLEL_FROM) as look:
+            with _Lookahead(workspace, pending.registry, now, expected_period, limits) as look:
                 upcoming = look.start(chunks[0]) if chunks else None
                 for n, chunk in enumerate(chunks):
                     ahead = upcoming.finish()
@@ -145,7 +149,7 @@ def run_intake(
                     for path in chunk:
                         if progress:
                             progress(path.name, len(outcomes), len(files))
-                        outcomes.append(_process(pending, path, expected_period, ahead))
+                        outcomes.append(_process(pending, path, expected_period, ahead, look))
             pending.flush()
         except BaseException:
             pending.abandon()
@@ -197,7 +201,7 @@ class _Ahead:
 
     def finish(self) -> _Ahead:
         for group, checked in zip(self.groups, self.answer(), strict=True):
-            if checked is not None:
+            if not isinstance(checked, worker.Failed):  # a failed group's files are checked alone in turn
                 self.checked.update(zip(group, checked, strict=True))
         return self
 
@@ -218,21 +222,33 @@ def _stamp(path: Path) -> tuple[int, ...] | None:
 
 
 class _Lookahead:
-    """Opens each chunk's small files and has them checked: by a worker process (`parallel`), while this
-    process decides the chunk before, or else here when the chunk's turn comes."""
+    """Opens each chunk's small files and has the worker process check them while this process decides the
+    chunk before; `check` has one file checked alone (a large one, or one whose chunk failed)."""
 
     def __init__(
-        self, workspace: Workspace, registry: _RegistryLookups, now: str, expected_period: str | None, parallel: bool
+        self,
+        workspace: Workspace,
+        registry: _RegistryLookups,
+        now: str,
+        expected_period: str | None,
+        limits: worker.Limits | None,
     ):
         self.workspace, self.registry, self.now, self.expected_period = workspace, registry, now, expected_period
-        self.worker = worker.Worker() if parallel else None
+        self.worker = worker.acquire(limits)
 
     def __enter__(self) -> _Lookahead:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.worker is not None:
-            self.worker.close()
+        worker.release(self.worker)
+
+    def check(self, opened: _Opened) -> CheckResult:
+        """The verdict on one file, checked alone; raises Quarantine when the check ended without one."""
+        header = opened.header
+        result = self.worker.check(header.covenant, header.template, opened.plaintext)
+        if isinstance(result, worker.Failed):
+            raise Quarantine(self.worker.limits.describe(result.stop), detail=result.detail)
+        return result
 
     def start(self, paths: list[Path]) -> _Ahead:
         opened: dict[Path, tuple[tuple[int, ...] | None, _Opened]] = {}
@@ -252,8 +268,7 @@ class _Lookahead:
         keys = sorted(by_template)
         groups = [by_template[key] for key in keys]
         work = [(*key, [opened[path][1].plaintext for path in group]) for key, group in zip(keys, groups, strict=True)]
-        answer = self.worker.submit(work) if self.worker is not None else lambda: worker.check_groups(work)
-        return _Ahead(opened, groups, answer)
+        return _Ahead(opened, groups, self.worker.submit(work))
 
 
 @dataclass
@@ -273,6 +288,7 @@ class _Pending:
     def __init__(self, workspace: Workspace, store: Store, now: str):
         self.workspace, self.store, self.now = workspace, store, now
         self.registry = _RegistryLookups(store)
+        self.totals = PeriodTotals(store, workspace.protocols)
         self.files: list[_Filed] = []
         self.rows = 0
 
@@ -311,7 +327,9 @@ class _Pending:
                 pass
 
 
-def _process(pending: _Pending, path: Path, expected_period: str | None, ahead: _Ahead) -> FileOutcome:
+def _process(
+    pending: _Pending, path: Path, expected_period: str | None, ahead: _Ahead, look: _Lookahead
+) -> FileOutcome:
     workspace, store, now = pending.workspace, pending.store, pending.now
     raw_sha = _sha256_file(path)
     finished = _already_recorded(workspace, store, path, raw_sha)
@@ -322,7 +340,7 @@ def _process(pending: _Pending, path: Path, expected_period: str | None, ahead: 
         decision = _exact_copy(path, first[0])
         submission_id = _copy_id(raw_sha, path.name)
     else:
-        decision = _decide(workspace, store, pending.registry, path, now, expected_period, ahead)
+        decision = _decide(pending, path, expected_period, ahead, look.check)
         submission_id = raw_sha
     if pending.holds(decision.replaces):
         # The replaced file must be committed and filed away first, so that it is moved on and receipted as
@@ -370,19 +388,17 @@ def _exact_copy(path: Path, first_state: str) -> _Decision:
 
 
 def _decide(
-    workspace: Workspace,
-    store: Store,
-    registry: _RegistryLookups,
+    pending: _Pending,
     path: Path,
-    now: str,
     expected_period: str | None,
     ahead: _Ahead,
+    check: Callable[[_Opened], CheckResult],
 ) -> _Decision:
     """Open, check and validate a new file; every refusal becomes a quarantine decision with its reason."""
     try:
         opened, checked = ahead.of(path)
-        opened = opened or _open(workspace, registry, path)
-        return _accept(workspace, store, registry, path, opened, now, expected_period, checked)
+        opened = opened or _open(pending.workspace, pending.registry, path)
+        return _accept(pending, path, opened, expected_period, checked or check)
     except HOSTILE_INPUT_ERRORS as exc:
         q = Quarantine(f"the file could not be read safely ({type(exc).__name__}); it is kept for inspection")
     except Quarantine as caught:
@@ -390,7 +406,7 @@ def _decide(
     header = _header_or_none(path)
     outcome = FileOutcome(path.name, "quarantined", q.reason, *_header_fields(header))
     report_json = None if q.report is None else json.dumps(q.report.to_dict(), ensure_ascii=False)
-    return _Decision(outcome, header, report_json=report_json)
+    return _Decision(outcome, header, report_json=report_json, detail=q.detail)
 
 
 def _header_or_none(path: Path) -> envelope.EnvelopeHeader | None:
@@ -409,7 +425,10 @@ def _open(workspace: Workspace, registry: _RegistryLookups, path: Path) -> _Open
     if size == 0:
         raise Quarantine("the file is empty (0 bytes): nothing was sent")
     if size > MAX_SEALED_BYTES:
-        raise Quarantine("the file is larger than 2 GB; submissions are much smaller, so it was not opened")
+        raise Quarantine(
+            f"the file is larger than {MAX_SEALED_BYTES // 1024**2} MB; submissions are much smaller, so it was not "
+            "opened (a genuine file this large must be split into smaller ones)"
+        )
     try:
         header = envelope.read_header(path)
     except EnvelopeError as exc:
@@ -478,17 +497,15 @@ def _check_header(
 
 
 def _accept(
-    workspace: Workspace,
-    store: Store,
-    registry: _RegistryLookups,
+    pending: _Pending,
     path: Path,
     opened: _Opened,
-    now: str,
     expected_period: str | None,
-    checked: CheckResult | None,
+    checked: CheckResult | Callable[[_Opened], CheckResult],
 ) -> _Decision:
-    header = opened.header
-    _check_header(workspace, registry, header, now, expected_period)
+    """`checked` is the file's check result when it was checked ahead, else the function that checks it."""
+    header, store = opened.header, pending.store
+    _check_header(pending.workspace, pending.registry, header, pending.now, expected_period)
     outcome = FileOutcome(path.name, "accepted", "", *_header_fields(header))
     current = store.con.execute(
         "SELECT submission_id, plaintext_blake3, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "
@@ -504,10 +521,16 @@ def _accept(
             f"the file was sealed at {header.created}, not after the submission already accepted for this "
             f"period (sealed at {current[2]}): an old file sent again"
         )
-    result = checked or check_file(opened.plaintext, header.covenant, header.template)
+    result = checked if isinstance(checked, CheckResult) else checked(opened)
     outcome.warnings = [str(w) for w in result.warnings]
+    if result.report.internal_errors:
+        detail = "\n".join(result.report.internal_errors)
+        raise Quarantine(worker.Limits().describe(worker.Stop.INTERNAL), result.report, detail=detail)
     if not result.ok:
         raise Quarantine(_validation_reason(result.report), result.report)
+    too_large = pending.totals.admit(header.covenant, header.template, header.period, result.frame)
+    if too_large is not None:
+        raise Quarantine(too_large)
     outcome.reason = "valid" if current is None else f"valid; replaces submission {current[0][:12]}"
     replaces = None if current is None else current[0]
     return _Decision(outcome, header, replaces=replaces, rows=result.frame, template=result.spec)
@@ -585,6 +608,8 @@ def _log_details(filed: _Filed) -> dict[str, str | None]:
     details |= {"period": getattr(header, "period", None), "template": getattr(header, "template", None)}
     if filed.decision.replaces is not None:
         details["supersedes"] = filed.decision.replaces
+    if filed.decision.detail:
+        details["check_error"] = filed.decision.detail
     return details
 
 

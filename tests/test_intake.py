@@ -25,8 +25,7 @@ from aggregator.company import seal_submission
 from aggregator.envelope import keys
 from aggregator.intake import IntakeReport, run_intake
 from aggregator.registry import Registry
-from aggregator.validation import check_file
-from aggregator.validation.worker import Worker
+from aggregator.validation.worker import Failed, Stop, Worker
 from aggregator.workspace import Workspace, create_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -301,16 +300,15 @@ def test_an_intake_that_fails_with_a_worker_busy_ends_the_worker_and_keeps_the_f
     for n in range(6):
         world.seal(MATERIALS, company=("T001", "T002", "T003")[n % 3], name=f"f{n}.imvo")
     monkeypatch.setattr(intake_mod, "AHEAD_FILES", 2)
-    monkeypatch.setattr(intake_mod, "PARALLEL_FROM", 1)
     started: list[Worker] = []
     child_processes = []
 
-    def worker() -> Worker:
-        started.append(Worker())
+    def worker(limits=None) -> Worker:
+        started.append(Worker(limits))
         child_processes.append(started[-1].child)
         return started[-1]
 
-    monkeypatch.setattr(intake_mod.worker, "Worker", worker)
+    monkeypatch.setattr(intake_mod.worker, "acquire", worker)
 
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -344,20 +342,26 @@ def test_a_file_replaced_in_the_inbox_after_it_was_checked_ahead_is_decided_on_w
     assert "workers_covered" in world.record("b.imvo")["report_json"]
 
 
-def test_a_worker_that_died_leaves_the_checks_to_the_intake():
+def test_a_worker_that_died_fails_the_request_in_flight_and_the_next_one_starts_afresh():
     child = Worker()
     assert child.submit([])() == []
-    child.child.kill()  # e.g. the out-of-memory killer
-    child.child.wait()
-    assert child.submit([("textile", "materials", [b"material\ncotton\n"])])() == [None]  # each file in its turn
+    work = [("textile", "materials", [MATERIALS.read_bytes()])]
+    pending = child.submit(work)
+    child.child.kill()  # e.g. the out-of-memory killer, while the request is in flight
+    (failed,) = pending()
+    assert isinstance(failed, Failed) and failed.stop is Stop.CRASH
     assert child.child is None
+    (answer,) = child.submit(work)()  # a new process takes the next request
+    assert answer[0].ok
     child.close()
 
 
 def test_without_an_interpreter_to_start_the_intake_checks_every_file_itself(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     child = Worker()
-    assert child.child is None and child.submit([("textile", "materials", [b""])])() == [None]
+    assert not child.isolated
+    ((result,),) = child.submit([("textile", "materials", [MATERIALS.read_bytes()])])()
+    assert result.ok
 
 
 def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_path: Path):
@@ -626,10 +630,9 @@ def _decisions(world: World) -> list[tuple]:
     return [tuple(record[f] for f in fields) for record in world.records()]
 
 
-@pytest.mark.parametrize("parallel", [False, True], ids=["checked in the intake", "checked by a worker process"])
-def test_files_checked_ahead_are_decided_exactly_as_one_by_one(tmp_path: Path, monkeypatch, parallel: bool):
-    # Small files are opened and checked ahead in chunks, those of one template together, by a worker process
-    # for a large inbox. Every decision, reason and report must be what checking each file in its turn gives.
+def test_files_checked_ahead_are_decided_exactly_as_one_by_one(tmp_path: Path, monkeypatch):
+    # Small files are opened and checked ahead in chunks, those of one template together, by the worker
+    # process. Every decision, reason and report must be what checking each file alone in its turn gives.
     alone = build_world(tmp_path / "alone")
     _fill_inbox_with_every_case(alone, tmp_path / "alone")
     monkeypatch.setattr(intake_mod, "AHEAD_BYTES", -1)  # nothing ahead: each file is checked in its turn
@@ -638,9 +641,9 @@ def test_files_checked_ahead_are_decided_exactly_as_one_by_one(tmp_path: Path, m
     _fill_inbox_with_every_case(together, tmp_path / "together")
     monkeypatch.setattr(intake_mod, "AHEAD_BYTES", 1024**2)
     monkeypatch.setattr(intake_mod, "AHEAD_FILES", 3)  # three chunks, each checked while the one before is decided
-    monkeypatch.setattr(intake_mod, "PARALLEL_FROM", 1 if parallel else 10**6)
     in_turn = []
-    monkeypatch.setattr(intake_mod, "check_file", lambda *args: in_turn.append(args) or check_file(*args))
+    by_itself = intake_mod._Lookahead.check
+    monkeypatch.setattr(intake_mod._Lookahead, "check", lambda self, one: in_turn.append(one) or by_itself(self, one))
     together.intake(expected_period="2025-01")
     assert in_turn == []  # every readable file was checked ahead
     assert _decisions(together) == _decisions(alone)

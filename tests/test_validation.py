@@ -8,6 +8,7 @@ import io
 
 import openpyxl
 import pandas as pd
+import pandera.pandas as pandera
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -217,8 +218,8 @@ def test_optional_columns_may_be_absent():
                 "wage_paid_monthly_eur",
                 "0",
                 "range",
-                "wage_paid_monthly_eur 0 is out of range; it must be > 0",
-                "wage_paid_monthly_eur 0 valt buiten het bereik; het moet > 0 zijn",
+                "wage_paid_monthly_eur 0 is out of range; it must be > 0 and <= 1000000",
+                "wage_paid_monthly_eur 0 valt buiten het bereik; het moet > 0 en <= 1000000 zijn",
             ),
         ),
     ],
@@ -737,6 +738,83 @@ def test_one_files_odd_number_does_not_change_how_another_files_numbers_are_read
     bad = (header + "F1,NL,laundry,1,1-50,x,2.5\n").encode()
     together = check_files([good, bad, good], "textile", "production_locations")
     alone = check_file(good, "textile", "production_locations")
-    assert [r.ok for r in together] == [True, False, True]
+    # (above 2**53 the value is beyond the column's range: the result must still be the same either way)
+    assert [r.ok for r in together] == [alone.ok, False, alone.ok]
     for result in (together[0], together[2]):
         assert_same_result(result, alone)
+
+
+# ---------------------------------------------------------------- fail closed (issue 21: item 4)
+
+THREE_DUPLICATES = (
+    b"country,workers_covered,wage_paid_monthly_eur,living_wage_benchmark_eur,benchmark_source\n"
+    + b"BD,5,119.5,256.6,anker\n" * 3
+)
+
+
+def test_a_check_that_raises_fails_the_file_instead_of_passing_it(monkeypatch):
+    # pandera catches an exception inside a check and reports it without a row; such failures were dropped,
+    # so three identical rows came out ok=True when the uniqueness check raised.
+    schema_module = importlib.import_module("aggregator.validation.schema")
+
+    def broken(values):
+        raise KeyError("a check that raises")
+
+    monkeypatch.setattr(schema_module, "_no_duplicates", broken)
+    result = check_file(THREE_DUPLICATES, "textile", "living_wage")
+    assert not result.ok and result.frame is None
+    problems = result.report.to_frame()
+    assert problems["rule"].tolist() == ["internal_error"]
+    assert problems["message_en"].iloc[0].startswith("internal check error: a check could not be completed")
+    (detail,) = result.report.internal_errors
+    assert "KeyError" in detail and "a check that raises" in detail  # the traceback, for the secretariat only
+    assert "Traceback" not in result.report.render_text()
+
+
+def test_a_checked_together_file_whose_check_raises_fails_alone(monkeypatch):
+    real = validate_module.validate_many
+
+    def broken(frames, template):
+        raise TypeError("unexpected")
+
+    monkeypatch.setattr(validate_module, "validate_many", broken)
+    good = THREE_DUPLICATES.split(b"\n", 2)[0] + b"\nBD,5,119.5,256.6,anker\n"
+    results = check_files([good, good], "textile", "living_wage")
+    assert [r.ok for r in results] == [True, True]  # checked again one by one, where nothing raises
+    monkeypatch.setattr(validate_module, "validate", lambda *a: (_ for _ in ()).throw(TypeError("still")))
+    results = check_files([good, good], "textile", "living_wage")
+    assert [r.report.to_frame()["rule"].tolist() for r in results] == [["internal_error"]] * 2
+    monkeypatch.setattr(validate_module, "validate_many", real)
+
+
+def test_a_failure_without_a_row_is_never_dropped(monkeypatch):
+    # A whole-column failure cannot occur for frames typed before the schema runs; if one ever does, the file
+    # fails (with an internal check error) instead of passing.
+    real = validate_module.build_schema
+
+    def with_a_whole_frame_verdict(template, within=None):
+        schema = real(template, within)
+        return schema.add_checks([pandera.Check(lambda frame: False, name="whole_file")])  # a verdict, no row
+
+    monkeypatch.setattr(validate_module, "build_schema", with_a_whole_frame_verdict)
+    good = THREE_DUPLICATES.split(b"\n", 2)[0] + b"\nBD,5,119.5,256.6,anker\n"
+    result = check_file(good, "textile", "living_wage")
+    assert not result.ok
+    assert result.report.to_frame()["rule"].tolist() == ["internal_error"]
+    assert "whole_file" in result.report.internal_errors[0]
+
+
+def test_values_beyond_the_declared_range_are_refused_at_validation():
+    # issue 21 item 2: 1e308 kg and 2**63 - 1 workers passed (no maximum) and then stopped every release
+    data = (
+        b"country,workers_covered,wage_paid_monthly_eur,living_wage_benchmark_eur,benchmark_source\n"
+        b"BD,9223372036854775807,1e308,256.6,anker\n"
+    )
+    problems = check_file(data, "textile", "living_wage").report.to_frame()
+    assert problems["message_en"].tolist() == [
+        "wage_paid_monthly_eur 1e+308 is out of range; it must be > 0 and <= 1000000",
+        "workers_covered 9223372036854775807 is out of range; it must be >= 0 and <= 100000000",
+    ]
+    weight = b"material,certification,weight_kg\ncotton,none,1e308\n"
+    (message,) = check_file(weight, "textile", "materials").report.to_frame()["message_en"]
+    assert message == "weight_kg 1e+308 is out of range; it must be >= 0 and <= 100000000000"

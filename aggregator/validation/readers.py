@@ -35,11 +35,11 @@ import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 
 from aggregator.errors import ValidationFailed
-from aggregator.validation import parallel, reference
+from aggregator.validation import declared, parallel, reference
 from aggregator.validation.report import Problem, ValidationReport
 from aggregator.validation.rules import Template, load_template
 
-MAX_COLUMNS = 500
+MAX_COLUMNS = declared.MAX_COLUMNS
 FIRST_DATA_ROW = 2  # the header is spreadsheet row 1
 TRUE_WORDS = frozenset({"true", "waar", "ja", "yes", "y", "j", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "onwaar", "nee", "no", "n", "0", "0.0"})
@@ -404,11 +404,7 @@ def _check_csv_header_present(header: list[str]) -> None:
 
 def _check_header(header: list[Any]) -> None:
     if len(header) > MAX_COLUMNS:
-        raise _file_problem(
-            "too_wide",
-            f"the file has {len(header)} columns, more than the {MAX_COLUMNS} a template can have",
-            f"het bestand heeft {len(header)} kolommen, meer dan de {MAX_COLUMNS} die een sjabloon kan hebben",
-        )
+        raise declared.too_wide(len(header))
     seen: dict[str, int] = {}
     for position, name in enumerate(header, start=1):
         key = normalise_header(name)
@@ -433,9 +429,12 @@ def normalise_header(name: Any) -> str:
 
 
 def sheet_names(data: bytes) -> list[str]:
+    """The workbook's sheets (XLSX or ODS), after its parts and every sheet's extent passed the limits: call it
+    before read_sheet."""
     from python_calamine import CalamineWorkbook
 
     check_zip_limits(data)
+    declared.check_sheet_extents(data)
     try:
         return list(CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names)
     except Exception as exc:  # calamine raises several private error types for broken files
@@ -493,8 +492,8 @@ def check_zip_limits(data: bytes) -> None:
 
 
 def read_sheet(data: bytes, sheet: str) -> pd.DataFrame:
-    """One sheet with its header row as column names and the spreadsheet row numbers as index."""
-    check_zip_limits(data)
+    """One sheet with its header row as column names and the spreadsheet row numbers as index (the workbook
+    passed sheet_names' limits)."""
     try:
         grid = pd.read_excel(io.BytesIO(data), sheet_name=sheet, engine="calamine", header=None, dtype=object)
     except Exception as exc:  # calamine raises several private error types for broken files
@@ -524,14 +523,7 @@ def _read_xlsx(data: bytes, tpl: Template, warnings: list[ReadWarning]) -> pd.Da
 
 
 def _read_parquet(data: bytes) -> pd.DataFrame:
-    try:
-        frame = pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # pyarrow raises many error types for damaged files
-        raise _file_problem(
-            "unreadable",
-            "the Parquet file cannot be read (it is damaged or not a real Parquet file)",
-            "het Parquet-bestand kan niet gelezen worden (het is beschadigd of geen echt Parquet-bestand)",
-        ) from exc
+    frame = declared.parquet_frame(data)
     _check_header(list(frame.columns))
     frame = frame.reset_index(drop=True)
     frame.index = pd.RangeIndex(FIRST_DATA_ROW, FIRST_DATA_ROW + len(frame))
