@@ -7,14 +7,9 @@ every published cell in the ledger. Nothing is written unless the audit passed.
 
 from __future__ import annotations
 
-import functools
-import json
 import shutil
-import tempfile
-import tomllib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -23,19 +18,20 @@ import pandas as pd
 
 from . import __version__, history
 from . import log as action_log
-from .aggregation import TableCells, build_problem, insider_contributions
-from .disclosure.audit import audit
+from .aggregation import TableCells, build_problem, with_insiders
+from .aggregation.release import release_cells
+from .cellkey import CellKey
 from .disclosure.model import AuditResult, ProtectionProblem
-from .disclosure.suppression import SuppressionResult, protect
+from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
-from .protocol import Protocol, TableSpec
-from .release import write_audit_report, write_release
+from .periods import Period
+from .protocol import TOTAL_CODE, Protocol, TableSpec, code_label, dimension_label
+from .registry import Registry
+from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
+from .states import CellStatus
 from .store import Store
 from .workspace import Workspace
-
-TOTAL = "_T"
-TOTAL_LABEL = {"en": "Total", "nl": "Totaal"}
 
 
 @dataclass
@@ -107,19 +103,21 @@ class BatchReport:
 def protect_release(
     store: Store,
     protocol: Protocol,
-    period: str,
+    period: Period | str,
     audience_id: str,
     *,
     waived: dict[str, frozenset[str]] | None = None,
-    overrides: dict[str, bool] | None = None,
+    overrides: dict[CellKey, bool] | None = None,
 ) -> ProtectedRelease:
     """Compute, protect and audit every table the audience receives, together with every earlier release it
-    is arithmetically related to (history.py). Raises DisclosureError if the tables cannot be protected on
-    their own, ReleaseRefused if they cannot be made safe together with what was published before."""
+    is arithmetically related to (the history's door). Raises DisclosureError if the tables cannot be
+    protected on their own, ReleaseRefused if they cannot be made safe together with what was published
+    before."""
     waived = waived or {}
     table_ids = [t.id for t in protocol.tables_for(audience_id)]
-    components, primaries = history.compute_cells(
-        store.con,
+    source = store.row_source(protocol.covenant.id)
+    components, primaries = release_cells(
+        source,
         protocol,
         audience_id,
         period,
@@ -129,145 +127,17 @@ def protect_release(
         contributions=True,  # the snapshot and the insiders read them
     )
     defaults = protocol.defaults
-    problem, _ = build_problem(
-        components,
-        primaries,
-        cost=defaults.cost,
-        apriori_upper_factor=defaults.apriori_upper_factor,
-        insider_contributions=insider_contributions(store.con, components, primaries),
+    problem = build_problem(
+        components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
     )
-    months = history.release_months(protocol, period, components, problem)
-    related = history.related_releases(store, protocol, audience_id, months)
-    snapshot_args = (store.con, protocol, "", period, audience_id, components, problem)
-    if related or len(months) > 1:
-        snapshot = history.snapshot_of(*snapshot_args)
-        earlier = [history.load_snapshot(store, r) for r in related]
-        result, checked = _protect_with_history(store, protocol, audience_id, period, snapshot, earlier, waived)
-    else:
-        # The snapshot's own-contribution records (millions at 10,000 companies) are numpy work that mostly
-        # releases the GIL: built on the second core while the tables are protected (it reads no DuckDB).
-        # It is only recorded, so the gap cells' records, which the ledger does not keep, are left out.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imvo-snapshot") as pool:
-            pending = pool.submit(history.snapshot_of, *snapshot_args, gap_records=False)
-            result, checked = _protect_alone(protocol, period, audience_id, problem)
-            snapshot = pending.result()
-    snapshot.hidden = result.suppressed.copy()
+    problem = with_insiders(source, problem, components, primaries)
+    done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
     tables = [
-        _released_table(protocol, t, components, problem, result, checked) for t in protocol.tables_for(audience_id)
+        _released_table(protocol, t, components, problem, done.suppression, done.audit)
+        for t in protocol.tables_for(audience_id)
     ]
-    return ProtectedRelease(audience_id, tables, problem, result, checked, components, snapshot, related)
-
-
-def _protect_alone(
-    protocol: Protocol, period: str, audience_id: str, problem: ProtectionProblem
-) -> tuple[SuppressionResult, AuditResult]:
-    result = protect(problem, protocol.defaults.suppression)
-    checked = audit(problem, result.suppressed)
-    if not checked.passed:
-        raise DisclosureError(
-            f"the suppression pattern for {protocol.covenant.id} {period} ({audience_id}) failed its audit "
-            f"on {len(checked.failures)} cell(s); nothing was released",
-            hint="report this to the maintainers with the audit report from the secretariat folder",
-        )
-    return result, checked
-
-
-def _protect_with_history(
-    store: Store,
-    protocol: Protocol,
-    audience_id: str,
-    period: str,
-    snapshot: history.Snapshot,
-    earlier: list[history.Snapshot],
-    waived: dict[str, frozenset[str]],
-) -> tuple[SuppressionResult, AuditResult]:
-    """Protect the new cells in the combined problem, then restrict the pattern and audit to them."""
-    combined = history.history_for(store, protocol, audience_id, snapshot, earlier, waived)
-    what = f"the {protocol.covenant.id} release of {period} for '{audience_id}'"
-    try:
-        full = protect(combined.problem, protocol.defaults.suppression)
-    except DisclosureError as exc:
-        raise _refusal(combined, what, exc.message) from exc
-    n, new = combined.new_cells, snapshot.problem
-    own_only = history.own_readers_view(protocol, audience_id, earlier)
-    if len(own_only) < len(earlier):
-        # Each requirement was capped at what readers of every visible audience knew before; readers of this
-        # audience alone know less, so the pattern must also protect them with only their own releases known.
-        pattern = _protect_for_own_readers(store, protocol, audience_id, snapshot, own_only, waived, full, what)
-        full = replace(full, suppressed=np.concatenate([pattern, full.suppressed[n:]]), audit=None)
-    checked = full.audit if full.audit is not None else audit(combined.problem, full.suppressed)
-    if not checked.passed:
-        cell, who, lo, hi, reason = checked.failures[0]
-        detail = f"{combined.problem.keys[cell]} is narrowed to [{lo:.6g}, {hi:.6g}] by {who} ({reason})"
-        raise _refusal(combined, what, detail)
-    # A cell already published unchanged is fixed in the model; if it fails this audience's rules it is still
-    # shown suppressed, and the ledger records it as needing no protection (it is known already).
-    hidden = full.suppressed[:n] | (combined.known & new.primary)
-    known_primary = combined.known & new.primary
-    snapshot.problem = replace(
-        new,
-        primary=new.primary & ~known_primary,
-        upl=np.where(known_primary, 0.0, new.upl),
-        lpl=np.where(known_primary, 0.0, new.lpl),
-    )
-    secondary = hidden & ~new.primary
-    result = replace(
-        full,
-        suppressed=hidden,
-        secondary=secondary,
-        cost=float(new.cost[secondary].sum()),
-        lower_bound=float("nan"),
-        optimal=False,
-        audit=None,
-    )
-    restricted = AuditResult(
-        lo=checked.lo[:n],
-        hi=checked.hi[:n],
-        failures=[],
-        exact_disclosures=int(checked.exact_disclosures),
-        insiders_checked=int(checked.insiders_checked),
-        lp_solves=int(checked.lp_solves),
-    )
-    return result, restricted
-
-
-def _protect_for_own_readers(
-    store: Store,
-    protocol: Protocol,
-    audience_id: str,
-    snapshot: history.Snapshot,
-    own_only: list[history.Snapshot],
-    waived: dict[str, frozenset[str]],
-    full: SuppressionResult,
-    what: str,
-) -> np.ndarray:
-    """The new cells' pattern, grown until it also passes with only this audience's earlier releases known.
-
-    Hiding more never narrows an interval, so the grown pattern still passes the combined audit."""
-    alone = history.history_for(store, protocol, audience_id, snapshot, own_only, waived)
-    p, n = alone.problem, alone.new_cells
-    never_published = ~p.fixed
-    never_published[:n] = False
-    hidden = never_published.copy()
-    hidden[:n] = full.suppressed[:n]
-    if audit(p, hidden).passed:
-        return hidden[:n]
-    # keep what is hidden already (as cells needing no protection of their own) and protect again
-    forced = hidden & ~p.primary
-    grown = replace(p, primary=p.primary | forced)
-    try:
-        return protect(grown, protocol.defaults.suppression).suppressed[:n]
-    except DisclosureError as exc:
-        raise _refusal(alone, what, exc.message) from exc
-
-
-def _refusal(combined: history.HistoryProblem, what: str, detail: str) -> ReleaseRefused:
-    earlier = ", ".join(combined.earlier) or "none"
-    return ReleaseRefused(
-        f"{what} cannot be made safe together with what was released before (releases {earlier}): "
-        + combined.describe(detail),
-        hint="wait for more submissions in that cell, merge it into a larger category in the protocol, "
-        "or leave the table out of this release",
+    return ProtectedRelease(
+        audience_id, tables, problem, done.suppression, done.audit, components, done.snapshot, done.audited_with
     )
 
 
@@ -295,7 +165,7 @@ def _released_table(
         title=spec.title(language),
         unit=spec.unit(language),
         dimensions=tuple(dims),
-        dimension_labels=tuple(_dimension_label(d, language) for d in dims),
+        dimension_labels=tuple(dimension_label(d, language) for d in dims),
         kind=spec.measure.kind,
         cells=cells,
         footnote=spec.footnote(language) if spec.footnote else "",
@@ -311,15 +181,15 @@ def _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, re
     primary = any(bool(problem.primary[i]) for i in ids)
     values = {name: float(problem.values[index[parts[name].keys[row_no]]]) for name in parts}
     true_value = _cell_value(spec, values)
-    status = "published" if not any(hidden) else ("primary" if primary else "secondary")
+    status = CellStatus.PUBLISHED if not any(hidden) else (CellStatus.PRIMARY if primary else CellStatus.SECONDARY)
     first = ids[0]
     language = protocol.covenant.language
     return ReleasedCell(
         codes=codes,
-        labels=tuple(_code_label(protocol, spec, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
+        labels=tuple(code_label(protocol, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
         depths=tuple(_depth(protocol, d, c) for d, c in zip(spec.dimensions, codes, strict=True)),
         value=None if any(hidden) or true_value is None else true_value,
-        status=status if true_value is not None or any(hidden) else "secondary",
+        status=status if true_value is not None or any(hidden) else CellStatus.SECONDARY,
         true_value=true_value,
         lo=_finite(checked.lo[first]),
         hi=_finite(checked.hi[first]),
@@ -341,7 +211,7 @@ def _finite(x: float) -> float | None:
 
 
 def _depth(protocol: Protocol, dim, code: str) -> int:
-    if code == TOTAL:
+    if code == TOTAL_CODE:
         return 0
     if dim.hierarchy is None:
         return 1
@@ -351,38 +221,13 @@ def _depth(protocol: Protocol, dim, code: str) -> int:
 def _display_order(protocol: Protocol, spec: TableSpec, codes: tuple[str, ...]) -> tuple:
     order = []
     for dim, code in zip(spec.dimensions, codes, strict=True):
-        if code == TOTAL:
+        if code == TOTAL_CODE:
             order.append(())
         elif dim.hierarchy is None:
             order.append((code,))
         else:
             order.append(protocol.hierarchy(dim.hierarchy).path(code))
     return tuple(order)
-
-
-LABELS_FILE = Path(__file__).resolve().parent.parent / "rules" / "reference" / "labels.toml"
-
-
-@functools.cache
-def _labels() -> dict:
-    with open(LABELS_FILE, "rb") as handle:
-        return tomllib.load(handle)
-
-
-def _code_label(protocol: Protocol, spec: TableSpec, dim, code: str, language: str) -> str:
-    if code == TOTAL:
-        return TOTAL_LABEL[language]
-    if dim.hierarchy is not None:
-        label = protocol.hierarchy(dim.hierarchy).labels.get(code)
-        if label is not None:
-            return label(language)
-    label = _labels().get("codes", {}).get(dim.column, {}).get(code)
-    return label[language] if label else code.replace("_", " ")
-
-
-def _dimension_label(column: str, language: str) -> str:
-    label = _labels().get("columns", {}).get(column)
-    return label[language] if label else column.replace("_", " ").capitalize()
 
 
 # ---------------------------------------------------------------------------------------------- batch
@@ -440,13 +285,16 @@ def release_audience(
     """Check the release controls, protect and audit (with the release history), `write` the files, and record
     the release in the ledger. Raises ReleaseRefused or DisclosureError; nothing is recorded then."""
     check_release_allowed(store, protocol, period, audience_id, now, revision)
+    registry = Registry(store)
+    covenant = protocol.covenant.id
     protected = protect_release(
         store,
         protocol,
         period,
         audience_id,
-        waived=active_waivers(store, protocol, audience_id),
-        overrides=active_overrides(store, protocol),
+        # every table, not only the audience's: the release history recomputes other audiences' tables too
+        waived=registry.waived_by_table(covenant, [t.id for t in protocol.tables]),
+        overrides=registry.overrides(covenant),
     )
     release = _release_record(store, protocol, period, audience_id, protected, now, revision)
     if write is not None:
@@ -456,13 +304,10 @@ def release_audience(
 
 
 def write_sealed_audit_report(workspace: Workspace, release: Release, secret_dir: Path) -> list[Path]:
-    """The audit report holds the true values of hidden cells: it is rendered in memory-backed scratch space
-    (/dev/shm where there is one) and stored only encrypted (`aggregator releases report` opens it)."""
-    scratch_root = Path("/dev/shm") if Path("/dev/shm").is_dir() else workspace.root
-    with tempfile.TemporaryDirectory(prefix=".audit-", dir=scratch_root) as scratch:
-        write_audit_report(release, Path(scratch))
-        secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return workspace.seal_private_files(Path(scratch), secret_dir)
+    """The audit report holds the true values of hidden cells: it is rendered in memory and written only
+    sealed (`aggregator releases report` opens it); no scratch file, so a killed batch leaves nothing readable."""
+    secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return workspace.seal_private_bytes(render_audit_files(release), secret_dir)
 
 
 def _release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision) -> AudienceOutcome:
@@ -505,10 +350,7 @@ def _discard_unrecorded_release(store: Store, release: Release, out_dir: Path) -
             shutil.rmtree(partial, ignore_errors=True)
     if not target.exists():
         return
-    (recorded,) = store.con.execute(
-        "SELECT count(*) FROM releases WHERE covenant = ? AND period = ? AND audience = ?",
-        [release.covenant_id, release.period, release.audience_id],
-    ).fetchone()
+    recorded = history.release_count(store.con, release.covenant_id, release.period, release.audience_id)
     on_disk = 1
     while target.with_name(f"{target.name}.superseded-{on_disk}").exists():
         on_disk += 1
@@ -519,14 +361,6 @@ def _discard_unrecorded_release(store: Store, release: Release, out_dir: Path) -
 
 
 def _release_record(store, protocol, period, audience_id, protected, now, revision) -> Release:
-    hashes = [
-        r[0]
-        for r in store.con.execute(
-            "SELECT DISTINCT plaintext_blake3 FROM submissions "
-            "WHERE covenant = ? AND period = ? AND state = 'accepted' ORDER BY 1",
-            [protocol.covenant.id, period],
-        ).fetchall()
-    ]
     audience = protocol.audience(audience_id)
     language = protocol.covenant.language
     return Release(
@@ -540,7 +374,7 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
         protocol_sha256=protocol.sha256,
         code_version=__version__,
         created=now[:10],
-        submission_hashes=hashes,
+        log_head=str(action_log.head(store)),  # anchors the log in every manifest (nothing from submissions)
         tables=protected.tables,
         audit_summary=protected.summary(),
         is_revision=revision,
@@ -549,74 +383,66 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
 
 def _record_ledger(store: Store, protocol: Protocol, release: Release, protected: ProtectedRelease, now: str) -> str:
     """One transaction: the release, every cell it published or suppressed, and its snapshot for the history."""
-    release_id = _next_release_id(store, release)
-    manifest = {
-        "tables": [t.table_id for t in release.tables],
-        "submissions": list(release.submission_hashes),
-    }
+    count = history.release_count(store.con, release.covenant_id, release.period, release.audience_id)
+    release_id = f"{release.covenant_id}-{release.period}-{release.audience_id}-r{count + 1}"
+    row = history.ReleaseRow(
+        release_id=release_id,
+        covenant=release.covenant_id,
+        protocol_version=release.protocol_version,
+        protocol_sha256=release.protocol_sha256,
+        period=release.period,
+        audience=release.audience_id,
+        released_at=now,
+        is_revision=release.is_revision,
+        tables=[t.table_id for t in release.tables],
+        manifest={"tables": [t.table_id for t in release.tables], "log_head": release.log_head},
+        audit=protected.summary(),
+    )
+    with store.transaction() as con:
+        history.record_release(con, row, _released_cells(protected), protected.snapshot)
+        details = {"release": release_id, "audience": release.audience_id, "period": release.period}
+        details |= {"revision": release.is_revision, "manifest_tables": row.tables}
+        action_log.append(con, "release.write", details | protected.summary(), now)
+    return release_id
+
+
+def _released_cells(protected: ProtectedRelease) -> pd.DataFrame:
+    """Every cell of every table as the ledger records it: its value when published, and its status."""
     problem, hidden = protected.problem, protected.suppression.suppressed
     index = {k: i for i, k in enumerate(problem.keys)}
     rows = []
     for comp in protected.components:
         for key in comp.keys:
             i = index[key]
-            status = "published" if not hidden[i] else ("primary" if problem.primary[i] else "secondary")
+            status = _status(bool(hidden[i]), bool(problem.primary[i]))
             value = None if hidden[i] else float(problem.values[i])
-            rows.append((release_id, comp.table_id, comp.component, key, value, status))
-    cells = pd.DataFrame(rows, columns=["release_id", "table_id", "component", "cell_key", "value", "status"])
-    cells = cells.astype({"value": "float64"})
-    with store.transaction() as con:
-        con.execute(
-            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                release_id,
-                release.covenant_id,
-                release.protocol_version,
-                release.protocol_sha256,
-                release.period,
-                release.audience_id,
-                now,
-                release.is_revision,
-                [t.table_id for t in release.tables],
-                json.dumps(manifest, sort_keys=True),
-                json.dumps(protected.summary(), sort_keys=True),
-            ],
-        )
-        history.insert_frame(con, "released_cells", cells)
-        if protected.snapshot is not None:
-            protected.snapshot.release_id = release_id
-            history.record_snapshot(con, protected.snapshot)
-        details = {"release": release_id, "audience": release.audience_id, "period": release.period}
-        details |= {"revision": release.is_revision, "manifest_tables": [t.table_id for t in release.tables]}
-        action_log.append(con, "release.write", details | protected.summary(), now)
-    return release_id
+            rows.append((comp.table_id, comp.component, str(key), value, str(status)))
+    cells = pd.DataFrame(rows, columns=["table_id", "component", "cell_key", "value", "status"])
+    return cells.astype({"value": "float64"})
 
 
-def _next_release_id(store: Store, release: Release) -> str:
-    (count,) = store.con.execute(
-        "SELECT count(*) FROM releases WHERE covenant = ? AND period = ? AND audience = ?",
-        [release.covenant_id, release.period, release.audience_id],
-    ).fetchone()
-    return f"{release.covenant_id}-{release.period}-{release.audience_id}-r{count + 1}"
+def _status(hidden: bool, primary: bool) -> CellStatus:
+    if not hidden:
+        return CellStatus.PUBLISHED
+    return CellStatus.PRIMARY if primary else CellStatus.SECONDARY
 
 
 # ------------------------------------------------------------------------------------ release controls
 
 
-def release_allowed_from(period: str, months: int) -> date:
+def release_allowed_from(period: Period | str, months: int) -> date:
     """Data of a period may go out from the first day of the month `months` after the period's last month."""
-    year, month = map(int, period.split("-"))
-    index = year * 12 + (month - 1) + 1 + months
-    return date(index // 12, index % 12 + 1, 1)
+    first = Period.of(period).shifted(months + 1)
+    return date(first.year, first.month, 1)
 
 
-def frequency_window(period: str, frequency: str) -> str:
-    year, month = period.split("-")
+def frequency_window(period: Period | str, frequency: str) -> str:
+    period = Period.of(period)
     if frequency == "monthly":
-        return period
+        return str(period)
     if frequency == "quarterly":
-        return f"{year}-Q{(int(month) - 1) // 3 + 1}"
-    return year
+        return f"{period.year}-Q{period.quarter}"
+    return str(period.year)
 
 
 def check_release_allowed(
@@ -634,10 +460,7 @@ def check_release_allowed(
             )
     audience = protocol.audience(audience_id)
     window = frequency_window(period, audience.frequency)
-    earlier = store.con.execute(
-        "SELECT period, release_id FROM releases WHERE covenant = ? AND audience = ? ORDER BY released_at",
-        [protocol.covenant.id, audience_id],
-    ).fetchall()
+    earlier = history.releases_of(store.con, protocol.covenant.id, audience_id)
     same_window = [r for r in earlier if frequency_window(r[0], audience.frequency) == window]
     if same_window and not revision:
         raise ReleaseRefused(
@@ -647,24 +470,6 @@ def check_release_allowed(
         )
     if revision and not any(r[0] == period for r in earlier):
         raise ReleaseRefused(f"there is no earlier release of {period} for '{audience_id}' to revise")
-
-
-def active_waivers(store: Store, protocol: Protocol, audience_id: str) -> dict[str, frozenset[str]]:
-    """Per table: the companies that consented to publication of their own figures (aggregation lifts this to
-    groups: a group counts as waived only when all its companies did)."""
-    rows = store.con.execute(
-        "SELECT scope, company_id FROM waivers WHERE covenant = ? AND revoked_at IS NULL", [protocol.covenant.id]
-    ).fetchall()
-    # every table, not only the audience's: the release history recomputes other audiences' tables too
-    return {table.id: frozenset(c for scope, c in rows if scope in ("*", table.id)) for table in protocol.tables}
-
-
-def active_overrides(store: Store, protocol: Protocol) -> dict[str, bool]:
-    rows = store.con.execute(
-        "SELECT cell_key, action FROM overrides WHERE covenant = ? ORDER BY created_at",
-        [protocol.covenant.id],
-    ).fetchall()
-    return {key: action == "unsafe" for key, action in rows}
 
 
 def print_report(report: BatchReport, console) -> None:

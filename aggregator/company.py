@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import envelope
+from . import passphrase as passphrases
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
+from .periods import Period
 from .validation import check_file, templates_for
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 COMPANY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the registry's rule; also keeps config.toml well-formed
 
 
@@ -84,14 +85,16 @@ def open_home(root: Path) -> CompanyHome:
     return CompanyHome(root, data["company_id"], data["covenant"])
 
 
-def keygen(home: CompanyHome, passphrase: str, *, scrypt_n: int = 2**17) -> str:
+def keygen(home: CompanyHome, passphrase: str) -> str:
+    """Create the company's signing key under `passphrase` (refused when it fails the passphrase policy)."""
     if home.key_path.exists():
         raise AggregatorError(
             f"a signing key already exists in {home.root}",
             hint="to replace it, move the old key away first and ask the secretariat to rotate your key",
         )
+    passphrases.check_passphrase(passphrase, context=(home.company_id, home.covenant, "imvo", "submit"))
     key = keys.generate_signing_key()
-    keys.save_private_key(key, home.key_path, passphrase, scrypt_n=scrypt_n)
+    keys.save_private_key(key, home.key_path, passphrase)
     keys.save_public_key(key.public_key(), home.public_key_path)
     return keys.fingerprint(key.public_key())
 
@@ -118,8 +121,7 @@ def seal_submission(
     `check=False` exists only for the demo and tests, which must be able to produce the broken submissions
     that a careless company could send with other tools.
     """
-    if not PERIOD.match(period):
-        raise AggregatorError(f"'{period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03")
+    Period.parse(period)
     if check or template is None:
         result = check_file(source, covenant, template)
         template = result.template

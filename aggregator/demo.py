@@ -29,15 +29,15 @@ from .envelope import keys
 from .errors import AggregatorError
 from .intake import IntakeReport, run_intake
 from .registry import Registry
+from .states import FileState
 from .workspace import create_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data"
 DEMO_DIR = Path("work") / "demo"
 OUT_DIR = Path("out")
-# Demo only: a passphrase everyone can read, and cheap key derivation so the demo runs in seconds.
+# Demo only: a passphrase everyone can read (keys are derived at the production cost all the same).
 DEMO_PASSPHRASE = "demo passphrase - not a secret"
-DEMO_SCRYPT_N = 2**14
 RELEASE_DAY = "2026-04-15T09:00:00Z"
 PROTOCOLS = {"textile": ROOT / "protocols" / "textile.toml", "gold": ROOT / "protocols" / "gold.toml"}
 
@@ -195,7 +195,6 @@ def run_demo(console: Console) -> int:
         DEMO_DIR / "workspace",
         DEMO_PASSPHRASE,
         list(PROTOCOLS.values()),
-        scrypt_n=DEMO_SCRYPT_N,
         now="2025-01-02T09:00:00Z",
     )
     companies = load_companies()
@@ -258,13 +257,13 @@ def _print_intake(console: Console, reports: dict[tuple[str, str], IntakeReport]
         table.add_row(
             covenant,
             period,
-            str(report.count("accepted")),
-            str(report.count("duplicate")),
+            str(report.count(FileState.ACCEPTED)),
+            str(report.count(FileState.DUPLICATE)),
             str(superseded),
-            str(report.count("quarantined")),
+            str(report.count(FileState.QUARANTINED)),
         )
         for o in report.outcomes:
-            if o.state in ("quarantined", "duplicate"):
+            if o.state in (FileState.QUARANTINED, FileState.DUPLICATE):
                 problems.add_row(covenant, period, o.file, o.state, o.reason)
     console.print(table)
     console.print(problems)

@@ -5,7 +5,11 @@ key -> addressed to this secretariat and untampered (signature, then decryption)
 template, period) -> not a copy of something already accepted -> valid content.
 
 Durability: a file's state (with its final place `received/<state>/...` and its signed receipt) is committed to
-the store first; then the receipt is written to `outbox/<company>/` and the raw file is moved. A crash between
+the store first; then the receipt is written to `outbox/<company>/<sealed file's SHA-256>.receipt` and the raw
+file is moved. Receipts are keyed by the sealed file's content and company, never by the name it arrived under,
+and written only for a file whose signature verified with the registered key of the company it names: a forgery
+in a company's name never reaches that company's outbox. Each carries the action log's head at the start of the
+intake (an anchor the company keeps). A crash between
 those steps is finished by the next run: a file still in the inbox whose state is recorded is only filed away,
 and a superseded file left in `received/accepted/` is moved on. Decrypted data never touches the disk outside
 the encrypted store.
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import blake3
 import duckdb
 import numpy as np
 import pandas as pd
@@ -34,12 +39,13 @@ from . import envelope
 from . import log as action_log
 from .errors import HOSTILE_INPUT_ERRORS, AggregatorError, EnvelopeError
 from .exact_totals import PeriodTotals
+from .periods import Period
 from .registry import Registry
+from .states import FileState
 from .store import Store
 from .validation import CheckResult, templates_for, worker
 from .workspace import Workspace
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # A 4-million-row CSV is about 180 MB and checks within the worker's default memory; the intake itself holds a
 # file's plaintext and its checked rows, so larger files are refused before they are opened.
@@ -60,7 +66,7 @@ AHEAD_BYTES = 1024**2
 @dataclass
 class FileOutcome:
     file: str
-    state: str  # accepted | duplicate | quarantined | already-received
+    state: FileState
     reason: str
     company_id: str | None = None
     covenant: str | None = None
@@ -81,10 +87,11 @@ class IntakeReport:
 class Quarantine(Exception):
     """Internal: this file goes to quarantine with `reason` (and the validation report, if any)."""
 
-    def __init__(self, reason: str, report=None, detail: str = ""):
+    def __init__(self, reason: str, report=None, *, signed: bool = False, detail: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.report = report
+        self.signed = signed  # the file's signature verified with the registered key of the company it names
         self.detail = detail  # for the secretariat's log only: why a check ended without a verdict
 
 
@@ -92,6 +99,11 @@ class Quarantine(Exception):
 class _Opened:
     header: envelope.EnvelopeHeader
     plaintext: bytes
+
+    @property
+    def content_hash(self) -> str:
+        """BLAKE3 of the plaintext: the duplicate key, kept only in the encrypted store."""
+        return blake3.blake3(self.plaintext).hexdigest()
 
 
 @dataclass
@@ -104,6 +116,8 @@ class _Decision:
     replaces: str | None = None  # submission id of the accepted submission this one supersedes
     rows: pd.DataFrame | None = None  # the validated rows of an accepted file
     template: object = None  # their template (aggregator.validation.Template)
+    signed: bool = False  # the signature verified with the registered key of header.company_id
+    content_hash: str | None = None  # BLAKE3 of the plaintext, when it was decrypted
     detail: str = ""  # a failed check's traceback or last words, logged for the secretariat
 
 
@@ -127,10 +141,8 @@ def run_intake(
             f"the inbox {inbox} does not exist or is not a folder",
             hint="give the folder the sealed .imvo files were saved to",
         )
-    if expected_period is not None and not PERIOD.match(expected_period):
-        raise AggregatorError(
-            f"'{expected_period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03"
-        )
+    if expected_period is not None:
+        Period.parse(expected_period)
     if not TIMESTAMP.match(now):
         # Checked up front: receipts carry this time, and a bad clock must not stop an intake halfway.
         raise AggregatorError(f"'{now}' is not a UTC time written YYYY-MM-DDTHH:MM:SSZ")
@@ -289,6 +301,7 @@ class _Pending:
         self.workspace, self.store, self.now = workspace, store, now
         self.registry = _RegistryLookups(store)
         self.totals = PeriodTotals(store, workspace.protocols)
+        self.log_head = str(action_log.head(store))  # every receipt of this intake carries it
         self.files: list[_Filed] = []
         self.rows = 0
 
@@ -314,7 +327,8 @@ class _Pending:
             _finish_superseded_moves(self.workspace, self.store)
         for filed in files:
             outcome = filed.decision.outcome
-            outcome.receipt = _deliver_receipt(self.workspace, filed.decision.header, filed.path.name, filed.receipt)
+            delivered = _deliver_receipt(self.workspace, filed.decision.header, filed.submission_id, filed.receipt)
+            outcome.receipt = delivered or outcome.receipt  # an exact copy points to the receipt of its bytes
             _file_away(filed.path, self.workspace.root / filed.final)
 
     def abandon(self) -> None:
@@ -337,7 +351,7 @@ def _process(
         return finished
     first = store.con.execute("SELECT state FROM submissions WHERE submission_id = ?", [raw_sha]).fetchone()
     if first is not None:
-        decision = _exact_copy(path, first[0])
+        decision = _exact_copy(workspace, path, raw_sha, first[0])
         submission_id = _copy_id(raw_sha, path.name)
     else:
         decision = _decide(pending, path, expected_period, ahead, look.check)
@@ -347,7 +361,7 @@ def _process(
         # superseded exactly as when it came in an earlier intake.
         pending.flush()
     final = _received_path(decision.outcome.state, submission_id, path.name)
-    receipt = _make_receipt(workspace, pending.registry, decision.header, raw_sha, now, decision.outcome.state)
+    receipt = _make_receipt(workspace, decision, raw_sha, now, pending.log_head)
     pending.add(_Filed(path, submission_id, final, decision, receipt))
     return decision.outcome
 
@@ -364,26 +378,30 @@ def _already_recorded(workspace: Workspace, store: Store, path: Path, raw_sha: s
     state, raw_path, company_id, receipt = row
     receipt_path = None
     if receipt is not None and company_id is not None:
-        receipt_path = _write_receipt(workspace, company_id, path.name, bytes(receipt))
+        receipt_path = _write_receipt(workspace, company_id, raw_sha, bytes(receipt))
     _file_away(path, workspace.root / raw_path)
     return FileOutcome(
         path.name,
-        "already-received",
+        FileState.ALREADY_RECEIVED,
         f"this file was processed before ({state}); not counted twice",
         company_id,
         receipt=receipt_path,
     )
 
 
-def _exact_copy(path: Path, first_state: str) -> _Decision:
-    """The same sealed file again under another name: recorded as a duplicate, never counted twice."""
+def _exact_copy(workspace: Workspace, path: Path, raw_sha: str, first_state: str) -> _Decision:
+    """The same sealed file again under another name: recorded as a duplicate, never counted twice. It gets
+    no receipt of its own: the receipt of these bytes (keyed by their hash) already says what became of them."""
     header = _header_or_none(path)
     outcome = FileOutcome(
         path.name,
-        "duplicate",
+        FileState.DUPLICATE,
         f"identical to a file received before ({first_state}); not counted twice",
         *_header_fields(header),
     )
+    if header is not None:
+        existing = _receipt_path(workspace, header.company_id, raw_sha)
+        outcome.receipt = existing.relative_to(workspace.root).as_posix() if existing.exists() else None
     return _Decision(outcome, header)
 
 
@@ -395,6 +413,7 @@ def _decide(
     check: Callable[[_Opened], CheckResult],
 ) -> _Decision:
     """Open, check and validate a new file; every refusal becomes a quarantine decision with its reason."""
+    opened = None
     try:
         opened, checked = ahead.of(path)
         opened = opened or _open(pending.workspace, pending.registry, path)
@@ -404,9 +423,11 @@ def _decide(
     except Quarantine as caught:
         q = caught
     header = _header_or_none(path)
-    outcome = FileOutcome(path.name, "quarantined", q.reason, *_header_fields(header))
+    outcome = FileOutcome(path.name, FileState.QUARANTINED, q.reason, *_header_fields(header))
     report_json = None if q.report is None else json.dumps(q.report.to_dict(), ensure_ascii=False)
-    return _Decision(outcome, header, report_json=report_json, detail=q.detail)
+    signed = opened is not None or q.signed
+    content = None if opened is None else opened.content_hash
+    return _Decision(outcome, header, report_json=report_json, signed=signed, content_hash=content, detail=q.detail)
 
 
 def _header_or_none(path: Path) -> envelope.EnvelopeHeader | None:
@@ -439,7 +460,7 @@ def _open(workspace: Workspace, registry: _RegistryLookups, path: Path) -> _Open
             path, workspace.decryption_key, envelope.keys.signing_public_key_from_bytes(key_bytes)
         )
     except EnvelopeError as exc:
-        raise Quarantine(exc.message) from None
+        raise Quarantine(exc.message, signed=getattr(exc, "signer_verified", False)) from None
     return _Opened(header, plaintext)
 
 
@@ -485,7 +506,7 @@ def _check_header(
         raise Quarantine(f"company {header.company_id} is not a member of covenant '{header.covenant}'")
     if header.template not in templates_for(header.covenant):
         raise Quarantine(f"'{header.template}' is not a template of covenant '{header.covenant}'")
-    if not PERIOD.match(header.period or ""):
+    if not Period.is_valid(header.period):
         raise Quarantine(f"'{header.period}' is not a reporting period (YYYY-MM)")
     if header.period > now[:7]:
         raise Quarantine(f"the reporting period {header.period} lies in the future")
@@ -506,23 +527,26 @@ def _accept(
     """`checked` is the file's check result when it was checked ahead, else the function that checks it."""
     header, store = opened.header, pending.store
     _check_header(pending.workspace, pending.registry, header, pending.now, expected_period)
-    outcome = FileOutcome(path.name, "accepted", "", *_header_fields(header))
+    outcome = FileOutcome(path.name, FileState.ACCEPTED, "", *_header_fields(header))
+    if header.deprecation:
+        outcome.warnings.append(header.deprecation)
+    content = opened.content_hash
     current = store.con.execute(
         "SELECT submission_id, plaintext_blake3, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "
         "AND template = ? AND period = ? AND state = 'accepted'",
         [header.company_id, header.covenant, header.template, header.period],
     ).fetchone()
-    if current is not None and current[1] == header.plaintext_blake3:
-        outcome.state = "duplicate"
+    if current is not None and current[1] == content:
+        outcome.state = FileState.DUPLICATE
         outcome.reason = f"same content as submission {current[0][:12]} (not counted twice)"
-        return _Decision(outcome, header)
+        return _Decision(outcome, header, signed=True, content_hash=content)
     if current is not None and current[2] >= header.created:
         raise Quarantine(
             f"the file was sealed at {header.created}, not after the submission already accepted for this "
             f"period (sealed at {current[2]}): an old file sent again"
         )
     result = checked if isinstance(checked, CheckResult) else checked(opened)
-    outcome.warnings = [str(w) for w in result.warnings]
+    outcome.warnings += [str(w) for w in result.warnings]
     if result.report.internal_errors:
         detail = "\n".join(result.report.internal_errors)
         raise Quarantine(worker.Limits().describe(worker.Stop.INTERNAL), result.report, detail=detail)
@@ -533,7 +557,9 @@ def _accept(
         raise Quarantine(too_large)
     outcome.reason = "valid" if current is None else f"valid; replaces submission {current[0][:12]}"
     replaces = None if current is None else current[0]
-    return _Decision(outcome, header, replaces=replaces, rows=result.frame, template=result.spec)
+    return _Decision(
+        outcome, header, replaces=replaces, rows=result.frame, template=result.spec, signed=True, content_hash=content
+    )
 
 
 DUCKDB_TYPES = {
@@ -625,7 +651,7 @@ def _record(store: Store, workspace: Workspace, registry: _RegistryLookups, file
         outcome.file,
         outcome.state,
         outcome.reason,
-        getattr(header, "plaintext_blake3", None),
+        decision.content_hash,
         final.as_posix(),
         decision.report_json,
         json.dumps(outcome.warnings, ensure_ascii=False),
@@ -633,18 +659,19 @@ def _record(store: Store, workspace: Workspace, registry: _RegistryLookups, file
         receipt,
     ]
     if decision.replaces is not None:
-        _supersede(workspace, store, registry, decision.replaces, submission_id)
+        _supersede(workspace, store, decision.replaces, submission_id)
     store.con.execute("INSERT INTO submissions VALUES (" + ", ".join("?" * len(values)) + ")", values)
 
 
-def _supersede(workspace: Workspace, store: Store, registry: _RegistryLookups, old_id: str, new_id: str) -> None:
+def _supersede(workspace: Workspace, store: Store, old_id: str, new_id: str) -> None:
     """Mark the old accepted submission superseded, with its new place and a fresh receipt for its sender."""
     raw_path, received_at = store.con.execute(
         "SELECT raw_path, received_at FROM submissions WHERE submission_id = ?", [old_id]
     ).fetchone()
     old_file = workspace.root / raw_path
     header = _header_or_none(old_file) if old_file.exists() else None
-    receipt = _make_receipt(workspace, registry, header, old_id, received_at, "superseded")
+    old = _Decision(FileOutcome(old_file.name, FileState.SUPERSEDED, ""), header, signed=True)  # it was accepted
+    receipt = _make_receipt(workspace, old, old_id, received_at, str(action_log.head(store)))
     store.con.execute(
         "UPDATE submissions SET state = 'superseded', reason = ?, superseded_by = ?, raw_path = ?, "
         "receipt = coalesce(?, receipt) WHERE submission_id = ?",
@@ -661,46 +688,49 @@ def _supersede(workspace: Workspace, store: Store, registry: _RegistryLookups, o
 def _finish_superseded_moves(workspace: Workspace, store: Store) -> None:
     """Move superseded files still in received/accepted/ to received/superseded/ and deliver their receipt."""
     rows = store.con.execute(
-        "SELECT raw_path, original_name, company_id, receipt FROM submissions WHERE state = 'superseded' "
+        "SELECT raw_path, submission_id, company_id, receipt FROM submissions WHERE state = 'superseded' "
         "ORDER BY submission_id"
     ).fetchall()
-    for raw_path, name, company_id, receipt in rows:
+    for raw_path, submission_id, company_id, receipt in rows:
         target = workspace.root / raw_path
         stale = workspace.received_dir / "accepted" / target.name
         if target.exists() or not stale.exists():
             continue
         if receipt is not None and company_id is not None:
-            _write_receipt(workspace, company_id, name, bytes(receipt))
+            _write_receipt(workspace, company_id, submission_id, bytes(receipt))
         _file_away(stale, target)
 
 
 def _make_receipt(
-    workspace: Workspace,
-    registry: _RegistryLookups,
-    header: envelope.EnvelopeHeader | None,
-    file_sha: str,
-    received_at: str,
-    state: str,
+    workspace: Workspace, decision: _Decision, file_sha: str, received_at: str, log_head: str
 ) -> bytes | None:
-    """A signed receipt, only for a sender the secretariat knows (it has nowhere to deliver others)."""
-    if header is None or registry.find(header.company_id) is None:
+    """A signed receipt, only for a file signed with the registered key of the company it names: the company
+    that really sent it. A forged or unverifiable file gets none (its header is only a claim), and an exact copy
+    none of its own (the receipt of its bytes exists)."""
+    header = decision.header
+    if header is None or not decision.signed or decision.outcome.reason.startswith("identical to a file"):
         return None
-    return envelope.make_receipt(header, file_sha, received_at, state, workspace.signing_key)
+    state = decision.outcome.state
+    return envelope.make_receipt(header, file_sha, received_at, state, workspace.signing_key, log_head=log_head)
 
 
 def _deliver_receipt(
-    workspace: Workspace, header: envelope.EnvelopeHeader | None, name: str, receipt: bytes | None
+    workspace: Workspace, header: envelope.EnvelopeHeader | None, file_sha: str, receipt: bytes | None
 ) -> str | None:
     if receipt is None or header is None:
         return None
-    return _write_receipt(workspace, header.company_id, name, receipt)
+    return _write_receipt(workspace, header.company_id, file_sha, receipt)
 
 
-def _write_receipt(workspace: Workspace, company_id: str, name: str, receipt: bytes) -> str:
-    """Write outbox/<company>/<file name>.receipt atomically; returns its path relative to the workspace."""
-    folder = workspace.outbox_dir / company_id
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = folder / (_safe_name(name) + RECEIPT_SUFFIX)
+def _receipt_path(workspace: Workspace, company_id: str, file_sha: str) -> Path:
+    """outbox/<company>/<SHA-256 of the sealed file>.receipt: one receipt per file content and company."""
+    return workspace.outbox_dir / _safe_name(company_id) / (file_sha + RECEIPT_SUFFIX)
+
+
+def _write_receipt(workspace: Workspace, company_id: str, file_sha: str, receipt: bytes) -> str:
+    """Write the receipt atomically; returns its path relative to the workspace."""
+    target = _receipt_path(workspace, company_id, file_sha)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = target.with_name("." + target.name + ".partial")
     partial.write_bytes(receipt)
     os.replace(partial, target)

@@ -11,9 +11,12 @@ What the chain alone cannot see is the removal of the *last* entries (or a rollb
 older copy): the shorter chain is still consistent. So the head of the log (entry count and last hash) is also
 kept as a *checkpoint* outside the store, in `log_head.json` next to it, sealed with an HMAC whose key is
 derived from the store key. A checkpoint is a promise: "the log had at least this many entries, ending in this
-hash". Anyone holding the passphrase can still rewrite the store *and* reseal the checkpoint; against that
-insider only anchors kept elsewhere help (the head printed by `aggregator log verify`, stored in a release
-manifest or mailed to the monitoring committee), and `verify_log(..., anchors=[...])` checks them.
+hash". Every command that changes the store checks it before it starts and moves it when it is done; a missing
+checkpoint beside a non-empty log is an error, never a fresh start (`reset_checkpoint` writes a new one only
+against an anchor). Anyone holding the passphrase can still rewrite the store *and* reseal the checkpoint;
+against that insider only anchors kept elsewhere help: the head is written into every release manifest and
+every receipt, and `verify_log(..., anchors=[...])` checks them (`read_anchor` takes COUNT:HASH, a manifest
+or a receipt).
 See docs/security.md.
 """
 
@@ -52,6 +55,7 @@ ACTIONS = (
     "batch.run",
     "release.write",
     "audit.run",
+    "log.checkpoint_reset",  # a lost checkpoint replaced, with the anchors it was checked against
 )
 
 
@@ -276,6 +280,23 @@ def _head_problems(by_seq: dict[int, str], expected: LogHead, what: str) -> list
     return []
 
 
+def read_anchor(text: str) -> LogHead:
+    """An anchor: 'COUNT:HASH', or the path of a release manifest.json or a receipt, which record the head."""
+    path = Path(text)
+    if not path.is_file():
+        return LogHead.parse(text)
+    try:
+        doc = json.loads(path.read_bytes()[: 1024 * 1024])
+        recorded = doc["receipt"]["log_head"] if "receipt" in doc else doc["log_head"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        recorded = None
+    if not isinstance(recorded, str):
+        raise AggregatorError(
+            f"{path} records no log head", hint="give a release manifest.json, a receipt, or COUNT:HASH"
+        )
+    return LogHead.parse(recorded)
+
+
 # ---------------------------------------------------------------- checkpoint outside the store
 
 
@@ -315,35 +336,79 @@ def _mac(key: bytes, body: dict[str, Any]) -> str:
     return hmac.new(key, _canonical(body).encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def save_checkpoint(workspace: _WorkspaceLike, store: Store, now: str) -> LogHead:
-    """Move the workspace's checkpoint to the current head; call after each command that changed the store.
-
-    Refuses (AggregatorError) when the log no longer matches the previous checkpoint, so a deletion is never
-    papered over by a new checkpoint.
-    """
-    path, key = Path(workspace.root) / CHECKPOINT_NAME, checkpoint_key(workspace.store_key())
-    problems = verify_log(store, checkpoint=read_checkpoint(path, key))
-    if problems:
-        raise AggregatorError(
-            f"the action log failed its check, so its checkpoint was not moved: {problems[0]}",
-            hint="run `aggregator log verify` to see every problem",
-        )
-    current = head(store)
-    write_checkpoint(path, current, key, now)
-    return current
-
-
-def verify_workspace_log(workspace: _WorkspaceLike, anchors: Iterable[LogHead] = ()) -> tuple[LogHead, list[str]]:
-    """(current head, problems) for a workspace: the chain, its checkpoint file and any anchors."""
+def _checkpoint_problems(workspace: _WorkspaceLike, store: Store, anchors: Iterable[LogHead] = ()) -> list[str]:
+    """The chain, the checkpoint (missing beside a non-empty log is a problem) and any anchors."""
     path, key = Path(workspace.root) / CHECKPOINT_NAME, checkpoint_key(workspace.store_key())
     problems: list[str] = []
     try:
         checkpoint = read_checkpoint(path, key)
     except AggregatorError as exc:
         checkpoint, problems = None, [exc.message]
+    if checkpoint is None and not problems and head(store).count > 0:
+        problems.append(
+            f"the log checkpoint {CHECKPOINT_NAME} is missing although the log has entries: the store may have "
+            "been replaced by an older copy, with the checkpoint deleted to hide it"
+        )
+    return problems + verify_log(store, checkpoint=checkpoint, anchors=anchors)
+
+
+def check_checkpoint(workspace: _WorkspaceLike, store: Store) -> None:
+    """Refuse (AggregatorError) to start a command that changes the store when the log fails its checkpoint."""
+    problems = _checkpoint_problems(workspace, store)
+    if problems:
+        raise AggregatorError(
+            f"the action log failed its check, so nothing was changed: {problems[0]}",
+            hint=_RECOVERY_HINT,
+        )
+
+
+_RECOVERY_HINT = (
+    "run `aggregator log verify` to see every problem; if only log_head.json was lost, restore it from a backup "
+    "or run `aggregator log reset-checkpoint --anchor` with the newest release manifest or receipt you have"
+)
+
+
+def save_checkpoint(workspace: _WorkspaceLike, store: Store, now: str) -> LogHead:
+    """Move the workspace's checkpoint to the current head; call after each command that changed the store.
+
+    Refuses (AggregatorError) when the log no longer matches the previous checkpoint, or the checkpoint is
+    missing beside a non-empty log, so a deletion is never papered over by a new checkpoint.
+    """
+    problems = _checkpoint_problems(workspace, store)
+    if problems:
+        raise AggregatorError(
+            f"the action log failed its check, so its checkpoint was not moved: {problems[0]}",
+            hint=_RECOVERY_HINT,
+        )
+    return _write_head(workspace, store, now)
+
+
+def _write_head(workspace: _WorkspaceLike, store: Store, now: str) -> LogHead:
+    current = head(store)
+    write_checkpoint(Path(workspace.root) / CHECKPOINT_NAME, current, checkpoint_key(workspace.store_key()), now)
+    return current
+
+
+def reset_checkpoint(workspace: _WorkspaceLike, store: Store, anchors: Sequence[LogHead], now: str) -> LogHead:
+    """Replace a lost or unreadable checkpoint, only when the chain is intact and contains every anchor (at
+    least one: the newest head kept outside the workspace). The reset is itself logged."""
+    if not anchors:
+        raise AggregatorError(
+            "a new checkpoint needs at least one anchor",
+            hint="give the newest release manifest.json or receipt you have, or a COUNT:HASH printed earlier",
+        )
+    problems = verify_log(store, anchors=anchors)
+    if problems:
+        raise AggregatorError(f"the checkpoint was not reset: {problems[0]}", hint=_RECOVERY_HINT)
+    details = {"anchors": [str(a) for a in anchors], "previous_head": str(head(store))}
+    append(store, "log.checkpoint_reset", details, now)
+    return _write_head(workspace, store, now)
+
+
+def verify_workspace_log(workspace: _WorkspaceLike, anchors: Iterable[LogHead] = ()) -> tuple[LogHead, list[str]]:
+    """(current head, problems) for a workspace: the chain, its checkpoint file and any anchors."""
     with workspace.open_store() as store:
-        problems += verify_log(store, checkpoint=checkpoint, anchors=anchors)
-        return head(store), problems
+        return head(store), _checkpoint_problems(workspace, store, anchors)
 
 
 __all__ = [
@@ -354,11 +419,14 @@ __all__ = [
     "LogHead",
     "append",
     "append_many",
+    "check_checkpoint",
     "checkpoint_key",
     "entries",
     "entry_hash",
     "head",
+    "read_anchor",
     "read_checkpoint",
+    "reset_checkpoint",
     "save_checkpoint",
     "verify_log",
     "verify_workspace_log",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from . import log as action_log
+from .cellkey import CellKey
 from .envelope import keys
 from .errors import AggregatorError
 from .store import Store
@@ -77,18 +79,27 @@ class Registry:
         return company
 
     def active_key(self, company_id: str, fingerprint: str) -> bytes | None:
-        """The company's signing public key with this fingerprint, if it is current (not rotated out)."""
+        """The company's signing public key with this fingerprint (current or the 80-bit one of envelope
+        format 2), if it is current (not rotated out)."""
+        prefix = keys.fingerprint_digest_prefix(fingerprint)
+        if prefix is None:
+            return None
         row = self.store.con.execute(
-            "SELECT public_key FROM company_keys WHERE company_id = ? AND fingerprint = ? AND retired_at IS NULL",
-            [company_id, fingerprint],
+            "SELECT public_key FROM company_keys WHERE company_id = ? AND retired_at IS NULL "
+            "AND starts_with(sha256(public_key), ?)",
+            [company_id, prefix.hex()],
         ).fetchone()
         return None if row is None else bytes(row[0])
 
     def key_owners(self, fingerprint: str) -> list[tuple[str, str | None]]:
         """Every (company id, retired_at) that ever held the key with this fingerprint, by company id."""
+        prefix = keys.fingerprint_digest_prefix(fingerprint)
+        if prefix is None:
+            return []
         return self.store.con.execute(
-            "SELECT company_id, retired_at FROM company_keys WHERE fingerprint = ? ORDER BY company_id",
-            [fingerprint],
+            "SELECT company_id, retired_at FROM company_keys WHERE starts_with(sha256(public_key), ?) "
+            "ORDER BY company_id",
+            [prefix.hex()],
         ).fetchall()
 
     def list(self) -> pd.DataFrame:
@@ -147,6 +158,36 @@ class Registry:
             )
             details = {"company": company_id, "covenant": covenant, "scope": scope, "granted": False}
             action_log.append(con, "waiver.set", details, now)
+
+    def waivers(self, covenant: str | None = None) -> pd.DataFrame:
+        """Every waiver ever recorded (revoked ones too), by company, covenant, scope and date."""
+        return self.store.query_df(
+            "SELECT company_id, covenant, scope, granted_at, revoked_at FROM waivers "
+            "WHERE ? IS NULL OR covenant = ? ORDER BY company_id, covenant, scope, granted_at",
+            [covenant, covenant],
+        )
+
+    def has_active_waiver(self, company_id: str, covenant: str, scope: str) -> bool:
+        row = self.store.con.execute(
+            "SELECT count(*) FROM waivers WHERE company_id = ? AND covenant = ? AND scope = ? AND revoked_at IS NULL",
+            [company_id, covenant, scope],
+        ).fetchone()
+        return bool(row and row[0])
+
+    def waived_by_table(self, covenant: str, table_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Per table: the companies whose active waiver covers it (aggregation lifts this to groups: a group
+        counts as waived only when all its companies did)."""
+        rows = self.store.con.execute(
+            "SELECT scope, company_id FROM waivers WHERE covenant = ? AND revoked_at IS NULL", [covenant]
+        ).fetchall()
+        return {table: frozenset(c for scope, c in rows if scope in ("*", table)) for table in table_ids}
+
+    def overrides(self, covenant: str) -> dict[CellKey, bool]:
+        """The secretariat's manual verdicts per cell (True: unsafe), the latest per cell winning."""
+        rows = self.store.con.execute(
+            "SELECT cell_key, action FROM overrides WHERE covenant = ? ORDER BY created_at", [covenant]
+        ).fetchall()
+        return {CellKey.parse(key): action == "unsafe" for key, action in rows}
 
     def contributor_map(self) -> dict[str, str]:
         """company id -> group id, for counting contributors at group level."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import stat
+import tomllib
 from pathlib import Path
+
+from .passphrase import scrypt_cost
 
 # Files that hold secrets (encrypted, but still worth an offline attack) or the log's checkpoint.
 _SECRET_FILES = ("store.duckdb", "store.duckdb.wal", "log_head.json")
@@ -20,7 +23,8 @@ def check_permissions(root: Path) -> list[str]:
     """Warnings, in plain words with the command that fixes each; empty when everything is private.
 
     Checked: the workspace folder and keys/ grant nothing to group or others and belong to the current user;
-    private keys, the store and the log checkpoint grant nothing to group or others.
+    private keys, the store and the log checkpoint grant nothing to group or others; the store key's scrypt
+    cost is not below today's.
     """
     root = Path(root)
     if not root.is_dir():
@@ -29,7 +33,22 @@ def check_permissions(root: Path) -> list[str]:
     secrets = sorted((root / "keys").glob("*.key")) + [root / name for name in _SECRET_FILES]
     for path in secrets:
         warnings += _file_warnings(path)
-    return warnings
+    return warnings + _kdf_warnings(root)
+
+
+def _kdf_warnings(root: Path) -> list[str]:
+    """A store key derived at less than today's scrypt cost (workspaces made before it was raised)."""
+    try:
+        config = tomllib.loads((root / "workspace.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []
+    n = config.get("store_scrypt_n", 2**15)
+    if isinstance(n, int) and n < scrypt_cost().n:
+        return [
+            f"the store key of {root} is derived with scrypt N = {n}, below today's {scrypt_cost().n}: a stolen "
+            "copy is cheaper to attack; create a new workspace and move the work there when it suits you"
+        ]
+    return []
 
 
 def _folder_warnings(folder: Path) -> list[str]:

@@ -3,11 +3,11 @@
 `protect_microdata(contributions, table_toml, out_dir)` reads one CSV or Parquet file of contributions (one row
 per record: a contributor id, optionally a group id, one column per dimension and the value columns), a table
 definition in the protocol format, and runs the secretariat's engine unchanged: the rows go into an in-memory
-DuckDB as `rows_standalone_contributions` (with `companies` and `submissions` tables), then aggregation,
-primary rules, insiders, secondary suppression and the audit. It writes, per table, every cell with its
-published value and its status (published, primary, secondary) as CSV and Parquet, plus `audit.json`. No
-envelope, store or workspace is involved; the output is the protector's own working file, not a committee
-release (it names primary and secondary cells).
+DuckDB, which aggregation reads as it reads the store's views (a `RowSource`: the rows, and every contributor
+with its group), then primary rules, insiders, secondary suppression and the audit. It writes, per table,
+every cell with its published value and its status (published, primary, secondary) as CSV and Parquet, plus
+`audit.json`. No envelope, store or workspace is involved; the output is the protector's own working file,
+not a committee release (it names primary and secondary cells).
 
 The table definition (docs/suppression.md, "Standalone protection") is a protocol without [covenant],
 [age] and [[audiences]]: an optional [standalone] section (contributor and group columns, language), then
@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .aggregation import TableCells, build_problem, build_table_cells, insider_contributions
+from .aggregation import TableCells, build_problem, build_table_cells, with_insiders
 from .disclosure.audit import audit
 from .disclosure.model import AuditResult, PrimaryResult, ProtectionProblem
 from .disclosure.rules import evaluate_primary
@@ -42,7 +41,8 @@ from .disclosure.suppression import SuppressionResult, protect
 from .errors import AggregatorError, ConfigError, DisclosureError, ValidationFailed
 from .protocol import TOTAL_CODE, Column, Protocol, TableSpec, protocol_from_data
 from .release.texts import neutralise
-from .store import quiet_connection
+from .states import CellStatus
+from .store import RowSource, quiet_connection
 from .validation import readers
 from .validation import rules as template_rules
 from .validation.validate import validate
@@ -50,17 +50,15 @@ from .validation.validate import validate
 COVENANT = "standalone"
 TEMPLATE = "contributions"
 AUDIENCE = "standalone"
-PERIOD = "standalone"  # every row belongs to this one pseudo-period
-ROWS_TABLE = f"rows_{COVENANT}_{TEMPLATE}"
-# columns the engine's row tables use itself; a data column of that name would be ambiguous
-RESERVED_COLUMNS = frozenset({"submission_id", "company_id", "group_id", "period", "source_row"})
+ROWS, CONTRIBUTORS = "standalone_rows", "standalone_groups"  # the relations aggregation reads
+# columns the engine's relations use itself; a data column of that name would be ambiguous
+RESERVED_COLUMNS = frozenset({"company_id", "group_id"})
 STANDALONE_KEYS = ("contributor", "group", "language")
 NOT_STANDALONE = {
     "covenant": "the covenant is implicit in standalone mode",
     "age": "data age is a release control of the secretariat's batch, not of standalone protection",
     "audiences": "standalone mode protects the tables for one reader; give stricter rules in [disclosure]",
 }
-STATUSES = ("published", "primary", "secondary")
 _SHOWN_PROBLEMS = 8
 
 
@@ -99,8 +97,8 @@ def protect_microdata(contributions: str | Path, table_toml: str | Path, out_dir
     settings = _standalone_settings(Path(table_toml), data, source.header)
     protocol = _protocol(Path(table_toml), raw_toml, data, source.header, settings)
     frame = _read_rows(source, protocol, settings)
-    con = _load(frame, settings)
-    components, problem, result, checked = _protect(con, protocol)
+    rows = _load(frame, settings)
+    components, problem, result, checked = _protect(rows, protocol)
     tables = {spec.id: _table_frame(protocol, spec, components, problem, result) for spec in protocol.tables}
     summary = _summary(source, Path(table_toml), protocol, components, problem, result, checked, tables)
     files = _write_outputs(Path(out_dir), tables, summary)
@@ -338,25 +336,21 @@ def _rows_failed(path: Path, report) -> ValidationFailed:
     )
 
 
-def _load(frame: pd.DataFrame, settings: _Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB shaped like the secretariat's store, so aggregation runs unchanged."""
+def _load(frame: pd.DataFrame, settings: _Settings) -> RowSource:
+    """The rows and the contributors as DuckDB tables, read by aggregation as the store's views are."""
     contributor = frame[settings.contributor].astype(str)
     group = contributor if settings.group is None else frame[settings.group].fillna(contributor).astype(str)
     companies = _companies(contributor, group)
     rows = frame.drop(columns=[c for c in (settings.contributor, settings.group) if c])
-    rows.insert(0, "source_row", frame.index.to_numpy(dtype="int64"))
-    rows.insert(0, "period", PERIOD)
     rows.insert(0, "company_id", contributor.to_numpy())
-    rows.insert(0, "submission_id", PERIOD)
     con = quiet_connection()
     con.register("_companies", companies)
     con.register("_rows", rows.reset_index(drop=True))
-    con.execute("CREATE TABLE companies AS SELECT * FROM _companies")
-    con.execute(f"CREATE TABLE {ROWS_TABLE} AS SELECT * FROM _rows")
-    con.execute("CREATE TABLE submissions AS SELECT ? AS submission_id, 'accepted' AS state", [PERIOD])
+    con.execute(f"CREATE TABLE {CONTRIBUTORS} AS SELECT * FROM _companies")
+    con.execute(f"CREATE TABLE {ROWS} AS SELECT * FROM _rows")
     con.unregister("_companies")
     con.unregister("_rows")
-    return con
+    return RowSource(con, {TEMPLATE: ROWS}, CONTRIBUTORS)
 
 
 def _companies(contributor: pd.Series, group: pd.Series) -> pd.DataFrame:
@@ -376,7 +370,7 @@ def _companies(contributor: pd.Series, group: pd.Series) -> pd.DataFrame:
 
 
 def _protect(
-    con: duckdb.DuckDBPyConnection, protocol: Protocol
+    source: RowSource, protocol: Protocol
 ) -> tuple[list[TableCells], ProtectionProblem, SuppressionResult, AuditResult]:
     """Aggregate, judge, suppress and audit every table together (tables sharing cells are linked)."""
     components: list[TableCells] = []
@@ -384,16 +378,14 @@ def _protect(
     for spec in protocol.tables:
         settings = protocol.settings(spec.id, AUDIENCE)
         params = settings.rule_params()
-        for comp in build_table_cells(con, protocol, spec.id, PERIOD, params, count_unit=settings.count_unit):
+        for comp in build_table_cells(source, protocol, spec.id, None, params, count_unit=settings.count_unit):
             components.append(comp)
             primaries.append(evaluate_primary(comp.stats, params))
-    problem, _ = build_problem(
-        components,
-        primaries,
-        cost=protocol.defaults.cost,
-        apriori_upper_factor=protocol.defaults.apriori_upper_factor,
-        insider_contributions=insider_contributions(con, components, primaries),
+    defaults = protocol.defaults
+    problem = build_problem(
+        components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
     )
+    problem = with_insiders(source, problem, components, primaries)
     result = protect(problem, protocol.defaults.suppression)
     checked = audit(problem, result.suppressed)
     if not checked.passed:
@@ -458,7 +450,7 @@ def _summary(source, table_toml, protocol, components, problem, result, checked,
     per_table = []
     for spec in protocol.tables:
         statuses = tables[spec.id]["status"].value_counts()
-        counts = {s: int(statuses.get(s, 0)) for s in STATUSES}
+        counts = {s: int(statuses.get(s, 0)) for s in (CellStatus.PUBLISHED, CellStatus.PRIMARY, CellStatus.SECONDARY)}
         rolled = next((c.rollup for c in components if c.table_id == spec.id and c.rollup), {})
         per_table.append({"table": spec.id, "cells": len(tables[spec.id]), **counts, "rolled_up": rolled})
     return {

@@ -7,11 +7,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .states import FileState
 from .store import Store
 from .validation import templates_for
 from .workspace import Workspace
 
-STATE_ORDER = {"accepted": 0, "superseded": 1, "duplicate": 2, "quarantined": 3}
+STATE_ORDER = {FileState.ACCEPTED: 0, FileState.SUPERSEDED: 1, FileState.DUPLICATE: 2, FileState.QUARANTINED: 3}
 
 
 def period_status(store: Store, workspace: Workspace, period: str) -> pd.DataFrame:
@@ -23,7 +24,7 @@ def period_status(store: Store, workspace: Workspace, period: str) -> pd.DataFra
         "FROM submissions WHERE period = ? OR period IS NULL ORDER BY received_at, submission_id",
         [period],
     )
-    accepted = received[received.state == "accepted"][["covenant", "company_id", "template"]]
+    accepted = received[received.state == FileState.ACCEPTED][["covenant", "company_id", "template"]]
     merged = expected.merge(accepted.assign(has=True), how="left", on=["covenant", "company_id", "template"])
     missing = merged[merged.has.isna()].drop(columns="has").assign(state="missing", reason="no accepted submission")
     frame = pd.concat([received, missing], ignore_index=True)
@@ -56,12 +57,13 @@ def print_status(frame: pd.DataFrame, console: Console) -> None:
     for covenant, part in frame.groupby("covenant", dropna=False, sort=True):
         counts = part.state.value_counts()
         summary = ", ".join(
-            f"{counts.get(s, 0)} {s}" for s in ("accepted", "missing", "quarantined", "superseded", "duplicate")
+            f"{counts.get(s, 0)} {s}"
+            for s in (FileState.ACCEPTED, "missing", FileState.QUARANTINED, FileState.SUPERSEDED, FileState.DUPLICATE)
         )
         title = covenant if isinstance(covenant, str) else "unreadable files"
         console.print(f"[bold]{escape(title)}[/]: {summary}")
         table = Table("company", "template", "state", "reason", "file")
-        for row in part[part.state != "accepted"].itertuples():
+        for row in part[part.state != FileState.ACCEPTED].itertuples():
             cells = (row.company_id, row.template, row.state, row.reason, row.file)
             table.add_row(*(escape(_text(c)) for c in cells))
         if table.row_count:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -92,6 +93,35 @@ CREATE TABLE IF NOT EXISTS released_cells (
     value DOUBLE,
     status VARCHAR NOT NULL             -- published | primary | secondary
 );
+CREATE TABLE IF NOT EXISTS ledger_cells (  -- each release's snapshot: aggregator/history/ledger.py
+    release_id VARCHAR NOT NULL,
+    cell INTEGER NOT NULL,              -- position in the release's protection problem
+    cell_key VARCHAR NOT NULL,
+    base_key VARCHAR NOT NULL,          -- the key of one month's cell (cumulative marker left out)
+    table_id VARCHAR NOT NULL,
+    span VARCHAR NOT NULL,              -- months the cell covers, comma-separated
+    additive BOOLEAN NOT NULL,          -- a sum over months equals the cumulative cell
+    value DOUBLE NOT NULL,              -- the true value, also of hidden cells (the store is encrypted)
+    lo_bound DOUBLE NOT NULL,
+    hi_bound DOUBLE NOT NULL,
+    upl DOUBLE NOT NULL,
+    lpl DOUBLE NOT NULL,
+    is_primary BOOLEAN NOT NULL,
+    hidden BOOLEAN NOT NULL,
+    PRIMARY KEY (release_id, cell)
+);
+CREATE TABLE IF NOT EXISTS ledger_relations (
+    release_id VARCHAR NOT NULL,
+    relation INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    part INTEGER                        -- one row per part; NULL for a relation without parts
+);
+CREATE TABLE IF NOT EXISTS ledger_contributions (
+    release_id VARCHAR NOT NULL,
+    contributor VARCHAR NOT NULL,
+    cell INTEGER NOT NULL,
+    value DOUBLE NOT NULL
+);
 CREATE TABLE IF NOT EXISTS action_log (  -- hash-chained, append-only by convention: aggregator/log.py
     seq BIGINT PRIMARY KEY,
     logged_at VARCHAR NOT NULL,
@@ -113,6 +143,47 @@ def checked_identifier(name: str) -> str:
 
 def rows_table(covenant: str, template: str) -> str:
     return f"rows_{checked_identifier(covenant)}_{checked_identifier(template)}"
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """Where aggregation reads: per template, a relation of the rows that count (company_id, period and the
+    template's columns), and one relation of every company with its group (company_id, group_id).
+
+    The store gives views over its own tables (`row_source`); standalone protection registers its input file
+    under these names. Aggregation never reads the intake's tables itself."""
+
+    con: duckdb.DuckDBPyConnection
+    rows: Mapping[str, str]  # template -> relation
+    companies: str
+
+    def rows_of(self, template: str) -> str | None:
+        """The relation of the template's rows, or None when nothing was ever accepted for it."""
+        return self.rows.get(template)
+
+
+def row_source(con: duckdb.DuckDBPyConnection, covenant: str) -> RowSource:
+    """Views over a store's tables (on `con`, which holds them): the rows of accepted submissions of each of
+    the covenant's templates, and the companies with their groups. Temporary: nothing is written."""
+    prefix = f"rows_{checked_identifier(covenant)}_"
+    tables = [
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND starts_with(table_name, ?) ORDER BY 1",
+            [prefix],
+        ).fetchall()
+    ]
+    rows = {}
+    for table in tables:
+        view = checked_identifier(f"accepted_{table}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT r.* FROM {checked_identifier(table)} r "
+            "WHERE r.submission_id IN (SELECT submission_id FROM submissions WHERE state = 'accepted')"
+        )
+        rows[table[len(prefix) :]] = view
+    con.execute("CREATE OR REPLACE TEMP VIEW contributor_groups AS SELECT company_id, group_id FROM companies")
+    return RowSource(con, rows, "contributor_groups")
 
 
 def _quoted(path: Path) -> str:
@@ -163,6 +234,7 @@ class Store:
         self._attach(encryption_key)
         self._rename_legacy_columns()
         self.con.execute(SCHEMA)
+        self._upgrade_fingerprints()
         for owned in (self.path, self.path.with_name(self.path.name + ".wal")):
             if owned.exists():
                 os.chmod(owned, 0o600)
@@ -175,6 +247,19 @@ class Store:
         ).fetchone()[0]
         if legacy:
             self.con.execute("ALTER TABLE submissions RENAME COLUMN plaintext_sha256 TO plaintext_blake3")
+
+    def _upgrade_fingerprints(self) -> None:
+        """Stores made before 160-bit fingerprints list keys by their 80-bit ones: show the current ones."""
+        from .envelope.keys import fingerprint
+
+        rows = self.con.execute(
+            "SELECT company_id, fingerprint, public_key FROM company_keys WHERE length(fingerprint) < 39"
+        ).fetchall()
+        for company_id, old, public_key in rows:
+            self.con.execute(
+                "UPDATE company_keys SET fingerprint = ? WHERE company_id = ? AND fingerprint = ?",
+                [fingerprint(bytes(public_key)), company_id, old],
+            )
 
     def _attach(self, encryption_key: str | None) -> None:
         # ATTACH takes no bind parameters: quote the path, and the key is hex from our own KDF.
@@ -222,6 +307,9 @@ class Store:
             )
         finally:
             self.con.execute("RESET preserve_insertion_order")
+
+    def row_source(self, covenant: str) -> RowSource:
+        return row_source(self.con, covenant)
 
     def query_df(self, sql: str, params: list | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params or []).df()

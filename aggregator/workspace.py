@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import shutil
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,9 +28,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from . import log as action_log
+from . import passphrase as passphrases
 from .envelope import keys
 from .errors import AggregatorError
 from .fileio import atomic_write
@@ -38,7 +39,8 @@ from .store import Store
 
 CONFIG_NAME = "workspace.toml"
 PRIVATE_MAGIC = b"IMVO-PRIVATE-1\n"
-STORE_SCRYPT_N = 2**15
+# Workspaces made before the store's scrypt cost was written to workspace.toml derived the store key at 2**15.
+LEGACY_STORE_SCRYPT_N = 2**15
 
 
 class WrongWorkspacePassphrase(AggregatorError):
@@ -51,6 +53,7 @@ class Workspace:
     passphrase: str = field(repr=False)
     protocol_paths: list[Path]
     store_salt: bytes = field(repr=False)
+    store_scrypt_n: int = LEGACY_STORE_SCRYPT_N
 
     @property
     def keys_dir(self) -> Path:
@@ -90,8 +93,8 @@ class Workspace:
     @cached_property
     def _derived_store_key(self) -> str:
         # Derived once per Workspace object: commands open the store several times.
-        kdf = Scrypt(salt=self.store_salt, length=32, n=STORE_SCRYPT_N, r=8, p=1)
-        return kdf.derive(self.passphrase.encode()).hex()
+        cost = passphrases.ScryptCost(self.store_scrypt_n)
+        return passphrases.derive_key(self.passphrase, self.store_salt, cost).hex()
 
     def open_store(self) -> Store:
         try:
@@ -121,13 +124,34 @@ class Workspace:
 
     def seal_private_files(self, source_dir: Path, target_dir: Path) -> list[Path]:
         """Encrypt every file of `source_dir` into `target_dir` as `<name>.sealed` (nothing readable left there)."""
+        files = {p.name: p.read_bytes() for p in sorted(Path(source_dir).iterdir()) if p.is_file()}
+        return self.seal_private_bytes(files, target_dir)
+
+    def seal_private_bytes(self, files: dict[str, bytes], target_dir: Path) -> list[Path]:
+        """Encrypt each (name, plaintext) into `target_dir` as `<name>.sealed`; only ciphertext is written."""
         cipher = self._private_files_cipher()
         written = []
-        for path in sorted(p for p in Path(source_dir).iterdir() if p.is_file()):
-            sealed = PRIVATE_MAGIC + cipher.encrypt(path.read_bytes(), [path.name.encode()])
-            target = Path(target_dir) / f"{path.name}.sealed"
+        for name, plaintext in sorted(files.items()):
+            sealed = PRIVATE_MAGIC + cipher.encrypt(plaintext, [name.encode()])
+            target = Path(target_dir) / f"{name}.sealed"
             written.append(atomic_write(target, lambda handle, data=sealed: handle.write(data)))
         return written
+
+    def clean_leftovers(self) -> list[Path]:
+        """Remove what a killed command can leave behind, before the next one starts (under the lock): the
+        temporary files of atomic writes (`.<name>.*.tmp`, at most ciphertext), half-written receipts, and the
+        audit report scratch folders (`/dev/shm/.audit-*`, plaintext) that versions before this one rendered."""
+        found = [p for p in self.root.rglob(".*.tmp") if p.is_file() and not p.is_symlink()]
+        found += [p for p in self.outbox_dir.rglob(".*.receipt.partial") if p.is_file()]
+        for path in found:
+            path.unlink(missing_ok=True)
+        scratch = Path("/dev/shm")
+        legacy = sorted(scratch.glob(".audit-*")) if scratch.is_dir() else []
+        for folder in legacy:
+            if folder.is_dir() and not folder.is_symlink() and folder.stat().st_uid == os.getuid():
+                shutil.rmtree(folder, ignore_errors=True)
+                found.append(folder)
+        return found
 
     def open_private_file(self, sealed: Path) -> bytes:
         """The plaintext of a `.sealed` secretariat file; a wrong passphrase or an edited file is refused."""
@@ -144,8 +168,11 @@ class Workspace:
 
     @contextmanager
     def session(self, now: str) -> Iterator[Store]:
-        """Lock the workspace and open the store; on success move the action log's checkpoint forward."""
+        """Lock the workspace and open the store; check the action log against its checkpoint first (refusing
+        to work on a log that fails it), and on success move the checkpoint forward."""
         with self.locked(), self.open_store() as store:
+            self.clean_leftovers()
+            action_log.check_checkpoint(self, store)
             yield store
             action_log.save_checkpoint(self, store, now)
 
@@ -173,26 +200,29 @@ def create_workspace(
     protocol_paths: list[Path],
     *,
     kem: str = "x25519",
-    scrypt_n: int = 2**17,
     now: str | None = None,
 ) -> Workspace:
-    """Create a new workspace with fresh secretariat keys. Refuses to overwrite an existing one."""
+    """Create a new workspace with fresh secretariat keys. Refuses to overwrite an existing one, and a
+    passphrase that fails the policy (`passphrase.check_passphrase`)."""
     root = Path(root)
     if (root / CONFIG_NAME).exists():
         raise AggregatorError(f"{root} is already a workspace", hint="use it as it is, or choose another folder")
-    if len(passphrase) < 8:
-        raise AggregatorError("the passphrase is too short", hint="use at least 8 characters, better a sentence")
+    passphrases.check_passphrase(passphrase, context=("secretariat", "imvo", "aggregator", root.name))
     protocol_paths = [Path(p).resolve() for p in protocol_paths]
     for path in protocol_paths:
         load_protocol(path)  # fail before anything is written
     for sub in ("keys", "received", "secretariat", "outbox"):
         (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(root, 0o700)
-    _write_keys(root / "keys", passphrase, kem, scrypt_n)
+    _write_keys(root / "keys", passphrase, kem)
     salt = secrets.token_bytes(16)
-    _write_config(root, protocol_paths, salt)
+    _write_config(root, protocol_paths, salt, passphrases.scrypt_cost().n)
     workspace = open_workspace(root, passphrase)
     now = now or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    genesis = action_log.LogHead(0, action_log.GENESIS_HASH)  # the empty log's checkpoint: the chain starts here
+    action_log.write_checkpoint(
+        root / action_log.CHECKPOINT_NAME, genesis, action_log.checkpoint_key(workspace.store_key()), now
+    )
     with workspace.session(now) as store:
         fingerprints = {
             name: keys.fingerprint(keys.load_public_key(root / "keys" / f"secretariat_{name}.pub"))
@@ -202,20 +232,21 @@ def create_workspace(
     return workspace
 
 
-def _write_keys(keys_dir: Path, passphrase: str, kem: str, scrypt_n: int) -> None:
+def _write_keys(keys_dir: Path, passphrase: str, kem: str) -> None:
     encryption = keys.generate_encryption_key(kem)
     signing = keys.generate_signing_key()
-    keys.save_private_key(encryption, keys_dir / "secretariat_encryption.key", passphrase, scrypt_n=scrypt_n)
+    keys.save_private_key(encryption, keys_dir / "secretariat_encryption.key", passphrase)
     keys.save_public_key(encryption.public_key(), keys_dir / "secretariat_encryption.pub")
-    keys.save_private_key(signing, keys_dir / "secretariat_signing.key", passphrase, scrypt_n=scrypt_n)
+    keys.save_private_key(signing, keys_dir / "secretariat_signing.key", passphrase)
     keys.save_public_key(signing.public_key(), keys_dir / "secretariat_signing.pub")
 
 
-def _write_config(root: Path, protocol_paths: list[Path], salt: bytes) -> None:
+def _write_config(root: Path, protocol_paths: list[Path], salt: bytes, scrypt_n: int) -> None:
     lines = [
         "# Secretariat workspace. Keep this folder private; the store and keys are encrypted with the passphrase.",
         "protocols = [" + ", ".join(f'"{p.as_posix()}"' for p in protocol_paths) + "]",
         f'store_salt = "{salt.hex()}"',
+        f"store_scrypt_n = {scrypt_n}",
         "",
     ]
     (root / CONFIG_NAME).write_text("\n".join(lines), encoding="utf-8")
@@ -239,6 +270,9 @@ def open_workspace(root: Path, passphrase: str) -> Workspace:
     try:
         config = tomllib.loads(config_path.read_text(encoding="utf-8"))
         protocols, salt = config["protocols"], bytes.fromhex(config["store_salt"])
+        scrypt_n = config.get("store_scrypt_n", LEGACY_STORE_SCRYPT_N)
+        if type(scrypt_n) is not int or not 2**10 <= scrypt_n <= 2**20 or scrypt_n & (scrypt_n - 1):
+            raise ValueError(f"store_scrypt_n {scrypt_n!r} is not a power of two from 2**10 to 2**20")
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise AggregatorError(
             f"{config_path} is damaged ({exc.__class__.__name__}: {exc})",
@@ -249,4 +283,5 @@ def open_workspace(root: Path, passphrase: str) -> Workspace:
         passphrase=passphrase,
         protocol_paths=[Path(p) for p in protocols],
         store_salt=salt,
+        store_scrypt_n=scrypt_n,
     )

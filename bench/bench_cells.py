@@ -32,6 +32,7 @@ import pandas as pd
 from aggregator.aggregation.cells import build_table_cells
 from aggregator.aggregation.query import registered
 from aggregator.protocol import load_protocol
+from aggregator.store import row_source
 from aggregator.validation.reference import m49
 
 PRODUCTS = [f"p{g}{k}" for g in range(5) for k in range(5)]
@@ -162,7 +163,10 @@ def main() -> None:
         floor2, pairs_plain = best_of(args.repeat, lambda: con.execute(per_contributor_sql).to_arrow_table().num_rows)
         print(f"plain per-contributor GROUP BY: {pairs_plain:,} records in {seconds(floor2)}")
 
-        full, component = best_of(args.repeat, lambda: build_table_cells(con, protocol, "cells", "2026-06", params)[0])
+        source = row_source(con, "bench")
+        full, component = best_of(
+            args.repeat, lambda: build_table_cells(source, protocol, "cells", "2026-06", params)[0]
+        )
         query, dims = component.query, component.dimensions
 
         def inner_step():

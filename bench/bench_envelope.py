@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from aggregator.envelope import SUITES, generate_encryption_key, generate_signing_key, open_file, read_header, seal_file
-from aggregator.envelope.envelope import HPKE_INFO_PREFIX, chunk_nonce
+from aggregator.envelope.format import LABELS, chunk_nonce
 from aggregator.envelope.keys import private_key_from_bytes
 
 _BLOCK = 64 * 1024
@@ -147,7 +147,7 @@ def _raw_small(count: int, sources: list[bytes], suite: str, recipient, signer) 
     """The cryptography an envelope cannot avoid, per file: one HPKE setup, one Ed25519 signature and the AEAD
     of the bytes in 64 KiB chunks (sealing), and their inverses (opening)."""
     spec = SUITES[suite]
-    hpke, info = spec.hpke(), HPKE_INFO_PREFIX + b"x" * 400  # about the size of a real preamble
+    hpke, info = spec.hpke(), LABELS[3].hpke_info + b"x" * 400  # about the size of a real preamble
     aead, public = spec.payload_aead(os.urandom(32)), recipient.public_key().hpke_key()
     sealed: list[tuple[bytes, bytes, list[bytes]]] = []
 

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from aggregator.disclosure.suppression import check_pattern, lp_lower_bound, protect, table_problem
+from aggregator.disclosure.suppression import check_pattern, lp_lower_bound, protect
+from bench.problems import table_problem
 
 
 def random_contributions(shape: tuple[int, ...], n_contributors: int, mean: float, seed: int) -> dict:

@@ -27,7 +27,6 @@ _started = time.perf_counter()
 from aggregator import batch  # noqa: E402
 from aggregator.demo import (  # noqa: E402
     DEMO_PASSPHRASE,
-    DEMO_SCRYPT_N,
     PROTOCOLS,
     RELEASE_DAY,
     load_companies,
@@ -104,7 +103,7 @@ def _run_monthly_child(root: Path) -> tuple[float, float, dict]:
 
 def run(root: Path) -> dict:
     laps = _Laps("imports", _started)
-    workspace = create_workspace(root / "ws", DEMO_PASSPHRASE, [PROTOCOLS["textile"]], scrypt_n=DEMO_SCRYPT_N)
+    workspace = create_workspace(root / "ws", DEMO_PASSPHRASE, [PROTOCOLS["textile"]])
     companies = [c for c in load_companies() if c.covenant == "textile"]
     register_companies(workspace, companies)
     laps.lap("workspace + registry")

@@ -144,7 +144,6 @@ def stage_intake(job: dict) -> list[dict]:
     from aggregator.company import seal_submission
     from aggregator.demo import (
         DEMO_PASSPHRASE,
-        DEMO_SCRYPT_N,
         PROTOCOLS,
         DemoCompany,
         recipient_key,
@@ -158,7 +157,7 @@ def stage_intake(job: dict) -> list[dict]:
     root = Path(job["work"]) / "intake"
     (root / "plain").mkdir(parents=True)
     files = _company_files(Path(job["data"]), root / "plain")
-    workspace = create_workspace(root / "ws", DEMO_PASSPHRASE, [PROTOCOLS["textile"]], scrypt_n=DEMO_SCRYPT_N)
+    workspace = create_workspace(root / "ws", DEMO_PASSPHRASE, [PROTOCOLS["textile"]])
     ids = sorted({company for company, _, _ in files})
     companies = {c: DemoCompany(c, c, c, "textile", False, generate_signing_key()) for c in ids}
     register_companies(workspace, list(companies.values()))
@@ -293,7 +292,8 @@ def stage_cells(job: dict) -> list[dict]:
     with store:
         specs = protocol.tables_for(AUDIENCE)
         floor = measure(lambda: [store.con.execute(plain_group_by_sql(s)).fetchall() for s in specs])
-        done = measure(lambda: build_release_cells(store.con, protocol, AUDIENCE, PERIOD))
+        source = store.row_source(protocol.covenant.id)
+        done = measure(lambda: build_release_cells(source, protocol, AUDIENCE, PERIOD))
         cells = sum(len(c) for c in done.result)
     return [row("cell statistics", job["rows_total"], "rows", done, floor, cells=cells)]
 
@@ -314,7 +314,7 @@ def _release(protocol, protected):
         protocol_sha256=protocol.sha256,
         code_version=__version__,
         created="2026-04-15",
-        submission_hashes=["0" * 64],
+        log_head=None,
         tables=protected.tables,
         audit_summary=protected.summary(),
     )

@@ -65,7 +65,7 @@ class Fixture:
         envelope.seal_file(
             source, folder / "ref.imvo", covenant="textile", template="living_wage", company_id="T001",
             period="2025-01", recipient_public_key=self.recipient.public_key(), signing_private_key=self.signer,
-            created="2025-02-01T10:00:00Z", chunk_size=64,
+            created="2025-02-01T10:00:00Z",
         )  # fmt: skip
         self.blob = (folder / "ref.imvo").read_bytes()
 

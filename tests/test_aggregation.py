@@ -18,19 +18,18 @@ from aggregator.aggregation import (
     build_problem,
     build_release_cells,
     build_table_cells,
-    insider_contributions,
+    key_index,
+    release_contributions,
+    with_insiders,
 )
-from aggregator.aggregation import problem as problem_module
-from aggregator.aggregation.problem import (
-    OwnContributions,
-    component_contributions,
-    every_contribution,
-    every_contribution_by_cell,
-)
+from aggregator.aggregation import contributions as contributions_module
+from aggregator.aggregation.contributions import component_contributions, last_of_repeated_pairs
 from aggregator.aggregation.query import registered
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import PrimaryResult, RuleParams
 from aggregator.protocol import TOTAL_CODE, load_protocol
+from aggregator.store import RowSource, row_source
+from support.contributions import by_key
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTILE = load_protocol(ROOT / "protocols" / "textile.toml")
@@ -57,7 +56,8 @@ STATES = {"s1": "accepted", "s2": "accepted", "s3": "accepted", "s4": "accepted"
 STATES |= {"s6": "accepted", "s7": "accepted"}
 
 
-def make_store(locations=LOCATIONS, risks=(), companies=COMPANIES, states=None) -> duckdb.DuckDBPyConnection:
+def make_store(locations=LOCATIONS, risks=(), companies=COMPANIES, states=None) -> RowSource:
+    """The store's tables in an in-memory DuckDB, read through the store's views."""
     con = duckdb.connect()
     con.execute("CREATE TABLE companies (company_id VARCHAR, group_id VARCHAR)")
     con.executemany("INSERT INTO companies VALUES (?, ?)", list(companies))
@@ -65,7 +65,7 @@ def make_store(locations=LOCATIONS, risks=(), companies=COMPANIES, states=None) 
     con.executemany("INSERT INTO submissions VALUES (?, ?)", list((states or STATES).items()))
     _rows_table(con, "rows_textile_production_locations", LOCATION_COLUMNS, locations)
     _rows_table(con, "rows_textile_risk_assessment", RISK_COLUMNS, risks)
-    return con
+    return row_source(con, "textile")
 
 
 def _rows_table(con, name: str, columns: dict[str, str], rows) -> None:
@@ -151,7 +151,7 @@ def test_two_dimensions_count_rows_and_keep_every_margin():
 def test_canonical_keys_leave_totals_out_and_sort_dimensions_by_name():
     (locations,) = build_table_cells(make_store(), TEXTILE, "locations_by_region_type", PERIOD, TOP2)
     codes = zip(locations.frame["country"], locations.frame["facility_type"], strict=True)
-    keys = dict(zip(codes, locations.keys, strict=True))
+    keys = dict(zip(codes, map(str, locations.keys), strict=True))
     assert keys[(TOTAL_CODE, TOTAL_CODE)] == "production_locations|count|-|"
     assert keys[("BD", "laundry")] == "production_locations|count|-|country=BD|facility_type=laundry"
     assert keys[("142", TOTAL_CODE)] == "production_locations|count|-|country=m49:142"
@@ -167,7 +167,7 @@ def assert_relations_hold(component) -> None:
 
 def test_relations_cover_every_level_of_every_dimension():
     (locations,) = build_table_cells(make_store(), TEXTILE, "locations_by_region_type", PERIOD, TOP2)
-    keys = locations.keys
+    keys = [str(k) for k in locations.keys]
     named = {(keys[t], tuple(keys[p] for p in parts)) for t, parts in locations.relations}
     prefix = "production_locations|count|-|"
     assert (prefix, (prefix + "country=m49:142", prefix + "country=m49:150")) in named
@@ -227,13 +227,10 @@ def test_linked_tables_share_the_keys_of_common_cells(linked):
     assert (small.table_id, big.table_id) == ("by_region", "by_type_and_region")
     shared = set(small.keys) & set(big.keys)
     assert shared == set(small.keys)  # every cell of the small table is a margin of the big one
-    problem, index = build_problem(
-        [small, big],
-        [no_primaries(small), no_primaries(big)],
-        cost="value",
-        apriori_upper_factor=1.5,
-        insider_contributions={},
+    problem = build_problem(
+        [small, big], [no_primaries(small), no_primaries(big)], cost="value", apriori_upper_factor=1.5
     )
+    index = key_index(problem.keys)
     assert problem.size == len(set(small.keys) | set(big.keys))
     for key in shared:
         assert problem.values[index[key]] == big.stats.total[big.keys.index(key)]
@@ -252,21 +249,15 @@ def test_filters_and_distinct_company_counts(tmp_path):
     assert stats_at(risk, "child_labour", "034") == (1.0, 1, 1, (1.0, 0.0), 0.0)  # g1 counts once
     assert stats_at(risk, "human_rights", "BD") == (1.0, 1, 1, (1.0, 0.0), 0.0)
     assert stats_at(risk, TOTAL_CODE, TOTAL_CODE) == (2.0, 2, 2, (1.0, 1.0), 0.0)
-    assert risk.keys[0] == "risk_assessment|companies[group]|risk_identified=true|"
+    assert str(risk.keys[0]) == "risk_assessment|companies[group]|risk_identified=true|"
     # distinct counts are not additive: relations go through helper cells instead
     assert not risk.additive and not risk.relations and risk.aux
 
 
 def test_distinct_count_helper_cells_make_exact_relations():
     (companies,) = build_table_cells(make_store(), TEXTILE, "companies_per_country", PERIOD, TOP2)
-    problem, _ = build_problem(
-        [companies],
-        [no_primaries(companies)],
-        cost="unity",
-        apriori_upper_factor=1.5,
-        insider_contributions={},
-    )
-    helpers = [k for k in problem.keys if "|~" in k]
+    problem = build_problem([companies], [no_primaries(companies)], cost="unity", apriori_upper_factor=1.5)
+    helpers = [k for k in problem.keys if k.is_helper]
     assert helpers and problem.primary[[problem.keys.index(k) for k in helpers]].all()
     for total, parts in problem.relations:
         assert problem.values[total] == pytest.approx(problem.values[list(parts)].sum())
@@ -310,7 +301,7 @@ def test_ratio_tables_give_a_numerator_and_a_denominator(tmp_path):
         "living_wage_benchmark_eur": "DOUBLE",
     }
     _rows_table(
-        con,
+        con.con,
         "rows_textile_living_wage",
         cols,
         [
@@ -318,11 +309,12 @@ def test_ratio_tables_give_a_numerator_and_a_denominator(tmp_path):
             ("s3", "c3", PERIOD, "BD", 50, 150.0, 210.0),
         ],
     )
+    con = row_source(con.con, "textile")  # the new table's view
     numerator, denominator = build_table_cells(con, TEXTILE, "living_wage_ratio_by_region", PERIOD, TOP2)
     assert (numerator.component, denominator.component) == ("numerator", "denominator")
     assert stats_at(numerator, "BD")[0] == 100 * 120.0 + 50 * 150.0
     assert stats_at(denominator, "BD")[0] == 100 * 200.0 + 50 * 210.0
-    assert numerator.keys[0] == "living_wage|sum(wage_paid_monthly_eur*workers_covered)|-|"
+    assert str(numerator.keys[0]) == "living_wage|sum(wage_paid_monthly_eur*workers_covered)|-|"
 
 
 # ------------------------------------------------------------------------------------- problem, insiders
@@ -339,26 +331,20 @@ def test_problem_takes_the_strictest_primary_and_the_costs_of_the_protocol():
     primary = no_primaries(volume)
     bd = by_codes(volume, "BD")
     primary.unsafe[bd], primary.upl[bd], primary.lpl[bd] = True, 2.5, 2.5
-    own = insider_contributions(con, [volume], [primary])
-    assert set(own) == {"g1"}  # the largest contributor of the one primary cell
-    assert own["g1"][volume.keys[bd]] == 25.0
-    assert own["g1"][volume.keys[by_codes(volume, TOTAL_CODE)]] == 35.0
-    problem, index = build_problem(
-        [volume], [primary], cost="value", apriori_upper_factor=1.5, insider_contributions=own
-    )
-    i = index[volume.keys[bd]]
+    problem = build_problem([volume], [primary], cost="value", apriori_upper_factor=1.5)
+    problem = with_insiders(con, problem, [volume], [primary])
+    index = key_index(problem.keys)
+    i, total = index[volume.keys[bd]], index[volume.keys[by_codes(volume, TOTAL_CODE)]]
+    assert problem.insiders.contributors == ["g1"]  # the largest contributor of the one primary cell
+    assert problem.insiders.values_at("g1", [i, total]).tolist() == [25.0, 35.0]
     assert problem.primary[i] and problem.upl[i] == 2.5 and problem.primary.sum() == 1
     assert problem.cost[i] == 26.0  # value + 1
     assert (problem.upper == 1.5 * 43.0).all() and (problem.lower == 0).all()
-    assert problem.insiders["g1"][i] == 25.0
     assert problem.keys == sorted(problem.keys)
-    unity, _ = build_problem([volume], [primary], cost="unity", apriori_upper_factor=1.5, insider_contributions={})
-    total = index[volume.keys[by_codes(volume, TOTAL_CODE)]]
+    unity = build_problem([volume], [primary], cost="unity", apriori_upper_factor=1.5)
     assert unity.cost[i] == 1  # a country: a leaf
     assert unity.cost[total] == 4  # the world total sits three levels (region, sub-region, country) higher
-    contributors, _ = build_problem(
-        [volume], [primary], cost="contributors", apriori_upper_factor=1.5, insider_contributions={}
-    )
+    contributors = build_problem([volume], [primary], cost="contributors", apriori_upper_factor=1.5)
     assert contributors.cost[total] == 3 * 4
 
 
@@ -441,9 +427,8 @@ def test_a_hidden_only_child_of_a_published_region_is_disclosed_in_company_count
     primary = no_primaries(companies)
     nl = by_codes(companies, "NL")
     primary.unsafe[nl], primary.upl[nl], primary.lpl[nl] = True, 1.0, 1.0
-    problem, index = build_problem(
-        [companies], [primary], cost="unity", apriori_upper_factor=1.5, insider_contributions={}
-    )
+    problem = build_problem([companies], [primary], cost="unity", apriori_upper_factor=1.5)
+    index = key_index(problem.keys)
     hidden = problem.primary.copy()  # NL plus the helper cells; every real cell but NL published
     result = audit(problem, hidden, insiders=False)
     i = index[companies.keys[nl]]
@@ -465,12 +450,12 @@ value_strategy = st.one_of(
 )
 
 
-def fractional_store(rows) -> duckdb.DuckDBPyConnection:
-    con = make_store(states={f"s{c}": "accepted" for c, _ in COMPANIES})
-    con.execute("DROP TABLE rows_textile_production_locations")
+def fractional_store(rows) -> RowSource:
+    source = make_store(states={f"s{c}": "accepted" for c, _ in COMPANIES})
+    source.con.execute("DROP TABLE rows_textile_production_locations")
     locations = [(f"s{c}", c, PERIOD, country, ftype, v) for c, country, ftype, v in rows]
-    _rows_table(con, "rows_textile_production_locations", FRACTIONAL, locations)
-    return con
+    _rows_table(source.con, "rows_textile_production_locations", FRACTIONAL, locations)
+    return source
 
 
 def build_both_ways(con, protocol, table_id: str, params: RuleParams, waived=frozenset()):
@@ -478,8 +463,8 @@ def build_both_ways(con, protocol, table_id: str, params: RuleParams, waived=fro
     fast = build_table_cells(con, protocol, table_id, PERIOD, params, waived=waived)
     with patch("aggregator.aggregation.query.EXACT_DOUBLE_BOUND", 0.0):
         exact = build_table_cells(con, protocol, table_id, PERIOD, params, waived=waived)
-        exact_own = every_contribution(con, exact)
-    return fast, every_contribution(con, fast), exact, exact_own
+        exact_own = by_key(con, exact)
+    return fast, by_key(con, fast), exact, exact_own
 
 
 def assert_identical(fast, exact) -> None:
@@ -510,7 +495,7 @@ def test_micro_unit_sums_equal_decimal_sums_exactly(linked, rows, waive, absolut
     con = fractional_store(rows)
     params = RuleParams(dominance=((2, 90.0),), negative_values="absolute" if absolute else "refuse")
     fast, fast_own, exact, exact_own = build_both_ways(con, linked, "by_type_and_region", params, frozenset(waive))
-    assert fast[0].query.fits_exact_doubles(con)
+    assert fast[0].query.fits_exact_doubles(con.con)
     assert_identical(fast, exact)
     assert fast_own == exact_own
 
@@ -539,14 +524,14 @@ def test_large_values_are_summed_as_decimals_and_stay_exact(linked):
     rows += [("c5", "NL", "laundry", 0.1), ("c5", "NL", "laundry", 0.2)]
     con = fractional_store(rows)
     (volume,) = build_table_cells(con, linked, "by_region", PERIOD, TOP2)
-    assert not volume.query.fits_exact_doubles(con)
+    assert not volume.query.fits_exact_doubles(con.con)
     assert stats_at(volume, "IN")[0] == float(Decimal("5000000000.000003"))
     assert stats_at(volume, "NL")[0] == 0.3  # the decimal 0.3, not 0.1 + 0.2 in doubles
     assert stats_at(volume, TOTAL_CODE)[0] == float(Decimal("5000000000.300003"))
     # the same rows below the bound take micro-units and give the same answers
     small = fractional_store([(c, country, t, v / 1000) for c, country, t, v in rows])
     (volume,) = build_table_cells(small, linked, "by_region", PERIOD, TOP2)
-    assert volume.query.fits_exact_doubles(small)
+    assert volume.query.fits_exact_doubles(small.con)
     assert stats_at(volume, "NL")[0] == float(Decimal("0.0003"))
 
 
@@ -556,12 +541,14 @@ def test_insiders_see_exactly_their_share_of_everyones_contributions():
     (volume,) = build_table_cells(con, TEXTILE, "order_volume_by_region", PERIOD, TOP2)
     primary = no_primaries(volume)
     primary.unsafe[by_codes(volume, "IN")] = True  # its largest (and only) contributor: g3
-    own = insider_contributions(con, [volume], [primary])
-    everyone = every_contribution(con, [volume])
-    assert set(own) == {"g3"}
-    assert own["g3"] == everyone["g3"]
-    assert own["g3"][volume.keys[by_codes(volume, "IN")]] == 7.0
-    assert set(everyone) == {"g1", "g3", "g4"}  # g5 has no accepted rows
+    own = build_problem([volume], [primary], cost="value", apriori_upper_factor=1.5)
+    own = with_insiders(con, own, [volume], [primary])
+    index = key_index(own.keys)
+    everyone = release_contributions(con, [volume], index)
+    assert own.insiders.contributors == ["g3"]
+    assert own.insiders.as_dict()["g3"] == everyone.as_dict()["g3"]
+    assert own.insiders.values_at("g3", [index[volume.keys[by_codes(volume, "IN")]]])[0] == 7.0
+    assert everyone.contributors == ["g1", "g3", "g4"]  # g5 has no accepted rows
 
 
 def test_equal_largest_contributions_name_the_later_contributor_and_skip_waived_ones():
@@ -585,9 +572,9 @@ def test_equal_largest_contributions_name_the_later_contributor_and_skip_waived_
 # Python step per record. The reference below is the per-record computation, written from the definitions.
 
 
-def reference_contributions(con, comp) -> dict[str, dict[str, float]]:
+def reference_contributions(source, comp) -> dict[str, dict[str, float]]:
     """One Python step per record: the contributor sums at every cell, then the helper cells by definition."""
-    query, dims = comp.query, comp.dimensions
+    query, dims, con = comp.query, comp.dimensions, source.con
     with query.inner_cells(con) as inner, registered(con, dims) as names:
         rows = con.execute(query.contributions_sql(inner, dims, names)).df()
     position = {codes: i for i, codes in enumerate(zip(*(comp.frame[d.column] for d in dims), strict=True))}
@@ -626,11 +613,11 @@ def test_every_contribution_equals_the_per_record_reference(dense, locations, ri
     location_rows = [(f"s{c}", c, PERIOD, country, t, v) for c, country, t, v in locations]
     risk_rows = [(f"s{c}", c, PERIOD, country, theme, flag) for c, country, theme, flag in risks]
     con = make_store(location_rows, risk_rows, states={f"s{c}": "accepted" for c, _ in COMPANIES})
-    limit = problem_module.DENSE_LOOKUP_LIMIT if dense else 0
-    with patch.object(problem_module, "DENSE_LOOKUP_LIMIT", limit):
+    limit = contributions_module.DENSE_LOOKUP_LIMIT if dense else 0
+    with patch.object(contributions_module, "DENSE_LOOKUP_LIMIT", limit):
         for table_id in ("risks_by_theme_region", "companies_per_country", "order_volume_by_region"):
             for comp in build_table_cells(con, TEXTILE, table_id, PERIOD, TOP2):
-                own = every_contribution(con, [comp])
+                own = by_key(con, [comp])
                 assert own == reference_contributions(con, comp), table_id
                 assert list(own) == sorted(own)
                 if comp.additive:  # the contributors' own sums add up to every cell's value
@@ -638,25 +625,22 @@ def test_every_contribution_equals_the_per_record_reference(dense, locations, ri
                         assert sum(mine.get(key, 0.0) for mine in own.values()) == pytest.approx(comp.stats.total[i])
 
 
-def test_contributions_by_cell_index_match_the_keyed_ones_and_read_like_a_dict(linked):
+def test_contributions_by_cell_index_match_the_keyed_ones(linked):
     risks = [("s1", "c1", PERIOD, "BD", "child_labour", True), ("s4", "c4", PERIOD, "NL", "living_wage", True)]
     con = make_store(risks=risks)
     components = build_release_cells(con, linked, "committee", PERIOD)
     components += build_table_cells(con, TEXTILE, "risks_by_theme_region", PERIOD, TOP2)
-    problem, index = build_problem(
-        components, [no_primaries(c) for c in components], cost="value", apriori_upper_factor=1.5,
-        insider_contributions={},
-    )  # fmt: skip
-    by_cell = every_contribution_by_cell(con, components, index)
-    keyed = every_contribution(con, components)
+    primaries = [no_primaries(c) for c in components]
+    problem = build_problem(components, primaries, cost="value", apriori_upper_factor=1.5)
+    index = key_index(problem.keys)
+    by_cell = release_contributions(con, components, index)
+    keyed = by_key(con, components)
     expected = {who: dict(sorted((index[k], v) for k, v in own.items())) for who, own in sorted(keyed.items())}
-    assert isinstance(by_cell, OwnContributions) and by_cell == expected and expected == by_cell
-    assert list(by_cell) == ["g1", "g3", "g4"] and len(by_cell) == 3
-    assert "g3" in by_cell and "g5" not in by_cell and by_cell.get("g5") is None
-    assert all(list(by_cell[who]) == sorted(by_cell[who]) for who in by_cell)  # cells in index order
-    who, cell, value = by_cell.records()
-    rows = [(by_cell.names[w], c, v) for w, c, v in zip(who, cell, value, strict=True)]
-    assert rows == [(w, c, v) for w, own in expected.items() for c, v in own.items()]
+    assert by_cell.as_dict() == expected
+    assert by_cell.contributors == ["g1", "g3", "g4"] and "g3" in by_cell and "g5" not in by_cell
+    cells, values = by_cell.of_contributor("g3")
+    assert dict(zip(cells.tolist(), values.tolist(), strict=True)) == expected["g3"] and list(cells) == sorted(cells)
+    assert by_cell.values_at("g5", cells).tolist() == [0.0] * len(cells)
 
 
 def test_of_a_pair_given_by_two_components_the_later_one_counts():
@@ -666,7 +650,7 @@ def test_of_a_pair_given_by_two_components_the_later_one_counts():
     cell = np.array([5, 5, 7, 5, 5])
     value = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     cells_of_part = [np.array([5, 7]), np.array([5])]
-    kept = problem_module._last_of_repeated_pairs(who, cell, value, cells_of_part)
+    kept = last_of_repeated_pairs(who, cell, value, cells_of_part)
     assert sorted(zip(*(a.tolist() for a in kept), strict=True)) == [(0, 5, 4.0), (0, 7, 3.0), (1, 5, 2.0), (2, 5, 5.0)]
 
 
@@ -679,10 +663,10 @@ def test_contributions_fetched_with_the_statistics_equal_a_separate_pass(table_i
     (together,) = build_table_cells(con, TEXTILE, table_id, PERIOD, TOP2, contributions=True)
     assert alone.contribution_rows is None and together.contribution_rows is not None
     for only in (None, ["g1"], ["g2", "g3"]):
-        separate, fetched = component_contributions(con, alone, only), component_contributions(con, together, only)
-        assert separate.keys == fetched.keys and list(separate.names) == list(fetched.names)
+        (keys, separate), (fetched_keys, fetched) = (component_contributions(con, c, only) for c in (alone, together))
+        assert keys == fetched_keys and list(separate.names) == list(fetched.names)
         records = [
-            sorted(zip(r.who.tolist(), r.key.tolist(), r.value.tolist(), strict=True)) for r in (separate, fetched)
+            sorted(zip(r.who.tolist(), r.cell.tolist(), r.value.tolist(), strict=True)) for r in (separate, fetched)
         ]
         assert records[0] == records[1] and records[0], only  # in any order: SQL gives no order either
-    assert len(component_contributions(con, together, ["g2"]).value) < len(component_contributions(con, together).value)
+    assert len(component_contributions(con, together, ["g2"])[1]) < len(component_contributions(con, together)[1])

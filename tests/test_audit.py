@@ -11,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.disclosure.audit import audit
+from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import DisclosureError
+from aggregator.periods import PeriodMode
+from support import keys as cell_keys
 
 
 def table_problem(body: np.ndarray, protection: float = 0.0, upper: float | None = None) -> ProtectionProblem:
@@ -32,8 +35,10 @@ def table_problem(body: np.ndarray, protection: float = 0.0, upper: float | None
     relations += [(int(col_tot[j]), tuple(int(x) for x in body_idx[:, j])) for j in range(c)]
     relations += [(grand, tuple(int(x) for x in row_tot)), (grand, tuple(int(x) for x in col_tot))]
     size = len(values)
-    keys = [f"t|r{i}|c{j}" for i in range(r) for j in range(c)]
-    keys += [f"t|r{i}|total" for i in range(r)] + [f"t|total|c{j}" for j in range(c)] + ["t|total|total"]
+    keys = [cell_keys.cell(row=f"r{i}", column=f"c{j}") for i in range(r) for j in range(c)]
+    keys += [cell_keys.cell(row=f"r{i}", column="total") for i in range(r)]
+    keys += [cell_keys.cell(row="total", column=f"c{j}") for j in range(c)]
+    keys += [cell_keys.cell(row="total", column="total")]
     top = 1.5 * values.max() if upper is None else upper
     return ProtectionProblem(
         keys=keys,
@@ -109,7 +114,7 @@ def test_a_hidden_cell_disclosed_exactly_fails_only_where_protection_is_needed()
 def singleton_row_problem() -> ProtectionProblem:
     """One row: total 25 = x (company A alone, 10) + y (company B alone, 15), total published."""
     return ProtectionProblem(
-        keys=["t|x", "t|y", "t|total"],
+        keys=cell_keys.named("x", "y", "total"),
         values=np.array([10.0, 15.0, 25.0]),
         relations=[(2, (0, 1))],
         lower=np.zeros(3),
@@ -146,7 +151,7 @@ def test_insider_with_a_partial_share_narrows_the_other_cell() -> None:
     # protection of 1.5 for y (needs hi >= 16.5) holds, 3 (needs hi >= 18) does not. A's own cell x is not
     # judged against A: the primary rules' protection already models a contributor attacking its own cell.
     problem = singleton_row_problem()
-    problem.insiders = {"A": {0: 8.0, 2: 8.0}}
+    problem.insiders = Contributions.of({"A": {0: 8.0, 2: 8.0}})
     problem.lpl[0] = 3.0
     assert audit(problem, hide(problem, [0, 1])).passed
     problem.upl[1] = 3.0
@@ -157,14 +162,14 @@ def test_insider_with_a_partial_share_narrows_the_other_cell() -> None:
 
 def test_insider_knowledge_of_a_published_cell_only_is_not_checked() -> None:
     problem = singleton_row_problem()
-    problem.insiders = {"C": {2: 5.0}}
+    problem.insiders = Contributions.of({"C": {2: 5.0}})
     result = audit(problem, hide(problem, [0, 1]))
     assert result.insiders_checked == 0 and result.passed
 
 
 def test_cell_in_no_relation_gets_its_a_priori_bounds_without_an_lp() -> None:
     problem = ProtectionProblem(
-        keys=["a", "b"],
+        keys=cell_keys.named("a", "b"),
         values=np.array([4.0, 6.0]),
         relations=[],
         lower=np.zeros(2),
@@ -186,7 +191,7 @@ def test_independent_components_are_solved_separately_and_reuse_their_model() ->
     n = first.size
     second_rel = [(t + n, tuple(p + n for p in parts)) for t, parts in first.relations]
     problem = ProtectionProblem(
-        keys=first.keys + [k + "'" for k in first.keys],
+        keys=first.keys + [k.with_periods(PeriodMode.YEAR_TO_DATE) for k in first.keys],
         values=np.concatenate([first.values, first.values]),
         relations=first.relations + second_rel,
         lower=np.zeros(2 * n),
@@ -207,7 +212,7 @@ def test_independent_components_are_solved_separately_and_reuse_their_model() ->
 def test_a_relation_that_does_not_add_up_is_refused_with_its_total_named() -> None:
     problem = two_by_two([0], protection=1.0)
     problem.values[4] = 31.0  # row total 0 should be 30
-    with pytest.raises(DisclosureError, match=r"t\|r0\|total") as raised:
+    with pytest.raises(DisclosureError, match=r"column=total\|row=r0") as raised:
         audit(problem, hide(problem, [0, 1, 2, 3]))
     assert raised.value.hint
 
@@ -215,7 +220,7 @@ def test_a_relation_that_does_not_add_up_is_refused_with_its_total_named() -> No
 def test_values_outside_their_bounds_and_infinite_bounds_are_refused() -> None:
     problem = two_by_two([0], protection=1.0)
     problem.upper[3] = 35.0  # d = 40
-    with pytest.raises(DisclosureError, match=r"outside their a-priori bounds: t\|r1\|c1"):
+    with pytest.raises(DisclosureError, match=r"outside their a-priori bounds: t\|value\|-\|column=c1\|row=r1"):
         audit(problem, hide(problem, [0, 1, 2, 3]))
     problem.upper[3] = np.inf
     with pytest.raises(DisclosureError, match="must be finite"):
@@ -300,14 +305,14 @@ def test_insider_failures_match_a_plain_lp_with_the_insiders_knowledge(
     # Every hidden body cell is primary (protection 2); contributor A owns all, part or none of each.
     problem, hidden = case
     rng = np.random.default_rng(seed)
-    n_body = sum("total" not in k for k in problem.keys)
+    n_body = sum(all(c.code != "total" for c in k.coordinates) for k in problem.keys)
     problem.primary[:n_body] = True
     problem.upl[:] = problem.lpl[:] = 2.0
     share = {}
     for c in range(n_body):
         value = int(problem.values[c])
         share[c] = float(rng.choice([value, rng.integers(0, value + 1), 0]))
-    problem.insiders = {"A": share}
+    problem.insiders = Contributions.of({"A": share})
     result = audit(problem, hidden)
     outsider_failed = {f[0] for f in result.failures if f[1] == "outsider"}
     known = {c: (v, problem.upper[c]) for c, v in share.items()}  # own share known, nothing more
@@ -334,7 +339,7 @@ def test_a_shared_cache_gives_the_same_verdicts_as_fresh_audits(
 ) -> None:
     # A repair loop audits one problem again and again with a few more cells hidden each time.
     problem, hidden = case
-    problem.insiders = {"A": {c: float(problem.values[c]) // 2 for c in range(0, problem.size, 3)}}
+    problem.insiders = Contributions.of({"A": {c: float(problem.values[c]) // 2 for c in range(0, problem.size, 3)}})
     cache: dict = {}
     for flip in [None, *flips]:
         if flip is not None:
@@ -351,7 +356,7 @@ def test_an_insider_is_not_failed_for_what_its_own_figures_told_it_before_any_re
     # t = a + b, everything below 36 a priori. a (23) needs protection beyond the bound, so reaching 36 would
     # do; insider A owns b (1) and knows a <= 35 with nothing published at all: the release adds nothing.
     problem = ProtectionProblem(
-        keys=["a", "b", "t"],
+        keys=cell_keys.named("a", "b", "t"),
         values=np.array([23.0, 1.0, 24.0]),
         relations=[(2, (0, 1))],
         lower=np.zeros(3),
@@ -377,7 +382,7 @@ def tables_with_helpers(draw: st.DrawFn) -> tuple[ProtectionProblem, np.ndarray]
     """Random tables whose body cells are primary with protection 2 (both sides, or only one), primary helpers
     (no requirement) or neither, and one insider A owning part of the body."""
     problem, hidden = draw(tables_with_patterns())
-    n_body = sum("total" not in k for k in problem.keys)
+    n_body = sum(all(c.code != "total" for c in k.coordinates) for k in problem.keys)
     kinds = draw(st.lists(st.sampled_from(["both", "up", "down", "helper", "none"]), min_size=n_body, max_size=n_body))
     problem.upl[:] = problem.lpl[:] = 0.0
     for c, kind in enumerate(kinds):
@@ -385,7 +390,7 @@ def tables_with_helpers(draw: st.DrawFn) -> tuple[ProtectionProblem, np.ndarray]
         problem.upl[c] = 2.0 if kind in ("both", "up") else 0.0
         problem.lpl[c] = 2.0 if kind in ("both", "down") else 0.0
     shares = draw(st.lists(st.integers(0, 2), min_size=n_body, max_size=n_body))
-    problem.insiders = {"A": {c: float(problem.values[c]) * k / 2 for c, k in enumerate(shares) if k}}
+    problem.insiders = Contributions.of({"A": {c: float(problem.values[c]) * k / 2 for c, k in enumerate(shares) if k}})
     return problem, hidden
 
 

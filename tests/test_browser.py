@@ -206,7 +206,7 @@ def make_release(lang: str) -> Release:
         protocol_sha256="ab" * 32,
         code_version="0.1.0",
         created="2025-07-01",
-        submission_hashes=["cd" * 32],
+        log_head="12:" + "ab" * 32,
         tables=[companies_table(lang), risks_table(lang), ratio_table(lang)],
         audit_summary={"cells_suppressed": 9},
     )

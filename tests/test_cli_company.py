@@ -14,7 +14,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from aggregator import company as company_mod
-from aggregator import workspace as workspace_mod
 from aggregator.cli.company import main as imvo_submit
 from aggregator.cli.secretariat import main as aggregator
 from aggregator.envelope import keys
@@ -28,10 +27,10 @@ COMPANY_PASSPHRASE = "company passphrase for tests"
 NOW = "2025-02-28T09:00:00Z"
 
 
-@pytest.fixture(autouse=True)
-def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests derive the store key with a small scrypt cost; the real cost only makes them slow."""
-    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
+def only_receipt(workspace: Workspace) -> Path:
+    """The one receipt in T001's outbox (named by the sealed file's SHA-256)."""
+    (receipt,) = (workspace.outbox_dir / "T001").glob("*.receipt")
+    return receipt
 
 
 def run(args: list[str], env: dict[str, str] | None = None, tool=imvo_submit) -> Result:
@@ -43,9 +42,7 @@ def run(args: list[str], env: dict[str, str] | None = None, tool=imvo_submit) ->
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
-    return create_workspace(
-        tmp_path / "ws", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10
-    )
+    return create_workspace(tmp_path / "ws", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"])
 
 
 @pytest.fixture
@@ -70,7 +67,7 @@ def home(tmp_path: Path, workspace: Workspace) -> Path:
     )
     assert result.exit_code == 0, result.output
     # The key as `imvo-submit keygen` makes it, with cheap key derivation: every seal must unlock it.
-    company_mod.keygen(company_mod.open_home(home), COMPANY_PASSPHRASE, scrypt_n=2**10)
+    company_mod.keygen(company_mod.open_home(home), COMPANY_PASSPHRASE)
     return home
 
 
@@ -254,11 +251,11 @@ def test_receipt_round_trip_through_both_command_lines(tmp_path: Path, home: Pat
     _register(workspace, home)
     intake = _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-01")
     assert intake.exit_code == 0, intake.output
-    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-01.imvo.receipt"
+    receipt = only_receipt(workspace)
     result = run(["verify-receipt", str(receipt)], env=company_env(home))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "T001_textile_materials_2025-01.imvo.receipt: genuine, signed by the secretariat"
+    assert lines[0] == f"{receipt.name}: genuine, signed by the secretariat"
     assert "  file:         T001__materials.csv" in lines
     assert "  company:      T001" in lines
     assert "  period:       2025-01" in lines
@@ -270,7 +267,7 @@ def test_a_quarantined_receipt_exits_1(tmp_path: Path, home: Path, workspace: Wo
     _register(workspace, home)
     intake = _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-06")  # in the future
     assert intake.exit_code == 1
-    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-06.imvo.receipt"
+    receipt = only_receipt(workspace)
     result = run(["verify-receipt", str(receipt)], env=company_env(home))
     assert result.exit_code == 1
     assert result.output.splitlines()[-1] == (
@@ -282,7 +279,7 @@ def test_a_quarantined_receipt_exits_1(tmp_path: Path, home: Path, workspace: Wo
 def test_a_changed_receipt_is_called_forged(tmp_path: Path, home: Path, workspace: Workspace):
     _register(workspace, home)
     _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-01")
-    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-01.imvo.receipt"
+    receipt = only_receipt(workspace)
     doc = json.loads(receipt.read_text(encoding="utf-8"))
     doc["receipt"]["state"] = "accepted" if doc["receipt"]["state"] != "accepted" else "duplicate"
     forged = tmp_path / "forged.receipt"
@@ -305,10 +302,8 @@ def test_a_file_that_is_not_a_receipt(tmp_path: Path, home: Path):
 def test_a_receipt_signed_by_another_key_names_the_key(tmp_path: Path, home: Path, workspace: Workspace):
     _register(workspace, home)
     _seal_and_take_in(tmp_path, home, workspace, copy_sample(tmp_path), "2025-01")
-    receipt = workspace.outbox_dir / "T001" / "T001_textile_materials_2025-01.imvo.receipt"
-    other = create_workspace(
-        tmp_path / "other", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10
-    )
+    receipt = only_receipt(workspace)
+    other = create_workspace(tmp_path / "other", SECRETARIAT_PASSPHRASE, [ROOT / "protocols" / "textile.toml"])
     shutil.copyfile(other.keys_dir / "secretariat_signing.pub", home / "secretariat_signing.pub")
     result = run(["verify-receipt", str(receipt)], env=company_env(home))
     assert result.exit_code == 2

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from test_intake import World, build_world
-
-from aggregator import workspace as workspace_mod
 from aggregator.exact_totals import PERIOD_TOTAL_LIMIT, operands
 from aggregator.protocol import load_protocol
+from support.intake_world import World, build_world
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "facility_id,country,facility_type,tier,workers_band,order_volume_pieces,order_value_eur\n"
-
-
-@pytest.fixture(autouse=True)
-def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
 
 
 def locations(tmp_path: Path, name: str, rows: int, pieces: int) -> Path:

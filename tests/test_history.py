@@ -6,64 +6,34 @@ pattern can be worked out by hand in the test's comment.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from aggregator import batch, history
-from aggregator.aggregation.problem import OwnContributions
+from aggregator import history
+from aggregator.aggregation.release import params_for
+from aggregator.cellkey import CellKey, Coordinate, Quantity, ViewKind
 from aggregator.disclosure.audit import audit
-from aggregator.disclosure.model import ProtectionProblem
+from aggregator.disclosure.contributions import Contributions
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
+from aggregator.history.ledger import record_snapshot
+from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
-from aggregator.store import Store
+from support.lab import FEB, JAN, MAR, NOW, PASSPHRASE, PROTOCOL, Lab, four_companies, four_company_workspace, pattern
 
 ROOT = Path(__file__).resolve().parents[1]
-NOW = "2026-06-01T00:00:00Z"
-JAN, FEB, MAR = "2025-01", "2025-02", "2025-03"
-COTTON = "materials|sum(weight_kg)|-|material=cotton"
-TOTAL = "materials|sum(weight_kg)|-|"
-
-PROTOCOL = """
-[covenant]
-id = "textile"
-name = { en = "T", nl = "T" }
-version = "t1"
-templates = ["materials"]
-
-[disclosure]
-min_contributors = 3
-dominance = [{ n = 1, k = 60.0 }]
-suppression = "optimal"
-
-[age]
-B = 0
-C = 0
-
-[[tables]]
-id = "weight"
-title = { en = "Weight", nl = "Gewicht" }
-unit = { en = "kg", nl = "kg" }
-template = "materials"
-dimensions = [{ column = "material" }]
-measure = { kind = "sum", column = "weight_kg" }
-
-[[audiences]]
-id = "committee"
-name = { en = "Committee", nl = "Commissie" }
-tables = ["weight"]
-frequency = "monthly"
-"""
+WEIGHT = Quantity("materials", "sum(weight_kg)")
+COTTON = CellKey(WEIGHT, [Coordinate("material", "cotton")])
+TOTAL = CellKey(WEIGHT)
+R1 = "textile-2025-01-committee-r1"
 
 # A looser default for the public (one contributor is enough, no dominance) and a stricter committee; the
 # press keeps to itself (shares_with_others = false).
@@ -117,82 +87,10 @@ shares_with_others = false
 def with_cumulative_table(protocol: Protocol, mode: str = "year_to_date", only: bool = False) -> Protocol:
     """Add 'weight_ytd' (the weight table over `mode`) to the protocol and to every audience."""
     base = protocol.table("weight")
-    spec = replace(base, id="weight_ytd", periods=mode)
+    spec = replace(base, id="weight_ytd", periods=PeriodMode(mode))
     tables = ("weight_ytd",) if only else ("weight", "weight_ytd")
     audiences = tuple(replace(a, tables=tables) for a in protocol.audiences)
     return replace(protocol, tables=(*protocol.tables, spec), audiences=audiences)
-
-
-class Lab:
-    """A store with companies, submissions and rows inserted directly, and a protocol to release with."""
-
-    def __init__(self, root: Path, protocol_text: str = PROTOCOL):
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "protocol.toml").write_text(protocol_text)
-        self.protocol = load_protocol(root / "protocol.toml")
-        self.store = Store(root / "s.duckdb", None)
-        self._prepare()
-
-    @classmethod
-    def on_store(cls, protocol: Protocol, store: Store) -> Lab:
-        """A lab over a workspace's store; submission numbers continue after those already there."""
-        lab = cls.__new__(cls)
-        lab.protocol, lab.store = protocol, store
-        lab._prepare()
-        return lab
-
-    def _prepare(self) -> None:
-        self.store.ensure_rows_table(
-            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
-        )
-        self.count = self.store.con.execute("SELECT count(*) FROM submissions").fetchone()[0]
-        self.clock = 0
-
-    def company(self, *ids: str, group: str | None = None) -> None:
-        for c in ids:
-            self.store.con.execute(
-                "INSERT INTO companies VALUES (?, ?, ?, ['textile'], 'active', NULL, 'x')", [c, c, group or c]
-            )
-
-    def submit(self, company: str, month: str, weights: dict[str, float]) -> None:
-        """Accept a submission; an earlier accepted one of the company for the month becomes superseded."""
-        self.count += 1
-        sid = f"s{self.count}"
-        con = self.store.con
-        con.execute(
-            "UPDATE submissions SET state = 'superseded' WHERE company_id = ? AND period = ? AND state = 'accepted'",
-            [company, month],
-        )
-        con.execute(
-            "INSERT INTO submissions (submission_id, company_id, covenant, template, period, received_at, "
-            "original_name, state, reason, plaintext_blake3, raw_path) VALUES (?, ?, 'textile', 'materials', ?, "
-            "'t', 'f', 'accepted', 'ok', ?, 'r')",
-            [sid, company, month, hashlib.sha256(sid.encode()).hexdigest()],
-        )
-        for i, (material, weight) in enumerate(sorted(weights.items())):
-            con.execute(
-                "INSERT INTO rows_textile_materials VALUES (?, ?, ?, ?, ?, 'none', ?)",
-                [sid, company, month, i, material, weight],
-            )
-
-    def release(self, month: str, audience: str = "committee", revision: bool = False) -> batch.Released:
-        self.clock += 1
-        now = f"2026-06-01T00:00:{self.clock:02d}Z"
-        return batch.release_audience(self.store, self.protocol, month, audience, now=now, revision=revision)
-
-
-def pattern(released: batch.Released) -> dict[str, bool]:
-    """cell key -> hidden, for the value component of every table."""
-    p = released.protected
-    return dict(zip(p.problem.keys, map(bool, p.suppression.suppressed), strict=True))
-
-
-def four_companies(lab: Lab, month: str = JAN) -> None:
-    lab.company("A", "B", "C", "D", "L")
-    lab.submit("A", month, {"cotton": 40, "polyester": 30, "wool": 20})
-    lab.submit("B", month, {"cotton": 35, "polyester": 30, "wool": 25})
-    lab.submit("C", month, {"cotton": 30, "polyester": 35, "wool": 30})
-    lab.submit("D", month, {"cotton": 30, "polyester": 25, "wool": 20})
 
 
 @pytest.fixture
@@ -210,12 +108,12 @@ def test_a_late_submission_cannot_be_recovered_by_subtracting_two_releases(lab: 
     lab.submit("L", JAN, {"cotton": 50})  # late: cotton now has 5 contributors, L holds 50 of 185 (27%)
     # Alone, the revised table passes every rule, so a release-by-release engine would publish it all and
     # cotton (and the total) minus the first release would be exactly L's 50.
-    alone = batch._protect_alone(lab.protocol, JAN, "committee", first.protected.problem)
+    alone = history.protect_alone(lab.protocol, JAN, "committee", first.protected.problem)
     assert not alone[0].suppressed.any()
     revision = lab.release(JAN, revision=True)
     hidden = pattern(revision)
     assert hidden[COTTON] and hidden[TOTAL]
-    assert not hidden["materials|sum(weight_kg)|-|material=polyester"]  # unchanged cells stay published
+    assert not hidden[CellKey(WEIGHT, [Coordinate("material", "polyester")])]  # unchanged cells stay published
     assert revision.release.is_revision and revision.protected.audited_with == [first.release_id]
     assert_ledger_is_safe(lab)
 
@@ -232,12 +130,12 @@ def test_the_history_audit_sees_what_subtracting_releases_reveals(lab: Lab):
     hidden = ~p.fixed
     for key in (COTTON, TOTAL):
         # r2 released the data as they stand now: its cells are merged with the current cells they equal
-        assert f"~textile-2025-01-committee-r2:{key}" not in p.keys
-        hidden[p.keys.index(f"~2025-01:current:{key}")] = False
+        assert key.in_view(ViewKind.EARLIER, "textile-2025-01-committee-r2") not in p.keys
+        hidden[p.keys.index(key.in_view(ViewKind.CURRENT, JAN))] = False
     leaked = audit(p, hidden)
-    change = p.keys.index(f"~textile-2025-01-committee-r1:change:{COTTON}")
+    change = p.keys.index(COTTON.in_view(ViewKind.CHANGE, R1))
     assert (change, "outsider") in [(cell, who) for cell, who, *_ in leaked.failures]
-    assert combined.describe(p.keys[change]) == f"{COTTON} [its change since release textile-2025-01-committee-r1]"
+    assert p.keys[change].describe() == f"{COTTON} [its change since release {R1}]"
 
 
 def test_a_revised_company_is_protected_against_an_insider_too(lab: Lab):
@@ -258,13 +156,15 @@ def test_a_revision_that_cannot_be_made_safe_is_refused_naming_the_cell(lab: Lab
     four_companies(lab)
     lab.release(JAN)
     lab.submit("L", JAN, {"cotton": 50})
-    change = f"~textile-2025-01-committee-r1:change:{COTTON}"
+    change = COTTON.in_view(ViewKind.CHANGE, R1)
 
     def unprotectable(problem, method="auto", **_):
         assert change in problem.keys
-        raise DisclosureError(f"cell {change} cannot be protected: whatever else is hidden, an outsider can ...")
+        raise DisclosureError(
+            f"cell {change.describe()} cannot be protected: whatever else is hidden, an outsider can ..."
+        )
 
-    monkeypatch.setattr(batch, "protect", unprotectable)
+    monkeypatch.setattr("aggregator.history.protect.protect", unprotectable)
     with pytest.raises(ReleaseRefused) as refused:
         lab.release(JAN, revision=True)
     message = refused.value.message
@@ -297,10 +197,13 @@ def test_looser_audience_first_then_stricter_one_hides_what_its_rules_protect(tm
 
 
 def test_year_to_date_covers_the_months_of_the_year_up_to_the_period():
-    assert history.table_periods("year_to_date", MAR) == (JAN, FEB, MAR)
-    assert history.table_periods("rolling_3", "2025-02") == ("2024-12", JAN, FEB)
-    assert history.table_periods("month", MAR) == (MAR,)
-    assert len(history.table_periods("rolling_12", MAR)) == 12
+    def months(mode: PeriodMode, period: str) -> tuple[str, ...]:
+        return tuple(str(m) for m in mode.months(period))
+
+    assert months(PeriodMode.YEAR_TO_DATE, MAR) == (JAN, FEB, MAR)
+    assert months(PeriodMode.ROLLING_3, "2025-02") == ("2024-12", JAN, FEB)
+    assert months(PeriodMode.MONTH, MAR) == (MAR,)
+    assert len(months(PeriodMode.ROLLING_12, MAR)) == 12
 
 
 def test_year_to_date_minus_last_month_must_not_reveal_this_month(tmp_path: Path):
@@ -310,7 +213,7 @@ def test_year_to_date_minus_last_month_must_not_reveal_this_month(tmp_path: Path
     lab.protocol = with_cumulative_table(lab.protocol, only=True)
     four_companies(lab, JAN)
     january = lab.release(JAN)
-    ytd_cotton = COTTON.replace("|-|", "|-@year_to_date|")
+    ytd_cotton = COTTON.with_periods(PeriodMode.YEAR_TO_DATE)
     assert not pattern(january)[ytd_cotton]
     lab.submit("L", FEB, {"cotton": 40})
     for c, w in (("A", 30), ("B", 30), ("C", 30)):
@@ -333,7 +236,7 @@ def test_a_cumulative_table_next_to_the_monthly_one_in_the_same_release(tmp_path
         lab.submit(c, FEB, {"polyester": w, "wool": w})
     february = lab.release(FEB)
     hidden = pattern(february)
-    assert hidden[COTTON] and hidden[COTTON.replace("|-|", "|-@year_to_date|")]
+    assert hidden[COTTON] and hidden[COTTON.with_periods(PeriodMode.YEAR_TO_DATE)]
     assert_ledger_is_safe(lab)
 
 
@@ -362,7 +265,7 @@ def test_a_cell_published_unchanged_to_another_audience_is_known_not_a_new_discl
         lab.submit(c, JAN, {"cotton": 30, "polyester": 25} | ({"wool": 10} if c == "A" else {}))
     lab.release(JAN, "public")
     committee = lab.release(JAN, "committee")
-    wool = "materials|sum(weight_kg)|-|material=wool"
+    wool = CellKey(WEIGHT, [Coordinate("material", "wool")])
     assert pattern(committee)[wool]
     assert_ledger_is_safe(lab, "committee")
 
@@ -385,14 +288,14 @@ def test_a_stricter_audience_after_a_looser_one_is_released_and_protects_its_own
     # public release cannot take that back and is not refused for it. A reader of the public release alone
     # (E included) must still not learn polyester, so the public hides more than the committee did.
     lab = Lab(tmp_path, STRICT_PUBLIC)
-    assert history.params_for(lab.protocol, "weight", "public").min_contributors == 4
+    assert params_for(lab.protocol, "weight", "public").min_contributors == 4
     lab.company(*"ABCDE")
     for c in "ABCDE":
         lab.submit(
             c, JAN, {"cotton": 30} | ({"polyester": 5} if c in "AB" else {}) | ({"wool": 20} if c == "E" else {})
         )
     committee = lab.release(JAN, "committee")
-    polyester, wool = (COTTON.replace("cotton", m) for m in ("polyester", "wool"))
+    polyester, wool = (CellKey(WEIGHT, [Coordinate("material", m)]) for m in ("polyester", "wool"))
     assert pattern(committee) == {COTTON: False, polyester: True, wool: True, TOTAL: False}
     public = lab.release(JAN, "public")
     hidden = pattern(public)
@@ -414,11 +317,10 @@ def test_the_ledger_keeps_every_cell_of_every_release_including_suppressed_ones(
     assert list(listed["release_id"]) == ["textile-2025-01-committee-r1", "textile-2025-01-committee-r2"]
     assert list(listed["is_revision"]) == [False, True] and list(listed["suppressed"]) == [0, 2]
     shown = history.show_release(lab.store, second.release_id)
-    cells = dict(
-        zip(shown.cells["cell_key"], zip(shown.cells["value"], shown.cells["status"], strict=True), strict=True)
-    )
+    keys = map(CellKey.parse, shown.cells["cell_key"])
+    cells = dict(zip(keys, zip(shown.cells["value"], shown.cells["status"], strict=True), strict=True))
     assert cells[COTTON][1] == "suppressed" and np.isnan(cells[COTTON][0])
-    assert cells["materials|sum(weight_kg)|-|material=wool"] == (95.0, "published")
+    assert cells[CellKey(WEIGHT, [Coordinate("material", "wool")])] == (95.0, "published")
     snap = history.load_snapshot(lab.store, second.release_id)
     assert snap.problem.values[snap.problem.keys.index(COTTON)] == 185.0  # true value kept for the history
     assert snap.hidden[snap.problem.keys.index(COTTON)]
@@ -451,20 +353,21 @@ def test_a_snapshot_loads_with_every_contribution_the_release_computed(tmp_path:
     lab.submit("L", JAN, {"wool": 5})
     done = lab.release(JAN)
     p = done.protected
-    full = history.snapshot_of(lab.store.con, lab.protocol, done.release_id, JAN, "committee", p.components, p.problem)
-    gap_cells = [i for i, key in enumerate(full.problem.keys) if re.search(r"\|~\d+:gap\d+$", key)]
+    full = history.snapshot_of(lab.store, lab.protocol, JAN, "committee", p.components, p.problem)
+    gap_cells = [i for i, key in enumerate(full.problem.keys) if key.is_gap]
     assert len(gap_cells) == 3
     stored = lab.store.con.execute(
         "SELECT list(DISTINCT cell) FROM ledger_contributions WHERE release_id = ?", [done.release_id]
     ).fetchone()[0]
     assert not set(stored) & set(gap_cells)
     if old_ledger:
-        rows = [(done.release_id, w, c, v) for w, own in full.problem.insiders.items() for c, v in own.items()]
+        own = full.problem.insiders.as_dict()
+        rows = [(done.release_id, w, c, v) for w, mine in own.items() for c, v in mine.items()]
         gap_rows = [r for r in rows if r[2] in gap_cells]
         lab.store.con.executemany("INSERT INTO ledger_contributions VALUES (?, ?, ?, ?)", gap_rows)
     loaded = history.load_snapshot(lab.store, done.release_id)
-    expected = {who: dict(own) for who, own in full.problem.insiders.items()}
-    assert {who: dict(own) for who, own in loaded.problem.insiders.items()} == expected
+    expected = full.problem.insiders.as_dict()
+    assert loaded.problem.insiders.as_dict() == expected
     # L sells wool only: in the total (1) and not in cotton, so its cotton gap is 1 - 0
     cotton_gap = next(i for i in gap_cells if _gap_part(full, i) == "cotton")
     assert expected["L"][cotton_gap] == 1.0
@@ -473,7 +376,7 @@ def test_a_snapshot_loads_with_every_contribution_the_release_computed(tmp_path:
 def _gap_part(snap: history.Snapshot, gap: int) -> str:
     total, parts = next(r for r in snap.problem.relations if gap in r[1])
     (part,) = (c for c in parts if c != gap)
-    return snap.problem.keys[part].rsplit("=", 1)[-1]
+    return snap.problem.keys[part].coordinates[0].code
 
 
 def test_the_library_never_updates_or_deletes_ledger_rows(lab: Lab):
@@ -487,7 +390,7 @@ def test_the_library_never_updates_or_deletes_ledger_rows(lab: Lab):
     first = lab.release(JAN)
     # a release id is recorded once: writing the same snapshot again is refused by the key, not overwritten
     with pytest.raises(Exception, match="(?i)constraint|duplicate"):
-        history.record_snapshot(lab.store.con, first.protected.snapshot)
+        record_snapshot(lab.store.con, first.protected.snapshot, first.release_id)
 
 
 def test_class_x_columns_are_refused_when_the_protocol_loads(tmp_path: Path):
@@ -561,21 +464,6 @@ def test_auditing_the_whole_ledger_never_finds_a_disclosure(events, cumulative: 
 # ----------------------------------------------------------------------------------------------- CLI
 
 
-PASSPHRASE = "correct horse battery"
-
-
-def four_company_workspace(root: Path):
-    """A secretariat workspace (in root/ws) with PROTOCOL and the four companies' January submissions."""
-    from aggregator.workspace import create_workspace, open_workspace
-
-    (root / "protocol.toml").write_text(PROTOCOL)
-    create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"], scrypt_n=2**10)
-    ws = open_workspace(root / "ws", PASSPHRASE)
-    with ws.open_store() as store:
-        four_companies(Lab.on_store(ws.protocol("textile"), store))
-    return ws
-
-
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("AGGREGATOR_PASSPHRASE", PASSPHRASE)
@@ -631,82 +519,19 @@ def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
     assert missing.exit_code == 2 and "there is no release nope" in missing.output
 
 
-def test_a_snapshot_writes_the_same_ledger_rows_from_columns_as_from_dicts():
-    # a fresh snapshot keeps every contributor's contributions as columns (OwnContributions); the ledger must
-    # get exactly the rows the per-contributor dicts give (read back in contributor and cell order, as
-    # load_snapshot reads them: the columns go in unsorted)
-    names = np.array(["g1", "g2", "g3"], dtype=object)
-    columns = OwnContributions(names, np.array([2, 0, 0, 2]), np.array([1, 2, 0, 0]), np.array([4.0, 2.5, 1.0, -3.0]))
-    as_dicts = {"g1": {0: 1.0, 2: 2.5}, "g2": {}, "g3": {0: -3.0, 1: 4.0}}
-    assert columns == as_dicts
-    zeros = np.zeros(3)
-    con = duckdb.connect()
-    for release_id, insiders in (("columns", columns), ("dicts", as_dicts)):
-        problem = ProtectionProblem(
-            ["a", "b", "c"], zeros, [], zeros, zeros + 9, zeros, zeros, zeros.astype(bool), zeros,
-            zeros.astype(bool), insiders,
-        )  # fmt: skip
-        snap = history.Snapshot(
-            release_id, JAN, "committee", problem, zeros.astype(bool), ["t"] * 3, ["a", "b", "c"], [(JAN,)] * 3,
-            np.ones(3, dtype=bool),
-        )  # fmt: skip
-        history.record_snapshot(con, snap)
-    rows = {
-        rid: con.execute(
-            "SELECT contributor, cell, value FROM ledger_contributions WHERE release_id = ? ORDER BY contributor, cell",
-            [rid],
-        ).fetchall()
-        for rid in ("columns", "dicts")
-    }
-    assert rows["columns"] == rows["dicts"] == [("g1", 0, 1.0), ("g1", 2, 2.5), ("g3", 0, -3.0), ("g3", 1, 4.0)]
-
-
-# ----------------------------------------------------------------------------------------------- columns
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 2**40)), max_size=40),
-    st.booleans(),
-)
-def test_combined_key_sort_is_lexsort(rows, huge):
-    keys = (
-        tuple(np.array(column, dtype=np.int64) for column in zip(*rows, strict=True))
-        if rows
-        else (np.zeros(0, np.int64),) * 3
-    )
-    if huge and rows:  # keys that do not fit one int64 together: lexsort itself
-        keys = (keys[0], keys[1] * 2**30, keys[2])
-    assert history._lexsort(keys).tolist() == np.lexsort(keys).tolist()
-
-
-def test_merged_cells_keep_the_record_of_the_lowest_cell_and_the_largest_insider_wins_ties_by_name():
-    names = np.array(["a", "b", "c"], dtype=object)
-    # cells 0, 2 and 3 merge into 0; 1 stays; b has records in 2 and 3 only: the one of cell 2 is kept
-    records = history._Records(
-        names, np.array([0, 0, 1, 1, 2]), np.array([3, 0, 3, 2, 1]), np.array([9.0, 1.0, 7.0, 5.0, 5.0])
-    )
-    moved = records.moved(np.array([0, 1, 0, 0]))
-    kept = sorted(zip(moved.who.tolist(), moved.cell.tolist(), moved.value.tolist(), strict=True))
-    assert kept == [(0, 0, 1.0), (1, 0, 5.0), (2, 1, 5.0)]
-    # cell 0: b (5) beats a (1); cell 1: c alone; a tie of |values| goes to the greater name
-    assert moved.largest_in(np.array([True, True])) == {"b": {0: 5.0}, "c": {1: 5.0}}
-    tie = history._Records(names, np.array([0, 1]), np.array([0, 0]), np.array([-4.0, 4.0]))
-    assert tie.largest_in(np.array([True])) == {"b": {0: 4.0}}
-    assert tie.largest_in(np.array([False])) == {}
-
-
 @pytest.mark.parametrize("dense", [True, False], ids=["dense lookup", "binary search"])
 @pytest.mark.parametrize("names", [("a", "b"), ("b", "a")], ids=["in the total only: sorts last", "sorts first"])
 def test_a_gap_is_derived_for_a_contributor_in_the_total_and_in_no_part(monkeypatch, dense, names):
-    from aggregator.aggregation import problem as problem_module
-    from aggregator.aggregation.problem import own_contributions
+    from aggregator.aggregation import contributions as module
 
-    monkeypatch.setattr(problem_module, "DENSE_LOOKUP_LIMIT", problem_module.DENSE_LOOKUP_LIMIT if dense else 0)
-    keys = ["t|companies[company]|-|", "t|companies[company]|-|country=NL", "t|companies[company]|-||~0:gap0"]
+    monkeypatch.setattr(module, "DENSE_LOOKUP_LIMIT", module.DENSE_LOOKUP_LIMIT if dense else 0)
+    keys = [
+        CellKey.parse(text)
+        for text in ("t|companies[company]|-|", "t|companies[company]|-|country=NL", "t|companies[company]|-||~0:gap0")
+    ]
     both, total_only = names  # `both` is in the total and in NL; `total_only` only in the total
-    own = own_contributions(np.array([both, both, total_only], dtype=object), np.array([0, 1, 0]), np.ones(3))
-    derived = history._with_gap_records(own, keys, [(0, (1, 2))])
-    assert dict(derived[total_only]) == {0: 1.0, 2: 1.0} and dict(derived[both]) == {0: 1.0, 1: 1.0, 2: 0.0}
-    nobody_in_a_part = own_contributions(np.array(["a"], dtype=object), np.array([0]), np.ones(1))
-    assert dict(history._with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))])["a"]) == {0: 1.0, 2: 1.0}
+    own = Contributions.from_names(np.array([both, both, total_only], dtype=object), [0, 1, 0], np.ones(3))
+    derived = history.with_gap_records(own, keys, [(0, (1, 2))]).as_dict()
+    assert derived[total_only] == {0: 1.0, 2: 1.0} and derived[both] == {0: 1.0, 1: 1.0, 2: 0.0}
+    nobody_in_a_part = Contributions.from_names(np.array(["a"], dtype=object), [0], np.ones(1))
+    assert history.with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))]).as_dict()["a"] == {0: 1.0, 2: 1.0}

@@ -14,7 +14,6 @@ import os
 import re
 import struct
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,13 +24,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from aggregator import envelope
-from aggregator.envelope.envelope import MAGIC, canonical_json
+from aggregator.envelope.format import MAGIC, canonical_json
 from aggregator.errors import AggregatorError, EnvelopeError
 from aggregator.intake import run_intake
 from aggregator.registry import Registry
 from aggregator.release.texts import neutralise as release_neutralise
 from aggregator.validation import check_file, write_report_csv, write_report_xlsx
 from aggregator.workspace import create_workspace
+from support.workbooks import xlsx
 
 SECONDS = 5.0
 GOOD_HEADER = "country,workers_covered,wage_paid_monthly_eur,living_wage_benchmark_eur,benchmark_source\n"
@@ -50,44 +50,6 @@ def csv_bytes(*rows: str, header: str = GOOD_HEADER) -> bytes:
 
 
 # ---------------------------------------------------------------- XLSX builders
-
-
-def xlsx(sheet_parts: Iterator[bytes] | list[bytes], sheet: str = "living_wage", extra: int = 0) -> bytes:
-    """A minimal workbook with one sheet whose XML is streamed from `sheet_parts` (so bombs stay cheap)."""
-    ns = "http://schemas.openxmlformats.org"
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(
-            "[Content_Types].xml",
-            f'<?xml version="1.0"?><Types xmlns="{ns}/package/2006/content-types">'
-            f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-            f'<Default Extension="xml" ContentType="application/xml"/>'
-            f'<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.'
-            f'spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType='
-            f'"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
-        )
-        z.writestr(
-            "_rels/.rels",
-            f'<?xml version="1.0"?><Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" '
-            f'Type="{ns}/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>',
-        )
-        z.writestr(
-            "xl/workbook.xml",
-            f'<?xml version="1.0"?><workbook xmlns="{ns}/spreadsheetml/2006/main" xmlns:r="{ns}/officeDocument/'
-            f'2006/relationships"><sheets><sheet name="{sheet}" sheetId="1" r:id="rId1"/></sheets></workbook>',
-        )
-        z.writestr(
-            "xl/_rels/workbook.xml.rels",
-            f'<?xml version="1.0"?><Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" '
-            f'Type="{ns}/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>'
-            "</Relationships>",
-        )
-        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as member:
-            for part in sheet_parts:
-                member.write(part)
-        for i in range(extra):
-            z.writestr(f"xl/media/pad{i}.bin", b"")
-    return buf.getvalue()
 
 
 SHEET_OPEN = (
@@ -273,12 +235,12 @@ def keys_and_blob(tmp_path_factory):
     envelope.seal_file(
         src, dst, covenant="textile", template="living_wage", company_id="T001", period="2025-01",
         recipient_public_key=recipient.public_key(), signing_private_key=signer,
-        created="2025-02-01T10:00:00Z", chunk_size=64,
+        created="2025-02-01T10:00:00Z",
     )  # fmt: skip
     return recipient, signer, dst.read_bytes()
 
 
-def preamble(header: bytes, version: int = 2, length: int | None = None) -> bytes:
+def preamble(header: bytes, version: int = 3, length: int | None = None) -> bytes:
     return MAGIC + struct.pack(">HI", version, len(header) if length is None else length) + header
 
 
@@ -303,14 +265,15 @@ ENVELOPE_CASES: list[tuple[str, Callable[[bytes], bytes], str]] = [
     ("header_is_a_list", lambda b: preamble(b"[1,2,3]"), "malformed_header"),
     ("header_repeats_a_field", lambda b: preamble(b'{"a":1,"a":2}'), "malformed_header"),
     ("header_not_canonical", lambda b: preamble(json.dumps(header_doc(b), indent=1).encode()), "malformed_header"),
-    ("future_version", lambda b: MAGIC + struct.pack(">HI", 3, 2) + b"{}", "unsupported_version"),
+    ("future_version", lambda b: MAGIC + struct.pack(">HI", 4, 2) + b"{}", "unsupported_version"),
     ("path_traversal_file_name", lambda b: with_header(b, file_name="../../etc/passwd"), "malformed_header"),
     ("windows_traversal_file_name", lambda b: with_header(b, file_name="..\\..\\boot.ini"), "malformed_header"),
     ("control_chars_in_file_name", lambda b: with_header(b, file_name="a\x00b.csv"), "malformed_header"),
     ("unknown_suite", lambda b: with_header(b, suite="rot13"), "unsupported_suite"),
-    ("zero_chunk_size", lambda b: with_header(b, chunk_size=0), "malformed_header"),
-    ("boolean_size", lambda b: with_header(b, plaintext_size=True), "malformed_header"),
-    ("absurd_plaintext_size", lambda b: with_header(b, plaintext_size=2**62), "truncated"),
+    ("a_chunk_size_field", lambda b: with_header(b, chunk_size=16), "malformed_header"),
+    ("size_class_not_a_power_of_two", lambda b: with_header(b, size_class=65537), "malformed_header"),
+    ("boolean_size_class", lambda b: with_header(b, size_class=True), "malformed_header"),
+    ("absurd_size_class", lambda b: with_header(b, size_class=2**40), "truncated"),
     ("company_id_injection", lambda b: with_header(b, company_id="T001'; DROP TABLE x"), "malformed_header"),
     ("period_out_of_range", lambda b: with_header(b, period="2025-13"), "malformed_header"),
     ("impossible_date", lambda b: with_header(b, created="2025-02-30T10:00:00Z"), "malformed_header"),
@@ -371,7 +334,7 @@ SECRET_VALUE = 987654.321
 
 
 def test_a_copied_workspace_reveals_no_company_data(tmp_path):
-    ws = create_workspace(tmp_path / "ws", PASSPHRASE, [PROTOCOL], scrypt_n=2**10)
+    ws = create_workspace(tmp_path / "ws", PASSPHRASE, [PROTOCOL])
     signer = envelope.generate_signing_key()
     with ws.open_store() as store:
         Registry(store).add("T917", SECRET_NAME, ["textile"], envelope.public_key_bytes(signer.public_key()),

@@ -11,7 +11,6 @@ import shutil
 import struct
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,111 +19,21 @@ from hypothesis import strategies as st
 
 from aggregator import envelope
 from aggregator import intake as intake_mod
-from aggregator import workspace as workspace_mod
-from aggregator.company import seal_submission
+from aggregator import log as action_log
 from aggregator.envelope import keys
-from aggregator.intake import IntakeReport, run_intake
+from aggregator.intake import IntakeReport
 from aggregator.registry import Registry
 from aggregator.validation.worker import Failed, Stop, Worker
-from aggregator.workspace import Workspace, create_workspace
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"
-MATERIALS = SAMPLES / "T001__materials.csv"
-LIVING_WAGE = SAMPLES / "T001__living_wage.csv"
-PASSPHRASE = "correct horse battery staple"
-REGISTERED = "2025-01-02T09:00:00Z"
-SEALED = "2025-02-10T09:00:00Z"
-NOW = "2025-02-28T09:00:00Z"
-# A value of MATERIALS that appears nowhere else: it must never reach the disk outside the encrypted store.
-PLAINTEXT_MARKER = b"1337629.5"
-STATES = ("accepted", "duplicate", "superseded", "quarantined")
-
-
-@pytest.fixture(autouse=True)
-def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests derive the store key with a small scrypt cost; the real cost only makes them slow."""
-    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
-
-
-@dataclass
-class World:
-    ws: Workspace
-    keys: dict
-    inbox: Path
-    staging: Path
-
-    def seal(
-        self,
-        source: Path,
-        *,
-        company: str = "T001",
-        signer: str | None = None,
-        period: str = "2025-01",
-        created: str = SEALED,
-        template: str | None = None,
-        check: bool = True,
-        name: str | None = None,
-    ) -> Path:
-        """Seal `source` as `company` would (signed with `signer`'s key) and drop it in the inbox as `name`."""
-        sealed = seal_submission(
-            source,
-            self.staging,
-            company_id=company,
-            covenant="textile",
-            period=period,
-            recipient_key=keys.load_public_key(self.ws.keys_dir / "secretariat_encryption.pub"),
-            signing_key=self.keys[signer or company],
-            created=created,
-            template=template,
-            check=check,
-        )
-        return sealed.rename(self.inbox / (name or sealed.name))
-
-    def drop(self, name: str, data: bytes) -> Path:
-        target = self.inbox / name
-        target.write_bytes(data)
-        return target
-
-    def intake(self, **kwargs) -> IntakeReport:
-        kwargs.setdefault("now", NOW)
-        return run_intake(self.ws, self.inbox, **kwargs)
-
-    def records(self) -> list[dict]:
-        with self.ws.open_store() as store:
-            frame = store.query_df("SELECT * FROM submissions ORDER BY received_at, original_name")
-        return frame.to_dict("records")
-
-    def record(self, name: str) -> dict:
-        (found,) = [r for r in self.records() if r["original_name"] == name]
-        return found
-
-    def count_rows(self, template: str) -> int:
-        with self.ws.open_store() as store:
-            return store.con.execute(f"SELECT count(*) FROM rows_textile_{template}").fetchone()[0]
-
-    def received_files(self) -> dict[str, list[str]]:
-        return {
-            state: sorted(p.name for p in (self.ws.received_dir / state).glob("*"))
-            for state in STATES
-            if (self.ws.received_dir / state).is_dir()
-        }
-
-    def signing_public_key(self):
-        return keys.load_public_key(self.ws.keys_dir / "secretariat_signing.pub")
-
-
-def build_world(root: Path) -> World:
-    ws = create_workspace(root / "ws", PASSPHRASE, [ROOT / "protocols" / "textile.toml"], scrypt_n=2**10)
-    company_keys = {c: keys.generate_signing_key() for c in ("T001", "T002", "T003", "X999")}
-    with ws.open_store() as store:
-        registry = Registry(store)
-        for company in ("T001", "T002", "T003"):
-            raw = keys.public_key_bytes(company_keys[company].public_key())
-            registry.add(company, f"Company {company}", ["textile"], raw, now=REGISTERED)
-    (root / "inbox").mkdir()
-    (root / "staging").mkdir()
-    return World(ws, company_keys, root / "inbox", root / "staging")
+from support.intake_world import (
+    LIVING_WAGE,
+    MATERIALS,
+    NOW,
+    PLAINTEXT_MARKER,
+    REGISTERED,
+    SEALED,
+    World,
+    build_world,
+)
 
 
 @pytest.fixture
@@ -160,13 +69,14 @@ def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
     assert (world.ws.root / record["raw_path"]).exists()
 
     receipt_path = world.ws.root / outcome.receipt
-    assert receipt_path == world.ws.outbox_dir / "T001" / (sealed.name + ".receipt")
+    assert receipt_path == world.ws.outbox_dir / "T001" / (record["submission_id"] + ".receipt")
     receipt = envelope.verify_receipt(receipt_path.read_bytes(), world.signing_public_key())
     assert receipt["state"] == "accepted"
     assert receipt["file_sha256"] == record["submission_id"]
     assert (receipt["company_id"], receipt["period"], receipt["received_at"]) == ("T001", "2025-01", NOW)
     assert PLAINTEXT_MARKER not in receipt_path.read_bytes()
-    # only the sealed file's header fields, its hash, the time received and the state: no company data
+    # only the sealed file's signed header fields, its hash, the time received, the state and the log's head:
+    # nothing derived from the plaintext
     assert set(receipt) == {
         "covenant",
         "template",
@@ -174,13 +84,15 @@ def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
         "period",
         "created",
         "file_name",
-        "plaintext_blake3",
-        "plaintext_size",
         "signer_fingerprint",
         "file_sha256",
         "received_at",
         "state",
+        "log_head",
     }
+    with world.ws.open_store() as store:
+        first_head = action_log.entries(store)[-2]  # the log before this intake: its one decision came after
+    assert receipt["log_head"] == f"{first_head.seq}:{first_head.hash}"
 
 
 def test_the_same_file_under_another_name_is_a_duplicate_and_not_counted_twice(world: World):
@@ -229,7 +141,7 @@ def test_a_newer_correction_supersedes_the_accepted_submission(world: World, tmp
     assert (world.ws.root / old["raw_path"]).exists()
     assert world.received_files()["accepted"] == [Path(world.record(second.name)["raw_path"]).name]
     old_receipt = envelope.verify_receipt(
-        (world.ws.outbox_dir / "T001" / "first.imvo.receipt").read_bytes(), world.signing_public_key()
+        (world.ws.outbox_dir / "T001" / f"{first_id}.receipt").read_bytes(), world.signing_public_key()
     )
     assert (old_receipt["state"], old_receipt["file_sha256"]) == ("superseded", first_id)
     with world.ws.open_store() as store:
@@ -242,7 +154,7 @@ def test_a_newer_correction_supersedes_the_accepted_submission(world: World, tmp
 
 def test_a_correction_in_the_same_intake_as_its_original_supersedes_it(world: World, tmp_path: Path):
     # Files share a transaction; the original must still be filed and receipted as superseded.
-    first = world.seal(MATERIALS, name="a_first.imvo")
+    world.seal(MATERIALS, name="a_first.imvo")
     corrected = edited(tmp_path, MATERIALS, "1082606.4", "1082000.0")
     world.seal(corrected, created="2025-02-20T09:00:00Z", name="b_second.imvo")
     report = world.intake()
@@ -254,7 +166,7 @@ def test_a_correction_in_the_same_intake_as_its_original_supersedes_it(world: Wo
     assert (world.ws.root / old["raw_path"]).is_file() and old["raw_path"].startswith("received/superseded/")
     assert world.received_files()["accepted"] == [Path(new["raw_path"]).name]
     old_receipt = envelope.verify_receipt(
-        (world.ws.outbox_dir / "T001" / f"{first.name}.receipt").read_bytes(),
+        (world.ws.outbox_dir / "T001" / f"{old['submission_id']}.receipt").read_bytes(),
         world.signing_public_key(),
     )
     assert old_receipt["state"] == "superseded"
@@ -383,7 +295,7 @@ def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_p
 
 def _payload_offset(path: Path) -> int:
     header = envelope.read_header(path)
-    return path.stat().st_size - 64 - header.payload_size
+    return path.stat().st_size - 64 - header.layout.payload_size
 
 
 def test_a_truncated_file_is_quarantined(world: World):
@@ -407,11 +319,10 @@ def test_a_file_with_a_chunk_removed_is_quarantined(world: World):
         created=SEALED,
         recipient_public_key=key,
         signing_private_key=world.keys["T001"],
-        chunk_size=64,
     )
     data = sealed.read_bytes()
-    start = _payload_offset(sealed) + 80  # the second chunk: 64 bytes + 16-byte tag
-    sealed.write_bytes(data[:start] + data[start + 80 :])
+    start = _payload_offset(sealed) + 65552  # the second chunk: 64 KiB + 16-byte tag before it
+    sealed.write_bytes(data[:start] + data[start + 56 :])
     outcome = only(world.intake())
     assert outcome.state == "quarantined"
     assert "is incomplete" in outcome.reason
@@ -423,7 +334,6 @@ def shared_world():
     root = Path(tempfile.mkdtemp(prefix="intake-flip-"))
     patch = pytest.MonkeyPatch()
     try:
-        patch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)  # module scope: the autouse fixture is too late
         built = build_world(root)
         built.seal(MATERIALS, name="original.imvo")
         original = (built.inbox / "original.imvo").read_bytes()
@@ -569,10 +479,11 @@ def test_an_empty_file_is_quarantined(world: World):
 def test_a_quarantined_file_of_a_registered_company_gets_a_receipt(world: World):
     world.seal(MATERIALS, period="2025-03", name="early.imvo")
     outcome = only(world.intake())
+    file_sha = world.record("early.imvo")["submission_id"]
     receipt = envelope.verify_receipt(
-        (world.ws.outbox_dir / "T001" / "early.imvo.receipt").read_bytes(), world.signing_public_key()
+        (world.ws.outbox_dir / "T001" / f"{file_sha}.receipt").read_bytes(), world.signing_public_key()
     )
-    assert outcome.receipt == "outbox/T001/early.imvo.receipt"
+    assert outcome.receipt == f"outbox/T001/{file_sha}.receipt"
     assert (receipt["state"], receipt["period"]) == ("quarantined", "2025-03")
 
 
@@ -614,15 +525,13 @@ def test_every_file_leaves_the_inbox_into_exactly_one_state_folder(world: World,
     for record in records:
         assert record["raw_path"].startswith(f"received/{record['state']}/")
         assert (world.ws.root / record["raw_path"]).is_file()
-    # receipts: one per file from a registered sender, nothing for the stranger or unreadable files
-    assert sorted(p.name for p in world.ws.outbox_dir.rglob("*.receipt")) == [
-        "a_valid.imvo.receipt",
-        "b_copy.imvo.receipt",
-        "c_valid_t002.imvo.receipt",
-        "d_forged.imvo.receipt",
-        "f_replay.imvo.receipt",
-        "g_invalid.imvo.receipt",
-    ]
+    # receipts: one per sealed file whose signature verified with the key of the company it names; none for
+    # the exact copy (the receipt of its bytes exists), the forgery, the stranger or unreadable files
+    receipts = {p.relative_to(world.ws.outbox_dir).as_posix() for p in world.ws.outbox_dir.rglob("*.receipt")}
+    by_name = {r["original_name"]: r for r in records}
+    expected = {("a_valid.imvo", "T001"), ("c_valid_t002.imvo", "T002")}
+    expected |= {("f_replay.imvo", "T003"), ("g_invalid.imvo", "T003")}
+    assert receipts == {f"{company}/{by_name[name]['submission_id']}.receipt" for name, company in expected}
 
 
 def _decisions(world: World) -> list[tuple]:
@@ -702,8 +611,9 @@ def test_a_rerun_after_an_interruption_files_away_without_a_second_record(
         world.intake()
     assert (world.inbox / name).exists()
     assert world.record(name)["state"] == ("duplicate" if copy else "accepted")
-    receipt = world.ws.outbox_dir / "T001" / f"{name}.receipt"
-    receipt.unlink()  # lost with the interruption: the rerun writes it again
+    receipt = world.ws.outbox_dir / "T001" / f"{world.record(sealed.name)['submission_id']}.receipt"
+    if not copy:  # the receipt of the copy's bytes is the original's, written by the first intake
+        receipt.unlink()  # lost with the interruption: the rerun writes it again
 
     outcome = only(world.intake())
     assert outcome.state == "already-received"
@@ -742,3 +652,59 @@ def test_a_bad_clock_or_period_is_refused_before_anything_happens(world: World):
         world.intake(expected_period="2025-13")
     assert len(list(world.inbox.iterdir())) == 1
     assert world.records() == []
+
+
+# ---------------------------------------------------------------- receipts bound to their file (issue 22, item 5)
+
+
+def test_a_forgery_under_a_companys_file_name_never_touches_its_receipts(world: World):
+    """Receipts were keyed by the inbox name: a forgery named like T001's accepted file, claiming T001 but
+    signed with T002's key, overwrote T001's "accepted" receipt with "quarantined"."""
+    sealed = world.seal(MATERIALS)
+    first = only(world.intake())
+    genuine = (world.ws.root / first.receipt).read_bytes()
+    world.seal(MATERIALS, company="T001", signer="T002", name=sealed.name)  # the same name, a forged sender
+    forged = only(world.intake())
+    assert forged.state == "quarantined" and "signed with the key of company T002" in forged.reason
+    assert forged.receipt is None
+    assert [p.read_bytes() for p in (world.ws.outbox_dir / "T001").iterdir()] == [genuine]
+    assert not (world.ws.outbox_dir / "T002").exists()
+
+
+@pytest.mark.parametrize("case", ["unregistered-key", "bad-signature"])
+def test_no_receipt_for_a_file_whose_sender_is_not_verified(world: World, case: str):
+    if case == "unregistered-key":
+        world.seal(MATERIALS, company="T001", signer="T002", name="claims_t001.imvo")
+    else:
+        sealed = world.seal(MATERIALS, name="claims_t001.imvo")
+        data = bytearray(sealed.read_bytes())
+        data[-1] ^= 1
+        sealed.write_bytes(bytes(data))
+    outcome = only(world.intake())
+    assert outcome.state == "quarantined" and outcome.company_id == "T001" and outcome.receipt is None
+    assert not list(world.ws.outbox_dir.rglob("*.receipt"))
+
+
+def test_a_resent_copy_keeps_the_receipt_of_its_bytes(world: World):
+    sealed = world.seal(MATERIALS)
+    first = only(world.intake())
+    shutil.copyfile(world.ws.root / world.record(sealed.name)["raw_path"], world.inbox / "resent.imvo")
+    again = only(world.intake())
+    assert again.state == "duplicate" and again.receipt == first.receipt
+    receipt = envelope.verify_receipt((world.ws.root / first.receipt).read_bytes(), world.signing_public_key())
+    assert receipt["state"] == "accepted"
+
+
+def test_a_format_2_file_is_accepted_with_a_deprecation_warning(world: World):
+    """Old imvo-submit versions seal format 2: still opened, with a warning for the clerk."""
+    from support.legacy_envelope import seal_v2
+
+    recipient = world.ws.decryption_key.public_key()
+    path = seal_v2(
+        MATERIALS.read_bytes(), world.inbox / "old.imvo", recipient, world.keys["T001"], company_id="T001",
+        template="materials", period="2025-01", created="2025-02-10T09:00:00Z",
+    )  # fmt: skip
+    outcome = only(world.intake())
+    assert (outcome.state, outcome.reason) == ("accepted", "valid")
+    assert outcome.warnings[0].startswith("sealed with envelope format 2, whose readable header shows")
+    assert world.count_rows("materials") == 2 and not path.exists()

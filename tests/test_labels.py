@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.batch import _code_label, _dimension_label
-from aggregator.protocol import load_protocol
+from aggregator.protocol import code_label, dimension_label, load_protocol
 from aggregator.validation import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,11 +16,11 @@ def test_every_flat_dimension_and_its_codes_have_english_and_dutch_labels(covena
     for table in protocol.tables:
         template = load_template(covenant, table.template)
         for dim in table.dimensions:
-            assert _dimension_label(dim.column, "nl") != _dimension_label(dim.column, "en"), dim.column
+            assert dimension_label(dim.column, "nl") != dimension_label(dim.column, "en"), dim.column
             if dim.hierarchy is not None:
                 continue
             for code in template.column(dim.column).allowed:
-                en, nl = (_code_label(protocol, table, dim, code, lang) for lang in ("en", "nl"))
+                en, nl = (code_label(protocol, dim, code, lang) for lang in ("en", "nl"))
                 assert en and nl and "_" not in en + nl, (dim.column, code)
 
 
@@ -29,7 +28,7 @@ def test_codes_and_totals_read_as_words():
     protocol = load_protocol(ROOT / "protocols" / "textile.toml")
     table = protocol.table("materials_by_certification")
     material, certification = table.dimensions
-    assert _code_label(protocol, table, certification, "none", "nl") == "Geen certificaat"
-    assert _code_label(protocol, table, certification, "gots", "en") == "GOTS"
-    assert _code_label(protocol, table, material, "_T", "nl") == "Totaal"
-    assert _dimension_label("material", "nl") == "Materiaal"
+    assert code_label(protocol, certification, "none", "nl") == "Geen certificaat"
+    assert code_label(protocol, certification, "gots", "en") == "GOTS"
+    assert code_label(protocol, material, "_T", "nl") == "Totaal"
+    assert dimension_label("material", "nl") == "Materiaal"

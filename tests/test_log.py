@@ -212,13 +212,14 @@ def test_any_single_field_change_is_detected(store, n, victim, column, text):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("ws") / "workspace"
-    return create_workspace(root, PASSPHRASE, [PROTOCOL], scrypt_n=2**10)
+    return create_workspace(root, PASSPHRASE, [PROTOCOL])
 
 
 def reset(workspace, store) -> None:
-    """The workspace is shared by the tests of this module: start each from an empty log, no checkpoint."""
+    """The workspace is shared by the tests of this module: start each from an empty log and its checkpoint."""
     store.con.execute("DELETE FROM action_log")
-    (workspace.root / log.CHECKPOINT_NAME).unlink(missing_ok=True)
+    key = log.checkpoint_key(workspace.store_key())
+    log.write_checkpoint(workspace.root / log.CHECKPOINT_NAME, log.head(store), key, NOW)
 
 
 def test_checkpoint_moves_forward_and_refuses_to_hide_a_deletion(workspace):
@@ -290,3 +291,96 @@ def test_readable_folder_and_key_are_reported_with_the_fix(workspace):
     )
     assert f"{key} can be read by other users (mode 644); run: chmod 600 {key}" in warnings
     assert check_permissions(workspace.root / "missing") == []
+
+
+# ---------------------------------------------------------------- rollback (issue 22, item 4)
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    return create_workspace(tmp_path / "ws", PASSPHRASE, [PROTOCOL])
+
+
+def cli(ws, *args):
+    env = {"AGGREGATOR_PASSPHRASE": PASSPHRASE, "AGGREGATOR_WORKSPACE": str(ws.root), "AGGREGATOR_NOW": NOW}
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def add_company(ws, company="T001"):
+    from aggregator.envelope import keys
+    from aggregator.registry import Registry
+
+    raw = keys.public_key_bytes(keys.generate_signing_key().public_key())
+    with ws.session(NOW) as store:
+        Registry(store).add(company, company, ["textile"], raw, now=NOW)
+
+
+def checkpoint_count(ws) -> int:
+    return log.read_checkpoint(ws.root / log.CHECKPOINT_NAME, log.checkpoint_key(ws.store_key())).count
+
+
+def test_waivers_move_the_checkpoint(fresh):
+    """`waivers add/revoke` changed the store without moving the checkpoint: their entries could be cut off."""
+    add_company(fresh)
+    for command in ("add", "revoke"):
+        result = cli(fresh, "waivers", command, "T001", "--covenant", "textile")
+        assert result.exit_code == 0, result.output
+        with fresh.open_store() as store:
+            assert checkpoint_count(fresh) == log.head(store).count
+            assert log.entries(store)[-1].action == "waiver.set"
+
+
+def test_a_rolled_back_store_with_its_checkpoint_deleted_is_refused_not_restarted(fresh):
+    """Deleting log_head.json used to hide a rolled-back store: the next command wrote a fresh checkpoint and
+    `log verify` said intact."""
+    add_company(fresh)
+    old_store = (fresh.root / "store.duckdb").read_bytes()
+    assert cli(fresh, "waivers", "add", "T001", "--covenant", "textile").exit_code == 0
+    (fresh.root / "store.duckdb").write_bytes(old_store)  # the waiver's entry is gone...
+    (fresh.root / log.CHECKPOINT_NAME).unlink()  # ...and so is the checkpoint that would show it
+    result = cli(fresh, "waivers", "add", "T001", "--covenant", "textile", "--scope", "materials_by_certification")
+    assert result.exit_code == 2
+    assert "error: the action log failed its check, so nothing was changed: the log checkpoint log_head.json is " \
+        "missing although the log has entries" in result.output  # fmt: skip
+    assert not (fresh.root / log.CHECKPOINT_NAME).exists()
+    verified = cli(fresh, "log", "verify")
+    assert verified.exit_code == 1 and "log_head.json is missing" in verified.output
+
+
+def test_anchors_from_a_manifest_or_a_receipt_catch_a_rollback_the_insider_resealed(fresh, tmp_path):
+    add_company(fresh)
+    with fresh.open_store() as store:
+        kept = log.head(store)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"format": "imvo-release/1", "log_head": str(kept)}))
+    receipt = tmp_path / "x.receipt"
+    receipt.write_text(json.dumps({"format": "imvo-receipt", "receipt": {"log_head": str(kept)}}))
+    assert log.read_anchor(str(manifest)) == log.read_anchor(str(receipt)) == kept
+    assert cli(fresh, "log", "verify", "--anchor", str(manifest), "--anchor", str(receipt)).exit_code == 0
+    with fresh.open_store() as store:  # an insider with the passphrase cuts the log and reseals the checkpoint
+        store.con.execute("DELETE FROM action_log WHERE seq >= 2")
+        log.write_checkpoint(
+            fresh.root / log.CHECKPOINT_NAME, log.head(store), log.checkpoint_key(fresh.store_key()), NOW
+        )
+    result = cli(fresh, "log", "verify", "--anchor", str(manifest))
+    assert result.exit_code == 1
+    assert f"the anchor {kept.count}:{kept.hash[:12]} says the log had {kept.count} entries" in result.output
+    nothing = tmp_path / "other.json"
+    nothing.write_text("{}")
+    assert "records no log head" in cli(fresh, "log", "verify", "--anchor", str(nothing)).output
+
+
+def test_a_lost_checkpoint_is_replaced_only_against_an_anchor(fresh, tmp_path):
+    add_company(fresh)
+    with fresh.open_store() as store:
+        kept = log.head(store)
+    (fresh.root / log.CHECKPOINT_NAME).unlink()
+    wrong = cli(fresh, "log", "reset-checkpoint", "--anchor", f"{kept.count}:{'0' * 64}")
+    assert wrong.exit_code == 2 and "the checkpoint was not reset" in wrong.output
+    assert not (fresh.root / log.CHECKPOINT_NAME).exists()
+    done = cli(fresh, "log", "reset-checkpoint", "--anchor", str(kept))
+    assert done.exit_code == 0, done.output
+    with fresh.open_store() as store:
+        assert log.entries(store)[-1].action == "log.checkpoint_reset"
+        assert checkpoint_count(fresh) == log.head(store).count == kept.count + 1
+    assert cli(fresh, "log", "verify").exit_code == 0

@@ -13,6 +13,7 @@ from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.disclosure.suppression import protect
 from aggregator.errors import DisclosureError
+from support.keys import named
 
 A, B, C, T = 0, 1, 2, 3
 
@@ -20,7 +21,7 @@ A, B, C, T = 0, 1, 2, 3
 def row(protection: float, fixed: list[int], epoch: list[int] | None, insiders=None) -> ProtectionProblem:
     values = np.array([10.0, 3.0, 2.0, 15.0])
     return ProtectionProblem(
-        keys=["r|a", "r|b", "r|c", "r|total"],
+        keys=named("a", "b", "c", "total"),
         values=values,
         relations=[(T, (A, B, C))],
         lower=np.zeros(4),

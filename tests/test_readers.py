@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_hostile import xlsx as hostile_xlsx
 
 from aggregator.errors import ValidationFailed
 from aggregator.validation import check_file, load_template, read_table
+from support.workbooks import xlsx as hostile_xlsx
 
 PL = load_template("textile", "production_locations")
 RISK = load_template("textile", "risk_assessment")

@@ -100,7 +100,7 @@ def make_release(lang: str = "en", **changes) -> Release:
     fields = dict(
         covenant_id="textile", covenant_name="Textile covenant", period="2026-10", audience_id="committee",
         audience_name="Monitoring committee", language=lang, protocol_version="1.2", protocol_sha256=SHA,
-        code_version="0.1.0", created="2026-11-15", submission_hashes=["cd" * 32, "ef" * 32],
+        code_version="0.1.0", created="2026-11-15", log_head="12:" + "ab" * 32,
         tables=[companies_table(lang), risks_table(), ratio_table()],
         audit_summary={"cells_suppressed": 6, "lp_solves": 14, "passed": True},
     )  # fmt: skip
@@ -258,7 +258,8 @@ def test_manifest_lists_every_file_with_its_hash(written):
         assert hashlib.sha256(on_disk[name]).hexdigest() == digest
     assert files.manifest_sha256 == hashlib.sha256(on_disk["manifest.json"]).hexdigest()
     assert manifest["protocol"] == {"version": "1.2", "sha256": SHA}
-    assert manifest["submission_hashes"] == ["cd" * 32, "ef" * 32]
+    assert manifest["log_head"] == "12:" + "ab" * 32  # the action log's head: the committee keeps an anchor
+    assert "submission_hashes" not in manifest  # hashes of submissions were a guessing oracle
     assert manifest["audit_summary"]["cells_suppressed"] == 6
     assert (manifest["covenant"]["id"], manifest["period"], manifest["audience"]["id"]) == (
         "textile", "2026-10", "committee",
@@ -405,7 +406,8 @@ def test_existing_release_is_refused_unless_revision(tmp_path):
         ({"period": "2026-13"}, "YYYY-MM"),
         ({"language": "de"}, "language"),
         ({"created": "yesterday"}, "ISO date"),
-        ({"submission_hashes": ["not-a-hash"]}, "256-bit hex digest"),
+        ({"protocol_sha256": "not-a-hash"}, "256-bit hex digest"),
+        ({"log_head": "12:xyz"}, "is not a log head"),
         ({"audit_summary": {"primary_cells": 3}}, "primary"),
         ({"audit_summary": {"by_rule": ["secondary"]}}, "secondary"),
         ({"tables": []}, "no tables"),

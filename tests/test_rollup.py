@@ -8,12 +8,13 @@ import duckdb
 import numpy as np
 import pytest
 
-from aggregator.aggregation import build_problem, build_table_cells, insider_contributions
+from aggregator.aggregation import build_problem, build_table_cells, key_index, with_insiders
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.rules import evaluate_primary
 from aggregator.disclosure.suppression import protect
 from aggregator.errors import ConfigError
 from aggregator.protocol import load_protocol
+from aggregator.store import RowSource, row_source
 
 PERIOD = "2026-06"
 
@@ -64,7 +65,7 @@ def protocol(tmp_path: Path, dimensions: str = ROLLUP, language: str = "en"):
     return load_protocol(path)
 
 
-def store(rows=ROWS) -> duckdb.DuckDBPyConnection:
+def store(rows=ROWS) -> RowSource:
     con = duckdb.connect()
     con.execute("CREATE TABLE companies (company_id VARCHAR, group_id VARCHAR)")
     con.executemany("INSERT INTO companies VALUES (?, ?)", [(c, c) for c in "abcd"])
@@ -78,7 +79,7 @@ def store(rows=ROWS) -> duckdb.DuckDBPyConnection:
         "INSERT INTO rows_gold_origin VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(f"s{c}", c, PERIOD, i, country, kind, v) for i, (c, country, kind, v) in enumerate(rows)],
     )
-    return con
+    return row_source(con, "gold")
 
 
 def cells(con, proto):
@@ -125,13 +126,12 @@ def test_the_rolled_up_table_is_protected_and_passes_the_audit(tmp_path):
     con, proto = store(), protocol(tmp_path)
     comp = cells(con, proto)
     primary = evaluate_primary(comp.stats, proto.rule_params("origin", "committee"))
-    insiders = insider_contributions(con, [comp], [primary])
-    problem, index = build_problem(
-        [comp], [primary], cost="value", apriori_upper_factor=1.5, insider_contributions=insiders
-    )
+    problem = build_problem([comp], [primary], cost="value", apriori_upper_factor=1.5)
+    problem = with_insiders(con, problem, [comp], [primary])
+    index = key_index(problem.keys)
     # d is the only contributor of Other Sub-Saharan Africa: its own share is read through the same recoding
     other_africa = comp.keys[margin(comp, "202~other")]
-    assert insiders["d"][other_africa] == 2.0
+    assert problem.insiders.values_at("d", [index[other_africa]])[0] == 2.0
     result = protect(problem, "optimal")
     assert result.suppressed[index[other_africa]]
     other_asia = index[comp.keys[margin(comp, "030~other")]]

@@ -7,29 +7,31 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator.disclosure import suppression as sup
 from aggregator.disclosure.suppression import (
     SuppressionResult,
+    attack,
     check_pattern,
     independent_blocks,
     lp_lower_bound,
-    merge_problems,
     protect,
-    table_problem,
 )
+from aggregator.disclosure.suppression.cuts import cut_for_multipliers
+from aggregator.disclosure.suppression.structure import build_structure
 from aggregator.errors import DisclosureError
+from bench.problems import merge_problems, table_problem
+from support.keys import cell
 
 GRID = np.array([[10.0, 20, 30], [40, 50, 60], [70, 80, 90]])
 
 
-def mark_primary(problem, key: str, protection: float = 5.0) -> int:
+def mark_primary(problem, key, protection: float = 5.0) -> int:
     i = problem.keys.index(key)
     problem.primary[i] = True
     problem.upl[i] = problem.lpl[i] = protection
     return i
 
 
-def hidden_keys(problem, result: SuppressionResult) -> set[str]:
+def hidden_keys(problem, result: SuppressionResult) -> set:
     return {problem.keys[i] for i in np.flatnonzero(result.suppressed)}
 
 
@@ -47,24 +49,24 @@ def assert_safe(problem, result: SuppressionResult) -> None:
 @pytest.mark.parametrize("method", ["optimal", "fast"])
 def test_one_inner_primary_needs_a_rectangle(method):
     problem = table_problem(GRID)
-    mark_primary(problem, "t|value|d0=1|d1=1")
+    mark_primary(problem, cell(d0=1, d1=1))
     result = protect(problem, method)
     assert result.n_secondary == 3 and result.cost == 3.0
-    rows = {k.split("|")[2] for k in hidden_keys(problem, result)}
-    cols = {k.split("|")[3] for k in hidden_keys(problem, result)}
+    rows = {k.coordinates[0].code for k in hidden_keys(problem, result)}
+    cols = {k.coordinates[1].code for k in hidden_keys(problem, result)}
     assert len(rows) == 2 and len(cols) == 2  # four corners of one rectangle
     assert_safe(problem, result)
 
 
 def test_value_cost_picks_the_cheapest_rectangle():
     problem = table_problem(GRID, cost="value")
-    mark_primary(problem, "t|value|d0=1|d1=1")
+    mark_primary(problem, cell(d0=1, d1=1))
     result = protect(problem, "optimal")
     assert hidden_keys(problem, result) == {
-        "t|value|d0=0|d1=0",
-        "t|value|d0=0|d1=1",
-        "t|value|d0=1|d1=0",
-        "t|value|d0=1|d1=1",
+        cell(d0=0, d1=0),
+        cell(d0=0, d1=1),
+        cell(d0=1, d1=0),
+        cell(d0=1, d1=1),
     }
     assert result.cost == pytest.approx(70.0)
     assert result.optimal and result.lower_bound <= result.cost + 1e-6
@@ -80,20 +82,20 @@ def test_no_primary_cells_means_nothing_hidden():
 def test_one_dimensional_hierarchy_hides_a_sibling():
     # leaves 0..3 -> regions A (0, 1) and B (2, 3) -> total T
     problem = table_problem(np.array([5.0, 7.0, 9.0, 11.0]), hierarchies=[{"A": [0, 1], "B": [2, 3], "T": ["A", "B"]}])
-    mark_primary(problem, "t|value|d0=0", protection=2.0)
+    mark_primary(problem, cell(d0=0), protection=2.0)
     for method in ("optimal", "fast"):
         result = protect(problem, method)
-        assert hidden_keys(problem, result) == {"t|value|d0=0", "t|value|d0=1"}
+        assert hidden_keys(problem, result) == {cell(d0=0), cell(d0=1)}
         assert_safe(problem, result)
 
 
 def test_hierarchical_primary_region_needs_a_second_region():
     problem = table_problem(np.array([5.0, 7.0, 9.0, 11.0]), hierarchies=[{"A": [0, 1], "B": [2, 3], "T": ["A", "B"]}])
-    mark_primary(problem, "t|value|d0=A", protection=2.0)
+    mark_primary(problem, cell(d0="A"), protection=2.0)
     result = protect(problem, "optimal")
     keys = hidden_keys(problem, result)
-    assert {"t|value|d0=B", "t|value|d0=T"} & keys  # its sibling or the total above it
-    assert {"t|value|d0=0", "t|value|d0=1"} & keys  # and one of its own children
+    assert {cell(d0="B"), cell(d0="T")} & keys  # its sibling or the total above it
+    assert {cell(d0=0), cell(d0=1)} & keys  # and one of its own children
     assert result.n_secondary == 2
     assert_safe(problem, result)
 
@@ -101,42 +103,42 @@ def test_hierarchical_primary_region_needs_a_second_region():
 def test_linked_tables_share_their_total():
     a = table_problem(np.array([[10.0, 20], [30, 40]]), name="A")
     b = table_problem(np.array([[15.0, 35], [25, 25]]), name="B")
-    same = {"B|value|d0=T|d1=T": "A|value|d0=T|d1=T"}
+    same = {cell("B", d0="T", d1="T"): cell("A", d0="T", d1="T")}
     linked = merge_problems([a, b], same)
     assert linked.size == a.size + b.size - 1
-    mark_primary(linked, "A|value|d0=0|d1=0")
+    mark_primary(linked, cell("A", d0=0, d1=0))
     for method in ("optimal", "fast"):
         result = protect(linked, method)
-        assert not any(k.startswith("B") for k in hidden_keys(linked, result))
+        assert not any(k.quantity.template == "B" for k in hidden_keys(linked, result))
         assert result.n_secondary == 3
         assert_safe(linked, result)
 
 
 def test_fixed_cells_force_another_rectangle():
     problem = table_problem(GRID)
-    mark_primary(problem, "t|value|d0=1|d1=1")
-    for key in ("t|value|d0=0|d1=1", "t|value|d0=1|d1=0"):
+    mark_primary(problem, cell(d0=1, d1=1))
+    for key in (cell(d0=0, d1=1), cell(d0=1, d1=0)):
         problem.fixed[problem.keys.index(key)] = True
     result = protect(problem, "optimal")
     keys = hidden_keys(problem, result)
-    assert "t|value|d0=1|d1=2" in keys and "t|value|d0=2|d1=1" in keys
+    assert cell(d0=1, d1=2) in keys and cell(d0=2, d1=1) in keys
     assert result.n_secondary == 3
     assert_safe(problem, result)
 
 
 def test_fixed_cells_that_make_protection_impossible_raise():
     problem = table_problem(GRID)
-    mark_primary(problem, "t|value|d0=1|d1=1")
-    for key in ("t|value|d0=1|d1=0", "t|value|d0=1|d1=2", "t|value|d0=1|d1=T"):
+    mark_primary(problem, cell(d0=1, d1=1))
+    for key in (cell(d0=1, d1=0), cell(d0=1, d1=2), cell(d0=1, d1="T")):
         problem.fixed[problem.keys.index(key)] = True
     for method in ("optimal", "fast"):
-        with pytest.raises(DisclosureError, match=r"t\|value\|d0=1\|d1=1 cannot be protected"):
+        with pytest.raises(DisclosureError, match=r"t\|value\|-\|d0=1\|d1=1 cannot be protected"):
             protect(problem, method)
 
 
 def test_a_fixed_primary_cell_is_refused():
     problem = table_problem(GRID)
-    i = mark_primary(problem, "t|value|d0=1|d1=1")
+    i = mark_primary(problem, cell(d0=1, d1=1))
     problem.fixed[i] = True
     with pytest.raises(DisclosureError, match="already published"):
         protect(problem)
@@ -154,7 +156,7 @@ def test_two_singletons_are_not_left_alone_in_a_row():
     assert problem.primary.sum() == 2
     for method in ("optimal", "fast"):
         result = protect(problem, method)
-        row0 = [k for k in hidden_keys(problem, result) if "d0=0" in k]
+        row0 = [k for k in hidden_keys(problem, result) if k.coordinates[0].code == "0"]
         assert len(row0) >= 3  # a third cell in the row, so neither insider can subtract
         assert_safe(problem, result)
 
@@ -195,8 +197,8 @@ def test_random_tables_both_methods_are_safe_and_optimal_is_cheapest(seed, rows,
 def test_independent_tables_are_protected_block_by_block_with_the_same_optimum():
     a = table_problem(GRID, name="A", cost="value")
     b = table_problem(GRID * 2, name="B", cost="value")
-    mark_primary(a, "A|value|d0=1|d1=1")
-    mark_primary(b, "B|value|d0=0|d1=2")
+    mark_primary(a, cell("A", d0=1, d1=1))
+    mark_primary(b, cell("B", d0=0, d1=2))
     alone = [protect(a, "optimal"), protect(b, "optimal")]
     both = merge_problems([a, b])
     assert len(independent_blocks(both)) == 2
@@ -221,7 +223,7 @@ def reference_cut(s, a, lam):
             r[int(c)] = r.get(int(c), 0.0) - mult * v
     rhs, cells, coefs = a.required, [], []
     for c in sorted(r):
-        up, down = (x[0] for x in sup._attacker_rooms(s, a.attacker, np.array([c])))
+        up, down = (x[0] for x in attack.attacker_rooms(s, a.attacker, np.array([c])))
         coef = r[c] * up if r[c] > 0 else -r[c] * down
         if c == a.cell:
             rhs -= coef
@@ -235,25 +237,26 @@ def every_attack_alone(s, x):
     """Each attacker's LP solved afresh for each target: the attacks `_find_attacks` must report."""
     found = set()
     hidden = x > 1e-9
-    for comp in sup._components(s, hidden):
-        up, down = sup._attacker_rooms(s, -1, comp)
+    for comp in attack.hidden_components(s, hidden):
+        up, down = attack.attacker_rooms(s, -1, comp)
         for p in comp[s.problem.primary[comp]].tolist():
             for sign in (1, -1):
                 k = int(np.searchsorted(comp, p))
-                req = sup._requirement(s, p, sign, up[k], down[k], -1)
-                if req <= sup._tolerance(req):
+                req = attack.requirement(s, p, sign, up[k], down[k], -1)
+                if req <= attack.tolerance(req):
                     continue
-                lp = sup._AttackerLP(s, comp, up * x[comp], -down * x[comp])
-                if lp.solve(p, sign)[0] < req - sup._tolerance(req):
+                lp = attack.AttackerLP(s, comp, up * x[comp], -down * x[comp])
+                if lp.solve(p, sign)[0] < req - attack.tolerance(req):
                     found.add((p, -1, sign))
                     continue  # insiders are attacked only where the outsider is held off
-                for c in sorted({c for i in comp.tolist() for c in s.owners[i]}):
-                    req_c = sup._requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
-                    if s.own[c].get(p, 0.0) != 0 or req_c <= sup._tolerance(req_c):
+                owners = {int(c) for i in comp.tolist() for c in s.owner_who[s.owner_ptr[i] : s.owner_ptr[i + 1]]}
+                for c in sorted(owners):
+                    req_c = attack.requirement(s, p, sign, s.up_room[p], s.down_room[p], c)
+                    if s.own_at(c, np.array([p]))[1][0] != 0 or req_c <= attack.tolerance(req_c):
                         continue
-                    up_c, down_c = sup._attacker_rooms(s, c, comp)
-                    lp_c = sup._AttackerLP(s, comp, up_c * x[comp], -down_c * x[comp])
-                    if lp_c.solve(p, sign)[0] < req_c - sup._tolerance(req_c):
+                    up_c, down_c = attack.attacker_rooms(s, c, comp)
+                    lp_c = attack.AttackerLP(s, comp, up_c * x[comp], -down_c * x[comp])
+                    if lp_c.solve(p, sign)[0] < req_c - attack.tolerance(req_c):
                         found.add((p, c, sign))
     return found
 
@@ -271,12 +274,12 @@ def random_pattern(problem, rng, fractional: bool) -> np.ndarray:
 def test_attacks_and_cuts_match_solving_every_target_alone_and_the_written_out_formula(seed, rows, cols, fractional):
     rng = np.random.default_rng(seed)
     problem = random_table(rng, rows, cols)
-    s = sup._build_structure(problem)
+    s = build_structure(problem)
     x = random_pattern(problem, rng, fractional)
-    attacks = sup._find_attacks(s, x)
+    attacks = attack.find_attacks(s, x)
     assert {(a.cell, a.attacker, a.sign) for a in attacks} == every_attack_alone(s, x)
     for a in attacks:
-        cut = sup._cut_for_multipliers(s, a, a.duals)
+        cut = cut_for_multipliers(s, a, a.duals)
         cells, coefs, rhs = reference_cut(s, a, a.duals)
         assert cut.cells.tolist() == cells and cut.rhs == rhs
         np.testing.assert_array_equal(cut.coefs, coefs)
@@ -284,10 +287,10 @@ def test_attacks_and_cuts_match_solving_every_target_alone_and_the_written_out_f
 
 def test_attacker_model_rows_are_the_relations_restricted_to_the_group():
     problem = random_table(np.random.default_rng(5), 4, 5)
-    s = sup._build_structure(problem)
+    s = build_structure(problem)
     group = np.array(sorted(np.random.default_rng(1).choice(problem.size, 12, replace=False)))
     rel_ids = np.unique(np.concatenate([s.relations_of(int(c)) for c in group]))
-    start, index, value = sup._rows_over(s, rel_ids, group)
+    start, index, value = attack.rows_over(s, rel_ids, group)
     for row, r in enumerate(rel_ids.tolist()):
         expected = [
             (int(np.searchsorted(group, c)), v)
@@ -303,8 +306,8 @@ def test_a_release_of_several_blocks_is_confirmed_per_block_and_one_block_gets_t
 
     a = table_problem(GRID, name="A", cost="value")
     b = table_problem(GRID * 2, name="B", cost="value")
-    mark_primary(a, "A|value|d0=1|d1=1")
-    mark_primary(b, "B|value|d0=0|d1=2")
+    mark_primary(a, cell("A", d0=1, d1=1))
+    mark_primary(b, cell("B", d0=0, d1=2))
     both = protect(merge_problems([a, b]), "optimal")
     assert both.audit is None  # the caller audits the whole release for its report
     assert audit(merge_problems([a, b]), both.suppressed).passed

@@ -13,20 +13,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_hostile import xlsx
-from test_intake import MATERIALS, World, build_world
 
 from aggregator import intake as intake_mod
-from aggregator import workspace as workspace_mod
 from aggregator.validation import schema, worker
+from support.intake_world import MATERIALS, World, build_world
+from support.workbooks import xlsx
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "facility_id,country,facility_type,tier,workers_band,order_volume_pieces,order_value_eur\n"
-
-
-@pytest.fixture(autouse=True)
-def cheap_store_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workspace_mod, "STORE_SCRYPT_N", 2**10)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ component: "value", or "numerator" and "denominator" for a ratio (ratios are pro
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,10 +14,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from aggregator.cellkey import CellKey, HelperRole, Quantity
 from aggregator.disclosure.model import CellStats, RuleParams
+from aggregator.periods import Period, PeriodMode
 from aggregator.protocol import Hierarchy, Operand, Protocol, TableSpec
+from aggregator.store import RowSource
 
-from .query import AggregationError, ComponentQuery, DimensionLevels, checked, dimension_levels, registered, value_sql
+from .query import AggregationError, ComponentQuery, DimensionLevels, dimension_levels, registered, value_sql
 from .rollup import failing_leaves, recoded_rows_view
 
 COUNT_UNITS = {"group": "group_id", "company": "company_id"}
@@ -42,9 +44,13 @@ class AuxRelation:
 
     total: int
     parts: tuple[int, ...]
-    sum_key: str
-    overlap_key: str
-    gap_keys: tuple[str, ...] = ()
+    sum_key: CellKey
+    overlap_key: CellKey
+    gap_keys: tuple[CellKey, ...] = ()
+
+    @property
+    def helper_keys(self) -> tuple[CellKey, ...]:
+        return (self.sum_key, self.overlap_key, *self.gap_keys)
 
 
 @dataclass
@@ -53,7 +59,7 @@ class TableCells:
 
     table_id: str
     component: str  # "value" | "numerator" | "denominator"
-    keys: list[str]
+    keys: list[CellKey]
     # per dimension a code column (named after the column; "_T" = total) and a "<column>_depth" column
     # (0 = total, 1 = top level, ...), then value and n_all
     frame: pd.DataFrame
@@ -64,7 +70,7 @@ class TableCells:
     aux: list[AuxRelation] = field(default_factory=list)
     # the largest non-waived contributor of each cell (None when every contributor waived): the insiders
     largest: list[str | None] = field(default_factory=list)
-    measure_scale: str = ""  # cells with the same scale share a-priori bounds (template|measure|filters)
+    quantity: Quantity | None = None  # what every cell of the component counts (its keys share it)
     query: ComponentQuery | None = None  # to recompute insiders' own contributions
     dimensions: tuple[DimensionLevels, ...] = ()
     # rollup dimensions: column -> {leaf code: the '<parent>~other' code it was merged into}
@@ -78,77 +84,85 @@ class TableCells:
 
 
 def build_table_cells(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     protocol: Protocol,
     table_id: str,
-    period: str | Sequence[str],
+    period: Period | str | None,
     params: RuleParams,
     *,
+    mode: PeriodMode = PeriodMode.MONTH,
     waived: frozenset[str] = frozenset(),
     count_unit: str = "group",
     contributions: bool = False,
 ) -> list[TableCells]:
-    """Compute every cell (inner cells and all margins) of a table for a period (or several months).
+    """Compute every cell (inner cells and all margins) of a table released for `period`.
 
-    `waived` holds company ids that consented to publication; a group counts as waived only when all its
-    companies did. `contributions`: also fetch every contributor's own contribution to every cell (the
-    release snapshot needs them) from the same pass over the rows. Raises AggregationError when a code is
-    outside its dimension's hierarchy.
+    `mode`: the months the cells sum (the table's own `periods` or a single month); cumulative cells get
+    keys of their own, so they never merge with the monthly cells of the same measure. `period` None reads
+    every row (standalone protection has no periods). `waived` holds company ids that consented to
+    publication; a group counts as waived only when all its companies did. `contributions`: also fetch
+    every contributor's own contribution to every cell (the release snapshot needs them) from the same pass
+    over the rows. Raises AggregationError when a code is outside its dimension's hierarchy.
     """
     if count_unit not in COUNT_UNITS:
         raise AggregationError(f"unknown count unit '{count_unit}'", hint="use 'group' or 'company'")
     spec = protocol.table(table_id)
-    periods = (period,) if isinstance(period, str) else tuple(period)
-    if not periods:
-        raise AggregationError("no period given", hint="give a period as YYYY-MM")
-    rows_table = checked(f"rows_{protocol.covenant.id}_{spec.template}")
+    months = None if period is None else tuple(str(m) for m in mode.months(period))
+    rows = source.rows_of(spec.template)
+    if rows is None:
+        raise AggregationError(
+            f"table '{table_id}' needs accepted files of template '{spec.template}', and none were ever accepted",
+            hint="run the intake for that template first, or leave the table out of this release in the protocol",
+        )
     build = functools.partial(
-        _build_components, con, spec, periods, params, waived, count_unit, protocol, contributions
+        _build_components, source, spec, months, mode, params, waived, count_unit, protocol, contributions
     )
-    components = build(rows_table)
+    components = build(rows)
     if any(d.rollup for d in spec.dimensions):
         # two passes: the first finds the leaves that fail, the second reads them under their 'other' code
         recoding = failing_leaves(components, spec, protocol.hierarchies, params)
         if recoding:
-            components = build(recoded_rows_view(con, rows_table, recoding))
+            components = build(recoded_rows_view(source.con, rows, recoding))
             for comp in components:
                 comp.rollup = recoding
     return components
 
 
 def _build_components(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     spec: TableSpec,
-    periods: tuple[str, ...],
+    months: tuple[str, ...] | None,
+    mode: PeriodMode,
     params: RuleParams,
     waived: frozenset[str],
     count_unit: str,
     protocol: Protocol,
     contributions: bool,
-    rows_table: str,
+    rows: str,
 ) -> list[TableCells]:
     hierarchies = [protocol.hierarchy(d.hierarchy) if d.hierarchy else None for d in spec.dimensions]
     components = []
     for name, operand in spec.measure.components():
         query = ComponentQuery(
-            table=rows_table,
+            rows=rows,
+            companies=source.companies,
             contributor=COUNT_UNITS[count_unit],
             columns=tuple(d.column for d in spec.dimensions),
             value_sql=value_sql(spec, operand),
             presence=spec.measure.kind == "companies",
             filters=tuple((f.column, f.equals) for f in spec.filters),
-            periods=periods,
+            periods=months,
             waived=tuple(sorted(waived)),
             absolute=params.negative_values == "absolute",
             top_k=params.top_k,
         )
-        scale = measure_signature(spec, operand, count_unit)
-        components.append(_build_component(con, spec.id, name, query, hierarchies, scale, contributions))
+        quantity = quantity_of(spec, operand, count_unit, mode)
+        components.append(_build_component(source.con, spec.id, name, query, hierarchies, quantity, contributions))
     return components
 
 
-def measure_signature(spec: TableSpec, operand: Operand | None, count_unit: str) -> str:
-    """'<template>|<measure>|<filters>': what a cell counts; equal signatures mean comparable cells."""
+def quantity_of(spec: TableSpec, operand: Operand | None, count_unit: str, mode: PeriodMode) -> Quantity:
+    """What a component's cells count: equal quantities mean comparable (and shared) cells."""
     if spec.measure.kind == "companies":
         measure = f"companies[{count_unit}]"  # distinct groups and distinct companies differ
     elif spec.measure.kind == "count":
@@ -156,7 +170,7 @@ def measure_signature(spec: TableSpec, operand: Operand | None, count_unit: str)
     else:
         assert operand is not None
         measure = operand.signature
-    return f"{spec.template}|{measure}|{spec.filters_signature}"
+    return Quantity(spec.template, measure, spec.filters_signature, mode)
 
 
 def _build_component(
@@ -165,7 +179,7 @@ def _build_component(
     name: str,
     query: ComponentQuery,
     hierarchies: Sequence[Hierarchy | None],
-    scale: str,
+    quantity: Quantity,
     contributions: bool,
 ) -> TableCells:
     own = None
@@ -181,7 +195,7 @@ def _build_component(
                 own = con.execute(query.contributions_sql(inner, dims, names)).fetchnumpy()
     raw = raw[raw["n_all"] > 0]  # a table without dimensions and without data yields one empty row
     frame = _display_frame(raw, dims)
-    keys = cell_keys(frame, dims, scale)
+    keys = cell_keys(frame, dims, quantity)
     additive = not query.presence
     relations = cell_relations(frame, dims)
     return TableCells(
@@ -192,9 +206,9 @@ def _build_component(
         stats=_stats(frame, query.top_k),
         relations=relations if additive else [],
         additive=additive,
-        aux=[] if additive else _aux_relations(relations, keys),
+        aux=[] if additive else _aux_relations(table_id, relations, keys),
         largest=frame["largest"].to_numpy(dtype=object, na_value=None).tolist(),
-        measure_scale=scale,
+        quantity=quantity,
         query=query,
         dimensions=dims,
         contribution_rows=own,
@@ -228,22 +242,11 @@ def _display_frame(raw: pd.DataFrame, dimensions: Sequence[DimensionLevels]) -> 
     return frame
 
 
-def cell_keys(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels], scale: str) -> list[str]:
-    """'<scale>|' + 'dim=code|...' over dimensions sorted by name, totals left out.
-
-    Leaves are written as dim=code; a group in a hierarchy as dim=<hierarchy>:code, so two hierarchies on
-    one column that happen to reuse a group name never share a cell by accident.
-    """
-    keys = np.full(len(frame), f"{scale}|", dtype=object)
-    first = np.ones(len(frame), dtype=bool)
-    by_name = sorted(range(len(dimensions)), key=lambda i: dimensions[i].column)
-    for i in by_name:
-        ids = frame[f"_id{i}"].to_numpy()
-        labels = dimensions[i].labels[ids]
-        present = ids != 0
-        keys[present] = keys[present] + np.where(first[present], "", "|") + labels[present]
-        first &= ~present
-    return keys.tolist()
+def cell_keys(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels], quantity: Quantity) -> list[CellKey]:
+    """The key of every cell of the frame (node ids in its columns _id0, _id1, ...)."""
+    nodes = np.column_stack([frame[f"_id{i}"].to_numpy(dtype="int64") for i in range(len(dimensions))])
+    nodes = nodes.reshape(len(frame), len(dimensions))
+    return CellKey.table_cells(quantity, [d.coordinates for d in dimensions], nodes)
 
 
 def cell_relations(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels]) -> list[tuple[int, tuple[int, ...]]]:
@@ -275,19 +278,14 @@ def cell_relations(frame: pd.DataFrame, dimensions: Sequence[DimensionLevels]) -
     return sorted(relations)
 
 
-GAP_KEY = re.compile(r"\|~\d+:gap\d+\Z")  # the key of an AuxRelation's gap cell (_aux_relations)
-
-
-def is_gap_key(key: str) -> bool:
-    return GAP_KEY.search(key) is not None
-
-
-def _aux_relations(relations: list[tuple[int, tuple[int, ...]]], keys: list[str]) -> list[AuxRelation]:
+def _aux_relations(
+    table_id: str, relations: list[tuple[int, tuple[int, ...]]], keys: list[CellKey]
+) -> list[AuxRelation]:
     aux = []
     for n, (total, parts) in enumerate(relations):
-        stem = f"{keys[total]}|~{n}"
-        gaps = tuple(f"{stem}:gap{j}" for j in range(len(parts)))
-        aux.append(AuxRelation(total, parts, f"{stem}:sum", f"{stem}:overlap", gaps))
+        helper = functools.partial(keys[total].helper_cell, table_id, n)
+        gaps = tuple(helper(HelperRole.GAP, j) for j in range(len(parts)))
+        aux.append(AuxRelation(total, parts, helper(HelperRole.SUM), helper(HelperRole.OVERLAP), gaps))
     return aux
 
 
@@ -304,19 +302,19 @@ def _stats(frame: pd.DataFrame, top_k: int) -> CellStats:
 
 
 def build_release_cells(
-    con: duckdb.DuckDBPyConnection,
+    source: RowSource,
     protocol: Protocol,
     audience_id: str,
-    period: str | Sequence[str],
+    period: Period | str,
     *,
     waived: frozenset[str] = frozenset(),
 ) -> list[TableCells]:
-    """Every component of every table the audience receives, with the audience's rules."""
+    """Every component of every table the audience receives (for a single month), with the audience's rules."""
     components: list[TableCells] = []
     for spec in protocol.tables_for(audience_id):
         settings = protocol.settings(spec.id, audience_id)
         components += build_table_cells(
-            con,
+            source,
             protocol,
             spec.id,
             period,

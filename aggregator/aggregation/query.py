@@ -34,6 +34,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from aggregator.cellkey import DimensionCoordinates
 from aggregator.errors import AggregatorError
 from aggregator.protocol import TOTAL_CODE, UNKNOWN_CODE, Hierarchy, Operand, TableSpec
 
@@ -85,11 +86,11 @@ class DimensionLevels:
     codes: tuple[str, ...]  # node id -> code; id 0 is the total "_T"
     parent: dict[str, str]  # node code -> parent code ("_T" for top-level nodes)
     node_depth: dict[str, int]  # node code -> depth (1 = top level); "_T" has depth 0
-    # per node id: parent id (0 for top level and the total), depth, display rank, key label
+    # per node id: parent id (0 for top level and the total), depth, display rank, coordinate in cell keys
     parent_ids: np.ndarray
     depths: np.ndarray
     ranks: np.ndarray
-    labels: np.ndarray
+    coordinates: DimensionCoordinates
 
     @property
     def groups(self) -> frozenset[str]:
@@ -103,13 +104,14 @@ class DimensionLevels:
 class ComponentQuery:
     """Everything needed to (re)run the queries of one component."""
 
-    table: str  # rows_<covenant>_<template>
+    rows: str  # the relation of the rows that count (store.RowSource)
+    companies: str  # company_id -> group_id of every company
     contributor: str  # "group_id" | "company_id"
     columns: tuple[str, ...]  # dimension columns
     value_sql: str  # expression over the row alias r
     presence: bool  # "companies": a contributor's record counts 1, however many rows it has
     filters: tuple[tuple[str, object], ...]
-    periods: tuple[str, ...]
+    periods: tuple[str, ...] | None  # the months (YYYY-MM) whose rows count; None: every row
     waived: tuple[str, ...]  # company ids
     absolute: bool  # rules on |x| (negative_values = "absolute")
     top_k: int
@@ -123,22 +125,22 @@ class ComponentQuery:
 
         `only` restricts the rows to these contributors (the insiders); `micro` see InnerCells.
 
-        The rows are first summed per submission, company and raw codes, and only those sums (about one
-        per contributor and cell) are joined to the accepted submissions and the contributors: the joins
-        and the code clean-up then touch a few hundred thousand records instead of every row."""
+        The rows are first summed per company and raw codes, and only those sums (about one per contributor
+        and cell) are joined to the contributors: the join and the code clean-up then touch a few hundred
+        thousand records instead of every row."""
         columns = [checked(c) for c in self.columns]
         leaves = [f"d{i}" for i in range(len(columns))]
-        where = [
-            f"r.period IN ({', '.join('?' * len(self.periods))})",
-            f"({self.value_sql}) IS NOT NULL",
-        ]
-        params: list[object] = [list(self.waived), *self.periods]
+        where = [f"({self.value_sql}) IS NOT NULL"]
+        params: list[object] = [list(self.waived)]
+        if self.periods is not None:
+            where.append(f"r.period IN ({', '.join('?' * len(self.periods))})")
+            params += self.periods
         for column, value in self.filters:
             where.append(f"r.{checked(column)} = ?")
             params.append(value)
         if only is not None:  # the insiders' rows only, before the big GROUP BY
             where.append(
-                f"r.company_id IN (SELECT company_id FROM companies "
+                f"r.company_id IN (SELECT company_id FROM {checked(self.companies)} "
                 f"WHERE list_contains(?::VARCHAR[], {checked(self.contributor)}))"
             )
             params.append(list(only))
@@ -147,7 +149,7 @@ class ComponentQuery:
         # round() rounds half away from zero, as the cast to DECIMAL does)
         value = f"round(({self.value_sql}) * {MICRO})" if micro else f"CAST({self.value_sql} AS DECIMAL(38, 6))"
         raw = "".join(f"r.{c} AS c{i}, " for i, c in enumerate(columns))
-        raw_group = ", ".join(["r.submission_id", "r.company_id", *(f"r.{c}" for c in columns)])
+        raw_group = ", ".join(["r.company_id", *(f"r.{c}" for c in columns)])
         # NULL and a stored '_U' both become '_U': the second GROUP BY merges them, as it merges the
         # companies of one group
         leaf_sql = "".join(
@@ -155,23 +157,21 @@ class ComponentQuery:
         )
         group = ", ".join(["cid", *leaves])
         sql = f"""
-        WITH contributors AS (
+        WITH ranked_contributors AS (
             SELECT company_id, contributor, dense_rank() OVER (ORDER BY contributor) AS cid,
                    bool_and(list_contains(?::VARCHAR[], company_id)) OVER (PARTITION BY contributor) AS waived
-            FROM (SELECT company_id, {checked(self.contributor)} AS contributor FROM companies)
+            FROM (SELECT company_id, {checked(self.contributor)} AS contributor FROM {checked(self.companies)})
         ),
-        names AS (SELECT DISTINCT cid, contributor, waived FROM contributors),
+        names AS (SELECT DISTINCT cid, contributor, waived FROM ranked_contributors),
         pre AS (
-            SELECT r.submission_id, r.company_id, {raw}{self._agg}({value}) AS v
-            FROM {checked(self.table)} r
+            SELECT r.company_id, {raw}{self._agg}({value}) AS v
+            FROM {checked(self.rows)} r
             WHERE {" AND ".join(where)}
             GROUP BY {raw_group}
         ),
         base AS (
             SELECT k.cid, {leaf_sql}p.v
-            FROM pre p
-            JOIN submissions s ON s.submission_id = p.submission_id AND s.state = 'accepted'
-            JOIN contributors k ON k.company_id = p.company_id
+            FROM pre p JOIN ranked_contributors k ON k.company_id = p.company_id
         )
         SELECT i.*, names.contributor, names.waived
         FROM (SELECT {group}, {self._agg}(v) AS v FROM base GROUP BY {group}) i JOIN names USING (cid)"""
@@ -193,10 +193,10 @@ class ComponentQuery:
             con.execute(f"DROP TABLE IF EXISTS {inner.name}")
 
     def fits_exact_doubles(self, con: duckdb.DuckDBPyConnection) -> bool:
-        """Whether all rows of the table (any period, state or filter: an upper bound) add up, in absolute
-        micro-units, to less than EXACT_DOUBLE_BOUND. One scan without joins; NaN or infinity say no."""
+        """Whether all rows of the relation (any period or filter: an upper bound) add up, in absolute
+        micro-units, to less than EXACT_DOUBLE_BOUND. One scan; NaN or infinity say no."""
         magnitude, rows = con.execute(
-            f"SELECT sum(abs({self.value_sql})), count({self.value_sql}) FROM {checked(self.table)} r"
+            f"SELECT sum(abs({self.value_sql})), count({self.value_sql}) FROM {checked(self.rows)} r"
         ).fetchone()
         if rows == 0:
             return True
@@ -360,9 +360,7 @@ def dimension_levels(column: str, hierarchy: Hierarchy | None, leaves: Sequence[
         parent_ids=np.array([ids[parent.get(c, TOTAL_CODE)] for c in codes], dtype="int64"),
         depths=np.array([node_depth[c] for c in codes], dtype="int64"),
         ranks=np.array([rank[c] for c in codes], dtype="int64"),
-        labels=np.array(
-            [f"{column}={name}:{c}" if name and c in groups else f"{column}={c}" for c in codes], dtype=object
-        ),
+        coordinates=DimensionCoordinates.of(column, codes, name, frozenset(groups)),
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import AggregatorError
+from ..periods import Period
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -44,13 +44,10 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-
-
 def checked_period(value: str | None) -> str | None:
     """The reporting period as given, checked before anything slow happens (a passphrase prompt, a batch)."""
-    if value is not None and not PERIOD.match(value):
-        raise AggregatorError(f"'{value}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03")
+    if value is not None:
+        Period.parse(value)
     return value
 
 

@@ -11,6 +11,7 @@ from .. import company as company_mod
 from .. import envelope
 from ..envelope import keys
 from ..errors import ValidationFailed
+from ..states import FileState
 from ..validation import check_file, write_report_csv, write_report_xlsx, write_template
 from .common import EXIT_PROBLEMS, checked_period, console, friendly_errors, passphrase, utc_now
 
@@ -132,10 +133,10 @@ def seal(ctx, file: Path, period: str, template_name, out_dir, home) -> None:
 
 RECEIPT_MEANING = {
     "received": "the secretariat received the file; a decision follows",
-    "accepted": "your data was accepted and will count in the aggregates",
-    "duplicate": "the secretariat already had this content; it is not counted twice and nothing needs doing",
-    "superseded": "a later correction you sent replaced this file; only the correction counts",
-    "quarantined": "this file was NOT accepted; contact the secretariat to hear why and send a corrected file",
+    FileState.ACCEPTED: "your data was accepted and will count in the aggregates",
+    FileState.DUPLICATE: "the secretariat already had this content; it is not counted twice and nothing needs doing",
+    FileState.SUPERSEDED: "a later correction you sent replaced this file; only the correction counts",
+    FileState.QUARANTINED: "this file was NOT accepted; contact the secretariat to hear why and send a corrected file",
 }
 RECEIPT_LINES = (
     ("file", "file_name"),
@@ -147,6 +148,7 @@ RECEIPT_LINES = (
     ("received at", "received_at"),
     ("sealed file", "file_sha256"),
     ("signed by you", "signer_fingerprint"),
+    ("log anchor", "log_head"),
 )
 
 
@@ -162,9 +164,9 @@ def verify_receipt(ctx, receipt: Path, home: Path) -> None:
     for label, key in RECEIPT_LINES:
         console.print(f"  {label + ':':<14}{escape(str(data.get(key, '?')))}")
     state = str(data.get("state"))
-    colour = "red" if state == "quarantined" else "green"
+    colour = "red" if state == FileState.QUARANTINED else "green"
     console.print(f"  {'state:':<14}[bold {colour}]{escape(state)}[/]: {RECEIPT_MEANING.get(state, '')}")
     if data.get("company_id") != company_home.company_id:
         console.print(f"[yellow]note:[/] this receipt is for company {escape(str(data.get('company_id')))}, not yours")
-    if state == "quarantined":
+    if state == FileState.QUARANTINED:
         ctx.exit(EXIT_PROBLEMS)

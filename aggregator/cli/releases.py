@@ -120,7 +120,7 @@ def _check_scope(ws, covenant: str, scope: str) -> None:
 def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
     ws = _workspace(ctx)
     _check_scope(ws, covenant, scope)
-    with ws.locked(), ws.open_store() as store:
+    with ws.session(ctx.obj["now"]) as store:
         Registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
     console.print(f"recorded the waiver of {company_id} for {covenant} ({scope}); it applies from the next release")
 
@@ -133,8 +133,8 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
 @friendly_errors
 def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
     ws = _workspace(ctx)
-    with ws.locked(), ws.open_store() as store:
-        if not history.active_waiver_exists(store, company_id, covenant, scope):
+    with ws.session(ctx.obj["now"]) as store:
+        if not Registry(store).has_active_waiver(company_id, covenant, scope):
             raise AggregatorError(
                 f"{company_id} has no active waiver for {covenant} ({scope})",
                 hint="list the waivers with `aggregator waivers list`",
@@ -151,7 +151,7 @@ def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
 def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
-        frame = history.list_waivers(store, covenant)
+        frame = Registry(store).waivers(covenant)
     if as_json:
         click.echo(json.dumps(_records(frame), ensure_ascii=False, indent=1))
         return

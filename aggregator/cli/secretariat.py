@@ -16,6 +16,7 @@ from .. import log as log_mod
 from .. import status as status_mod
 from ..envelope import keys
 from ..registry import Registry
+from ..states import FileState
 from ..workspace import create_workspace
 from .common import (
     EXIT_PROBLEMS,
@@ -159,7 +160,7 @@ def intake(ctx, inbox: Path, period: str | None, as_json: bool) -> None:
         click.echo(json.dumps([o.__dict__ for o in report.outcomes], ensure_ascii=False, indent=1))
     else:
         _print_intake(report, ws.outbox_dir)
-    if report.count("quarantined"):
+    if report.count(FileState.QUARANTINED):
         ctx.exit(EXIT_PROBLEMS)
 
 
@@ -174,12 +175,12 @@ def _print_intake(report: intake_mod.IntakeReport, outbox: Path) -> None:
     console.print(table)
     counts = ", ".join(
         f"{report.count(s)} {s}"
-        for s in ("accepted", "duplicate", "quarantined", "already-received")
+        for s in (FileState.ACCEPTED, FileState.DUPLICATE, FileState.QUARANTINED, FileState.ALREADY_RECEIVED)
         if report.count(s)
     )
     receipts = sum(o.receipt is not None for o in report.outcomes)
     console.print(f"{counts}; {receipts} receipts written to {escape(str(outbox))}")
-    if report.count("quarantined"):
+    if report.count(FileState.QUARANTINED):
         console.print("quarantined files are kept in received/quarantined/; `aggregator status PERIOD` lists them")
 
 
@@ -246,19 +247,40 @@ def log_group() -> None:
     "--anchor",
     "anchors",
     multiple=True,
-    help="A head printed earlier (COUNT:HASH, e.g. from a release manifest); the log must still contain it.",
+    help="A head kept outside the workspace: a release manifest.json, a receipt, or COUNT:HASH printed earlier; "
+    "the log must still contain it.",
 )
 @click.pass_context
 @friendly_errors
 def log_verify(ctx, anchors: tuple[str, ...]) -> None:
     ws = _workspace(ctx)
-    current, problems = log_mod.verify_workspace_log(ws, [log_mod.LogHead.parse(a) for a in anchors])
+    current, problems = log_mod.verify_workspace_log(ws, [log_mod.read_anchor(a) for a in anchors])
     for problem in problems:
         console.print(f"[bold red]problem:[/] {problem}")
     if problems:
         console.print(f"the action log is NOT intact ({len(problems)} problems)")
         ctx.exit(EXIT_PROBLEMS)
     console.print(f"the action log is intact: {current.count} entries; head {current}")
+
+
+@log_group.command(
+    "reset-checkpoint",
+    help="Write a new checkpoint after log_head.json was lost, only when the log is intact and contains ANCHOR.",
+)
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    required=True,
+    help="The newest head you kept: a release manifest.json, a receipt, or COUNT:HASH.",
+)
+@click.pass_context
+@friendly_errors
+def log_reset_checkpoint(ctx, anchors: tuple[str, ...]) -> None:
+    ws = _workspace(ctx)
+    with ws.locked(), ws.open_store() as store:
+        current = log_mod.reset_checkpoint(ws, store, [log_mod.read_anchor(a) for a in anchors], ctx.obj["now"])
+    console.print(f"new checkpoint at {current}; the reset is recorded in the log")
 
 
 @log_group.command("show", help="List log entries, oldest first.")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from aggregator.disclosure.highs import run_warm_then_cold
+from aggregator.disclosure.highs import run_warm_then_cold, silent_highs
 from aggregator.disclosure.model import AuditResult, ProtectionProblem
 from aggregator.errors import DisclosureError
 
@@ -102,7 +102,7 @@ def _check_problem(problem: ProtectionProblem, suppressed: np.ndarray, cache: di
 
 
 def _name_cells(problem: ProtectionProblem, cells: np.ndarray) -> str:
-    names = ", ".join(problem.keys[int(c)] for c in cells[:_SHOWN])
+    names = ", ".join(problem.keys[int(c)].describe() for c in cells[:_SHOWN])
     return names + (f" and {len(cells) - _SHOWN} more" if len(cells) > _SHOWN else "")
 
 
@@ -256,25 +256,11 @@ def _one_component(
 
 
 def _new_highs() -> highspy.Highs:
-    """A silent HiGHS instance with deterministic settings."""
-    try:
-        # The plain C++ binding: highspy.Highs() sets up callbacks in its constructor, which prints the
-        # HiGHS banner to stdout before any option can silence it (library code must not print).
-        from highspy._core import _Highs
-
-        solver = _Highs()
-    except ImportError:  # a future highspy without the private binding: accept the banner
-        solver = highspy.Highs()
-    for option, value in (
-        ("output_flag", False),
-        ("solver", "simplex"),
-        ("presolve", "off"),  # keeps the basis between re-solves (warm start)
-        ("random_seed", 0),
-        ("threads", 1),
-        ("simplex_strategy", 4),  # primal: after an objective change the old basis stays feasible
-    ):
-        solver.setOptionValue(option, value)
-    return solver
+    return silent_highs(
+        solver="simplex",
+        presolve="off",  # keeps the basis between re-solves (warm start)
+        simplex_strategy=4,  # primal: after an objective change the old basis stays feasible
+    )
 
 
 class _ComponentLP:
@@ -488,26 +474,16 @@ class _Auditor:
 
     def run_insiders(self) -> None:
         outsider_failed = {cell for cell, *_ in self.failures}
-        for contributor in sorted(self.problem.insiders, key=str):
+        for contributor in self.problem.insiders.contributors:
             cells, amounts = self._own_figures(contributor)
             mine = self.hidden[cells]
             if mine.any():
                 self.insiders_checked += 1
                 self._check_insider(str(contributor), cells[mine], amounts[mine], outsider_failed)
 
-    def _own_figures(self, contributor) -> tuple[np.ndarray, np.ndarray]:
-        """The contributor's cells (ascending) and its own amounts in them, kept in the cache when there is one."""
-        key = ("own", contributor)
-        if self.cache is not None and key in self.cache:
-            return self.cache[key]
-        own = self.problem.insiders[contributor]
-        cells = np.fromiter(own.keys(), dtype=np.int64, count=len(own))
-        amounts = np.fromiter(own.values(), dtype=float, count=len(own))
-        order = np.argsort(cells, kind="stable")
-        figures = (cells[order], amounts[order])
-        if self.cache is not None:
-            self.cache[key] = figures
-        return figures
+    def _own_figures(self, contributor: str) -> tuple[np.ndarray, np.ndarray]:
+        """The contributor's cells (ascending) and its own amounts in them."""
+        return self.problem.insiders.of_contributor(contributor)
 
     def _insider_bounds(self, cells: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New lower and upper bounds of the contributor's cells from its knowledge."""
@@ -664,13 +640,13 @@ class _Auditor:
             components, _ = _build_components(self.problem, ~known, self.cache)
             self._prior[epoch] = {int(c): comp for comp in components for c in comp.cells}
         comp = self._prior[epoch].get(cell)
-        own = self.problem.insiders.get(who, {})
+        own = self.problem.insiders
         values = np.asarray(self.problem.values, dtype=float)
         if comp is None:  # in no relation: only its own bounds
-            floor = min(max(self.lower[cell], self.lower[cell] + own.get(cell, 0.0)), values[cell])
+            floor = min(max(self.lower[cell], self.lower[cell] + own.values_at(who, [cell])[0]), values[cell])
             return float(self.upper[cell] if maximise else floor)
         cells = comp.cells
-        amount = np.array([own.get(int(c), 0.0) for c in cells])
+        amount = own.values_at(who, cells)
         lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values[cells])
         key = (epoch, int(cells[0]))
         if key not in self._prior_lps:  # one model per component, re-bounded for each attacker

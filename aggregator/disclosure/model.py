@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aggregator.cellkey import CellKey
+from aggregator.disclosure.contributions import Contributions
+
 
 @dataclass(frozen=True)
 class RuleParams:
@@ -75,7 +78,7 @@ class ProtectionProblem:
     hi >= values[i] + upl[i] and lo <= values[i] - lpl[i].
     """
 
-    keys: list[str]  # stable, unique cell keys ("table|component|dim=code|..."), used for tie-breaking
+    keys: list[CellKey]  # unique; their order breaks ties (patterns never depend on table order)
     values: np.ndarray
     relations: list[tuple[int, tuple[int, ...]]]
     lower: np.ndarray  # a-priori lower bounds (0 for non-negative data)
@@ -85,13 +88,17 @@ class ProtectionProblem:
     primary: np.ndarray  # bool: must be suppressed
     cost: np.ndarray  # cost of suppressing each cell (protocol: value, contributors, unity)
     fixed: np.ndarray  # bool: already published (earlier release or forced safe): never suppressed
-    # contributor -> {cell index: that contributor's own summed contribution}; used by the insider audit
-    insiders: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    # the insiders' own summed contributions to the cells (a contributor -> {cell: amount} mapping is taken
+    # too, for hand-built problems); the insider audit attacks with them
+    insiders: Contributions | Mapping[str, Mapping[int, float]] = field(default_factory=Contributions.empty)
     # When each cell became known, in release order (None: a single release, nothing known before it). A
     # fixed cell with a smaller epoch than a primary cell was published before that cell's release: prior
     # knowledge. A release cannot take back what was published before it, so each requirement is capped at
     # what the attacker could already reach from prior knowledge alone (docs/rules.md, "Prior knowledge").
     epoch: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.insiders = Contributions.of(self.insiders)
 
     @property
     def size(self) -> int:

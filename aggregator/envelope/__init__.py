@@ -3,25 +3,24 @@
     seal_file(src, dst, covenant=..., template=..., company_id=..., period=...,
               recipient_public_key=..., signing_private_key=...)      -> EnvelopeHeader
     open_file(path, recipient_private_key, signer_public_key, sink=None) -> OpenedEnvelope
-    read_header(path) -> EnvelopeHeader (unverified)
+    read_header(path) -> EnvelopeHeader (unverified; a LegacyHeader for a deprecated format-2 file)
     make_receipt(...) -> bytes, verify_receipt(bytes, public_key) -> dict
 
 Format: docs/envelope.md. Errors: EnvelopeRejected (with `.reason` in REASONS), KeyFileError,
 WrongPassphrase, ReceiptInvalid; all are AggregatorError subclasses.
 """
 
-from aggregator.envelope.envelope import (
-    DEFAULT_CHUNK_SIZE,
+from aggregator.envelope.format import (
+    CHUNK_SIZE,
+    FORMAT_VERSION,
     REASONS,
     SUITES,
     EnvelopeHeader,
     EnvelopeRejected,
-    OpenedEnvelope,
+    LegacyHeader,
     file_sha256,
-    open_file,
-    read_header,
     sanitise_file_name,
-    seal_file,
+    size_class,
 )
 from aggregator.envelope.keys import (
     KEM_HYBRID,
@@ -32,8 +31,10 @@ from aggregator.envelope.keys import (
     WrongPassphrase,
     encryption_public_key_from_bytes,
     fingerprint,
+    fingerprint_digest_prefix,
     generate_encryption_key,
     generate_signing_key,
+    legacy_fingerprint,
     load_encryption_key,
     load_encryption_public_key,
     load_private_key,
@@ -47,9 +48,12 @@ from aggregator.envelope.keys import (
     signing_public_key_from_bytes,
 )
 from aggregator.envelope.receipts import RECEIPT_STATES, ReceiptInvalid, make_receipt, verify_receipt
+from aggregator.envelope.seal import seal_file
+from aggregator.envelope.unseal import OpenedEnvelope, open_file, read_header
 
 __all__ = [
-    "DEFAULT_CHUNK_SIZE",
+    "CHUNK_SIZE",
+    "FORMAT_VERSION",
     "KEM_HYBRID",
     "KEM_X25519",
     "REASONS",
@@ -60,14 +64,17 @@ __all__ = [
     "EnvelopeHeader",
     "EnvelopeRejected",
     "KeyFileError",
+    "LegacyHeader",
     "OpenedEnvelope",
     "ReceiptInvalid",
     "WrongPassphrase",
     "encryption_public_key_from_bytes",
     "file_sha256",
     "fingerprint",
+    "fingerprint_digest_prefix",
     "generate_encryption_key",
     "generate_signing_key",
+    "legacy_fingerprint",
     "load_encryption_key",
     "load_encryption_public_key",
     "load_private_key",
@@ -84,5 +91,6 @@ __all__ = [
     "save_public_key",
     "seal_file",
     "signing_public_key_from_bytes",
+    "size_class",
     "verify_receipt",
 ]

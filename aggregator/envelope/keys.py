@@ -8,7 +8,7 @@ Private key file (JSON, UTF-8, mode 0600), every binary value base64:
 
     {"format": "imvo-private-key", "version": 1, "type": "ed25519" | "x25519" | "mlkem768-x25519",
      "public_key": ..., "fingerprint": "K3QF-7ZJA-...",
-     "kdf": {"name": "scrypt", "n": 131072, "r": 8, "p": 1, "salt": <16 bytes>},
+     "kdf": {"name": "scrypt", "n": 262144, "r": 8, "p": 1, "salt": <16 bytes>},
      "cipher": "chacha20-poly1305", "nonce": <12 bytes>, "encrypted_key": <raw private key + 16-byte tag>}
 
 The AEAD's associated data is the canonical JSON of every field except `nonce` and `encrypted_key`, so the
@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from aggregator import passphrase as passphrases
 from aggregator.errors import AggregatorError
 from aggregator.fileio import atomic_write
 
@@ -41,7 +41,6 @@ KEM_HYBRID = "mlkem768-x25519"
 KEMS = (KEM_X25519, KEM_HYBRID)
 SIGNING_TYPE = "ed25519"
 
-DEFAULT_SCRYPT_N = 2**17
 # Bounds for scrypt parameters read from a file: a hostile key file must not make us allocate gigabytes.
 _MIN_SCRYPT_N, _MAX_SCRYPT_N = 2**10, 2**20
 _MAX_SCRYPT_R, _MAX_SCRYPT_P = 32, 16
@@ -185,30 +184,51 @@ def public_key_of(key: PrivateKey) -> PublicKey:
 # ---------------------------------------------------------------- fingerprints
 
 
-def fingerprint(key: PublicKey | bytes) -> str:
-    """Short phone-comparable fingerprint: base32 of the first 10 bytes of SHA-256(raw public key).
+FINGERPRINT_BYTES = 20  # 160 bits: a collision needs ~2**80 keys, a second key for one fingerprint ~2**160
+LEGACY_FINGERPRINT_BYTES = 10  # 80 bits: keys, envelopes (format 2) and receipts made before this version
 
-    Example: "K3QF-7ZJA-XW2M-PL4D". Same key, same fingerprint, on every machine.
+
+def fingerprint(key: PublicKey | bytes) -> str:
+    """Phone-comparable fingerprint: base32 of the first 20 bytes (160 bits) of SHA-256(raw public key), in
+    eight groups of four to read aloud. Same key, same fingerprint, on every machine.
+
+    Example (32 zero bytes): "MZUH-VLPY-MK6X-O3EP-ZWBE-DWGV-5ANK-WOGP".
     """
+    return _fingerprint(key, FINGERPRINT_BYTES)
+
+
+def legacy_fingerprint(key: PublicKey | bytes) -> str:
+    """The 80-bit fingerprint of earlier versions ("MZUH-VLPY-MK6X-O3EP"), to recognise old files only."""
+    return _fingerprint(key, LEGACY_FINGERPRINT_BYTES)
+
+
+def fingerprint_digest_prefix(text: str) -> bytes | None:
+    """The leading bytes of SHA-256(raw key) that a fingerprint (either length) spells; None if it is none."""
+    raw = text.replace("-", "")
+    if len(raw) not in (16, 32) or not all(c in _BASE32 for c in raw):
+        return None
+    return base64.b32decode(raw)
+
+
+def _fingerprint(key: PublicKey | bytes, size: int) -> str:
     raw = key if isinstance(key, bytes) else public_key_bytes(key)
-    text = base64.b32encode(hashlib.sha256(raw).digest()[:10]).decode("ascii")
+    text = base64.b32encode(hashlib.sha256(raw).digest()[:size]).decode("ascii")
     return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+_BASE32 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
 # ---------------------------------------------------------------- private key files
 
 
-def save_private_key(
-    key: PrivateKey, path: str | os.PathLike, passphrase: str, *, scrypt_n: int = DEFAULT_SCRYPT_N
-) -> None:
-    """Write `key` encrypted under `passphrase` (scrypt + ChaCha20-Poly1305), atomically, mode 0600."""
+def save_private_key(key: PrivateKey, path: str | os.PathLike, passphrase: str) -> None:
+    """Write `key` encrypted under `passphrase` (scrypt at `passphrase.scrypt_cost()` + ChaCha20-Poly1305),
+    atomically, mode 0600. The caller checks a new passphrase against the policy (`check_passphrase`)."""
     if not passphrase:
         raise KeyFileError("the passphrase is empty", hint="choose a passphrase of several words")
-    try:
-        _check_scrypt(scrypt_n, 8, 1, where="scrypt_n")
-    except ValueError as exc:
-        raise KeyFileError(str(exc), hint="the default (2**17) is right outside tests") from exc
-    kdf = {"name": "scrypt", "n": scrypt_n, "r": 8, "p": 1, "salt": _b64(os.urandom(16))}
+    cost = passphrases.scrypt_cost()
+    kdf = {"name": "scrypt", "n": cost.n, "r": cost.r, "p": cost.p, "salt": _b64(os.urandom(16))}
     public = public_key_of(key)
     doc = {
         "format": _PRIVATE_FORMAT,
@@ -268,7 +288,11 @@ def load_encryption_key(path: str | os.PathLike, passphrase: str) -> EncryptionP
 def private_key_file_info(path: str | os.PathLike) -> dict:
     """Type, fingerprint and KDF parameters of a private key file, without the passphrase."""
     doc = _read_private_doc(Path(path))
-    return {"type": doc.get("type"), "fingerprint": doc.get("fingerprint"), "kdf": doc.get("kdf")}
+    try:
+        shown = fingerprint(_unb64(doc["public_key"]))
+    except (KeyError, ValueError):
+        shown = doc.get("fingerprint")
+    return {"type": doc.get("type"), "fingerprint": shown, "kdf": doc.get("kdf")}
 
 
 def _read_private_doc(path: Path) -> dict:
@@ -291,8 +315,7 @@ def _derive_wrap_key(passphrase: str, kdf: dict) -> bytes:
         raise ValueError("kdf must be scrypt")
     n, r, p = kdf["n"], kdf["r"], kdf["p"]
     _check_scrypt(n, r, p, where="kdf")
-    salt = _unb64(kdf["salt"])
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    return passphrases.derive_key(passphrase, _unb64(kdf["salt"]), passphrases.ScryptCost(n, r, p))
 
 
 def _check_scrypt(n: object, r: object, p: object, *, where: str) -> None:

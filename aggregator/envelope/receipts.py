@@ -2,14 +2,16 @@
 
 A receipt is one self-describing JSON document (UTF-8):
 
-    {"format": "imvo-receipt", "version": 2,
-     "receipt": {covenant, template, company_id, period, created, file_name, plaintext_blake3,
-                 plaintext_size, signer_fingerprint, file_sha256, received_at, state},
+    {"format": "imvo-receipt", "version": 3,
+     "receipt": {covenant, template, company_id, period, created, file_name, signer_fingerprint,
+                 file_sha256, received_at, state, log_head},
      "signature": {"algorithm": "ed25519", "key_fingerprint": ..., "value": <base64>}}
 
 The signature covers RECEIPT_PREFIX || canonical JSON of "receipt" (sorted keys, no whitespace, ASCII).
-Version 2 names the plaintext hash `plaintext_blake3` (envelope format 2); version 1 receipts, which named it
-`plaintext_sha256`, still verify, so a company can check the receipts it already holds.
+Version 3 carries nothing derived from the plaintext (versions 1 and 2 repeated its hash and size from the
+envelope header) and the head of the secretariat's action log when the intake began (`COUNT:HASH`, an anchor
+the company keeps). Receipts of versions 1 and 2 still verify, so a company can check the ones it holds.
+The intake writes a receipt only for a file whose signature verified with the company's registered key.
 """
 
 from __future__ import annotations
@@ -23,14 +25,21 @@ from datetime import UTC, datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aggregator.envelope.envelope import EnvelopeHeader, canonical_json
-from aggregator.envelope.keys import fingerprint
+from aggregator.envelope.format import EnvelopeHeader, canonical_json
+from aggregator.envelope.keys import fingerprint, legacy_fingerprint
 from aggregator.errors import EnvelopeError
+from aggregator.states import FileState
 
 RECEIPT_PREFIX = b"imvo-receipt/v1\n"
-RECEIPT_STATES = ("received", "accepted", "duplicate", "superseded", "quarantined")
-RECEIPT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+RECEIPT_STATES = (
+    "received",  # the file arrived; a decision follows
+    FileState.ACCEPTED,
+    FileState.DUPLICATE,
+    FileState.SUPERSEDED,
+    FileState.QUARANTINED,
+)
+RECEIPT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 _MAX_RECEIPT_BYTES = 64 * 1024
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HEADER_FIELDS = (
@@ -40,10 +49,9 @@ _HEADER_FIELDS = (
     "period",
     "created",
     "file_name",
-    "plaintext_blake3",
-    "plaintext_size",
     "signer_fingerprint",
 )
+_LOG_HEAD = re.compile(r"\d+:[0-9a-f]{64}")
 
 
 class ReceiptInvalid(EnvelopeError):
@@ -56,14 +64,20 @@ def make_receipt(
     received_at: datetime | str,
     state: str,
     secretariat_signing_key: Ed25519PrivateKey,
+    *,
+    log_head: str | None = None,
 ) -> bytes:
-    """A signed receipt for one sealed file; `file_sha256` is the hex SHA-256 of the whole .imvo file."""
+    """A signed receipt for one sealed file; `file_sha256` is the hex SHA-256 of the whole .imvo file and
+    `log_head` the action log's head as `COUNT:HASH` (None: no log, as for a receipt made outside a workspace)."""
     if state not in RECEIPT_STATES:
         raise EnvelopeError(f"unknown receipt state {state!r}", hint=f"use one of {', '.join(RECEIPT_STATES)}")
     if not isinstance(file_sha256, str) or not _SHA256_HEX.fullmatch(file_sha256):
         raise EnvelopeError("file_sha256 must be 64 lower-case hex digits")
+    if log_head is not None and not _LOG_HEAD.fullmatch(log_head):
+        raise EnvelopeError(f"log_head {log_head!r} is not COUNT:HASH")
     body = {name: getattr(header, name) for name in _HEADER_FIELDS}
     body |= {"file_sha256": file_sha256, "received_at": _utc_text(received_at), "state": state}
+    body |= {"log_head": log_head}
     signature = secretariat_signing_key.sign(RECEIPT_PREFIX + canonical_json(body))
     doc = {
         "format": "imvo-receipt",
@@ -83,7 +97,7 @@ def verify_receipt(receipt_bytes: bytes, secretariat_signing_public_key: Ed25519
     doc = _parse(receipt_bytes)
     body, sig = doc["receipt"], doc["signature"]
     expected = fingerprint(secretariat_signing_public_key)
-    if sig.get("key_fingerprint") != expected:
+    if sig.get("key_fingerprint") not in (expected, legacy_fingerprint(secretariat_signing_public_key)):
         raise ReceiptInvalid(
             f"this receipt was signed by key {sig.get('key_fingerprint')!r}, not by the secretariat key {expected}",
             hint="check that you use the secretariat's current public key",

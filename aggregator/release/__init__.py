@@ -1,7 +1,7 @@
 """Release writers: everything that leaves the secretariat (xlsx, csv, parquet, html, manifest) plus
 the secretariat-only audit report. One door: `write_release(release, out_dir)`."""
 
-from aggregator.release.audit import write_audit_report
+from aggregator.release.audit import render_audit_files, write_audit_report
 from aggregator.release.model import InvalidRelease, Release, ReleasedCell, ReleasedTable
 from aggregator.release.writer import ReleaseFile, ReleaseFiles, write_release
 
@@ -12,6 +12,7 @@ __all__ = [
     "ReleaseFiles",
     "ReleasedCell",
     "ReleasedTable",
+    "render_audit_files",
     "write_audit_report",
     "write_release",
 ]

@@ -6,6 +6,7 @@ into a release directory (one holding a manifest.json) is refused.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import xlsxwriter
 
 from aggregator.fileio import atomic_write_path
 from aggregator.release.html import environment, page_context
-from aggregator.release.model import InvalidRelease, Release, ReleasedCell, ReleasedTable
+from aggregator.release.model import STATUSES, InvalidRelease, Release, ReleasedCell, ReleasedTable
 from aggregator.release.texts import TEXTS, format_number, neutralise
 from aggregator.release.writer import MANIFEST, ReleaseFile, ReleaseFiles, sha256_file
 from aggregator.release.xlsx import WORKBOOK_OPTIONS, Formats
@@ -108,7 +109,7 @@ def cost_rows(release: Release) -> list[CostRow]:
 
 
 def _cost(table_id: str, cells: list[ReleasedCell]) -> CostRow:
-    count = {status: sum(1 for c in cells if c.status == status) for status in ("published", "primary", "secondary")}
+    count = {status: sum(1 for c in cells if c.status == status) for status in STATUSES}
     hidden = [c.true_value for c in cells if c.suppressed and c.true_value is not None]
     share = 100.0 * (len(cells) - count["published"]) / len(cells) if cells else 0.0
     return CostRow(table_id, len(cells), count["published"], count["primary"], count["secondary"], share, sum(hidden))
@@ -151,6 +152,15 @@ def write_audit_report(release: Release, path_dir: Path) -> ReleaseFiles:
         _atomic_write(path_dir / AUDIT_XLSX, lambda p: write_audit_xlsx(release, p)),
     ]
     return ReleaseFiles(path_dir, tuple(written))
+
+
+def render_audit_files(release: Release) -> dict[str, bytes]:
+    """audit.html and audit.xlsx rendered in memory, for the caller to seal: the true values of hidden cells
+    never touch a disk in the clear (a killed batch leaves nothing readable behind)."""
+    release.check()
+    workbook = io.BytesIO()
+    write_audit_xlsx(release, workbook)
+    return {AUDIT_HTML: render_audit_html(release).encode("utf-8"), AUDIT_XLSX: workbook.getvalue()}
 
 
 def _refuse_committee_folder(path_dir: Path) -> None:
@@ -196,8 +206,8 @@ def _fmt(value: object, language: str) -> str:
     return text.rstrip("0").rstrip(point)
 
 
-def write_audit_xlsx(release: Release, path: Path) -> None:
-    workbook = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+def write_audit_xlsx(release: Release, path: Path | io.BytesIO) -> None:
+    workbook = xlsxwriter.Workbook(path if isinstance(path, io.BytesIO) else str(path), WORKBOOK_OPTIONS)
     workbook.set_properties({"title": f"audit {release.covenant_id} {release.period}", "created": release.created_at})
     formats = Formats(workbook)
     texts = TEXTS[release.language]

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aggregator.errors import ReleaseRefused
+from aggregator.periods import Period
+from aggregator.states import CellStatus
 
-STATUSES = ("published", "primary", "secondary")
+STATUSES = (CellStatus.PUBLISHED, CellStatus.PRIMARY, CellStatus.SECONDARY)
 KINDS = ("count", "companies", "sum", "ratio")
 LANGUAGES = ("en", "nl")
 
@@ -27,8 +29,8 @@ INTERNAL_STATUS_WORDS = ("primary", "secondary", "primair", "secundair")
 
 _PATH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # becomes a folder or file name
 _DIM_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # becomes a Parquet column name
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LOG_HEAD = re.compile(r"^\d+:[0-9a-f]{64}$")
 
 
 class InvalidRelease(ReleaseRefused):
@@ -47,7 +49,7 @@ class ReleasedCell:
     labels: tuple[str, ...]  # display label per dimension, in the release language
     depths: tuple[int, ...]  # hierarchy depth per dimension; 0 = total
     value: float | None  # None when suppressed
-    status: str = "published"  # "published" | "primary" | "secondary"
+    status: CellStatus = CellStatus.PUBLISHED  # PUBLISHED, PRIMARY or SECONDARY
     true_value: float | None = None  # internal: the real value of a hidden cell
     lo: float | None = None  # internal: attacker's tightest lower bound (audit)
     hi: float | None = None  # internal: attacker's tightest upper bound (audit)
@@ -57,12 +59,12 @@ class ReleasedCell:
 
     @property
     def suppressed(self) -> bool:
-        return self.status != "published"
+        return self.status != CellStatus.PUBLISHED
 
     @property
-    def public_status(self) -> str:
+    def public_status(self) -> CellStatus:
         """The only status a committee output may show: published or suppressed."""
-        return "suppressed" if self.suppressed else "published"
+        return CellStatus.SUPPRESSED if self.suppressed else CellStatus.PUBLISHED
 
     def check(self, where: str, n_dims: int) -> None:
         """Raise InvalidRelease when the cell is malformed or a hidden value would leak."""
@@ -144,13 +146,12 @@ class Release:
     protocol_sha256: str
     code_version: str
     created: str  # fixed ISO date (or date-time) from the batch, so outputs are reproducible
-    submission_hashes: Sequence[str]  # content hashes (BLAKE3-256) of accepted submissions; never company names
+    log_head: str | None  # the secretariat's action log head (COUNT:HASH) when the release was built: an anchor
     tables: list[ReleasedTable]
     audit_summary: Mapping[str, Any] = field(default_factory=dict)
     is_revision: bool = False
 
     def __post_init__(self) -> None:
-        self.submission_hashes = tuple(sorted(h.lower() for h in self.submission_hashes))
         self.tables = list(self.tables)
         self.check()
 
@@ -165,9 +166,10 @@ class Release:
 
     def check(self) -> None:
         self._check_identity()
-        for digest in (*self.submission_hashes, self.protocol_sha256.lower()):
-            if not _SHA256.match(digest):
-                raise InvalidRelease(f"{digest!r} is not a 256-bit hex digest")
+        if not _SHA256.match(self.protocol_sha256.lower()):
+            raise InvalidRelease(f"{self.protocol_sha256!r} is not a 256-bit hex digest")
+        if self.log_head is not None and not _LOG_HEAD.match(self.log_head):
+            raise InvalidRelease(f"{self.log_head!r} is not a log head (COUNT:HASH)")
         ids = [t.table_id for t in self.tables]
         if not ids:
             raise InvalidRelease("the release has no tables")
@@ -180,7 +182,7 @@ class Release:
         for name, value in (("covenant id", self.covenant_id), ("audience id", self.audience_id)):
             if not _PATH_ID.match(value):
                 raise InvalidRelease(f"{name} {value!r} may hold only letters, digits, '-' and '_' (it names a folder)")
-        if not _PERIOD.match(self.period):
+        if not Period.is_valid(self.period):
             raise InvalidRelease(f"period {self.period!r} is not of the form YYYY-MM")
         if self.language not in LANGUAGES:
             raise InvalidRelease(f"language {self.language!r} is not supported; use 'en' or 'nl'")

@@ -132,7 +132,7 @@ def manifest_bytes(release: Release, files: list[tuple[str, str, int]]) -> bytes
         "is_revision": release.is_revision,
         "protocol": {"version": release.protocol_version, "sha256": release.protocol_sha256.lower()},
         "code_version": release.code_version,
-        "submission_hashes": list(release.submission_hashes),
+        "log_head": release.log_head,
         "files": [{"name": n, "sha256": d, "bytes": s} for n, d, s in sorted(files)],
         "tables": [_table_summary(t) for t in release.tables],
         "audit_summary": release.audit_summary,

@@ -1,4 +1,4 @@
-"""Write the envelope test vectors: one valid file per suite family and one-failure-each corruptions.
+"""Write the envelope test vectors (format 3): one valid file per suite family and one-failure-each corruptions.
 
     .venv/bin/python tests/vectors/envelope/make_vectors.py
 
@@ -7,8 +7,10 @@ run, so the .imvo bytes differ between runs: the vectors are generated once and 
 maps every vector to the `reason` opening must fail with (null: it must open to `plaintext.csv`).
 All vectors are opened with `recipient` (keys.json) and the company key `signer`.
 
-`v1_valid.imvo` is kept, not regenerated: a genuine envelope format 1 file (SHA-256 hashes) written by the
-version-1 sealer, which no longer exists; readers of format 2 must refuse it as `unsupported_version`.
+The 218-byte plaintext is framed (size, plaintext, zeros to the 64 KiB size class, BLAKE3) into a stream of
+65,576 bytes: two chunks, a full one and a final one of 40 bytes. So every valid vector is ~66 KB.
+
+`v2/` holds genuine format-2 files written by the format-2 sealer, which no longer exists (see v2/README.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import blake3
 
-from aggregator.envelope.envelope import (
+from aggregator.envelope.format import (
+    CHUNK_SIZE,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
     SUITES,
@@ -29,9 +32,11 @@ from aggregator.envelope.envelope import (
     chunk_nonce,
     encode_encapsulation,
     encode_preamble,
+    frame_plaintext,
     payload_cipher,
     seal_file_key,
     signature_message,
+    size_class,
 )
 from aggregator.envelope.keys import fingerprint, private_key_from_bytes
 
@@ -49,7 +54,6 @@ KEYS_HEX = {
 }
 FILE_KEY = bytes.fromhex("812774dbaa21db1c3c30bd5df81965236a42740045d9c8afeca5ec143e41b5a5")
 CREATED = "2026-11-01T09:30:00Z"
-CHUNK = 64  # small, so the 225-byte plaintext spans four chunks, the last one partial
 PLAINTEXT = (
     b"country;workers_covered;wage_paid_monthly_eur;living_wage_benchmark_eur;benchmark_source\n"
     b"BD;1200;118,50;212,00;anker\nIN;840;141,20;230,75;wage_indicator\nTR;310;402,00;515,30;anker\n"
@@ -71,18 +75,16 @@ def make_header(plaintext: bytes, suite: str = "x25519/chacha20-poly1305", **cha
         suite=suite,
         recipient_fingerprint=fingerprint(recipient.public_key()),
         signer_fingerprint=fingerprint(KEYS["signer"].public_key()),
-        plaintext_blake3=blake3.blake3(plaintext).hexdigest(),
-        plaintext_size=len(plaintext),
         file_name="living_wage_2026-10.csv",
-        chunk_size=CHUNK,
+        size_class=size_class(len(plaintext)),
     )
     return replace(header, **changes)
 
 
-def seal_chunks(header: EnvelopeHeader, plaintext: bytes, flags: Callable[[int, int], bool] | None = None) -> list:
-    """STREAM-encrypt `plaintext` in header.chunk_size pieces; `flags(i, n)` overrides the last-chunk flag."""
+def seal_chunks(header: EnvelopeHeader, stream: bytes, flags: Callable[[int, int], bool] | None = None) -> list:
+    """STREAM-encrypt a framed stream in 64 KiB pieces; `flags(i, n)` overrides the last-chunk flag."""
     aead = payload_cipher(SUITES[header.suite], FILE_KEY)
-    pieces = [plaintext[i : i + header.chunk_size] for i in range(0, len(plaintext), header.chunk_size)] or [b""]
+    pieces = [stream[i : i + CHUNK_SIZE] for i in range(0, len(stream), CHUNK_SIZE)] or [b""]
     last = flags or (lambda i, n: i == n - 1)
     return [aead.encrypt(chunk_nonce(i, last(i, len(pieces))), p, None) for i, p in enumerate(pieces)]
 
@@ -117,28 +119,25 @@ def resigned(prefix: bytes, chunks: list) -> bytes:
 
 def vectors() -> dict[str, tuple[bytes, str | None]]:
     header = make_header(PLAINTEXT)
-    chunks = seal_chunks(header, PLAINTEXT)
+    stream = frame_plaintext(PLAINTEXT)
+    chunks = seal_chunks(header, stream)
     valid = assemble(header, chunks)
     prefix, payload, signature = split(valid, header)
-    tag = 16
-    c = [len(ch) for ch in chunks]
     preamble_len = len(encode_preamble(header))
     out: dict[str, tuple[bytes, str | None]] = {"valid": (valid, None)}
 
     empty = make_header(b"")
-    out["valid_empty"] = (assemble(empty, seal_chunks(empty, b"")), None)
+    out["valid_empty"] = (assemble(empty, seal_chunks(empty, frame_plaintext(b""))), None)
     for suite in ("x25519/aes-256-gcm", "mlkem768-x25519/chacha20-poly1305", "mlkem768-x25519/aes-256-gcm"):
         h = make_header(PLAINTEXT, suite=suite)
-        out["valid_" + suite.replace("/", "_").replace("-", "")] = (
-            assemble(h, seal_chunks(h, PLAINTEXT)),
-            None,
-        )
+        out["valid_" + suite.replace("/", "_").replace("-", "")] = (assemble(h, seal_chunks(h, stream)), None)
 
     # framing
     out["bad_magic"] = (b"IMVOSEAM" + valid[8:], "not_an_envelope")
     out["empty_file"] = (b"", "not_an_envelope")
     out["plain_csv"] = (PLAINTEXT, "not_an_envelope")
-    out["version_3"] = (valid[:8] + struct.pack(">H", 3) + valid[10:], "unsupported_version")
+    out["version_4"] = (valid[:8] + struct.pack(">H", 4) + valid[10:], "unsupported_version")
+    out["version_2_claimed_by_a_format_3_header"] = (valid[:8] + struct.pack(">H", 2) + valid[10:], "malformed_header")
     out["huge_header_length"] = (valid[:10] + struct.pack(">I", 0xFFFFFFF0) + valid[14:], "header_too_large")
     out["header_length_just_over_cap"] = (
         valid[:10] + struct.pack(">I", MAX_HEADER_BYTES + 1) + valid[14:],
@@ -155,16 +154,25 @@ def vectors() -> dict[str, tuple[bytes, str | None]]:
     out["header_not_json"] = (with_header_bytes(b"{" + body[1:-1]), "malformed_header")
     out["header_not_canonical"] = (with_header_bytes(body.replace(b",", b", ", 1)), "malformed_header")
     out["header_unknown_field"] = (with_header_bytes(body[:-1] + b',"zz_extra":1}'), "malformed_header")
-    out["header_bad_period"] = (
-        with_header_bytes(body.replace(b'"2026-10"', b'"2026-13"')),
-        "malformed_header",
-    )
+    out["header_bad_period"] = (with_header_bytes(body.replace(b'"2026-10"', b'"2026-13"')), "malformed_header")
     out["header_path_in_file_name"] = (
         with_header_bytes(body.replace(b'"living_wage_2026-10.csv"', b'"../../etc/cron.d/x"')),
         "malformed_header",
     )
-    out["header_chunk_size_too_big"] = (
-        with_header_bytes(body.replace(b'"chunk_size":64', b'"chunk_size":2097152')),
+    out["header_size_class_not_a_power_of_two"] = (
+        with_header_bytes(body.replace(b'"size_class":65536', b'"size_class":65537')),
+        "malformed_header",
+    )
+    out["header_size_class_below_one_chunk"] = (
+        with_header_bytes(body.replace(b'"size_class":65536', b'"size_class":32768')),
+        "malformed_header",
+    )
+    out["header_with_plaintext_hash"] = (  # a format-2 field: format 3 shows nothing derived from the plaintext
+        with_header_bytes(body[:-1] + b',"plaintext_blake3":"' + blake3.blake3(PLAINTEXT).hexdigest().encode() + b'"}'),
+        "malformed_header",
+    )
+    out["header_with_chunk_size"] = (
+        with_header_bytes(body.replace(b'{"company_id"', b'{"chunk_size":16,"company_id"')),
         "malformed_header",
     )
     out["unknown_suite"] = (
@@ -179,28 +187,40 @@ def vectors() -> dict[str, tuple[bytes, str | None]]:
     out["signature_flipped_byte"] = (flip(valid, len(valid) - 10), "bad_signature")
     out["truncated_mid_payload"] = (valid[: len(prefix) + 100], "truncated")
     out["truncated_signature"] = (valid[:-1], "truncated")
-    out["dropped_last_chunk"] = (prefix + payload[: -c[-1]] + signature, "truncated")
-    out["appended_chunk"] = (prefix + payload + chunks[0] + signature, "trailing_data")
+    out["dropped_last_chunk"] = (prefix + chunks[0] + signature, "truncated")
+    out["appended_chunk"] = (prefix + payload + chunks[1] + signature, "trailing_data")
     out["appended_byte"] = (valid + b"\x00", "trailing_data")
-    out["reordered_chunks"] = (
-        prefix + chunks[1] + chunks[0] + b"".join(chunks[2:]) + signature,
-        "bad_signature",
-    )
+    out["reordered_chunks"] = (prefix + chunks[1] + chunks[0] + signature, "bad_signature")
 
-    # the signer itself made a broken file: the signature holds, the STREAM layer must catch it
-    out["reordered_chunks_resigned"] = (resigned(prefix, [chunks[1], chunks[0], *chunks[2:]]), "tampered")
-    out["flipped_payload_byte_resigned"] = (resigned(prefix, [flip(chunks[0], 3), *chunks[1:]]), "tampered")
-    shrunk = make_header(PLAINTEXT, plaintext_size=3 * CHUNK)  # claims the file ends after chunk three
-    out["dropped_last_chunk_resigned"] = (assemble(shrunk, chunks[:3]), "tampered")
-    # one more chunk after a full final one: that chunk carries the last-chunk flag, so opening fails there
-    full = PLAINTEXT[: 3 * CHUNK]
-    full_chunks = seal_chunks(make_header(full), full)
-    grown = make_header(full + PLAINTEXT[:10])
-    extra = payload_cipher(SUITES[grown.suite], FILE_KEY).encrypt(chunk_nonce(3, True), PLAINTEXT[:10], None)
-    out["appended_chunk_resigned"] = (assemble(grown, [*full_chunks, extra]), "tampered")
-    no_last_flag = seal_chunks(header, PLAINTEXT, flags=lambda i, n: False)
+    # the signer itself made a broken file: the signature holds, the STREAM layer or the framing must catch it
+    out["reordered_chunks_resigned"] = (resigned(prefix, [chunks[1], chunks[0]]), "tampered")
+    out["flipped_payload_byte_resigned"] = (resigned(prefix, [flip(chunks[0], 3), chunks[1]]), "tampered")
+    no_last_flag = seal_chunks(header, stream, flags=lambda i, n: False)
     out["missing_last_chunk_flag"] = (assemble(header, no_last_flag), "tampered")
-    assert len(chunks) == 4 and c[-1] < CHUNK + tag, "the vectors assume four chunks, the last partial"
+    out["early_last_chunk_flag"] = (assemble(header, seal_chunks(header, stream, flags=lambda i, n: True)), "tampered")
+
+    def framed(size: int, plain: bytes, padding: bytes, digest: bytes) -> bytes:
+        return struct.pack(">Q", size) + plain + padding + digest
+
+    pad = bytes(65536 - len(PLAINTEXT))
+    digest = blake3.blake3(PLAINTEXT).digest()
+    inner = {
+        "inner_hash_mismatch": framed(len(PLAINTEXT), PLAINTEXT, pad, bytes(32)),
+        "inner_size_too_small": framed(len(PLAINTEXT) - 1, PLAINTEXT, pad, digest),
+        "inner_size_over_the_class": framed(65537, PLAINTEXT, pad, digest),
+        "inner_padding_not_zero": framed(len(PLAINTEXT), PLAINTEXT, pad[:-1] + b"\x01", digest),
+        "inner_stream_of_another_class": frame_plaintext(bytes(70_000)),  # 131,112 bytes under a 64 KiB header
+    }
+    for name, inner_stream in inner.items():
+        if name == "inner_stream_of_another_class":
+            out[name] = (assemble(header, seal_chunks(header, inner_stream)), "trailing_data")
+        else:
+            out[name] = (assemble(header, seal_chunks(header, inner_stream)), "plaintext_mismatch")
+    small = make_header(b"x" * 100_000)  # size class 128 KiB, but the file holds a 64 KiB-class plaintext
+    out["inner_size_in_a_smaller_class"] = (
+        assemble(small, seal_chunks(small, framed(218, PLAINTEXT, bytes(131072 - 218), digest))),
+        "plaintext_mismatch",
+    )
 
     # keys
     their_fp = fingerprint(KEYS["other_signer"].public_key())
@@ -208,32 +228,20 @@ def vectors() -> dict[str, tuple[bytes, str | None]]:
         assemble(make_header(PLAINTEXT, signer_fingerprint=their_fp), chunks, signer="other_signer"),
         "wrong_signer",
     )
-    out["signed_by_other_key_claiming_ours"] = (
-        assemble(header, chunks, signer="other_signer"),
-        "bad_signature",
-    )
+    out["signed_by_other_key_claiming_ours"] = (assemble(header, chunks, signer="other_signer"), "bad_signature")
     other_fp = fingerprint(KEYS["other_recipient"].public_key())
     out["sealed_for_other_recipient"] = (
         assemble(make_header(PLAINTEXT, recipient_fingerprint=other_fp), chunks, recipient="other_recipient"),
         "wrong_recipient",
     )
-    out["recipient_fingerprint_lies"] = (
-        assemble(header, chunks, recipient="other_recipient"),
-        "wrong_recipient",
-    )
-    out["plaintext_hash_mismatch"] = (assemble(make_header(PLAINTEXT, plaintext_blake3="ab" * 32), chunks),
-                                      "plaintext_mismatch")  # fmt: skip
+    out["recipient_fingerprint_lies"] = (assemble(header, chunks, recipient="other_recipient"), "wrong_recipient")
     return out
-
-
-LEGACY = {"v1_valid.imvo": "unsupported_version"}  # committed once, never regenerated (see above)
 
 
 def main() -> None:
     for old in HERE.glob("*.imvo"):
-        if old.name not in LEGACY:
-            old.unlink()
-    expected = dict(LEGACY)
+        old.unlink()
+    expected = {}
     for name, (data, reason) in sorted(vectors().items()):
         (HERE / f"{name}.imvo").write_bytes(data)
         expected[f"{name}.imvo"] = reason

@@ -1,0 +1,67 @@
+"""The cells of a release: every table an audience receives, with each table's primary verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aggregator.cellkey import CellKey
+from aggregator.disclosure.model import PrimaryResult, RuleParams
+from aggregator.disclosure.rules import evaluate_primary
+from aggregator.periods import Period, PeriodMode
+from aggregator.protocol import Disclosure, Protocol
+from aggregator.store import RowSource
+
+from .cells import TableCells, build_table_cells
+
+
+def settings_for(protocol: Protocol, table_id: str, audience_id: str) -> Disclosure:
+    """The table's settings for this audience, or for the first audience that receives it (the history
+    recomputes tables an audience does not receive)."""
+    audience = protocol.audience(audience_id)
+    if table_id not in audience.tables:
+        audience = next(a for a in protocol.audiences if table_id in a.tables)
+    return protocol.settings(table_id, audience.id)
+
+
+def params_for(protocol: Protocol, table_id: str, audience_id: str) -> RuleParams:
+    return settings_for(protocol, table_id, audience_id).rule_params()
+
+
+def release_cells(
+    source: RowSource,
+    protocol: Protocol,
+    audience_id: str,
+    period: Period | str,
+    table_ids: Sequence[str],
+    *,
+    waived: Mapping[str, frozenset[str]],
+    overrides: Mapping[CellKey, bool] | None = None,
+    monthly: bool = False,
+    contributions: bool = False,
+) -> tuple[list[TableCells], list[PrimaryResult]]:
+    """Cells and primary verdicts of the tables for `period`, judged by the audience's rules.
+
+    A cumulative table (periods = "year_to_date", ...) sums its months and gets its own keys, so it never
+    merges with the monthly table of the same measure. `monthly` computes every table for the single month
+    instead (the current cells of the release history). `overrides`: manual verdicts per cell key.
+    """
+    components, primaries = [], []
+    for table_id in table_ids:
+        spec = protocol.table(table_id)
+        settings = settings_for(protocol, table_id, audience_id)
+        params = settings.rule_params()
+        for comp in build_table_cells(
+            source,
+            protocol,
+            table_id,
+            period,
+            params,
+            mode=PeriodMode.MONTH if monthly else spec.periods,
+            waived=waived.get(table_id, frozenset()),
+            count_unit=settings.count_unit,
+            contributions=contributions,
+        ):
+            local = {i: overrides[k] for i, k in enumerate(comp.keys) if overrides and k in overrides}
+            components.append(comp)
+            primaries.append(evaluate_primary(comp.stats, params, local or None))
+    return components, primaries

@@ -1,0 +1,1 @@
+"""Shared helpers of the test suite (imported as `support`; pytest puts tests/ on the path)."""
