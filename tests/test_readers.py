@@ -350,14 +350,14 @@ def test_dutch_and_english_notation_read_back_exactly(rows, use_dutch):
 def test_clean_edge_shortcut_never_skips_a_needed_trim(values, chunk):
     import pyarrow as pa
 
-    from aggregator.validation.readers import _clean_edges, _trim_text_column
+    from aggregator.validation.readers import clean_edges, trim_text_column
 
     parts = [values[i : i + chunk] for i in range(0, len(values), chunk)] or [[]]
     arrow = pa.chunked_array([pa.array(p, pa.large_string()) for p in parts], pa.large_string())
     needs_trim = any(v == "" or v != v.strip() for v in values)
-    if _clean_edges(arrow):
+    if clean_edges(arrow):
         assert not needs_trim
-    trimmed, changed = _trim_text_column(pd.Series(arrow.to_pandas(), dtype="str"))
+    trimmed, changed = trim_text_column(pd.Series(arrow.to_pandas(), dtype="str"))
     assert [None if pd.isna(v) else v for v in trimmed] == [v.strip() or None for v in values]
     assert changed == sum(1 for v in values if v.strip() and v.strip() != v)
 

@@ -585,14 +585,14 @@ def arrow_text(values: list[str | None], chunk: int) -> pd.Series:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), TEXT), max_size=40), st.integers(1, 7))
 def test_uniqueness_fast_path_agrees_with_the_exact_check(values, chunk):
-    from aggregator.validation.schema import _distinct_fingerprints, _no_duplicates
+    from aggregator.validation.schema import distinct_fingerprints, no_duplicates
 
     series = arrow_text(values, chunk)
     present = [v for v in values if v is not None]
     exact = len(set(present)) == len(present)
-    assert _no_duplicates(series) == exact
+    assert no_duplicates(series) == exact
     if not exact:
-        assert not _distinct_fingerprints(series)  # a sufficient test may never call duplicates distinct
+        assert not distinct_fingerprints(series)  # a sufficient test may never call duplicates distinct
 
 
 @settings(max_examples=100, deadline=None)
@@ -601,10 +601,10 @@ def test_pattern_check_agrees_with_python_regular_expressions_on_mixed_text(valu
     # RE2 decides the ASCII values, Python the others (\w differs between them beyond ASCII)
     import re
 
-    from aggregator.validation.schema import _fullmatch
+    from aggregator.validation.schema import fullmatch
 
     pattern = PL.column("facility_id").pattern
-    mask = _fullmatch(pattern)(arrow_text(values, 3))
+    mask = fullmatch(pattern)(arrow_text(values, 3))
     expected = [v is not None and re.fullmatch(pattern, v) is not None for v in values]
     assert mask.tolist() == expected
     assert mask.index.equals(pd.RangeIndex(len(values)))
@@ -760,7 +760,7 @@ def test_a_check_that_raises_fails_the_file_instead_of_passing_it(monkeypatch):
     def broken(values):
         raise KeyError("a check that raises")
 
-    monkeypatch.setattr(schema_module, "_no_duplicates", broken)
+    monkeypatch.setattr(schema_module, "no_duplicates", broken)
     result = check_file(THREE_DUPLICATES, "textile", "living_wage")
     assert not result.ok and result.frame is None
     problems = result.report.to_frame()

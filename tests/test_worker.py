@@ -128,7 +128,7 @@ def test_an_exception_inside_a_check_quarantines_the_file_and_logs_the_traceback
     def broken(values):
         raise KeyError("a check that raises")
 
-    monkeypatch.setattr(schema, "_no_duplicates", broken)
+    monkeypatch.setattr(schema, "no_duplicates", broken)
     duplicates = b"country,workers_covered,wage_paid_monthly_eur,living_wage_benchmark_eur,benchmark_source\n"
     duplicates += b"BD,5,119.5,256.6,anker\n" * 3
     seal_bytes(world, tmp_path, duplicates, "a_three_duplicates.imvo")
