@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     report_json VARCHAR,
     warnings_json VARCHAR,
     superseded_by VARCHAR,
-    receipt BLOB
+    receipt BLOB,
+    reason_category VARCHAR             -- the reason in one word (aggregator.states.Reason), as in the receipt
 );
 CREATE TABLE IF NOT EXISTS waivers (
     company_id VARCHAR NOT NULL,
@@ -234,6 +235,7 @@ class Store:
         self._attach(encryption_key)
         self._rename_legacy_columns()
         self.con.execute(SCHEMA)
+        self.con.execute("ALTER TABLE submissions ADD COLUMN IF NOT EXISTS reason_category VARCHAR")
         self._upgrade_fingerprints()
         for owned in (self.path, self.path.with_name(self.path.name + ".wal")):
             if owned.exists():

@@ -21,7 +21,11 @@ from aggregator import envelope
 from aggregator import intake as intake_mod
 from aggregator import log as action_log
 from aggregator.envelope import keys
+from aggregator.errors import AggregatorError
 from aggregator.intake import IntakeReport
+from aggregator.intake import files as files_mod
+from aggregator.intake import lookahead as lookahead_mod
+from aggregator.intake import recording as recording_mod
 from aggregator.registry import Registry
 from aggregator.validation.worker import Failed, Stop, Worker
 from support.intake_world import (
@@ -75,8 +79,9 @@ def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
     assert receipt["file_sha256"] == record["submission_id"]
     assert (receipt["company_id"], receipt["period"], receipt["received_at"]) == ("T001", "2025-01", NOW)
     assert PLAINTEXT_MARKER not in receipt_path.read_bytes()
-    # only the sealed file's signed header fields, its hash, the time received, the state and the log's head:
-    # nothing derived from the plaintext
+    # only the sealed file's signed header fields, its hash, the time received, the state, the reason's
+    # category and the log's head: nothing derived from the plaintext
+    assert receipt["reason_category"] == "valid"
     assert set(receipt) == {
         "covenant",
         "template",
@@ -89,6 +94,7 @@ def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
         "received_at",
         "state",
         "log_head",
+        "reason_category",
     }
     with world.ws.open_store() as store:
         first_head = action_log.entries(store)[-2]  # the log before this intake: its one decision came after
@@ -178,7 +184,7 @@ def test_a_failure_inside_a_shared_transaction_leaves_its_files_in_the_inbox(
 ):
     for company in ("T001", "T002", "T003"):
         world.seal(MATERIALS, company=company, name=f"{company}.imvo")
-    real = intake_mod._record
+    real = recording_mod.record
     calls = []
 
     def fail_third(*args, **kwargs):
@@ -187,14 +193,14 @@ def test_a_failure_inside_a_shared_transaction_leaves_its_files_in_the_inbox(
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(intake_mod, "_record", fail_third)
+    monkeypatch.setattr(recording_mod, "record", fail_third)
     with pytest.raises(RuntimeError, match="disk full"):
         world.intake()
     # the two files decided before the failure were rolled back with it: nothing recorded, nothing moved
     assert world.records() == []
     assert sorted(p.name for p in world.inbox.iterdir()) == ["T001.imvo", "T002.imvo", "T003.imvo"]
     assert not list(world.ws.outbox_dir.rglob("*.receipt"))
-    monkeypatch.setattr(intake_mod, "_record", real)
+    monkeypatch.setattr(recording_mod, "record", real)
     assert [o.state for o in world.intake().outcomes] == ["accepted"] * 3
     # the three files' rows went in with one insert: each row keeps its own file's id, company and row number
     with world.ws.open_store() as store:
@@ -211,7 +217,7 @@ def test_an_intake_that_fails_with_a_worker_busy_ends_the_worker_and_keeps_the_f
 ):
     for n in range(6):
         world.seal(MATERIALS, company=("T001", "T002", "T003")[n % 3], name=f"f{n}.imvo")
-    monkeypatch.setattr(intake_mod, "AHEAD_FILES", 2)
+    monkeypatch.setattr(lookahead_mod, "AHEAD_FILES", 2)
     started: list[Worker] = []
     child_processes = []
 
@@ -225,7 +231,7 @@ def test_an_intake_that_fails_with_a_worker_busy_ends_the_worker_and_keeps_the_f
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(intake_mod, "_record", fail)  # the first decision fails, the second chunk being checked
+    monkeypatch.setattr(recording_mod, "record", fail)  # the first decision fails, the second chunk being checked
     with pytest.raises(RuntimeError, match="disk full"):
         world.intake()
     (child,) = started
@@ -241,14 +247,14 @@ def test_a_file_replaced_in_the_inbox_after_it_was_checked_ahead_is_decided_on_w
     world.seal(MATERIALS, company="T001", name="a.imvo")
     world.seal(LIVING_WAGE, company="T002", name="b.imvo")  # valid when the chunk is checked ahead
     broken = edited(tmp_path, LIVING_WAGE, "BD,17175,", "BD,-17175,")
-    real = intake_mod._process
+    real = intake_mod.process
 
     def replace_b_first(pending, path, *args):
         if path.name == "a.imvo":  # b.imvo was opened and checked with a.imvo's chunk; now it changes
             world.seal(broken, company="T002", template="living_wage", check=False, name="b.imvo")
         return real(pending, path, *args)
 
-    monkeypatch.setattr(intake_mod, "_process", replace_b_first)
+    monkeypatch.setattr(intake_mod, "process", replace_b_first)
     report = world.intake(expected_period="2025-01")
     assert [o.state for o in report.outcomes] == ["accepted", "quarantined"]
     assert "workers_covered" in world.record("b.imvo")["report_json"]
@@ -544,15 +550,15 @@ def test_files_checked_ahead_are_decided_exactly_as_one_by_one(tmp_path: Path, m
     # process. Every decision, reason and report must be what checking each file alone in its turn gives.
     alone = build_world(tmp_path / "alone")
     _fill_inbox_with_every_case(alone, tmp_path / "alone")
-    monkeypatch.setattr(intake_mod, "AHEAD_BYTES", -1)  # nothing ahead: each file is checked in its turn
+    monkeypatch.setattr(lookahead_mod, "AHEAD_BYTES", -1)  # nothing ahead: each file is checked in its turn
     alone.intake(expected_period="2025-01")
     together = build_world(tmp_path / "together")
     _fill_inbox_with_every_case(together, tmp_path / "together")
-    monkeypatch.setattr(intake_mod, "AHEAD_BYTES", 1024**2)
-    monkeypatch.setattr(intake_mod, "AHEAD_FILES", 3)  # three chunks, each checked while the one before is decided
+    monkeypatch.setattr(lookahead_mod, "AHEAD_BYTES", 1024**2)
+    monkeypatch.setattr(lookahead_mod, "AHEAD_FILES", 3)  # three chunks, each checked while the one before is decided
     in_turn = []
-    by_itself = intake_mod._Lookahead.check
-    monkeypatch.setattr(intake_mod._Lookahead, "check", lambda self, one: in_turn.append(one) or by_itself(self, one))
+    by_itself = lookahead_mod.Lookahead.check
+    monkeypatch.setattr(lookahead_mod.Lookahead, "check", lambda self, one: in_turn.append(one) or by_itself(self, one))
     together.intake(expected_period="2025-01")
     assert in_turn == []  # every readable file was checked ahead
     assert _decisions(together) == _decisions(alone)
@@ -588,13 +594,13 @@ def test_rerunning_on_an_empty_inbox_changes_nothing(world: World, tmp_path: Pat
 
 
 def _interrupt_first_move(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = intake_mod._file_away
+    real = files_mod.file_away
 
     def crash_once(src: Path, dst: Path) -> None:
-        monkeypatch.setattr(intake_mod, "_file_away", real)
+        monkeypatch.setattr(files_mod, "file_away", real)
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(intake_mod, "_file_away", crash_once)
+    monkeypatch.setattr(files_mod, "file_away", crash_once)
 
 
 @pytest.mark.parametrize("copy", [False, True], ids=["original", "exact-copy"])
@@ -646,9 +652,9 @@ def test_an_interrupted_move_of_a_superseded_file_is_finished_by_the_next_run(
 
 def test_a_bad_clock_or_period_is_refused_before_anything_happens(world: World):
     world.seal(MATERIALS)
-    with pytest.raises(intake_mod.AggregatorError, match="is not a UTC time"):
+    with pytest.raises(AggregatorError, match="is not a UTC time"):
         world.intake(now="2025-02-28 09:00")
-    with pytest.raises(intake_mod.AggregatorError, match="'2025-13' is not a reporting period"):
+    with pytest.raises(AggregatorError, match="'2025-13' is not a reporting period"):
         world.intake(expected_period="2025-13")
     assert len(list(world.inbox.iterdir())) == 1
     assert world.records() == []
