@@ -32,6 +32,7 @@ from rich.table import Table
 
 from .. import __version__
 from ..errors import AggregatorError
+from ..store import RESTORE_HINT, is_damage
 from ..text import printable
 
 JSON_FORMAT_VERSION = 1
@@ -194,6 +195,8 @@ def _store_problem(exc: duckdb.Error) -> tuple[str, str]:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "no space left" in first.lower() or "disk is full" in first.lower():
         return _os_problem(OSError(errno.ENOSPC, "No space left on device"))
+    if is_damage(exc):
+        return f"the store is damaged and cannot be read ({first})", RESTORE_HINT
     return (
         f"the store could not be read or written ({first})",
         "free disk space if it is full; otherwise run `aggregator log verify` and restore the store from a "
