@@ -22,7 +22,6 @@ from aggregator import intake as intake_mod
 from aggregator import log as action_log
 from aggregator.envelope import keys
 from aggregator.errors import AggregatorError
-from aggregator.intake import IntakeReport
 from aggregator.intake import files as files_mod
 from aggregator.intake import lookahead as lookahead_mod
 from aggregator.intake import recording as recording_mod
@@ -37,26 +36,14 @@ from support.intake_world import (
     SEALED,
     World,
     build_world,
+    edited,
+    only,
 )
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return build_world(tmp_path)
-
-
-def only(report: IntakeReport):
-    (outcome,) = report.outcomes
-    return outcome
-
-
-def edited(tmp_path: Path, source: Path, old: str, new: str) -> Path:
-    """A copy of `source` with one value changed (a correction, or an invalid value)."""
-    target = tmp_path / source.name
-    text = source.read_text(encoding="utf-8")
-    assert old in text
-    target.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return target
 
 
 # ---------------------------------------------------------------- accepted, duplicates, corrections

@@ -75,9 +75,9 @@ class Output:
             console.print(table)
             return
         if title:
-            console.print(printable(title), markup=False)
+            click.echo(printable(title))
         for row in [list(columns), *texts]:
-            console.print("\t".join(row), markup=False)
+            click.echo("\t".join(row))  # tabs as they are (rich would expand them to spaces)
 
     # ---- the end of the command
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
+from aggregator.cli.secretariat import main as aggregator
 from aggregator.company import seal_submission
 from aggregator.envelope import keys
 from aggregator.intake import IntakeReport, run_intake
@@ -88,6 +91,13 @@ class World:
             if (self.ws.received_dir / state).is_dir()
         }
 
+    def cli(self, *args: str, now: str = NOW) -> Result:
+        """`aggregator ARGS` on this workspace, as a clerk types it (output is not a terminal)."""
+        env = {"AGGREGATOR_WORKSPACE": str(self.ws.root), "AGGREGATOR_PASSPHRASE": PASSPHRASE, "AGGREGATOR_NOW": now}
+        done = CliRunner(env=env).invoke(aggregator, list(args), catch_exceptions=False)
+        assert "Traceback" not in done.output
+        return done
+
     def signing_public_key(self):
         return keys.load_public_key(self.ws.keys_dir / "secretariat_signing.pub")
 
@@ -103,3 +113,17 @@ def build_world(root: Path) -> World:
     (root / "inbox").mkdir()
     (root / "staging").mkdir()
     return World(ws, company_keys, root / "inbox", root / "staging")
+
+
+def only(report: IntakeReport):
+    (outcome,) = report.outcomes
+    return outcome
+
+
+def edited(tmp_path: Path, source: Path, old: str, new: str) -> Path:
+    """A copy of `source` with one value changed (a correction, or an invalid value)."""
+    target = tmp_path / source.name
+    text = source.read_text(encoding="utf-8")
+    assert old in text
+    target.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return target
