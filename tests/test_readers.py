@@ -562,3 +562,19 @@ def test_a_small_parquet_file_declaring_millions_of_rows_is_refused_before_it_is
         "the Parquet file declares 2,097,153 rows; at most 2,097,152 can be read, so it was not opened: "
         "split it into smaller files"
     )
+
+
+@pytest.mark.parametrize("damage", ["crc", "deflate"])
+def test_a_workbook_whose_sheet_cannot_be_unpacked_is_refused_plainly(damage: str):
+    # Found by `make fuzz` (issue 21): a bad CRC or broken deflate data raised inside the size checks, and the
+    # file failed with an internal check error instead of the refusal a damaged workbook gets.
+    data = bytearray(ods(ods_row(*WAGE_HEADER) + ods_row("BD", 5, 119.5, 256.6, "anker")))
+    start = data.index(b"content.xml") + len(b"content.xml")  # the member's compressed bytes follow its name
+    if damage == "crc":
+        data[start + 40] ^= 0x01
+    else:
+        data[start : start + 8] = b"\xff" * 8
+    rule, message = failure(bytes(data), WAGE)
+    assert rule == "unreadable" and message.startswith("the Excel file cannot be read")
+    result = check_file(bytes(data), "textile", "living_wage")
+    assert not result.ok and not result.report.internal_errors

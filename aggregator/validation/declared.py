@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 import pandas as pd
@@ -41,6 +42,31 @@ _ODS_TAG = re.compile(rb"<table:(table-row|table-cell|covered-table-cell|table)(
 _ODS_REPEAT = re.compile(rb'table:number-(?:rows|columns)-repeated="([0-9]{1,10})"')
 
 
+# What reading a damaged zip member raises: a bad CRC or header, broken deflate data, a member cut off, an
+# unknown compression method, an encrypted member.
+DAMAGED_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
+
+
+def damaged_workbook() -> ValidationFailed:
+    """The refusal of a workbook that cannot be unpacked; the library's error type means nothing to a clerk."""
+    return _refused(
+        "the Excel file cannot be read (it is damaged or not a real .xlsx file); open it in Excel and save it "
+        "again as .xlsx",
+        "het Excel-bestand kan niet gelezen worden (het is beschadigd of geen echt .xlsx-bestand); open het in "
+        "Excel en sla het opnieuw op als .xlsx",
+        rule="unreadable",
+    )
+
+
 def _refused(en: str, nl: str, rule: str = "too_large") -> ValidationFailed:
     report = ValidationReport.from_problems([Problem(None, None, None, rule, en, nl)])
     return ValidationFailed(en, report=report, hint="fix the file and check it again")
@@ -51,13 +77,16 @@ def _refused(en: str, nl: str, rule: str = "too_large") -> ValidationFailed:
 
 def check_sheet_extents(data: bytes) -> None:
     """Refuse a workbook (XLSX or ODS) with a sheet whose cell grid would exceed MAX_SHEET_CELLS."""
-    with zipfile.ZipFile(io.BytesIO(data)) as book:
-        names = book.namelist()
-        if "content.xml" in names and not any(n.startswith("xl/") for n in names):
-            extents = list(_ods_extents(book.read("content.xml")))
-        else:
-            sheets = [n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")]
-            extents = [_xlsx_extent(book.read(n)) for n in sheets]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as book:
+            names = book.namelist()
+            if "content.xml" in names and not any(n.startswith("xl/") for n in names):
+                extents = list(_ods_extents(book.read("content.xml")))
+            else:
+                sheets = [n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+                extents = [_xlsx_extent(book.read(n)) for n in sheets]
+    except DAMAGED_ZIP_ERRORS as exc:
+        raise damaged_workbook() from exc
     for rows, columns in extents:
         if rows * columns > MAX_SHEET_CELLS:
             raise _too_many_cells(rows, columns)

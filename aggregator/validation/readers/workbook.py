@@ -34,14 +34,7 @@ def sheet_names(data: bytes) -> list[str]:
 
 
 def _bad_xlsx(exc: Exception | None = None) -> ValidationFailed:
-    # The library's error type means nothing to a company clerk, so it stays out of the message.
-    return file_problem(
-        "unreadable",
-        "the Excel file cannot be read (it is damaged or not a real .xlsx file); open it in Excel and save it "
-        "again as .xlsx",
-        "het Excel-bestand kan niet gelezen worden (het is beschadigd of geen echt .xlsx-bestand); open het in "
-        "Excel en sla het opnieuw op als .xlsx",
-    )
+    return declared.damaged_workbook()
 
 
 # An .xlsx is a zip file: a tiny file can unpack to gigabytes (a "zip bomb"). The reader (calamine) refuses to
@@ -56,7 +49,7 @@ def check_zip_limits(data: bytes) -> None:
     """Refuse an .xlsx whose parts would unpack to too much, or far more than real spreadsheets do."""
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
+    except declared.DAMAGED_ZIP_ERRORS as exc:
         raise _bad_xlsx(exc) from exc
     total = sum(m.file_size for m in members)
     suspicious = [
