@@ -66,9 +66,9 @@ def test_a_workbook_whose_one_cell_sits_at_xfd1048576_costs_one_file_not_the_int
         f"""
         import json, sys
         from pathlib import Path
-        from aggregator import workspace
+        from aggregator import passphrase, workspace
         from aggregator.intake import run_intake
-        workspace.STORE_SCRYPT_N = 2**10
+        passphrase.weaken_for_tests(2**10)  # as tests/conftest.py: the workspace's keys were made at this cost
         ws = workspace.open_workspace(Path({str(world.ws.root)!r}), {world.ws.passphrase!r})
         report = run_intake(ws, Path({str(world.inbox)!r}), now="2025-02-28T09:00:00Z")
         print(json.dumps({{o.file: [o.state, o.reason] for o in report.outcomes}}))
