@@ -275,3 +275,13 @@ def test_a_lookalike_id_is_named_in_the_message(world: World, tmp_path: Path):
     assert result.exit_code == 2
     error = json_error(result)
     assert "'Т' (U+0422 CYRILLIC CAPITAL LETTER TE) is not a plain letter or digit" in error["message"]
+
+
+def test_a_redecided_file_is_named_as_it_arrived_in_its_new_reason(world: World):
+    sealed = world.seal(MATERIALS, name="flipped.imvo")
+    data = bytearray(sealed.read_bytes())
+    data[-100] ^= 1
+    sealed.write_bytes(bytes(data))
+    world.intake()
+    again = only(redecide(world.ws, now=NOW, names=["flipped.imvo"]))
+    assert again.state == "quarantined" and again.reason.startswith("flipped.imvo: ")

@@ -140,7 +140,9 @@ def _again(
             f"the quarantined file is missing from {Path(one.raw_path).parent.as_posix()}/; nothing was decided",
         )
     decision = decide(pending, path, expected_period, ahead, look.check)
-    decision.outcome.file = one.original_name
+    outcome = decision.outcome
+    # messages name the file as opened, here its name in received/quarantined/: name it as it arrived
+    outcome.file, outcome.reason = one.original_name, outcome.reason.replace(path.name, one.original_name)
     if pending.holds(decision.replaces):
         pending.flush()
     final = files.received_path(decision.outcome.state, one.submission_id, one.original_name)
