@@ -295,7 +295,8 @@ def run_batch(
     revision: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> BatchReport:
-    """Release every audience's tables for one period. An audience that may not be released is reported, not fatal.
+    """Release every audience's tables for one period. An audience that may not be released is reported, not fatal;
+    when none is released, nothing is recorded (no release, no log entry).
 
     `progress(step, done, total)` is called before each audience and once at the end (the CLI draws a bar)."""
     protocol = workspace.protocol(covenant)
@@ -309,8 +310,9 @@ def run_batch(
             outcomes.append(_release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision))
         released = [o.audience_id for o in outcomes if o.released]
         refused = [o.audience_id for o in outcomes if not o.released]
-        details = {"covenant": covenant, "period": period, "released": released, "refused": refused}
-        action_log.append(store, "batch.run", details, now)
+        if released:  # a batch that releases nothing records nothing (the CLI exits 1 and says why)
+            details = {"covenant": covenant, "period": period, "released": released, "refused": refused}
+            action_log.append(store, "batch.run", details, now)
     if progress:
         progress(f"{covenant} {period}", len(audience_ids), len(audience_ids))
     return BatchReport(covenant, period, outcomes)

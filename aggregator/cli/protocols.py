@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..compare import compare_protocols, write_comparison
-from .common import checked_period, console, friendly_errors, secretariat_workspace
+from .common import checked_period, secretariat_workspace
+from .output import Output, reporting, shown
 
 
 @click.group(help="Confidentiality protocols: compare variants on stored data before adopting one.")
@@ -31,17 +32,18 @@ def protocols() -> None:
 )
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("comparisons"))
 @click.pass_context
-@friendly_errors
-def protocols_compare(ctx, period: str, paths: tuple[Path, ...], out_dir: Path) -> None:
+@reporting
+def protocols_compare(ctx, period: str, paths: tuple[Path, ...], out_dir: Path, out: Output) -> None:
     checked_period(period)
     ws = secretariat_workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
         comparison = compare_protocols(store, period, list(paths))
     html, data = write_comparison(comparison, out_dir)
     for variant in comparison.variants:
-        shown = "; ".join(
+        summary = "; ".join(
             f"{a.audience_id} " + ("refused" if a.refused else f"{a.published} of {a.cells} cells published")
             for a in variant.audiences
         )
-        console.print(f"{variant.name}: {shown}")
-    console.print(f"written: {html} and {data}")
+        out.line(f"{shown(variant.name)}: {summary}")
+    out.line(f"written: {shown(str(html))} and {shown(str(data))}")
+    out.finish(comparison.as_json() | {"html": str(html), "json": str(data)}, 0)
