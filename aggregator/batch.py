@@ -18,8 +18,8 @@ import pandas as pd
 
 from . import __version__, history
 from . import log as action_log
-from .aggregation import TableCells, build_problem, with_insiders
-from .aggregation.release import release_cells
+from .aggregation import TableCells, with_insiders
+from .aggregation.release import release_cells, release_problem
 from .cellkey import CellKey
 from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.suppression import SuppressionResult
@@ -126,10 +126,7 @@ def protect_release(
         overrides=overrides or {},
         contributions=True,  # the snapshot and the insiders read them
     )
-    defaults = protocol.defaults
-    problem = build_problem(
-        components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
-    )
+    problem = release_problem(protocol, audience_id, components, primaries)
     problem = with_insiders(source, problem, components, primaries)
     done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
     tables = [

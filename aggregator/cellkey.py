@@ -42,6 +42,7 @@ class HelperRole(StrEnum):
     SUM = "sum"  # the sum of the parts
     OVERLAP = "overlap"  # companies counted in more than one part
     GAP = "gap"  # total minus one part
+    SLACK = "slack"  # a logical relation's larger cell minus its smaller cell (protocol relations)
 
 
 class ViewKind(StrEnum):
@@ -78,7 +79,8 @@ class Coordinate:
 
 @dataclass(frozen=True, slots=True)
 class Helper:
-    """A helper cell of relation `relation` of table `table_id` (one part's gap names the part)."""
+    """A helper cell of relation `relation` of table `table_id` (one part's gap names the part); the slack of a
+    logical relation between tables names the relation as its table, with relation 0."""
 
     table_id: str
     relation: int
@@ -272,7 +274,7 @@ _ESCAPE_FILTERS = str.maketrans({"%": "%25", "|": "%7C", "@": "%40"})
 _ESCAPED = re.compile(r"%(25|7C|3A|40)")
 _UNESCAPE = {"25": "%", "7C": "|", "3A": ":", "40": "@"}
 _VIEW = re.compile(r"~(?P<source>[^:|~]+):(?:(?P<kind>current|change):)?")
-_HELPER = re.compile(r"~(?:(?P<table>[a-z_][a-z0-9_]*):)?(?P<n>\d+):(?P<role>sum|overlap|gap)(?P<part>\d+)?")
+_HELPER = re.compile(r"~(?:(?P<table>[a-z_][a-z0-9_]*):)?(?P<n>\d+):(?P<role>sum|overlap|gap|slack)(?P<part>\d+)?")
 
 
 def _init(key: CellKey, quantity, coordinates, helper, view, text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from aggregator.cellkey import CellKey, ViewKind
+from aggregator.disclosure.bounds import tightened
 from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
 
@@ -127,7 +128,7 @@ class ProblemBuilder:
         c = {name: np.array(values) for name, values in self.columns.items()}
         primary = c["primary"].astype(bool)
         own = Contributions.concat(self.own)
-        return ProtectionProblem(
+        problem = ProtectionProblem(
             keys=self.keys,
             values=c["value"].astype(float),
             relations=self.relations,
@@ -141,6 +142,7 @@ class ProblemBuilder:
             insiders=own.only(own.largest_in(primary)),
             epoch=c["epoch"].astype(np.int64),
         )
+        return tightened(problem)  # what the relations imply about the bounds (widened above) holds in any case
 
 
 def _merged_columns(c: dict[str, list], groups: list[list[int]]) -> dict[str, list]:
