@@ -19,18 +19,19 @@ import pandas as pd
 from . import __version__, history
 from . import log as action_log
 from .aggregation import TableCells, with_insiders
-from .aggregation.release import release_cells, release_problem
+from .aggregation.release import release_cells, release_problem, source_of
 from .cellkey import CellKey
 from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
+from .history.snapshot import release_months
 from .periods import Period
 from .protocol import TOTAL_CODE, Protocol, TableSpec, code_label, dimension_label
 from .registry import Registry
 from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
 from .states import CellStatus
-from .store import Store
+from .store import Store, carried_forward
 from .workspace import Workspace
 
 
@@ -46,6 +47,8 @@ class ProtectedRelease:
     components: list[TableCells]
     snapshot: history.Snapshot | None = None  # what the ledger keeps of this release
     audited_with: list[str] = field(default_factory=list)  # earlier releases audited together with this one
+    reader_classes: list[str] = field(default_factory=list)  # the reader classes it was protected for
+    carried_forward: dict[str, int] = field(default_factory=dict)  # template -> figures carried forward
 
     def table_cells(self) -> np.ndarray:
         """Indices of the problem's cells that appear in a table (not the helper cells of company counts)."""
@@ -53,13 +56,23 @@ class ProtectedRelease:
         return np.array(sorted({index[k] for c in self.components for k in c.keys}), dtype=np.int64)
 
     def summary(self) -> dict:
+        """What the manifest may say: counts of released cells and the audit's verdict (nothing that follows
+        from the submissions beyond the published tables)."""
         hidden = int(self.suppression.suppressed[self.table_cells()].sum())
         return {
             "cells": len(self.table_cells()),
             "cells_suppressed": hidden,
             "audit": "passed" if self.audit.passed else "failed",
-            "insiders_checked": int(self.audit.insiders_checked),
             "audited_with": list(self.audited_with),
+        }
+
+    def internal(self) -> dict:
+        """What only the secretariat's sealed report and the ledger say: insiders audited, reader classes, and
+        figures carried forward for companies that sent none (per template)."""
+        return {
+            "insiders_checked": int(self.audit.insiders_checked),
+            "reader_classes": list(self.reader_classes),
+            "carried_forward": dict(self.carried_forward),
         }
 
 
@@ -115,7 +128,7 @@ def protect_release(
     before."""
     waived = waived or {}
     table_ids = [t.id for t in protocol.tables_for(audience_id)]
-    source = store.row_source(protocol.covenant.id)
+    source = source_of(store, protocol)
     components, primaries = release_cells(
         source,
         protocol,
@@ -129,13 +142,38 @@ def protect_release(
     problem = release_problem(protocol, audience_id, components, primaries)
     problem = with_insiders(source, problem, components, primaries)
     done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
+    carried = carried_figures(store, protocol, period, components)
     tables = [
-        _released_table(protocol, t, components, problem, done.suppression, done.audit)
+        _released_table(protocol, t, components, problem, done.suppression, done.audit, t.template in carried)
         for t in protocol.tables_for(audience_id)
     ]
     return ProtectedRelease(
-        audience_id, tables, problem, done.suppression, done.audit, components, done.snapshot, done.audited_with
+        audience_id,
+        tables,
+        problem,
+        done.suppression,
+        done.audit,
+        components,
+        done.snapshot,
+        done.audited_with,
+        done.reader_classes,
+        carried,
     )
+
+
+def carried_figures(store: Store, protocol: Protocol, period: Period | str, components: list[TableCells]) -> dict:
+    """Per template, the figures a release counts for companies that sent none for a month it covers (their
+    latest earlier ones), when the protocol carries them forward; else nothing."""
+    if not protocol.carries_forward:
+        return {}
+    months = sorted(str(m) for m in release_months(protocol, period, components))
+    return carried_forward(store.con, protocol.covenant.id, months)
+
+
+CARRIED_NOTE = {
+    "en": "Companies that sent no figures for the month count with their latest earlier figures.",
+    "nl": "Bedrijven die voor de maand geen cijfers stuurden, tellen mee met hun laatste eerdere cijfers.",
+}
 
 
 def _released_table(
@@ -145,6 +183,7 @@ def _released_table(
     problem: ProtectionProblem,
     result: SuppressionResult,
     checked: AuditResult,
+    carried: bool = False,
 ) -> ReleasedTable:
     language = protocol.covenant.language
     index = {k: i for i, k in enumerate(problem.keys)}
@@ -165,7 +204,7 @@ def _released_table(
         dimension_labels=tuple(dimension_label(d, language) for d in dims),
         kind=spec.measure.kind,
         cells=cells,
-        footnote=spec.footnote(language) if spec.footnote else "",
+        footnote=" ".join(([spec.footnote(language)] if spec.footnote else []) + [CARRIED_NOTE[language]] * carried),
         decimals=1 if is_ratio else 0,
     )
 
@@ -374,6 +413,7 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
         log_head=str(action_log.head(store)),  # anchors the log in every manifest (nothing from submissions)
         tables=protected.tables,
         audit_summary=protected.summary(),
+        internal_summary=protected.internal(),
         is_revision=revision,
     )
 
@@ -393,7 +433,7 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
         is_revision=release.is_revision,
         tables=[t.table_id for t in release.tables],
         manifest={"tables": [t.table_id for t in release.tables], "log_head": release.log_head},
-        audit=protected.summary(),
+        audit=protected.summary() | protected.internal(),
     )
     with store.transaction() as con:
         history.record_release(con, row, _released_cells(protected), protected.snapshot)

@@ -51,6 +51,7 @@ class ViewKind(StrEnum):
     EARLIER = "earlier"  # as published (or hidden) in an earlier release
     CURRENT = "current"  # one month's cell as the data stand now
     CHANGE = "change"  # an earlier cell minus its current value: what changed since that release
+    DIFFERENCE = "difference"  # a cell of a later month minus the same cell of an earlier one (a series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ class Helper:
 @dataclass(frozen=True, slots=True)
 class View:
     kind: ViewKind
-    source: str  # the release id (EARLIER, CHANGE) or the month (CURRENT)
+    source: str  # the release id (EARLIER, CHANGE), the month (CURRENT) or '<month>..<month>' (DIFFERENCE)
 
 
 class CellKey:
@@ -191,6 +192,7 @@ class CellKey:
             ViewKind.EARLIER: f"{inner} [as published in release {source}]",
             ViewKind.CURRENT: f"{inner} [{source} as the data stand now]",
             ViewKind.CHANGE: f"{inner} [its change since release {source}]",
+            ViewKind.DIFFERENCE: f"{inner} [its change from {source.replace('..', ' to ')}]",
         }[self.view.kind]
 
     # ---- the one parser
@@ -273,7 +275,7 @@ _ESCAPE_CODE = str.maketrans({"%": "%25", "|": "%7C", ":": "%3A"})
 _ESCAPE_FILTERS = str.maketrans({"%": "%25", "|": "%7C", "@": "%40"})
 _ESCAPED = re.compile(r"%(25|7C|3A|40)")
 _UNESCAPE = {"25": "%", "7C": "|", "3A": ":", "40": "@"}
-_VIEW = re.compile(r"~(?P<source>[^:|~]+):(?:(?P<kind>current|change):)?")
+_VIEW = re.compile(r"~(?P<source>[^:|~]+):(?:(?P<kind>current|change|difference):)?")
 _HELPER = re.compile(r"~(?:(?P<table>[a-z_][a-z0-9_]*):)?(?P<n>\d+):(?P<role>sum|overlap|gap|slack)(?P<part>\d+)?")
 
 
@@ -316,6 +318,7 @@ def _format_view(v: View | None) -> str:
         ViewKind.EARLIER: f"~{v.source}:",
         ViewKind.CURRENT: f"~{v.source}:current:",
         ViewKind.CHANGE: f"~{v.source}:change:",
+        ViewKind.DIFFERENCE: f"~{v.source}:difference:",
     }[v.kind]
 
 
@@ -333,7 +336,7 @@ def _parse_view(text: str) -> tuple[View | None, str]:
         return None, text
     match = _VIEW.match(text)
     if match is None:
-        raise ValueError("a view must read ~<release>:, ~<month>:current: or ~<release>:change:")
+        raise ValueError("a view must read ~<release>:, ~<month>:current:, ~<release>:change: or ~<months>:difference:")
     kind = ViewKind(match["kind"]) if match["kind"] else ViewKind.EARLIER
     return View(kind, match["source"]), text[match.end() :]
 

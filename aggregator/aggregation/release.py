@@ -9,7 +9,7 @@ from aggregator.disclosure.model import PrimaryResult, ProtectionProblem, RulePa
 from aggregator.disclosure.rules import evaluate_primary
 from aggregator.periods import Period, PeriodMode
 from aggregator.protocol import Disclosure, Protocol
-from aggregator.store import RowSource
+from aggregator.store import RowSource, Store
 
 from .cells import TableCells, build_table_cells
 from .logical import logical_links
@@ -102,3 +102,9 @@ def release_problem(
         floors=floors,
         links=logical_links(protocol, components),
     )
+
+
+def source_of(store: Store, protocol: Protocol) -> RowSource:
+    """The rows aggregation reads for the protocol: accepted files, with the latest accepted figures of a
+    company that sent none for a month when the protocol carries them forward ([series] non_response)."""
+    return store.row_source(protocol.covenant.id, carry_forward=protocol.carries_forward)

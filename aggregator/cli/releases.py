@@ -160,8 +160,7 @@ def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
 
 @click.command(
     "audit",
-    help="Audit a recorded release again: on its own, with every release its audience may know, "
-    "and with its own audience's only.",
+    help="Audit a recorded release again: on its own, and for every reader class that holds it.",
 )
 @click.argument("release_id")
 @click.option("--json", "as_json", is_flag=True)
@@ -172,18 +171,15 @@ def audit_command(ctx, release_id: str, as_json: bool) -> None:
     with ws.session(ctx.obj["now"]) as store:
         covenant = history.show_release(store, release_id).release["covenant"]
         result = history.audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])
-    rows = [
-        ("on its own", result.alone),
-        ("with earlier releases", result.with_history),
-        ("with its own audience's releases only", result.own_audience),
-    ]
+    rows = [("on its own", result.alone)]
+    rows += [(f"for the readers of '{c}' with all they hold", r) for c, r in result.classes.items()]
     if as_json:
-        payload = {
-            "release": release_id,
-            "cells": result.cells,
-            "suppressed": result.hidden,
-            **{name: {"passed": r.passed, "failures": len(r.failures), "lp_solves": r.lp_solves} for name, r in rows},
-        }
+
+        def verdict(r) -> dict:
+            return {"passed": r.passed, "failures": len(r.failures), "lp_solves": r.lp_solves}
+
+        payload = {"release": release_id, "cells": result.cells, "suppressed": result.hidden}
+        payload |= {"alone": verdict(result.alone), "readers": {c: verdict(r) for c, r in result.classes.items()}}
         click.echo(json.dumps(payload, indent=1))
     else:
         console.print(f"[bold]{release_id}[/]: {result.cells} cells, {result.hidden} suppressed")

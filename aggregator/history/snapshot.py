@@ -9,7 +9,7 @@ import numpy as np
 
 from aggregator.aggregation import TableCells, key_index, release_contributions
 from aggregator.aggregation.logical import with_slack_records
-from aggregator.aggregation.release import release_cells, release_problem
+from aggregator.aggregation.release import release_cells, release_problem, source_of
 from aggregator.cellkey import CellKey
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.periods import Period, PeriodMode
@@ -65,7 +65,7 @@ def snapshot_of(
     follow from the others; the ledger derives them on load): for a snapshot that is only recorded."""
     period = Period.of(period)
     tables, spans, additive = _layout(protocol, period, components, problem, monthly)
-    source = store.row_source(protocol.covenant.id)
+    source = source_of(store, protocol)
     own = with_slack_records(
         release_contributions(source, components, key_index(problem.keys), gaps=gap_records), problem
     )
@@ -114,7 +114,7 @@ def current_snapshot(
     under another's stricter rules. A release passes only its own audience, so there the rules are its own.
     The cells were never published as such: all hidden, unknown to the attacker.
     """
-    source = store.row_source(protocol.covenant.id)
+    source = source_of(store, protocol)
     built = []
     for audience_id in audiences:
         components, primaries = release_cells(

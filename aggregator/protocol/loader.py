@@ -24,6 +24,7 @@ from aggregator.protocol.model import (
     IDENTIFIER,
     LANGUAGES,
     MEASURE_KINDS,
+    NON_RESPONSE,
     NUMERIC_TYPES,
     RESERVED_CODES,
     SENSITIVITY_RANK,
@@ -184,12 +185,15 @@ class _Loader:
         declared = parse_relations(root.sections("relations", []), {t.id: t for t in tables})
         _unique(root, "relations", [r.id for r in declared])
         relations = (*declared, *derived_relations(tables, self.templates, declared))
+        series = root.section("series", {})
+        non_response = series.choice("non_response", NON_RESPONSE, "exclude")
+        series.done()
         root.done()
         if any(d.hierarchy == "m49" for t in tables for d in t.dimensions):
             hierarchies = {**hierarchies, "m49": m49_hierarchy()}
         hierarchies = _with_other_codes(hierarchies, tables)
         digest = hashlib.sha256(raw).hexdigest()
-        return Protocol(path, digest, covenant, defaults, age, audiences, hierarchies, tables, relations)
+        return Protocol(path, digest, covenant, defaults, age, audiences, hierarchies, tables, relations, non_response)
 
     def _covenant(self, s: Section) -> Covenant:
         covenant = Covenant(

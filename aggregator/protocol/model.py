@@ -24,6 +24,9 @@ LANGUAGES = ("en", "nl")
 MEASURE_KINDS = ("count", "companies", "sum", "ratio")
 FREQUENCIES = ("monthly", "quarterly", "yearly")
 DEFAULT_AGE_MONTHS = {"A": 0, "B": 3, "C": 12}
+# a company without an accepted file of a template for a month: left out ("exclude") or counted with its
+# latest accepted figures ("carry_forward"); docs/protocols.md weighs the two
+NON_RESPONSE = ("exclude", "carry_forward")
 
 
 # ---------------------------------------------------------------------------------------------- data types
@@ -220,6 +223,11 @@ class Protocol:
     hierarchies: Mapping[str, Hierarchy]  # custom ones and the built-in "m49" when a table uses it
     tables: tuple[TableSpec, ...]
     relations: tuple[LogicalRelation, ...] = ()  # declared and derived: smaller table <= larger table
+    non_response: str = "exclude"  # [series] non_response, one of NON_RESPONSE
+
+    @property
+    def carries_forward(self) -> bool:
+        return self.non_response == "carry_forward"
 
     def table(self, table_id: str) -> TableSpec:
         for table in self.tables:
