@@ -62,8 +62,9 @@ def submit_rows(store: Store, covenant: str, template: str, table: pa.Table, *, 
     types = {c.name: DUCKDB_TYPES[c.type] for c in columns}
     with store.transaction() as con:
         name = store.ensure_rows_table(covenant, template, types)
-        submission = pc.binary_join_element_wise(table["company_id"], table["period"], f"/{template}/{tag}/")
-        keyed = {"submission_id": submission, "company_id": table["company_id"], "period": table["period"]}
+        company, period = (pc.cast(table[c], pa.string()) for c in ("company_id", "period"))
+        submission = pc.binary_join_element_wise(company, period, f"/{template}/{tag}/")
+        keyed = {"submission_id": submission, "company_id": company, "period": period}
         keyed["source_row"] = pa.array(np.arange(table.num_rows, dtype=np.int32))
         frame = pa.table({**keyed, **{c.name: table[c.name] for c in columns if c.name in table.column_names}})
         con.register("sample_rows", frame)
