@@ -64,12 +64,15 @@ class Published:
     figures: dict[str, pd.DataFrame]  # template -> the rows of the month it counted
 
 
-def carried(frames: dict[str, pd.DataFrame], month: str) -> dict[str, pd.DataFrame]:
-    """The month's rows per template, with every company missing that month counted with its latest earlier
-    month's rows (the protocols carry figures forward): the test's own reading of non_response."""
+def carried(frames: dict[str, pd.DataFrame], month: str, carry: bool) -> dict[str, pd.DataFrame]:
+    """The month's rows per template; with `carry` (the protocol's non_response = "carry_forward"), every
+    company missing that month counts with its latest earlier month's rows: the test's own reading of it."""
     out = {}
     for template, rows in frames.items():
         here = rows[rows["period"] == month]
+        if not carry:
+            out[template] = here
+            continue
         earlier = rows[(rows["period"] < month) & ~rows["company_id"].isin(here["company_id"])]
         latest = earlier.groupby("company_id")["period"].transform("max") == earlier["period"]
         out[template] = pd.concat([here, earlier[latest].assign(period=month)], ignore_index=True)
@@ -143,7 +146,8 @@ def release_all(store, covenant: str, out: Path, run: Run) -> None:
         except Exception as refused:  # noqa: BLE001 - a refusal is recorded and asserted on below
             run.refused.append(f"{covenant} {month} {audience}: {refused}")
             continue
-        run.releases.append(read_release(folder, covenant, audience, month, version, carried(frames, month)))
+        carry = getattr(protocol, "non_response", "exclude") == "carry_forward"
+        run.releases.append(read_release(folder, covenant, audience, month, version, carried(frames, month, carry)))
 
 
 def late_file(store, covenant: str, frames: dict[str, pd.DataFrame], month: str) -> dict[str, pd.DataFrame]:
@@ -421,6 +425,10 @@ def _optimise(h, n: int, col: int, maximise: bool) -> tuple[float, np.ndarray | 
     h.changeObjectiveSense(highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize)
     h.run()
     status = h.getModelStatus()
+    if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kUnbounded):
+        h.clearSolver()  # a warm start can stall on badly scaled rows: believe only a cold start's verdict
+        h.run()
+        status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kUnbounded:
         return (np.inf if maximise else -np.inf), None
     assert status == highspy.HighsModelStatus.kOptimal, status
