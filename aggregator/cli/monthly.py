@@ -165,7 +165,7 @@ def batch(ctx, covenant, period, audiences, out_dir, revision, out: Output) -> N
         )
     if not out.json:
         batch_mod.print_report(report, console)
-    released = any(o.released for o in report.outcomes)
-    if not released:
+    if not any(o.released for o in report.outcomes):
         out.line("[yellow]nothing was released, and nothing was recorded[/]")
-    out.finish(report.summary(), 0 if released else EXIT_PROBLEMS)
+    # an audience not released is a problem to look at, even when others were released
+    out.finish(report.summary(), 0 if all(o.released for o in report.outcomes) else EXIT_PROBLEMS)

@@ -128,7 +128,8 @@ from .log import log_group  # noqa: E402
 from .monthly import batch, intake, status  # noqa: E402
 from .overrides import overrides  # noqa: E402
 from .protect import protect  # noqa: E402  (standalone mode: aggregator/standalone.py)
+from .protocols import protocols  # noqa: E402
 from .releases import audit_command, releases, waivers  # noqa: E402
 
-for command in (intake, status, batch, log_group, releases, waivers, overrides, audit_command, protect):
+for command in (intake, status, batch, log_group, releases, protocols, waivers, overrides, audit_command, protect):
     main.add_command(command)
