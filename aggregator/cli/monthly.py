@@ -165,7 +165,8 @@ def batch(ctx, covenant, period, audiences, out_dir, revision, out: Output) -> N
         )
     if not out.json:
         batch_mod.print_report(report, console)
-    if not any(o.released for o in report.outcomes):
+    released = any(o.released for o in report.outcomes)
+    if not released:
         out.line("[yellow]nothing was released, and nothing was recorded[/]")
-    # an audience not released is a problem to look at, even when others were released
+    # an audience that was not released (refused, or nothing it would show) is a problem to look at
     out.finish(report.summary(), 0 if all(o.released for o in report.outcomes) else EXIT_PROBLEMS)

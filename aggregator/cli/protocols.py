@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..compare import compare_protocols, write_comparison
-from .common import Output, checked_period, reporting, secretariat_workspace, shown
+from .common import checked_period, secretariat_workspace
+from .output import Output, reporting, shown
 
 
 @click.group(help="Confidentiality protocols: compare variants on stored data before adopting one.")
@@ -39,10 +40,10 @@ def protocols_compare(ctx, period: str, paths: tuple[Path, ...], out_dir: Path, 
         comparison = compare_protocols(store, period, list(paths))
     html, data = write_comparison(comparison, out_dir)
     for variant in comparison.variants:
-        said = "; ".join(
+        summary = "; ".join(
             f"{a.audience_id} " + ("refused" if a.refused else f"{a.published} of {a.cells} cells published")
             for a in variant.audiences
         )
-        out.line(f"{shown(variant.name)}: {shown(said)}")
-    out.line(f"written: {shown(html)} and {shown(data)}")
-    out.finish({"period": period, "html": str(html), "json": str(data), "comparison": comparison.as_json()})
+        out.line(f"{shown(variant.name)}: {summary}")
+    out.line(f"written: {shown(str(html))} and {shown(str(data))}")
+    out.finish(comparison.as_json() | {"html": str(html), "json": str(data)}, 0)

@@ -131,5 +131,5 @@ from .protect import protect  # noqa: E402  (standalone mode: aggregator/standal
 from .protocols import protocols  # noqa: E402
 from .releases import audit_command, releases, waivers  # noqa: E402
 
-for command in (intake, status, batch, log_group, releases, protocols, waivers, overrides, audit_command, protect):
+for command in (intake, status, batch, log_group, releases, waivers, overrides, audit_command, protect, protocols):
     main.add_command(command)
