@@ -142,11 +142,13 @@ def collect(name: str, workdir: Path) -> Outcome:
     from mutmut.stats import status_by_exit_code
 
     status_by_mutant: dict[str, str] = {}
+    source_of: dict[str, str] = {}
     for meta in sorted((workdir / "mutants").rglob("*.py.meta")):
         data = json.loads(meta.read_text(encoding="utf-8"))
         for mutant, code in data["exit_code_by_key"].items():
             status_by_mutant[mutant] = status_by_exit_code[code]
-    diffs = {m: _diff(workdir, m) for m, s in status_by_mutant.items() if s not in KILLED}
+            source_of[mutant] = str(meta.relative_to(workdir / "mutants"))[: -len(".meta")]
+    diffs = _diffs(workdir, {m: source_of[m] for m, s in status_by_mutant.items() if s not in KILLED})
     outcome = Outcome(name, dict(sorted(status_by_mutant.items(), key=lambda kv: _order(kv[0]))), diffs)
     listed = tomllib.loads(EQUIVALENT_FILE.read_text(encoding="utf-8")).get(name, {})
     for mutant, entry in listed.items():
@@ -164,12 +166,26 @@ def _order(mutant: str) -> tuple[str, int]:
     return stem, int(number) if number.isdigit() else 0
 
 
-def _diff(workdir: Path, mutant: str) -> str:
-    shown = subprocess.run(
-        _mutmut() + ["show", mutant], cwd=workdir, capture_output=True, text=True, check=False
-    ).stdout
-    lines = [line for line in shown.splitlines() if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))]
-    return "\n".join(lines)
+def _diffs(workdir: Path, source_of: dict[str, str]) -> dict[str, str]:
+    """The changed lines of each mutant (mutmut's own diff, read from its index in the scratch folder)."""
+    from mutmut.configuration import reset_config
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    before = Path.cwd()
+    os.chdir(workdir)
+    reset_config()
+    try:
+        diffs = {m: get_diff_for_mutant(m, path=source) for m, source in source_of.items()}
+    finally:
+        os.chdir(before)
+        reset_config()
+    changed = ("-", "+")
+    return {
+        m: "\n".join(
+            line for line in d.splitlines() if line.startswith(changed) and not line.startswith(("---", "+++"))
+        )
+        for m, d in diffs.items()
+    }
 
 
 def _added_lines(diff: str) -> list[str]:
