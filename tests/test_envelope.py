@@ -3,6 +3,7 @@ import inspect
 import io
 import json
 import os
+import stat
 import struct
 import time
 import tracemalloc
@@ -413,8 +414,9 @@ def test_source_changing_while_sealing_is_refused_and_leaves_no_file(
         return header
 
     monkeypatch.setattr(seal_module, "new_header", header_then_change_source)
-    with pytest.raises(EnvelopeError, match="changed while it was being sealed"):
+    with pytest.raises(EnvelopeError, match="changed while it was being sealed") as err:
         seal(src, tmp_path / "out.imvo")
+    assert err.value.hint == "close the file in other programs and seal again"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.bin"]
 
 
@@ -1182,3 +1184,19 @@ def test_sealing_mistakes_say_what_to_do(tmp_path):
     err = refused(created=datetime(2026, 11, 1, 9, 30))
     assert (err.message, err.hint) == ("the creation time must include a time zone", "pass datetime.now(UTC)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_bad_header_values_name_the_field_and_the_sealed_file_is_readable_by_all(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes(PAYLOAD)
+    with pytest.raises(EnvelopeError) as err:
+        seal(src, tmp_path / "out.imvo", period="2026-13")
+    assert err.value.message == "cannot seal: period '2026-13' is not a month written YYYY-MM"
+    assert err.value.hint == "check the covenant, template, company and period"
+    seal(src, tmp_path / "out.imvo")
+    assert stat.S_IMODE((tmp_path / "out.imvo").stat().st_mode) == 0o644  # sealed: safe to hand to a mailer
+
+
+def test_a_rejection_reason_outside_the_list_is_a_programming_error():
+    with pytest.raises(ValueError, match="^unknown envelope rejection reason 'lost'$"):
+        EnvelopeRejected("lost", "message")
