@@ -1,4 +1,5 @@
 import base64
+import hashlib
 import inspect
 import io
 import json
@@ -1200,3 +1201,16 @@ def test_bad_header_values_name_the_field_and_the_sealed_file_is_readable_by_all
 def test_a_rejection_reason_outside_the_list_is_a_programming_error():
     with pytest.raises(ValueError, match="^unknown envelope rejection reason 'lost'$"):
         EnvelopeRejected("lost", "message")
+
+
+def test_hashing_a_large_file_reads_it_in_blocks(tmp_path):
+    data = os.urandom(24 * 1024 * 1024)
+    (tmp_path / "big.bin").write_bytes(data)
+    tracemalloc.start()
+    try:
+        digest = file_sha256(tmp_path / "big.bin")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert peak < 4 * 1024 * 1024  # a 1 MiB block at a time, not the 24 MiB file
