@@ -43,6 +43,7 @@ from aggregator.envelope.format import (
     TAG_SIZE,
     encode_encapsulation,
     encode_preamble,
+    frame_plaintext,
     seal_file_key,
     signature_message,
 )
@@ -247,6 +248,9 @@ def test_opening_with_another_companys_key_is_rejected(tmp_path):
     with pytest.raises(EnvelopeRejected) as err:
         open_env(tmp_path / "data.imvo", signer=OTHER_COMPANY)
     assert err.value.reason == "wrong_signer" and "C0042" in err.value.message
+    header = read_header(tmp_path / "data.imvo")
+    expected = header.fingerprint_of(OTHER_COMPANY.public_key())
+    assert f"(signed by {header.signer_fingerprint}, registered {expected})" in err.value.message
 
 
 def test_file_sealed_by_another_company_in_our_name_is_rejected(tmp_path):
@@ -850,6 +854,11 @@ def test_format_2_headers_accept_the_extreme_sizes_and_name_missing_fields():
     doc = {k: v for k, v in _legacy_doc().items() if k != "chunk_size"} | {"size_class": 65536}
     with pytest.raises(ValueError, match="^fields missing: chunk_size; unexpected fields: size_class$"):
         LegacyHeader.from_dict(doc)
+    doc = {k: v for k, v in _legacy_doc().items() if k not in ("chunk_size", "period")}
+    with pytest.raises(ValueError, match="^fields missing: chunk_size, period; unexpected fields: none$"):
+        LegacyHeader.from_dict(doc)
+    with pytest.raises(ValueError, match="^fields missing: none; unexpected fields: a, size_class$"):
+        LegacyHeader.from_dict(_legacy_doc() | {"size_class": 65536, "a": 1})
 
 
 def test_a_file_name_outside_ascii_is_sealed_escaped_and_opens(tmp_path):
@@ -1214,3 +1223,11 @@ def test_hashing_a_large_file_reads_it_in_blocks(tmp_path):
         tracemalloc.stop()
     assert digest == hashlib.sha256(data).hexdigest()
     assert peak < 4 * 1024 * 1024  # a 1 MiB block at a time, not the 24 MiB file
+
+
+def test_the_framed_stream_is_size_plaintext_zero_padding_and_blake3():
+    """docs/envelope.md: what the test vectors encrypt (make_vectors.py) and sealing streams."""
+    for plaintext in (b"", b"abc", bytes(range(256)) * 300):
+        padded = size_class(len(plaintext))
+        expected = struct.pack(">Q", len(plaintext)) + plaintext + bytes(padded - len(plaintext))
+        assert frame_plaintext(plaintext) == expected + blake3.blake3(plaintext).digest()
