@@ -6,7 +6,6 @@ pattern can be worked out by hand in the test's comment.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from dataclasses import replace
@@ -27,6 +26,7 @@ from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
 from aggregator.history.ledger import record_snapshot
 from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
+from support.cli import json_result
 from support.lab import FEB, JAN, MAR, NOW, PASSPHRASE, PROTOCOL, Lab, four_companies, four_company_workspace, pattern
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -482,9 +482,9 @@ def run(workspace: Path, *args: str):
 def test_cli_lists_and_shows_releases(workspace: Path):
     listed = run(workspace, "releases", "list", "--json")
     assert listed.exit_code == 0, listed.output
-    assert [r["release_id"] for r in json.loads(listed.output)] == ["textile-2025-01-committee-r1"]
+    assert [r["release_id"] for r in json_result(listed)["releases"]] == ["textile-2025-01-committee-r1"]
     shown = run(workspace, "releases", "show", "textile-2025-01-committee-r1", "--json")
-    payload = json.loads(shown.output)
+    payload = json_result(shown)
     assert payload["release"]["period"] == JAN and len(payload["cells"]) == 4
     assert {c["status"] for c in payload["cells"]} == {"published"}
     table = run(workspace, "releases", "show", "textile-2025-01-committee-r1")
@@ -498,12 +498,12 @@ def test_cli_records_lists_and_revokes_waivers(workspace: Path):
     assert added.exit_code == 0, added.output
     bad = run(workspace, "waivers", "add", "A", "--covenant", "textile", "--scope", "nope")
     assert bad.exit_code == 2 and "'nope' is not a table of covenant textile" in bad.output
-    listed = json.loads(run(workspace, "waivers", "list", "--json").output)
+    listed = json_result(run(workspace, "waivers", "list", "--json"))["waivers"]
     assert listed == [
         {"company_id": "A", "covenant": "textile", "scope": "weight", "granted_at": NOW, "revoked_at": None}
     ]
     assert run(workspace, "waivers", "revoke", "A", "--covenant", "textile", "--scope", "weight").exit_code == 0
-    assert json.loads(run(workspace, "waivers", "list", "--json").output)[0]["revoked_at"] == NOW
+    assert json_result(run(workspace, "waivers", "list", "--json"))["waivers"][0]["revoked_at"] == NOW
     again = run(workspace, "waivers", "revoke", "A", "--covenant", "textile", "--scope", "weight")
     assert again.exit_code == 2 and "has no active waiver" in again.output
 
@@ -511,9 +511,9 @@ def test_cli_records_lists_and_revokes_waivers(workspace: Path):
 def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
     audited = run(workspace, "audit", "textile-2025-01-committee-r1", "--json")
     assert audited.exit_code == 0, audited.output
-    payload = json.loads(audited.output)
+    payload = json_result(audited)
     assert payload["cells"] == 4 and payload["on its own"]["passed"] and payload["with earlier releases"]["passed"]
-    logged = json.loads(run(workspace, "log", "show", "--action", "audit", "--json").output)
+    logged = json_result(run(workspace, "log", "show", "--action", "audit", "--json"))["entries"]
     assert [(e["action"], e["details"]["release"]) for e in logged] == [("audit.run", "textile-2025-01-committee-r1")]
     missing = run(workspace, "audit", "nope")
     assert missing.exit_code == 2 and "there is no release nope" in missing.output

@@ -38,7 +38,7 @@ class HistoryOutcome:
 
     suppression: SuppressionResult
     audit: AuditResult
-    snapshot: Snapshot
+    snapshot: Snapshot | None  # None for a release protected alone (a protocol comparison)
     audited_with: list[str]
 
 

@@ -26,11 +26,13 @@ AUDIT_XLSX = "audit.xlsx"
 COLUMNS = {
     "en": [
         "table", "cell", "labels", "depths", "status", "published value", "true value",
-        "audit lo", "audit hi", "required upper", "required lower", "protection met", "reasons",
+        "published range lo", "published range hi", "audit lo", "audit hi",
+        "required upper", "required lower", "protection met", "reasons",
     ],
     "nl": [
         "tabel", "cel", "labels", "niveaus", "status", "gepubliceerde waarde", "echte waarde",
-        "audit onder", "audit boven", "vereist boven", "vereist onder", "bescherming gehaald", "redenen",
+        "gepubliceerd bereik onder", "gepubliceerd bereik boven", "audit onder", "audit boven",
+        "vereist boven", "vereist onder", "bescherming gehaald", "redenen",
     ],
 }  # fmt: skip
 COST_COLUMNS = {
@@ -127,6 +129,8 @@ def audit_values(table: ReleasedTable, cell: ReleasedCell, language: str) -> lis
         STATUS_NAMES[language][cell.status],
         cell.value,
         cell.true_value if cell.true_value is not None else cell.value,
+        cell.range_lo,
+        cell.range_hi,
         cell.lo,
         cell.hi,
         cell.upl,

@@ -41,8 +41,9 @@ class InvalidRelease(ReleaseRefused):
 class ReleasedCell:
     """One cell of a released table, in display order.
 
-    `value` is what is published (None when suppressed). The fields after `status` are internal
-    and appear only in the secretariat's audit report.
+    `value` is what is published (None when suppressed); a suppressed cell publishes instead the range any
+    reader can derive from the release (`range_lo`..`range_hi`, None for an open side; docs/rules.md). The
+    fields after `range_hi` are internal and appear only in the secretariat's audit report.
     """
 
     codes: tuple[str, ...]  # one code per dimension
@@ -50,6 +51,8 @@ class ReleasedCell:
     depths: tuple[int, ...]  # hierarchy depth per dimension; 0 = total
     value: float | None  # None when suppressed
     status: CellStatus = CellStatus.PUBLISHED  # PUBLISHED, PRIMARY or SECONDARY
+    range_lo: float | None = None  # published for a suppressed cell: the least value a reader can derive
+    range_hi: float | None = None  # ... and the greatest (None: no upper bound follows from the release)
     true_value: float | None = None  # internal: the real value of a hidden cell
     lo: float | None = None  # internal: attacker's tightest lower bound (audit)
     hi: float | None = None  # internal: attacker's tightest upper bound (audit)
@@ -84,6 +87,26 @@ class ReleasedCell:
             )
         if not self.suppressed and (self.value is None or not math.isfinite(self.value)):
             raise InvalidRelease(f"{where} is published but has no finite value")
+        self._check_range(where)
+
+    def _check_range(self, where: str) -> None:
+        if not self.suppressed and (self.range_lo is not None or self.range_hi is not None):
+            raise InvalidRelease(f"{where} is published but carries a range")
+        ends = [e for e in (self.range_lo, self.range_hi) if e is not None]
+        if any(not math.isfinite(e) for e in ends):
+            raise InvalidRelease(f"{where} has a range end that is not a finite number")
+        if len(ends) == 2 and self.range_lo > self.range_hi:
+            raise InvalidRelease(f"{where} has a range whose lower end exceeds its upper end")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a table shows its readers: cells published, hidden with a range bounded on both sides, hidden."""
+
+    cells: int
+    published: int
+    ranged: int
+    hidden: int  # hidden with no range, or one open on a side
 
 
 @dataclass
@@ -99,6 +122,11 @@ class ReleasedTable:
     cells: list[ReleasedCell]  # display order
     footnote: str = ""
     decimals: int = 0  # decimals shown; published values are rounded to this everywhere
+
+    def coverage(self) -> Coverage:
+        hidden = [c for c in self.cells if c.suppressed]
+        ranged = sum(c.range_lo is not None and c.range_hi is not None for c in hidden)
+        return Coverage(len(self.cells), len(self.cells) - len(hidden), ranged, len(hidden) - ranged)
 
     def __post_init__(self) -> None:
         self.dimensions = tuple(self.dimensions)

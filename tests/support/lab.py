@@ -76,8 +76,9 @@ class Lab:
                 "INSERT INTO companies VALUES (?, ?, ?, ['textile'], 'active', NULL, 'x')", [c, c, group or c]
             )
 
-    def submit(self, company: str, month: str, weights: dict[str, float]) -> None:
-        """Accept a submission; an earlier accepted one of the company for the month becomes superseded."""
+    def submit(self, company: str, month: str, weights: dict) -> None:
+        """Accept a submission (weights per material, or per (material, certification)); an earlier accepted one
+        of the company for the month becomes superseded."""
         self.count += 1
         sid = f"s{self.count}"
         con = self.store.con
@@ -91,10 +92,11 @@ class Lab:
             "'t', 'f', 'accepted', 'ok', ?, 'r')",
             [sid, company, month, hashlib.sha256(sid.encode()).hexdigest()],
         )
-        for i, (material, weight) in enumerate(sorted(weights.items())):
+        for i, (where, weight) in enumerate(sorted(weights.items())):
+            material, certification = (where, "none") if isinstance(where, str) else where
             con.execute(
-                "INSERT INTO rows_textile_materials VALUES (?, ?, ?, ?, ?, 'none', ?)",
-                [sid, company, month, i, material, weight],
+                "INSERT INTO rows_textile_materials VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [sid, company, month, i, material, certification, weight],
             )
 
     def release(self, month: str, audience: str = "committee", revision: bool = False) -> batch.Released:
