@@ -15,12 +15,14 @@ mutant no test reaches as survived.
     python -m bench.mutation                 # every module
     python -m bench.mutation rules envelope  # some
     python -m bench.mutation rules --survivors  # after adding tests: retest only the last run's survivors
+    python -m bench.mutation envelope --update  # after the source changed: test only the changed functions' mutants
     python -m bench.mutation rules --report  # rewrite the report from the last run only
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -120,6 +122,22 @@ def prepare(name: str, module: Module) -> Path:
     return workdir
 
 
+def refresh_source(workdir: Path, module: Module) -> None:
+    """The package, tests and data as they are now. mutmut regenerates the mutants of a mutated file newer than
+    its mutants and retests only the functions whose source changed; the unmutated copies under mutants/ are
+    removed so that mutmut copies them afresh."""
+    ignore = shutil.ignore_patterns("__pycache__", "artifacts", "*.pyc")
+    for folder in COPIED:
+        shutil.rmtree(workdir / folder)
+        shutil.copytree(ROOT / folder, workdir / folder, ignore=ignore)
+    copies = workdir / "mutants" / "aggregator"
+    for path in sorted(copies.rglob("*")):
+        relative = str(path.relative_to(workdir / "mutants"))
+        source = relative.removesuffix(".meta").removesuffix(".spans")
+        if path.is_file() and not any(fnmatch.fnmatch(source, pattern) for pattern in module.files):
+            path.unlink()
+
+
 def refresh_tests(workdir: Path) -> None:
     """The tests as they are now, for a rerun of the survivors (the mutated source stays as it was)."""
     shutil.rmtree(workdir / "tests")
@@ -148,16 +166,15 @@ def collect(name: str, workdir: Path) -> Outcome:
         for mutant, code in data["exit_code_by_key"].items():
             status_by_mutant[mutant] = status_by_exit_code[code]
             source_of[mutant] = str(meta.relative_to(workdir / "mutants"))[: -len(".meta")]
-    diffs = _diffs(workdir, {m: source_of[m] for m, s in status_by_mutant.items() if s not in KILLED})
-    outcome = Outcome(name, dict(sorted(status_by_mutant.items(), key=lambda kv: _order(kv[0]))), diffs)
     listed = tomllib.loads(EQUIVALENT_FILE.read_text(encoding="utf-8")).get(name, {})
+    wanted = {m for m, s in status_by_mutant.items() if s not in KILLED} | (set(listed) & set(source_of))
+    diffs = _diffs(workdir, {m: source_of[m] for m in wanted})
+    outcome = Outcome(name, dict(sorted(status_by_mutant.items(), key=lambda kv: _order(kv[0]))), diffs)
     for mutant, entry in listed.items():
-        if outcome.status_by_mutant.get(mutant) in KILLED:
-            continue  # a test kills it now: not equivalent after all
-        if mutant in diffs and entry["line"].strip() in _added_lines(diffs[mutant]):
+        if mutant not in diffs or entry["line"].strip() not in _added_lines(diffs[mutant]):
+            outcome.stale.append(mutant)  # renumbered or gone: the entry no longer describes this mutant
+        elif outcome.status_by_mutant[mutant] not in KILLED:  # a killed one is not equivalent after all
             outcome.equivalent[mutant] = entry["reason"]
-        else:
-            outcome.stale.append(mutant)
     return outcome
 
 
@@ -236,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"modules to test (default: all of {', '.join(MODULES)})")
     parser.add_argument("--jobs", type=int, default=1, help="mutants tested in parallel (default 1)")
     parser.add_argument("--survivors", action="store_true", help="retest only the last run's survivors")
+    parser.add_argument("--update", action="store_true", help="after a source change: retest changed functions")
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the last run")
     args = parser.parse_args(argv)
     unknown = [name for name in args.modules if name not in MODULES]
@@ -248,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.modules or list(MODULES):
         module = MODULES[name]
         workdir = WORK / name
-        if args.survivors and workdir.exists():
+        if args.update and workdir.exists():
+            refresh_source(workdir, module)
+            run(name, workdir, args.jobs)
+        elif args.survivors and workdir.exists():
             refresh_tests(workdir)
             survivors = collect(name, workdir).survived
             if survivors:

@@ -1231,3 +1231,14 @@ def test_the_framed_stream_is_size_plaintext_zero_padding_and_blake3():
         padded = size_class(len(plaintext))
         expected = struct.pack(">Q", len(plaintext)) + plaintext + bytes(padded - len(plaintext))
         assert frame_plaintext(plaintext) == expected + blake3.blake3(plaintext).digest()
+
+
+def test_a_receipt_carries_its_reason_category_signed_and_refuses_a_malformed_one(tmp_path):
+    secretariat = generate_signing_key()
+    _, _, receipt = _receipt(tmp_path, secretariat, reason_category="valid")
+    assert verify_receipt(receipt, secretariat.public_key())["reason_category"] == "valid"
+    assert "reason_category" not in verify_receipt(_receipt(tmp_path, secretariat)[2], secretariat.public_key())
+    header, digest, _ = _receipt(tmp_path, secretariat)
+    with pytest.raises(EnvelopeError) as err:
+        make_receipt(header, digest, CREATED, "accepted", secretariat, reason_category="Not Valid")
+    assert err.value.message == "reason_category 'Not Valid' is not one lower-case word"
