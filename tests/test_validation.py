@@ -666,3 +666,47 @@ def test_one_files_odd_number_does_not_change_how_another_files_numbers_are_read
     assert [r.ok for r in together] == [alone.ok, False, alone.ok]
     for result in (together[0], together[2]):
         assert_same_result(result, alone)
+
+
+# ---------------------------------------------------------------- template detection edges (found by mutation testing)
+
+
+def _one_row_csv(columns: list[str]) -> bytes:
+    """A header (each column once, in this order) and one row of 1s: wrong values, but the template is named."""
+    header = list(dict.fromkeys(columns))
+    return (",".join(header) + "\n" + ",".join(["1"] * len(header)) + "\n").encode("utf-8")
+
+
+def test_when_several_templates_fit_the_columns_the_one_matching_most_columns_wins():
+    materials = load_template("textile", "materials").column_names
+    cases = [
+        (materials + WAGE.column_names, "living_wage"),  # 5 of living_wage's columns against 3 of materials'
+        (WAGE.column_names + PL.column_names, "production_locations"),  # 7 against 5 (country is in both)
+        (RISK.required_columns + PL.column_names, "risk_assessment"),  # 8 against 7
+        (list(reversed(materials + WAGE.column_names)), "living_wage"),  # column order does not matter
+    ]
+    for columns, expected in cases:
+        assert check_file(_one_row_csv(columns), "textile").template == expected, columns
+
+
+def test_a_workbook_whose_one_filled_sheet_has_another_name_is_detected_by_its_columns():
+    book = openpyxl.Workbook()
+    book.active.title = "Blad1"
+    book.active.append(PL.column_names)
+    book.active.append(["F1", "NL", "laundry", 1, "1-50", 10, 2.5])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    one = check_file(buffer.getvalue(), "textile").report.to_frame().iloc[0]
+    assert one["rule"] == "sheet_not_found"  # detected as production_locations, whose sheet it then asks for
+    assert one["message_en"].startswith("the workbook has no sheet named 'production_locations' (sheets: Blad1)")
+    blad2 = book.create_sheet("Blad2")
+    blad2.append(WAGE.column_names)
+    blad2.append(["IN", 3, 100, 200, "anker"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    two = check_file(buffer.getvalue(), "textile")
+    assert not two.ok and two.report.counts == {"template_unknown": 1}
+    assert two.report.to_frame()["message_en"][0] == (
+        "no sheet of the workbook has data in a template sheet "
+        "(living_wage, materials, production_locations, risk_assessment)"
+    )
