@@ -17,7 +17,7 @@ from aggregator.errors import AggregatorError, ConfigError, DisclosureError, Rel
 from aggregator.fileio import atomic_write
 from aggregator.periods import Period
 from aggregator.protocol import Protocol, load_protocol
-from aggregator.release.html import environment
+from aggregator.release.html import coverage_bar, environment
 from aggregator.store import Store
 
 
@@ -102,13 +102,7 @@ def _table_cost(table) -> TableCost:
 
 def render_comparison(comparison: Comparison) -> str:
     """One self-contained HTML page (no external assets)."""
-    return environment().get_template("compare.html.j2").render(c=comparison, bar=_bar)
-
-
-def _bar(table: TableCost) -> list[tuple[str, float]]:
-    total = max(table.cells, 1)
-    parts = (("published", table.published), ("ranged", table.ranged), ("hidden", table.hidden))
-    return [(name, round(100.0 * n / total, 2)) for name, n in parts if n]
+    return environment().get_template("compare.html.j2").render(c=comparison, bar=coverage_bar)
 
 
 def write_comparison(comparison: Comparison, out_dir: Path) -> tuple[Path, Path]:

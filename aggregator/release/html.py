@@ -76,7 +76,8 @@ class HtmlTable:
 
 
 def coverage_bar(coverage: Coverage) -> list[tuple[str, float]]:
-    """(css class, width %) of the parts of a table's cells: published, as a range, hidden."""
+    """(css class, width %) of the parts of a table's cells: published, as a range, hidden (a Coverage, or
+    anything with its four counts)."""
     total = max(coverage.cells, 1)
     parts = (("published", coverage.published), ("ranged", coverage.ranged), ("hidden", coverage.hidden))
     return [(name, round(100.0 * n / total, 2)) for name, n in parts if n]
