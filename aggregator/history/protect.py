@@ -1,10 +1,11 @@
-"""The door of the release history: protect a new release together with every earlier release it relates to.
+"""The door of the release history: protect a new release for every reader class that receives it, together
+with every earlier release that class holds.
 
 A release is not alone. A late submission that changes a published month, a year-to-date table next to last
-month's and two audiences that talk to each other all let an attacker subtract one published figure from
-another. `protect_with_history` finds the earlier releases the new one is arithmetically related to, builds
-one combined problem (combine.py), protects and audits it, and hands back the new release's pattern and the
-snapshot the ledger keeps.
+month's, last month's release next to this month's and a committee member who also reads the public report all
+let an attacker subtract one published figure from another. `protect_with_history` builds, per reader class
+(related.py), one combined problem (combine.py, series.py), protects and audits it, and hands back the new
+release's pattern and the snapshot the ledger keeps.
 """
 
 from __future__ import annotations
