@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench fuzz clean
+.PHONY: demo test lint format bench fuzz mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -34,6 +35,18 @@ FUZZ_SECONDS ?= 120
 FUZZ_ENGINE ?= hypothesis
 fuzz: $(STAMP)
 	$(BIN)/python fuzz/fuzz_inputs.py --examples $(FUZZ_EXAMPLES) --seconds $(FUZZ_SECONDS) --engine $(FUZZ_ENGINE)
+
+# Mutation testing (mutmut) of the disclosure core, validation, the envelope and history; not part of `make test`.
+# MODULES=rules envelope ... picks modules (default all); reports in bench/results/mutation-<module>.md.
+MODULES ?=
+MUTATION_JOBS ?= 1
+MUTATION_STAMP := $(VENV)/.mutation-installed
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	$(BIN)/python -m bench.mutation --jobs $(MUTATION_JOBS) $(MODULES)
 
 clean:
 	rm -rf $(VENV) work out .pytest_cache

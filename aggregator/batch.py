@@ -7,7 +7,9 @@ every published cell in the ledger. Nothing is written unless the audit passed.
 
 from __future__ import annotations
 
+import functools
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +24,7 @@ from .aggregation import TableCells, with_insiders
 from .aggregation.release import release_cells, release_problem, source_of
 from .cellkey import CellKey
 from .disclosure.model import AuditResult, ProtectionProblem
+from .disclosure.ranges import outward, public_intervals
 from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
 from .history.reuse import fingerprints
@@ -34,6 +37,8 @@ from .release.model import Release, ReleasedCell, ReleasedTable
 from .states import CellStatus
 from .store import Store, carried_forward
 from .workspace import Workspace
+
+DECIMALS = {"count": 0, "companies": 0, "sum": 0, "ratio": 1}  # printed decimals per measure kind
 
 
 @dataclass
@@ -122,11 +127,12 @@ def protect_release(
     *,
     waived: dict[str, frozenset[str]] | None = None,
     overrides: dict[CellKey, bool] | None = None,
+    alone: bool = False,
 ) -> ProtectedRelease:
     """Compute, protect and audit every table the audience receives, together with every earlier release it
     is arithmetically related to (the history's door). Raises DisclosureError if the tables cannot be
     protected on their own, ReleaseRefused if they cannot be made safe together with what was published
-    before."""
+    before. `alone`: without the history (a protocol comparison: what this period costs under a protocol)."""
     waived = waived or {}
     table_ids = [t.id for t in protocol.tables_for(audience_id)]
     source = source_of(store, protocol)
@@ -142,10 +148,18 @@ def protect_release(
     )
     problem = release_problem(protocol, audience_id, components, primaries)
     problem = with_insiders(source, problem, components, primaries)
-    done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
-    carried = carried_figures(store, protocol, period, components)
+    if alone:
+        suppression, checked = history.protect_alone(protocol, Period.of(period), audience_id, problem)
+        done = history.HistoryOutcome(suppression, checked, None, [])
+    else:
+        done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
+    carried = {} if alone else carried_figures(store, protocol, period, components)
+    ranges = public_intervals(problem, *_as_printed(protocol, audience_id, components, problem, done.suppression))
+    pairs = zip(components, primaries, strict=True)
+    reasons = {k: r for c, p in pairs for k, r in zip(c.keys, p.reasons, strict=True) if r}
+    verdict = _Verdict(problem, done.suppression, done.audit, ranges, reasons)
     tables = [
-        _released_table(protocol, t, components, problem, done.suppression, done.audit, t.template in carried)
+        _released_table(protocol, t, components, verdict, t.template in carried)
         for t in protocol.tables_for(audience_id)
     ]
     return ProtectedRelease(
@@ -160,6 +174,38 @@ def protect_release(
         done.reader_classes,
         carried,
     )
+
+
+def _as_printed(protocol, audience_id, components, problem, suppression) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's value as the release prints it (NaN where it prints none: hidden cells, helper cells, the
+    parts of a ratio) and how far the true value may lie from it (counts print exactly)."""
+    shown, slack = np.full(problem.size, np.nan), np.zeros(problem.size)
+    index = {k: i for i, k in enumerate(problem.keys)}
+    kinds = {t.id: t.measure.kind for t in protocol.tables_for(audience_id)}
+    for comp in components:
+        kind = kinds.get(comp.table_id)
+        if kind in (None, "ratio") or comp.component != "value":
+            continue
+        cells = np.array([index[k] for k in comp.keys], dtype=np.int64)
+        cells = cells[~suppression.suppressed[cells]]
+        shown[cells] = np.round(problem.values[cells], DECIMALS[kind])
+        slack[cells] = 0.0 if kind in ("count", "companies") else 0.5 * 10.0 ** -DECIMALS[kind]
+    return shown, slack
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What protection decided for every cell of a release's problem, and the ranges readers can derive."""
+
+    problem: ProtectionProblem
+    suppression: SuppressionResult
+    audit: AuditResult
+    ranges: tuple[np.ndarray, np.ndarray]  # public_intervals: NaN for published cells
+    reasons: dict[CellKey, tuple[str, ...]]  # the primary rules that fired per cell
+
+    @functools.cached_property
+    def index(self) -> dict[CellKey, int]:
+        return {k: i for i, k in enumerate(self.problem.keys)}
 
 
 def carried_figures(store: Store, protocol: Protocol, period: Period | str, components: list[TableCells]) -> dict:
@@ -178,25 +224,18 @@ CARRIED_NOTE = {
 
 
 def _released_table(
-    protocol: Protocol,
-    spec: TableSpec,
-    components: list[TableCells],
-    problem: ProtectionProblem,
-    result: SuppressionResult,
-    checked: AuditResult,
-    carried: bool = False,
+    protocol: Protocol, spec: TableSpec, components: list[TableCells], verdict: _Verdict, carried: bool = False
 ) -> ReleasedTable:
     language = protocol.covenant.language
-    index = {k: i for i, k in enumerate(problem.keys)}
     parts = {c.component: c for c in components if c.table_id == spec.id}
     dims = [d.column for d in spec.dimensions]
     main = parts["value"] if "value" in parts else parts["numerator"]  # an empty component is falsy
+    decimals = DECIMALS[spec.measure.kind]
     cells = []
-    for row_no, key in enumerate(main.keys):
+    for row_no in range(len(main.keys)):
         codes = tuple(str(main.frame.iloc[row_no][d]) for d in dims)
-        cells.append(_released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked))
+        cells.append(_released_cell(protocol, spec, parts, codes, row_no, verdict, decimals))
     cells.sort(key=lambda c: _display_order(protocol, spec, c.codes))
-    is_ratio = spec.measure.kind == "ratio"
     return ReleasedTable(
         table_id=spec.id,
         title=spec.title(language),
@@ -206,33 +245,47 @@ def _released_table(
         kind=spec.measure.kind,
         cells=cells,
         footnote=" ".join(([spec.footnote(language)] if spec.footnote else []) + [CARRIED_NOTE[language]] * carried),
-        decimals=1 if is_ratio else 0,
+        decimals=decimals,
     )
 
 
-def _released_cell(protocol, spec, parts, codes, key, row_no, index, problem, result, checked) -> ReleasedCell:
+def _released_cell(protocol, spec, parts, codes, row_no, verdict: _Verdict, decimals: int) -> ReleasedCell:
     """A cell is published only when every component behind it is published (ratios need both)."""
-    comp_keys = [parts[name].keys[row_no] for name in sorted(parts)]
-    ids = [index[k] for k in comp_keys]
-    hidden = [bool(result.suppressed[i]) for i in ids]
-    primary = any(bool(problem.primary[i]) for i in ids)
-    values = {name: float(problem.values[index[parts[name].keys[row_no]]]) for name in parts}
+    problem, checked = verdict.problem, verdict.audit
+    index = verdict.index
+    ids = {name: index[parts[name].keys[row_no]] for name in sorted(parts)}
+    hidden = [bool(verdict.suppression.suppressed[i]) for i in ids.values()]
+    primary = any(bool(problem.primary[i]) for i in ids.values())
+    values = {name: float(problem.values[i]) for name, i in ids.items()}
     true_value = _cell_value(spec, values)
-    status = "published" if not any(hidden) else ("primary" if primary else "secondary")
-    first = ids[0]
+    status = CellStatus.PUBLISHED if not any(hidden) else (CellStatus.PRIMARY if primary else CellStatus.SECONDARY)
+    first = next(iter(ids.values()))
     language = protocol.covenant.language
+    low, high = _published_range(verdict, ids, decimals) if any(hidden) else (None, None)
     return ReleasedCell(
         codes=codes,
         labels=tuple(code_label(protocol, d, c, language) for d, c in zip(spec.dimensions, codes, strict=True)),
         depths=tuple(_depth(protocol, d, c) for d, c in zip(spec.dimensions, codes, strict=True)),
         value=None if any(hidden) or true_value is None else true_value,
-        status=status if true_value is not None or any(hidden) else "secondary",
+        status=status if true_value is not None or any(hidden) else CellStatus.SECONDARY,
+        range_lo=low,
+        range_hi=high,
         true_value=true_value,
         lo=_finite(checked.lo[first]),
         hi=_finite(checked.hi[first]),
         upl=float(problem.upl[first]),
         lpl=float(problem.lpl[first]),
+        reasons=tuple(sorted({r for i in ids.values() for r in verdict.reasons.get(problem.keys[i], ())})),
     )
+
+
+def _published_range(verdict: _Verdict, ids: dict[str, int], decimals: int) -> tuple[float | None, float | None]:
+    """The interval every reader can derive for a hidden cell, rounded outward. A ratio gets none: its reader
+    sees ratios only, which bound neither part."""
+    if "value" not in ids:
+        return None, None
+    lo, hi = verdict.ranges
+    return outward(float(lo[ids["value"]]), float(hi[ids["value"]]), decimals)
 
 
 def _cell_value(spec: TableSpec, values: dict[str, float]) -> float | None:
@@ -281,7 +334,8 @@ def run_batch(
     revision: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> BatchReport:
-    """Release every audience's tables for one period. An audience that may not be released is reported, not fatal.
+    """Release every audience's tables for one period. An audience that may not be released is reported, not fatal;
+    when none is released, nothing is recorded (no release, no log entry).
 
     `progress(step, done, total)` is called before each audience and once at the end (the CLI draws a bar)."""
     protocol = workspace.protocol(covenant)
@@ -295,8 +349,9 @@ def run_batch(
             outcomes.append(_release_audience(workspace, store, protocol, period, audience_id, out_dir, now, revision))
         released = [o.audience_id for o in outcomes if o.released]
         refused = [o.audience_id for o in outcomes if not o.released]
-        details = {"covenant": covenant, "period": period, "released": released, "refused": refused}
-        action_log.append(store, "batch.run", details, now)
+        if released:  # a batch that releases nothing records nothing (the CLI exits 1 and says why)
+            details = {"covenant": covenant, "period": period, "released": released, "refused": refused}
+            action_log.append(store, "batch.run", details, now)
     if progress:
         progress(f"{covenant} {period}", len(audience_ids), len(audience_ids))
     return BatchReport(covenant, period, outcomes)
@@ -307,6 +362,24 @@ class Released:
     release_id: str
     release: Release
     protected: ProtectedRelease
+
+
+def protect_audience(
+    store: Store, protocol: Protocol, period: Period | str, audience_id: str, *, alone: bool = False
+) -> ProtectedRelease:
+    """`protect_release` with the registry's waivers and manual overrides of the covenant."""
+    registry = Registry(store)
+    covenant = protocol.covenant.id
+    return protect_release(
+        store,
+        protocol,
+        period,
+        audience_id,
+        # every table, not only the audience's: the release history recomputes other audiences' tables too
+        waived=registry.waived_by_table(covenant, [t.id for t in protocol.tables]),
+        overrides=registry.overrides(covenant),
+        alone=alone,
+    )
 
 
 def release_audience(
@@ -322,17 +395,7 @@ def release_audience(
     """Check the release controls, protect and audit (with the release history), `write` the files, and record
     the release in the ledger. Raises ReleaseRefused or DisclosureError; nothing is recorded then."""
     check_release_allowed(store, protocol, period, audience_id, now, revision)
-    registry = Registry(store)
-    covenant = protocol.covenant.id
-    protected = protect_release(
-        store,
-        protocol,
-        period,
-        audience_id,
-        # every table, not only the audience's: the release history recomputes other audiences' tables too
-        waived=registry.waived_by_table(covenant, [t.id for t in protocol.tables]),
-        overrides=registry.overrides(covenant),
-    )
+    protected = protect_audience(store, protocol, period, audience_id)
     release = _release_record(store, protocol, period, audience_id, protected, now, revision)
     if write is not None:
         write(release)
@@ -364,6 +427,9 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
         "release_id": done.release_id,
         "primary": int(protected.problem.primary[protected.table_cells()].sum()),
         "secondary": int(protected.suppression.secondary[protected.table_cells()].sum()),
+        "coverage": _coverage(done.release),
+        "hidden_by_rule": hidden_by_rule(done.release.tables),
+        "shows_nothing": shows_nothing(done.release.tables),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
@@ -519,15 +585,42 @@ def check_release_allowed(
         raise ReleaseRefused(f"there is no earlier release of {period} for '{audience_id}' to revise")
 
 
+def shows_nothing(tables: list[ReleasedTable]) -> bool:
+    """Whether every cell of the release is hidden without a range: it tells its readers nothing."""
+    return not any(t.coverage().published or t.coverage().ranged for t in tables)
+
+
+def _coverage(release: Release) -> dict[str, int]:
+    """Cells the release's tables show as a figure, as a range, or not at all."""
+    parts = [t.coverage() for t in release.tables]
+    shown = {name: sum(getattr(p, name) for p in parts) for name in ("cells", "published", "ranged", "hidden")}
+    secondary = sum(c.status == CellStatus.SECONDARY for t in release.tables for c in t.cells)
+    return shown | {"hidden_to_protect_others": secondary}
+
+
+def hidden_by_rule(tables: list[ReleasedTable]) -> dict[str, int]:
+    """How many cells each primary rule hid (a cell that failed two rules counts for both), for the secretariat."""
+    primary = (c for t in tables for c in t.cells if c.status == CellStatus.PRIMARY)
+    counts = Counter(r for c in primary for r in c.reasons)
+    return dict(sorted(counts.items()))
+
+
 def print_report(report: BatchReport, console) -> None:
     console.print(f"[bold]{report.covenant} {report.period}[/]")
     for o in report.outcomes:
         if o.released:
-            s = o.summary
+            shown = o.internal["coverage"]
+            rules = ", ".join(f"{rule} {n}" for rule, n in o.internal["hidden_by_rule"].items()) or "-"
             console.print(
-                f"  {o.audience_id}: released {s['cells']} cells, {s['cells_suppressed']} suppressed "
-                f"({o.internal['primary']} by the rules, {o.internal['secondary']} to protect them); "
-                f"audit {s['audit']} -> {o.out_dir}"
+                f"  {o.audience_id}: released {shown['cells']} cells: {shown['published']} published, "
+                f"{shown['ranged']} as a range, {shown['hidden']} hidden (by each rule: {rules}; "
+                f"{shown['hidden_to_protect_others']} to protect others); audit {o.summary['audit']} -> {o.out_dir}"
             )
+            if o.internal["shows_nothing"]:
+                console.print(
+                    f"  [yellow]{o.audience_id} shows no figure: every cell is hidden[/]; fewer or coarser cells, or "
+                    f"other thresholds, would publish something: try `aggregator protocols compare {report.period} "
+                    "--protocol A.toml --protocol B.toml`"
+                )
         else:
             console.print(f"  {o.audience_id}: [yellow]not released[/]: {o.reason}")

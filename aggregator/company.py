@@ -18,9 +18,9 @@ from . import envelope
 from . import passphrase as passphrases
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
+from .periods import Period
 from .validation import check_file, templates_for
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 COMPANY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the registry's rule; also keeps config.toml well-formed
 
 
@@ -121,8 +121,7 @@ def seal_submission(
     `check=False` exists only for the demo and tests, which must be able to produce the broken submissions
     that a careless company could send with other tools.
     """
-    if not PERIOD.match(period):
-        raise AggregatorError(f"'{period}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03")
+    Period.parse(period)
     if check or template is None:
         result = check_file(source, covenant, template)
         template = result.template

@@ -29,6 +29,7 @@ from .envelope import keys
 from .errors import AggregatorError
 from .intake import IntakeReport, run_intake
 from .registry import Registry
+from .states import FileState
 from .workspace import create_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,13 +257,13 @@ def _print_intake(console: Console, reports: dict[tuple[str, str], IntakeReport]
         table.add_row(
             covenant,
             period,
-            str(report.count("accepted")),
-            str(report.count("duplicate")),
+            str(report.count(FileState.ACCEPTED)),
+            str(report.count(FileState.DUPLICATE)),
             str(superseded),
-            str(report.count("quarantined")),
+            str(report.count(FileState.QUARANTINED)),
         )
         for o in report.outcomes:
-            if o.state in ("quarantined", "duplicate"):
+            if o.state in (FileState.QUARANTINED, FileState.DUPLICATE):
                 problems.add_row(covenant, period, o.file, o.state, o.reason)
     console.print(table)
     console.print(problems)

@@ -10,6 +10,8 @@ HOSTILE_INPUT_ERRORS = (RecursionError, ValueError, OverflowError)
 class AggregatorError(Exception):
     """A problem the user can fix. `message` says what is wrong, `hint` (optional) what to do next."""
 
+    exit_code = 2  # a mistake in the command or its input (the command line's exit code)
+
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.message = message
@@ -17,6 +19,12 @@ class AggregatorError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"
+
+
+class StoreDamaged(AggregatorError):
+    """The store cannot be read as a whole: damaged, truncated or replaced. Not a mistake of the command."""
+
+    exit_code = 1
 
 
 class ConfigError(AggregatorError):

@@ -406,9 +406,14 @@ def reset_checkpoint(workspace: _WorkspaceLike, store: Store, anchors: Sequence[
 
 
 def verify_workspace_log(workspace: _WorkspaceLike, anchors: Iterable[LogHead] = ()) -> tuple[LogHead, list[str]]:
-    """(current head, problems) for a workspace: the chain, its checkpoint file and any anchors."""
+    """(current head, problems) for a workspace: the whole store read (every table, every column, the primary
+    keys' indexes), the chain, its checkpoint file and any anchors. A store that cannot be opened raises
+    StoreDamaged (or a wrong passphrase)."""
     with workspace.open_store() as store:
-        return head(store), _checkpoint_problems(workspace, store, anchors)
+        unreadable = store.unreadable_parts()
+        if any("action_log" in problem for problem in unreadable):
+            return LogHead(0, GENESIS_HASH), unreadable
+        return head(store), unreadable + _checkpoint_problems(workspace, store, anchors)
 
 
 __all__ = [

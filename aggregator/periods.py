@@ -30,7 +30,7 @@ class Period:
     def parse(cls, text: str) -> Period:
         """The period written YYYY-MM; raises InvalidPeriod for anything else."""
         if not isinstance(text, str) or not PERIOD_PATTERN.fullmatch(text):
-            raise InvalidPeriod(f"'{text}' is not a period", hint="write a month as YYYY-MM, e.g. 2025-03")
+            raise InvalidPeriod(f"'{text}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03")
         return cls(int(text[:4]), int(text[5:]))
 
     @classmethod

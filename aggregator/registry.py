@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +13,12 @@ from . import log as action_log
 from .cellkey import CellKey
 from .envelope import keys
 from .errors import AggregatorError
+from .protocol import Protocol
 from .store import Store
+from .text import printable
+
+# What an envelope's company_id allows ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}), narrowed: no '.', at most 32.
+COMPANY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -183,11 +190,61 @@ class Registry:
         return {table: frozenset(c for scope, c in rows if scope in ("*", table)) for table in table_ids}
 
     def overrides(self, covenant: str) -> dict[CellKey, bool]:
-        """The secretariat's manual verdicts per cell (True: unsafe), the latest per cell winning."""
+        """The secretariat's manual verdicts in force per cell (True: unsafe), the latest per cell winning; a
+        revoked override is no verdict."""
         rows = self.store.con.execute(
-            "SELECT cell_key, action FROM overrides WHERE covenant = ? ORDER BY created_at", [covenant]
+            "SELECT cell_key, action FROM overrides WHERE covenant = ? ORDER BY created_at, rowid", [covenant]
         ).fetchall()
-        return {CellKey.parse(key): action == "unsafe" for key, action in rows}
+        latest = dict(rows)
+        return {CellKey.parse(key): action == "unsafe" for key, action in latest.items() if action != "revoked"}
+
+    def set_override(
+        self, protocol: Protocol, table_id: str, cell: str, *, unsafe: bool, reason: str, now: str
+    ) -> CellKey:
+        """Record a manual verdict for one cell of `table_id`: unsafe (suppressed, protected like a primary
+        cell) or safe (published unless it must hide another cell). Applies from the next batch; logged."""
+        key = override_cell(protocol, table_id, cell)
+        covenant, action = protocol.covenant.id, "unsafe" if unsafe else "safe"
+        _check_reason(reason)
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT INTO overrides VALUES (?, ?, ?, ?, ?, ?)", [covenant, table_id, str(key), action, reason, now]
+            )
+            details = {"covenant": covenant, "table": table_id, "cell": str(key), "action": action, "reason": reason}
+            action_log.append(con, "override.set", details, now)
+        return key
+
+    def revoke_override(self, covenant: str, cell: str, *, reason: str, now: str) -> CellKey:
+        """End the override in force for the cell (from the next batch); earlier releases stay as they were."""
+        key = CellKey.parse(cell)
+        if key not in self.overrides(covenant):
+            raise AggregatorError(
+                f"no override is in force for cell {cell} of covenant {covenant}",
+                hint="list the overrides with `aggregator overrides list`",
+            )
+        _check_reason(reason)
+        (table_id,) = self.store.con.execute(
+            "SELECT table_id FROM overrides WHERE covenant = ? AND cell_key = ? ORDER BY created_at DESC, rowid DESC "
+            "LIMIT 1",
+            [covenant, str(key)],
+        ).fetchone()
+        with self.store.transaction() as con:
+            con.execute(
+                "INSERT INTO overrides VALUES (?, ?, ?, 'revoked', ?, ?)", [covenant, table_id, str(key), reason, now]
+            )
+            details = {"covenant": covenant, "table": table_id, "cell": str(key), "action": "revoked", "reason": reason}
+            action_log.append(con, "override.set", details, now)
+        return key
+
+    def override_history(self, covenant: str | None = None) -> pd.DataFrame:
+        """Every override ever recorded, oldest first, with whether it is the one in force for its cell."""
+        return self.store.query_df(
+            "SELECT covenant, table_id, cell_key, action, reason, created_at, "
+            "row_number() OVER (PARTITION BY covenant, cell_key ORDER BY created_at DESC, rowid DESC) = 1 "
+            "AND action != 'revoked' AS in_force "
+            "FROM overrides WHERE ? IS NULL OR covenant = ? ORDER BY created_at, rowid",
+            [covenant, covenant],
+        )
 
     def contributor_map(self) -> dict[str, str]:
         """company id -> group id, for counting contributors at group level."""
@@ -195,8 +252,51 @@ class Registry:
         return dict(rows)
 
 
-def _check_company_id(company_id: str) -> None:
-    if not company_id or not company_id.replace("-", "").replace("_", "").isalnum() or len(company_id) > 32:
+def override_cell(protocol: Protocol, table_id: str, cell: str) -> CellKey:
+    """The key of a cell of `table_id` as `aggregator releases show` prints it; refuses another table's cell,
+    a helper cell or a view of an earlier release (overrides are verdicts on the cells a table publishes)."""
+    spec = protocol.table(table_id)
+    key = CellKey.parse(cell)
+    columns = {d.column for d in spec.dimensions}
+    if key.helper is not None or key.view is not None:
         raise AggregatorError(
-            f"'{company_id}' is not a valid company id", hint="use letters, digits, - and _ only, e.g. T001"
+            f"{cell} is a cell the engine adds for its own checks, not a cell of table {table_id}",
+            hint="copy a cell key of the table from `aggregator releases show RELEASE`",
         )
+    if key.quantity.template != spec.template or not {c.column for c in key.coordinates} <= columns:
+        raise AggregatorError(
+            f"{cell} is not a cell of table {table_id}",
+            hint="copy the table id and the cell key from the same line of `aggregator releases show RELEASE`",
+        )
+    return key
+
+
+def _check_reason(reason: str) -> None:
+    if not reason or not reason.strip():
+        raise AggregatorError("an override needs a reason", hint="say why, with --reason; it is kept in the log")
+
+
+def _check_company_id(company_id: str) -> None:
+    """Ids a sealed file can carry (envelope: ASCII letters and digits first, then also '_', '.', '-'), narrowed
+    to letters, digits, '-' and '_' and 32 characters: a Cyrillic or full-width lookalike is refused here."""
+    if isinstance(company_id, str) and COMPANY_ID.fullmatch(company_id):
+        return
+    text = str(company_id)
+    odd = next((c for c in text if not (c.isascii() and (c.isalnum() or c in "-_"))), None)
+    if odd is not None:
+        why = f": {printable(odd)!r} ({_describe(odd)}) is not a plain letter or digit, and sealed files refuse it"
+    elif not text:
+        why = ": it is empty"
+    elif len(text) > 32:
+        why = f": it has {len(text)} characters (at most 32)"
+    else:
+        why = ": it must start with a letter or digit"
+    raise AggregatorError(
+        f"'{printable(text)}' is not a valid company id{why}",
+        hint="use the letters A-Z and a-z, the digits 0-9, - and _ only (at most 32, starting with a letter "
+        "or digit), e.g. T001",
+    )
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'an unnamed character')}"

@@ -42,6 +42,7 @@ from .disclosure.suppression import SuppressionResult, protect
 from .errors import AggregatorError, ConfigError, DisclosureError, ValidationFailed
 from .protocol import TOTAL_CODE, Column, Protocol, TableSpec, protocol_from_data
 from .release.texts import neutralise
+from .states import CellStatus
 from .store import RowSource, quiet_connection
 from .validation import readers
 from .validation import rules as template_rules
@@ -59,7 +60,6 @@ NOT_STANDALONE = {
     "age": "data age is a release control of the secretariat's batch, not of standalone protection",
     "audiences": "standalone mode protects the tables for one reader; give stricter rules in [disclosure]",
 }
-STATUSES = ("published", "primary", "secondary")
 _SHOWN_PROBLEMS = 8
 
 
@@ -448,7 +448,7 @@ def _summary(source, table_toml, protocol, components, problem, result, checked,
     per_table = []
     for spec in protocol.tables:
         statuses = tables[spec.id]["status"].value_counts()
-        counts = {s: int(statuses.get(s, 0)) for s in STATUSES}
+        counts = {s: int(statuses.get(s, 0)) for s in (CellStatus.PUBLISHED, CellStatus.PRIMARY, CellStatus.SECONDARY)}
         rolled = next((c.rollup for c in components if c.table_id == spec.id and c.rollup), {})
         per_table.append({"table": spec.id, "cells": len(tables[spec.id]), **counts, "rolled_up": rolled})
     return {

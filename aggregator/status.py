@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-import pandas as pd
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+import json
 
+import pandas as pd
+
+from .states import FileState, Reason
 from .store import Store
 from .validation import templates_for
 from .workspace import Workspace
 
-STATE_ORDER = {"accepted": 0, "superseded": 1, "duplicate": 2, "quarantined": 3}
+STATE_ORDER = {FileState.ACCEPTED: 0, FileState.SUPERSEDED: 1, FileState.DUPLICATE: 2, FileState.QUARANTINED: 3}
+SUMMARY_STATES = (FileState.ACCEPTED, "missing", FileState.QUARANTINED, FileState.SUPERSEDED, FileState.DUPLICATE)
 
 
 def period_status(store: Store, workspace: Workspace, period: str) -> pd.DataFrame:
-    """One row per (covenant, company, template): accepted / missing, plus every other file received."""
+    """One row per (covenant, company, template): accepted / missing, plus every other file received. Each
+    received file carries its reason's category and the readers' warnings (e.g. numbers that read two ways)."""
     expected = _expected(store, workspace)
     received = store.query_df(
-        "SELECT covenant, company_id, template, state, reason, original_name AS file, received_at, "
-        "left(submission_id, 12) AS submission, left(coalesce(superseded_by, ''), 12) AS superseded_by "
+        "SELECT covenant, company_id, template, state, reason, reason_category AS category, "
+        "original_name AS file, received_at, left(submission_id, 12) AS submission, "
+        "left(coalesce(superseded_by, ''), 12) AS superseded_by, warnings_json "
         "FROM submissions WHERE period = ? OR period IS NULL ORDER BY received_at, submission_id",
         [period],
     )
-    accepted = received[received.state == "accepted"][["covenant", "company_id", "template"]]
+    received["warnings"] = [_warnings(text) for text in received.pop("warnings_json")]
+    accepted = received[received.state == FileState.ACCEPTED][["covenant", "company_id", "template"]]
     merged = expected.merge(accepted.assign(has=True), how="left", on=["covenant", "company_id", "template"])
     missing = merged[merged.has.isna()].drop(columns="has").assign(state="missing", reason="no accepted submission")
+    missing["warnings"] = [[] for _ in range(len(missing))]
     frame = pd.concat([received, missing], ignore_index=True)
     frame["order"] = frame.state.map(STATE_ORDER).fillna(9)
     return (
@@ -33,6 +38,20 @@ def period_status(store: Store, workspace: Workspace, period: str) -> pd.DataFra
         .drop(columns="order")
         .reset_index(drop=True)
     )
+
+
+def needs_a_look(frame: pd.DataFrame) -> pd.Series:
+    """Rows a clerk should read: everything but a plainly accepted file (an accepted one whose numbers could be
+    read two ways is listed too)."""
+    return (frame.state != FileState.ACCEPTED) | (frame.get("category") == Reason.CHECK_NUMBERS)
+
+
+def _warnings(text: object) -> list[str]:
+    try:
+        found = json.loads(text) if isinstance(text, str) else []
+    except ValueError:
+        return []
+    return [str(w) for w in found] if isinstance(found, list) else []
 
 
 def _expected(store: Store, workspace: Workspace) -> pd.DataFrame:
@@ -46,28 +65,3 @@ def _expected(store: Store, workspace: Workspace) -> pd.DataFrame:
         for template in templates_for(c.covenant)
     ]
     return pd.DataFrame(rows, columns=["covenant", "company_id", "template"])
-
-
-def print_status(frame: pd.DataFrame, console: Console) -> None:
-    """A summary line per covenant, then every row that is not plainly accepted (missing, quarantined, ...)."""
-    if frame.empty:
-        console.print("nothing received and no registered company expected for this period")
-        return
-    for covenant, part in frame.groupby("covenant", dropna=False, sort=True):
-        counts = part.state.value_counts()
-        summary = ", ".join(
-            f"{counts.get(s, 0)} {s}" for s in ("accepted", "missing", "quarantined", "superseded", "duplicate")
-        )
-        title = covenant if isinstance(covenant, str) else "unreadable files"
-        console.print(f"[bold]{escape(title)}[/]: {summary}")
-        table = Table("company", "template", "state", "reason", "file")
-        for row in part[part.state != "accepted"].itertuples():
-            cells = (row.company_id, row.template, row.state, row.reason, row.file)
-            table.add_row(*(escape(_text(c)) for c in cells))
-        if table.row_count:
-            console.print(table)
-
-
-def _text(value: object) -> str:
-    """Table text: unknown values (an unreadable file has no company) show as '?', not as 'nan'."""
-    return "?" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)

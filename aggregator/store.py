@@ -17,9 +17,27 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .errors import AggregatorError
+from .errors import AggregatorError, StoreDamaged
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+# DuckDB's file: three 4 KiB headers, then the blocks its metadata lists (storage format of DuckDB 1.x).
+FILE_HEADERS_BYTES = 3 * 4096
+# How DuckDB words a store that is damaged, cut off or not a database at all (as opposed to a wrong key).
+DAMAGE_SIGNS = (
+    "not a valid duckdb database file",
+    "could not read enough bytes",
+    "corrupt database file",
+    "checksum",
+    "aes tag",
+    "failed to deserialize",
+    "serialization error",
+)
+INDEX_PROBES = 2000  # keys looked up through each primary key's index by Store.unreadable_parts
+RESTORE_HINT = (
+    "restore store.duckdb (and store.duckdb.wal, if there is one) from the latest backup, then run "
+    "`aggregator log verify --anchor` with your newest release manifest or receipt; sealed files received since "
+    "that backup are kept in received/: put them back in an inbox and run the intake again"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS companies (
@@ -55,7 +73,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     report_json VARCHAR,
     warnings_json VARCHAR,
     superseded_by VARCHAR,
-    receipt BLOB
+    receipt BLOB,
+    reason_category VARCHAR             -- the reason in one word (aggregator.states.Reason), as in the receipt
 );
 CREATE TABLE IF NOT EXISTS waivers (
     company_id VARCHAR NOT NULL,
@@ -179,6 +198,17 @@ def row_source(con: duckdb.DuckDBPyConnection, covenant: str, *, carry_forward: 
     return RowSource(con, rows, "contributor_groups")
 
 
+def is_damage(exc: BaseException) -> bool:
+    """True when DuckDB's error says the store's bytes are damaged or missing (not a wrong key or a busy file)."""
+    text = str(exc).lower()
+    return any(sign in text for sign in DAMAGE_SIGNS)
+
+
+def damaged(path: Path, exc: BaseException) -> StoreDamaged:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreDamaged(f"the store {path} is damaged and cannot be read ({first}); nothing was changed", RESTORE_HINT)
+
+
 def _carried(accepted: str) -> str:
     """The accepted rows plus, for every month with accepted rows and every active company without any in that
     month, the rows of the company's latest earlier month, relabelled to the month (CARRIED_FORWARD_SQL)."""
@@ -276,13 +306,88 @@ class Store:
             self.con.execute("SET temp_file_encryption = true")
         # Spill files go next to the store (encrypted above), not into whatever folder the user started in.
         self.con.execute(f"SET temp_directory = {_quoted(self.path.parent / '.duckdb_tmp')}")
+        logged = self.path.with_name(self.path.name + ".wal").exists()  # replayed at ATTACH, not yet in the file
         self._attach(encryption_key)
-        self._rename_legacy_columns()
-        self.con.execute(SCHEMA)
-        self._upgrade_fingerprints()
+        try:
+            if not logged:
+                self._check_complete()
+            self._rename_legacy_columns()
+            self.con.execute(SCHEMA)
+            self.con.execute("ALTER TABLE submissions ADD COLUMN IF NOT EXISTS reason_category VARCHAR")
+            self._upgrade_fingerprints()
+        except duckdb.Error as exc:
+            self.con.close()
+            if is_damage(exc):
+                raise damaged(self.path, exc) from exc
+            raise
+        except StoreDamaged:
+            self.con.close()
+            raise
         for owned in (self.path, self.path.with_name(self.path.name + ".wal")):
             if owned.exists():
                 os.chmod(owned, 0o600)
+
+    def _check_complete(self) -> None:
+        """Refuse a store file that ends before a block its tables' data lies in: it was cut off (a copy that
+        did not finish, a full disk), and its newest data would otherwise be read as missing. Only without a
+        write-ahead log (blocks it replays at ATTACH are counted before they reach the file)."""
+        size = self.path.stat().st_size if self.path.exists() else 0
+        block = self.con.execute(
+            "SELECT block_size FROM pragma_database_size() WHERE database_name = 'store'"
+        ).fetchone()
+        tables = self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+        last = -1
+        for (table,) in tables:
+            found = self.con.execute(
+                "SELECT max(greatest(block_id, coalesce(list_max(additional_block_ids), -1))) "
+                f"FROM pragma_storage_info('{checked_identifier(table)}') WHERE persistent"
+            ).fetchone()
+            last = max(last, -1 if found is None or found[0] is None else int(found[0]))
+        needed = FILE_HEADERS_BYTES + (last + 1) * int(block[0]) if block and last >= 0 else 0
+        if size < needed:
+            raise StoreDamaged(
+                f"the store {self.path} is incomplete: the file ends at byte {size}, but its tables' data "
+                f"reaches byte {needed}; it was cut off, and nothing was changed",
+                RESTORE_HINT,
+            )
+
+    def unreadable_parts(self) -> list[str]:
+        """Every table that cannot be read in full, in plain words (an empty list: all of it reads). Reads every
+        column of every row, and looks up keys through each primary key's index (every key of a small table, an
+        even spread of INDEX_PROBES keys of a large one), so a damaged block is found here rather than by the
+        next batch. Slow for a large store: `log verify` only."""
+        problems = []
+        tables = self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1"
+        ).fetchall()
+        keys = dict(
+            self.con.execute(
+                "SELECT table_name, constraint_column_names[1] FROM duckdb_constraints() "
+                "WHERE database_name = current_database() AND constraint_type = 'PRIMARY KEY'"
+            ).fetchall()
+        )
+        for (table,) in tables:
+            try:
+                self._read_in_full(checked_identifier(table), keys.get(table))
+            except duckdb.Error as exc:
+                first = str(exc).strip().splitlines()[0]
+                problems.append(f"the store is damaged: table {table} cannot be read in full ({first})")
+        return problems
+
+    def _read_in_full(self, table: str, key: str | None) -> None:
+        self.con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {table}").fetchall()
+        if key is None:
+            return
+        key = checked_identifier(key)
+        probes = self.con.execute(
+            f"SELECT {key} FROM (SELECT {key}, row_number() OVER (ORDER BY {key}) AS n, count(*) OVER () AS total "
+            f"FROM {table}) WHERE total <= ? OR n % (total // ? + 1) = 0 OR n = total",
+            [INDEX_PROBES, INDEX_PROBES],
+        ).fetchall()
+        for (value,) in probes:  # an equality filter on the key is answered through its index
+            self.con.execute(f"SELECT * FROM {table} WHERE {key} = ?", [value]).fetchall()
 
     def _rename_legacy_columns(self) -> None:
         """Stores made before envelope format 2 named the content hash after SHA-256 (those rows keep it)."""
@@ -313,6 +418,9 @@ class Store:
         try:
             self.con.execute(f"ATTACH {target} AS store{options}")
         except duckdb.Error as exc:
+            self.con.close()
+            if is_damage(exc) and "wrong encryption key" not in str(exc).lower():
+                raise damaged(self.path, exc) from exc
             raise AggregatorError(
                 f"cannot open the store {self.path}: {exc}",
                 hint="check the passphrase (AGGREGATOR_PASSPHRASE) and that no other batch is running",

@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from aggregator.envelope import SUITES, generate_encryption_key, generate_signing_key, open_file, read_header, seal_file
-from aggregator.envelope.envelope import LABELS, chunk_nonce
+from aggregator.envelope.format import LABELS, chunk_nonce
 from aggregator.envelope.keys import private_key_from_bytes
 
 _BLOCK = 64 * 1024

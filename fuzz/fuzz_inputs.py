@@ -1,10 +1,13 @@
-"""Fuzz the two doors hostile bytes go through: envelope parsing and the submission readers.
+"""Fuzz the two doors hostile bytes go through: envelope parsing and the submission readers (CSV, XLSX, ODS, Parquet).
 
     .venv/bin/python fuzz/fuzz_inputs.py [--examples 2000] [--engine hypothesis|atheris] [--seconds 60]
 
 Each target feeds generated or mutated files in and accepts exactly one kind of outcome:
 - envelope: `read_header` + `open_file` either open an unchanged file or raise EnvelopeRejected;
-- readers: `check_file` returns a CheckResult (ok or with a report) and never raises.
+- readers: `check_file` returns a CheckResult (ok or with a report) and never raises; a check that raised
+  inside (fail-closed as an "internal check error", issue 21) counts as a crash too: it is a bug to fix.
+  Inputs: generated and mutated CSV, raw bytes, and workbooks (XLSX, ODS) and Parquet files built by
+  fuzz/spreadsheets.py (odd cell types, references far out, repeat counts, every Arrow column type).
 Anything else is a crash: it is printed with a reproducer (hex of the input, shrunk by hypothesis) and
 the script exits with status 1. The number of cases tried per target is printed either way.
 
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from spreadsheets import ods_files, parquet_files, xlsx_files
 
 # aggregator is imported inside the functions, so the atheris child can import it under instrumentation.
 
@@ -90,6 +94,8 @@ def read_submission(data: bytes) -> None:
     result = check_file(data, "textile", "living_wage")
     if not result.ok and result.report.n_problems == 0:
         raise AssertionError("refused without saying why")
+    if result.report.internal_errors:
+        raise AssertionError("a check raised inside (failed closed):\n" + result.report.internal_errors[0][-1500:])
 
 
 def mutate(blob: bytes, edits: list[tuple[int, int, int]], cut: int | None) -> bytes:
@@ -136,6 +142,12 @@ def run_hypothesis(examples: int, fixture: Fixture) -> list[Outcome]:
         ("readers: generated CSV", csv_files, read_submission),
         ("readers: mutated CSV", st.builds(mutate, csv_files, edits, st.none()), read_submission),
         ("readers: raw bytes", st.binary(max_size=2000), read_submission),
+        ("readers: generated XLSX", xlsx_files(), read_submission),
+        ("readers: mutated XLSX", st.builds(mutate, xlsx_files(), edits, st.none()), read_submission),
+        ("readers: generated ODS", ods_files(), read_submission),
+        ("readers: mutated ODS", st.builds(mutate, ods_files(), edits, st.none()), read_submission),
+        ("readers: generated Parquet", parquet_files(), read_submission),
+        ("readers: mutated Parquet", st.builds(mutate, parquet_files(), edits, st.none()), read_submission),
     ]  # fmt: skip
     return [_run_one(name, strategy, check, examples) for name, strategy, check in targets]
 

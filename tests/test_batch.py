@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_history import JAN, PROTOCOL, Lab, four_companies, four_company_workspace
 
 from aggregator import batch
 from aggregator.errors import ReleaseRefused
 from aggregator.workspace import open_workspace
+from support.lab import JAN, PROTOCOL, Lab, four_companies, four_company_workspace
 
 AGED = PROTOCOL.replace("[age]\nB = 0\nC = 0", "[age]\nB = 3\nC = 12")
 QUARTERLY = PROTOCOL.replace('frequency = "monthly"', 'frequency = "quarterly"')

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.compare import compare_protocols, write_comparison
 from aggregator.release import Release, ReleasedCell, ReleasedTable
 from aggregator.release.html import render_report
+from support.lab import JAN, PROTOCOL, Lab, four_companies
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 WINDOW_WIDTH = 1280
@@ -409,3 +411,27 @@ def test_the_checks_catch_clipped_text_scrolling_fetches_and_console_errors(chro
     assert probe["scrolling"] == ["wide"]
     assert probe["references"] == ["http://example.invalid/logo.png"]
     assert probe["resources"] == ["http://example.invalid/logo.png"]
+
+
+def test_the_protocol_comparison_page_renders_alone_and_silently(chromium, tmp_path):
+    """`aggregator protocols compare` writes a page a committee opens offline: no fetches, no console output."""
+    lab = Lab(tmp_path / "lab")
+    four_companies(lab)
+    paths = []
+    for n, text in enumerate((PROTOCOL, PROTOCOL.replace("min_contributors = 3", "min_contributors = 5"))):
+        paths.append(tmp_path / f"variant{n}.toml")
+        paths[-1].write_text(text)
+    page, _ = write_comparison(compare_protocols(lab.store, JAN, paths), tmp_path / "out")
+    probe_page = tmp_path / "probe.html"
+    probe_page.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), "utf-8")
+    window = f"--window-size={WINDOW_WIDTH},900"
+    run = run_chromium(chromium, tmp_path / "profile", probe_page, window, "--enable-logging=stderr", "--dump-dom")
+    probe = read_probe(run.stdout)
+    assert probe["resources"] == [] and probe["references"] == []
+    assert probe["page_width"] <= WINDOW_WIDTH
+    assert console_lines(run.stderr, probe_page.as_uri()) == []
+    assert "variant0.toml" in run.stdout and "variant1.toml" in run.stdout
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "protocol_comparison.png"
+    run_chromium(chromium, tmp_path / "profile", page, window, f"--screenshot={screenshot}")
+    assert png_size(screenshot)[0] == WINDOW_WIDTH

@@ -25,6 +25,7 @@ SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"
 SECRETARIAT_PASSPHRASE = "secretariat passphrase for tests"
 COMPANY_PASSPHRASE = "company passphrase for tests"
 NOW = "2025-02-28T09:00:00Z"
+SEALED = "2025-02-21T09:00:00Z"
 
 
 def only_receipt(workspace: Workspace) -> Path:
@@ -72,7 +73,8 @@ def home(tmp_path: Path, workspace: Workspace) -> Path:
 
 
 def company_env(home: Path, passphrase: str = COMPANY_PASSPHRASE) -> dict[str, str]:
-    return {"IMVO_SUBMIT_HOME": str(home), "IMVO_PASSPHRASE": passphrase}
+    # sealed a week before the secretariat's fixed clock: a sealing time after it would be a wrong clock
+    return {"IMVO_SUBMIT_HOME": str(home), "IMVO_PASSPHRASE": passphrase, "IMVO_NOW": SEALED}
 
 
 def secretariat_env(workspace: Workspace) -> dict[str, str]:
@@ -260,7 +262,10 @@ def test_receipt_round_trip_through_both_command_lines(tmp_path: Path, home: Pat
     assert "  company:      T001" in lines
     assert "  period:       2025-01" in lines
     assert f"  received at:  {NOW}" in lines
-    assert lines[-1] == "  state:        accepted: your data was accepted and will count in the aggregates"
+    assert lines[-2:] == [
+        "  state:        accepted: your data was accepted and will count in the aggregates",
+        "  why:          valid: the data met every rule",
+    ]
 
 
 def test_a_quarantined_receipt_exits_1(tmp_path: Path, home: Path, workspace: Workspace):
@@ -270,10 +275,11 @@ def test_a_quarantined_receipt_exits_1(tmp_path: Path, home: Path, workspace: Wo
     receipt = only_receipt(workspace)
     result = run(["verify-receipt", str(receipt)], env=company_env(home))
     assert result.exit_code == 1
-    assert result.output.splitlines()[-1] == (
+    assert result.output.splitlines()[-2:] == [
         "  state:        quarantined: this file was NOT accepted; contact the secretariat to hear why and "
-        "send a corrected file"
-    )
+        "send a corrected file",
+        "  why:          period: the reporting period was not the one expected, or lies in the future",
+    ]
 
 
 def test_a_changed_receipt_is_called_forged(tmp_path: Path, home: Path, workspace: Workspace):

@@ -6,7 +6,6 @@ Exit codes: 0 done; 1 done with problems (quarantined files); 2 a mistake, shown
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from aggregator.cli.secretariat import main as aggregator
 from aggregator.company import seal_submission
 from aggregator.envelope import keys
 from aggregator.workspace import Workspace, create_workspace
+from support.cli import json_result
 
 ROOT = Path(__file__).resolve().parent.parent
 MATERIALS = ROOT / "sample_data" / "submissions" / "textile" / "2025-01" / "T001__materials.csv"
@@ -150,7 +150,7 @@ def test_companies_add_list_revoke_and_rotate_key(tmp_path: Path, env: dict[str,
     assert added.output == f"registered T001 with key {fpr}: confirm this fingerprint with the company\n"
 
     listed = run(["companies", "list", "--json"], env)
-    assert json.loads(listed.output) == [
+    assert json_result(listed)["companies"] == [
         {
             "company_id": "T001",
             "name": "Alpha [NL] BV",
@@ -173,7 +173,7 @@ def test_companies_add_list_revoke_and_rotate_key(tmp_path: Path, env: dict[str,
     revoked = run(["companies", "revoke", "T001", "--reason", "left the covenant"], env)
     assert revoked.exit_code == 0
     assert revoked.output == "revoked T001: its files are quarantined from now on\n"
-    assert json.loads(run(["companies", "list", "--json"], env).output)[0]["status"] == "revoked"
+    assert json_result(run(["companies", "list", "--json"], env))["companies"][0]["status"] == "revoked"
 
     after = run(["companies", "rotate-key", "T001", "--key", str(pub)], env)
     assert after.exit_code == 2
@@ -196,13 +196,13 @@ def test_companies_mistakes(tmp_path: Path, env: dict[str, str], company_key):
     )
     bad_id = add_company(env, pub, company="../etc")
     assert bad_id.exit_code == 2
-    assert bad_id.stderr.startswith("error: '../etc' is not a valid company id\n")
+    assert bad_id.stderr.startswith("error: '../etc' is not a valid company id: '.' (U+002E FULL STOP) is not ")
     not_a_key = tmp_path / "T002.pub"
     not_a_key.write_text("hello\n", encoding="utf-8")
     garbage = add_company(env, not_a_key, company="T002")
     assert garbage.exit_code == 2
     assert garbage.stderr.startswith("error: ")
-    assert json.loads(run(["companies", "list", "--json"], env).output)[0]["company_id"] == "T001"
+    assert json_result(run(["companies", "list", "--json"], env))["companies"][0]["company_id"] == "T001"
 
 
 def test_companies_list_when_empty(env: dict[str, str]):
@@ -237,7 +237,7 @@ def test_intake_json_and_an_empty_inbox(tmp_path: Path, env: dict[str, str], wor
     seal_into(inbox, workspace, key)
     result = run(["intake", str(inbox), "--json"], env)
     assert result.exit_code == 0
-    (outcome,) = json.loads(result.output)
+    (outcome,) = json_result(result)["files"]
     assert (outcome["state"], outcome["reason"], outcome["company_id"]) == ("accepted", "valid", "T001")
     assert re.fullmatch(r"outbox/T001/[0-9a-f]{64}\.receipt", outcome["receipt"])
     again = run(["intake", str(inbox)], env)
@@ -268,7 +268,7 @@ def test_status_lists_accepted_missing_and_quarantined(tmp_path: Path, env: dict
     assert any("dropped.csv" in line and "not a sealed IMVO submission" in line for line in lines)
     assert not any("nan" in line.split() for line in lines)
 
-    frame = json.loads(run(["status", "2025-01", "--json"], env).output)
+    frame = json_result(run(["status", "2025-01", "--json"], env))["rows"]
     states = sorted((r["template"] or "", r["state"]) for r in frame)
     assert states == [
         ("", "quarantined"),

@@ -22,16 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_history import PROTOCOL
 
 from aggregator import batch, intake
 from aggregator import log as action_log
 from aggregator.company import seal_submission
 from aggregator.envelope import keys
 from aggregator.errors import AggregatorError
+from aggregator.intake import files, recording
 from aggregator.registry import Registry
 from aggregator.release import writer
 from aggregator.workspace import Workspace, create_workspace, open_workspace
+from support.lab import PROTOCOL
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"
@@ -219,27 +220,27 @@ def intake_reference(intake_kit: IntakeKit, tmp_path_factory: pytest.TempPathFac
 # predecessor is among them, starts a second one after the first is committed and filed away.
 # With 2 files per transaction: (a, b), (c, d), (e, f).
 INTAKE_FAILURES = [
-    (intake, "_commit", 1, False, None),
-    (intake, "_commit", 1, True, None),  # five files committed, nothing delivered or moved
-    (intake, "_commit", 2, False, None),  # the first five filed away, the correction's transaction rolled back
-    (intake, "_commit", 2, True, None),  # the correction committed; the superseded file not moved yet
-    (intake, "_commit", 2, True, 2),  # two transactions committed, the second not yet filed away
-    (intake, "_commit", 3, False, 2),  # the last transaction (the forgery and the correction) rolled back
-    (intake, "_record", 3, True, None),  # inside the first transaction, after three records went in
-    (intake, "_record", 2, True, 2),  # inside the first of several transactions
-    (intake, "_insert_rows", 1, True, None),  # inside the first transaction, after its rows went in
-    (intake, "_insert_rows", 2, True, None),  # inside the correction's transaction, after its rows went in
-    (intake, "_supersede", 1, True, None),  # inside the correction's transaction
+    (recording, "commit", 1, False, None),
+    (recording, "commit", 1, True, None),  # five files committed, nothing delivered or moved
+    (recording, "commit", 2, False, None),  # the first five filed away, the correction's transaction rolled back
+    (recording, "commit", 2, True, None),  # the correction committed; the superseded file not moved yet
+    (recording, "commit", 2, True, 2),  # two transactions committed, the second not yet filed away
+    (recording, "commit", 3, False, 2),  # the last transaction (the forgery and the correction) rolled back
+    (recording, "record", 3, True, None),  # inside the first transaction, after three records went in
+    (recording, "record", 2, True, 2),  # inside the first of several transactions
+    (recording, "insert_rows", 1, True, None),  # inside the first transaction, after its rows went in
+    (recording, "insert_rows", 2, True, None),  # inside the correction's transaction, after its rows went in
+    (recording, "supersede", 1, True, None),  # inside the correction's transaction
     (action_log, "append_many", 1, True, None),  # the log entries written, not committed
     (action_log, "append_many", 2, False, 2),
-    (intake, "_write_receipt", 1, False, None),
-    (intake, "_write_receipt", 4, True, None),  # the last receipt: the copy and the forgery get none
-    (intake, "_write_receipt", 3, False, 2),
-    (intake, "_file_away", 1, False, None),
-    (intake, "_file_away", 3, True, None),
-    (intake, "_file_away", 6, False, None),  # the superseded file's move (it comes before the correction's own)
-    (intake, "_file_away", 4, False, 2),  # the second transaction's last file
-    (intake, "_finish_superseded_moves", 2, False, None),
+    (files, "write_receipt", 1, False, None),
+    (files, "write_receipt", 4, True, None),  # the last receipt: the copy and the forgery get none
+    (files, "write_receipt", 3, False, 2),
+    (files, "file_away", 1, False, None),
+    (files, "file_away", 3, True, None),
+    (files, "file_away", 6, False, None),  # the superseded file's move (it comes before the correction's own)
+    (files, "file_away", 4, False, 2),  # the second transaction's last file
+    (files, "finish_moves", 2, False, None),
     (action_log, "save_checkpoint", 1, False, None),  # everything done, the checkpoint not moved
 ]
 
@@ -264,7 +265,7 @@ def test_an_intake_interrupted_at_any_step_ends_like_an_uninterrupted_one(
     fill_inbox(intake_kit, tmp_path / "inbox")
     with monkeypatch.context() as patch:
         if every is not None:
-            patch.setattr(intake, "COMMIT_EVERY", every)
+            patch.setattr(recording, "COMMIT_EVERY", every)
         fail_on_call(patch, owner, name, k, after=after)
         with pytest.raises(RuntimeError, match="injected failure"):
             intake.run_intake(ws, tmp_path / "inbox", now=NOW)
@@ -284,9 +285,9 @@ def test_an_intake_ends_the_same_whatever_the_number_of_files_per_transaction(
     ws = open_copy(intake_kit.template, tmp_path / "ws")
     fill_inbox(intake_kit, tmp_path / "inbox")
     if every is not None:
-        monkeypatch.setattr(intake, "COMMIT_EVERY", every)
+        monkeypatch.setattr(recording, "COMMIT_EVERY", every)
     if rows is not None:  # every accepted file reaches the row budget: it commits with those before it
-        monkeypatch.setattr(intake, "COMMIT_ROWS", rows)
+        monkeypatch.setattr(recording, "COMMIT_ROWS", rows)
     intake.run_intake(ws, tmp_path / "inbox", now=NOW)
     assert intake_state(ws, tmp_path / "inbox") == intake_reference
 
@@ -326,7 +327,7 @@ def run_killed(tmp_path: Path, script: str, *args: Path) -> None:
 @pytest.mark.parametrize(
     ("owner", "name", "k"),
     [
-        ("intake", "_file_away", 3),  # after the third file's commit, before its move
+        ("files", "file_away", 3),  # after the third file's commit, before its move
         ("log", "append_many", 1),  # inside the first transaction: rows, records and log in, not committed
     ],
     ids=["between-commit-and-move", "inside-a-transaction"],
@@ -337,8 +338,9 @@ def test_an_intake_killed_with_sigkill_ends_like_an_uninterrupted_one(
     ws = open_copy(intake_kit.template, tmp_path / "ws")
     fill_inbox(intake_kit, tmp_path / "inbox")
     script = kill_driver(
-        "from aggregator import intake, workspace\nfrom aggregator import log as action_log",
-        '"intake": intake, "log": action_log',
+        "from aggregator import intake, workspace\nfrom aggregator import log as action_log\n"
+        "from aggregator.intake import files",
+        '"files": files, "log": action_log',
         f"intake.run_intake(ws, Path(sys.argv[2]), now={NOW!r})",
         owner=owner,
         name=name,

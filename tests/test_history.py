@@ -6,8 +6,6 @@ pattern can be worked out by hand in the test's comment.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import tempfile
 from dataclasses import replace
@@ -19,7 +17,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from aggregator import batch, history
+from aggregator import history
 from aggregator.aggregation.release import params_for
 from aggregator.cellkey import CellKey, Coordinate, Quantity, ViewKind
 from aggregator.disclosure.audit import audit
@@ -28,46 +26,14 @@ from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
 from aggregator.history.ledger import record_snapshot
 from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
-from aggregator.store import Store
+from support.cli import json_result
+from support.lab import FEB, JAN, MAR, NOW, PASSPHRASE, PROTOCOL, Lab, four_companies, four_company_workspace, pattern
 
 ROOT = Path(__file__).resolve().parents[1]
-NOW = "2026-06-01T00:00:00Z"
-JAN, FEB, MAR = "2025-01", "2025-02", "2025-03"
 WEIGHT = Quantity("materials", "sum(weight_kg)")
 COTTON = CellKey(WEIGHT, [Coordinate("material", "cotton")])
 TOTAL = CellKey(WEIGHT)
 R1 = "textile-2025-01-committee-r1"
-
-PROTOCOL = """
-[covenant]
-id = "textile"
-name = { en = "T", nl = "T" }
-version = "t1"
-templates = ["materials"]
-
-[disclosure]
-min_contributors = 3
-dominance = [{ n = 1, k = 60.0 }]
-suppression = "optimal"
-
-[age]
-B = 0
-C = 0
-
-[[tables]]
-id = "weight"
-title = { en = "Weight", nl = "Gewicht" }
-unit = { en = "kg", nl = "kg" }
-template = "materials"
-dimensions = [{ column = "material" }]
-measure = { kind = "sum", column = "weight_kg" }
-
-[[audiences]]
-id = "committee"
-name = { en = "Committee", nl = "Commissie" }
-tables = ["weight"]
-frequency = "monthly"
-"""
 
 # A looser default for the public (one contributor is enough, no dominance) and a stricter committee; the
 # press keeps to itself (shares_with_others = false).
@@ -125,78 +91,6 @@ def with_cumulative_table(protocol: Protocol, mode: str = "year_to_date", only: 
     tables = ("weight_ytd",) if only else ("weight", "weight_ytd")
     audiences = tuple(replace(a, tables=tables) for a in protocol.audiences)
     return replace(protocol, tables=(*protocol.tables, spec), audiences=audiences)
-
-
-class Lab:
-    """A store with companies, submissions and rows inserted directly, and a protocol to release with."""
-
-    def __init__(self, root: Path, protocol_text: str = PROTOCOL):
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "protocol.toml").write_text(protocol_text)
-        self.protocol = load_protocol(root / "protocol.toml")
-        self.store = Store(root / "s.duckdb", None)
-        self._prepare()
-
-    @classmethod
-    def on_store(cls, protocol: Protocol, store: Store) -> Lab:
-        """A lab over a workspace's store; submission numbers continue after those already there."""
-        lab = cls.__new__(cls)
-        lab.protocol, lab.store = protocol, store
-        lab._prepare()
-        return lab
-
-    def _prepare(self) -> None:
-        self.store.ensure_rows_table(
-            "textile", "materials", {"material": "VARCHAR", "certification": "VARCHAR", "weight_kg": "DOUBLE"}
-        )
-        self.count = self.store.con.execute("SELECT count(*) FROM submissions").fetchone()[0]
-        self.clock = 0
-
-    def company(self, *ids: str, group: str | None = None) -> None:
-        for c in ids:
-            self.store.con.execute(
-                "INSERT INTO companies VALUES (?, ?, ?, ['textile'], 'active', NULL, 'x')", [c, c, group or c]
-            )
-
-    def submit(self, company: str, month: str, weights: dict[str, float]) -> None:
-        """Accept a submission; an earlier accepted one of the company for the month becomes superseded."""
-        self.count += 1
-        sid = f"s{self.count}"
-        con = self.store.con
-        con.execute(
-            "UPDATE submissions SET state = 'superseded' WHERE company_id = ? AND period = ? AND state = 'accepted'",
-            [company, month],
-        )
-        con.execute(
-            "INSERT INTO submissions (submission_id, company_id, covenant, template, period, received_at, "
-            "original_name, state, reason, plaintext_blake3, raw_path) VALUES (?, ?, 'textile', 'materials', ?, "
-            "'t', 'f', 'accepted', 'ok', ?, 'r')",
-            [sid, company, month, hashlib.sha256(sid.encode()).hexdigest()],
-        )
-        for i, (material, weight) in enumerate(sorted(weights.items())):
-            con.execute(
-                "INSERT INTO rows_textile_materials VALUES (?, ?, ?, ?, ?, 'none', ?)",
-                [sid, company, month, i, material, weight],
-            )
-
-    def release(self, month: str, audience: str = "committee", revision: bool = False) -> batch.Released:
-        self.clock += 1
-        now = f"2026-06-01T00:00:{self.clock:02d}Z"
-        return batch.release_audience(self.store, self.protocol, month, audience, now=now, revision=revision)
-
-
-def pattern(released: batch.Released) -> dict[str, bool]:
-    """cell key -> hidden, for the value component of every table."""
-    p = released.protected
-    return dict(zip(p.problem.keys, map(bool, p.suppression.suppressed), strict=True))
-
-
-def four_companies(lab: Lab, month: str = JAN) -> None:
-    lab.company("A", "B", "C", "D", "L")
-    lab.submit("A", month, {"cotton": 40, "polyester": 30, "wool": 20})
-    lab.submit("B", month, {"cotton": 35, "polyester": 30, "wool": 25})
-    lab.submit("C", month, {"cotton": 30, "polyester": 35, "wool": 30})
-    lab.submit("D", month, {"cotton": 30, "polyester": 25, "wool": 20})
 
 
 @pytest.fixture
@@ -578,21 +472,6 @@ def test_auditing_the_whole_ledger_never_finds_a_disclosure(events, cumulative: 
 # ----------------------------------------------------------------------------------------------- CLI
 
 
-PASSPHRASE = "correct horse battery"
-
-
-def four_company_workspace(root: Path):
-    """A secretariat workspace (in root/ws) with PROTOCOL and the four companies' January submissions."""
-    from aggregator.workspace import create_workspace, open_workspace
-
-    (root / "protocol.toml").write_text(PROTOCOL)
-    create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"])
-    ws = open_workspace(root / "ws", PASSPHRASE)
-    with ws.open_store() as store:
-        four_companies(Lab.on_store(ws.protocol("textile"), store))
-    return ws
-
-
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("AGGREGATOR_PASSPHRASE", PASSPHRASE)
@@ -611,9 +490,9 @@ def run(workspace: Path, *args: str):
 def test_cli_lists_and_shows_releases(workspace: Path):
     listed = run(workspace, "releases", "list", "--json")
     assert listed.exit_code == 0, listed.output
-    assert [r["release_id"] for r in json.loads(listed.output)] == ["textile-2025-01-committee-r1"]
+    assert [r["release_id"] for r in json_result(listed)["releases"]] == ["textile-2025-01-committee-r1"]
     shown = run(workspace, "releases", "show", "textile-2025-01-committee-r1", "--json")
-    payload = json.loads(shown.output)
+    payload = json_result(shown)
     assert payload["release"]["period"] == JAN and len(payload["cells"]) == 4
     assert {c["status"] for c in payload["cells"]} == {"published"}
     table = run(workspace, "releases", "show", "textile-2025-01-committee-r1")
@@ -627,12 +506,12 @@ def test_cli_records_lists_and_revokes_waivers(workspace: Path):
     assert added.exit_code == 0, added.output
     bad = run(workspace, "waivers", "add", "A", "--covenant", "textile", "--scope", "nope")
     assert bad.exit_code == 2 and "'nope' is not a table of covenant textile" in bad.output
-    listed = json.loads(run(workspace, "waivers", "list", "--json").output)
+    listed = json_result(run(workspace, "waivers", "list", "--json"))["waivers"]
     assert listed == [
         {"company_id": "A", "covenant": "textile", "scope": "weight", "granted_at": NOW, "revoked_at": None}
     ]
     assert run(workspace, "waivers", "revoke", "A", "--covenant", "textile", "--scope", "weight").exit_code == 0
-    assert json.loads(run(workspace, "waivers", "list", "--json").output)[0]["revoked_at"] == NOW
+    assert json_result(run(workspace, "waivers", "list", "--json"))["waivers"][0]["revoked_at"] == NOW
     again = run(workspace, "waivers", "revoke", "A", "--covenant", "textile", "--scope", "weight")
     assert again.exit_code == 2 and "has no active waiver" in again.output
 
@@ -640,9 +519,9 @@ def test_cli_records_lists_and_revokes_waivers(workspace: Path):
 def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
     audited = run(workspace, "audit", "textile-2025-01-committee-r1", "--json")
     assert audited.exit_code == 0, audited.output
-    payload = json.loads(audited.output)
+    payload = json_result(audited)
     assert payload["cells"] == 4 and payload["alone"]["passed"] and payload["readers"]["committee"]["passed"]
-    logged = json.loads(run(workspace, "log", "show", "--action", "audit", "--json").output)
+    logged = json_result(run(workspace, "log", "show", "--action", "audit", "--json"))["entries"]
     assert [(e["action"], e["details"]["release"]) for e in logged] == [("audit.run", "textile-2025-01-committee-r1")]
     missing = run(workspace, "audit", "nope")
     assert missing.exit_code == 2 and "there is no release nope" in missing.output

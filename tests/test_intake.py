@@ -11,7 +11,6 @@ import shutil
 import struct
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,125 +20,30 @@ from hypothesis import strategies as st
 from aggregator import envelope
 from aggregator import intake as intake_mod
 from aggregator import log as action_log
-from aggregator.company import seal_submission
 from aggregator.envelope import keys
-from aggregator.intake import IntakeReport, run_intake
+from aggregator.errors import AggregatorError
+from aggregator.intake import files as files_mod
+from aggregator.intake import lookahead as lookahead_mod
+from aggregator.intake import recording as recording_mod
 from aggregator.registry import Registry
-from aggregator.validation import check_file
-from aggregator.validation.worker import Worker
-from aggregator.workspace import Workspace, create_workspace
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"
-MATERIALS = SAMPLES / "T001__materials.csv"
-LIVING_WAGE = SAMPLES / "T001__living_wage.csv"
-PASSPHRASE = "correct horse battery staple"
-REGISTERED = "2025-01-02T09:00:00Z"
-SEALED = "2025-02-10T09:00:00Z"
-NOW = "2025-02-28T09:00:00Z"
-# A value of MATERIALS that appears nowhere else: it must never reach the disk outside the encrypted store.
-PLAINTEXT_MARKER = b"1337629.5"
-STATES = ("accepted", "duplicate", "superseded", "quarantined")
-sys.path.insert(0, str(Path(__file__).parent))  # tests/legacy_envelope.py
-
-
-@dataclass
-class World:
-    ws: Workspace
-    keys: dict
-    inbox: Path
-    staging: Path
-
-    def seal(
-        self,
-        source: Path,
-        *,
-        company: str = "T001",
-        signer: str | None = None,
-        period: str = "2025-01",
-        created: str = SEALED,
-        template: str | None = None,
-        check: bool = True,
-        name: str | None = None,
-    ) -> Path:
-        """Seal `source` as `company` would (signed with `signer`'s key) and drop it in the inbox as `name`."""
-        sealed = seal_submission(
-            source,
-            self.staging,
-            company_id=company,
-            covenant="textile",
-            period=period,
-            recipient_key=keys.load_public_key(self.ws.keys_dir / "secretariat_encryption.pub"),
-            signing_key=self.keys[signer or company],
-            created=created,
-            template=template,
-            check=check,
-        )
-        return sealed.rename(self.inbox / (name or sealed.name))
-
-    def drop(self, name: str, data: bytes) -> Path:
-        target = self.inbox / name
-        target.write_bytes(data)
-        return target
-
-    def intake(self, **kwargs) -> IntakeReport:
-        kwargs.setdefault("now", NOW)
-        return run_intake(self.ws, self.inbox, **kwargs)
-
-    def records(self) -> list[dict]:
-        with self.ws.open_store() as store:
-            frame = store.query_df("SELECT * FROM submissions ORDER BY received_at, original_name")
-        return frame.to_dict("records")
-
-    def record(self, name: str) -> dict:
-        (found,) = [r for r in self.records() if r["original_name"] == name]
-        return found
-
-    def count_rows(self, template: str) -> int:
-        with self.ws.open_store() as store:
-            return store.con.execute(f"SELECT count(*) FROM rows_textile_{template}").fetchone()[0]
-
-    def received_files(self) -> dict[str, list[str]]:
-        return {
-            state: sorted(p.name for p in (self.ws.received_dir / state).glob("*"))
-            for state in STATES
-            if (self.ws.received_dir / state).is_dir()
-        }
-
-    def signing_public_key(self):
-        return keys.load_public_key(self.ws.keys_dir / "secretariat_signing.pub")
-
-
-def build_world(root: Path) -> World:
-    ws = create_workspace(root / "ws", PASSPHRASE, [ROOT / "protocols" / "textile.toml"])
-    company_keys = {c: keys.generate_signing_key() for c in ("T001", "T002", "T003", "X999")}
-    with ws.open_store() as store:
-        registry = Registry(store)
-        for company in ("T001", "T002", "T003"):
-            raw = keys.public_key_bytes(company_keys[company].public_key())
-            registry.add(company, f"Company {company}", ["textile"], raw, now=REGISTERED)
-    (root / "inbox").mkdir()
-    (root / "staging").mkdir()
-    return World(ws, company_keys, root / "inbox", root / "staging")
+from aggregator.validation.worker import Failed, Stop, Worker
+from support.intake_world import (
+    LIVING_WAGE,
+    MATERIALS,
+    NOW,
+    PLAINTEXT_MARKER,
+    REGISTERED,
+    SEALED,
+    World,
+    build_world,
+    edited,
+    only,
+)
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return build_world(tmp_path)
-
-
-def only(report: IntakeReport):
-    (outcome,) = report.outcomes
-    return outcome
-
-
-def edited(tmp_path: Path, source: Path, old: str, new: str) -> Path:
-    """A copy of `source` with one value changed (a correction, or an invalid value)."""
-    target = tmp_path / source.name
-    text = source.read_text(encoding="utf-8")
-    assert old in text
-    target.write_text(text.replace(old, new, 1), encoding="utf-8")
-    return target
 
 
 # ---------------------------------------------------------------- accepted, duplicates, corrections
@@ -162,8 +66,9 @@ def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
     assert receipt["file_sha256"] == record["submission_id"]
     assert (receipt["company_id"], receipt["period"], receipt["received_at"]) == ("T001", "2025-01", NOW)
     assert PLAINTEXT_MARKER not in receipt_path.read_bytes()
-    # only the sealed file's signed header fields, its hash, the time received, the state and the log's head:
-    # nothing derived from the plaintext
+    # only the sealed file's signed header fields, its hash, the time received, the state, the reason's
+    # category and the log's head: nothing derived from the plaintext
+    assert receipt["reason_category"] == "valid"
     assert set(receipt) == {
         "covenant",
         "template",
@@ -176,6 +81,7 @@ def test_a_valid_file_is_accepted_stored_and_receipted(world: World):
         "received_at",
         "state",
         "log_head",
+        "reason_category",
     }
     with world.ws.open_store() as store:
         first_head = action_log.entries(store)[-2]  # the log before this intake: its one decision came after
@@ -265,7 +171,7 @@ def test_a_failure_inside_a_shared_transaction_leaves_its_files_in_the_inbox(
 ):
     for company in ("T001", "T002", "T003"):
         world.seal(MATERIALS, company=company, name=f"{company}.imvo")
-    real = intake_mod._record
+    real = recording_mod.record
     calls = []
 
     def fail_third(*args, **kwargs):
@@ -274,14 +180,14 @@ def test_a_failure_inside_a_shared_transaction_leaves_its_files_in_the_inbox(
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(intake_mod, "_record", fail_third)
+    monkeypatch.setattr(recording_mod, "record", fail_third)
     with pytest.raises(RuntimeError, match="disk full"):
         world.intake()
     # the two files decided before the failure were rolled back with it: nothing recorded, nothing moved
     assert world.records() == []
     assert sorted(p.name for p in world.inbox.iterdir()) == ["T001.imvo", "T002.imvo", "T003.imvo"]
     assert not list(world.ws.outbox_dir.rglob("*.receipt"))
-    monkeypatch.setattr(intake_mod, "_record", real)
+    monkeypatch.setattr(recording_mod, "record", real)
     assert [o.state for o in world.intake().outcomes] == ["accepted"] * 3
     # the three files' rows went in with one insert: each row keeps its own file's id, company and row number
     with world.ws.open_store() as store:
@@ -298,22 +204,21 @@ def test_an_intake_that_fails_with_a_worker_busy_ends_the_worker_and_keeps_the_f
 ):
     for n in range(6):
         world.seal(MATERIALS, company=("T001", "T002", "T003")[n % 3], name=f"f{n}.imvo")
-    monkeypatch.setattr(intake_mod, "AHEAD_FILES", 2)
-    monkeypatch.setattr(intake_mod, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(lookahead_mod, "AHEAD_FILES", 2)
     started: list[Worker] = []
     child_processes = []
 
-    def worker() -> Worker:
-        started.append(Worker())
+    def worker(limits=None) -> Worker:
+        started.append(Worker(limits))
         child_processes.append(started[-1].child)
         return started[-1]
 
-    monkeypatch.setattr(intake_mod.worker, "Worker", worker)
+    monkeypatch.setattr(intake_mod.worker, "acquire", worker)
 
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(intake_mod, "_record", fail)  # the first decision fails, the second chunk being checked
+    monkeypatch.setattr(recording_mod, "record", fail)  # the first decision fails, the second chunk being checked
     with pytest.raises(RuntimeError, match="disk full"):
         world.intake()
     (child,) = started
@@ -329,33 +234,39 @@ def test_a_file_replaced_in_the_inbox_after_it_was_checked_ahead_is_decided_on_w
     world.seal(MATERIALS, company="T001", name="a.imvo")
     world.seal(LIVING_WAGE, company="T002", name="b.imvo")  # valid when the chunk is checked ahead
     broken = edited(tmp_path, LIVING_WAGE, "BD,17175,", "BD,-17175,")
-    real = intake_mod._process
+    real = intake_mod.process
 
     def replace_b_first(pending, path, *args):
         if path.name == "a.imvo":  # b.imvo was opened and checked with a.imvo's chunk; now it changes
             world.seal(broken, company="T002", template="living_wage", check=False, name="b.imvo")
         return real(pending, path, *args)
 
-    monkeypatch.setattr(intake_mod, "_process", replace_b_first)
+    monkeypatch.setattr(intake_mod, "process", replace_b_first)
     report = world.intake(expected_period="2025-01")
     assert [o.state for o in report.outcomes] == ["accepted", "quarantined"]
     assert "workers_covered" in world.record("b.imvo")["report_json"]
 
 
-def test_a_worker_that_died_leaves_the_checks_to_the_intake():
+def test_a_worker_that_died_fails_the_request_in_flight_and_the_next_one_starts_afresh():
     child = Worker()
     assert child.submit([])() == []
-    child.child.kill()  # e.g. the out-of-memory killer
-    child.child.wait()
-    assert child.submit([("textile", "materials", [b"material\ncotton\n"])])() == [None]  # each file in its turn
+    work = [("textile", "materials", [MATERIALS.read_bytes()])]
+    pending = child.submit(work)
+    child.child.kill()  # e.g. the out-of-memory killer, while the request is in flight
+    (failed,) = pending()
+    assert isinstance(failed, Failed) and failed.stop is Stop.CRASH
     assert child.child is None
+    (answer,) = child.submit(work)()  # a new process takes the next request
+    assert answer[0].ok
     child.close()
 
 
 def test_without_an_interpreter_to_start_the_intake_checks_every_file_itself(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     child = Worker()
-    assert child.child is None and child.submit([("textile", "materials", [b""])])() == [None]
+    assert not child.isolated
+    ((result,),) = child.submit([("textile", "materials", [MATERIALS.read_bytes()])])()
+    assert result.ok
 
 
 def test_an_older_file_sent_after_a_newer_one_is_quarantined(world: World, tmp_path: Path):
@@ -621,21 +532,20 @@ def _decisions(world: World) -> list[tuple]:
     return [tuple(record[f] for f in fields) for record in world.records()]
 
 
-@pytest.mark.parametrize("parallel", [False, True], ids=["checked in the intake", "checked by a worker process"])
-def test_files_checked_ahead_are_decided_exactly_as_one_by_one(tmp_path: Path, monkeypatch, parallel: bool):
-    # Small files are opened and checked ahead in chunks, those of one template together, by a worker process
-    # for a large inbox. Every decision, reason and report must be what checking each file in its turn gives.
+def test_files_checked_ahead_are_decided_exactly_as_one_by_one(tmp_path: Path, monkeypatch):
+    # Small files are opened and checked ahead in chunks, those of one template together, by the worker
+    # process. Every decision, reason and report must be what checking each file alone in its turn gives.
     alone = build_world(tmp_path / "alone")
     _fill_inbox_with_every_case(alone, tmp_path / "alone")
-    monkeypatch.setattr(intake_mod, "AHEAD_BYTES", -1)  # nothing ahead: each file is checked in its turn
+    monkeypatch.setattr(lookahead_mod, "AHEAD_BYTES", -1)  # nothing ahead: each file is checked in its turn
     alone.intake(expected_period="2025-01")
     together = build_world(tmp_path / "together")
     _fill_inbox_with_every_case(together, tmp_path / "together")
-    monkeypatch.setattr(intake_mod, "AHEAD_BYTES", 1024**2)
-    monkeypatch.setattr(intake_mod, "AHEAD_FILES", 3)  # three chunks, each checked while the one before is decided
-    monkeypatch.setattr(intake_mod, "PARALLEL_FROM", 1 if parallel else 10**6)
+    monkeypatch.setattr(lookahead_mod, "AHEAD_BYTES", 1024**2)
+    monkeypatch.setattr(lookahead_mod, "AHEAD_FILES", 3)  # three chunks, each checked while the one before is decided
     in_turn = []
-    monkeypatch.setattr(intake_mod, "check_file", lambda *args: in_turn.append(args) or check_file(*args))
+    by_itself = lookahead_mod.Lookahead.check
+    monkeypatch.setattr(lookahead_mod.Lookahead, "check", lambda self, one: in_turn.append(one) or by_itself(self, one))
     together.intake(expected_period="2025-01")
     assert in_turn == []  # every readable file was checked ahead
     assert _decisions(together) == _decisions(alone)
@@ -671,13 +581,13 @@ def test_rerunning_on_an_empty_inbox_changes_nothing(world: World, tmp_path: Pat
 
 
 def _interrupt_first_move(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = intake_mod._file_away
+    real = files_mod.file_away
 
     def crash_once(src: Path, dst: Path) -> None:
-        monkeypatch.setattr(intake_mod, "_file_away", real)
+        monkeypatch.setattr(files_mod, "file_away", real)
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(intake_mod, "_file_away", crash_once)
+    monkeypatch.setattr(files_mod, "file_away", crash_once)
 
 
 @pytest.mark.parametrize("copy", [False, True], ids=["original", "exact-copy"])
@@ -729,65 +639,9 @@ def test_an_interrupted_move_of_a_superseded_file_is_finished_by_the_next_run(
 
 def test_a_bad_clock_or_period_is_refused_before_anything_happens(world: World):
     world.seal(MATERIALS)
-    with pytest.raises(intake_mod.AggregatorError, match="is not a UTC time"):
+    with pytest.raises(AggregatorError, match="is not a UTC time"):
         world.intake(now="2025-02-28 09:00")
-    with pytest.raises(intake_mod.AggregatorError, match="'2025-13' is not a reporting period"):
+    with pytest.raises(AggregatorError, match="'2025-13' is not a reporting period"):
         world.intake(expected_period="2025-13")
     assert len(list(world.inbox.iterdir())) == 1
     assert world.records() == []
-
-
-# ---------------------------------------------------------------- receipts bound to their file (issue 22, item 5)
-
-
-def test_a_forgery_under_a_companys_file_name_never_touches_its_receipts(world: World):
-    """Receipts were keyed by the inbox name: a forgery named like T001's accepted file, claiming T001 but
-    signed with T002's key, overwrote T001's "accepted" receipt with "quarantined"."""
-    sealed = world.seal(MATERIALS)
-    first = only(world.intake())
-    genuine = (world.ws.root / first.receipt).read_bytes()
-    world.seal(MATERIALS, company="T001", signer="T002", name=sealed.name)  # the same name, a forged sender
-    forged = only(world.intake())
-    assert forged.state == "quarantined" and "signed with the key of company T002" in forged.reason
-    assert forged.receipt is None
-    assert [p.read_bytes() for p in (world.ws.outbox_dir / "T001").iterdir()] == [genuine]
-    assert not (world.ws.outbox_dir / "T002").exists()
-
-
-@pytest.mark.parametrize("case", ["unregistered-key", "bad-signature"])
-def test_no_receipt_for_a_file_whose_sender_is_not_verified(world: World, case: str):
-    if case == "unregistered-key":
-        world.seal(MATERIALS, company="T001", signer="T002", name="claims_t001.imvo")
-    else:
-        sealed = world.seal(MATERIALS, name="claims_t001.imvo")
-        data = bytearray(sealed.read_bytes())
-        data[-1] ^= 1
-        sealed.write_bytes(bytes(data))
-    outcome = only(world.intake())
-    assert outcome.state == "quarantined" and outcome.company_id == "T001" and outcome.receipt is None
-    assert not list(world.ws.outbox_dir.rglob("*.receipt"))
-
-
-def test_a_resent_copy_keeps_the_receipt_of_its_bytes(world: World):
-    sealed = world.seal(MATERIALS)
-    first = only(world.intake())
-    shutil.copyfile(world.ws.root / world.record(sealed.name)["raw_path"], world.inbox / "resent.imvo")
-    again = only(world.intake())
-    assert again.state == "duplicate" and again.receipt == first.receipt
-    receipt = envelope.verify_receipt((world.ws.root / first.receipt).read_bytes(), world.signing_public_key())
-    assert receipt["state"] == "accepted"
-
-
-def test_a_format_2_file_is_accepted_with_a_deprecation_warning(world: World):
-    """Old imvo-submit versions seal format 2: still opened, with a warning for the clerk."""
-    from legacy_envelope import seal_v2
-
-    recipient = world.ws.decryption_key.public_key()
-    path = seal_v2(
-        MATERIALS.read_bytes(), world.inbox / "old.imvo", recipient, world.keys["T001"], company_id="T001",
-        template="materials", period="2025-01", created="2025-02-10T09:00:00Z",
-    )  # fmt: skip
-    outcome = only(world.intake())
-    assert (outcome.state, outcome.reason) == ("accepted", "valid")
-    assert outcome.warnings[0].startswith("sealed with envelope format 2, whose readable header shows")
-    assert world.count_rows("materials") == 2 and not path.exists()

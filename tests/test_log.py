@@ -14,6 +14,7 @@ from aggregator.errors import AggregatorError
 from aggregator.security import check_permissions
 from aggregator.store import Store
 from aggregator.workspace import create_workspace
+from support.cli import json_result
 
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 NOW = "2026-11-01T09:00:00Z"
@@ -252,7 +253,7 @@ def test_cli_verify_prints_the_head_and_show_lists_entries(workspace):
     assert result.exit_code == 0, result.output
     assert f"the action log is intact: 2 entries; head {current}" in result.output
     shown = run_cli(workspace, "log", "show", "--json", "--action", "company.revoke")
-    assert [e["details"]["reason"] for e in json.loads(shown.output)] == ["left the covenant"]
+    assert [e["details"]["reason"] for e in json_result(shown)["entries"]] == ["left the covenant"]
 
 
 def test_cli_verify_reports_problems_with_exit_code_1(workspace):

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import io
 import os
+import time
+import zipfile
+from decimal import Decimal
 
 import numpy as np
 import openpyxl
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ValidationFailed
 from aggregator.validation import check_file, load_template, read_table
+from support.workbooks import xlsx as hostile_xlsx
 
 PL = load_template("textile", "production_locations")
 RISK = load_template("textile", "risk_assessment")
@@ -344,14 +350,14 @@ def test_dutch_and_english_notation_read_back_exactly(rows, use_dutch):
 def test_clean_edge_shortcut_never_skips_a_needed_trim(values, chunk):
     import pyarrow as pa
 
-    from aggregator.validation.readers import _clean_edges, _trim_text_column
+    from aggregator.validation.readers import clean_edges, trim_text_column
 
     parts = [values[i : i + chunk] for i in range(0, len(values), chunk)] or [[]]
     arrow = pa.chunked_array([pa.array(p, pa.large_string()) for p in parts], pa.large_string())
     needs_trim = any(v == "" or v != v.strip() for v in values)
-    if _clean_edges(arrow):
+    if clean_edges(arrow):
         assert not needs_trim
-    trimmed, changed = _trim_text_column(pd.Series(arrow.to_pandas(), dtype="str"))
+    trimmed, changed = trim_text_column(pd.Series(arrow.to_pandas(), dtype="str"))
     assert [None if pd.isna(v) else v for v in trimmed] == [v.strip() or None for v in values]
     assert changed == sum(1 for v in values if v.strip() and v.strip() != v)
 
@@ -417,3 +423,158 @@ def test_normalising_row_parts_on_threads_gives_the_serial_answer(monkeypatch):
     one_thread, warnings_one_thread = read_table(data, PL)
     pd.testing.assert_frame_equal(in_parts, one_thread)
     assert warnings_in_parts == warnings_one_thread
+
+
+# ---------------------------------------------------------------- declared sizes (issue 21: items 1, 3 and 5)
+
+WAGE_HEADER = ("country", "workers_covered", "wage_paid_monthly_eur", "living_wage_benchmark_eur", "benchmark_source")
+
+
+def ods(rows_xml: str, sheet: str = "living_wage") -> bytes:
+    """A minimal OpenDocument spreadsheet with one table (LibreOffice's own layout, trimmed)."""
+    ns = 'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    ns += 'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    ns += 'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet")
+        book.writestr(
+            "META-INF/manifest.xml",
+            '<?xml version="1.0"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:'
+            'manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/'
+            'vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" '
+            'manifest:media-type="text/xml"/></manifest:manifest>',
+        )
+        book.writestr(
+            "content.xml",
+            f'<?xml version="1.0"?><office:document-content {ns}><office:body><office:spreadsheet>'
+            f'<table:table table:name="{sheet}">{rows_xml}</table:table></office:spreadsheet></office:body>'
+            "</office:document-content>",
+        )
+    return buffer.getvalue()
+
+
+def ods_row(*values: object, repeat: int = 1) -> str:
+    cells = "".join(
+        f'<table:table-cell office:value-type="float" office:value="{v}"><text:p>{v}</text:p></table:table-cell>'
+        if isinstance(v, int | float)
+        else f'<table:table-cell office:value-type="string"><text:p>{v}</text:p></table:table-cell>'
+        for v in values
+    )
+    repeated = f' table:number-rows-repeated="{repeat}"' if repeat > 1 else ""
+    return f"<table:table-row{repeated}>{cells}</table:table-row>"
+
+
+def test_an_ods_spreadsheet_is_read_like_a_workbook():
+    result = check_file(ods(ods_row(*WAGE_HEADER) + ods_row("BD", 5, 119.5, 256.6, "anker")), "textile")
+    assert result.ok and result.template == "living_wage"
+    assert result.frame["workers_covered"].tolist() == [5]
+
+
+def test_a_libreoffice_tail_of_empty_repeated_rows_is_not_counted():
+    empty_tail = '<table:table-row table:number-rows-repeated="1048570"><table:table-cell '
+    empty_tail += 'table:number-columns-repeated="1024"/></table:table-row>'
+    data = ods(ods_row(*WAGE_HEADER) + ods_row("BD", 5, 119.5, 256.6, "anker") + empty_tail)
+    assert check_file(data, "textile", "living_wage").ok
+
+
+def test_an_ods_row_repeated_a_million_times_across_many_columns_is_refused_before_reading():
+    wide = '<table:table-row table:number-rows-repeated="1048000"><table:table-cell '
+    wide += 'table:number-columns-repeated="40" office:value-type="float" office:value="1"/></table:table-row>'
+    started = time.perf_counter()
+    rule, message = failure(ods(ods_row(*WAGE_HEADER) + wide), WAGE)
+    assert rule == "too_large"
+    assert message.startswith("a sheet of the file uses cells up to AN1048001 (1,048,001 rows by 40 columns)")
+    assert time.perf_counter() - started < 5
+
+
+def test_cells_without_references_are_counted_in_turn():
+    # Writers may leave out a cell's r="..."; the reader then places the cells of a row one after another, so
+    # twenty of them in row 900,000 make a grid of 18 million cells.
+    row = b'<row r="900000">' + b"<c><v>1</v></c>" * 20 + b"</row>"
+    sheet = (
+        b'<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>country</t></is></c></row>'
+        + row
+        + b"</sheetData></worksheet>"
+    )
+    rule, message = failure(hostile_xlsx([sheet]), WAGE)
+    assert rule == "too_large" and "cells up to T900000 (900,000 rows by 20 columns)" in message
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def wage_parquet(**columns) -> bytes:
+    base = {
+        "country": ["BD", "IN"],
+        "workers_covered": pa.array([5, 7], pa.int64()),
+        "wage_paid_monthly_eur": [119.5, 120.0],
+        "living_wage_benchmark_eur": [256.6, 250.0],
+        "benchmark_source": ["anker", "other"],
+    }
+    return parquet_bytes(pa.table(base | columns))
+
+
+def test_a_parquet_uint64_beyond_the_range_is_reported_not_a_crash():
+    # Before: a traceback in the intake (and every rerun after it)
+    result = check_file(wage_parquet(workers_covered=pa.array([2**64 - 1, 5], pa.uint64())), "textile")
+    problems = result.report.to_frame()
+    assert problems["message_en"].tolist() == [
+        "workers_covered 18446744073709551615 is out of range; it must be >= 0 and <= 100000000"
+    ]
+
+
+def test_a_parquet_timestamp_in_a_number_column_is_not_read_as_a_number():
+    # Before: read as 1.7e15 (microseconds since 1970), which passed as a wage
+    stamps = pa.array([1_700_000_000_000_000] * 2, pa.timestamp("us"))
+    problems = check_file(wage_parquet(wage_paid_monthly_eur=stamps), "textile").report.to_frame()
+    assert (
+        problems["message_en"].tolist()
+        == ["wage_paid_monthly_eur '2023-11-14 22:13:20.000000' is not a number; write e.g. 1234.5 or 1234,5"] * 2
+    )
+
+
+def test_parquet_decimals_and_dictionaries_are_read_exactly_and_nested_values_are_refused():
+    exact = wage_parquet(
+        wage_paid_monthly_eur=pa.array([Decimal("119.50"), Decimal("120.25")], pa.decimal128(10, 2)),
+        country=pa.array(["BD", "IN"]).dictionary_encode(),
+    )
+    result = check_file(exact, "textile")
+    assert result.ok and result.frame["wage_paid_monthly_eur"].tolist() == [119.5, 120.25]
+    rule, message = failure(wage_parquet(country=pa.array([["BD"], ["IN"]])), WAGE)
+    assert (rule, message) == (
+        "unreadable",
+        "column 'country' of the Parquet file holds lists or records inside its cells; write plain values",
+    )
+
+
+def test_a_small_parquet_file_declaring_millions_of_rows_is_refused_before_it_is_read():
+    # Before: a 54 KB file of two million rows took 4.8 GB to check
+    data = parquet_bytes(pa.table({"country": pa.array(["BD"] * (2 * 1024**2 + 1)).dictionary_encode()}))
+    assert len(data) < 100_000
+    rule, message = failure(data, WAGE)
+    assert rule == "too_large"
+    assert message == (
+        "the Parquet file declares 2,097,153 rows; at most 2,097,152 can be read, so it was not opened: "
+        "split it into smaller files"
+    )
+
+
+@pytest.mark.parametrize("damage", ["crc", "deflate"])
+def test_a_workbook_whose_sheet_cannot_be_unpacked_is_refused_plainly(damage: str):
+    # Found by `make fuzz` (issue 21): a bad CRC or broken deflate data raised inside the size checks, and the
+    # file failed with an internal check error instead of the refusal a damaged workbook gets.
+    data = bytearray(ods(ods_row(*WAGE_HEADER) + ods_row("BD", 5, 119.5, 256.6, "anker")))
+    start = data.index(b"content.xml") + len(b"content.xml")  # the member's compressed bytes follow its name
+    if damage == "crc":
+        data[start + 40] ^= 0x01
+    else:
+        data[start : start + 8] = b"\xff" * 8
+    rule, message = failure(bytes(data), WAGE)
+    assert rule == "unreadable" and message.startswith("the Excel file cannot be read")
+    result = check_file(bytes(data), "textile", "living_wage")
+    assert not result.ok and not result.report.internal_errors

@@ -49,9 +49,9 @@ def companies_table(lang: str) -> ReleasedTable:
         cell(["W"], [world], [0], 42),
         cell(["EU"], [europe], [1], 20),
         cell(["NL"], ["Netherlands"], [2], 12),
-        cell(["BE"], ["Belgium"], [2], None, "primary", true_value=3, lo=0, hi=9, upl=1, lpl=1,
+        cell(["BE"], ["Belgium"], [2], None, "primary", range_lo=0, range_hi=8, true_value=3, lo=0, hi=9, upl=1, lpl=1,
              reasons=("threshold", f"largest contributor {COMPANY_IDS[0]}")),
-        cell(["ZZ"], [EVIL], [2], None, "secondary", true_value=5, lo=0, hi=9, upl=0, lpl=0,
+        cell(["ZZ"], [EVIL], [2], None, "secondary", range_lo=0, range_hi=8, true_value=5, lo=0, hi=9, upl=0, lpl=0,
              reasons=(f"pairs with BE; group {COMPANY_IDS[1]}",)),
         cell(["AS"], [asia], [1], 22),
         cell(["BD"], ["Bangladesh"], [2], 10),
@@ -148,7 +148,7 @@ def _rows(sheet) -> dict[str, list]:
 def test_xlsx_suppressed_cells_show_symbol_and_totals_are_bold(written):
     book = openpyxl.load_workbook(xlsx_of(written["en"]))
     rows = _rows(book[book.sheetnames[1]])
-    assert rows["Belgium"][1].value == "x"
+    assert rows["Belgium"][1].value == "x 0\u20138"  # the symbol and the range any reader can derive
     assert rows["Netherlands"][1].value == 12 and rows["Netherlands"][1].data_type == "n"
     assert rows["World"][0].font.b and rows["World"][1].font.b
     assert rows["Europe"][0].font.b  # subtotal
@@ -198,30 +198,44 @@ def _csv_rows(files, table_id: str, delimiter: str) -> tuple[bytes, list[list[st
 def test_csv_has_bom_symbol_and_neutralised_labels(written):
     data, rows = _csv_rows(written["en"], "companies_by_country", ",")
     assert data.startswith(b"\xef\xbb\xbf")
-    assert rows[0] == ["Country (code)", "Country", "Country (level)", "Value (companies)"]
+    assert rows[0] == [
+        "Country (code)",
+        "Country",
+        "Country (level)",
+        "Value (companies)",
+        "lower bound if suppressed",
+        "upper bound if suppressed",
+    ]
     by_code = {r[0]: r for r in rows[1:]}
-    assert by_code["BE"][3] == "x" and by_code["NL"][3] == "12"
+    assert by_code["BE"][3:] == ["x", "0", "8"] and by_code["NL"][3:] == ["12", "", ""]
     assert by_code["ZZ"][1] == "'" + EVIL
     _, risk = _csv_rows(written["en"], "risk_volume", ",")
-    assert risk[1][-1] == "200000.50"  # no thousands separator: Excel must read it as a number
+    assert risk[1][-3] == "200000.50"  # no thousands separator: Excel must read it as a number
 
 
 def test_dutch_csv_uses_semicolon_and_decimal_comma(written):
     _, rows = _csv_rows(written["nl"], "risk_volume", ";")
     assert rows[0][0] == "Theme (code)"
-    assert rows[1][-1] == "200000,50"
-    assert [r[-1] for r in rows if r[0] == "living_wage"] == ["80000,50", "x", "x"]
+    assert rows[1][-3] == "200000,50"
+    assert [r[-3] for r in rows if r[0] == "living_wage"] == ["80000,50", "x", "x"]
 
 
 def test_parquet_has_nulls_and_public_status_only(written):
     table = pq.read_table(written["en"].by_name("parquet/risk_volume.parquet").path)
     assert table.column_names == [
         "theme", "theme_label", "theme_depth", "region", "region_label", "region_depth", "value", "status",
+        "lower", "upper",
     ]  # fmt: skip
     rows = table.to_pylist()
     assert [(r["theme"], r["region"]) for r in rows][:3] == [("T", "W"), ("T", "EU"), ("T", "AS")]
     hidden = [r for r in rows if r["status"] == "suppressed"]
     assert len(hidden) == 2 and all(r["value"] is None for r in hidden)
+    assert all(r["lower"] is None and r["upper"] is None for r in rows)  # no range given, none invented
+    companies = pq.read_table(written["en"].by_name("parquet/companies_by_country.parquet").path).to_pylist()
+    assert {r["country"]: (r["lower"], r["upper"]) for r in companies if r["status"] == "suppressed"} == {
+        "BE": (0.0, 8.0),
+        "ZZ": (0.0, 8.0),
+    }
     assert set(table.column("status").to_pylist()) == {"published", "suppressed"}
     metadata = table.schema.metadata
     assert b"pandas" not in metadata and metadata[b"table_id"] == b"risk_volume"
@@ -322,7 +336,7 @@ def test_html_has_every_table_a_chart_each_and_no_external_assets(written):
     parser.feed(html)
     assert html.startswith("<!DOCTYPE html>") and '<html lang="en">' in html
     assert len(parser.ids) == len(set(parser.ids)), "duplicate ids"
-    assert parser.tags.count("table") == 3 and parser.tags.count("caption") == 3
+    assert parser.tags.count("table") == 4 and parser.tags.count("caption") == 4  # 3 tables and what they show
     assert parser.tags.count("svg") == 3 and parser.svg_titles >= 3
     for title in (
         "Companies by country",
@@ -338,6 +352,11 @@ def test_html_has_every_table_a_chart_each_and_no_external_assets(written):
 def test_html_shows_suppressed_cells_as_symbol_never_zero(written):
     html = written["en"].by_name("textile_2026-10_committee.html").path.read_text(encoding="utf-8")
     assert html.count('class="num sup') == 5  # BE, ZZ, two risk cells, Asia ratio
+    assert html.count('<span class="range">0–8</span>') == 2  # BE and ZZ carry their published range
+    coverage = html[html.index('id="coverage"') : html.index("</section>", html.index('id="coverage"'))]
+    # companies by country: 8 cells, 6 published, BE and ZZ as a range; the risk table's 2 hidden have none
+    assert '<td class="num">8</td><td class="num">6</td><td class="num">2</td><td class="num">0</td>' in coverage
+    assert '<span class="published" style="width: 75.0%"></span><span class="ranged" style="width: 25.0%">' in coverage
     ratio_svg = html[html.index('id="chart-table-3"') : html.index("</svg>", html.index('id="chart-table-3"'))]
     assert 'class="suppressed"' in ratio_svg and "Asia: x" in ratio_svg
     assert "Asia: 0" not in ratio_svg
@@ -454,9 +473,9 @@ def test_audit_report_shows_internal_status_and_refuses_committee_folder(tmp_pat
     book = openpyxl.load_workbook(tmp_path / "secretariat" / "audit.xlsx")
     rows = list(book["cells"].iter_rows(values_only=True))
     be = next(r for r in rows if r[0] == "companies_by_country" and r[1] == "BE")
-    assert be[4:12] == ("primary", None, 3, 0, 9, 1, 1, "yes")
+    assert be[4:14] == ("primary", None, 3, 0, 8, 0, 9, 1, 1, "yes")  # published range 0-8, audit 0-9
     hidden_eu = next(r for r in rows if r[0] == "risk_volume" and r[1] == "living_wage / EU")
-    assert hidden_eu[6] == pytest.approx(HIDDEN_VALUE) and hidden_eu[11] == "yes"
+    assert hidden_eu[6] == pytest.approx(HIDDEN_VALUE) and hidden_eu[13] == "yes"
     summary = list(book["summary"].iter_rows(values_only=True))
     total = next(r for r in summary if r[0] == "*")
     assert total[1:5] == (20, 15, 2, 3)
@@ -471,7 +490,7 @@ def test_audit_flags_unmet_protection(tmp_path):
     be.hi = 3.5  # needs hi >= 3 + upl(1) = 4
     write_audit_report(release, tmp_path)
     rows = list(openpyxl.load_workbook(tmp_path / "audit.xlsx")["cells"].iter_rows(values_only=True))
-    assert next(r for r in rows if r[1] == "BE")[11] == "NO"
+    assert next(r for r in rows if r[1] == "BE")[13] == "NO"
     assert 'class="fail"' in (tmp_path / "audit.html").read_text(encoding="utf-8")
 
 
@@ -498,8 +517,8 @@ def test_any_label_round_trips_through_csv_neutralised(label, lang):
     release = make_release(lang, tables=[table])
     text = csv_bytes(release, table).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="," if lang == "en" else ";"))
-    assert rows[1] == ["c", neutralise(label), "0", "1"]
-    assert rows[2][-1] == "x"
+    assert rows[1] == ["c", neutralise(label), "0", "1", "", ""]
+    assert rows[2][-3:] == ["x", "", ""]
     assert not any(field.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for field in row)
 
 
@@ -552,7 +571,7 @@ def test_value_heading_carries_the_unit_without_nested_brackets():
         csv_bytes(release, table)
         .decode("utf-8-sig")
         .splitlines()[0]
-        .endswith(";Waarde: verhouding (gewogen naar werknemers)")
+        .endswith(";Waarde: verhouding (gewogen naar werknemers);ondergrens indien geheim;bovengrens indien geheim")
     )
 
 
@@ -623,3 +642,18 @@ def test_ratio_reference_line_is_drawn_below_the_bars(written):
     ratio = _chart(html, 3)
     assert ratio.index('class="reference"') < ratio.index('class="bar"')
     assert 'paint-order="stroke"' in ratio  # value labels stay readable where they cross the line
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"value": 12.0, "status": "published", "range_lo": 0.0}, "published but carries a range"),
+        ({"range_lo": 9.0, "range_hi": 8.0}, "lower end exceeds its upper end"),
+        ({"range_lo": float("nan")}, "not a finite number"),
+    ],
+)
+def test_a_published_range_must_belong_to_a_hidden_cell_and_be_an_interval(changes, message):
+    fields = {"value": None, "status": "primary", "range_lo": 0.0, "range_hi": 8.0, **changes}
+    bad = cell(["BE"], ["Belgium"], [2], fields.pop("value"), fields.pop("status"), **fields)
+    with pytest.raises(InvalidRelease, match=message):
+        bad.check("BE", 1)

@@ -144,3 +144,40 @@ def test_rollup_without_a_hierarchy_is_a_config_error(tmp_path):
         protocol(tmp_path, '[{ column = "country", hierarchy = "m49" }, { column = "source_type", rollup = true }]')
     with pytest.raises(ConfigError, match=r"rollup: expected true or false"):
         protocol(tmp_path, '[{ column = "country", hierarchy = "m49", rollup = "yes" }]')
+
+
+LEVEL = '[{ column = "country", hierarchy = "m49", level = "auto" }, { column = "source_type" }]'
+
+
+def test_level_auto_publishes_down_to_the_finest_level_where_every_margin_passes(tmp_path):
+    """JP, KR, TW and NG have one contributor each; Eastern Asia and Sub-Saharan Africa four: the table stops at
+    the sub-regions, and every figure it keeps is the one the full table has."""
+    con = store()
+    coarse = cells(con, protocol(tmp_path, LEVEL))
+    plain = cells(store(), protocol(tmp_path, PLAIN))
+    assert set(coarse.frame["country"]) == {"_T", "142", "030", "002", "202"}
+    assert int(coarse.frame["country_depth"].max()) == 2
+    for code in ("_T", "142", "030", "002", "202"):
+        assert coarse.stats.total[margin(coarse, code)] == plain.stats.total[margin(plain, code)]
+        assert coarse.stats.n[margin(coarse, code)] == plain.stats.n[margin(plain, code)]
+    assert coarse.rollup["country"]["CN"] == "030" and coarse.rollup["country"]["NG"] == "202"
+    proto = protocol(tmp_path, LEVEL)
+    primary = evaluate_primary(coarse.stats, proto.rule_params("origin", "committee"))
+    problem = build_problem([coarse], [primary], cost="value", apriori_upper_factor=1.5)
+    problem = with_insiders(con, problem, [coarse], [primary])
+    assert audit(problem, protect(problem, "optimal").suppressed).passed
+
+
+def test_level_auto_keeps_the_leaves_when_they_pass(tmp_path):
+    rows = [(c, country, "recycled", 5.0) for country in ("CN", "JP") for c in "abc"]
+    kept = cells(store(rows), protocol(tmp_path, LEVEL))
+    assert {"CN", "JP"} <= set(kept.frame["country"]) and kept.rollup == {}
+
+
+def test_level_auto_needs_a_hierarchy_and_no_rollup(tmp_path):
+    for dims in (
+        '[{ column = "country", level = "auto" }]',
+        LEVEL.replace('level = "auto"', 'level = "auto", rollup = true'),
+    ):
+        with pytest.raises(ConfigError, match="level"):
+            protocol(tmp_path, dims)

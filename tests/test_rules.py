@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.disclosure.model import CellStats, RuleParams
-from aggregator.disclosure.rules import NegativeContributionsError, evaluate_primary
+from aggregator.disclosure.rules import REL_TOL, NegativeContributionsError, evaluate_primary
 from aggregator.errors import DisclosureError
 
 OFF = RuleParams(min_contributors=1, dominance=())  # every rule off; tests switch on the one they test
@@ -285,3 +286,149 @@ def test_rules_agree_with_an_exact_recomputation_from_raw_contributions(
         assert result.unsafe[i] == unsafe, (cell, result.reasons[i])
         assert result.lpl[i] == pytest.approx(float(lpl), abs=1e-9)
         assert result.upl[i] == pytest.approx(float(upl), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- the tolerance, at every magnitude
+# (gaps found by mutation testing, docs/mutation.md)
+
+
+def one_cell(total: float, top: list[float], n: int | None = None, negative: bool = False) -> CellStats:
+    """CellStats of one cell given directly (X, the top values), for boundaries stats_for cannot hit exactly."""
+    return CellStats(
+        total=np.array([total]),
+        n=np.array([n if n is not None else len(top)]),
+        top=np.array([top]),
+        waived=np.array([0.0]),
+        n_all=np.array([n if n is not None else len(top)]),
+        has_negative=np.array([negative]),
+    )
+
+
+@pytest.mark.parametrize(("kept", "waived"), [(2.4 * 1e-6, 7.9 * 1e-6), (0.1, 0.3), (8.3 * 1e6, 5.7 * 1e6)])
+def test_an_exact_25_percent_share_stays_safe_at_every_magnitude(kept: float, waived: float) -> None:
+    # Four equal non-waived contributions and a waived one: X' = X - W is 4 * kept up to rounding noise.
+    stats = stats_for([[kept] * 4 + [waived]], [[False] * 4 + [True]])
+    assert kept > 0.25 * (stats.total[0] - stats.waived[0])  # the rounding trap is real at this magnitude
+    assert not evaluate_primary(stats, RuleParams(min_contributors=1, dominance=((1, 25.0),))).unsafe[0]
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_a_share_just_above_the_limit_is_unsafe_at_every_magnitude(scale: float) -> None:
+    # 25.000001% with (1, 25): an excess of 4e-8 of X', far above the 1e-9 tolerance, whatever the unit.
+    cells = [[x * scale for x in (25.000001, 25.0, 25.0, 24.999999)]]
+    result = evaluate_primary(stats_for(cells), RuleParams(min_contributors=1, dominance=((1, 25.0),)))
+    assert result.unsafe[0] and result.upl[0] == pytest.approx(4e-6 * scale, rel=1e-3)
+    p_result = evaluate_primary(stats_for([[x * scale for x in (1.0, 0.099999)]]), replace(OFF, p_percent=(10.0, 0)))
+    assert p_result.unsafe[0]  # the remainder is just below 10% of x1
+
+
+def test_dominance_fires_only_beyond_the_tolerance_scaled_by_100_over_k() -> None:
+    # (1, 50): the excess 2 * T1 - X' is compared with 1e-9 * (100/k) * max(T1, X'). X' below is chosen so that
+    # this tolerance is exactly 2**-29; T1 puts the excess at 0.99, 1 and 1.01 times it.
+    x = 0.9313225746154785
+    tolerance = REL_TOL * (100 / 50) * x
+    assert tolerance == 2**-29
+    params = replace(OFF, dominance=((1, 50.0),))
+    verdicts = []
+    for factor in (0.99, 1.0, 1.01):
+        t1 = (x + factor * tolerance) / 2
+        assert (2 * t1 - x == tolerance) == (factor == 1.0)
+        verdicts.append(bool(evaluate_primary(one_cell(x, [t1, x - t1]), params).unsafe[0]))
+    assert verdicts == [False, False, True]  # exceeding by exactly the tolerance is still "equal"
+
+
+def test_a_zero_cell_whose_contributions_cancel_is_still_a_zero_cell() -> None:
+    # Under "absolute" X is the signed sum (rounding noise of ~1e-10 here) while top holds magnitudes; the zero
+    # rule's tolerance grows with those magnitudes. A small genuine value beside it is not a zero cell.
+    contributions = [1e9 + 0.1, 0.2, -1e9, -0.3]
+    total = sum(contributions)
+    assert total != 0.0
+    stats = CellStats(
+        total=np.array([total, 0.75]),
+        n=np.array([4, 2]),
+        top=np.array([sorted((abs(x) for x in contributions), reverse=True), [0.5, 0.25, 0.0, 0.0]]),
+        waived=np.array([0.0, 0.0]),
+        n_all=np.array([4, 2]),
+        has_negative=np.array([True, False]),
+    )
+    params = replace(OFF, zero_cell_protection=5.0, negative_values="absolute")
+    result = evaluate_primary(stats, params)
+    assert result.unsafe.tolist() == [True, False]
+    assert result.reasons == [("zero",), ()] and result.upl.tolist() == [5.0, 0.0]
+
+
+def test_below_magnitude_one_the_zero_rule_tolerance_is_an_absolute_1e9() -> None:
+    params = replace(OFF, zero_cell_protection=5.0)
+    verdicts = [bool(evaluate_primary(one_cell(x, [x]), params).unsafe[0]) for x in (0.5e-9, 1e-9, 1.5e-9, 1e-3)]
+    assert verdicts == [True, True, False, False]
+
+
+# --------------------------------------------------------------------------- negative values and the contract
+
+
+def test_a_cell_whose_only_contributor_is_negative_is_refused_and_only_that_cell() -> None:
+    with pytest.raises(NegativeContributionsError) as raised:
+        evaluate_primary(stats_for([[10.0] * 5, [-5.0], [5.0, -1.0]]), RuleParams())
+    assert raised.value.cells == (1, 2)
+
+
+def test_a_long_list_of_negative_cells_names_ten_and_counts_the_rest() -> None:
+    def refused(cells: int) -> NegativeContributionsError:
+        with pytest.raises(NegativeContributionsError) as raised:
+            evaluate_primary(stats_for([[-1.0, 5.0]] * cells), RuleParams())
+        return raised.value
+
+    assert refused(10).message.endswith("cells 0, 1, 2, 3, 4, 5, 6, 7, 8, 9")
+    assert refused(12).message.startswith("12 cell(s) have negative contributions")
+    assert refused(12).message.endswith("cells 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more")
+    assert refused(12).hint == (
+        'set negative_values = "absolute" in the protocol to apply the rules to absolute values, '
+        "or correct the submissions"
+    )
+
+
+def test_absolute_policy_accepts_small_magnitudes_and_zero_padding() -> None:
+    # |x| below 1 and a cell with fewer contributors than top values (padded with 0) are valid magnitudes.
+    stats = CellStats(
+        total=np.array([0.5, 10.0]),
+        n=np.array([2, 1]),
+        top=np.array([[0.3, 0.2], [10.0, 0.0]]),
+        waived=np.array([0.0, 0.0]),
+        n_all=np.array([2, 1]),
+        has_negative=np.array([True, False]),
+    )
+    result = evaluate_primary(stats, RuleParams(min_contributors=2, dominance=(), negative_values="absolute"))
+    assert result.unsafe.tolist() == [False, True]
+    stats.top[0, 1] = -0.2
+    message = r'^negative_values = "absolute" needs CellStats\.top as absolute values \(\|x\|\)$'
+    with pytest.raises(ValueError, match=message):
+        evaluate_primary(stats, RuleParams(min_contributors=2, dominance=(), negative_values="absolute"))
+
+
+def test_unknown_negative_policy_hints_at_the_two_policies() -> None:
+    with pytest.raises(DisclosureError) as raised:
+        evaluate_primary(stats_for([[1, 2]]), RuleParams(negative_values="clip"))
+    assert raised.value.hint == 'use "refuse" or "absolute" in the protocol'
+
+
+def test_stats_whose_arrays_disagree_in_length_are_a_programming_error() -> None:
+    stats = stats_for([[10, 20], [30]])
+    stats.waived = stats.waived[:1]
+    with pytest.raises(ValueError, match=r"^CellStats\.waived has 1 entries, total has 2$"):
+        evaluate_primary(stats, RuleParams())
+    stats = stats_for([[10, 20], [30]])
+    stats.top = stats.top[:1]
+    with pytest.raises(ValueError, match=r"CellStats\.top must have shape \(2, >= 1\), got \(1, 4\)"):
+        evaluate_primary(stats, RuleParams())
+
+
+def test_top_values_exactly_as_many_as_the_rules_need_are_enough() -> None:
+    result = evaluate_primary(stats_for([[60, 20, 20]], width=2), RuleParams(dominance=((2, 60.0),)))
+    assert result.unsafe[0] and "dominance(2,60)" in result.reasons[0]
+
+
+def test_an_override_for_a_cell_beyond_the_table_is_refused() -> None:
+    stats = stats_for([[10] * 6, [10] * 6])
+    with pytest.raises(ValueError, match=r"^override for cell 2 but the table has 2 cells$"):
+        evaluate_primary(stats, RuleParams(), overrides={2: True})
+    assert evaluate_primary(stats, RuleParams(), overrides={1: True}).unsafe.tolist() == [False, True]

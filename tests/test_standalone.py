@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from aggregator.cli.secretariat import main
 from aggregator.errors import ConfigError, ValidationFailed
 from aggregator.standalone import protect_microdata
+from support.cli import json_result
 
 # Three contributors in north, four in south, one in east. With at least 3 contributors per cell, east is
 # unsafe; hiding it alone would let anyone compute it as total - north - south, so the cheaper of north and
@@ -179,7 +180,7 @@ def test_cli_prints_a_summary_and_exits_0(files, tmp_path):
     as_json = CliRunner().invoke(
         main, ["protect", str(data), "--table", str(table), "--out", str(tmp_path / "j"), "--json"]
     )
-    assert json.loads(as_json.output)["primary"] == 1
+    assert json_result(as_json)["primary"] == 1
 
 
 def test_cli_user_errors_exit_2_with_error_and_hint(tmp_path):

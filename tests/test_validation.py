@@ -8,6 +8,7 @@ import io
 
 import openpyxl
 import pandas as pd
+import pandera.pandas as pandera
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,31 +24,13 @@ from aggregator.validation import (
     write_report_xlsx,
 )
 from aggregator.validation.report import Problem
+from support.validation_rows import frame, pl_row
 
 validate_module = importlib.import_module("aggregator.validation.validate")  # the package's `validate` is the function
 
 PL = load_template("textile", "production_locations")
 RISK = load_template("textile", "risk_assessment")
 WAGE = load_template("textile", "living_wage")
-
-
-def frame(rows: list[dict], first_row: int = 2) -> pd.DataFrame:
-    df = pd.DataFrame(rows, dtype="str")
-    df.index = pd.RangeIndex(first_row, first_row + len(df))
-    return df
-
-
-def pl_row(**changes) -> dict:
-    row = dict(
-        facility_id="F1",
-        country="NL",
-        facility_type="laundry",
-        tier="1",
-        workers_band="1-50",
-        order_volume_pieces="10",
-        order_value_eur="2.5",
-    )
-    return {**row, **changes}
 
 
 def risk_row(**changes) -> dict:
@@ -217,8 +200,8 @@ def test_optional_columns_may_be_absent():
                 "wage_paid_monthly_eur",
                 "0",
                 "range",
-                "wage_paid_monthly_eur 0 is out of range; it must be > 0",
-                "wage_paid_monthly_eur 0 valt buiten het bereik; het moet > 0 zijn",
+                "wage_paid_monthly_eur 0 is out of range; it must be > 0 and <= 1000000",
+                "wage_paid_monthly_eur 0 valt buiten het bereik; het moet > 0 en <= 1000000 zijn",
             ),
         ),
     ],
@@ -561,63 +544,6 @@ def test_a_long_bad_value_is_clipped_in_the_report():
     assert not result.ok and "zzz" in message and "(5,000 characters)" in message and len(message) < 400
 
 
-# ---------------------------------------------------------------- fast paths agree with the exact checks
-
-# Short ids, values that differ only past the first 8-byte word or only in length, empty text, non-ASCII,
-# NUL bytes and values longer than the fingerprint limit: every case the word-wise fingerprint handles.
-TEXT = st.one_of(
-    st.sampled_from(["", "a", "a\x00", "ABCDEFGH", "ABCDEFGH1", "ABCDEFGH2", "ABCDEFGH12", "F00000001", "é", "e"]),
-    st.text(max_size=20),
-    st.text(alphabet="xy", min_size=60, max_size=70),
-)
-
-
-def arrow_text(values: list[str | None], chunk: int) -> pd.Series:
-    """A str column backed by a chunked Arrow array, as the CSV reader produces it."""
-    import pyarrow as pa
-
-    parts = [values[i : i + chunk] for i in range(0, len(values), chunk)] or [[]]
-    arrays = [pa.array(part, pa.large_string()) for part in parts]
-    return pd.Series(pa.chunked_array(arrays, pa.large_string()).to_pandas(), dtype="str")
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.one_of(st.none(), TEXT), max_size=40), st.integers(1, 7))
-def test_uniqueness_fast_path_agrees_with_the_exact_check(values, chunk):
-    from aggregator.validation.schema import _distinct_fingerprints, _no_duplicates
-
-    series = arrow_text(values, chunk)
-    present = [v for v in values if v is not None]
-    exact = len(set(present)) == len(present)
-    assert _no_duplicates(series) == exact
-    if not exact:
-        assert not _distinct_fingerprints(series)  # a sufficient test may never call duplicates distinct
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.one_of(st.none(), TEXT, st.sampled_from(["Têxteis Barcelos", "Ä!", "x y", "ß"])), max_size=40))
-def test_pattern_check_agrees_with_python_regular_expressions_on_mixed_text(values):
-    # RE2 decides the ASCII values, Python the others (\w differs between them beyond ASCII)
-    import re
-
-    from aggregator.validation.schema import _fullmatch
-
-    pattern = PL.column("facility_id").pattern
-    mask = _fullmatch(pattern)(arrow_text(values, 3))
-    expected = [v is not None and re.fullmatch(pattern, v) is not None for v in values]
-    assert mask.tolist() == expected
-    assert mask.index.equals(pd.RangeIndex(len(values)))
-
-
-def test_duplicates_past_the_first_eight_bytes_are_found_and_near_misses_pass():
-    ids = ["ABCDEFGH-1", "ABCDEFGH-2", "ABCDEFGH-1", "ABCDEFGH", "ABCDEFGH-10"]
-    df = frame([pl_row(facility_id=i) for i in ids])
-    problems = validate(df, PL).report.to_frame()
-    assert list(problems["row"]) == [2, 4] and set(problems["rule"]) == {"unique"}
-    assert set(problems["value"]) == {"ABCDEFGH-1"}
-    assert validate(frame([pl_row(facility_id=i) for i in ids[1:]]), PL).ok
-
-
 # ---------------------------------------------------------------- row parts on threads give the serial answer
 
 
@@ -701,7 +627,6 @@ def test_typed_frame_from_row_parts_equals_the_one_thread_frame(small_parts, mon
 
 
 def test_uniqueness_verdict_is_only_borrowed_for_the_frame_it_was_computed_for():
-    import pandera.pandas as pandera
 
     from aggregator.validation.schema import build_schema, uniqueness_in_background
 
@@ -737,6 +662,51 @@ def test_one_files_odd_number_does_not_change_how_another_files_numbers_are_read
     bad = (header + "F1,NL,laundry,1,1-50,x,2.5\n").encode()
     together = check_files([good, bad, good], "textile", "production_locations")
     alone = check_file(good, "textile", "production_locations")
-    assert [r.ok for r in together] == [True, False, True]
+    # (above 2**53 the value is beyond the column's range: the result must still be the same either way)
+    assert [r.ok for r in together] == [alone.ok, False, alone.ok]
     for result in (together[0], together[2]):
         assert_same_result(result, alone)
+
+
+# ---------------------------------------------------------------- template detection edges (found by mutation testing)
+
+
+def _one_row_csv(columns: list[str]) -> bytes:
+    """A header (each column once, in this order) and one row of 1s: wrong values, but the template is named."""
+    header = list(dict.fromkeys(columns))
+    return (",".join(header) + "\n" + ",".join(["1"] * len(header)) + "\n").encode("utf-8")
+
+
+def test_when_several_templates_fit_the_columns_the_one_matching_most_columns_wins():
+    materials = load_template("textile", "materials").column_names
+    cases = [
+        (materials + WAGE.column_names, "living_wage"),  # 5 of living_wage's columns against 3 of materials'
+        (WAGE.column_names + PL.column_names, "production_locations"),  # 7 against 5 (country is in both)
+        (RISK.required_columns + PL.column_names, "risk_assessment"),  # 8 against 7
+        (list(reversed(materials + WAGE.column_names)), "living_wage"),  # column order does not matter
+    ]
+    for columns, expected in cases:
+        assert check_file(_one_row_csv(columns), "textile").template == expected, columns
+
+
+def test_a_workbook_whose_one_filled_sheet_has_another_name_is_detected_by_its_columns():
+    book = openpyxl.Workbook()
+    book.active.title = "Blad1"
+    book.active.append(PL.column_names)
+    book.active.append(["F1", "NL", "laundry", 1, "1-50", 10, 2.5])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    one = check_file(buffer.getvalue(), "textile").report.to_frame().iloc[0]
+    assert one["rule"] == "sheet_not_found"  # detected as production_locations, whose sheet it then asks for
+    assert one["message_en"].startswith("the workbook has no sheet named 'production_locations' (sheets: Blad1)")
+    blad2 = book.create_sheet("Blad2")
+    blad2.append(WAGE.column_names)
+    blad2.append(["IN", 3, 100, 200, "anker"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    two = check_file(buffer.getvalue(), "textile")
+    assert not two.ok and two.report.counts == {"template_unknown": 1}
+    assert two.report.to_frame()["message_en"][0] == (
+        "no sheet of the workbook has data in a template sheet "
+        "(living_wage, materials, production_locations, risk_assessment)"
+    )

@@ -119,7 +119,8 @@ name = "amount"
 type = "number"
 required = true
 sensitivity = "B"
-range = { min = 0 }
+unit = "EUR"
+range = { min = 0, max = 1000000 }
 
 [[columns]]
 name = "done"
@@ -179,10 +180,23 @@ def test_a_good_custom_rules_file_loads(tmp_path):
             "unknown column 'colour'",
         ),
         ('name = "code"', 'name = "Code Nr"', "columns[0].name", "not a valid SQL identifier"),
-        ("range = { min = 0 }", "range = { min = 5, max = 1 }", "columns[1].range", "has min 5 above max 1"),
-        ("range = { min = 0 }", "range = { minimum = 0 }", "columns[1].range.minimum", "is not a known key"),
+        ("range = { min = 0, max = 1000000 }", "range = { min = 5, max = 1 }", "columns[1].range", "min 5 above"),
         (
-            "range = { min = 0 }",
+            "range = { min = 0, max = 1000000 }",
+            "range = { minimum = 0 }",
+            "columns[1].range.minimum",
+            "is not a known key",
+        ),
+        ("range = { min = 0, max = 1000000 }", "range = { min = 0 }", "columns[1].range", "must give both min and max"),
+        (
+            "range = { min = 0, max = 1000000 }",
+            "range = { min = 0, max = 1e+300 }",
+            "columns[1].range",
+            "allows values beyond 1e+15",
+        ),
+        ('unit = "EUR"\n', "", "columns[1].unit", "must name its unit"),
+        (
+            "range = { min = 0, max = 1000000 }",
             'range = { min = "0" }',
             "columns[1].range.min",
             "must be of type int or float",

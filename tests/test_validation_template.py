@@ -54,7 +54,13 @@ def test_headers_hints_and_checks_follow_the_rules(textile_template):
         "1",
         "4",
     )
-    assert (dv["G"].type, dv["G"].operator, dv["G"].formula1) == ("decimal", "greaterThanOrEqual", "0")
+    # every number column has a maximum in the rules, so Excel checks both bounds
+    assert (dv["G"].type, dv["G"].operator, dv["G"].formula1, dv["G"].formula2) == (
+        "decimal",
+        "between",
+        "0",
+        "100000000000",
+    )
     assert dv["G"].prompt == "Value of the orders at this facility in euros (0 or more). Required. Unit: EUR."
     assert str(dv["A"].sqref) == f"A2:A{MAX_ROWS + 1}"
     assert all(len(v.prompt) <= 255 and len(v.promptTitle) <= 32 for v in dv.values())

@@ -6,6 +6,7 @@ component: "value", or "numerator" and "denominator" for a ratio (ratios are pro
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from aggregator.protocol import Hierarchy, Operand, Protocol, TableSpec
 from aggregator.store import RowSource
 
 from .query import AggregationError, ComponentQuery, DimensionLevels, dimension_levels, registered, value_sql
-from .rollup import failing_leaves, recoded_rows_view
+from .rollup import coarsened, failing_leaves, publishable_levels, recoded_rows_view
 
 COUNT_UNITS = {"group": "group_id", "company": "company_id"}
 
@@ -118,6 +119,22 @@ def build_table_cells(
         _build_components, source, spec, months, mode, params, waived, count_unit, protocol, contributions
     )
     components = build(rows)
+    levels = publishable_levels(components, spec, protocol.hierarchies, params)
+    if levels:
+        # the table is published down to the finest level at which it passes: a second pass over coarser codes
+        hierarchies, recoding = dict(protocol.hierarchies), {}
+        for dim in spec.dimensions:
+            if dim.column in levels:
+                hierarchies[dim.hierarchy], recoding[dim.column] = coarsened(
+                    protocol.hierarchy(dim.hierarchy), levels[dim.column]
+                )
+        coarse = dataclasses.replace(protocol, hierarchies=hierarchies)
+        build = functools.partial(
+            _build_components, source, spec, months, mode, params, waived, count_unit, coarse, contributions
+        )
+        components = build(recoded_rows_view(source.con, rows, recoding))
+        for comp in components:
+            comp.rollup = recoding
     if any(d.rollup for d in spec.dimensions):
         # two passes: the first finds the leaves that fail, the second reads them under their 'other' code
         recoding = failing_leaves(components, spec, protocol.hierarchies, params)

@@ -64,14 +64,52 @@ def _unsafe_margin_leaves(comp, position: int, spec: TableSpec, params: RulePara
     """Codes of dimension `position` whose margin cell (others at their total) is unsafe in this component."""
     frame = comp.frame
     column = spec.dimensions[position].column
+    groups = comp.dimensions[position].groups if comp.dimensions else frozenset()
+    leaf = ~frame[column].isin([TOTAL_CODE, *groups]).to_numpy()
+    return set(frame[column].to_numpy()[_unsafe_margins(comp, position, spec, params) & leaf].tolist())
+
+
+def _unsafe_margins(comp, position: int, spec: TableSpec, params: RuleParams) -> np.ndarray:
+    """Per cell: a margin of dimension `position` (every other dimension at its total) that fails a rule."""
+    frame = comp.frame
     margin = np.ones(len(frame), dtype=bool)
     for other, dim in enumerate(spec.dimensions):
         if other != position:
             margin &= (frame[dim.column] == TOTAL_CODE).to_numpy()
-    groups = comp.dimensions[position].groups if comp.dimensions else frozenset()
-    leaf = ~frame[column].isin([TOTAL_CODE, *groups]).to_numpy()
-    unsafe = evaluate_primary(comp.stats, params).unsafe
-    return set(frame[column].to_numpy()[margin & leaf & unsafe].tolist())
+    return margin & evaluate_primary(comp.stats, params).unsafe
+
+
+def publishable_levels(
+    components: Sequence, spec: TableSpec, hierarchies: Mapping[str, Hierarchy], params: RuleParams
+) -> dict[str, int]:
+    """Per `level = "auto"` dimension that needs coarsening: the finest depth (1 = the hierarchy's top level)
+    at which every margin cell (the code, every other dimension at its total) passes the primary rules; the
+    top level when none does. Dimensions whose leaves already pass are left out."""
+    levels: dict[str, int] = {}
+    for position, dim in enumerate(spec.dimensions):
+        if dim.level != "auto" or dim.hierarchy is None:
+            continue
+        unsafe_depths: set[int] = set()
+        deepest = 0
+        for comp in components:
+            depths = comp.frame[f"{dim.column}_depth"].to_numpy()
+            deepest = max(deepest, int(depths.max(initial=0)))
+            unsafe_depths |= set(depths[_unsafe_margins(comp, position, spec, params)].tolist())
+        safe = [d for d in range(1, deepest + 1) if d not in unsafe_depths]
+        level = max(safe, default=1)
+        if level < deepest:
+            levels[dim.column] = level
+    return levels
+
+
+def coarsened(hierarchy: Hierarchy, depth: int) -> tuple[Hierarchy, dict[str, str]]:
+    """The hierarchy cut below `depth` (its codes at that depth become leaves) and the recoding of every deeper
+    code to its ancestor at that depth."""
+    codes = set(hierarchy.parent) | set(hierarchy.parent.values())
+    paths = {code: hierarchy.path(code) for code in codes}
+    parent = {c: p for c, p in hierarchy.parent.items() if len(paths[c]) <= depth}
+    recoding = {c: path[depth - 1] for c, path in sorted(paths.items()) if len(path) > depth}
+    return Hierarchy(hierarchy.name, parent, hierarchy.labels), recoding
 
 
 def recoded_rows_view(con: duckdb.DuckDBPyConnection, table: str, recoding: Recoding) -> str:

@@ -1,61 +1,55 @@
-"""What both command-line tools share: error translation, passphrases, clocks, output."""
+"""What both command-line tools share: passphrases, clocks, the workspace, progress bars (output: output.py)."""
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .. import __version__
 from ..errors import AggregatorError
+from ..periods import Period
+from ..text import printable
+from .output import EXIT_PROBLEMS, EXIT_USER_ERROR, Output, console, err_console, reporting, shown
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-# Exit codes (documented in the README): 0 ok, 1 the command ran but found problems (quarantined files, an
-# invalid submission, a failed audit), 2 a usage or user error (message printed), 3 an internal error.
-EXIT_PROBLEMS = 1
-EXIT_USER_ERROR = 2
-
-
-def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's AggregatorError into `error:` / `hint:` lines and exit code 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except AggregatorError as exc:
-            # Messages quote file names and values: escape them, or rich would read `[...]` as markup.
-            err_console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
-            if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True)
-            sys.exit(EXIT_USER_ERROR)
-
-    return wrapper
+__all__ = [
+    "EXIT_PROBLEMS",
+    "EXIT_USER_ERROR",
+    "Output",
+    "checked_period",
+    "console",
+    "err_console",
+    "passphrase",
+    "progress_bar",
+    "reporting",
+    "secretariat_workspace",
+    "shown",
+    "utc_now",
+    "version_option",
+]
 
 
-PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+def version_option(program: str) -> Callable:
+    """`--version`: the program's name and version (the package version both tools share)."""
+    return click.version_option(__version__, "--version", prog_name=program, message="%(prog)s %(version)s")
 
 
 def checked_period(value: str | None) -> str | None:
     """The reporting period as given, checked before anything slow happens (a passphrase prompt, a batch)."""
-    if value is not None and not PERIOD.match(value):
-        raise AggregatorError(f"'{value}' is not a reporting period", hint="write it as YYYY-MM, e.g. 2025-03")
+    if value is not None:
+        Period.parse(value)
     return value
 
 
 def passphrase(env_var: str, prompt: str, *, confirm: bool = False) -> str:
-    """The passphrase from `env_var` or an interactive prompt; never from the command line."""
+    """The passphrase from `env_var` or an interactive prompt (on stderr, so --json output stays one document);
+    never from the command line."""
     value = os.environ.get(env_var)
     if value:
         return value
@@ -64,7 +58,7 @@ def passphrase(env_var: str, prompt: str, *, confirm: bool = False) -> str:
             "a passphrase is needed and none was given",
             hint=f"set {env_var} or run the command in a terminal",
         )
-    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
 
 
 def utc_now(override: str | None = None) -> str:
@@ -86,7 +80,7 @@ def secretariat_workspace(ctx: click.Context):
     root = ctx.obj["workspace"]
     require_workspace(root)
     for warning in check_permissions(root):
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
+        err_console.print(f"[yellow]warning:[/] {escape(printable(warning))}", markup=True)
     return open_workspace(root, passphrase(SECRETARIAT_PASSPHRASE_ENV, "Secretariat passphrase"))
 
 
@@ -101,6 +95,6 @@ def progress_bar(description: str, *, enabled: bool = True) -> Iterator[Callable
         task = bar.add_task(description, total=None)
 
         def update(step: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{description}: {escape(step)}", completed=done, total=total)
+            bar.update(task, description=f"{description}: {escape(printable(step))}", completed=done, total=total)
 
         yield update

@@ -1,18 +1,28 @@
-"""`imvo-submit`: the companies' command line. Small on purpose: set up once, then check and seal each month."""
+"""`imvo-submit`: the companies' command line. Small on purpose: set up once, then check and seal each month.
+Every command takes --json (one document, docs/json.md)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from .. import company as company_mod
 from .. import envelope
 from ..envelope import keys
 from ..errors import ValidationFailed
+from ..states import FileState
 from ..validation import check_file, write_report_csv, write_report_xlsx, write_template
-from .common import EXIT_PROBLEMS, checked_period, console, friendly_errors, passphrase, utc_now
+from .common import (
+    EXIT_PROBLEMS,
+    Output,
+    checked_period,
+    passphrase,
+    reporting,
+    shown,
+    utc_now,
+    version_option,
+)
 
 PASSPHRASE_ENV = "IMVO_PASSPHRASE"
 HOME_OPTION = click.option(
@@ -24,9 +34,12 @@ HOME_OPTION = click.option(
 )
 
 
-@click.group(help="Prepare, check and seal your covenant monitoring data for the secretariat.")
-def main() -> None:
-    pass
+@click.group("imvo-submit", help="Prepare, check and seal your covenant monitoring data for the secretariat.")
+@click.option("--now", envvar="IMVO_NOW", hidden=True, help="Fixed clock (ISO time) for reproducible runs.")
+@version_option("imvo-submit")
+@click.pass_context
+def main(ctx: click.Context, now: str | None) -> None:
+    ctx.obj = {"now": now}
 
 
 @main.command(help="Set up this computer for your company with the secretariat's two public key files.")
@@ -36,35 +49,41 @@ def main() -> None:
 @click.option("--receipt-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--yes", is_flag=True, help="Do not ask to confirm the fingerprints.")
 @HOME_OPTION
-@friendly_errors
-def init(company_id, covenant, secretariat_key, receipt_key, yes, home) -> None:
+@reporting
+def init(company_id, covenant, secretariat_key, receipt_key, yes, home, out: Output) -> None:
+    fingerprints = {}
     for label, path in (("encryption", secretariat_key), ("receipt", receipt_key)):
-        console.print(f"secretariat {label} key fingerprint: [bold]{keys.fingerprint(keys.load_public_key(path))}[/]")
-    if not yes and not click.confirm("Do these match what the secretariat told you by phone?"):
+        fingerprints[label] = keys.fingerprint(keys.load_public_key(path))
+        out.line(f"secretariat {label} key fingerprint: [bold]{fingerprints[label]}[/]")
+    if not yes and not click.confirm("Do these match what the secretariat told you by phone?", err=True):
         raise click.Abort()
     company_mod.init_home(home, company_id, covenant, secretariat_key, receipt_key)
-    console.print(f"set up {home} for {company_id}; next: `imvo-submit keygen`")
+    out.line(f"set up {shown(home)} for {shown(company_id)}; next: `imvo-submit keygen`")
+    result = {"home": str(home), "company_id": company_id, "covenant": covenant}
+    out.finish(result | {f"{label}_fingerprint": f for label, f in fingerprints.items()})
 
 
 @main.command(help="Create your company's signing key (passphrase from $IMVO_PASSPHRASE or a prompt).")
 @HOME_OPTION
-@friendly_errors
-def keygen(home: Path) -> None:
+@reporting
+def keygen(home: Path, out: Output) -> None:
     company_home = company_mod.open_home(home)
     fpr = company_mod.keygen(company_home, passphrase(PASSPHRASE_ENV, "New passphrase for your key", confirm=True))
-    console.print(f"your public key: {company_home.public_key_path}")
-    console.print(f"fingerprint: [bold]{fpr}[/]  send the .pub file to the secretariat and confirm this by phone")
+    out.line(f"your public key: {shown(company_home.public_key_path)}")
+    out.line(f"fingerprint: [bold]{fpr}[/]  send the .pub file to the secretariat and confirm this by phone")
+    out.finish({"public_key": str(company_home.public_key_path), "fingerprint": fpr})
 
 
 @main.command(help="Write an Excel template to fill in, with drop-down lists and instructions.")
 @click.option("--covenant", required=True)
 @click.option("--language", type=click.Choice(["en", "nl"]), default="en", show_default=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path))
-@friendly_errors
-def template(covenant: str, language: str, out_path: Path | None) -> None:
+@reporting
+def template(covenant: str, language: str, out_path: Path | None, out: Output) -> None:
     target = out_path or Path(f"{covenant}_template.xlsx")
     write_template(covenant, target, language=language)
-    console.print(f"wrote {target}: fill in one sheet per table, then run `imvo-submit check {target.name}`")
+    out.line(f"wrote {shown(target)}: fill in one sheet per table, then run `imvo-submit check {shown(target.name)}`")
+    out.finish({"template": str(target), "covenant": covenant, "language": language})
 
 
 @main.command(help="Check FILE with exactly the secretariat's rules; writes an error report next to it.")
@@ -74,26 +93,32 @@ def template(covenant: str, language: str, out_path: Path | None) -> None:
 @click.option("--language", type=click.Choice(["en", "nl"]), default="en", show_default=True)
 @HOME_OPTION
 @click.pass_context
-@friendly_errors
-def check(ctx, file: Path, template_name, covenant, language, home) -> None:
+@reporting
+def check(ctx, file: Path, template_name, covenant, language, home, out: Output) -> None:
     covenant = covenant or company_mod.open_home(home).covenant
     result = check_file(file, covenant, template_name)
     for warning in result.warnings:
-        console.print(f"[yellow]note:[/] {escape(str(warning))}")
+        out.line(f"[yellow]note:[/] {shown(warning.message(language))}")
+    doc = {"file": str(file), "ok": result.ok, "template": result.template, "warnings": _warnings(result.warnings)}
     if result.ok:
-        console.print(f"{escape(file.name)}: [green]OK[/] ({result.template}, {len(result.frame)} rows)")
-        return
-    _show_report(file, result.report, language)
-    ctx.exit(EXIT_PROBLEMS)
+        out.line(f"{shown(file.name)}: [green]OK[/] ({result.template}, {len(result.frame)} rows)")
+        out.finish(doc | {"rows": len(result.frame)})
+    reports = _show_report(out, file, result.report, language)
+    out.finish(doc | {"problems": result.report.to_dict()["problems"], "reports": reports}, EXIT_PROBLEMS)
 
 
-def _show_report(file: Path, report, language: str) -> None:
-    console.print(report.render_text(language), markup=False)
+def _warnings(warnings) -> list[dict]:
+    return [{"code": w.code, "column": w.column, "count": w.count, "message": w.message_en} for w in warnings]
+
+
+def _show_report(out: Output, file: Path, report, language: str) -> list[str]:
+    out.plain(report.render_text(language))
     xlsx = file.with_name(file.stem + ".errors.xlsx")
     csv = file.with_name(file.stem + ".errors.csv")
     write_report_xlsx(report, xlsx)
     write_report_csv(report, csv)
-    console.print(f"the same list is in {xlsx.name} and {csv.name}", markup=False)
+    out.plain(f"the same list is in {xlsx.name} and {csv.name}")
+    return [str(xlsx), str(csv)]
 
 
 @main.command(help="Check FILE, then seal it for the secretariat (encrypted to it, signed by you).")
@@ -103,8 +128,8 @@ def _show_report(file: Path, report, language: str) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the sealed file.")
 @HOME_OPTION
 @click.pass_context
-@friendly_errors
-def seal(ctx, file: Path, period: str, template_name, out_dir, home) -> None:
+@reporting
+def seal(ctx, file: Path, period: str, template_name, out_dir, home, out: Output) -> None:
     checked_period(period)
     company_home = company_mod.open_home(home)
     signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
@@ -118,24 +143,23 @@ def seal(ctx, file: Path, period: str, template_name, out_dir, home) -> None:
             template=template_name,
             recipient_key=company_home.secretariat_encryption_key(),
             signing_key=signing_key,
-            created=utc_now(),
+            created=utc_now(ctx.obj["now"]),
         )
     except ValidationFailed as exc:
-        console.print(f"[red]not sealed:[/] {escape(exc.message)}")
-        _show_report(file, exc.report, "en")
-        ctx.exit(EXIT_PROBLEMS)
-    console.print(
-        f"sealed: {target}\nsend this one file to the secretariat's inbox; keep the receipt you get back",
-        markup=False,
-    )
+        out.line(f"[red]not sealed:[/] {shown(exc.message)}")
+        reports = _show_report(out, file, exc.report, "en")
+        problems = exc.report.to_dict()["problems"] if exc.report is not None else []
+        out.finish({"sealed": None, "problems": problems, "reports": reports}, EXIT_PROBLEMS)
+    out.plain(f"sealed: {target}\nsend this one file to the secretariat's inbox; keep the receipt you get back")
+    out.finish({"sealed": str(target), "period": period})
 
 
 RECEIPT_MEANING = {
     "received": "the secretariat received the file; a decision follows",
-    "accepted": "your data was accepted and will count in the aggregates",
-    "duplicate": "the secretariat already had this content; it is not counted twice and nothing needs doing",
-    "superseded": "a later correction you sent replaced this file; only the correction counts",
-    "quarantined": "this file was NOT accepted; contact the secretariat to hear why and send a corrected file",
+    FileState.ACCEPTED: "your data was accepted and will count in the aggregates",
+    FileState.DUPLICATE: "the secretariat already had this content; it is not counted twice and nothing needs doing",
+    FileState.SUPERSEDED: "a later correction you sent replaced this file; only the correction counts",
+    FileState.QUARANTINED: "this file was NOT accepted; contact the secretariat to hear why and send a corrected file",
 }
 RECEIPT_LINES = (
     ("file", "file_name"),
@@ -149,23 +173,43 @@ RECEIPT_LINES = (
     ("signed by you", "signer_fingerprint"),
     ("log anchor", "log_head"),
 )
+CATEGORY_MEANING = {
+    "valid": "the data met every rule",
+    "valid_check_numbers": "accepted, but some numbers could be read two ways (1.234: a thousand or one?); check "
+    "that the secretariat read them as you meant, and send a correction if not",
+    "duplicate": "the same content was received before",
+    "replaced": "replaced by a later correction",
+    "unreadable": "the file could not be opened: damaged, changed on the way, empty or too large",
+    "sender": "the sender was not recognised: an unregistered or revoked company, or a key that is not your "
+    "current one",
+    "address": "a covenant or template the secretariat does not take from your company",
+    "period": "the reporting period was not the one expected, or lies in the future",
+    "clock": "the file was sealed at a time in the future: correct your computer's clock and seal it again",
+    "replay": "an older file than the one already accepted for the period",
+    "content": "the data does not meet the rules: run `imvo-submit check` on it",
+    "limits": "the file could not be checked within the secretariat's memory or time limits",
+}
 
 
 @main.command("verify-receipt", help="Check that a receipt really comes from the secretariat and show it.")
 @click.argument("receipt", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @HOME_OPTION
 @click.pass_context
-@friendly_errors
-def verify_receipt(ctx, receipt: Path, home: Path) -> None:
+@reporting
+def verify_receipt(ctx, receipt: Path, home: Path, out: Output) -> None:
     company_home = company_mod.open_home(home)
     data = envelope.verify_receipt(receipt.read_bytes(), company_home.secretariat_signing_key())
-    console.print(f"{escape(receipt.name)}: [green]genuine[/], signed by the secretariat")
+    out.line(f"{shown(receipt.name)}: [green]genuine[/], signed by the secretariat")
     for label, key in RECEIPT_LINES:
-        console.print(f"  {label + ':':<14}{escape(str(data.get(key, '?')))}")
-    state = str(data.get("state"))
-    colour = "red" if state == "quarantined" else "green"
-    console.print(f"  {'state:':<14}[bold {colour}]{escape(state)}[/]: {RECEIPT_MEANING.get(state, '')}")
-    if data.get("company_id") != company_home.company_id:
-        console.print(f"[yellow]note:[/] this receipt is for company {escape(str(data.get('company_id')))}, not yours")
-    if state == "quarantined":
-        ctx.exit(EXIT_PROBLEMS)
+        out.line(f"  {label + ':':<14}{shown(data.get(key, '?'))}")
+    state, category = str(data.get("state")), data.get("reason_category")
+    colour = "red" if state == FileState.QUARANTINED else "green"
+    out.line(f"  {'state:':<14}[bold {colour}]{shown(state)}[/]: {RECEIPT_MEANING.get(state, '')}")
+    if category is not None:
+        out.line(f"  {'why:':<14}{shown(category)}: {CATEGORY_MEANING.get(str(category), '')}")
+    ours = data.get("company_id") == company_home.company_id
+    if not ours:
+        out.line(f"[yellow]note:[/] this receipt is for company {shown(data.get('company_id'))}, not yours")
+    meaning = {"state_meaning": RECEIPT_MEANING.get(state), "category_meaning": CATEGORY_MEANING.get(str(category))}
+    result = {"genuine": True, "receipt": data, "yours": ours} | meaning
+    out.finish(result, EXIT_PROBLEMS if state == FileState.QUARANTINED else 0)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from ..standalone import StandaloneResult, protect_microdata
-from .common import console, friendly_errors
+from .common import Output, reporting, shown
 
 
 @click.command(
@@ -31,26 +29,23 @@ from .common import console, friendly_errors
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for <table>.csv, <table>.parquet and audit.json (created when missing).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the audit summary as JSON.")
-@friendly_errors
-def protect(contributions: Path, table_toml: Path, out_dir: Path, as_json: bool) -> None:
+@reporting
+def protect(contributions: Path, table_toml: Path, out_dir: Path, out: Output) -> None:
     result = protect_microdata(contributions, table_toml, out_dir)
-    if as_json:
-        click.echo(json.dumps(result.summary, indent=1, sort_keys=True))
-        return
-    _print_summary(result)
+    _print_summary(out, result)
+    out.finish(result.summary)
 
 
-def _print_summary(result: StandaloneResult) -> None:
+def _print_summary(out: Output, result: StandaloneResult) -> None:
     for table in result.summary["tables"]:
-        console.print(
-            f"{escape(table['table'])}: {table['cells']} cells, {table['published']} published, "
+        out.line(
+            f"{shown(table['table'])}: {table['cells']} cells, {table['published']} published, "
             f"{table['primary']} hidden by the rules, {table['secondary']} hidden to protect them"
         )
         for column, merged in sorted(table["rolled_up"].items()):
-            console.print(f"  {escape(column)}: {len(merged)} code(s) merged into 'other' rows")
+            out.line(f"  {shown(column)}: {len(merged)} code(s) merged into 'other' rows")
     summary = result.summary
-    console.print(
+    out.line(
         f"audit {summary['audit']} (outsider and {summary['insiders_checked']} insiders); "
-        f"files in {escape(str(result.out_dir))}"
+        f"files in {shown(result.out_dir)}"
     )

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import click
 import pandas as pd
-from rich.table import Table
 
 from .. import history
 from ..errors import AggregatorError
 from ..fileio import atomic_write
 from ..registry import Registry
-from .common import console, friendly_errors, secretariat_workspace
-
-PASSPHRASE_ENV = "AGGREGATOR_PASSPHRASE"
+from .common import EXIT_PROBLEMS, Output, reporting, secretariat_workspace, shown
 
 
 def _workspace(ctx: click.Context):
@@ -24,16 +19,12 @@ def _workspace(ctx: click.Context):
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    """JSON-safe rows: NaN (a suppressed value) becomes null."""
-    rows = frame.to_dict(orient="records")
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()} for row in rows]
+    """JSON-safe rows (NaN, a suppressed value, becomes null when printed)."""
+    return frame.to_dict(orient="records")
 
 
-def _print_frame(frame: pd.DataFrame, title: str | None = None) -> None:
-    table = Table(*frame.columns, title=title)
-    for row in frame.itertuples(index=False):
-        table.add_row(*("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in row))
-    console.print(table)
+def _print_frame(out: Output, frame: pd.DataFrame, title: str | None = None) -> None:
+    out.table(list(frame.columns), frame.itertuples(index=False), title=title)
 
 
 @click.group(help="The release ledger: every release and every cell it published or suppressed, kept forever.")
@@ -43,36 +34,31 @@ def releases() -> None:
 
 @releases.command("list", help="List every release, oldest first, with its number of cells and suppressed cells.")
 @click.option("--covenant", help="Only releases of this covenant.")
-@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@friendly_errors
-def releases_list(ctx, covenant: str | None, as_json: bool) -> None:
+@reporting
+def releases_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
         frame = history.list_releases(store, covenant)
-    if as_json:
-        click.echo(json.dumps(_records(frame), ensure_ascii=False, indent=1, default=str))
-        return
-    _print_frame(frame)
+    _print_frame(out, frame)
+    out.finish({"releases": _records(frame)})
 
 
 @releases.command("show", help="Show one release as recorded: every cell's published value, or 'suppressed'.")
 @click.argument("release_id")
-@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@friendly_errors
-def releases_show(ctx, release_id: str, as_json: bool) -> None:
+@reporting
+def releases_show(ctx, release_id: str, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
         detail = history.show_release(store, release_id)
-    if as_json:
-        payload = {"release": detail.release, "cells": _records(detail.cells)}
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=1, default=str))
-        return
     r = detail.release
     kind = "revision" if r["is_revision"] else "release"
-    console.print(f"[bold]{r['release_id']}[/]: {kind} of {r['period']} for {r['audience']}, {r['released_at']}")
-    _print_frame(detail.cells)
+    out.line(
+        f"[bold]{shown(r['release_id'])}[/]: {kind} of {r['period']} for {shown(r['audience'])}, {r['released_at']}"
+    )
+    _print_frame(out, detail.cells)
+    out.finish({"release": detail.release, "cells": _records(detail.cells)})
 
 
 @releases.command(
@@ -81,8 +67,8 @@ def releases_show(ctx, release_id: str, as_json: bool) -> None:
 @click.argument("release_id")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.pass_context
-@friendly_errors
-def releases_report(ctx, release_id: str, out_dir: Path) -> None:
+@reporting
+def releases_report(ctx, release_id: str, out_dir: Path, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
         r = history.show_release(store, release_id).release
@@ -91,11 +77,14 @@ def releases_report(ctx, release_id: str, out_dir: Path) -> None:
     if not sealed:
         raise AggregatorError(f"release {release_id} has no audit report in {folder}")
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    written = []
     for path in sealed:
         target = out_dir / path.name.removesuffix(".sealed")
         atomic_write(target, lambda handle, p=path: handle.write(ws.open_private_file(p)))
-        console.print(f"wrote {target}")
-    console.print("[yellow]these files hold the true values of hidden cells: never send them to a committee[/]")
+        out.line(f"wrote {shown(target)}")
+        written.append(str(target))
+    out.line("[yellow]these files hold the true values of hidden cells: never send them to a committee[/]")
+    out.finish({"release": release_id, "files": written})
 
 
 @click.group(help="Companies' consent to publish their own figures (recorded with scope and date, revocable).")
@@ -116,13 +105,17 @@ def _check_scope(ws, covenant: str, scope: str) -> None:
 @click.option("--covenant", required=True)
 @click.option("--scope", default="*", show_default=True, help="A table id, or '*' for every table.")
 @click.pass_context
-@friendly_errors
-def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
+@reporting
+def waivers_add(ctx, company_id: str, covenant: str, scope: str, out: Output) -> None:
     ws = _workspace(ctx)
     _check_scope(ws, covenant, scope)
     with ws.session(ctx.obj["now"]) as store:
         Registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
-    console.print(f"recorded the waiver of {company_id} for {covenant} ({scope}); it applies from the next release")
+    out.line(
+        f"recorded the waiver of {shown(company_id)} for {shown(covenant)} ({shown(scope)}); "
+        "it applies from the next release"
+    )
+    out.finish({"company_id": company_id, "covenant": covenant, "scope": scope, "granted": True})
 
 
 @waivers.command("revoke", help="Withdraw COMPANY's waiver for future releases; earlier releases stay as they were.")
@@ -130,8 +123,8 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str) -> None:
 @click.option("--covenant", required=True)
 @click.option("--scope", default="*", show_default=True)
 @click.pass_context
-@friendly_errors
-def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
+@reporting
+def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
         if not Registry(store).has_active_waiver(company_id, covenant, scope):
@@ -140,22 +133,20 @@ def waivers_revoke(ctx, company_id: str, covenant: str, scope: str) -> None:
                 hint="list the waivers with `aggregator waivers list`",
             )
         Registry(store).revoke_waiver(company_id, covenant, scope, now=ctx.obj["now"])
-    console.print(f"revoked the waiver of {company_id} for {covenant} ({scope}) for future releases")
+    out.line(f"revoked the waiver of {shown(company_id)} for {shown(covenant)} ({shown(scope)}) for future releases")
+    out.finish({"company_id": company_id, "covenant": covenant, "scope": scope, "granted": False})
 
 
 @waivers.command("list", help="List every waiver ever recorded, with when it was granted and revoked.")
 @click.option("--covenant", help="Only waivers of this covenant.")
-@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@friendly_errors
-def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
+@reporting
+def waivers_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
         frame = Registry(store).waivers(covenant)
-    if as_json:
-        click.echo(json.dumps(_records(frame), ensure_ascii=False, indent=1))
-        return
-    _print_frame(frame)
+    _print_frame(out, frame)
+    out.finish({"waivers": _records(frame)})
 
 
 @click.command(
@@ -163,28 +154,23 @@ def waivers_list(ctx, covenant: str | None, as_json: bool) -> None:
     help="Audit a recorded release again: on its own, and for every reader class that holds it.",
 )
 @click.argument("release_id")
-@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@friendly_errors
-def audit_command(ctx, release_id: str, as_json: bool) -> None:
+@reporting
+def audit_command(ctx, release_id: str, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
         covenant = history.show_release(store, release_id).release["covenant"]
         result = history.audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])
     rows = [("on its own", result.alone)]
     rows += [(f"for the readers of '{c}' with all they hold", r) for c, r in result.classes.items()]
-    if as_json:
+    out.line(f"[bold]{shown(release_id)}[/]: {result.cells} cells, {result.hidden} suppressed")
+    for name, r in rows:
+        verdict = "passed" if r.passed else f"FAILED on {len(r.failures)} cell(s)"
+        out.line(f"  audit {name}: {verdict} ({r.insiders_checked} insiders, {r.lp_solves} LPs)")
 
-        def verdict(r) -> dict:
-            return {"passed": r.passed, "failures": len(r.failures), "lp_solves": r.lp_solves}
+    def summary(r) -> dict:
+        return {"passed": r.passed, "failures": len(r.failures), "lp_solves": r.lp_solves}
 
-        payload = {"release": release_id, "cells": result.cells, "suppressed": result.hidden}
-        payload |= {"alone": verdict(result.alone), "readers": {c: verdict(r) for c, r in result.classes.items()}}
-        click.echo(json.dumps(payload, indent=1))
-    else:
-        console.print(f"[bold]{release_id}[/]: {result.cells} cells, {result.hidden} suppressed")
-        for name, r in rows:
-            verdict = "passed" if r.passed else f"FAILED on {len(r.failures)} cell(s)"
-            console.print(f"  audit {name}: {verdict} ({r.insiders_checked} insiders, {r.lp_solves} LPs)")
-    if not all(r.passed for _, r in rows):
-        ctx.exit(1)
+    payload = {"release": release_id, "cells": result.cells, "suppressed": result.hidden}
+    payload |= {"alone": summary(result.alone), "readers": {c: summary(r) for c, r in result.classes.items()}}
+    out.finish(payload, 0 if all(r.passed for _, r in rows) else EXIT_PROBLEMS)

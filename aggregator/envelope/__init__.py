@@ -10,7 +10,7 @@ Format: docs/envelope.md. Errors: EnvelopeRejected (with `.reason` in REASONS), 
 WrongPassphrase, ReceiptInvalid; all are AggregatorError subclasses.
 """
 
-from aggregator.envelope.envelope import (
+from aggregator.envelope.format import (
     CHUNK_SIZE,
     FORMAT_VERSION,
     REASONS,
@@ -18,12 +18,8 @@ from aggregator.envelope.envelope import (
     EnvelopeHeader,
     EnvelopeRejected,
     LegacyHeader,
-    OpenedEnvelope,
     file_sha256,
-    open_file,
-    read_header,
     sanitise_file_name,
-    seal_file,
     size_class,
 )
 from aggregator.envelope.keys import (
@@ -52,6 +48,8 @@ from aggregator.envelope.keys import (
     signing_public_key_from_bytes,
 )
 from aggregator.envelope.receipts import RECEIPT_STATES, ReceiptInvalid, make_receipt, verify_receipt
+from aggregator.envelope.seal import seal_file
+from aggregator.envelope.unseal import OpenedEnvelope, open_file, read_header
 
 __all__ = [
     "CHUNK_SIZE",

@@ -4,13 +4,15 @@ A receipt is one self-describing JSON document (UTF-8):
 
     {"format": "imvo-receipt", "version": 3,
      "receipt": {covenant, template, company_id, period, created, file_name, signer_fingerprint,
-                 file_sha256, received_at, state, log_head},
+                 file_sha256, received_at, state, log_head[, reason_category]},
      "signature": {"algorithm": "ed25519", "key_fingerprint": ..., "value": <base64>}}
 
 The signature covers RECEIPT_PREFIX || canonical JSON of "receipt" (sorted keys, no whitespace, ASCII).
 Version 3 carries nothing derived from the plaintext (versions 1 and 2 repeated its hash and size from the
 envelope header) and the head of the secretariat's action log when the intake began (`COUNT:HASH`, an anchor
-the company keeps). Receipts of versions 1 and 2 still verify, so a company can check the ones it holds.
+the company keeps). Receipts made since issue 21 add `reason_category`: why the file ended in its state, in one
+word (valid, valid_check_numbers, content, period, ...; see docs/envelope.md); older version-3 receipts lack it
+and verify as before. Receipts of versions 1 and 2 still verify, so a company can check the ones it holds.
 The intake writes a receipt only for a file whose signature verified with the company's registered key.
 """
 
@@ -25,12 +27,19 @@ from datetime import UTC, datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aggregator.envelope.envelope import EnvelopeHeader, canonical_json
+from aggregator.envelope.format import EnvelopeHeader, canonical_json
 from aggregator.envelope.keys import fingerprint, legacy_fingerprint
 from aggregator.errors import EnvelopeError
+from aggregator.states import FileState
 
 RECEIPT_PREFIX = b"imvo-receipt/v1\n"
-RECEIPT_STATES = ("received", "accepted", "duplicate", "superseded", "quarantined")
+RECEIPT_STATES = (
+    "received",  # the file arrived; a decision follows
+    FileState.ACCEPTED,
+    FileState.DUPLICATE,
+    FileState.SUPERSEDED,
+    FileState.QUARANTINED,
+)
 RECEIPT_VERSION = 3
 _READABLE_VERSIONS = (1, 2, 3)
 _MAX_RECEIPT_BYTES = 64 * 1024
@@ -45,6 +54,7 @@ _HEADER_FIELDS = (
     "signer_fingerprint",
 )
 _LOG_HEAD = re.compile(r"\d+:[0-9a-f]{64}")
+_CATEGORY = re.compile(r"[a-z][a-z_]{0,39}")
 
 
 class ReceiptInvalid(EnvelopeError):
@@ -59,9 +69,11 @@ def make_receipt(
     secretariat_signing_key: Ed25519PrivateKey,
     *,
     log_head: str | None = None,
+    reason_category: str | None = None,
 ) -> bytes:
-    """A signed receipt for one sealed file; `file_sha256` is the hex SHA-256 of the whole .imvo file and
-    `log_head` the action log's head as `COUNT:HASH` (None: no log, as for a receipt made outside a workspace)."""
+    """A signed receipt for one sealed file; `file_sha256` is the hex SHA-256 of the whole .imvo file,
+    `log_head` the action log's head as `COUNT:HASH` (None: no log, as for a receipt made outside a workspace)
+    and `reason_category` why the file ended in `state`, in one word (aggregator.states.Reason; None: left out)."""
     if state not in RECEIPT_STATES:
         raise EnvelopeError(f"unknown receipt state {state!r}", hint=f"use one of {', '.join(RECEIPT_STATES)}")
     if not isinstance(file_sha256, str) or not _SHA256_HEX.fullmatch(file_sha256):
@@ -71,6 +83,10 @@ def make_receipt(
     body = {name: getattr(header, name) for name in _HEADER_FIELDS}
     body |= {"file_sha256": file_sha256, "received_at": _utc_text(received_at), "state": state}
     body |= {"log_head": log_head}
+    if reason_category is not None:
+        if not _CATEGORY.fullmatch(str(reason_category)):
+            raise EnvelopeError(f"reason_category {reason_category!r} is not one lower-case word")
+        body["reason_category"] = str(reason_category)
     signature = secretariat_signing_key.sign(RECEIPT_PREFIX + canonical_json(body))
     doc = {
         "format": "imvo-receipt",

@@ -42,7 +42,7 @@ class HistoryOutcome:
 
     suppression: SuppressionResult
     audit: AuditResult
-    snapshot: Snapshot
+    snapshot: Snapshot | None  # None for a release protected alone (a protocol comparison)
     audited_with: list[str]
     reader_classes: list[str] = field(default_factory=list)
 

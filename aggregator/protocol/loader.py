@@ -333,8 +333,15 @@ class _Loader:
                 "a rollup needs a hierarchy to merge failing codes into their parent",
                 hint='add hierarchy = "m49" (or a [hierarchies] name) to this dimension',
             )
+        level = s.choice("level", ("leaf", "auto"), "leaf")
+        if level == "auto" and (hierarchy is None or rollup):
+            raise s.error(
+                "level",
+                'level = "auto" needs a hierarchy, and no rollup (a table is coarsened or its leaves merged)',
+                hint='give the dimension a hierarchy and leave out rollup = true, or leave out level = "auto"',
+            )
         s.done()
-        return Dimension(column, hierarchy, rollup)
+        return Dimension(column, hierarchy, rollup, level)
 
     def _operand(self, s: Section, template: str, columns: Mapping[str, Column]) -> Operand:
         column = self._numeric(s, "column", template, columns)

@@ -135,6 +135,9 @@ class Dimension:
     hierarchy: str | None = None  # "m49", a [hierarchies] name, or None (flat codes + a total)
     # merge a leaf that fails the primary rules into an "other <parent>" code instead of hiding it
     rollup: bool = False
+    # "leaf": publish down to the hierarchy's leaves; "auto": per release, down to the finest level at which
+    # every margin cell passes the primary rules (aggregation/rollup.py)
+    level: str = "leaf"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import xlsxwriter
 
 from aggregator.fileio import atomic_write_path
 from aggregator.release.html import environment, page_context
-from aggregator.release.model import InvalidRelease, Release, ReleasedCell, ReleasedTable
+from aggregator.release.model import STATUSES, InvalidRelease, Release, ReleasedCell, ReleasedTable
 from aggregator.release.texts import TEXTS, format_number, neutralise
 from aggregator.release.writer import MANIFEST, ReleaseFile, ReleaseFiles, sha256_file
 from aggregator.release.xlsx import WORKBOOK_OPTIONS, Formats
@@ -26,11 +26,13 @@ AUDIT_XLSX = "audit.xlsx"
 COLUMNS = {
     "en": [
         "table", "cell", "labels", "depths", "status", "published value", "true value",
-        "audit lo", "audit hi", "required upper", "required lower", "protection met", "reasons",
+        "published range lo", "published range hi", "audit lo", "audit hi",
+        "required upper", "required lower", "protection met", "reasons",
     ],
     "nl": [
         "tabel", "cel", "labels", "niveaus", "status", "gepubliceerde waarde", "echte waarde",
-        "audit onder", "audit boven", "vereist boven", "vereist onder", "bescherming gehaald", "redenen",
+        "gepubliceerd bereik onder", "gepubliceerd bereik boven", "audit onder", "audit boven",
+        "vereist boven", "vereist onder", "bescherming gehaald", "redenen",
     ],
 }  # fmt: skip
 COST_COLUMNS = {
@@ -115,7 +117,7 @@ def cost_rows(release: Release) -> list[CostRow]:
 
 
 def _cost(table_id: str, cells: list[ReleasedCell]) -> CostRow:
-    count = {status: sum(1 for c in cells if c.status == status) for status in ("published", "primary", "secondary")}
+    count = {status: sum(1 for c in cells if c.status == status) for status in STATUSES}
     hidden = [c.true_value for c in cells if c.suppressed and c.true_value is not None]
     share = 100.0 * (len(cells) - count["published"]) / len(cells) if cells else 0.0
     return CostRow(table_id, len(cells), count["published"], count["primary"], count["secondary"], share, sum(hidden))
@@ -133,6 +135,8 @@ def audit_values(table: ReleasedTable, cell: ReleasedCell, language: str) -> lis
         STATUS_NAMES[language][cell.status],
         cell.value,
         cell.true_value if cell.true_value is not None else cell.value,
+        cell.range_lo,
+        cell.range_hi,
         cell.lo,
         cell.hi,
         cell.upl,

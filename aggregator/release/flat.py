@@ -3,6 +3,8 @@
 CSV: UTF-8 with BOM so Excel detects the encoding; English uses ',' and a decimal point, Dutch uses
 ';' and a decimal comma, as Excel in that locale expects; suppressed cells hold the symbol.
 Parquet: suppressed values are null and a `status` column says published or suppressed, nothing more.
+Both carry, for a suppressed cell, the range any reader can derive from the release (`lower`, `upper`; empty
+where the release bounds nothing on that side).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def csv_bytes(release: Release, table: ReleasedTable) -> bytes:
     header: list[str] = []
     for label in table.dimension_labels:
         header += [f"{label} ({texts['code']})", label, f"{label} ({texts['level']})"]
-    header.append(value_header(release, table))
+    header += [value_header(release, table), texts["lower"], texts["upper"]]
     writer.writerow([neutralise(h) for h in header])
     for cell in table.cells:
         row: list[str] = []
@@ -38,8 +40,13 @@ def csv_bytes(release: Release, table: ReleasedTable) -> bytes:
             row += [neutralise(code), neutralise(label), str(depth)]
         value = published_value(table, cell)
         row.append(SYMBOL[language] if value is None else format_number(value, table.decimals, language, False))
+        row += [_plain(bound, table.decimals, language) for bound in (cell.range_lo, cell.range_hi)]
         writer.writerow(row)
     return buffer.getvalue().encode("utf-8-sig")
+
+
+def _plain(value: float | None, decimals: int, language: str) -> str:
+    return "" if value is None else format_number(value, decimals, language, False)
 
 
 def write_csv(release: Release, table: ReleasedTable, path: Path) -> None:
@@ -53,14 +60,16 @@ def parquet_table(release: Release, table: ReleasedTable) -> pa.Table:
         columns[dim] = pa.array([c.codes[d] for c in table.cells], pa.string())
         columns[f"{dim}_label"] = pa.array([c.labels[d] for c in table.cells], pa.string())
         columns[f"{dim}_depth"] = pa.array([c.depths[d] for c in table.cells], pa.int16())
-    if {"value", "status"} & set(columns) or len(columns) != 3 * len(table.dimensions):
+    if {"value", "status", "lower", "upper"} & set(columns) or len(columns) != 3 * len(table.dimensions):
         raise InvalidRelease(
             f"table {table.table_id!r}: dimension ids clash with the Parquet columns "
-            "(value, status, <dim>_label, <dim>_depth)",
+            "(value, status, lower, upper, <dim>_label, <dim>_depth)",
             hint="rename the dimension in the protocol",
         )
     columns["value"] = pa.array([published_value(table, c) for c in table.cells], pa.float64())
     columns["status"] = pa.array([c.public_status for c in table.cells], pa.string())
+    columns["lower"] = pa.array([c.range_lo for c in table.cells], pa.float64())
+    columns["upper"] = pa.array([c.range_hi for c in table.cells], pa.float64())
     metadata = {
         "covenant": release.covenant_id,
         "period": release.period,

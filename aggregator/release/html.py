@@ -24,8 +24,8 @@ from aggregator.release.layout import (
     total_flags,
     value_header,
 )
-from aggregator.release.model import Release, ReleasedCell, ReleasedTable
-from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, format_number, period_label
+from aggregator.release.model import Coverage, Release, ReleasedCell, ReleasedTable
+from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, format_number, format_range, period_label
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_BARS = 60  # beyond this a chart is harder to read than the table
@@ -50,6 +50,7 @@ class HtmlCell:
     suppressed: bool = False
     bold: bool = False
     no_data: bool = False  # the combination does not exist in the table (nobody reported it)
+    range: str = ""  # a suppressed cell's published range
 
 
 @dataclass
@@ -71,6 +72,14 @@ class HtmlTable:
     chart: Markup | None = None
     chart_caption: str = ""
     col_bold: list[bool] = field(default_factory=list)
+    coverage: Coverage | None = None
+
+
+def coverage_bar(coverage: Coverage) -> list[tuple[str, float]]:
+    """(css class, width %) of the parts of a table's cells: published, as a range, hidden."""
+    total = max(coverage.cells, 1)
+    parts = (("published", coverage.published), ("ranged", coverage.ranged), ("hidden", coverage.hidden))
+    return [(name, round(100.0 * n / total, 2)) for name, n in parts if n]
 
 
 def render_report(release: Release) -> str:
@@ -89,6 +98,7 @@ def page_context(release: Release, tables: list) -> dict:
         "has_gaps": any(has_gaps(table) for table in release.tables),
         "period": period_label(release.period, release.language),
         "tables": tables,
+        "coverage_bar": coverage_bar,
     }
 
 
@@ -97,13 +107,15 @@ def _cell_text(release: Release, table: ReleasedTable, cell: ReleasedCell | None
         return HtmlCell(NO_DATA, bold=bold, no_data=True)
     value = published_value(table, cell)
     if value is None:
-        return HtmlCell(SYMBOL[release.language], suppressed=True, bold=bold)
+        span = format_range(cell.range_lo, cell.range_hi, table.decimals, release.language)
+        return HtmlCell(SYMBOL[release.language], suppressed=True, bold=bold, range=span)
     return HtmlCell(format_number(value, table.decimals, release.language), bold=bold)
 
 
 def _html_table(release: Release, table: ReleasedTable, number: int) -> HtmlTable:
     view = HtmlTable(
         anchor=f"table-{number}",
+        coverage=table.coverage(),
         title=table.title,
         unit=table.unit,
         footnote=table.footnote,

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.errors import ReleaseRefused
+from aggregator.periods import Period
+from aggregator.states import CellStatus
 
-STATUSES = ("published", "primary", "secondary")
+STATUSES = (CellStatus.PUBLISHED, CellStatus.PRIMARY, CellStatus.SECONDARY)
 KINDS = ("count", "companies", "sum", "ratio")
 LANGUAGES = ("en", "nl")
 
@@ -27,7 +29,6 @@ INTERNAL_STATUS_WORDS = ("primary", "secondary", "primair", "secundair")
 
 _PATH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # becomes a folder or file name
 _DIM_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # becomes a Parquet column name
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LOG_HEAD = re.compile(r"^\d+:[0-9a-f]{64}$")
 
@@ -40,15 +41,18 @@ class InvalidRelease(ReleaseRefused):
 class ReleasedCell:
     """One cell of a released table, in display order.
 
-    `value` is what is published (None when suppressed). The fields after `status` are internal
-    and appear only in the secretariat's audit report.
+    `value` is what is published (None when suppressed); a suppressed cell publishes instead the range any
+    reader can derive from the release (`range_lo`..`range_hi`, None for an open side; docs/rules.md). The
+    fields after `range_hi` are internal and appear only in the secretariat's audit report.
     """
 
     codes: tuple[str, ...]  # one code per dimension
     labels: tuple[str, ...]  # display label per dimension, in the release language
     depths: tuple[int, ...]  # hierarchy depth per dimension; 0 = total
     value: float | None  # None when suppressed
-    status: str = "published"  # "published" | "primary" | "secondary"
+    status: CellStatus = CellStatus.PUBLISHED  # PUBLISHED, PRIMARY or SECONDARY
+    range_lo: float | None = None  # published for a suppressed cell: the least value a reader can derive
+    range_hi: float | None = None  # ... and the greatest (None: no upper bound follows from the release)
     true_value: float | None = None  # internal: the real value of a hidden cell
     lo: float | None = None  # internal: attacker's tightest lower bound (audit)
     hi: float | None = None  # internal: attacker's tightest upper bound (audit)
@@ -58,12 +62,12 @@ class ReleasedCell:
 
     @property
     def suppressed(self) -> bool:
-        return self.status != "published"
+        return self.status != CellStatus.PUBLISHED
 
     @property
-    def public_status(self) -> str:
+    def public_status(self) -> CellStatus:
         """The only status a committee output may show: published or suppressed."""
-        return "suppressed" if self.suppressed else "published"
+        return CellStatus.SUPPRESSED if self.suppressed else CellStatus.PUBLISHED
 
     def check(self, where: str, n_dims: int) -> None:
         """Raise InvalidRelease when the cell is malformed or a hidden value would leak."""
@@ -83,6 +87,26 @@ class ReleasedCell:
             )
         if not self.suppressed and (self.value is None or not math.isfinite(self.value)):
             raise InvalidRelease(f"{where} is published but has no finite value")
+        self._check_range(where)
+
+    def _check_range(self, where: str) -> None:
+        if not self.suppressed and (self.range_lo is not None or self.range_hi is not None):
+            raise InvalidRelease(f"{where} is published but carries a range")
+        ends = [e for e in (self.range_lo, self.range_hi) if e is not None]
+        if any(not math.isfinite(e) for e in ends):
+            raise InvalidRelease(f"{where} has a range end that is not a finite number")
+        if len(ends) == 2 and self.range_lo > self.range_hi:
+            raise InvalidRelease(f"{where} has a range whose lower end exceeds its upper end")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a table shows its readers: cells published, hidden with a range bounded on both sides, hidden."""
+
+    cells: int
+    published: int
+    ranged: int
+    hidden: int  # hidden with no range, or one open on a side
 
 
 @dataclass
@@ -98,6 +122,11 @@ class ReleasedTable:
     cells: list[ReleasedCell]  # display order
     footnote: str = ""
     decimals: int = 0  # decimals shown; published values are rounded to this everywhere
+
+    def coverage(self) -> Coverage:
+        hidden = [c for c in self.cells if c.suppressed]
+        ranged = sum(c.range_lo is not None and c.range_hi is not None for c in hidden)
+        return Coverage(len(self.cells), len(self.cells) - len(hidden), ranged, len(hidden) - ranged)
 
     def __post_init__(self) -> None:
         self.dimensions = tuple(self.dimensions)
@@ -182,7 +211,7 @@ class Release:
         for name, value in (("covenant id", self.covenant_id), ("audience id", self.audience_id)):
             if not _PATH_ID.match(value):
                 raise InvalidRelease(f"{name} {value!r} may hold only letters, digits, '-' and '_' (it names a folder)")
-        if not _PERIOD.match(self.period):
+        if not Period.is_valid(self.period):
             raise InvalidRelease(f"period {self.period!r} is not of the form YYYY-MM")
         if self.language not in LANGUAGES:
             raise InvalidRelease(f"language {self.language!r} is not supported; use 'en' or 'nl'")

@@ -30,6 +30,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "level": "level",
         "legend_title": "Legend",
         "legend": "x = suppressed: the figure could reveal data of an individual company",
+        "coverage_title": "What the tables show",
+        "coverage_note": "Cells of each table shown as a figure, as a range (x 120–450) or hidden without one (x).",
+        "coverage_published": "published",
+        "coverage_ranged": "as a range",
+        "coverage_hidden": "hidden",
+        "coverage_cells": "cells",
+        "range_legend": "x 120–450 = suppressed; the published figures imply that the value lies in this range "
+        "(≥ 120: at least 120)",
+        "lower": "lower bound if suppressed",
+        "upper": "upper bound if suppressed",
         "legend_text": "suppressed: the figure could reveal data of an individual company",
         "method": "Cells that could reveal data of an individual company are suppressed (x). "
         "Other cells are suppressed as well where needed, so that hidden figures cannot be "
@@ -73,6 +83,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "level": "niveau",
         "legend_title": "Verklaring van tekens",
         "legend": "x = geheim: het cijfer zou gegevens van een individueel bedrijf kunnen onthullen",
+        "coverage_title": "Wat de tabellen tonen",
+        "coverage_note": "Cellen per tabel getoond als cijfer, als bereik (x 120–450) of geheim zonder bereik (x).",
+        "coverage_published": "gepubliceerd",
+        "coverage_ranged": "als bereik",
+        "coverage_hidden": "geheim",
+        "coverage_cells": "cellen",
+        "range_legend": "x 120–450 = geheim; uit de gepubliceerde cijfers volgt dat de waarde in dit bereik ligt "
+        "(≥ 120: ten minste 120)",
+        "lower": "ondergrens indien geheim",
+        "upper": "bovengrens indien geheim",
         "legend_text": "geheim: het cijfer zou gegevens van een individueel bedrijf kunnen onthullen",
         "method": "Cellen die gegevens van een individueel bedrijf zouden kunnen onthullen, zijn "
         "geheimgehouden (x). Waar nodig zijn ook andere cellen geheimgehouden, zodat verborgen "
@@ -126,6 +146,17 @@ def round_value(value: float, decimals: int) -> float:
     """The published figure: rounded to the decimals shown, so no file carries hidden precision."""
     rounded = round(float(value), decimals)
     return 0.0 if rounded == 0 else rounded  # no "-0"
+
+
+def format_range(lo: float | None, hi: float | None, decimals: int, language: str) -> str:
+    """A published range: '120–450', '≥ 120' or '≤ 450'; empty when nothing bounds the cell."""
+    if lo is not None and hi is not None:
+        return f"{format_number(lo, decimals, language)}–{format_number(hi, decimals, language)}"
+    if lo is not None:
+        return f"≥ {format_number(lo, decimals, language)}"
+    if hi is not None:
+        return f"≤ {format_number(hi, decimals, language)}"
+    return ""
 
 
 def format_number(value: float, decimals: int, language: str, grouping: bool = True) -> str:

@@ -18,7 +18,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from aggregator.release.layout import Grid, axis, grid, has_gaps, published_value, total_flags, value_header
 from aggregator.release.model import Release, ReleasedCell, ReleasedTable
-from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, neutralise, period_label
+from aggregator.release.texts import NO_DATA, SYMBOL, TEXTS, format_range, neutralise, period_label
 
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\']")
 HEADER_ROW = 5  # first table row below title, period, unit (and a revision line)
@@ -142,7 +142,7 @@ def _write_notes(
     One long line would run far to the right of the table, off screen and off the printed page.
     """
     texts = TEXTS[release.language]
-    lines = [texts["legend"]]
+    lines = [texts["legend"], texts["range_legend"]]
     lines += [f"{NO_DATA} = {texts['no_data_text']}"] if gaps else []
     lines += [texts["method"]] + ([footnote] if footnote else [])
     last_col, width = _note_span(widths)
@@ -230,7 +230,8 @@ def _write_value(
 ) -> None:
     value = published_value(table, cell)
     if value is None:
-        sheet.write_string(row, col, SYMBOL[release.language], fmts.suppressed(bold))
+        span = format_range(cell.range_lo, cell.range_hi, table.decimals, release.language)
+        sheet.write_string(row, col, f"{SYMBOL[release.language]} {span}".strip(), fmts.suppressed(bold))
     else:
         sheet.write_number(row, col, value, fmts.get(bold=bold, decimals=table.decimals))
 

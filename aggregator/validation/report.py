@@ -44,6 +44,8 @@ class ValidationReport:
     rows_checked: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     left_out: int = 0  # problems not listed because one rule failed very often in one column
+    # Details (tracebacks) of checks that failed unexpectedly: for the secretariat's log, never in the report
+    internal_errors: list[str] = field(default_factory=list)
 
     @classmethod
     def from_parts(cls, parts: Iterable[pd.DataFrame], rows_checked: int = 0) -> ValidationReport:

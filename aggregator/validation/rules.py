@@ -25,6 +25,9 @@ CHECK_KINDS: dict[str, tuple[str, ...]] = {
     "implies": ("boolean",),  # left true -> right true
     "not_greater": ("integer", "number"),  # left <= right
 }
+# The largest magnitude a value of each numeric type may have, so the store holds it and the batch adds it up
+# exactly: integers are summed as doubles (exact up to 2**53), numbers as DECIMAL(38, 6) (up to 10**32).
+STORE_LIMITS = {"integer": 2**53, "number": 10.0**15}
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_IDENTIFIER_LENGTH = 63  # DuckDB and most SQL engines accept this; keeps table names readable
 
@@ -296,12 +299,15 @@ def _parse_column(raw: Any, where: _Where, key: str) -> Column:
     allowed = _parse_allowed(raw, kind, where, key)
     value_range = _parse_range(raw.get("range"), kind, where, f"{key}.range")
     pattern = _parse_pattern(raw.get("pattern"), kind, where, f"{key}.pattern")
+    unit = where.text(raw, "unit", key)
+    if kind in STORE_LIMITS:
+        _check_numeric_bounds(value_range, unit, kind, where, key)
     return Column(
         name=name,
         type=kind,
         required=raw["required"],
         sensitivity=sensitivity,
-        unit=where.text(raw, "unit", key),
+        unit=unit,
         allowed=allowed,
         range=value_range,
         pattern=pattern,
@@ -342,6 +348,25 @@ def _parse_range(raw: Any, kind: str, where: _Where, key: str) -> Range | None:
     if result.min is not None and result.max is not None and result.min > result.max:
         raise where.fail(key, f"has min {result.min} above max {result.max}")
     return result
+
+
+def _check_numeric_bounds(value_range: Range | None, unit: str, kind: str, where: _Where, key: str) -> None:
+    """Every number column says what it counts and how large it may be, within what the store can add up: a
+    value without a maximum (1e308 kg) passes validation and then stops every release."""
+    if not unit:
+        raise where.fail(f"{key}.unit", 'is missing; a number column must name its unit, e.g. unit = "kg"')
+    limit = STORE_LIMITS[kind]
+    if value_range is None or value_range.min is None or value_range.max is None:
+        raise where.fail(
+            f"{key}.range",
+            "must give both min and max for a number column",
+            hint=f"e.g. range = {{ min = 0, max = 1000000 }}; the store holds at most {limit:.3g} for type '{kind}'",
+        )
+    if max(abs(value_range.min), abs(value_range.max)) > limit:
+        raise where.fail(
+            f"{key}.range",
+            f"allows values beyond {limit:.3g}, the largest the store adds up exactly for type '{kind}'",
+        )
 
 
 def _parse_pattern(raw: Any, kind: str, where: _Where, key: str) -> str | None:

@@ -74,7 +74,7 @@ def _value_checks(col: Column) -> list[pa.Check]:
     if col.range is not None:
         return [pa.Check(_passes_whole(_in_range(col.range)), name="range", ignore_na=True)]
     if col.pattern is not None:
-        return [pa.Check(_passes_whole(_fullmatch(col.pattern)), name="pattern", ignore_na=True)]
+        return [pa.Check(_passes_whole(fullmatch(col.pattern)), name="pattern", ignore_na=True)]
     return []
 
 
@@ -134,7 +134,7 @@ def _in_range(r: Range):
     return check
 
 
-def _fullmatch(pattern: str):
+def fullmatch(pattern: str):
     compiled = re.compile(pattern)
     anchored = f"^(?:{pattern})$"
 
@@ -179,7 +179,7 @@ def uniqueness_in_background(frame: pd.DataFrame, template: Template) -> Iterato
     that release it: run side by side they cost the time of the longer one. The unique check then only
     collects the verdict (and computes it itself for any other frame, or outside this block)."""
     verdicts = {
-        keys[0]: parallel.in_background(_no_duplicates, frame[keys[0]])
+        keys[0]: parallel.in_background(no_duplicates, frame[keys[0]])
         for keys in template.unique
         if len(keys) == 1 and keys[0] in frame.columns
     }
@@ -192,18 +192,18 @@ def uniqueness_in_background(frame: pd.DataFrame, template: Template) -> Iterato
             verdict.cancel()  # an unread verdict (the block failed early) is not worth finishing
 
 
-# (frame, {column: future verdict of _no_duplicates}) for the validation running in this context
+# (frame, {column: future verdict of no_duplicates}) for the validation running in this context
 _PREFETCHED: ContextVar[tuple[pd.DataFrame, dict[str, Future[bool]]] | None] = ContextVar(
     "imvo_prefetched_uniqueness", default=None
 )
 
 
 def _without_duplicates(frame: pd.DataFrame, key: str) -> bool:
-    """_no_duplicates(frame[key]), taken from uniqueness_in_background when it is computing it for this frame."""
+    """no_duplicates(frame[key]), taken from uniqueness_in_background when it is computing it for this frame."""
     prefetched = _PREFETCHED.get()
     if prefetched is not None and prefetched[0] is frame and key in prefetched[1]:
         return prefetched[1][key].result()
-    return _no_duplicates(frame[key])
+    return no_duplicates(frame[key])
 
 
 def _unique_check(keys: list[str], within: str | None = None) -> pa.Check:
@@ -218,9 +218,9 @@ def _unique_check(keys: list[str], within: str | None = None) -> pa.Check:
     return pa.Check(_passes_whole(check), name=UNIQUE_PREFIX + ",".join(keys))
 
 
-def _no_duplicates(values: pd.Series) -> bool:
+def no_duplicates(values: pd.Series) -> bool:
     """True when no value occurs twice, missing values aside (dropna copies: skip it when nothing is missing)."""
-    if _distinct_fingerprints(values):
+    if distinct_fingerprints(values):
         return True
     return values.is_unique if not values.hasnans else values.dropna().is_unique
 
@@ -230,7 +230,7 @@ _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)
 
 
-def _distinct_fingerprints(values: pd.Series) -> bool:
+def distinct_fingerprints(values: pd.Series) -> bool:
     """True when the 64-bit fingerprints of the present text values are all distinct, so the values are.
 
     A sufficient test, never a verdict of "duplicate": equal values always get equal fingerprints, so distinct

@@ -6,6 +6,7 @@ intake, so a file that passes on the company's laptop passes at intake with the 
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
+from pandera.errors import SchemaErrorReason
 
 from aggregator.errors import ValidationFailed
 from aggregator.validation import parallel, readers
@@ -49,14 +51,46 @@ class CheckResult:
 
 
 def validate(df: pd.DataFrame, template: Template | str) -> ValidationResult:
-    """Type-convert and check `df` (index = spreadsheet rows); collects every problem (pandera lazy mode)."""
+    """Type-convert and check `df` (index = spreadsheet rows); collects every problem (pandera lazy mode).
+
+    Fails closed: a check that raises instead of answering (pandera reports it without a row) makes the file
+    fail with an internal check error; the details go to `report.internal_errors`, for the secretariat."""
     tpl = readers.resolve_template(template)
     missing = [c.name for c in tpl.columns if c.required and c.name not in df.columns]
     typed, type_problems, bad_cells = _typed_frame(df, tpl)
     parts = [_missing_column_problems(missing), *type_problems]
-    parts.append(_schema_problems(typed, tpl, bad_cells, set(missing)))
+    problems, broken = _schema_problems(typed, tpl, bad_cells, set(missing))
+    parts.append(problems)
+    if broken:
+        parts.append(pd.DataFrame([vars(_internal_error())], columns=PROBLEM_COLUMNS))
     report = ValidationReport.from_parts(parts, rows_checked=len(df))
+    report.internal_errors = broken
     return ValidationResult(report.ok, typed if report.ok else None, report, tpl)
+
+
+def _internal_error() -> Problem:
+    return _file_level(
+        "internal_error",
+        "internal check error: a check could not be completed on this file, so it cannot be accepted as it is; "
+        "please tell the secretariat (this is a fault of the checking program, not necessarily of your file)",
+        "interne controlefout: een controle kon op dit bestand niet worden afgerond, dus het kan zo niet worden "
+        "aanvaard; meld dit aan het secretariaat (dit is een fout van het controleprogramma, niet per se van uw "
+        "bestand)",
+    )
+
+
+def _failed_closed(raw: pd.DataFrame, tpl: Template) -> ValidationResult:
+    """validate(), with any unexpected exception turned into an internal check error instead of a crash."""
+    try:
+        return validate(raw, tpl)
+    except MemoryError:
+        raise  # the worker tells the clerk the file needs more memory than allowed
+    except BaseException as exc:  # noqa: BLE001 - fail closed; a native reader's panic is a BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        report = ValidationReport.from_problems([_internal_error()], rows_checked=len(raw))
+        report.internal_errors = [traceback.format_exc(limit=20)]
+        return ValidationResult(False, None, report, tpl)
 
 
 def validate_many(frames: Sequence[pd.DataFrame], template: Template | str) -> list[ValidationResult]:
@@ -136,8 +170,11 @@ class _Read:
 
 
 def check_files(sources: Sequence[str | Path | bytes], covenant: str, template: str | None = None) -> list[CheckResult]:
-    """check_file of each file; those of one template are validated together (validate_many)."""
-    results: list[CheckResult | _Read] = [_read(source, covenant, template) for source in sources]
+    """check_file of each file; those of one template are validated together (validate_many).
+
+    Never raises for a file's content (MemoryError aside): an unexpected exception fails that file with an
+    internal check error, never passes it."""
+    results: list[CheckResult | _Read] = [_read_failing_closed(source, covenant, template) for source in sources]
     by_template: dict[str, list[int]] = {}
     for n, item in enumerate(results):
         if isinstance(item, _Read):
@@ -145,9 +182,28 @@ def check_files(sources: Sequence[str | Path | bytes], covenant: str, template: 
     for members in by_template.values():
         read = [results[n] for n in members]
         tpl = read[0].template
-        for n, one, result in zip(members, read, validate_many([r.raw for r in read], tpl), strict=True):
+        try:
+            validated = validate_many([r.raw for r in read], tpl)
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - each file alone, so the exception costs only the file that raises it
+            validated = [_failed_closed(r.raw, tpl) for r in read]
+        for n, one, result in zip(members, read, validated, strict=True):
             results[n] = CheckResult(result.ok, tpl.name, result.frame, one.warnings, result.report, covenant, tpl)
     return results  # type: ignore[return-value]  # every _Read was replaced by its CheckResult
+
+
+def _read_failing_closed(source: str | Path | bytes, covenant: str, template: str | None) -> _Read | CheckResult:
+    try:
+        return _read(source, covenant, template)
+    except MemoryError:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - fail closed; a native reader's panic is a BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        report = ValidationReport.from_problems([_internal_error()])
+        report.internal_errors = [traceback.format_exc(limit=20)]
+        return CheckResult(False, template, None, [], report, covenant)
 
 
 def _read(source: str | Path | bytes, covenant: str, template: str | None) -> _Read | CheckResult:
@@ -251,6 +307,8 @@ def _typed_frame(df: pd.DataFrame, tpl: Template) -> tuple[pd.DataFrame, list[pd
         if bad.any():
             bad_cells[col.name] = bad
             problems.append(_type_problems(raw[bad], col))
+            if col.type == "integer":  # a whole number too large for the store is out of range, not "not a number"
+                problems[-1] = _beyond_the_store(problems[-1], col)
     return pd.DataFrame(typed, index=df.index), problems, bad_cells
 
 
@@ -384,6 +442,26 @@ _TYPE_MESSAGES = {
 }
 
 
+def _beyond_the_store(problems: pd.DataFrame, col: Column) -> pd.DataFrame:
+    """Rewrite the type problems of values that are whole numbers, only too large to store, as range problems."""
+    numbers = pd.to_numeric(problems["value"], errors="coerce")
+    with np.errstate(invalid="ignore"):
+        large = (numbers.abs() > _INT64_LIMIT) & np.isfinite(numbers) & (np.mod(numbers, 1) == 0)
+    if not large.any():
+        return problems
+    allowed_en = col.range.describe("en") if col.range else f"<= {_INT64_LIMIT}"
+    allowed_nl = col.range.describe("nl") if col.range else f"<= {_INT64_LIMIT}"
+    problems = problems.copy()
+    problems.loc[large, "rule"] = "range"
+    problems.loc[large, "message_en"] = [
+        f"{col.name} {v} is out of range; it must be {allowed_en}" for v in problems.loc[large, "value"]
+    ]
+    problems.loc[large, "message_nl"] = [
+        f"{col.name} {v} valt buiten het bereik; het moet {allowed_nl} zijn" for v in problems.loc[large, "value"]
+    ]
+    return problems
+
+
 def _type_problems(bad: pd.Series, col: Column) -> pd.DataFrame:
     rule, en, nl = _TYPE_MESSAGES[col.type]
     values = [_show(v) for v in bad.tolist()]
@@ -404,7 +482,7 @@ _SHOW_MAX = 80  # a report names the value; a 10 MB cell must not become a 10 MB
 
 def _show(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+        return str(int(value)) if abs(value) < 1e15 else repr(value)  # 1e+308, not 309 digits
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     text = str(value)
@@ -413,15 +491,26 @@ def _show(value: Any) -> str:
 
 def _schema_problems(
     typed: pd.DataFrame, tpl: Template, bad_cells: dict[str, np.ndarray], missing: set[str]
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, list[str]]:
+    """The report rows of the schema's failures, and the details of every failure that names no row.
+
+    A failure without a row is a check that raised instead of answering (pandera catches the exception and
+    reports it so), or a whole-column failure that cannot occur for frames typed above: neither may pass."""
     try:
         # inplace: the schema never coerces (types are converted above), so pandera's defensive copy of a
         # frame we built ourselves costs time (about a tenth of a small file's check) and buys nothing.
         with uniqueness_in_background(typed, tpl):
             build_schema(tpl).validate(typed, lazy=True, inplace=True)
     except pandera.errors.SchemaErrors as exc:
-        return _translate(exc.failure_cases, typed, tpl, bad_cells, missing)
-    return pd.DataFrame(columns=PROBLEM_COLUMNS)
+        broken = [str(e) for e in exc.schema_errors if e.reason_code is SchemaErrorReason.CHECK_ERROR]
+        if any("MemoryError" in text for text in broken):
+            raise MemoryError("a check ran out of memory") from exc  # the worker reports the memory limit
+        cases = exc.failure_cases
+        if not broken:  # no check raised, but some failure names no row: not one the report can explain
+            rowless = cases[cases["index"].isna()]
+            broken = [f"{c.check} on {c.column}: {c.failure_case}" for c in rowless.itertuples()]
+        return _translate(cases[cases["index"].notna()], typed, tpl, bad_cells, missing), broken
+    return pd.DataFrame(columns=PROBLEM_COLUMNS), []
 
 
 def _translate(
@@ -431,8 +520,8 @@ def _translate(
     bad_cells: dict[str, np.ndarray],
     missing: set[str],
 ) -> pd.DataFrame:
-    """pandera failure cases -> report rows; whole-row checks come once per column: keep one per row."""
-    cases = cases[cases["index"].notna()]  # dtype/coercion failures have no row; types are converted before
+    """pandera failure cases (each with a row) -> report rows; whole-row checks come once per column: keep one
+    per row."""
     is_row_check = cases["check"].astype(str).str.startswith((UNIQUE_PREFIX, CROSS_PREFIX))
     parts = [
         _row_check_problems(str(check), group, typed, tpl)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import blake3
 
-from aggregator.envelope.envelope import (
+from aggregator.envelope.format import (
     CHUNK_SIZE,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,

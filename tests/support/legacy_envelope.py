@@ -10,7 +10,7 @@ from pathlib import Path
 
 import blake3
 
-from aggregator.envelope.envelope import (
+from aggregator.envelope.format import (
     CHUNK_SIZE,
     LEGACY_VERSION,
     SUITES,
@@ -26,18 +26,18 @@ from aggregator.envelope.keys import legacy_fingerprint
 
 
 def legacy_header(plaintext: bytes, recipient, signer, **fields) -> LegacyHeader:
+    """The header the format-2 sealer wrote for `plaintext`; `fields` override any field (a lying header too)."""
     values = dict(covenant="textile", template="living_wage", company_id="C0042", period="2026-10",
                   created="2026-11-01T09:30:00Z", file_name="legacy.csv", suite="x25519/chacha20-poly1305")  # fmt: skip
-    values |= fields
-    return LegacyHeader(
+    values |= dict(
         format_version=LEGACY_VERSION,
         recipient_fingerprint=legacy_fingerprint(recipient),
         signer_fingerprint=legacy_fingerprint(signer.public_key()),
         plaintext_blake3=blake3.blake3(plaintext).hexdigest(),
         plaintext_size=len(plaintext),
         chunk_size=CHUNK_SIZE,
-        **values,
     )
+    return LegacyHeader(**(values | fields))
 
 
 def seal_v2(plaintext: bytes, target: Path, recipient, signer, *, damage_chunk: int | None = None, **fields) -> Path:

@@ -1,0 +1,23 @@
+"""Text from outside (file names, values in messages) made safe to show on a terminal or in a log line."""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Control characters (C0, DEL, C1), format characters (bidirectional overrides, zero-width joiners), line and
+# paragraph separators, surrogates and unassigned code points can move the cursor, recolour the screen or
+# reorder what a clerk reads.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could act on a terminal written as a Python-style escape (\\x1b,
+    \\u202e); letters of every script, digits, punctuation and spaces stay as they are."""
+    return "".join(_shown(char) for char in str(text))
+
+
+def _shown(char: str) -> str:
+    if unicodedata.category(char) not in _UNSAFE_CATEGORIES:
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
