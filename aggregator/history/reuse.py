@@ -24,8 +24,9 @@ from .snapshot import Snapshot
 
 
 def data_fingerprint(store: Store, protocol: Protocol, month: Period) -> str:
-    """What a month's cells are computed from: the protocol, the accepted submissions of the month (and of the
-    months before it when figures are carried forward) and every company's group and status."""
+    """What a month's cells and their verdicts are computed from: the protocol, the accepted submissions of the
+    month (and of the months before it when figures are carried forward), every company's group and status,
+    the waivers and the manual overrides."""
     carry = protocol.carries_forward
     (submissions,) = store.con.execute(
         "SELECT coalesce(string_agg(submission_id || '/' || template || '/' || period, ',' ORDER BY submission_id,"
@@ -38,7 +39,16 @@ def data_fingerprint(store: Store, protocol: Protocol, month: Period) -> str:
         "FROM companies WHERE list_contains(covenants, ?)",
         [protocol.covenant.id],
     ).fetchone()
-    text = "\n".join([protocol.sha256, protocol.non_response, str(month), submissions, companies])
+    consent = [
+        store.con.execute(sql, [protocol.covenant.id]).fetchone()[0] or ""
+        for sql in (
+            "SELECT string_agg(w, ',' ORDER BY w) FROM (SELECT company_id || '/' || scope || '/' || granted_at || "
+            "'/' || coalesce(revoked_at, '-') AS w FROM waivers WHERE covenant = ?)",
+            "SELECT string_agg(o, ',' ORDER BY o) FROM (SELECT table_id || '/' || cell_key || '/' || action || '/' "
+            "|| created_at AS o FROM overrides WHERE covenant = ?)",
+        )
+    ]
+    text = "\n".join([protocol.sha256, protocol.non_response, str(month), submissions, companies, *consent])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
