@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_history import JAN, Lab, four_companies
 
 from aggregator import batch
 from aggregator.aggregation.release import positive_floors
@@ -16,6 +15,7 @@ from aggregator.cellkey import CellKey, Coordinate, Quantity
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import ProtectionProblem, insider_floor
 from aggregator.protocol import load_protocol
+from support.lab import JAN, Lab, four_companies
 from support.sample_store import sample_store
 
 ROOT = Path(__file__).resolve().parents[1]

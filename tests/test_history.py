@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from aggregator import history
 from aggregator.aggregation.release import params_for
-from aggregator.cellkey import CellKey, Coordinate, Quantity, ViewKind
+from aggregator.cellkey import CellKey, Coordinate, ViewKind
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.contributions import Contributions
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
@@ -27,12 +27,24 @@ from aggregator.history.ledger import record_snapshot
 from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
 from support.cli import json_result
-from support.lab import FEB, JAN, MAR, NOW, PASSPHRASE, PROTOCOL, Lab, four_companies, four_company_workspace, pattern
+from support.lab import (
+    COTTON,
+    FEB,
+    JAN,
+    MAR,
+    NOW,
+    PASSPHRASE,
+    PROTOCOL,
+    TOTAL,
+    WEIGHT,
+    Lab,
+    assert_ledger_is_safe,
+    four_companies,
+    four_company_workspace,
+    pattern,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHT = Quantity("materials", "sum(weight_kg)")
-COTTON = CellKey(WEIGHT, [Coordinate("material", "cotton")])
-TOTAL = CellKey(WEIGHT)
 R1 = "textile-2025-01-committee-r1"
 
 # A looser default for the public (one contributor is enough, no dominance) and a stricter committee; the
@@ -417,13 +429,6 @@ measure = { kind = "sum", column = "planned_actions_next_year" }
 
 
 # ----------------------------------------------------------------------------------------------- property
-
-
-def assert_ledger_is_safe(lab: Lab, *classes: str) -> None:
-    """Every reader class (one per audience, or these), audited with everything it holds, by its own rules."""
-    for reader_class in classes or [a.id for a in lab.protocol.audiences]:
-        _, result = history.audit_history(lab.store, lab.protocol, reader_class)
-        assert result.passed, (reader_class, result.failures)
 
 
 MATERIALS = ("cotton", "polyester", "wool")

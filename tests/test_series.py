@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_history import COTTON, FEB, JAN, MAR, PROTOCOL, TOTAL, WEIGHT, Lab, assert_ledger_is_safe, pattern
 
 from aggregator import history
 from aggregator.cellkey import CellKey, Coordinate, ViewKind
 from aggregator.history.series import month_pairs
 from aggregator.periods import Period
 from aggregator.release.audit import render_audit_html
+from support.lab import COTTON, FEB, JAN, MAR, PROTOCOL, TOTAL, WEIGHT, Lab, assert_ledger_is_safe, pattern
 
 CARRY = PROTOCOL + '\n[series]\nnon_response = "carry_forward"\n'
 BASE = {"cotton": 30.0, "polyester": 20.0, "wool": 25.0}
