@@ -27,6 +27,7 @@ from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.ranges import outward, public_intervals
 from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
+from .history.reuse import fingerprints
 from .history.snapshot import release_months
 from .periods import Period
 from .protocol import TOTAL_CODE, Protocol, TableSpec, code_label, dimension_label
@@ -499,7 +500,9 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
         is_revision=release.is_revision,
         tables=[t.table_id for t in release.tables],
         manifest={"tables": [t.table_id for t in release.tables], "log_head": release.log_head},
-        audit=protected.summary() | protected.internal(),
+        audit=protected.summary()
+        | protected.internal()
+        | {"data_fingerprints": _fingerprints(store, protocol, protected)},
     )
     with store.transaction() as con:
         history.record_release(con, row, _released_cells(protected), protected.snapshot)
@@ -507,6 +510,13 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
         details |= {"revision": release.is_revision, "manifest_tables": row.tables}
         action_log.append(con, "release.write", details | protected.summary(), now)
     return release_id
+
+
+def _fingerprints(store: Store, protocol: Protocol, protected: ProtectedRelease) -> dict[str, str]:
+    """What the release's months were computed from (history/reuse.py): a later release reads the months
+    that have not changed since from the ledger instead of computing them again."""
+    months = protected.snapshot.months if protected.snapshot is not None else set()
+    return fingerprints(store, protocol, sorted(months))
 
 
 def _released_cells(protected: ProtectedRelease) -> pd.DataFrame:

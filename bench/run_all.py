@@ -60,6 +60,8 @@ class Plan:
     cap: float  # seconds per stage; a child still running after cap + setup allowance is killed
     optimal_max: int  # tables above this many cells skip the "optimal" method
     intake_max: int = 1_000  # scales up to this many companies also time the intake of their sealed files
+    series: tuple[int, float, int] = (1_000, 14.0, 12)  # a year of monthly releases: companies, rows_scale, months
+    series_cap: float = 7200.0  # seconds for the whole series (one child)
 
 
 QUICK = Plan(
@@ -70,6 +72,8 @@ QUICK = Plan(
     methods=("fast", "optimal", "auto"),
     cap=60.0,
     optimal_max=2_500,
+    series=(100, 1.4, 6),
+    series_cap=1800.0,
 )
 FULL = Plan(
     mode="full",
@@ -151,6 +155,21 @@ def run_table(plan: Plan, spec: tuple, tmp: Path, say: Progress) -> list[dict]:
     return [{"size": size, "size_unit": "cells", **r, "scale": name} for r in rows]
 
 
+def run_series(plan: Plan, tmp: Path, say: Progress) -> list[dict]:
+    """Monthly releases audited as a series (bench/series.py): one row per release, size = its month number."""
+    companies, rows_scale, months = plan.series
+    work = tmp / "series"
+    work.mkdir(parents=True)
+    job = {"kind": "series", "work": str(work), "companies": companies, "rows_scale": rows_scale, "months": months}
+    scale = f"{companies} companies, {months} months"
+    rows = run_job({**job, "seed": SEED}, ["monthly release in a series"], plan.series_cap)
+    out = []
+    for r in rows:
+        out.append({"size_unit": "months", **r, "scale": scale})
+        say(_line(out[-1]))
+    return out
+
+
 def run_primary(plan: Plan, say: Progress) -> list[dict]:
     rows = []
     for cells in plan.primary_cells:
@@ -190,13 +209,15 @@ def tidy(rows: list[dict], run: str, mode: str) -> list[dict]:
 
 
 def run_plan(plan: Plan, say: Progress, only: set[str] | None = None) -> list[dict]:
-    """Every measurement of the plan; `only` limits it to 'companies', 'primary' and/or 'tables'."""
+    """Every measurement of the plan; `only` limits it to 'companies', 'series', 'primary' and/or 'tables'."""
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="imvo-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if not only or "companies" in only:
             for companies, rows_scale in plan.scales:
                 rows += run_company_scale(plan, companies, rows_scale, tmp, say)
+        if not only or "series" in only:
+            rows += run_series(plan, tmp, say)
         if not only or "primary" in only:
             rows += run_primary(plan, say)
         if not only or "tables" in only:
@@ -221,9 +242,11 @@ def write_csv(rows: list[dict], stamp: str) -> tuple[Path, Path]:
 
 
 def part_of(row: dict) -> str:
-    """Which part of the plan a result row belongs to: 'companies', 'primary' or 'tables'."""
+    """Which part of the plan a result row belongs to: 'companies', 'series', 'primary' or 'tables'."""
     if row["size_unit"] == "rows" or row["stage"] in ("write outputs", "audit (release)"):
         return "companies"
+    if row["size_unit"] == "months":
+        return "series"
     return "primary" if row["stage"] == "primary rules" else "tables"
 
 

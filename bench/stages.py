@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from bench.bench_envelope import _BLOCK, _NullSink, _raw_aead
 from bench.measure import Measured, measure
+from bench.series import stage_series
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "protocols" / "textile.toml"
@@ -185,15 +186,15 @@ def _arrow_tables(data: Path) -> dict[str, pa.Table]:
     return {name: pq.read_table(data / "textile" / f"{name}.parquet") for name in ("companies", *TEMPLATES)}
 
 
-def load_into_store(store_path: Path, tables: dict[str, pa.Table]) -> int:
-    """Companies, one accepted submission per company and template, and the rows, as intake would leave them
-    (the rows keyed as intake keys them, appended with the same Store.append_rows)."""
+def load_into_store(store_path: Path, tables: dict[str, pa.Table], key: str = STORE_KEY) -> int:
+    """Companies, one accepted submission per company, template and period, and the rows, as intake would leave
+    them (the rows keyed as intake keys them, appended with the same Store.append_rows)."""
     from aggregator.intake import DUCKDB_TYPES
     from aggregator.store import Store
     from aggregator.validation import load_template
 
     rows = 0
-    with Store(store_path, STORE_KEY) as store, store.transaction() as con:
+    with Store(store_path, key) as store, store.transaction() as con:
         con.register("bench_companies", tables["companies"])
         con.execute(
             "INSERT INTO companies SELECT company_id, name, group_id, [covenant], 'active', NULL, "
@@ -490,6 +491,7 @@ def prepare_scale(job: dict) -> list[dict]:
 
 
 STAGES = {
+    "series": stage_series,
     "prepare_scale": prepare_scale,
     "envelope": stage_envelope,
     "intake": stage_intake,

@@ -247,3 +247,20 @@ def test_regenerating_the_report_keeps_its_hand_written_section(tmp_path):
     assert text.endswith("\n## Per-issue benchmarks (by hand)\n\n- kept\n")
     write_docs(rows, info, "python -m bench", "20261126T000000Z", e2e, tmp_path)
     assert (tmp_path / "BENCHMARKS.md").read_text() == text
+
+
+def test_the_series_target_is_linear_growth_per_month_in_time_and_memory():
+    from bench.report import series_target
+
+    linear = [_row("1000 companies, 12 months", "monthly release in a series", k, 10.0 * k, peak=500.0 + 50 * k,
+                   unit="months") for k in range(1, 13)]  # fmt: skip
+    target = series_target(linear)
+    assert target["measured"] and target["met"] and target["releases"] == 12
+    assert target["time_slope"] == pytest.approx(1.0, abs=1e-9) and target["memory_slope"] < 1.0
+    quadratic = [{**r, "seconds": float(r["size"]) ** 2} for r in linear]
+    assert not series_target(quadratic)["met"]
+    assert {f["stage"]: f["met"] for f in slopes(quadratic)} == {"monthly release in a series": False}
+    assert run_all.part_of(linear[0]) == "series"
+    info = {"cpu": "x", "cores": "2", "memory": "1 GiB", "load": "1.0", "python": "3.11", "libraries": "y"}
+    text = markdown(linear, info, "x", "s", {"status": "not run"})
+    assert "## Monthly releases audited as a series" in text and "target at most linear (1 + 0.05): **met**" in text

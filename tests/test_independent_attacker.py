@@ -4,15 +4,15 @@ with highspy, then checks every figure the rules protect against what it can der
 The run is the demo's: the sample data of both covenants, the committee's releases of three months, the public
 annual report of the last one and (textile) a revision of February when its late company's file arrives, plus
 one case the sample lacks (crafted_companies: a published count of companies bounds hidden locations). The
-attacker reads the Parquet files and the manifests of every release, the public protocol (hierarchies and
-rules) and what any reader knows of the domain: a hidden count is at least 1, companies with locations in a
-country are at most those locations. It knows which releases were built from the same figures (only a
-revision changes them), which only makes it stronger. Nothing of `aggregator.disclosure` is used: the judge of
-what must stay protected is the test's own reading of the submitted figures (carry-forward included) and its
-own code of the primary rules, applied per reader class (committee members hold the committee's and the public's
-releases and are protected by the committee's rules; the public holds the public report), to every hidden
-cell, against the outsider and each largest contributor, and to the difference of every cell between two
-months (or two versions of a month).
+attacker reads the Parquet files (values, and the range shown for a hidden cell) and the manifests of every
+release, the public protocol (hierarchies and rules) and what any reader knows of the domain: a hidden count is
+at least 1, companies with locations in a country are at most those locations. It knows which releases were
+built from the same figures (only a revision changes them), which only makes it stronger. Nothing of
+`aggregator.disclosure` is used: the judge of what must stay protected is the test's own reading of the
+submitted figures (carry-forward included) and its own code of the primary rules, applied per reader class
+(committee members hold the committee's and the public's releases and are protected by the committee's rules;
+the public holds the public report), to every hidden cell, against the outsider and each largest contributor,
+and to the difference of every cell between two months (or two versions of a month).
 """
 
 from __future__ import annotations
@@ -289,7 +289,11 @@ class Knowledge:
         counts = frame.attrs["kind"] in ("count", "companies")
         half = 0.0 if counts else 0.5 * 10.0 ** -frame.attrs["decimals"]  # counts are whole numbers: exact
         cells = []
-        for codes, value in zip(frame[dims].itertuples(index=False, name=None), frame["value"], strict=True):
+        # a hidden cell may be published as a range (lower, upper): the reader holds it too
+        ranges = zip(*(frame[c] if c in frame else [np.nan] * len(frame) for c in ("lower", "upper")), strict=True)
+        for codes, value, (low, high) in zip(
+            frame[dims].itertuples(index=False, name=None), frame["value"], ranges, strict=True
+        ):
             key = (version, table_id, tuple(codes))
             if key not in self.index:
                 self.index[key] = len(self.floor)
@@ -297,7 +301,10 @@ class Knowledge:
                 self.floor.append(self.least[-1])
             i = self.index[key]
             if np.isnan(value):
-                pass
+                if not np.isnan(low):
+                    self.floor[i] = max(self.floor[i], float(low))
+                if not np.isnan(high):
+                    self.ceiling[i] = min(self.ceiling.get(i, np.inf), float(high))
             elif half == 0.0:
                 old = self.fixed.setdefault(i, float(value))
                 assert abs(old - value) <= TOL * max(1.0, abs(value)), ("one cell, two values", key)

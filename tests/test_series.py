@@ -166,3 +166,25 @@ def test_the_pairs_of_months_a_release_is_subtracted_over(new, expected):
     months = [Period.parse(m) for m in (MAR, JAN, FEB)]
     wanted = None if new is None else [Period.parse(m) for m in new]
     assert [(str(a), str(b)) for a, b in month_pairs(months, wanted)] == expected
+
+
+def test_unchanged_months_come_from_the_ledger_and_a_changed_one_is_computed_again(tmp_path: Path, monkeypatch):
+    from aggregator.history import protect as door
+
+    lab = Lab(tmp_path)
+    six_companies(lab, (JAN, FEB, MAR))
+    lab.release(JAN)
+    lab.release(FEB)
+    lab.submit("A", JAN, {m: w + (9.0 if m == "cotton" else 0.0) for m, w in BASE.items()})  # a late correction
+    computed: list[str] = []
+    original = door.current_snapshot
+
+    def counted(store, protocol, audiences, month, *rest):
+        computed.append(str(month))
+        return original(store, protocol, audiences, month, *rest)
+
+    monkeypatch.setattr(door, "current_snapshot", counted)
+    lab.release(MAR)
+    # February is read from its release (nothing changed since); January changed, March is new
+    assert sorted(computed) == [JAN, MAR]
+    assert_ledger_is_safe(lab)

@@ -46,6 +46,7 @@ class HistoryProblem:
     known: np.ndarray
     earlier: list[str]
     differences: int = 0  # month-to-month differences the rules call unsafe (series.py)
+    about: tuple[frozenset[Period], ...] = ()  # per cell, the months it is about
 
 
 def combine(
@@ -85,7 +86,8 @@ def combine(
     if new is not None:
         b.judge_only(new.months)
     b.merge_equal_cells(keep_apart=len(new_ids))
-    return HistoryProblem(b.problem(), len(new_ids), known, [s.release_id for s in earlier], added)
+    earlier_ids = [s.release_id for s in earlier]
+    return HistoryProblem(b.problem(), len(new_ids), known, earlier_ids, added, tuple(b.months))
 
 
 class _CurrentCells:

@@ -1,10 +1,11 @@
-"""The door of the release history: protect a new release together with every earlier release it relates to.
+"""The door of the release history: protect a new release for every reader class that receives it, together
+with every earlier release that class holds.
 
 A release is not alone. A late submission that changes a published month, a year-to-date table next to last
-month's and two audiences that talk to each other all let an attacker subtract one published figure from
-another. `protect_with_history` finds the earlier releases the new one is arithmetically related to, builds
-one combined problem (combine.py), protects and audits it, and hands back the new release's pattern and the
-snapshot the ledger keeps.
+month's, last month's release next to this month's and a committee member who also reads the public report all
+let an attacker subtract one published figure from another. `protect_with_history` builds, per reader class
+(related.py), one combined problem (combine.py, series.py), protects and audits it, and hands back the new
+release's pattern and the snapshot the ledger keeps.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import numpy as np
 
 from aggregator.aggregation import TableCells
 from aggregator.aggregation.release import params_for
+from aggregator.cellkey import ViewKind
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import AuditResult, ProtectionProblem, RuleParams
-from aggregator.disclosure.suppression import SuppressionResult, independent_blocks, protect, subproblem
+from aggregator.disclosure.suppression import SuppressionResult, protect, subproblem
 from aggregator.errors import DisclosureError, ReleaseRefused
 from aggregator.periods import Period
 from aggregator.protocol import Protocol
@@ -28,6 +30,7 @@ from aggregator.store import Store
 from .combine import HistoryProblem, combine
 from .ledger import load_snapshot
 from .related import held_releases, reader_classes
+from .reuse import recorded_current
 from .snapshot import Snapshot, current_snapshot, release_months, snapshot_of
 
 
@@ -119,7 +122,13 @@ def history_for(
     snaps = ([new] if new is not None else []) + list(earlier)
     months = sorted({m for s in snaps for m in s.months})
     tables = sorted({t for s in snaps for t in s.tables if t} & {t.id for t in protocol.tables})
-    current = {m: current_snapshot(store, protocol, [reader_class], m, tables, waived or {}) for m in months}
+    current = {}
+    for m in months:
+        # a month the new release is not about needs no judging by this class: a release of another audience
+        # serves; else only one judged by the class's own rules
+        judged_here = [s for s in earlier if new is not None and m not in new.months or s.audience_id == reader_class]
+        recorded = recorded_current(store, protocol, m, tables, judged_here)
+        current[m] = recorded or current_snapshot(store, protocol, [reader_class], m, tables, waived or {})
 
     def rules(table_id: str, _earlier_audience: str = "") -> RuleParams:
         return params_for(protocol, table_id, reader_class)
@@ -154,7 +163,8 @@ class _Release:
     def protect_own(self, snapshot: Snapshot, earlier: list[Snapshot], problem: ProtectionProblem) -> _Own:
         """Protect the new cells for the audience's own readers in the combined problem, then restrict the
         pattern and audit to them."""
-        combined = _focused(history_for(self.store, self.protocol, self.audience_id, snapshot, earlier, self.waived))
+        combined = history_for(self.store, self.protocol, self.audience_id, snapshot, earlier, self.waived)
+        combined = _focused(combined, snapshot.months)
         try:
             full = protect(combined.problem, self.protocol.defaults.suppression)
         except DisclosureError as exc:
@@ -170,7 +180,8 @@ class _Release:
         stay hidden where its rules hide them, as cells needing no protection of their own)."""
         zero = np.zeros(snapshot.problem.size)
         as_read = replace(snapshot, problem=replace(snapshot.problem, upl=zero, lpl=zero))
-        combined = _focused(history_for(self.store, self.protocol, reader_class, as_read, earlier, self.waived))
+        combined = history_for(self.store, self.protocol, reader_class, as_read, earlier, self.waived)
+        combined = _focused(combined, snapshot.months)
         p, n = combined.problem, combined.new_cells
         hidden = ~p.fixed  # every cell never published is unknown to the reader ...
         hidden[:n] &= pattern  # ... and of the new release, those it hides (and the reader did not know)
@@ -215,23 +226,52 @@ class _Release:
         )
 
 
-def _focused(combined: HistoryProblem) -> HistoryProblem:
-    """The combined problem without the blocks of cells no new cell is linked to (earlier months untouched by
-    the release): no pattern of the new release changes what an attacker derives there."""
+def _focused(combined: HistoryProblem, months: set[Period]) -> HistoryProblem:
+    """The combined problem cut down to what the new release (about `months`) can change: the cells about
+    those months, the differences, and of every other month only the groups of hidden cells a difference is
+    linked to (hidden cells joined by relations, with the published cells of those relations). An attacker's
+    reach of a cell depends only on its group (published cells are constants), and other months are linked to
+    the new release only through differences, so nothing else can move."""
     p, n = combined.problem, combined.new_cells
-    keep = np.zeros(p.size, dtype=bool)
+    about = [bool(a & months) for a in combined.about] if combined.about else [True] * p.size
+    keep = np.array(about, dtype=bool)
     keep[:n] = True
-    related = np.zeros(p.size, dtype=bool)
-    for total, parts in p.relations:
-        related[total] = True
-        related[list(parts)] = True
-    for block in independent_blocks(p):
-        if related[block[0]] and (block < n).any():
-            keep[block] = True
+    difference = np.array([k.view is not None and k.view.kind is ViewKind.DIFFERENCE for k in p.keys])
+    seeds = [c for total, parts in p.relations if difference[list(parts)].any() for c in (total, *parts)]
+    keep |= _hidden_groups(p, np.array(seeds, dtype=np.int64))
+    for total, parts in p.relations:  # the published cells of every relation a kept hidden cell is in
+        cells = np.array((total, *parts))
+        if (keep[cells] & ~p.fixed[cells]).any():
+            keep[cells[p.fixed[cells]]] = True
+    relations = [r for r in p.relations if keep[r[0]] and keep[list(r[1])].all()]
     if keep.all():
         return combined
     cells = np.flatnonzero(keep)
-    return replace(combined, problem=subproblem(p, cells))
+    trimmed = subproblem(replace(p, relations=relations), cells)
+    return replace(combined, problem=trimmed, about=tuple(combined.about[c] for c in cells) if combined.about else ())
+
+
+def _hidden_groups(p: ProtectionProblem, seeds: np.ndarray) -> np.ndarray:
+    """The cells of the groups of hidden cells (linked through relations, published cells left out) that
+    contain a seed, and the seeds."""
+    parent = np.arange(p.size)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = int(parent[a])
+        return a
+
+    for total, parts in p.relations:
+        hidden = [c for c in (total, *parts) if not p.fixed[c]]
+        for c in hidden[1:]:
+            a, b = find(hidden[0]), find(c)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    roots = np.array([find(i) for i in range(p.size)])
+    wanted = np.isin(roots, roots[seeds[~p.fixed[seeds]]]) & ~p.fixed
+    wanted[seeds] = True
+    return wanted
 
 
 def _restricted(
