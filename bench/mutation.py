@@ -66,7 +66,12 @@ MODULES = {
     ),
     "validation": Module(
         ("aggregator/validation/validate.py",),
-        ("tests/test_validation.py", "tests/test_validation_rules.py", "tests/test_validation_template.py"),
+        (
+            "tests/test_validation.py",
+            "tests/test_validation_checks.py",
+            "tests/test_validation_rules.py",
+            "tests/test_validation_template.py",
+        ),
         0.90,
     ),
     "history": Module(("aggregator/history/*",), ("tests/test_history.py",), 0.90),
