@@ -773,3 +773,55 @@ def test_files_of_several_templates_are_checked_each_against_its_own():
 def test_an_explicit_template_is_used_even_when_the_columns_say_otherwise():
     result = check_file(PL_FILE, "textile", template="living_wage")
     assert result.template == "living_wage" and not result.ok
+
+
+def test_detection_failures_are_explained_in_both_languages():
+    def problem(data: bytes, covenant: str = "textile") -> tuple[str, str]:
+        found = only_problem(check_file(data, covenant))
+        assert found["rule"] == "template_unknown"
+        return found["message_en"], found["message_nl"]
+
+    assert problem(b"a,b\n1,2\n", "nope") == (
+        "covenant 'nope' has no templates",
+        "convenant 'nope' heeft geen sjablonen",
+    )
+    candidates = "living_wage, materials, production_locations, risk_assessment"
+    assert problem(b"a,b\n1,2\n") == (
+        f"cannot tell which template this file is for from its columns (candidates: {candidates})",
+        f"uit de kolommen blijkt niet voor welk sjabloon dit bestand is (mogelijk: {candidates})",
+    )
+    book = openpyxl.Workbook()
+    for name, columns, row in [
+        ("living_wage", WAGE.column_names, ["IN", 3, 100, 200, "anker"]),
+        ("production_locations", PL.column_names, ["F1", "NL", "laundry", 1, "1-50", 10, 2.5]),
+    ]:
+        sheet = book.create_sheet(name)
+        sheet.append(columns)
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    assert problem(buffer.getvalue())[1] == (
+        "de werkmap heeft gegevens in meerdere sjabloonbladen (living_wage, production_locations); stuur één "
+        "sjabloon per bestand of noem het sjabloon"
+    )
+
+
+def test_a_file_with_only_the_required_columns_is_detected():
+    row = {k: v for k, v in risk_row().items() if k in RISK.required_columns}
+    data = (",".join(row) + "\n" + ",".join(row.values()) + "\n").encode("utf-8")
+    result = check_file(data, "textile")
+    assert result.template == "risk_assessment" and result.ok
+
+
+def test_true_and_false_cells_of_a_workbook_are_read_as_booleans():
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "risk_assessment"
+    row = risk_row()
+    sheet.append(list(row))
+    sheet.append([{"true": True, "false": False}.get(v, v) for v in row.values()])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = check_file(buffer.getvalue(), "textile")
+    assert result.ok, result.report.to_frame()
+    assert str(result.frame["risk_identified"].dtype) == "boolean" and bool(result.frame["risk_identified"].iloc[0])
