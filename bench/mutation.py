@@ -78,6 +78,7 @@ MODULES = {
 }
 
 KILLED = {"killed", "timeout", "caught by type check"}
+NOT_CHECKED = "not checked"
 
 
 @dataclass
@@ -94,11 +95,20 @@ class Outcome:
 
     @property
     def survived(self) -> list[str]:
-        return [m for m, s in self.status_by_mutant.items() if s not in KILLED and m not in self.equivalent]
+        return [
+            m
+            for m, s in self.status_by_mutant.items()
+            if s not in KILLED and s != NOT_CHECKED and m not in self.equivalent
+        ]
+
+    @property
+    def not_checked(self) -> list[str]:
+        """Mutants an interrupted run did not reach: left out of the score, which then covers only the rest."""
+        return [m for m, s in self.status_by_mutant.items() if s == NOT_CHECKED]
 
     @property
     def score(self) -> float:
-        counted = len(self.status_by_mutant) - len(self.equivalent)
+        counted = len(self.status_by_mutant) - len(self.equivalent) - len(self.not_checked)
         return len(self.killed) / counted if counted else 1.0
 
 
@@ -172,13 +182,15 @@ def collect(name: str, workdir: Path) -> Outcome:
             status_by_mutant[mutant] = status_by_exit_code[code]
             source_of[mutant] = str(meta.relative_to(workdir / "mutants"))[: -len(".meta")]
     listed = tomllib.loads(EQUIVALENT_FILE.read_text(encoding="utf-8")).get(name, {})
-    wanted = {m for m, s in status_by_mutant.items() if s not in KILLED} | (set(listed) & set(source_of))
+    wanted = {m for m, s in status_by_mutant.items() if s not in KILLED | {NOT_CHECKED}} | (
+        set(listed) & set(source_of)
+    )
     diffs = _diffs(workdir, {m: source_of[m] for m in wanted})
     outcome = Outcome(name, dict(sorted(status_by_mutant.items(), key=lambda kv: _order(kv[0]))), diffs)
     for mutant, entry in listed.items():
         if mutant not in diffs or entry["line"].strip() not in _added_lines(diffs[mutant]):
             outcome.stale.append(mutant)  # renumbered or gone: the entry no longer describes this mutant
-        elif outcome.status_by_mutant[mutant] not in KILLED:  # a killed one is not equivalent after all
+        elif outcome.status_by_mutant[mutant] not in KILLED | {NOT_CHECKED}:  # a killed one is not equivalent after all
             outcome.equivalent[mutant] = entry["reason"]
     return outcome
 
@@ -229,7 +241,12 @@ def report(outcome: Outcome, module: Module, version: str) -> Path:
         f"- mutated: {', '.join(f'`{f}`' for f in module.files)}",
         f"- tests: {', '.join(f'`{t}`' for t in module.tests)}",
         f"- mutants: {n}; " + ", ".join(f"{s}: {c}" for s, c in sorted(statuses.items())),
-        f"- killed {len(outcome.killed)}, survived {len(outcome.survived)}, equivalent {len(outcome.equivalent)}",
+        f"- killed {len(outcome.killed)}, survived {len(outcome.survived)}, equivalent {len(outcome.equivalent)}"
+        + (
+            f", **not checked {len(outcome.not_checked)} (partial run: the score covers the rest)**"
+            if outcome.not_checked
+            else ""
+        ),
         f"- **score {outcome.score:.1%}** (killed / (mutants - equivalent)); target {module.target:.0%}: {verdict}",
         "",
     ]
@@ -286,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"[{name}] mutants {len(outcome.status_by_mutant)}, killed {len(outcome.killed)}, "
             f"survived {len(outcome.survived)}, equivalent {len(outcome.equivalent)}, "
+            f"not checked {len(outcome.not_checked)}, "
             f"score {outcome.score:.1%} (target {module.target:.0%}) -> {path.relative_to(ROOT)}",
             flush=True,
         )
