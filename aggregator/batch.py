@@ -20,20 +20,21 @@ import pandas as pd
 
 from . import __version__, history
 from . import log as action_log
-from .aggregation import TableCells, build_problem, with_insiders
-from .aggregation.release import release_cells
+from .aggregation import TableCells, with_insiders
+from .aggregation.release import release_cells, release_problem, source_of
 from .cellkey import CellKey
 from .disclosure.model import AuditResult, ProtectionProblem
 from .disclosure.ranges import outward, public_intervals
 from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
+from .history.snapshot import release_months
 from .periods import Period
 from .protocol import TOTAL_CODE, Protocol, TableSpec, code_label, dimension_label
 from .registry import Registry
 from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
 from .states import CellStatus
-from .store import Store
+from .store import Store, carried_forward
 from .workspace import Workspace
 
 DECIMALS = {"count": 0, "companies": 0, "sum": 0, "ratio": 1}  # printed decimals per measure kind
@@ -51,6 +52,8 @@ class ProtectedRelease:
     components: list[TableCells]
     snapshot: history.Snapshot | None = None  # what the ledger keeps of this release
     audited_with: list[str] = field(default_factory=list)  # earlier releases audited together with this one
+    reader_classes: list[str] = field(default_factory=list)  # the reader classes it was protected for
+    carried_forward: dict[str, int] = field(default_factory=dict)  # template -> figures carried forward
 
     def table_cells(self) -> np.ndarray:
         """Indices of the problem's cells that appear in a table (not the helper cells of company counts)."""
@@ -58,13 +61,23 @@ class ProtectedRelease:
         return np.array(sorted({index[k] for c in self.components for k in c.keys}), dtype=np.int64)
 
     def summary(self) -> dict:
+        """What the manifest may say: counts of released cells and the audit's verdict (nothing that follows
+        from the submissions beyond the published tables)."""
         hidden = int(self.suppression.suppressed[self.table_cells()].sum())
         return {
             "cells": len(self.table_cells()),
             "cells_suppressed": hidden,
             "audit": "passed" if self.audit.passed else "failed",
-            "insiders_checked": int(self.audit.insiders_checked),
             "audited_with": list(self.audited_with),
+        }
+
+    def internal(self) -> dict:
+        """What only the secretariat's sealed report and the ledger say: insiders audited, reader classes, and
+        figures carried forward for companies that sent none (per template)."""
+        return {
+            "insiders_checked": int(self.audit.insiders_checked),
+            "reader_classes": list(self.reader_classes),
+            "carried_forward": dict(self.carried_forward),
         }
 
 
@@ -121,7 +134,7 @@ def protect_release(
     before. `alone`: without the history (a protocol comparison: what this period costs under a protocol)."""
     waived = waived or {}
     table_ids = [t.id for t in protocol.tables_for(audience_id)]
-    source = store.row_source(protocol.covenant.id)
+    source = source_of(store, protocol)
     components, primaries = release_cells(
         source,
         protocol,
@@ -132,23 +145,33 @@ def protect_release(
         overrides=overrides or {},
         contributions=True,  # the snapshot and the insiders read them
     )
-    defaults = protocol.defaults
-    problem = build_problem(
-        components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
-    )
+    problem = release_problem(protocol, audience_id, components, primaries)
     problem = with_insiders(source, problem, components, primaries)
     if alone:
         suppression, checked = history.protect_alone(protocol, Period.of(period), audience_id, problem)
         done = history.HistoryOutcome(suppression, checked, None, [])
     else:
         done = history.protect_with_history(store, protocol, period, audience_id, components, problem, waived=waived)
+    carried = {} if alone else carried_figures(store, protocol, period, components)
     ranges = public_intervals(problem, *_as_printed(protocol, audience_id, components, problem, done.suppression))
     pairs = zip(components, primaries, strict=True)
     reasons = {k: r for c, p in pairs for k, r in zip(c.keys, p.reasons, strict=True) if r}
     verdict = _Verdict(problem, done.suppression, done.audit, ranges, reasons)
-    tables = [_released_table(protocol, t, components, verdict) for t in protocol.tables_for(audience_id)]
+    tables = [
+        _released_table(protocol, t, components, verdict, t.template in carried)
+        for t in protocol.tables_for(audience_id)
+    ]
     return ProtectedRelease(
-        audience_id, tables, problem, done.suppression, done.audit, components, done.snapshot, done.audited_with
+        audience_id,
+        tables,
+        problem,
+        done.suppression,
+        done.audit,
+        components,
+        done.snapshot,
+        done.audited_with,
+        done.reader_classes,
+        carried,
     )
 
 
@@ -184,8 +207,23 @@ class _Verdict:
         return {k: i for i, k in enumerate(self.problem.keys)}
 
 
+def carried_figures(store: Store, protocol: Protocol, period: Period | str, components: list[TableCells]) -> dict:
+    """Per template, the figures a release counts for companies that sent none for a month it covers (their
+    latest earlier ones), when the protocol carries them forward; else nothing."""
+    if not protocol.carries_forward:
+        return {}
+    months = sorted(str(m) for m in release_months(protocol, period, components))
+    return carried_forward(store.con, protocol.covenant.id, months)
+
+
+CARRIED_NOTE = {
+    "en": "Companies that sent no figures for the month count with their latest earlier figures.",
+    "nl": "Bedrijven die voor de maand geen cijfers stuurden, tellen mee met hun laatste eerdere cijfers.",
+}
+
+
 def _released_table(
-    protocol: Protocol, spec: TableSpec, components: list[TableCells], verdict: _Verdict
+    protocol: Protocol, spec: TableSpec, components: list[TableCells], verdict: _Verdict, carried: bool = False
 ) -> ReleasedTable:
     language = protocol.covenant.language
     parts = {c.component: c for c in components if c.table_id == spec.id}
@@ -205,7 +243,7 @@ def _released_table(
         dimension_labels=tuple(dimension_label(d, language) for d in dims),
         kind=spec.measure.kind,
         cells=cells,
-        footnote=spec.footnote(language) if spec.footnote else "",
+        footnote=" ".join(([spec.footnote(language)] if spec.footnote else []) + [CARRIED_NOTE[language]] * carried),
         decimals=decimals,
     )
 
@@ -357,7 +395,6 @@ def release_audience(
     the release in the ledger. Raises ReleaseRefused or DisclosureError; nothing is recorded then."""
     check_release_allowed(store, protocol, period, audience_id, now, revision)
     protected = protect_audience(store, protocol, period, audience_id)
-    _refuse_if_nothing_shown(protocol, period, audience_id, protected.tables)
     release = _release_record(store, protocol, period, audience_id, protected, now, revision)
     if write is not None:
         write(release)
@@ -391,6 +428,7 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
         "secondary": int(protected.suppression.secondary[protected.table_cells()].sum()),
         "coverage": _coverage(done.release),
         "hidden_by_rule": hidden_by_rule(done.release.tables),
+        "shows_nothing": shows_nothing(done.release.tables),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
@@ -441,6 +479,7 @@ def _release_record(store, protocol, period, audience_id, protected, now, revisi
         log_head=str(action_log.head(store)),  # anchors the log in every manifest (nothing from submissions)
         tables=protected.tables,
         audit_summary=protected.summary(),
+        internal_summary=protected.internal(),
         is_revision=revision,
     )
 
@@ -460,7 +499,7 @@ def _record_ledger(store: Store, protocol: Protocol, release: Release, protected
         is_revision=release.is_revision,
         tables=[t.table_id for t in release.tables],
         manifest={"tables": [t.table_id for t in release.tables], "log_head": release.log_head},
-        audit=protected.summary(),
+        audit=protected.summary() | protected.internal(),
     )
     with store.transaction() as con:
         history.record_release(con, row, _released_cells(protected), protected.snapshot)
@@ -536,16 +575,9 @@ def check_release_allowed(
         raise ReleaseRefused(f"there is no earlier release of {period} for '{audience_id}' to revise")
 
 
-def _refuse_if_nothing_shown(protocol: Protocol, period, audience_id: str, tables: list[ReleasedTable]) -> None:
-    """A release whose every cell is hidden without a range tells its readers nothing: it is not written."""
-    if any(t.coverage().published or t.coverage().ranged for t in tables):
-        return
-    raise ReleaseRefused(
-        f"the {audience_id} release of {protocol.covenant.id} {period} would show no figure: all "
-        f"{sum(len(t.cells) for t in tables)} cells are hidden, so nothing was released",
-        hint="fewer or coarser cells, or other thresholds, would publish something: try variants with "
-        f"`aggregator protocols compare {period} --protocol A.toml --protocol B.toml`",
-    )
+def shows_nothing(tables: list[ReleasedTable]) -> bool:
+    """Whether every cell of the release is hidden without a range: it tells its readers nothing."""
+    return not any(t.coverage().published or t.coverage().ranged for t in tables)
 
 
 def _coverage(release: Release) -> dict[str, int]:
@@ -574,5 +606,11 @@ def print_report(report: BatchReport, console) -> None:
                 f"{shown['ranged']} as a range, {shown['hidden']} hidden (by each rule: {rules}; "
                 f"{shown['hidden_to_protect_others']} to protect others); audit {o.summary['audit']} -> {o.out_dir}"
             )
+            if o.internal["shows_nothing"]:
+                console.print(
+                    f"  [yellow]{o.audience_id} shows no figure: every cell is hidden[/]; fewer or coarser cells, or "
+                    f"other thresholds, would publish something: try `aggregator protocols compare {report.period} "
+                    "--protocol A.toml --protocol B.toml`"
+                )
         else:
             console.print(f"  {o.audience_id}: [yellow]not released[/]: {o.reason}")

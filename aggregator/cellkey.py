@@ -42,6 +42,7 @@ class HelperRole(StrEnum):
     SUM = "sum"  # the sum of the parts
     OVERLAP = "overlap"  # companies counted in more than one part
     GAP = "gap"  # total minus one part
+    SLACK = "slack"  # a logical relation's larger cell minus its smaller cell (protocol relations)
 
 
 class ViewKind(StrEnum):
@@ -50,6 +51,7 @@ class ViewKind(StrEnum):
     EARLIER = "earlier"  # as published (or hidden) in an earlier release
     CURRENT = "current"  # one month's cell as the data stand now
     CHANGE = "change"  # an earlier cell minus its current value: what changed since that release
+    DIFFERENCE = "difference"  # a cell of a later month minus the same cell of an earlier one (a series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,8 @@ class Coordinate:
 
 @dataclass(frozen=True, slots=True)
 class Helper:
-    """A helper cell of relation `relation` of table `table_id` (one part's gap names the part)."""
+    """A helper cell of relation `relation` of table `table_id` (one part's gap names the part); the slack of a
+    logical relation between tables names the relation as its table, with relation 0."""
 
     table_id: str
     relation: int
@@ -89,7 +92,7 @@ class Helper:
 @dataclass(frozen=True, slots=True)
 class View:
     kind: ViewKind
-    source: str  # the release id (EARLIER, CHANGE) or the month (CURRENT)
+    source: str  # the release id (EARLIER, CHANGE), the month (CURRENT) or '<month>..<month>' (DIFFERENCE)
 
 
 class CellKey:
@@ -189,6 +192,7 @@ class CellKey:
             ViewKind.EARLIER: f"{inner} [as published in release {source}]",
             ViewKind.CURRENT: f"{inner} [{source} as the data stand now]",
             ViewKind.CHANGE: f"{inner} [its change since release {source}]",
+            ViewKind.DIFFERENCE: f"{inner} [its change from {source.replace('..', ' to ')}]",
         }[self.view.kind]
 
     # ---- the one parser
@@ -271,8 +275,8 @@ _ESCAPE_CODE = str.maketrans({"%": "%25", "|": "%7C", ":": "%3A"})
 _ESCAPE_FILTERS = str.maketrans({"%": "%25", "|": "%7C", "@": "%40"})
 _ESCAPED = re.compile(r"%(25|7C|3A|40)")
 _UNESCAPE = {"25": "%", "7C": "|", "3A": ":", "40": "@"}
-_VIEW = re.compile(r"~(?P<source>[^:|~]+):(?:(?P<kind>current|change):)?")
-_HELPER = re.compile(r"~(?:(?P<table>[a-z_][a-z0-9_]*):)?(?P<n>\d+):(?P<role>sum|overlap|gap)(?P<part>\d+)?")
+_VIEW = re.compile(r"~(?P<source>[^:|~]+):(?:(?P<kind>current|change|difference):)?")
+_HELPER = re.compile(r"~(?:(?P<table>[a-z_][a-z0-9_]*):)?(?P<n>\d+):(?P<role>sum|overlap|gap|slack)(?P<part>\d+)?")
 
 
 def _init(key: CellKey, quantity, coordinates, helper, view, text: str) -> None:
@@ -314,6 +318,7 @@ def _format_view(v: View | None) -> str:
         ViewKind.EARLIER: f"~{v.source}:",
         ViewKind.CURRENT: f"~{v.source}:current:",
         ViewKind.CHANGE: f"~{v.source}:change:",
+        ViewKind.DIFFERENCE: f"~{v.source}:difference:",
     }[v.kind]
 
 
@@ -331,7 +336,7 @@ def _parse_view(text: str) -> tuple[View | None, str]:
         return None, text
     match = _VIEW.match(text)
     if match is None:
-        raise ValueError("a view must read ~<release>:, ~<month>:current: or ~<release>:change:")
+        raise ValueError("a view must read ~<release>:, ~<month>:current:, ~<release>:change: or ~<months>:difference:")
     kind = ViewKind(match["kind"]) if match["kind"] else ViewKind.EARLIER
     return View(kind, match["source"]), text[match.end() :]
 

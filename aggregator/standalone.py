@@ -33,7 +33,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .aggregation import TableCells, build_problem, build_table_cells, with_insiders
+from .aggregation import TableCells, build_table_cells, with_insiders
+from .aggregation.release import release_problem
 from .disclosure.audit import audit
 from .disclosure.model import AuditResult, PrimaryResult, ProtectionProblem
 from .disclosure.rules import evaluate_primary
@@ -381,10 +382,7 @@ def _protect(
         for comp in build_table_cells(source, protocol, spec.id, None, params, count_unit=settings.count_unit):
             components.append(comp)
             primaries.append(evaluate_primary(comp.stats, params))
-    defaults = protocol.defaults
-    problem = build_problem(
-        components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
-    )
+    problem = release_problem(protocol, AUDIENCE, components, primaries)
     problem = with_insiders(source, problem, components, primaries)
     result = protect(problem, protocol.defaults.suppression)
     checked = audit(problem, result.suppressed)

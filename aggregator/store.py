@@ -181,26 +181,19 @@ class RowSource:
         return self.rows.get(template)
 
 
-def row_source(con: duckdb.DuckDBPyConnection, covenant: str) -> RowSource:
+def row_source(con: duckdb.DuckDBPyConnection, covenant: str, *, carry_forward: bool = False) -> RowSource:
     """Views over a store's tables (on `con`, which holds them): the rows of accepted submissions of each of
-    the covenant's templates, and the companies with their groups. Temporary: nothing is written."""
-    prefix = f"rows_{checked_identifier(covenant)}_"
-    tables = [
-        name
-        for (name,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND starts_with(table_name, ?) ORDER BY 1",
-            [prefix],
-        ).fetchall()
-    ]
+    the covenant's templates, and the companies with their groups. Temporary: nothing is written.
+
+    `carry_forward` (the protocol's non_response = "carry_forward"): an active company without an accepted
+    file of a template for a month in which others have one counts with the rows of its latest earlier
+    accepted file of that template, as if it had sent them again."""
     rows = {}
-    for table in tables:
+    for template, table in _rows_tables(con, covenant).items():
         view = checked_identifier(f"accepted_{table}")
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT r.* FROM {checked_identifier(table)} r "
-            "WHERE r.submission_id IN (SELECT submission_id FROM submissions WHERE state = 'accepted')"
-        )
-        rows[table[len(prefix) :]] = view
+        accepted = _accepted_sql(table)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_carried(accepted) if carry_forward else accepted}")
+        rows[template] = view
     con.execute("CREATE OR REPLACE TEMP VIEW contributor_groups AS SELECT company_id, group_id FROM companies")
     return RowSource(con, rows, "contributor_groups")
 
@@ -214,6 +207,58 @@ def is_damage(exc: BaseException) -> bool:
 def damaged(path: Path, exc: BaseException) -> StoreDamaged:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StoreDamaged(f"the store {path} is damaged and cannot be read ({first}); nothing was changed", RESTORE_HINT)
+
+
+def _carried(accepted: str) -> str:
+    """The accepted rows plus, for every month with accepted rows and every active company without any in that
+    month, the rows of the company's latest earlier month, relabelled to the month (CARRIED_FORWARD_SQL)."""
+    return f"WITH acc AS ({accepted}), {CARRIED_FORWARD_SQL} SELECT * FROM acc UNION ALL BY NAME " + (
+        "SELECT a.* REPLACE (c.target AS period) FROM acc a JOIN carried c "
+        "ON a.company_id = c.company_id AND a.period = c.source"
+    )
+
+
+# Over `acc` (a template's accepted rows): per month and active company missing that month, its latest
+# earlier month with rows (target, company_id, source).
+CARRIED_FORWARD_SQL = (
+    "filed AS (SELECT DISTINCT company_id, period FROM acc), "
+    "months AS (SELECT DISTINCT period FROM filed), "
+    "carried AS (SELECT m.period AS target, f.company_id, max(f.period) AS source "
+    "FROM months m JOIN filed f ON f.period < m.period "
+    "JOIN companies k ON k.company_id = f.company_id AND k.status = 'active' "
+    "WHERE NOT EXISTS (SELECT 1 FROM filed g WHERE g.company_id = f.company_id AND g.period = m.period) "
+    "GROUP BY ALL)"
+)
+
+
+def carried_forward(con: duckdb.DuckDBPyConnection, covenant: str, periods: list[str]) -> dict[str, int]:
+    """Per template of the covenant, how many (company, month) figures of these months a carry-forward
+    source fills in from an earlier month (templates without any left out)."""
+    counts = {}
+    for template, table in _rows_tables(con, covenant).items():
+        sql = f"WITH acc AS ({_accepted_sql(table)}), {CARRIED_FORWARD_SQL} SELECT count(*) FROM carried "
+        (count,) = con.execute(sql + "WHERE list_contains(?, target)", [list(periods)]).fetchone()
+        if count:
+            counts[template] = int(count)
+    return counts
+
+
+def _rows_tables(con: duckdb.DuckDBPyConnection, covenant: str) -> dict[str, str]:
+    """template -> the store's rows table of the covenant's template, for every template with one."""
+    prefix = f"rows_{checked_identifier(covenant)}_"
+    names = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND starts_with(table_name, ?) ORDER BY 1",
+        [prefix],
+    ).fetchall()
+    return {name[len(prefix) :]: name for (name,) in names}
+
+
+def _accepted_sql(table: str) -> str:
+    return (
+        f"SELECT r.* FROM {checked_identifier(table)} r "
+        "WHERE r.submission_id IN (SELECT submission_id FROM submissions WHERE state = 'accepted')"
+    )
 
 
 def _quoted(path: Path) -> str:
@@ -416,8 +461,8 @@ class Store:
         finally:
             self.con.execute("RESET preserve_insertion_order")
 
-    def row_source(self, covenant: str) -> RowSource:
-        return row_source(self.con, covenant)
+    def row_source(self, covenant: str, *, carry_forward: bool = False) -> RowSource:
+        return row_source(self.con, covenant, carry_forward=carry_forward)
 
     def query_df(self, sql: str, params: list | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params or []).df()

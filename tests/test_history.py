@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from aggregator import history
 from aggregator.aggregation.release import params_for
-from aggregator.cellkey import CellKey, Coordinate, Quantity, ViewKind
+from aggregator.cellkey import CellKey, Coordinate, ViewKind
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.contributions import Contributions
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
@@ -27,12 +27,24 @@ from aggregator.history.ledger import record_snapshot
 from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
 from support.cli import json_result
-from support.lab import FEB, JAN, MAR, NOW, PASSPHRASE, PROTOCOL, Lab, four_companies, four_company_workspace, pattern
+from support.lab import (
+    COTTON,
+    FEB,
+    JAN,
+    MAR,
+    NOW,
+    PASSPHRASE,
+    PROTOCOL,
+    TOTAL,
+    WEIGHT,
+    Lab,
+    assert_ledger_is_safe,
+    four_companies,
+    four_company_workspace,
+    pattern,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHT = Quantity("materials", "sum(weight_kg)")
-COTTON = CellKey(WEIGHT, [Coordinate("material", "cotton")])
-TOTAL = CellKey(WEIGHT)
 R1 = "textile-2025-01-committee-r1"
 
 # A looser default for the public (one contributor is enough, no dominance) and a stricter committee; the
@@ -169,8 +181,8 @@ def test_a_revision_that_cannot_be_made_safe_is_refused_naming_the_cell(lab: Lab
         lab.release(JAN, revision=True)
     message = refused.value.message
     assert message.startswith(
-        "the textile release of 2025-01 for 'committee' cannot be made safe together with what was released "
-        "before (releases textile-2025-01-committee-r1): "
+        "the textile release of 2025-01 for 'committee' cannot be made safe for its own readers together with "
+        "what they hold (releases textile-2025-01-committee-r1): "
     )
     assert f"cell {COTTON} [its change since release textile-2025-01-committee-r1] cannot be protected" in message
     assert refused.value.hint and lab.store.con.execute("SELECT count(*) FROM releases").fetchone() == (1,)
@@ -187,9 +199,12 @@ def test_looser_audience_first_then_stricter_one_hides_what_its_rules_protect(tm
     assert committee.protected.audited_with == ["textile-2025-01-public-r1"]
     hidden = pattern(committee)
     assert hidden[COTTON] and hidden[TOTAL]  # the change is L's alone: the committee's rules protect it
-    # the public may publish its revision: to the public's rules, one company's change is not disclosive
+    # The public's revision: to the public's own rules one company's change is not disclosive, but committee
+    # members read the public release too, and they are protected by the committee's rules with all they hold
+    # (issue 17): publishing the revised cotton would give them L's 50. Its readers of the public alone could
+    # have it; the committee's could not, so the revision hides it.
     public = lab.release(JAN, "public", revision=True)
-    assert not pattern(public)[COTTON]
+    assert pattern(public)[COTTON] and public.protected.reader_classes == ["public", "committee", "press"]
     assert_ledger_is_safe(lab)
 
 
@@ -243,17 +258,22 @@ def test_a_cumulative_table_next_to_the_monthly_one_in_the_same_release(tmp_path
 # ----------------------------------------------------------------------------------------------- audiences
 
 
-def test_audiences_that_share_are_audited_together_and_one_that_does_not_is_kept_apart(tmp_path: Path):
+def test_each_reader_class_holds_its_own_releases_and_the_public_ones(tmp_path: Path):
+    # Committee members read the committee's and the public's releases; the press keeps to itself
+    # (shares_with_others = false) but reads the public report like everyone; the public reads only that.
     lab = Lab(tmp_path, TWO_AUDIENCES)
-    assert history.visible_audiences(lab.protocol, "committee") == ["committee", "public"]
-    assert history.visible_audiences(lab.protocol, "press") == ["press"]
+    assert history.holdings(lab.protocol, "committee") == ["committee", "public"]
+    assert history.holdings(lab.protocol, "press") == ["press", "public"]
+    assert history.holdings(lab.protocol, "public") == ["public"]
+    assert history.reader_classes(lab.protocol, "public") == ["public", "committee", "press"]
+    assert history.reader_classes(lab.protocol, "committee") == ["committee"]
     four_companies(lab)
     committee = lab.release(JAN, "committee")
     lab.submit("L", JAN, {"cotton": 50})
     press = lab.release(JAN, "press")  # its own rules allow one contributor; it does not see the committee's
     assert press.protected.audited_with == [] and not pattern(press)[COTTON]
-    public = lab.release(JAN, "public")
-    assert public.protected.audited_with == [committee.release_id]
+    public = lab.release(JAN, "public")  # read by all three classes, each with what it holds
+    assert public.protected.audited_with == [committee.release_id, press.release_id]
 
 
 def test_a_cell_published_unchanged_to_another_audience_is_known_not_a_new_disclosure(tmp_path: Path):
@@ -302,7 +322,7 @@ def test_a_stricter_audience_after_a_looser_one_is_released_and_protects_its_own
     assert hidden[polyester] and hidden[wool] and (hidden[COTTON] or hidden[TOTAL])
     assert_ledger_is_safe(lab, "committee", "public")
     audited = history.audit_release(lab.store, lab.protocol, public.release_id, NOW)
-    assert audited.alone.passed and audited.with_history.passed and audited.own_audience.passed
+    assert audited.passed and sorted(audited.classes) == ["committee", "press", "public"]
 
 
 # ----------------------------------------------------------------------------------------------- the ledger
@@ -411,13 +431,6 @@ measure = { kind = "sum", column = "planned_actions_next_year" }
 # ----------------------------------------------------------------------------------------------- property
 
 
-def assert_ledger_is_safe(lab: Lab, *audiences: str) -> None:
-    for audience in audiences or [a.id for a in lab.protocol.audiences]:
-        for own_only in (False, True):
-            _, result = history.audit_history(lab.store, lab.protocol, audience, own_only=own_only)
-            assert result.passed, (own_only, result.failures)
-
-
 MATERIALS = ("cotton", "polyester", "wool")
 weights = st.dictionaries(st.sampled_from(MATERIALS), st.integers(1, 60).map(float), min_size=1, max_size=3)
 events = st.lists(
@@ -512,7 +525,7 @@ def test_cli_audits_a_recorded_release_again_and_logs_it(workspace: Path):
     audited = run(workspace, "audit", "textile-2025-01-committee-r1", "--json")
     assert audited.exit_code == 0, audited.output
     payload = json_result(audited)
-    assert payload["cells"] == 4 and payload["on its own"]["passed"] and payload["with earlier releases"]["passed"]
+    assert payload["cells"] == 4 and payload["alone"]["passed"] and payload["readers"]["committee"]["passed"]
     logged = json_result(run(workspace, "log", "show", "--action", "audit", "--json"))["entries"]
     assert [(e["action"], e["details"]["release"]) for e in logged] == [("audit.run", "textile-2025-01-committee-r1")]
     missing = run(workspace, "audit", "nope")

@@ -6,18 +6,20 @@ is one cell of the problem, primary when any table finds it unsafe, with the lar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from aggregator.cellkey import CellKey
+from aggregator.disclosure.bounds import tightened
 from aggregator.disclosure.model import PrimaryResult, ProtectionProblem
 from aggregator.errors import AggregatorError
 from aggregator.store import RowSource
 
 from .cells import TableCells
 from .contributions import insiders_of, release_contributions
+from .logical import LogicalLink, with_slack_records
 
 COSTS = ("value", "contributors", "unity")
 
@@ -32,20 +34,26 @@ def build_problem(
     *,
     cost: str,
     apriori_upper_factor: float,
+    floors: Mapping[str, float] | None = None,
+    links: Sequence[LogicalLink] = (),
 ) -> ProtectionProblem:
     """Merge the components of a release (primaries[i] belongs to components[i]) into one problem, without
     insiders (with_insiders adds them).
 
     Cells are ordered by key, so the result does not depend on the order of the tables. A-priori bounds:
-    [0, factor x the largest |value| of the same measure]; a measure with negative
-    contributions gets the symmetric lower bound -upper. Helper cells of non-additive tables (see
-    AuxRelation) are hidden (primary) and need no protection.
+    [floor, factor x the largest |value| of the same measure], where `floors` gives per table id the least
+    value a non-empty cell can have (every cell of a table exists because it has records, and the outputs
+    tell empty from hidden: 1 for counts; see `release.positive_floors`), never above the cell's value; a
+    measure with negative contributions gets the symmetric lower bound -upper. Helper cells of non-additive
+    tables (see AuxRelation) are hidden (primary), need no protection and have the lower bound 0. Each
+    logical link (smaller <= larger, logical.py) adds such a helper: `larger = smaller + slack`.
     """
     if cost not in COSTS:
         raise AggregatorError(f"unknown cost '{cost}'", hint=f"use one of {', '.join(COSTS)}")
     if len(components) != len(primaries):
         raise ValueError("one PrimaryResult per component is needed")
-    cells = _collect_cells(components, primaries)
+    cells = _collect_cells(components, primaries, floors or {})
+    _add_slack_cells(cells, links)
     keys = sorted(cells)
     index = {key: i for i, key in enumerate(keys)}
     relations = sorted(
@@ -55,6 +63,7 @@ def build_problem(
             for t, parts in c.relations
         }
         | {rel for c in components for rel in _aux_problem_relations(c, index)}
+        | {(index[x.larger], tuple(sorted((index[x.smaller], index[x.slack])))) for x in links}
     )
     upper, lower = _bounds(components, keys, cells, apriori_upper_factor)
     column = {name: np.array([cells[k][name] for k in keys]) for name in ("value", "upl", "lpl")}
@@ -70,7 +79,7 @@ def build_problem(
         cost=np.array([_cost(cells[k], cost) for k in keys], dtype=float),
         fixed=np.zeros(len(keys), dtype=bool),
     )
-    return problem
+    return tightened(problem)  # e.g. a region of three non-empty countries is at least 3
 
 
 def with_insiders(
@@ -83,22 +92,26 @@ def with_insiders(
     in some primary cell (what the insider audit attacks with)."""
     only = insiders_of(components, primaries)
     insiders = release_contributions(source, components, key_index(problem.keys), only=only)
-    return replace(problem, insiders=insiders)
+    return replace(problem, insiders=with_slack_records(insiders, problem))
 
 
 def key_index(keys: Sequence[CellKey]) -> dict[CellKey, int]:
     return {key: i for i, key in enumerate(keys)}
 
 
-def _collect_cells(components: list[TableCells], primaries: list[PrimaryResult]) -> dict[CellKey, dict]:
+def _collect_cells(
+    components: list[TableCells], primaries: list[PrimaryResult], floors: Mapping[str, float]
+) -> dict[CellKey, dict]:
     cells: dict[CellKey, dict] = {}
     for comp, primary in zip(components, primaries, strict=True):
         values = comp.stats.total
         weights = margin_weights(comp)
+        floor = float(floors.get(comp.table_id, 0.0))
         for i, key in enumerate(comp.keys):
             _merge(cells, key, comp, values[i], bool(primary.unsafe[i]), primary.upl[i], primary.lpl[i])
             cells[key]["n_all"] = max(cells[key]["n_all"], int(comp.stats.n_all[i]))
             cells[key]["weight"] = max(cells[key].get("weight", 1.0), float(weights[i]))
+            cells[key]["floor"] = max(cells[key].get("floor", 0.0), floor)
         for aux in comp.aux:
             pairs = float(values[list(aux.parts)].sum())
             _merge(cells, aux.sum_key, comp, pairs, True, 0.0, 0.0)
@@ -106,6 +119,21 @@ def _collect_cells(components: list[TableCells], primaries: list[PrimaryResult])
             for part, gap in zip(aux.parts, aux.gap_keys, strict=True):
                 _merge(cells, gap, comp, float(values[aux.total] - values[part]), True, 0.0, 0.0)
     return cells
+
+
+def _add_slack_cells(cells: dict[CellKey, dict], links: Sequence[LogicalLink]) -> None:
+    """One hidden slack cell per link, larger minus smaller; a negative one means the relation is wrong."""
+    for link in links:
+        small, large = cells[link.smaller], cells[link.larger]
+        value = float(large["value"]) - float(small["value"])
+        if value < -1e-9 * max(1.0, abs(float(large["value"]))):
+            raise InconsistentCells(
+                f"relation {link.relation} says {link.smaller.describe()} ({small['value']:g}) is at most "
+                f"{link.larger.describe()} ({large['value']:g}), and it is not",
+                hint="correct or remove the relation in the protocol's [[relations]]",
+            )
+        cells[link.slack] = {"value": max(value, 0.0), "primary": True, "upl": 0.0, "lpl": 0.0, "n_all": 0}
+        cells[link.slack] |= {"scale": large["scale"], "aux": True}
 
 
 def _merge(cells: dict, key: CellKey, comp: TableCells, value: float, primary: bool, upl, lpl) -> None:
@@ -146,11 +174,14 @@ def _bounds(components, keys, cells, factor: float) -> tuple[np.ndarray, np.ndar
     upper = np.empty(len(keys))
     lower = np.zeros(len(keys))
     for i, key in enumerate(keys):
-        scale = cells[key]["scale"]
+        cell = cells[key]
+        scale = cell["scale"]
         bound = factor * max(largest[scale], 1.0)
-        upper[i] = bound * widest_aux[scale] if cells[key]["aux"] else bound
+        upper[i] = bound * widest_aux[scale] if cell["aux"] else bound
         if negative[scale]:
             lower[i] = -upper[i]
+        elif not cell["aux"]:
+            lower[i] = min(cell.get("floor", 0.0), cell["value"])  # a non-empty cell: at least its floor
     return upper, lower
 
 

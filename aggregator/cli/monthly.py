@@ -169,4 +169,5 @@ def batch(ctx, covenant, period, audiences, out_dir, revision, out: Output) -> N
     if not released:
         out.line("[yellow]nothing was released, and nothing was recorded[/]")
     # an audience that was not released (refused, or nothing it would show) is a problem to look at
-    out.finish(report.summary(), 0 if all(o.released for o in report.outcomes) else EXIT_PROBLEMS)
+    problems = any(not o.released or o.internal.get("shows_nothing") for o in report.outcomes)
+    out.finish(report.summary(), EXIT_PROBLEMS if problems else 0)

@@ -151,8 +151,7 @@ def waivers_list(ctx, covenant: str | None, out: Output) -> None:
 
 @click.command(
     "audit",
-    help="Audit a recorded release again: on its own, with every release its audience may know, "
-    "and with its own audience's only.",
+    help="Audit a recorded release again: on its own, and for every reader class that holds it.",
 )
 @click.argument("release_id")
 @click.pass_context
@@ -162,19 +161,16 @@ def audit_command(ctx, release_id: str, out: Output) -> None:
     with ws.session(ctx.obj["now"]) as store:
         covenant = history.show_release(store, release_id).release["covenant"]
         result = history.audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])
-    rows = [
-        ("on its own", result.alone),
-        ("with earlier releases", result.with_history),
-        ("with its own audience's releases only", result.own_audience),
-    ]
+    rows = [("on its own", result.alone)]
+    rows += [(f"for the readers of '{c}' with all they hold", r) for c, r in result.classes.items()]
     out.line(f"[bold]{shown(release_id)}[/]: {result.cells} cells, {result.hidden} suppressed")
     for name, r in rows:
         verdict = "passed" if r.passed else f"FAILED on {len(r.failures)} cell(s)"
         out.line(f"  audit {name}: {verdict} ({r.insiders_checked} insiders, {r.lp_solves} LPs)")
-    payload = {
-        "release": release_id,
-        "cells": result.cells,
-        "suppressed": result.hidden,
-        **{name: {"passed": r.passed, "failures": len(r.failures), "lp_solves": r.lp_solves} for name, r in rows},
-    }
+
+    def summary(r) -> dict:
+        return {"passed": r.passed, "failures": len(r.failures), "lp_solves": r.lp_solves}
+
+    payload = {"release": release_id, "cells": result.cells, "suppressed": result.hidden}
+    payload |= {"alone": summary(result.alone), "readers": {c: summary(r) for c, r in result.classes.items()}}
     out.finish(payload, 0 if all(r.passed for _, r in rows) else EXIT_PROBLEMS)

@@ -26,7 +26,7 @@ import highspy
 import numpy as np
 
 from aggregator.disclosure.highs import run_warm_then_cold, silent_highs
-from aggregator.disclosure.model import AuditResult, ProtectionProblem
+from aggregator.disclosure.model import AuditResult, ProtectionProblem, insider_floor
 from aggregator.errors import DisclosureError
 
 ABS_TOL = 1e-7  # absolute part of the tolerance used for every interval comparison
@@ -488,11 +488,9 @@ class _Auditor:
     def _insider_bounds(self, cells: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """New lower and upper bounds of the contributor's cells from its knowledge."""
         values = np.asarray(self.problem.values, dtype=float)[cells]
-        # A contributor knows its own figures, not whether it is alone in a cell: the rest of the cell is
-        # non-negative, so y >= lower + own (never above the true value, which is known to be feasible; with
-        # negative data that guard keeps the LP consistent). Nothing more is assumed.
-        lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values)
-        return lower, self.upper[cells].copy()
+        # A contributor knows its own figures, not whether it is alone in a cell (insider_floor). Nothing more
+        # is assumed.
+        return insider_floor(self.lower[cells], amount, values), self.upper[cells].copy()
 
     def _check_insider(self, who: str, cells: np.ndarray, amounts: np.ndarray, skip: set[int]) -> None:
         new_lo, new_hi = self._insider_bounds(cells, amounts)
@@ -643,11 +641,10 @@ class _Auditor:
         own = self.problem.insiders
         values = np.asarray(self.problem.values, dtype=float)
         if comp is None:  # in no relation: only its own bounds
-            floor = min(max(self.lower[cell], self.lower[cell] + own.values_at(who, [cell])[0]), values[cell])
+            floor = insider_floor(self.lower[[cell]], own.values_at(who, [cell]), values[[cell]])[0]
             return float(self.upper[cell] if maximise else floor)
         cells = comp.cells
-        amount = own.values_at(who, cells)
-        lower = np.minimum(np.maximum(self.lower[cells], self.lower[cells] + amount), values[cells])
+        lower = insider_floor(self.lower[cells], own.values_at(who, cells), values[cells])
         key = (epoch, int(cells[0]))
         if key not in self._prior_lps:  # one model per component, re-bounded for each attacker
             self._prior_lps[key] = _ComponentLP(comp, self.lower[cells], self.upper[cells])

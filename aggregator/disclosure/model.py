@@ -111,6 +111,16 @@ class ProtectionProblem:
         return np.asarray(self.epoch, dtype=np.int64)
 
 
+def insider_floor(lower: np.ndarray, own: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The least value a contributor knows its cells have: its own share plus the least the others' share
+    can be (0 with non-negative data, since it may be alone in the cell; the a-priori lower bound when data
+    may be negative), and at least the cell's a-priori lower bound (a hidden count is at least 1 whoever
+    contributes). Never above the true value, which is always feasible. The audit and the suppression
+    share it (docs/rules.md)."""
+    lower = np.asarray(lower, dtype=float)
+    return np.minimum(np.maximum(lower, own + np.minimum(lower, 0.0)), values)
+
+
 @dataclass
 class AuditResult:
     """The attacker's tightest intervals for every hidden cell and whether each met its protection."""

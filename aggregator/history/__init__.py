@@ -1,10 +1,11 @@
 """Release history: the permanent ledger of every release, and the attacker's view across releases.
 
-One door for the batch, `protect_with_history` (a new release protected together with every earlier release
-it is related to), and one for re-auditing the ledger, `audit_release` / `audit_history`. The ledger's
-records go in with `record_release` and come out with `load_snapshot`, `list_releases` and `show_release`.
-Modules: snapshot (what the ledger keeps of a release), ledger (its SQL), related (which releases a reader
-holds), combine and builder (the combined problem), protect (the door), audit.
+One door for the batch, `protect_with_history` (a new release protected for every reader class that receives
+it, together with every earlier release that class holds), and one for re-auditing the ledger,
+`audit_release` / `audit_history`. The ledger's records go in with `record_release` and come out with
+`load_snapshot`, `list_releases` and `show_release`. Modules: snapshot (what the ledger keeps of a release),
+ledger (its SQL), related (reader classes and what they hold), combine, series (month-to-month differences)
+and builder (the combined problem), protect (the door), audit.
 """
 
 from .audit import ReleaseAudit, audit_history, audit_release
@@ -22,7 +23,7 @@ from .ledger import (
     with_gap_records,
 )
 from .protect import HistoryOutcome, history_for, protect_alone, protect_with_history
-from .related import own_readers_view, related_releases, visible_audiences
+from .related import held_releases, holdings, reader_classes
 from .snapshot import Snapshot, current_snapshot, snapshot_of
 
 __all__ = [
@@ -37,18 +38,18 @@ __all__ = [
     "audit_release",
     "combine",
     "current_snapshot",
+    "held_releases",
     "history_for",
+    "holdings",
     "list_releases",
     "load_snapshot",
-    "own_readers_view",
     "protect_alone",
     "protect_with_history",
+    "reader_classes",
     "record_release",
-    "related_releases",
     "release_count",
     "releases_of",
     "show_release",
     "snapshot_of",
-    "visible_audiences",
     "with_gap_records",
 ]

@@ -1,8 +1,8 @@
-"""Auditing the ledger: every release an audience may know, audited together against the data now."""
+"""Auditing the ledger: every release a reader class holds, audited together against the data now."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aggregator import log as action_log
 from aggregator.disclosure.audit import audit
@@ -11,49 +11,46 @@ from aggregator.protocol import Protocol
 from aggregator.store import Store
 
 from .combine import HistoryProblem
-from .ledger import ledger_months, load_snapshot
+from .ledger import load_snapshot
 from .protect import history_for
-from .related import own_readers_view, related_releases
+from .related import held_releases, reader_classes
 
 
-def audit_history(
-    store: Store, protocol: Protocol, audience_id: str, *, own_only: bool = False
-) -> tuple[HistoryProblem, AuditResult]:
-    """Audit every release visible to the audience together, against the data in the store now.
+def audit_history(store: Store, protocol: Protocol, reader_class: str) -> tuple[HistoryProblem, AuditResult]:
+    """Audit every release the readers of a class hold together, against the data in the store now, by the
+    rules of the class's audience (month-to-month differences included).
 
-    Published cells are fixed facts; hidden cells, changes and current cells are unknown. A passing result
-    means no combination of everything released so far narrows a protected cell too far beyond what was
-    known before the release that protects it. `own_only`: the view of a reader of this audience alone.
-    """
-    releases = related_releases(store, protocol, audience_id, ledger_months(store))
-    earlier = [load_snapshot(store, r) for r in releases]
-    if own_only:
-        earlier = own_readers_view(protocol, audience_id, earlier)
-    combined = history_for(store, protocol, audience_id, None, earlier)
+    Published cells are fixed facts; hidden cells, changes, differences and current cells are unknown. A
+    passing result means no combination of everything the class holds narrows a protected cell too far
+    beyond what was known before the release that protects it."""
+    earlier = [load_snapshot(store, r) for r in held_releases(store, protocol, reader_class)]
+    combined = history_for(store, protocol, reader_class, None, earlier)
     return combined, audit(combined.problem, ~combined.problem.fixed)
 
 
 @dataclass
 class ReleaseAudit:
-    """A recorded release audited again: on its own, together with everything its audience may know, and
-    with only its own audience's releases (the view of a reader who sees no other audience's)."""
+    """A recorded release audited again: on its own, and for every reader class that holds it, together with
+    everything that class holds."""
 
     release_id: str
     alone: AuditResult
-    with_history: AuditResult
-    own_audience: AuditResult
     cells: int
     hidden: int
+    classes: dict[str, AuditResult] = field(default_factory=dict)  # reader class -> its audit
+
+    @property
+    def passed(self) -> bool:
+        return self.alone.passed and all(r.passed for r in self.classes.values())
 
 
 def audit_release(store: Store, protocol: Protocol, release_id: str, now: str) -> ReleaseAudit:
     """Re-run the audit of a recorded release from the ledger (true values are kept in the encrypted store)."""
     snap = load_snapshot(store, release_id)
     alone = audit(snap.problem, snap.hidden)
-    _, together = audit_history(store, protocol, snap.audience_id)
-    _, own = audit_history(store, protocol, snap.audience_id, own_only=True)
-    result = ReleaseAudit(release_id, alone, together, own, snap.problem.size, int(snap.hidden.sum()))
-    details = {"release": release_id, "alone": alone.passed, "with_history": together.passed, "own": own.passed}
-    failures = len(alone.failures) + len(together.failures) + len(own.failures)
+    classes = {c: audit_history(store, protocol, c)[1] for c in reader_classes(protocol, snap.audience_id)}
+    result = ReleaseAudit(release_id, alone, snap.problem.size, int(snap.hidden.sum()), classes)
+    details = {"release": release_id, "alone": alone.passed} | {f"readers:{c}": r.passed for c, r in classes.items()}
+    failures = len(alone.failures) + sum(len(r.failures) for r in classes.values())
     action_log.append(store, "audit.run", details | {"failures": failures}, now)
     return result

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from aggregator.cellkey import CellKey, ViewKind
+from aggregator.disclosure.bounds import tightened
 from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
+from aggregator.periods import Period
 
 from .snapshot import Snapshot
 
@@ -22,10 +26,12 @@ class ProblemBuilder:
         self.relations: list[tuple[int, tuple[int, ...]]] = []
         self.own: list[Contributions] = []  # every contributor's own contribution to each cell
         self.scale: list[tuple | None] = []  # (monthly quantity, helper?) for the bounds; None: no measure
+        self.months: list[frozenset[Period]] = []  # the months each cell is about
 
-    def add(self, key: CellKey, scale: tuple | None = None, **cell) -> int:
+    def add(self, key: CellKey, scale: tuple | None = None, months: Iterable[Period] = (), **cell) -> int:
         self.keys.append(key)
         self.scale.append(scale)
+        self.months.append(frozenset(months))
         for column, values in self.columns.items():
             values.append(cell[column])
         return len(self.keys) - 1
@@ -43,6 +49,7 @@ class ProblemBuilder:
                 self.add(
                     key.in_view(*view) if view else key,
                     (key.quantity.monthly, key.is_helper),
+                    snap.spans[i],
                     value=float(p.values[i]),
                     lower=float(p.lower[i]),
                     upper=float(p.upper[i]),
@@ -63,6 +70,16 @@ class ProblemBuilder:
         """The cell is a known fact from release `epoch` on."""
         self.columns["fixed"][cell], self.columns["primary"][cell] = True, False
         self.columns["epoch"][cell] = epoch
+
+    def judge_only(self, months: Iterable[Period]) -> None:
+        """Drop the requirement of every cell about none of these months (still hidden where it was). Cells of
+        other months are linked to the new release only through differences, which are free variables of
+        their own: no pattern of the new release changes what an attacker derives about them, and their
+        releases were protected when they were made."""
+        wanted = frozenset(months)
+        for i, about in enumerate(self.months):
+            if not about & wanted:
+                self.columns["upl"][i] = self.columns["lpl"][i] = 0.0
 
     def widen_bounds(self) -> None:
         """Give every cell of one measure the widest a-priori bounds any snapshot gives it.
@@ -93,6 +110,7 @@ class ProblemBuilder:
         self.columns = _merged_columns(self.columns, [groups[r] for r in keep])
         self.keys = [self.keys[r] for r in keep]
         self.scale = [self.scale[r] for r in keep]
+        self.months = [frozenset().union(*(self.months[m] for m in groups[r])) for r in keep]
         self.relations = sorted(
             {
                 (where[t], tuple(sorted(where[p] for p in parts)))
@@ -127,7 +145,7 @@ class ProblemBuilder:
         c = {name: np.array(values) for name, values in self.columns.items()}
         primary = c["primary"].astype(bool)
         own = Contributions.concat(self.own)
-        return ProtectionProblem(
+        problem = ProtectionProblem(
             keys=self.keys,
             values=c["value"].astype(float),
             relations=self.relations,
@@ -141,6 +159,7 @@ class ProblemBuilder:
             insiders=own.only(own.largest_in(primary)),
             epoch=c["epoch"].astype(np.int64),
         )
+        return tightened(problem)  # what the relations imply about the bounds (widened above) holds in any case
 
 
 def _merged_columns(c: dict[str, list], groups: list[list[int]]) -> dict[str, list]:

@@ -26,6 +26,7 @@ from aggregator.disclosure.rules import evaluate_primary
 from aggregator.periods import Period
 
 from .builder import ProblemBuilder
+from .series import MonthCells, RulesOf, link_differences, month_pairs
 from .snapshot import Snapshot
 
 RuleSets = Callable[[str, str], list[RuleParams]]  # (table id, audience id) -> the rules judging a change
@@ -44,15 +45,23 @@ class HistoryProblem:
     new_cells: int
     known: np.ndarray
     earlier: list[str]
+    differences: int = 0  # month-to-month differences the rules call unsafe (series.py)
 
 
 def combine(
-    new: Snapshot | None, earlier: Sequence[Snapshot], current: Mapping[Period, Snapshot], params_of: RuleSets
+    new: Snapshot | None,
+    earlier: Sequence[Snapshot],
+    current: Mapping[Period, Snapshot],
+    params_of: RuleSets,
+    *,
+    differences: RulesOf | None = None,
 ) -> HistoryProblem:
     """One problem over the new release (if any), the earlier releases and the current month cells.
 
     `params_of(table_id, audience_id)` gives the rule sets that judge a change cell of an earlier release to
-    that audience: a change is unsafe when any of them says so, with the largest protection."""
+    that audience: a change is unsafe when any of them says so, with the largest protection. `differences`
+    (table id -> rules) adds the unsafe month-to-month differences (series.py) of every pair of months with
+    a month of the new release (all pairs without one)."""
     b = ProblemBuilder()
     earlier = sorted(earlier, key=lambda snap: (snap.sequence, snap.release_id))
     epochs = Epochs(new, earlier)
@@ -68,8 +77,15 @@ def combine(
         _link_earlier(b, snap, ids, months, params_of, epochs, unchanged)
     months.publish_unchanged(unchanged)
     known = _link_new(b, new, new_ids, months, unchanged)
+    added = 0
+    if differences is not None:
+        cells = {m: MonthCells(snap, months.ids[m]) for m, snap in months.snaps.items()}
+        pairs = month_pairs(cells, None if new is None else new.months)
+        added = link_differences(b, cells, pairs, differences, epochs.difference)
+    if new is not None:
+        b.judge_only(new.months)
     b.merge_equal_cells(keep_apart=len(new_ids))
-    return HistoryProblem(b.problem(), len(new_ids), known, [s.release_id for s in earlier])
+    return HistoryProblem(b.problem(), len(new_ids), known, [s.release_id for s in earlier], added)
 
 
 class _CurrentCells:
@@ -175,6 +191,10 @@ class Epochs:
     def current(self, month: Period) -> int:
         return max((e for e, months in self.months if month in months), default=self.new)
 
+    def difference(self, first: Period, second: Period) -> int:
+        """A difference between two months is known once both months are."""
+        return max(self.current(first), self.current(second))
+
     def change(self, snap: Snapshot, i: int) -> int:
         after = [e for e, months in self.months if e > self.of[snap.release_id] and months & set(snap.spans[i])]
         return min(after, default=self.new + 1)
@@ -257,6 +277,7 @@ def _change_cell(
     current_hi = sum(b.columns["upper"][p] for p in parts)
     return b.add(
         snap.problem.keys[i].in_view(ViewKind.CHANGE, snap.release_id),
+        months=snap.spans[i],
         value=value,
         lower=min(old_lo - current_hi, value),
         upper=max(old_hi - current_lo, value),

@@ -246,6 +246,11 @@ def release_spans(store: Store, covenant: str, audiences: Sequence[str]) -> dict
     return spans
 
 
+def releases_of_audiences(store: Store, covenant: str, audiences: Sequence[str]) -> list[str]:
+    """The ids of every release of these audiences that has a snapshot in the ledger, sorted."""
+    return sorted(release_spans(store, covenant, audiences))
+
+
 def release_count(con: duckdb.DuckDBPyConnection, covenant: str, period: str, audience: str) -> int:
     """How many releases (the first and its revisions) the ledger holds for this covenant, period and audience."""
     (count,) = con.execute(

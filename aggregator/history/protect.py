@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from aggregator.aggregation import TableCells
 from aggregator.aggregation.release import params_for
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import AuditResult, ProtectionProblem, RuleParams
-from aggregator.disclosure.suppression import SuppressionResult, protect
+from aggregator.disclosure.suppression import SuppressionResult, independent_blocks, protect, subproblem
 from aggregator.errors import DisclosureError, ReleaseRefused
 from aggregator.periods import Period
 from aggregator.protocol import Protocol
@@ -27,19 +27,21 @@ from aggregator.store import Store
 
 from .combine import HistoryProblem, combine
 from .ledger import load_snapshot
-from .related import own_readers_view, related_releases
+from .related import held_releases, reader_classes
 from .snapshot import Snapshot, current_snapshot, release_months, snapshot_of
 
 
 @dataclass(frozen=True)
 class HistoryOutcome:
-    """A new release protected with its history: its pattern and audit (over its own cells), the snapshot
-    the ledger keeps, and the earlier releases it was protected together with."""
+    """A new release protected for every reader class that receives it: its pattern and the audit of its own
+    readers (over its own cells), the snapshot the ledger keeps, the earlier releases it was protected
+    together with, and the reader classes whose audit it passed."""
 
     suppression: SuppressionResult
     audit: AuditResult
     snapshot: Snapshot | None  # None for a release protected alone (a protocol comparison)
     audited_with: list[str]
+    reader_classes: list[str] = field(default_factory=list)
 
 
 def protect_with_history(
@@ -52,28 +54,40 @@ def protect_with_history(
     *,
     waived: Mapping[str, frozenset[str]],
 ) -> HistoryOutcome:
-    """Protect and audit the release's problem together with every earlier release it is related to.
+    """Protect and audit the release for each reader class that receives it (related.reader_classes): its own
+    audience's readers first, then every class that also reads it, each with its own rules and every earlier
+    release it holds (revisions, cumulative tables and month-to-month differences included). A class can
+    only hide more of the release; hiding more never narrows an interval, so every class stays protected.
 
     Raises DisclosureError if the tables cannot be protected on their own, ReleaseRefused if they cannot be
     made safe together with what was published before."""
     period = Period.of(period)
+    release = _Release(store, protocol, period, audience_id, waived)
+    classes = reader_classes(protocol, audience_id)
+    held = {c: held_releases(store, protocol, c) for c in classes}
     months = release_months(protocol, period, components)
-    related = related_releases(store, protocol, audience_id, months)
     snapshot_args = (store, protocol, period, audience_id, components, problem)
-    if related or len(months) > 1:
+    if held[audience_id] or len(months) > 1:
         snapshot = snapshot_of(*snapshot_args)
-        earlier = [load_snapshot(store, r) for r in related]
-        release = _Release(store, protocol, period, audience_id, waived)
-        result, checked, snapshot = release.protect_combined(snapshot, earlier)
+        own = release.protect_own(snapshot, [load_snapshot(store, r) for r in held[audience_id]], problem)
     else:
         # The snapshot's own-contribution records (millions at 10,000 companies) are numpy work that mostly
         # releases the GIL: built on the second core while the tables are protected (it reads no DuckDB).
-        # It is only recorded, so the gap cells' records, which the ledger does not keep, are left out.
+        # When it is only recorded, the gap cells' records, which the ledger does not keep, are left out.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imvo-snapshot") as pool:
-            pending = pool.submit(snapshot_of, *snapshot_args, gap_records=False)
+            pending = pool.submit(snapshot_of, *snapshot_args, gap_records=len(classes) > 1)
             result, checked = protect_alone(protocol, period, audience_id, problem)
-            snapshot = pending.result()
-    return HistoryOutcome(result, checked, replace(snapshot, hidden=result.suppressed.copy()), related)
+            own = _Own(result, checked, pending.result(), problem)
+    pattern = own.result.suppressed.copy()
+    for other in classes[1:]:
+        pattern = release.protect_class(other, own.snapshot, [load_snapshot(store, r) for r in held[other]], pattern)
+    result, checked = own.result, own.audit
+    if not np.array_equal(pattern, result.suppressed):  # another class hid more: the own readers' audit again
+        checked = release.reaudit_own(own, pattern)
+        secondary = pattern & ~own.snapshot.problem.primary
+        result = replace(result, suppressed=pattern, secondary=secondary, cost=float(problem.cost[secondary].sum()))
+    earlier = sorted({r for c in classes for r in held[c]})
+    return HistoryOutcome(result, checked, replace(own.snapshot, hidden=pattern.copy()), earlier, classes)
 
 
 def protect_alone(
@@ -94,29 +108,35 @@ def protect_alone(
 def history_for(
     store: Store,
     protocol: Protocol,
-    audience_id: str,
+    reader_class: str,
     new: Snapshot | None,
     earlier: Sequence[Snapshot],
     waived: Mapping[str, frozenset[str]] | None = None,
 ) -> HistoryProblem:
-    """Build the current month cells the new release and the earlier ones need, and combine everything.
-
-    With a new release the current cells are judged by its audience's rules; without one (auditing the
-    ledger) by the loosest rules of the audiences that received the releases."""
+    """The combined problem of what a reader class holds: the new release (if any), the earlier releases, the
+    current cells of every month they cover and the month-to-month differences, every model cell judged by
+    the rules of the class's audience (the rules of the releases addressed to its readers)."""
     snaps = ([new] if new is not None else []) + list(earlier)
     months = sorted({m for s in snaps for m in s.months})
     tables = sorted({t for s in snaps for t in s.tables if t} & {t.id for t in protocol.tables})
-    judges = [audience_id] if new is not None else sorted({s.audience_id for s in earlier}) or [audience_id]
-    current = {m: current_snapshot(store, protocol, judges, m, tables, waived or {}) for m in months}
+    current = {m: current_snapshot(store, protocol, [reader_class], m, tables, waived or {}) for m in months}
 
-    def change_rules(table_id: str, earlier_audience: str) -> list[RuleParams]:
-        # A release must not let its own audience subtract what its rules protect, nor let anyone learn more
-        # about a change to an earlier release than that release's audience may; the ledger audit checks what
-        # every release enforced at least: the earlier audience's rules.
-        judges = {earlier_audience} | ({audience_id} if new is not None else set())
-        return [params_for(protocol, table_id, a) for a in sorted(judges)]
+    def rules(table_id: str, _earlier_audience: str = "") -> RuleParams:
+        return params_for(protocol, table_id, reader_class)
 
-    return combine(new, earlier, current, change_rules)
+    return combine(new, earlier, current, lambda table_id, audience: [rules(table_id)], differences=rules)
+
+
+@dataclass(frozen=True)
+class _Own:
+    """The release protected for its own audience's readers."""
+
+    result: SuppressionResult  # over the release's cells
+    audit: AuditResult
+    snapshot: Snapshot  # what the ledger keeps
+    problem: ProtectionProblem  # the release's problem when it was protected alone
+    combined: HistoryProblem | None = None  # else the combined problem ...
+    hidden: np.ndarray | None = None  # ... and its pattern over every cell
 
 
 @dataclass(frozen=True)
@@ -131,56 +151,87 @@ class _Release:
     def what(self) -> str:
         return f"the {self.protocol.covenant.id} release of {self.period} for '{self.audience_id}'"
 
-    def protect_combined(
-        self, snapshot: Snapshot, earlier: list[Snapshot]
-    ) -> tuple[SuppressionResult, AuditResult, Snapshot]:
-        """Protect the new cells in the combined problem, then restrict the pattern and audit to them."""
-        combined = history_for(self.store, self.protocol, self.audience_id, snapshot, earlier, self.waived)
+    def protect_own(self, snapshot: Snapshot, earlier: list[Snapshot], problem: ProtectionProblem) -> _Own:
+        """Protect the new cells for the audience's own readers in the combined problem, then restrict the
+        pattern and audit to them."""
+        combined = _focused(history_for(self.store, self.protocol, self.audience_id, snapshot, earlier, self.waived))
         try:
             full = protect(combined.problem, self.protocol.defaults.suppression)
         except DisclosureError as exc:
-            raise self.refusal(combined, exc.message) from exc
-        n = combined.new_cells
-        own_only = own_readers_view(self.protocol, self.audience_id, earlier)
-        if len(own_only) < len(earlier):
-            # Each requirement was capped at what readers of every visible audience knew before; readers of
-            # this audience alone know less, so the pattern must also protect them with only their own
-            # releases known.
-            pattern = self.protect_for_own_readers(snapshot, own_only, full)
-            full = replace(full, suppressed=np.concatenate([pattern, full.suppressed[n:]]), audit=None)
+            raise self.refusal(combined, self.audience_id, exc.message) from exc
         checked = full.audit if full.audit is not None else audit(combined.problem, full.suppressed)
+        self.check(combined, checked, self.audience_id)
+        result, restricted = _restricted(combined, full, checked, snapshot.problem)
+        return _Own(result, restricted, _without_known(snapshot, combined), problem, combined, full.suppressed)
+
+    def protect_class(self, reader_class: str, snapshot: Snapshot, earlier: list[Snapshot], pattern: np.ndarray):
+        """The new cells' pattern, grown until the readers of another class are protected too: by their own
+        rules, with everything they hold. The release's own requirements do not apply to them (its cells
+        stay hidden where its rules hide them, as cells needing no protection of their own)."""
+        zero = np.zeros(snapshot.problem.size)
+        as_read = replace(snapshot, problem=replace(snapshot.problem, upl=zero, lpl=zero))
+        combined = _focused(history_for(self.store, self.protocol, reader_class, as_read, earlier, self.waived))
+        p, n = combined.problem, combined.new_cells
+        hidden = ~p.fixed  # every cell never published is unknown to the reader ...
+        hidden[:n] &= pattern  # ... and of the new release, those it hides (and the reader did not know)
+        if audit(p, hidden, verdict_only=True).passed:
+            return pattern
+        forced = np.zeros(p.size, dtype=bool)
+        forced[:n] = hidden[:n] & ~p.primary[:n]
+        try:
+            grown = protect(replace(p, primary=p.primary | forced), self.protocol.defaults.suppression)
+        except DisclosureError as exc:
+            raise self.refusal(combined, reader_class, exc.message) from exc
+        self.check(combined, audit(p, grown.suppressed, verdict_only=True), reader_class)
+        return grown.suppressed[:n] | pattern
+
+    def reaudit_own(self, own: _Own, pattern: np.ndarray) -> AuditResult:
+        """The own readers' audit of the final pattern (over the release's cells)."""
+        if own.combined is None:
+            return audit(own.problem, pattern)
+        p, n = own.combined.problem, own.combined.new_cells
+        assert own.hidden is not None
+        hidden = own.hidden.copy()
+        hidden[:n] = pattern & ~p.fixed[:n]
+        checked = audit(p, hidden)
+        self.check(own.combined, checked, self.audience_id)
+        return _restricted(own.combined, replace(own.result, suppressed=hidden), checked, own.snapshot.problem)[1]
+
+    def check(self, combined: HistoryProblem, checked: AuditResult, reader_class: str) -> None:
         if not checked.passed:
             cell, who, lo, hi, reason = checked.failures[0]
             key = combined.problem.keys[cell].describe()
-            raise self.refusal(combined, f"{key} is narrowed to [{lo:.6g}, {hi:.6g}] by {who} ({reason})")
-        return (*_restricted(combined, full, checked, snapshot.problem), _without_known(snapshot, combined))
+            detail = f"{key} is narrowed to [{lo:.6g}, {hi:.6g}] by {who} ({reason})"
+            raise self.refusal(combined, reader_class, detail)
 
-    def protect_for_own_readers(self, snapshot: Snapshot, own_only: list[Snapshot], full: SuppressionResult):
-        """The new cells' pattern, grown until it also passes with only this audience's earlier releases known.
-
-        Hiding more never narrows an interval, so the grown pattern still passes the combined audit."""
-        alone = history_for(self.store, self.protocol, self.audience_id, snapshot, own_only, self.waived)
-        p, n = alone.problem, alone.new_cells
-        never_published = ~p.fixed
-        never_published[:n] = False
-        hidden = never_published.copy()
-        hidden[:n] = full.suppressed[:n]
-        if audit(p, hidden).passed:
-            return hidden[:n]
-        # keep what is hidden already (as cells needing no protection of their own) and protect again
-        forced = hidden & ~p.primary
-        try:
-            return protect(replace(p, primary=p.primary | forced), self.protocol.defaults.suppression).suppressed[:n]
-        except DisclosureError as exc:
-            raise self.refusal(alone, exc.message) from exc
-
-    def refusal(self, combined: HistoryProblem, detail: str) -> ReleaseRefused:
+    def refusal(self, combined: HistoryProblem, reader_class: str, detail: str) -> ReleaseRefused:
         earlier = ", ".join(combined.earlier) or "none"
+        readers = "its own readers" if reader_class == self.audience_id else f"the readers of '{reader_class}'"
         return ReleaseRefused(
-            f"{self.what} cannot be made safe together with what was released before (releases {earlier}): " + detail,
+            f"{self.what} cannot be made safe for {readers} together with what they hold (releases {earlier}): "
+            + detail,
             hint="wait for more submissions in that cell, merge it into a larger category in the protocol, "
             "or leave the table out of this release",
         )
+
+
+def _focused(combined: HistoryProblem) -> HistoryProblem:
+    """The combined problem without the blocks of cells no new cell is linked to (earlier months untouched by
+    the release): no pattern of the new release changes what an attacker derives there."""
+    p, n = combined.problem, combined.new_cells
+    keep = np.zeros(p.size, dtype=bool)
+    keep[:n] = True
+    related = np.zeros(p.size, dtype=bool)
+    for total, parts in p.relations:
+        related[total] = True
+        related[list(parts)] = True
+    for block in independent_blocks(p):
+        if related[block[0]] and (block < n).any():
+            keep[block] = True
+    if keep.all():
+        return combined
+    cells = np.flatnonzero(keep)
+    return replace(combined, problem=subproblem(p, cells))
 
 
 def _restricted(

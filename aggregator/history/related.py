@@ -1,42 +1,38 @@
-"""Which earlier releases a reader of an audience holds, and which of them a new release is related to."""
+"""Reader classes: who reads a release, and which earlier releases each of them holds.
+
+There is one reader class per audience. Its readers hold their own audience's releases, every release of an
+audience open to all (a committee member also reads the public annual report) and, when their audience shares
+with others, the releases of every other audience that shares. A release is protected for each class that
+receives it, by the rules of that class's audience and against everything the class holds: a reader is
+protected by the rules of the releases addressed to them, with all they know.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from aggregator.periods import Period
 from aggregator.protocol import Protocol
 from aggregator.store import Store
 
-from .ledger import release_spans
-from .snapshot import Snapshot
+from .ledger import releases_of_audiences
 
 
-def visible_audiences(protocol: Protocol, audience_id: str) -> list[str]:
-    """Audiences whose releases this audience's members may know: itself, and every audience that shares
-    when this one shares too (shares_with_others = false keeps an audience apart in both directions)."""
+def holdings(protocol: Protocol, audience_id: str) -> list[str]:
+    """The audiences whose releases a reader of this audience holds: its own, every audience open to all and,
+    when it shares with others (and is no public audience itself), every other audience that shares."""
     own = protocol.audience(audience_id)
-    if not own.shares_with_others:
-        return [audience_id]
-    return sorted({audience_id} | {a.id for a in protocol.audiences if a.shares_with_others})
+    held = {audience_id} | {a.id for a in protocol.audiences if a.open_to_all}
+    if own.shares_with_others and not own.open_to_all:
+        held |= {a.id for a in protocol.audiences if a.shares_with_others and not a.open_to_all}
+    return sorted(held)
 
 
-def own_readers_view(protocol: Protocol, audience_id: str, snaps: Sequence[Snapshot]) -> list[Snapshot]:
-    """The releases every reader of the audience knows: its own, and those of audiences open to all."""
-    return [s for s in snaps if s.audience_id == audience_id or protocol.audience(s.audience_id).open_to_all]
+def reader_classes(protocol: Protocol, audience_id: str) -> list[str]:
+    """The reader classes that receive a release to this audience: its own readers first, then (by id) every
+    other audience whose readers hold it."""
+    others = [a.id for a in protocol.audiences if a.id != audience_id and audience_id in holdings(protocol, a.id)]
+    return [audience_id, *sorted(others)]
 
 
-def related_releases(store: Store, protocol: Protocol, audience_id: str, months: set[Period]) -> list[str]:
-    """Earlier releases visible to the audience whose cells cover any of `months`, closed under overlap
-    (a year-to-date release brings in its months, which bring in the releases of those months)."""
-    spans = release_spans(store, protocol.covenant.id, visible_audiences(protocol, audience_id))
-    wanted, chosen = set(months), set()
-    grew = True
-    while grew:
-        grew = False
-        for release_id, covered in spans.items():
-            if release_id not in chosen and covered & wanted:
-                chosen.add(release_id)
-                wanted |= covered
-                grew = True
-    return sorted(chosen)
+def held_releases(store: Store, protocol: Protocol, reader_class: str) -> list[str]:
+    """Every release in the ledger that readers of the class hold (all months: a series is subtracted month
+    from month), by id."""
+    return releases_of_audiences(store, protocol.covenant.id, holdings(protocol, reader_class))

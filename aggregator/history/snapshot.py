@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from aggregator.aggregation import TableCells, build_problem, key_index, release_contributions
-from aggregator.aggregation.release import release_cells
+from aggregator.aggregation import TableCells, key_index, release_contributions
+from aggregator.aggregation.logical import with_slack_records
+from aggregator.aggregation.release import release_cells, release_problem, source_of
 from aggregator.cellkey import CellKey
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.periods import Period, PeriodMode
@@ -64,8 +65,10 @@ def snapshot_of(
     follow from the others; the ledger derives them on load): for a snapshot that is only recorded."""
     period = Period.of(period)
     tables, spans, additive = _layout(protocol, period, components, problem, monthly)
-    source = store.row_source(protocol.covenant.id)
-    own = release_contributions(source, components, key_index(problem.keys), gaps=gap_records)
+    source = source_of(store, protocol)
+    own = with_slack_records(
+        release_contributions(source, components, key_index(problem.keys), gaps=gap_records), problem
+    )
     bases = [key.base for key in problem.keys]
     hidden = np.zeros(problem.size, dtype=bool)
     return Snapshot("", period, audience_id, replace(problem, insiders=own), hidden, tables, bases, spans, additive)
@@ -111,7 +114,7 @@ def current_snapshot(
     under another's stricter rules. A release passes only its own audience, so there the rules are its own.
     The cells were never published as such: all hidden, unknown to the attacker.
     """
-    source = store.row_source(protocol.covenant.id)
+    source = source_of(store, protocol)
     built = []
     for audience_id in audiences:
         components, primaries = release_cells(
@@ -124,10 +127,7 @@ def current_snapshot(
             monthly=True,
             contributions=audience_id == audiences[0],  # the snapshot's components
         )
-        defaults = protocol.defaults
-        problem = build_problem(
-            components, primaries, cost=defaults.cost, apriori_upper_factor=defaults.apriori_upper_factor
-        )
+        problem = release_problem(protocol, audience_id, components, primaries)
         built.append((components, problem))
     components, problem = built[0]
     for _, other in built[1:]:

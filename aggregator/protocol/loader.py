@@ -24,6 +24,7 @@ from aggregator.protocol.model import (
     IDENTIFIER,
     LANGUAGES,
     MEASURE_KINDS,
+    NON_RESPONSE,
     NUMERIC_TYPES,
     RESERVED_CODES,
     SENSITIVITY_RANK,
@@ -41,6 +42,7 @@ from aggregator.protocol.model import (
     Text,
     other_code,
 )
+from aggregator.protocol.relations import derived_relations, parse_relations
 from aggregator.protocol.sections import Section, describe_value
 
 # ------------------------------------------------------------------------------------- disclosure parsing
@@ -74,6 +76,8 @@ def _parse_disclosure(section: Section) -> dict[str, Any]:
         parsed["suppression"] = section.choice("suppression", ("auto", "optimal", "fast"))
     if section.has("apriori_upper_factor"):
         parsed["apriori_upper_factor"] = section.number("apriori_upper_factor", low=1.0)
+    if section.has("min_positive_contribution"):
+        parsed["min_positive_contribution"] = section.number("min_positive_contribution", low=0.0)
     section.done()
     return parsed
 
@@ -115,7 +119,22 @@ def template_columns(rules_dir: Path | None = None) -> ColumnLookup:
         from aggregator.validation import load_template
 
         loaded = load_template(covenant, template, rules_dir)
-        return {c.name: Column(c.name, c.type, c.sensitivity, tuple(c.allowed)) for c in loaded.columns}
+
+        def right_of(name: str, kind: str) -> tuple[str, ...]:
+            return tuple(sorted(k.right for k in loaded.checks if k.left == name and k.kind == kind))
+
+        return {
+            c.name: Column(
+                c.name,
+                c.type,
+                c.sensitivity,
+                tuple(c.allowed),
+                required=c.required,
+                at_most=right_of(c.name, "not_greater"),
+                implies=right_of(c.name, "implies"),
+            )
+            for c in loaded.columns
+        }
 
     return lookup
 
@@ -163,12 +182,18 @@ class _Loader:
         _unique(root, "tables", [t.id for t in tables])
         audiences = tuple(self._audience(s, {t.id for t in tables}) for s in root.sections("audiences"))
         _unique(root, "audiences", [a.id for a in audiences])
+        declared = parse_relations(root.sections("relations", []), {t.id: t for t in tables})
+        _unique(root, "relations", [r.id for r in declared])
+        relations = (*declared, *derived_relations(tables, self.templates, declared))
+        series = root.section("series", {})
+        non_response = series.choice("non_response", NON_RESPONSE, "exclude")
+        series.done()
         root.done()
         if any(d.hierarchy == "m49" for t in tables for d in t.dimensions):
             hierarchies = {**hierarchies, "m49": m49_hierarchy()}
         hierarchies = _with_other_codes(hierarchies, tables)
         digest = hashlib.sha256(raw).hexdigest()
-        return Protocol(path, digest, covenant, defaults, age, audiences, hierarchies, tables)
+        return Protocol(path, digest, covenant, defaults, age, audiences, hierarchies, tables, relations, non_response)
 
     def _covenant(self, s: Section) -> Covenant:
         covenant = Covenant(

@@ -24,6 +24,9 @@ LANGUAGES = ("en", "nl")
 MEASURE_KINDS = ("count", "companies", "sum", "ratio")
 FREQUENCIES = ("monthly", "quarterly", "yearly")
 DEFAULT_AGE_MONTHS = {"A": 0, "B": 3, "C": 12}
+# a company without an accepted file of a template for a month: left out ("exclude") or counted with its
+# latest accepted figures ("carry_forward"); docs/protocols.md weighs the two
+NON_RESPONSE = ("exclude", "carry_forward")
 
 
 # ---------------------------------------------------------------------------------------------- data types
@@ -48,6 +51,9 @@ class Column:
     type: str
     sensitivity: str  # "A" | "B" | "C" | "X"
     allowed: tuple[str, ...] = ()  # the codes of an enum column
+    required: bool = True
+    at_most: tuple[str, ...] = ()  # columns this one is at most in every row (`not_greater` checks)
+    implies: tuple[str, ...] = ()  # boolean columns that are true in every row where this one is (`implies`)
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class Disclosure:
     cost: str = "value"  # "value" | "contributors" | "unity"
     suppression: str = "auto"  # "auto" | "optimal" | "fast"
     apriori_upper_factor: float = 1.5  # attacker's a-priori upper bound: factor x the largest cell
+    # a hidden non-empty cell of a sum measure is at least this (the least positive contribution a template
+    # allows); counts are always at least 1, because the outputs tell empty ("-") from hidden ("x")
+    min_positive_contribution: float = 0.0
 
     def rule_params(self) -> RuleParams:
         return RuleParams(
@@ -197,6 +206,16 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class LogicalRelation:
+    """Each cell of table `smaller` <= the cell of table `larger` with the same coordinates (protocol/relations.py)."""
+
+    id: str  # names the slack helper cells of the relation
+    smaller: str
+    larger: str
+    reason: str  # "declared", or why it was derived
+
+
+@dataclass(frozen=True)
 class Protocol:
     path: Path
     sha256: str
@@ -206,6 +225,12 @@ class Protocol:
     audiences: tuple[Audience, ...]
     hierarchies: Mapping[str, Hierarchy]  # custom ones and the built-in "m49" when a table uses it
     tables: tuple[TableSpec, ...]
+    relations: tuple[LogicalRelation, ...] = ()  # declared and derived: smaller table <= larger table
+    non_response: str = "exclude"  # [series] non_response, one of NON_RESPONSE
+
+    @property
+    def carries_forward(self) -> bool:
+        return self.non_response == "carry_forward"
 
     def table(self, table_id: str) -> TableSpec:
         for table in self.tables:
@@ -287,6 +312,8 @@ _STRICTER: dict[str, Callable[[Any, Any], Any]] = {
     "negative_values": lambda a, b: "refuse" if "refuse" in (a, b) else "absolute",
     # a smaller a-priori bound assumes a better-informed attacker
     "apriori_upper_factor": min,
+    # a larger a-priori lower bound assumes a better-informed attacker
+    "min_positive_contribution": max,
     # not a matter of strictness: the audience's choice applies
     "cost": lambda a, b: b,
     "suppression": lambda a, b: b,

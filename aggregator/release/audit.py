@@ -67,6 +67,9 @@ SUMMARY_LABELS = {
         "cells": "cells",
         "cells_suppressed": "suppressed cells",
         "insiders_checked": "insiders checked",
+        "reader_classes": "reader classes audited",
+        "carried_forward": "figures carried forward",
+        "audited_with": "audited with",
         "lp_solves": "LP solves",
         "passed": "passed",
     },
@@ -75,6 +78,9 @@ SUMMARY_LABELS = {
         "cells": "cellen",
         "cells_suppressed": "geheime cellen",
         "insiders_checked": "gecontroleerde insiders",
+        "reader_classes": "gecontroleerde lezersgroepen",
+        "carried_forward": "doorgetrokken cijfers",
+        "audited_with": "samen gecontroleerd met",
         "lp_solves": "LP-berekeningen",
         "passed": "geslaagd",
     },
@@ -251,7 +257,9 @@ def summary_items(release: Release) -> list[tuple[str, object]]:
     labels = SUMMARY_LABELS[release.language]
     return [
         (labels.get(str(key), str(key)), _summary_value(value, release.language))
-        for key, value in sorted(release.audit_summary.items(), key=lambda item: str(item[0]))
+        for key, value in sorted(
+            {**release.audit_summary, **release.internal_summary}.items(), key=lambda item: str(item[0])
+        )
     ]
 
 

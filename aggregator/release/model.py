@@ -176,8 +176,9 @@ class Release:
     created: str  # fixed ISO date (or date-time) from the batch, so outputs are reproducible
     log_head: str | None  # the secretariat's action log head (COUNT:HASH) when the release was built: an anchor
     tables: list[ReleasedTable]
-    audit_summary: Mapping[str, Any] = field(default_factory=dict)
+    audit_summary: Mapping[str, Any] = field(default_factory=dict)  # in the manifest: public
     is_revision: bool = False
+    internal_summary: Mapping[str, Any] = field(default_factory=dict)  # the sealed audit report only
 
     def __post_init__(self) -> None:
         self.tables = list(self.tables)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from aggregator import batch
+from aggregator import batch, history
+from aggregator.cellkey import CellKey, Coordinate, Quantity
 from aggregator.protocol import Protocol, load_protocol
 from aggregator.store import Store
 from aggregator.workspace import create_workspace, open_workspace
 
 NOW = "2026-06-01T00:00:00Z"
 JAN, FEB, MAR = "2025-01", "2025-02", "2025-03"
+WEIGHT = Quantity("materials", "sum(weight_kg)")
+COTTON = CellKey(WEIGHT, [Coordinate("material", "cotton")])
+TOTAL = CellKey(WEIGHT)
 PROTOCOL = """
 [covenant]
 id = "textile"
@@ -130,3 +134,10 @@ def four_company_workspace(root: Path):
     with ws.open_store() as store:
         four_companies(Lab.on_store(ws.protocol("textile"), store))
     return ws
+
+
+def assert_ledger_is_safe(lab: Lab, *classes: str) -> None:
+    """Every reader class (one per audience, or these), audited with everything it holds, by its own rules."""
+    for reader_class in classes or [a.id for a in lab.protocol.audiences]:
+        _, result = history.audit_history(lab.store, lab.protocol, reader_class)
+        assert result.passed, (reader_class, result.failures)

@@ -11,6 +11,7 @@ import highspy
 import numpy as np
 
 from aggregator.disclosure.highs import pass_lp, run_warm_then_cold, silent_highs
+from aggregator.disclosure.model import insider_floor
 from aggregator.disclosure.suppression.structure import Structure
 from aggregator.errors import DisclosureError
 
@@ -37,8 +38,8 @@ def attacker_rooms(s: Structure, attacker: int, cells: np.ndarray) -> tuple[np.n
         return up, down
     has, amount = s.own_at(attacker, cells)
     lower, values = s.problem.lower[cells], s.problem.values[cells]
-    # it knows its own share, not whether it is alone: the rest of the cell is non-negative
-    down = np.where(has, np.maximum(0.0, values - np.maximum(lower, amount)), down)
+    # it knows its own share, not whether it is alone (the audit's insider_floor)
+    down = np.where(has, np.maximum(0.0, values - insider_floor(lower, amount, values)), down)
     return up, down
 
 
