@@ -9,8 +9,8 @@ random order). The report goes to bench/results/mutation-<module>.md.
 
 Equivalent mutants (a change no test can tell apart, because the behaviour is the same) are listed in
 bench/mutation_equivalent.toml with a one-line reason and the mutated line; an entry whose mutant no longer has
-that line is stale and does not count. Score = killed / (mutants - equivalent); a timeout counts as killed, a
-mutant no test reaches as survived.
+that line is stale and does not count. Score = killed / (mutants - equivalent - not checked); a timeout counts
+as killed, a mutant no test reaches as survived.
 
     python -m bench.mutation                 # every module
     python -m bench.mutation rules envelope  # some
@@ -253,7 +253,8 @@ def report(outcome: Outcome, module: Module, version: str) -> Path:
             if outcome.not_checked
             else ""
         ),
-        f"- **score {outcome.score:.1%}** (killed / (mutants - equivalent)); target {module.target:.0%}: {verdict}",
+        f"- **score {outcome.score:.1%}** (killed / (mutants - equivalent - not checked)); "
+        f"target {module.target:.0%}: {verdict}",
         "",
     ]
     if outcome.survived:
