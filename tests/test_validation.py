@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import aggregator.validation.readers as validation_readers
 from aggregator.validation import (
     ValidationReport,
     check_file,
@@ -710,3 +711,117 @@ def test_a_workbook_whose_one_filled_sheet_has_another_name_is_detected_by_its_c
         "no sheet of the workbook has data in a template sheet "
         "(living_wage, materials, production_locations, risk_assessment)"
     )
+
+
+# ---------------------------------------------------------------- failing closed (found by mutation testing)
+
+INTERNAL_EN = (
+    "internal check error: a check could not be completed on this file, so it cannot be accepted as it is; "
+    "please tell the secretariat (this is a fault of the checking program, not necessarily of your file)"
+)
+INTERNAL_NL = (
+    "interne controlefout: een controle kon op dit bestand niet worden afgerond, dus het kan zo niet worden "
+    "aanvaard; meld dit aan het secretariaat (dit is een fout van het controleprogramma, niet per se van uw "
+    "bestand)"
+)
+PL_FILE = (HEADER + "\nF1,NL,laundry,1,1-50,10,2.5\n").encode("utf-8")
+
+
+def _internal_error_only(result, template: str | None, rows: int) -> None:
+    assert result.ok is False and result.frame is None and result.template == template
+    assert result.covenant == "textile" and result.warnings == []
+    problem = only_problem(result)
+    assert (problem["rule"], problem["message_en"], problem["message_nl"]) == (
+        "internal_error",
+        INTERNAL_EN,
+        INTERNAL_NL,
+    )
+    assert result.report.rows_checked == rows
+    assert len(result.report.internal_errors) == 1 and "RuntimeError: reader broke" in result.report.internal_errors[0]
+
+
+def test_a_reader_that_raises_fails_the_file_closed_and_keeps_the_traceback(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("reader broke")
+
+    monkeypatch.setattr(validation_readers, "read_table", broken)
+    _internal_error_only(check_file(PL_FILE, "textile", template="production_locations"), "production_locations", 0)
+
+
+def test_checks_that_raise_fail_each_file_closed_with_its_rows_counted(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("reader broke")
+
+    monkeypatch.setattr(validate_module, "validate_many", broken)
+    monkeypatch.setattr(validate_module, "validate", broken)
+    two_rows = PL_FILE + b"F2,NL,laundry,1,1-50,10,2.5\n"
+    first, second = check_files([PL_FILE, two_rows], "textile")
+    for result, rows in ((first, 1), (second, 2)):
+        assert result.spec is PL and only_problem(result)["rule"] == "internal_error"
+        assert result.ok is False and result.template == "production_locations" and result.covenant == "textile"
+        assert result.report.rows_checked == rows and "RuntimeError" in result.report.internal_errors[0]
+
+
+def test_files_of_several_templates_are_checked_each_against_its_own():
+    wage = (",".join(WAGE.column_names) + "\nIN,3,100,200,anker\n").encode("utf-8")
+    results = check_files([PL_FILE, wage, PL_FILE], "textile")
+    assert [r.template for r in results] == ["production_locations", "living_wage", "production_locations"]
+    assert all(r.ok and r.covenant == "textile" for r in results)
+    assert results[1].frame is not None and list(results[1].frame.columns)[:1] == ["country"]
+
+
+def test_an_explicit_template_is_used_even_when_the_columns_say_otherwise():
+    result = check_file(PL_FILE, "textile", template="living_wage")
+    assert result.template == "living_wage" and not result.ok
+
+
+def test_detection_failures_are_explained_in_both_languages():
+    def problem(data: bytes, covenant: str = "textile") -> tuple[str, str]:
+        found = only_problem(check_file(data, covenant))
+        assert found["rule"] == "template_unknown"
+        return found["message_en"], found["message_nl"]
+
+    assert problem(b"a,b\n1,2\n", "nope") == (
+        "covenant 'nope' has no templates",
+        "convenant 'nope' heeft geen sjablonen",
+    )
+    candidates = "living_wage, materials, production_locations, risk_assessment"
+    assert problem(b"a,b\n1,2\n") == (
+        f"cannot tell which template this file is for from its columns (candidates: {candidates})",
+        f"uit de kolommen blijkt niet voor welk sjabloon dit bestand is (mogelijk: {candidates})",
+    )
+    book = openpyxl.Workbook()
+    for name, columns, row in [
+        ("living_wage", WAGE.column_names, ["IN", 3, 100, 200, "anker"]),
+        ("production_locations", PL.column_names, ["F1", "NL", "laundry", 1, "1-50", 10, 2.5]),
+    ]:
+        sheet = book.create_sheet(name)
+        sheet.append(columns)
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    assert problem(buffer.getvalue())[1] == (
+        "de werkmap heeft gegevens in meerdere sjabloonbladen (living_wage, production_locations); stuur één "
+        "sjabloon per bestand of noem het sjabloon"
+    )
+
+
+def test_a_file_with_only_the_required_columns_is_detected():
+    row = {k: v for k, v in risk_row().items() if k in RISK.required_columns}
+    data = (",".join(row) + "\n" + ",".join(row.values()) + "\n").encode("utf-8")
+    result = check_file(data, "textile")
+    assert result.template == "risk_assessment" and result.ok
+
+
+def test_true_and_false_cells_of_a_workbook_are_read_as_booleans():
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "risk_assessment"
+    row = risk_row()
+    sheet.append(list(row))
+    sheet.append([{"true": True, "false": False}.get(v, v) for v in row.values()])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    result = check_file(buffer.getvalue(), "textile")
+    assert result.ok, result.report.to_frame()
+    assert str(result.frame["risk_identified"].dtype) == "boolean" and bool(result.frame["risk_identified"].iloc[0])
