@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint format bench fuzz mutation clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml submit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./submit -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -42,7 +42,7 @@ MODULES ?=
 MUTATION_JOBS ?= 1
 MUTATION_STAMP := $(VENV)/.mutation-installed
 $(MUTATION_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,mutation]'
+	$(BIN)/pip install --quiet -e ./submit -e '.[dev,mutation]'
 	touch $(MUTATION_STAMP)
 
 mutation: $(MUTATION_STAMP)

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imvo_submit.periods import Period
+from imvo_submit.states import CellStatus
+
 from . import __version__, history
 from . import log as action_log
 from .aggregation import TableCells, with_insiders
@@ -29,12 +32,10 @@ from .disclosure.suppression import SuppressionResult
 from .errors import DisclosureError, ReleaseRefused
 from .history.reuse import fingerprints
 from .history.snapshot import release_months
-from .periods import Period
 from .protocol import TOTAL_CODE, Protocol, TableSpec, code_label, dimension_label
 from .registry import Registry
 from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
-from .states import CellStatus
 from .store import Store, carried_forward
 from .workspace import Workspace
 

@@ -29,7 +29,7 @@ from enum import StrEnum
 import numpy as np
 
 from aggregator.errors import AggregatorError
-from aggregator.periods import PeriodMode
+from imvo_submit.periods import PeriodMode
 
 
 class InvalidCellKey(AggregatorError):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from aggregator import batch
 from aggregator.errors import AggregatorError, ConfigError, DisclosureError, ReleaseRefused
-from aggregator.fileio import atomic_write
-from aggregator.periods import Period
 from aggregator.protocol import Protocol, load_protocol
 from aggregator.release.html import coverage_bar, environment
 from aggregator.store import Store
+from imvo_submit.fileio import atomic_write
+from imvo_submit.periods import Period
 
 
 @dataclass(frozen=True)

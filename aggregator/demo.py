@@ -23,13 +23,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from imvo_submit.company import seal_submission, sealed_name
+from imvo_submit.envelope import keys
+from imvo_submit.states import FileState
+
 from . import batch as batch_mod
-from .company import seal_submission, sealed_name
-from .envelope import keys
 from .errors import AggregatorError
 from .intake import IntakeReport, run_intake
 from .registry import Registry
-from .states import FileState
 from .workspace import create_workspace
 
 ROOT = Path(__file__).resolve().parent.parent

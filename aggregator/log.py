@@ -33,8 +33,9 @@ from typing import Any, Protocol
 
 import duckdb
 
+from imvo_submit.fileio import atomic_write
+
 from .errors import AggregatorError
-from .fileio import atomic_write
 from .store import Store
 
 GENESIS_HASH = "0" * 64

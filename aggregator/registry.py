@@ -9,13 +9,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from imvo_submit.envelope import keys
+from imvo_submit.text import printable
+
 from . import log as action_log
 from .cellkey import CellKey
-from .envelope import keys
 from .errors import AggregatorError
 from .protocol import Protocol
 from .store import Store
-from .text import printable
 
 # What an envelope's company_id allows ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}), narrowed: no '.', at most 32.
 COMPANY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", re.ASCII)

@@ -12,7 +12,7 @@ import stat
 import tomllib
 from pathlib import Path
 
-from .passphrase import scrypt_cost
+from imvo_submit.passphrase import scrypt_cost
 
 # Files that hold secrets (encrypted, but still worth an offline attack) or the log's checkpoint.
 _SECRET_FILES = ("store.duckdb", "store.duckdb.wal", "log_head.json")

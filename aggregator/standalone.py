@@ -33,6 +33,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from imvo_submit.states import CellStatus
+from imvo_submit.validation import readers
+from imvo_submit.validation import rules as template_rules
+from imvo_submit.validation.validate import validate
+
 from .aggregation import TableCells, build_table_cells, with_insiders
 from .aggregation.release import release_problem
 from .disclosure.audit import audit
@@ -42,11 +47,7 @@ from .disclosure.suppression import SuppressionResult, protect
 from .errors import AggregatorError, ConfigError, DisclosureError, ValidationFailed
 from .protocol import TOTAL_CODE, Column, Protocol, TableSpec, protocol_from_data
 from .release.texts import neutralise
-from .states import CellStatus
 from .store import RowSource, quiet_connection
-from .validation import readers
-from .validation import rules as template_rules
-from .validation.validate import validate
 
 COVENANT = "standalone"
 TEMPLATE = "contributions"

@@ -6,9 +6,10 @@ import json
 
 import pandas as pd
 
-from .states import FileState, Reason
+from imvo_submit.states import FileState, Reason
+from imvo_submit.validation import templates_for
+
 from .store import Store
-from .validation import templates_for
 from .workspace import Workspace
 
 STATE_ORDER = {FileState.ACCEPTED: 0, FileState.SUPERSEDED: 1, FileState.DUPLICATE: 2, FileState.QUARANTINED: 3}

@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS submissions (
     warnings_json VARCHAR,
     superseded_by VARCHAR,
     receipt BLOB,
-    reason_category VARCHAR             -- the reason in one word (aggregator.states.Reason), as in the receipt
+    reason_category VARCHAR             -- the reason in one word (imvo_submit.states.Reason), as in the receipt
 );
 CREATE TABLE IF NOT EXISTS waivers (
     company_id VARCHAR NOT NULL,
@@ -400,7 +400,7 @@ class Store:
 
     def _upgrade_fingerprints(self) -> None:
         """Stores made before 160-bit fingerprints list keys by their 80-bit ones: show the current ones."""
-        from .envelope.keys import fingerprint
+        from imvo_submit.envelope.keys import fingerprint
 
         rows = self.con.execute(
             "SELECT company_id, fingerprint, public_key FROM company_keys WHERE length(fingerprint) < 39"

@@ -29,11 +29,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from imvo_submit import passphrase as passphrases
+from imvo_submit.envelope import keys
+from imvo_submit.fileio import atomic_write
+
 from . import log as action_log
-from . import passphrase as passphrases
-from .envelope import keys
 from .errors import AggregatorError
-from .fileio import atomic_write
 from .protocol import Protocol, load_protocol
 from .store import Store
 

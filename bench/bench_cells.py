@@ -33,7 +33,7 @@ from aggregator.aggregation.cells import build_table_cells
 from aggregator.aggregation.query import registered
 from aggregator.protocol import load_protocol
 from aggregator.store import row_source
-from aggregator.validation.reference import m49
+from imvo_submit.validation.reference import m49
 
 PRODUCTS = [f"p{g}{k}" for g in range(5) for k in range(5)]
 CHANNELS = [f"ch{k}" for k in range(8)]

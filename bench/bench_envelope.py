@@ -23,9 +23,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from aggregator.envelope import SUITES, generate_encryption_key, generate_signing_key, open_file, read_header, seal_file
-from aggregator.envelope.format import LABELS, chunk_nonce
-from aggregator.envelope.keys import private_key_from_bytes
+from imvo_submit.envelope import (
+    SUITES,
+    generate_encryption_key,
+    generate_signing_key,
+    open_file,
+    read_header,
+    seal_file,
+)
+from imvo_submit.envelope.format import LABELS, chunk_nonce
+from imvo_submit.envelope.keys import private_key_from_bytes
 
 _BLOCK = 64 * 1024
 RESULTS_DIR = Path(__file__).parent / "results"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aggregator.validation import load_template, read_table, validate
+from imvo_submit.validation import load_template, read_table, validate
 
 
 def make_frame(rows: int, seed: int = 7) -> pd.DataFrame:

@@ -58,7 +58,7 @@ def row(stage: str, size: int, unit: str, done: Measured, floor: Measured | None
 
 
 def _keys() -> tuple:
-    from aggregator.envelope import generate_encryption_key, generate_signing_key
+    from imvo_submit.envelope import generate_encryption_key, generate_signing_key
 
     return generate_encryption_key("x25519"), generate_signing_key()
 
@@ -80,7 +80,7 @@ def _raw_open_bytes(data: bytes) -> float:
 
 def stage_envelope(job: dict) -> list[dict]:
     """Seal and open the scale's production_locations CSV as one sealed file; floors: raw AEAD."""
-    from aggregator.envelope import open_file, seal_file
+    from imvo_submit.envelope import open_file, seal_file
 
     src = Path(job["data"]) / "production_locations.csv"
     dst = Path(job["work"]) / "production_locations.imvo"
@@ -103,7 +103,7 @@ def stage_envelope(job: dict) -> list[dict]:
 
 def stage_read_validate(job: dict) -> list[dict]:
     """read_table + validate of the production_locations CSV; floor: pyarrow.csv.read_csv of the file."""
-    from aggregator.validation import load_template, read_table, validate
+    from imvo_submit.validation import load_template, read_table, validate
 
     path = Path(job["data"]) / "production_locations.csv"
     tpl = load_template("textile", "production_locations")
@@ -123,7 +123,7 @@ def stage_read_validate(job: dict) -> list[dict]:
 def _company_files(data: Path, out: Path) -> list[tuple[str, str, Path]]:
     """One CSV per company and template (the template's columns), as companies send them: (company, template,
     path), in company order."""
-    from aggregator.validation import load_template
+    from imvo_submit.validation import load_template
 
     files = []
     for template in TEMPLATES:
@@ -142,7 +142,6 @@ def stage_intake(job: dict) -> list[dict]:
     """run_intake of one sealed file per company and template (sealed untimed, as companies send them) into a
     new workspace with the companies registered; floor: raw AEAD decrypt and pyarrow.csv.read_csv of every
     file's plaintext."""
-    from aggregator.company import seal_submission
     from aggregator.demo import (
         DEMO_PASSPHRASE,
         PROTOCOLS,
@@ -151,9 +150,10 @@ def stage_intake(job: dict) -> list[dict]:
         register_companies,
         sealed_at,
     )
-    from aggregator.envelope import generate_signing_key
     from aggregator.intake import run_intake
     from aggregator.workspace import create_workspace
+    from imvo_submit.company import seal_submission
+    from imvo_submit.envelope import generate_signing_key
 
     root = Path(job["work"]) / "intake"
     (root / "plain").mkdir(parents=True)
@@ -191,7 +191,7 @@ def load_into_store(store_path: Path, tables: dict[str, pa.Table], key: str = ST
     them (the rows keyed as intake keys them, appended with the same Store.append_rows)."""
     from aggregator.intake import DUCKDB_TYPES
     from aggregator.store import Store
-    from aggregator.validation import load_template
+    from imvo_submit.validation import load_template
 
     rows = 0
     with Store(store_path, key) as store, store.transaction() as con:

@@ -59,7 +59,7 @@ class Fixture:
     """A sealed reference file and its keys; mutations of it are what the envelope target opens."""
 
     def __init__(self, folder: Path):
-        from aggregator import envelope
+        from imvo_submit import envelope
 
         self.folder = folder
         self.recipient = envelope.generate_encryption_key("x25519")
@@ -75,7 +75,7 @@ class Fixture:
 
     def open_envelope(self, data: bytes) -> None:
         """Raise only if the outcome is wrong: anything but success-on-the-original or EnvelopeRejected."""
-        from aggregator import envelope
+        from imvo_submit import envelope
 
         path = self.folder / "probe.imvo"
         path.write_bytes(data)
@@ -89,7 +89,7 @@ class Fixture:
 
 
 def read_submission(data: bytes) -> None:
-    from aggregator.validation import check_file
+    from imvo_submit.validation import check_file
 
     result = check_file(data, "textile", "living_wage")
     if not result.ok and result.report.n_problems == 0:
@@ -210,8 +210,8 @@ def atheris_child(name: str, argv: list[str]) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["aggregator"]):  # coverage feedback from our code only
-        import aggregator.envelope  # noqa: F401
-        import aggregator.validation  # noqa: F401
+        import imvo_submit.envelope  # noqa: F401
+        import imvo_submit.validation  # noqa: F401
     with tempfile.TemporaryDirectory() as folder:
         fixture = Fixture(Path(folder))
         check = fixture.open_envelope if name == "envelope" else read_submission

@@ -5,6 +5,6 @@ suite creates hundreds of keys and workspaces, so it lowers the cost here, throu
 `tests/test_keys.py::test_production_paths_derive_keys_at_the_strong_cost` checks the default without it.
 """
 
-from aggregator import passphrase
+from imvo_submit import passphrase
 
 passphrase.weaken_for_tests(2**10)

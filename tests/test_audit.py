@@ -14,7 +14,7 @@ from aggregator.disclosure.audit import audit
 from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import DisclosureError
-from aggregator.periods import PeriodMode
+from imvo_submit.periods import PeriodMode
 from support import keys as cell_keys
 
 

@@ -19,7 +19,7 @@ from aggregator.cellkey import (
     Quantity,
     ViewKind,
 )
-from aggregator.periods import PeriodMode
+from imvo_submit.periods import PeriodMode
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCATIONS = Quantity("production_locations", "count")

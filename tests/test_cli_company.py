@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from aggregator import company as company_mod
-from aggregator.cli.company import main as imvo_submit
 from aggregator.cli.secretariat import main as aggregator
-from aggregator.envelope import keys
 from aggregator.registry import Registry
 from aggregator.workspace import Workspace, create_workspace
+from imvo_submit import company as company_mod
+from imvo_submit.cli.main import main as imvo_submit
+from imvo_submit.envelope import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"

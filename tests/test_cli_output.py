@@ -15,10 +15,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from aggregator import envelope
 from aggregator import log as action_log
-from aggregator.cli.company import main as imvo_submit
 from aggregator.cli.secretariat import main as aggregator
+from imvo_submit import envelope
+from imvo_submit.cli.main import main as imvo_submit
 from support.cli import json_result
 from support.intake_world import MATERIALS, World, build_world
 from support.lab import FEB, JAN, NOW, PASSPHRASE, Lab, four_company_workspace

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from aggregator.cli.secretariat import main as aggregator
-from aggregator.company import seal_submission
-from aggregator.envelope import keys
 from aggregator.workspace import Workspace, create_workspace
+from imvo_submit.company import seal_submission
+from imvo_submit.envelope import keys
 from support.cli import json_result
 
 ROOT = Path(__file__).resolve().parent.parent

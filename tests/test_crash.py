@@ -25,13 +25,13 @@ import pytest
 
 from aggregator import batch, intake
 from aggregator import log as action_log
-from aggregator.company import seal_submission
-from aggregator.envelope import keys
 from aggregator.errors import AggregatorError
 from aggregator.intake import files, recording
 from aggregator.registry import Registry
 from aggregator.release import writer
 from aggregator.workspace import Workspace, create_workspace, open_workspace
+from imvo_submit.company import seal_submission
+from imvo_submit.envelope import keys
 from support.lab import PROTOCOL
 
 ROOT = Path(__file__).resolve().parent.parent

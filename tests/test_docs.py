@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import pytest
 
-from aggregator.cli.company import main as imvo_submit
 from aggregator.cli.secretariat import main as aggregator
+from imvo_submit.cli.main import main as imvo_submit
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import aggregator.envelope.format as format_module
-import aggregator.envelope.pipeline as pipeline_module
-import aggregator.envelope.seal as seal_module
-import aggregator.envelope.unseal as unseal_module
-from aggregator.envelope import (
+import imvo_submit.envelope.format as format_module
+import imvo_submit.envelope.pipeline as pipeline_module
+import imvo_submit.envelope.seal as seal_module
+import imvo_submit.envelope.unseal as unseal_module
+from aggregator.errors import EnvelopeError
+from imvo_submit.envelope import (
     CHUNK_SIZE,
     REASONS,
     SUITES,
@@ -38,7 +39,7 @@ from aggregator.envelope import (
     size_class,
     verify_receipt,
 )
-from aggregator.envelope.format import (
+from imvo_submit.envelope.format import (
     SIGNATURE_SIZE,
     TAG_SIZE,
     encode_encapsulation,
@@ -47,9 +48,8 @@ from aggregator.envelope.format import (
     seal_file_key,
     signature_message,
 )
-from aggregator.envelope.keys import legacy_fingerprint, private_key_from_bytes
-from aggregator.envelope.receipts import RECEIPT_PREFIX, canonical_json
-from aggregator.errors import EnvelopeError
+from imvo_submit.envelope.keys import legacy_fingerprint, private_key_from_bytes
+from imvo_submit.envelope.receipts import RECEIPT_PREFIX, canonical_json
 from support.legacy_envelope import legacy_header, seal_v2
 
 VECTORS = Path(__file__).parent / "vectors" / "envelope"
@@ -641,7 +641,7 @@ def test_failure_midway_removes_the_temp_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("aggregator.envelope.seal.seal_file_key", broken)
+    monkeypatch.setattr("imvo_submit.envelope.seal.seal_file_key", broken)
     with pytest.raises(OSError):
         seal(src, tmp_path / "out.imvo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]

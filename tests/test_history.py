@@ -24,8 +24,8 @@ from aggregator.disclosure.audit import audit
 from aggregator.disclosure.contributions import Contributions
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
 from aggregator.history.ledger import record_snapshot
-from aggregator.periods import PeriodMode
 from aggregator.protocol import Protocol, load_protocol
+from imvo_submit.periods import PeriodMode
 from support.cli import json_result
 from support.lab import (
     COTTON,

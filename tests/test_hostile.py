@@ -1,7 +1,7 @@
 """Hostile and broken input: every file must end in a clear, plain-language refusal within seconds.
 
 The matrix runs each case through the same door the secretariat's intake and `imvo-submit check` use
-(`aggregator.validation.check_file`), and sealed-file cases through `envelope.read_header` / `open_file`.
+(`imvo_submit.validation.check_file`), and sealed-file cases through `envelope.read_header` / `open_file`.
 A message is "plain" when it names no exception type and contains no traceback or Python repr.
 """
 
@@ -23,14 +23,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from aggregator import envelope
-from aggregator.envelope.format import MAGIC, canonical_json
 from aggregator.errors import AggregatorError, EnvelopeError
 from aggregator.intake import run_intake
 from aggregator.registry import Registry
 from aggregator.release.texts import neutralise as release_neutralise
-from aggregator.validation import check_file, write_report_csv, write_report_xlsx
 from aggregator.workspace import create_workspace
+from imvo_submit import envelope
+from imvo_submit.envelope.format import MAGIC, canonical_json
+from imvo_submit.validation import check_file, write_report_csv, write_report_xlsx
 from support.workbooks import xlsx
 
 SECONDS = 5.0

@@ -17,16 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregator import envelope
 from aggregator import intake as intake_mod
 from aggregator import log as action_log
-from aggregator.envelope import keys
 from aggregator.errors import AggregatorError
 from aggregator.intake import files as files_mod
 from aggregator.intake import lookahead as lookahead_mod
 from aggregator.intake import recording as recording_mod
+from aggregator.intake.worker import Failed, Stop, Worker
 from aggregator.registry import Registry
-from aggregator.validation.worker import Failed, Stop, Worker
+from imvo_submit import envelope
+from imvo_submit.envelope import keys
 from support.intake_world import (
     LIVING_WAGE,
     MATERIALS,

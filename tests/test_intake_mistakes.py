@@ -173,7 +173,7 @@ def test_files_quarantined_by_a_wrong_period_are_decided_again_and_logged(world:
 
 
 def test_a_redecided_file_gets_a_new_receipt_for_its_new_state(world: World):
-    from aggregator import envelope
+    from imvo_submit import envelope
 
     _wrong_period(world)
     (receipt_before,) = [p for p in (world.ws.outbox_dir / "T001").iterdir()]
@@ -259,7 +259,7 @@ def test_a_redecision_interrupted_before_the_move_is_finished_by_the_next_comman
 
 @pytest.mark.parametrize("company_id", ["Т001", "ＴＯＯ１", "T00１", "T001\u200b", "-T001", "T.001"])
 def test_the_registry_refuses_ids_an_envelope_would_refuse(world: World, company_id: str):
-    from aggregator.envelope import keys
+    from imvo_submit.envelope import keys
 
     raw = keys.public_key_bytes(keys.generate_signing_key().public_key())
     with world.ws.open_store() as store, pytest.raises(AggregatorError, match="is not a valid company id"):
@@ -267,7 +267,7 @@ def test_the_registry_refuses_ids_an_envelope_would_refuse(world: World, company
 
 
 def test_a_lookalike_id_is_named_in_the_message(world: World, tmp_path: Path):
-    from aggregator.envelope import keys
+    from imvo_submit.envelope import keys
 
     pub = tmp_path / "x.pub"
     keys.save_public_key(keys.generate_signing_key().public_key(), pub)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import envelope
+from imvo_submit import envelope
 from support.intake_world import MATERIALS, World, build_world, only
 
 

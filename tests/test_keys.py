@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aggregator.envelope import (
+from aggregator.errors import AggregatorError
+from imvo_submit.envelope import (
     EncryptionPrivateKey,
     KeyFileError,
     WrongPassphrase,
@@ -30,8 +31,7 @@ from aggregator.envelope import (
     save_public_key,
     signing_public_key_from_bytes,
 )
-from aggregator.envelope.keys import private_key_bytes
-from aggregator.errors import AggregatorError
+from imvo_submit.envelope.keys import private_key_bytes
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "protocols" / "textile.toml"
 
@@ -192,8 +192,8 @@ def test_private_key_repr_does_not_leak_the_secret():
 
 def test_production_paths_derive_keys_at_the_strong_cost(tmp_path):
     """Without the suite's test hook, every key a passphrase guards costs scrypt N = 2**18 (r 8, p 1)."""
-    from aggregator import company, passphrase
     from aggregator.workspace import create_workspace, open_workspace
+    from imvo_submit import company, passphrase
 
     assert passphrase.STRONG == passphrase.ScryptCost(2**18, 8, 1)
     passphrase.weaken_for_tests(None)
@@ -223,9 +223,9 @@ def test_production_paths_derive_keys_at_the_strong_cost(tmp_path):
     ],
 )
 def test_one_passphrase_policy_for_the_store_and_for_company_keys(tmp_path, secret, problem):
-    from aggregator import company
-    from aggregator.passphrase import WeakPassphrase, check_passphrase
     from aggregator.workspace import create_workspace
+    from imvo_submit import company
+    from imvo_submit.passphrase import WeakPassphrase, check_passphrase
 
     with pytest.raises(WeakPassphrase, match=re.escape(problem)) as err:
         check_passphrase(secret, context=("textile",))
@@ -240,7 +240,7 @@ def test_one_passphrase_policy_for_the_store_and_for_company_keys(tmp_path, secr
 
 
 def test_a_sentence_passes_the_passphrase_policy():
-    from aggregator.passphrase import check_passphrase
+    from imvo_submit.passphrase import check_passphrase
 
     for secret in ("correct horse battery staple", "de kat zit op de mat", "demo passphrase - not a secret"):
         check_passphrase(secret)

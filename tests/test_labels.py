@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.protocol import code_label, dimension_label, load_protocol
-from aggregator.validation import load_template
+from imvo_submit.validation import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 

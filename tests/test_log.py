@@ -308,8 +308,8 @@ def cli(ws, *args):
 
 
 def add_company(ws, company="T001"):
-    from aggregator.envelope import keys
     from aggregator.registry import Registry
+    from imvo_submit.envelope import keys
 
     raw = keys.public_key_bytes(keys.generate_signing_key().public_key())
     with ws.session(NOW) as store:

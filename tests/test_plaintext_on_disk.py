@@ -111,7 +111,8 @@ def _copy(source: Path, target: Path) -> Workspace:
 DRIVER = """
 import os, signal, sys
 from pathlib import Path
-from aggregator import batch, fileio, workspace
+from aggregator import batch, workspace
+from imvo_submit import fileio
 from aggregator import log as action_log
 from aggregator.release import writer
 owner = {{"batch": batch, "fileio": fileio, "os": os, "action_log": action_log, "writer": writer}}["{owner}"]

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ValidationFailed
-from aggregator.validation import check_file, load_template, read_table
+from imvo_submit.validation import check_file, load_template, read_table
 from support.workbooks import xlsx as hostile_xlsx
 
 PL = load_template("textile", "production_locations")
@@ -350,7 +350,7 @@ def test_dutch_and_english_notation_read_back_exactly(rows, use_dutch):
 def test_clean_edge_shortcut_never_skips_a_needed_trim(values, chunk):
     import pyarrow as pa
 
-    from aggregator.validation.readers import clean_edges, trim_text_column
+    from imvo_submit.validation.readers import clean_edges, trim_text_column
 
     parts = [values[i : i + chunk] for i in range(0, len(values), chunk)] or [[]]
     arrow = pa.chunked_array([pa.array(p, pa.large_string()) for p in parts], pa.large_string())
@@ -375,7 +375,7 @@ def _big_dutch_csv(rows: int = 22_000) -> bytes:
 
 
 def test_large_csv_file_by_path_reads_exactly_like_its_bytes(tmp_path, monkeypatch):
-    from aggregator.validation import readers
+    from imvo_submit.validation import readers
 
     data = _big_dutch_csv()
     assert len(data) > 1024 * 1024
@@ -413,7 +413,7 @@ def test_large_non_utf8_or_binary_file_by_path_falls_back_to_the_careful_reader(
 
 
 def test_normalising_row_parts_on_threads_gives_the_serial_answer(monkeypatch):
-    from aggregator.validation import parallel
+    from imvo_submit.validation import parallel
 
     data = _big_dutch_csv(3000)
     monkeypatch.setattr(parallel, "MIN_ROWS_PER_PART", 500)

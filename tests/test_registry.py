@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.envelope import keys
 from aggregator.errors import AggregatorError
 from aggregator.registry import Registry
 from aggregator.store import Store
+from imvo_submit.envelope import keys
 
 NOW = "2025-01-02T09:00:00Z"
 

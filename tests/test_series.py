@@ -15,8 +15,8 @@ import pytest
 from aggregator import history
 from aggregator.cellkey import CellKey, Coordinate, ViewKind
 from aggregator.history.series import month_pairs
-from aggregator.periods import Period
 from aggregator.release.audit import render_audit_html
+from imvo_submit.periods import Period
 from support.lab import COTTON, FEB, JAN, MAR, PROTOCOL, TOTAL, WEIGHT, Lab, assert_ledger_is_safe, pattern
 
 CARRY = PROTOCOL + '\n[series]\nnon_response = "carry_forward"\n'

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import aggregator.validation.readers as validation_readers
-from aggregator.validation import (
+import imvo_submit.validation.readers as validation_readers
+from imvo_submit.validation import (
     ValidationReport,
     check_file,
     check_files,
@@ -24,10 +24,10 @@ from aggregator.validation import (
     write_report_csv,
     write_report_xlsx,
 )
-from aggregator.validation.report import Problem
+from imvo_submit.validation.report import Problem
 from support.validation_rows import frame, pl_row
 
-validate_module = importlib.import_module("aggregator.validation.validate")  # the package's `validate` is the function
+validate_module = importlib.import_module("imvo_submit.validation.validate")  # the package's `validate` is the function
 
 PL = load_template("textile", "production_locations")
 RISK = load_template("textile", "risk_assessment")
@@ -566,7 +566,7 @@ def _many_rows(count: int) -> pd.DataFrame:
 @pytest.fixture
 def small_parts(monkeypatch):
     """Split columns of a few thousand rows into four parts, as 1M-row columns are on a large machine."""
-    from aggregator.validation import parallel
+    from imvo_submit.validation import parallel
 
     monkeypatch.setattr(parallel, "MIN_ROWS_PER_PART", 500)
     monkeypatch.setattr(parallel, "workers", lambda: 4)
@@ -575,7 +575,7 @@ def small_parts(monkeypatch):
 def test_row_parts_cover_every_row_once_in_order(small_parts):
     import pyarrow as pa
 
-    from aggregator.validation import parallel
+    from imvo_submit.validation import parallel
 
     values = pa.chunked_array([pa.array(range(0, 1500)), pa.array(range(1500, 2001))])
     parts = parallel.row_parts(values)
@@ -587,7 +587,7 @@ def test_row_parts_cover_every_row_once_in_order(small_parts):
 
 
 def test_checks_on_row_parts_report_exactly_what_one_thread_reports(small_parts, monkeypatch):
-    from aggregator.validation import parallel
+    from imvo_submit.validation import parallel
 
     df = _many_rows(2400)
     # faults on both sides of the part boundaries (600, 1200, 1800) and at the ends
@@ -617,7 +617,7 @@ def test_checks_on_row_parts_report_exactly_what_one_thread_reports(small_parts,
 
 
 def test_typed_frame_from_row_parts_equals_the_one_thread_frame(small_parts, monkeypatch):
-    from aggregator.validation import parallel
+    from imvo_submit.validation import parallel
 
     df = _many_rows(2400)
     in_parts = validate(df, PL)
@@ -629,7 +629,7 @@ def test_typed_frame_from_row_parts_equals_the_one_thread_frame(small_parts, mon
 
 def test_uniqueness_verdict_is_only_borrowed_for_the_frame_it_was_computed_for():
 
-    from aggregator.validation.schema import build_schema, uniqueness_in_background
+    from imvo_submit.validation.schema import build_schema, uniqueness_in_background
 
     typed = validate(frame([pl_row(facility_id="F1"), pl_row(facility_id="F2")]), PL).frame
     duplicated = typed.assign(facility_id=["F1", "F1"])

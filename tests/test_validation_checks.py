@@ -10,10 +10,10 @@ import pandera.pandas as pandera
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.validation import check_file, check_files, load_template, validate
+from imvo_submit.validation import check_file, check_files, load_template, validate
 from support.validation_rows import frame, pl_row
 
-validate_module = importlib.import_module("aggregator.validation.validate")  # the package's `validate` is the function
+validate_module = importlib.import_module("imvo_submit.validation.validate")  # the package's `validate` is the function
 
 PL = load_template("textile", "production_locations")
 WAGE = load_template("textile", "living_wage")
@@ -42,7 +42,7 @@ def arrow_text(values: list[str | None], chunk: int) -> pd.Series:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(st.none(), TEXT), max_size=40), st.integers(1, 7))
 def test_uniqueness_fast_path_agrees_with_the_exact_check(values, chunk):
-    from aggregator.validation.schema import distinct_fingerprints, no_duplicates
+    from imvo_submit.validation.schema import distinct_fingerprints, no_duplicates
 
     series = arrow_text(values, chunk)
     present = [v for v in values if v is not None]
@@ -58,7 +58,7 @@ def test_pattern_check_agrees_with_python_regular_expressions_on_mixed_text(valu
     # RE2 decides the ASCII values, Python the others (\w differs between them beyond ASCII)
     import re
 
-    from aggregator.validation.schema import fullmatch
+    from imvo_submit.validation.schema import fullmatch
 
     pattern = PL.column("facility_id").pattern
     mask = fullmatch(pattern)(arrow_text(values, 3))
@@ -87,7 +87,7 @@ THREE_DUPLICATES = (
 def test_a_check_that_raises_fails_the_file_instead_of_passing_it(monkeypatch):
     # pandera catches an exception inside a check and reports it without a row; such failures were dropped,
     # so three identical rows came out ok=True when the uniqueness check raised.
-    schema_module = importlib.import_module("aggregator.validation.schema")
+    schema_module = importlib.import_module("imvo_submit.validation.schema")
 
     def broken(values):
         raise KeyError("a check that raises")

@@ -8,9 +8,9 @@ import pandera.pandas as pa
 import pytest
 
 from aggregator.errors import ConfigError
-from aggregator.validation import load_template, reference, templates_for
-from aggregator.validation.rules import IDENTIFIER, covenant_info
-from aggregator.validation.schema import build_schema
+from imvo_submit.validation import load_template, reference, templates_for
+from imvo_submit.validation.rules import IDENTIFIER, covenant_info
+from imvo_submit.validation.schema import build_schema
 
 ARCHITECTURE = {
     ("textile", "production_locations"): {

@@ -7,8 +7,8 @@ import hashlib
 import openpyxl
 import pytest
 
-from aggregator.validation import check_file, load_template, reference, templates_for, write_template
-from aggregator.validation.excel_template import LISTS_SHEET, MAX_ROWS
+from imvo_submit.validation import check_file, load_template, reference, templates_for, write_template
+from imvo_submit.validation.excel_template import LISTS_SHEET, MAX_ROWS
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_gold_template_filled_passes(tmp_path):
 
 
 def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    import aggregator.validation.excel_template as module
+    import imvo_submit.validation.excel_template as module
 
     def broken(*args, **kwargs):
         raise OSError("disk full")

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from aggregator import intake as intake_mod
-from aggregator.validation import schema, worker
+from aggregator.intake import worker
+from imvo_submit.validation import schema
 from support.intake_world import MATERIALS, World, build_world
 from support.workbooks import xlsx
 
@@ -66,7 +67,8 @@ def test_a_workbook_whose_one_cell_sits_at_xfd1048576_costs_one_file_not_the_int
         f"""
         import json, sys
         from pathlib import Path
-        from aggregator import passphrase, workspace
+        from aggregator import workspace
+        from imvo_submit import passphrase
         from aggregator.intake import run_intake
         passphrase.weaken_for_tests(2**10)  # as tests/conftest.py: the workspace's keys were made at this cost
         ws = workspace.open_workspace(Path({str(world.ws.root)!r}), {world.ws.passphrase!r})

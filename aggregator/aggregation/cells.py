@@ -17,9 +17,9 @@ import pandas as pd
 
 from aggregator.cellkey import CellKey, HelperRole, Quantity
 from aggregator.disclosure.model import CellStats, RuleParams
-from aggregator.periods import Period, PeriodMode
 from aggregator.protocol import Hierarchy, Operand, Protocol, TableSpec
 from aggregator.store import RowSource
+from imvo_submit.periods import Period, PeriodMode
 
 from .query import AggregationError, ComponentQuery, DimensionLevels, dimension_levels, registered, value_sql
 from .rollup import coarsened, failing_leaves, publishable_levels, recoded_rows_view

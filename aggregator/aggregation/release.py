@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from aggregator.cellkey import CellKey
 from aggregator.disclosure.model import PrimaryResult, ProtectionProblem, RuleParams
 from aggregator.disclosure.rules import evaluate_primary
-from aggregator.periods import Period, PeriodMode
 from aggregator.protocol import Disclosure, Protocol
 from aggregator.store import RowSource, Store
+from imvo_submit.periods import Period, PeriodMode
 
 from .cells import TableCells, build_table_cells
 from .logical import logical_links

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
+from imvo_submit.states import FileState
+
 from .. import batch as batch_mod
 from .. import intake as intake_mod
 from .. import status as status_mod
 from ..errors import AggregatorError
-from ..states import FileState
 from .common import (
     EXIT_PROBLEMS,
     Output,

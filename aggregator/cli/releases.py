@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from imvo_submit.fileio import atomic_write
+
 from .. import history
 from ..errors import AggregatorError
-from ..fileio import atomic_write
 from ..registry import Registry
 from .common import EXIT_PROBLEMS, Output, reporting, secretariat_workspace, shown
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..envelope import keys
+from imvo_submit.envelope import keys
+
 from ..registry import Registry
 from ..workspace import create_workspace
 from .common import Output, passphrase, reporting, secretariat_workspace, shown, utc_now, version_option

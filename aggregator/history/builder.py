@@ -10,7 +10,7 @@ from aggregator.cellkey import CellKey, ViewKind
 from aggregator.disclosure.bounds import tightened
 from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
-from aggregator.periods import Period
+from imvo_submit.periods import Period
 
 from .snapshot import Snapshot
 

@@ -23,7 +23,7 @@ from aggregator.cellkey import CellKey, ViewKind
 from aggregator.disclosure.contributions import Contributions, lexsort
 from aggregator.disclosure.model import CellStats, ProtectionProblem, RuleParams
 from aggregator.disclosure.rules import evaluate_primary
-from aggregator.periods import Period
+from imvo_submit.periods import Period
 
 from .builder import ProblemBuilder
 from .series import MonthCells, RulesOf, link_differences, month_pairs

@@ -21,8 +21,8 @@ from aggregator.cellkey import CellKey
 from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import AggregatorError
-from aggregator.periods import Period
 from aggregator.store import Store
+from imvo_submit.periods import Period
 
 from .snapshot import Snapshot
 

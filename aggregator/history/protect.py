@@ -23,9 +23,9 @@ from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import AuditResult, ProtectionProblem, RuleParams
 from aggregator.disclosure.suppression import SuppressionResult, protect, subproblem
 from aggregator.errors import DisclosureError, ReleaseRefused
-from aggregator.periods import Period
 from aggregator.protocol import Protocol
 from aggregator.store import Store
+from imvo_submit.periods import Period
 
 from .combine import HistoryProblem, combine
 from .ledger import load_snapshot

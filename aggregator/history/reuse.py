@@ -16,9 +16,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from aggregator.periods import Period
 from aggregator.protocol import Protocol
 from aggregator.store import Store
+from imvo_submit.periods import Period
 
 from .snapshot import Snapshot
 

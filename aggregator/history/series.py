@@ -21,7 +21,7 @@ from aggregator.cellkey import CellKey, ViewKind
 from aggregator.disclosure.contributions import Contributions, lexsort
 from aggregator.disclosure.model import CellStats, PrimaryResult, RuleParams
 from aggregator.disclosure.rules import evaluate_primary
-from aggregator.periods import Period
+from imvo_submit.periods import Period
 
 from .builder import ProblemBuilder
 from .snapshot import Snapshot

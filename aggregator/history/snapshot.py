@@ -12,9 +12,9 @@ from aggregator.aggregation.logical import with_slack_records
 from aggregator.aggregation.release import release_cells, release_problem, source_of
 from aggregator.cellkey import CellKey
 from aggregator.disclosure.model import ProtectionProblem
-from aggregator.periods import Period, PeriodMode
 from aggregator.protocol import Protocol
 from aggregator.store import Store
+from imvo_submit.periods import Period, PeriodMode
 
 NEW = 1 << 62  # the ledger sequence of a release not recorded yet: after every other
 

@@ -30,10 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from aggregator.validation import worker
 from aggregator.workspace import Workspace
 
-from . import files
+from . import files, worker
 from .deciding import process
 from .files import RECEIPT_SUFFIX
 from .inbox import check_inbox, scan_inbox

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.errors import HOSTILE_INPUT_ERRORS
-from aggregator.states import FileState, Reason
 from aggregator.store import Store
-from aggregator.validation import CheckResult, worker
 from aggregator.workspace import Workspace
+from imvo_submit.states import FileState, Reason
+from imvo_submit.validation import CheckResult
 
-from . import files
+from . import files, worker
 from .inbox import unreadable
 from .lookahead import Ahead, Lookahead
 from .model import Decision, Filed, FileOutcome, Opened, Quarantine, Skipped

@@ -9,10 +9,10 @@ import re
 import shutil
 from pathlib import Path
 
-from aggregator import envelope
-from aggregator.states import FileState
 from aggregator.store import Store
 from aggregator.workspace import Workspace
+from imvo_submit import envelope
+from imvo_submit.states import FileState
 
 from .model import Decision
 

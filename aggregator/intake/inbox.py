@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.errors import AggregatorError
-from aggregator.text import printable
 from aggregator.workspace import Workspace
+from imvo_submit.text import printable
 
 from .model import Skipped
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aggregator.errors import HOSTILE_INPUT_ERRORS
-from aggregator.states import Reason
-from aggregator.validation import CheckResult, worker
 from aggregator.workspace import Workspace
+from imvo_submit.states import Reason
+from imvo_submit.validation import CheckResult
 
+from . import worker
 from .model import Opened, Quarantine
 from .opening import RegistryLookups, check_header, open_sealed
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import blake3
 import pandas as pd
 
-from aggregator import envelope
-from aggregator.states import FileState, Reason
+from imvo_submit import envelope
+from imvo_submit.states import FileState, Reason
 
 # A 4-million-row CSV is about 180 MB and checks within the worker's default memory; the intake itself holds a
 # file's plaintext and its checked rows, so larger files are refused before they are opened.
@@ -103,7 +103,7 @@ class Decision:
     report_json: str | None = None
     replaces: str | None = None  # submission id of the accepted submission this one supersedes
     rows: pd.DataFrame | None = None  # the validated rows of an accepted file
-    template: object = None  # their template (aggregator.validation.Template)
+    template: object = None  # their template (imvo_submit.validation.Template)
     signed: bool = False  # the signature verified with the registered key of header.company_id
     content_hash: str | None = None  # BLAKE3 of the plaintext, when it was decrypted
     detail: str = ""  # a failed check's traceback or last words, logged for the secretariat

@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from aggregator import envelope
 from aggregator.errors import HOSTILE_INPUT_ERRORS, EnvelopeError
-from aggregator.periods import Period
 from aggregator.registry import Company, Registry
-from aggregator.states import Reason
 from aggregator.store import Store
-from aggregator.validation import templates_for
 from aggregator.workspace import Workspace
+from imvo_submit import envelope
+from imvo_submit.periods import Period
+from imvo_submit.states import Reason
+from imvo_submit.validation import templates_for
 
 from .model import FUTURE_SKEW_MINUTES, MAX_SEALED_BYTES, Opened, Quarantine
 

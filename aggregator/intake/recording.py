@@ -12,9 +12,9 @@ import pandas as pd
 
 from aggregator import log as action_log
 from aggregator.exact_totals import PeriodTotals
-from aggregator.states import FileState, Reason
 from aggregator.store import Store
 from aggregator.workspace import Workspace
+from imvo_submit.states import FileState, Reason
 
 from . import files
 from .model import Decision, Filed, FileOutcome

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.errors import AggregatorError
-from aggregator.periods import Period
-from aggregator.states import FileState
 from aggregator.store import Store
-from aggregator.text import printable
-from aggregator.validation import worker
 from aggregator.workspace import Workspace
+from imvo_submit.periods import Period
+from imvo_submit.states import FileState
+from imvo_submit.text import printable
 
-from . import files
+from . import files, worker
 from .deciding import decide
 from .lookahead import Ahead, Lookahead
 from .model import Earlier, Filed, FileOutcome, IntakeReport, Skipped

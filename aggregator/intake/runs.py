@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from aggregator.errors import AggregatorError
-from aggregator.periods import Period
-from aggregator.validation import worker
+from imvo_submit.periods import Period
 
-from . import lookahead
+from . import lookahead, worker
 from .lookahead import Ahead, Lookahead
 from .model import FileOutcome, IntakeReport, Skipped
 from .recording import Pending

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from pathlib import Path
 
 from aggregator.protocol.model import TOTAL_CODE, Dimension, Protocol
+from imvo_submit.validation.rules import RULES_DIR
 
-LABELS_FILE = Path(__file__).resolve().parents[2] / "rules" / "reference" / "labels.toml"
+LABELS_FILE = RULES_DIR / "reference" / "labels.toml"
 TOTAL_LABEL = {"en": "Total", "nl": "Totaal"}
 
 

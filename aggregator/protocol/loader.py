@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.errors import ConfigError
-from aggregator.periods import PeriodMode
 from aggregator.protocol.m49 import m49_hierarchy
 from aggregator.protocol.model import (
     BUILTIN_HIERARCHIES,
@@ -44,6 +43,7 @@ from aggregator.protocol.model import (
 )
 from aggregator.protocol.relations import derived_relations, parse_relations
 from aggregator.protocol.sections import Section, describe_value
+from imvo_submit.periods import PeriodMode
 
 # ------------------------------------------------------------------------------------- disclosure parsing
 
@@ -116,7 +116,7 @@ def template_columns(rules_dir: Path | None = None) -> ColumnLookup:
     """Columns of rules/<covenant>/<template>.toml through the validation package's template loader."""
 
     def lookup(covenant: str, template: str) -> Mapping[str, Column]:
-        from aggregator.validation import load_template
+        from imvo_submit.validation import load_template
 
         loaded = load_template(covenant, template, rules_dir)
 

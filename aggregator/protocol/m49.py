@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from typing import Any
 
 from aggregator.protocol.model import Hierarchy, Text
+from imvo_submit.validation.rules import RULES_DIR
 
 # ------------------------------------------------------------------------------------------------ m49
 
 
 def m49_hierarchy() -> Hierarchy:
     """Country (alpha-2) -> UN M49 sub-region -> region; the total is the world."""
-    from aggregator.validation.reference import country_name, m49
+    from imvo_submit.validation.reference import country_name, m49
 
     parent: dict[str, str] = {}
     labels: dict[str, Text] = {}
@@ -31,7 +31,7 @@ def m49_hierarchy() -> Hierarchy:
 
 def _m49_dutch_names() -> dict[str, str]:
     """Dutch names of the M49 regions and sub-regions (rules/reference/m49_names_nl.csv)."""
-    path = Path(__file__).resolve().parents[2] / "rules" / "reference" / "m49_names_nl.csv"
+    path = RULES_DIR / "reference" / "m49_names_nl.csv"
     with open(path, encoding="utf-8", newline="") as handle:
         return {row["name_en"]: row["name_nl"] for row in csv.DictReader(handle)}
 

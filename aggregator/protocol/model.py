@@ -10,7 +10,7 @@ from typing import Any
 
 from aggregator.disclosure.model import RuleParams
 from aggregator.errors import ConfigError
-from aggregator.periods import PeriodMode
+from imvo_submit.periods import PeriodMode
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 TOTAL_CODE = "_T"  # code of a dimension's total (SDMX convention)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import xlsxwriter
 
-from aggregator.fileio import atomic_write_path
 from aggregator.release.html import environment, page_context
 from aggregator.release.model import STATUSES, InvalidRelease, Release, ReleasedCell, ReleasedTable
 from aggregator.release.texts import TEXTS, format_number, neutralise
 from aggregator.release.writer import MANIFEST, ReleaseFile, ReleaseFiles, sha256_file
 from aggregator.release.xlsx import WORKBOOK_OPTIONS, Formats
+from imvo_submit.fileio import atomic_write_path
 
 AUDIT_HTML = "audit.html"
 AUDIT_XLSX = "audit.xlsx"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.errors import ReleaseRefused
-from aggregator.periods import Period
-from aggregator.states import CellStatus
+from imvo_submit.periods import Period
+from imvo_submit.states import CellStatus
 
 STATUSES = (CellStatus.PUBLISHED, CellStatus.PRIMARY, CellStatus.SECONDARY)
 KINDS = ("count", "companies", "sum", "ratio")

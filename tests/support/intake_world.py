@@ -9,11 +9,11 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from aggregator.cli.secretariat import main as aggregator
-from aggregator.company import seal_submission
-from aggregator.envelope import keys
 from aggregator.intake import IntakeReport, run_intake
 from aggregator.registry import Registry
 from aggregator.workspace import Workspace, create_workspace
+from imvo_submit.company import seal_submission
+from imvo_submit.envelope import keys
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"

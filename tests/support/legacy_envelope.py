@@ -10,7 +10,7 @@ from pathlib import Path
 
 import blake3
 
-from aggregator.envelope.format import (
+from imvo_submit.envelope.format import (
     CHUNK_SIZE,
     LEGACY_VERSION,
     SUITES,
@@ -22,7 +22,7 @@ from aggregator.envelope.format import (
     seal_file_key,
     signature_message,
 )
-from aggregator.envelope.keys import legacy_fingerprint
+from imvo_submit.envelope.keys import legacy_fingerprint
 
 
 def legacy_header(plaintext: bytes, recipient, signer, **fields) -> LegacyHeader:

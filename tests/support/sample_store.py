@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from aggregator.intake import DUCKDB_TYPES
 from aggregator.registry import Registry
 from aggregator.store import Store
-from aggregator.validation import load_template
+from imvo_submit.validation import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import blake3
 
-from aggregator.envelope.format import (
+from imvo_submit.envelope.format import (
     CHUNK_SIZE,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
@@ -38,7 +38,7 @@ from aggregator.envelope.format import (
     signature_message,
     size_class,
 )
-from aggregator.envelope.keys import fingerprint, private_key_from_bytes
+from imvo_submit.envelope.keys import fingerprint, private_key_from_bytes
 
 HERE = Path(__file__).parent
 KEYS_HEX = {

@@ -1,5 +1,5 @@
 """Workbooks (XLSX and ODS, both zip files read by calamine): zip limits and declared sheet extents are checked
-before a sheet is read (aggregator.validation.declared)."""
+before a sheet is read (imvo_submit.validation.declared)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import zipfile
 
 import pandas as pd
 
-from aggregator.errors import ValidationFailed
-from aggregator.validation import declared
-from aggregator.validation.readers.common import (
+from imvo_submit.errors import ValidationFailed
+from imvo_submit.validation import declared
+from imvo_submit.validation.readers.common import (
     FIRST_DATA_ROW,
     ReadWarning,
     check_header,
     file_problem,
     normalise_header,
 )
-from aggregator.validation.rules import Template
+from imvo_submit.validation.rules import Template
 
 
 def sheet_names(data: bytes) -> list[str]:

@@ -12,7 +12,7 @@ import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from aggregator.envelope.format import (
+from imvo_submit.envelope.format import (
     DIGEST_FIELD,
     FILE_KEY_SIZE,
     FORMAT_VERSION,
@@ -35,12 +35,12 @@ from aggregator.envelope.format import (
     signature_message,
     size_class,
 )
-from aggregator.envelope.keys import (
+from imvo_submit.envelope.keys import (
     EncryptionPublicKey,
     atomic_write,
     fingerprint,
 )
-from aggregator.envelope.pipeline import (
+from imvo_submit.envelope.pipeline import (
     Batch,
     InOrder,
     Slot,
@@ -49,7 +49,7 @@ from aggregator.envelope.pipeline import (
     read_ahead,
     read_into,
 )
-from aggregator.errors import EnvelopeError
+from imvo_submit.errors import EnvelopeError
 
 # ---------------------------------------------------------------- sealing
 

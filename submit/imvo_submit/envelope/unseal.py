@@ -14,7 +14,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-from aggregator.envelope.format import (
+from imvo_submit.envelope.format import (
     BATCH_BYTES,
     ENCAP_LENGTH,
     FILE_KEY_SIZE,
@@ -41,10 +41,10 @@ from aggregator.envelope.format import (
     reject,
     signature_message,
 )
-from aggregator.envelope.keys import (
+from imvo_submit.envelope.keys import (
     EncryptionPrivateKey,
 )
-from aggregator.envelope.pipeline import (
+from imvo_submit.envelope.pipeline import (
     BackgroundHash,
     Batch,
     Collect,

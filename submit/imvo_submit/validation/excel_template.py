@@ -21,9 +21,9 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from aggregator.fileio import atomic_write_path
-from aggregator.validation import reference
-from aggregator.validation.rules import Column, Template, covenant_info, load_template, templates_for
+from imvo_submit.fileio import atomic_write_path
+from imvo_submit.validation import reference
+from imvo_submit.validation.rules import Column, Template, covenant_info, load_template, templates_for
 
 MAX_ROWS = 5000  # rows prepared with drop-downs and checks; more rows can still be added by the company
 LISTS_SHEET = "lists"
@@ -95,7 +95,7 @@ def write_template(
 ) -> Path:
     """Write the covenant's Excel template (all its templates, or only `templates`) to `path`; returns it."""
     if language not in _TEXT:
-        from aggregator.errors import AggregatorError
+        from imvo_submit.errors import AggregatorError
 
         raise AggregatorError(f"language '{language}' is not available", hint="use 'en' or 'nl'")
     names = templates if templates is not None else templates_for(covenant, rules_dir)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from aggregator.errors import AggregatorError
+from imvo_submit.errors import AggregatorError
 
 PERIOD_PATTERN = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 

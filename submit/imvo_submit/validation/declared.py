@@ -5,7 +5,7 @@ the first and the last one used, so a 1.6 KB workbook with a value at XFD1048576
 the process; an ODS row can say it repeats a million times; a 54 KB Parquet file can declare two million rows.
 These checks read only the declarations (cell references, repeat counts, Parquet metadata) and refuse a file
 whose grid is out of proportion, with a message a clerk can act on. What is left (a file that is simply
-large) is bounded by the memory limit of the process that checks it (aggregator.validation.worker).
+large) is bounded by the memory limit of the process that checks it (aggregator.intake.worker).
 
 Parquet columns of types the checks do not know are turned into plain values first: unsigned 64-bit integers,
 decimals and times become their exact text (so `18446744073709551615` is reported as out of range and a
@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aggregator.errors import ValidationFailed
-from aggregator.validation.report import Problem, ValidationReport
+from imvo_submit.errors import ValidationFailed
+from imvo_submit.validation.report import Problem, ValidationReport
 
 # A full template sheet is 1,048,576 rows of about ten columns; calamine holds 32 bytes per cell of the grid.
 MAX_SHEET_CELLS = 16 * 1024**2

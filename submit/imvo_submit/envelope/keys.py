@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.hpke import MLKEM768X25519PrivateKey, MLKEM768X25519PublicKey
 
-from aggregator import passphrase as passphrases
-from aggregator.errors import AggregatorError
-from aggregator.fileio import atomic_write
+from imvo_submit import passphrase as passphrases
+from imvo_submit.errors import AggregatorError
+from imvo_submit.fileio import atomic_write
 
 KEM_X25519 = "x25519"
 KEM_HYBRID = "mlkem768-x25519"

@@ -1,6 +1,6 @@
 """Compile a Template into a pandera DataFrameSchema that checks an already typed frame.
 
-Types are converted before pandera runs (aggregator.validation.validate), so each cell that is not a number,
+Types are converted before pandera runs (imvo_submit.validation.validate), so each cell that is not a number,
 a boolean or a date is reported once with its original text and row; pandera then checks what the typed
 values mean: required values, allowed values, ranges, patterns, uniqueness and cross-column checks. Every
 check's name is the rule code that the report uses, so failure cases translate without guessing.
@@ -22,8 +22,8 @@ import pyarrow
 import pyarrow.compute as pa_compute
 import pyarrow.types as pa_types
 
-from aggregator.validation import parallel, reference
-from aggregator.validation.rules import Column, CrossCheck, Range, Template
+from imvo_submit.validation import parallel, reference
+from imvo_submit.validation.rules import Column, CrossCheck, Range, Template
 
 DTYPES = {
     "string": "str",

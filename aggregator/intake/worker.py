@@ -1,4 +1,4 @@
-"""The process that reads and validates submissions for the intake: `python -m aggregator.validation.worker`.
+"""The process that reads and validates submissions for the intake: `python -m aggregator.intake.worker`.
 
 No file may stop the secretariat. Reading a hostile file can exhaust memory (a 1.6 KB spreadsheet whose one
 cell sits at XFD1048576 makes the reader ask for 512 GiB and abort), loop for hours, or crash a native reader;
@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from aggregator.validation.validate import CheckResult, check_files
+from imvo_submit.validation.validate import CheckResult, check_files
 
 PACKAGE_HOME = Path(__file__).resolve().parents[2]  # the folder that holds the `aggregator` package
 Work = list[tuple[str, str, list[bytes]]]  # (covenant, template, plaintexts of its files)
@@ -202,7 +202,7 @@ class Worker:
         self._start()
 
     def _start(self) -> None:
-        command = [sys.executable, "-m", "aggregator.validation.worker", str(self.limits.memory_bytes)]
+        command = [sys.executable, "-m", "aggregator.intake.worker", str(self.limits.memory_bytes)]
         self._stderr = tempfile.TemporaryFile()  # the child's last words tell an out-of-memory abort apart
         try:
             self.child = subprocess.Popen(
@@ -372,7 +372,7 @@ def _warm_up() -> None:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    from aggregator.validation import parallel
+    from imvo_submit.validation import parallel
 
     for _ in range(parallel.workers()):
         parallel._pool().submit(time.sleep, 0.01)
@@ -411,7 +411,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     # Run the importable module's main, not this __main__ copy: answers must pickle as
-    # aggregator.validation.worker.Failed, which the parent can load.
-    from aggregator.validation.worker import main as _main
+    # aggregator.intake.worker.Failed, which the parent can load.
+    from aggregator.intake.worker import main as _main
 
     _main()

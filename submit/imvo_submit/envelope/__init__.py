@@ -10,7 +10,7 @@ Format: docs/envelope.md. Errors: EnvelopeRejected (with `.reason` in REASONS), 
 WrongPassphrase, ReceiptInvalid; all are AggregatorError subclasses.
 """
 
-from aggregator.envelope.format import (
+from imvo_submit.envelope.format import (
     CHUNK_SIZE,
     FORMAT_VERSION,
     REASONS,
@@ -22,7 +22,7 @@ from aggregator.envelope.format import (
     sanitise_file_name,
     size_class,
 )
-from aggregator.envelope.keys import (
+from imvo_submit.envelope.keys import (
     KEM_HYBRID,
     KEM_X25519,
     EncryptionPrivateKey,
@@ -47,9 +47,9 @@ from aggregator.envelope.keys import (
     save_public_key,
     signing_public_key_from_bytes,
 )
-from aggregator.envelope.receipts import RECEIPT_STATES, ReceiptInvalid, make_receipt, verify_receipt
-from aggregator.envelope.seal import seal_file
-from aggregator.envelope.unseal import OpenedEnvelope, open_file, read_header
+from imvo_submit.envelope.receipts import RECEIPT_STATES, ReceiptInvalid, make_receipt, verify_receipt
+from imvo_submit.envelope.seal import seal_file
+from imvo_submit.envelope.unseal import OpenedEnvelope, open_file, read_header
 
 __all__ = [
     "CHUNK_SIZE",

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pycountry
 
-from aggregator.errors import ConfigError
+from imvo_submit.errors import ConfigError
 
-M49_PATH = Path(__file__).resolve().parents[2] / "rules" / "reference" / "m49.csv"
+M49_PATH = Path(__file__).resolve().parents[1] / "rules" / "reference" / "m49.csv"
 M49_COLUMNS = ["alpha2", "name", "subregion_code", "subregion", "region_code", "region"]
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from aggregator.validation.readers.arrow_text import arrow_of, certainly_plain_numbers
-from aggregator.validation.readers.common import ReadWarning
+from imvo_submit.validation.readers.arrow_text import arrow_of, certainly_plain_numbers
+from imvo_submit.validation.readers.common import ReadWarning
 
 _SIGN = r"^[+-]?"
 _NUMBER_FORMS = {

@@ -8,11 +8,11 @@ One door per job: `load_template` (rules), `read_table` (bytes -> raw frame + wa
 from __future__ import annotations
 
 # Imported eagerly: the function `validate` must shadow the submodule of the same name.
-from aggregator.validation import reference
-from aggregator.validation.excel_template import write_template
-from aggregator.validation.readers import ReadWarning, read_table
-from aggregator.validation.report import ValidationReport, write_report_csv, write_report_xlsx
-from aggregator.validation.rules import (
+from imvo_submit.validation import reference
+from imvo_submit.validation.excel_template import write_template
+from imvo_submit.validation.readers import ReadWarning, read_table
+from imvo_submit.validation.report import ValidationReport, write_report_csv, write_report_xlsx
+from imvo_submit.validation.rules import (
     Column,
     CrossCheck,
     Template,
@@ -20,7 +20,7 @@ from aggregator.validation.rules import (
     load_template,
     templates_for,
 )
-from aggregator.validation.validate import (
+from imvo_submit.validation.validate import (
     CheckResult,
     ValidationResult,
     check_file,

@@ -7,24 +7,17 @@ from pathlib import Path
 
 import click
 
+from .. import __version__, envelope
 from .. import company as company_mod
-from .. import envelope
 from ..envelope import keys
 from ..errors import ValidationFailed
 from ..states import FileState
 from ..validation import check_file, write_report_csv, write_report_xlsx, write_template
-from .common import (
-    EXIT_PROBLEMS,
-    Output,
-    checked_period,
-    passphrase,
-    reporting,
-    shown,
-    utc_now,
-    version_option,
-)
+from .common import checked_period, passphrase, utc_now, version_option
+from .output import EXIT_PROBLEMS, Output, reporting_for, shown
 
 PASSPHRASE_ENV = "IMVO_PASSPHRASE"
+reporting = reporting_for(__version__)
 HOME_OPTION = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -36,7 +29,7 @@ HOME_OPTION = click.option(
 
 @click.group("imvo-submit", help="Prepare, check and seal your covenant monitoring data for the secretariat.")
 @click.option("--now", envvar="IMVO_NOW", hidden=True, help="Fixed clock (ISO time) for reproducible runs.")
-@version_option("imvo-submit")
+@version_option("imvo-submit", __version__)
 @click.pass_context
 def main(ctx: click.Context, now: str | None) -> None:
     ctx.obj = {"now": now}

@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aggregator.errors import ConfigError
+from imvo_submit.errors import ConfigError
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = Path(__file__).resolve().parents[1] / "rules"  # the rules this copy ships (the repository's rules/)
 
 COLUMN_TYPES = ("string", "integer", "number", "boolean", "country", "enum", "date")
 SENSITIVITY_CLASSES = ("A", "B", "C", "X")

@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from aggregator.errors import ValidationFailed
-from aggregator.validation.readers.common import (
+from imvo_submit.errors import ValidationFailed
+from imvo_submit.validation.readers.common import (
     FIRST_DATA_ROW,
     ReadWarning,
     check_header,

@@ -11,11 +11,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
 
-from aggregator.validation import parallel, reference
-from aggregator.validation.readers.arrow_text import arrow_of, trim_text_column
-from aggregator.validation.readers.common import FALSE_WORDS, TRUE_WORDS, ReadWarning, file_problem, normalise_header
-from aggregator.validation.readers.numbers import NumberLocales
-from aggregator.validation.rules import Template
+from imvo_submit.validation import parallel, reference
+from imvo_submit.validation.readers.arrow_text import arrow_of, trim_text_column
+from imvo_submit.validation.readers.common import FALSE_WORDS, TRUE_WORDS, ReadWarning, file_problem, normalise_header
+from imvo_submit.validation.readers.numbers import NumberLocales
+from imvo_submit.validation.rules import Template
 
 
 def normalise(

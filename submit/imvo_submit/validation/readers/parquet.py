@@ -1,12 +1,12 @@
 """Parquet files: declared rows and columns are checked and unusual column types made plain before reading
-(aggregator.validation.declared)."""
+(imvo_submit.validation.declared)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from aggregator.validation import declared
-from aggregator.validation.readers.common import FIRST_DATA_ROW, check_header
+from imvo_submit.validation import declared
+from imvo_submit.validation.readers.common import FIRST_DATA_ROW, check_header
 
 
 def read_parquet(data: bytes) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from typing import BinaryIO, NamedTuple
 
 import blake3
 
-from aggregator.envelope.format import (
+from imvo_submit.envelope.format import (
     DIGEST_FIELD,
     RING_DEPTH,
     SIZE_FIELD,

@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from aggregator.envelope.format import EnvelopeHeader, canonical_json
-from aggregator.envelope.keys import fingerprint, legacy_fingerprint
-from aggregator.errors import EnvelopeError
-from aggregator.states import FileState
+from imvo_submit.envelope.format import EnvelopeHeader, canonical_json
+from imvo_submit.envelope.keys import fingerprint, legacy_fingerprint
+from imvo_submit.errors import EnvelopeError
+from imvo_submit.states import FileState
 
 RECEIPT_PREFIX = b"imvo-receipt/v1\n"
 RECEIPT_STATES = (
@@ -73,7 +73,7 @@ def make_receipt(
 ) -> bytes:
     """A signed receipt for one sealed file; `file_sha256` is the hex SHA-256 of the whole .imvo file,
     `log_head` the action log's head as `COUNT:HASH` (None: no log, as for a receipt made outside a workspace)
-    and `reason_category` why the file ended in `state`, in one word (aggregator.states.Reason; None: left out)."""
+    and `reason_category` why the file ended in `state`, in one word (imvo_submit.states.Reason; None: left out)."""
     if state not in RECEIPT_STATES:
         raise EnvelopeError(f"unknown receipt state {state!r}", hint=f"use one of {', '.join(RECEIPT_STATES)}")
     if not isinstance(file_sha256, str) or not _SHA256_HEX.fullmatch(file_sha256):

@@ -37,15 +37,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from aggregator.envelope.keys import (
+from imvo_submit.envelope.keys import (
     KEM_HYBRID,
     KEM_X25519,
     EncryptionPublicKey,
     fingerprint,
     legacy_fingerprint,
 )
-from aggregator.errors import EnvelopeError
-from aggregator.periods import PERIOD_PATTERN
+from imvo_submit.errors import EnvelopeError
+from imvo_submit.periods import PERIOD_PATTERN
 
 MAGIC = b"IMVOSEAL"
 FORMAT_VERSION = 3

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from aggregator.validation.readers.arrow_text import clean_edges, trim_text_column
-from aggregator.validation.readers.common import (
+from imvo_submit.validation.readers.arrow_text import clean_edges, trim_text_column
+from imvo_submit.validation.readers.common import (
     FALSE_WORDS,
     FIRST_DATA_ROW,
     MAX_COLUMNS,
@@ -35,12 +35,12 @@ from aggregator.validation.readers.common import (
     load_bytes,
     normalise_header,
 )
-from aggregator.validation.readers.delimited import decode_text, detect_separator, read_csv, read_large_csv_file
-from aggregator.validation.readers.normalise import enum_key, normalise
-from aggregator.validation.readers.numbers import NumberLocales
-from aggregator.validation.readers.parquet import read_parquet
-from aggregator.validation.readers.workbook import check_zip_limits, read_sheet, read_workbook, sheet_names
-from aggregator.validation.rules import Template, load_template
+from imvo_submit.validation.readers.delimited import decode_text, detect_separator, read_csv, read_large_csv_file
+from imvo_submit.validation.readers.normalise import enum_key, normalise
+from imvo_submit.validation.readers.numbers import NumberLocales
+from imvo_submit.validation.readers.parquet import read_parquet
+from imvo_submit.validation.readers.workbook import check_zip_limits, read_sheet, read_workbook, sheet_names
+from imvo_submit.validation.rules import Template, load_template
 
 __all__ = [
     "FALSE_WORDS",

@@ -18,11 +18,11 @@ import pandera.pandas as pandera
 import pyarrow as pa
 from pandera.errors import SchemaErrorReason
 
-from aggregator.errors import ValidationFailed
-from aggregator.validation import parallel, readers
-from aggregator.validation.report import PROBLEM_COLUMNS, Problem, ValidationReport
-from aggregator.validation.rules import Column, Template, load_template, templates_for
-from aggregator.validation.schema import CROSS_PREFIX, DTYPES, UNIQUE_PREFIX, build_schema, uniqueness_in_background
+from imvo_submit.errors import ValidationFailed
+from imvo_submit.validation import parallel, readers
+from imvo_submit.validation.report import PROBLEM_COLUMNS, Problem, ValidationReport
+from imvo_submit.validation.rules import Column, Template, load_template, templates_for
+from imvo_submit.validation.schema import CROSS_PREFIX, DTYPES, UNIQUE_PREFIX, build_schema, uniqueness_in_background
 
 _INT64_LIMIT = 2**63 - 1024  # floats this large no longer hold whole numbers exactly
 

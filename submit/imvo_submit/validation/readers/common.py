@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from aggregator.errors import ValidationFailed
-from aggregator.validation import declared
-from aggregator.validation.report import Problem, ValidationReport
+from imvo_submit.errors import ValidationFailed
+from imvo_submit.validation import declared
+from imvo_submit.validation.report import Problem, ValidationReport
 
 MAX_COLUMNS = declared.MAX_COLUMNS
 FIRST_DATA_ROW = 2  # the header is spreadsheet row 1
