@@ -19,7 +19,6 @@ from . import passphrase as passphrases
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
 from .periods import Period
-from .validation import check_file, templates_for
 
 COMPANY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the registry's rule; also keeps config.toml well-formed
 
@@ -61,6 +60,8 @@ def init_home(root: Path, company_id: str, covenant: str, encryption_pub: Path, 
             f"'{company_id}' is not a valid company id",
             hint="use the id the secretariat gave you: letters, digits, - and _ only, e.g. T001",
         )
+    from .validation import templates_for  # pandas and pandera: imported when a command needs them
+
     if not templates_for(covenant):
         raise AggregatorError(
             f"'{covenant}' is not a covenant this tool knows", hint="use the covenant's short name, e.g. textile"
@@ -121,6 +122,8 @@ def seal_submission(
     `check=False` exists only for the demo and tests, which must be able to produce the broken submissions
     that a careless company could send with other tools.
     """
+    from .validation import check_file
+
     Period.parse(period)
     if check or template is None:
         result = check_file(source, covenant, template)

@@ -1,5 +1,8 @@
 """`imvo-submit`: the companies' command line. Small on purpose: set up once, then check and seal each month.
-Every command takes --json (one document, docs/json.md)."""
+Every command takes --json (one document, docs/json.md).
+
+The checks need pandas and pandera (over a second to import), so each command imports what it uses when it runs:
+`--help` and `--version` answer at once."""
 
 from __future__ import annotations
 
@@ -7,12 +10,8 @@ from pathlib import Path
 
 import click
 
-from .. import __version__, envelope
-from .. import company as company_mod
-from ..envelope import keys
-from ..errors import ValidationFailed
+from .. import __version__
 from ..states import FileState
-from ..validation import check_file, write_report_csv, write_report_xlsx, write_template
 from .common import checked_period, passphrase, utc_now, version_option
 from .output import EXIT_PROBLEMS, Output, reporting_for, shown
 
@@ -21,10 +20,16 @@ reporting = reporting_for(__version__)
 HOME_OPTION = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
-    default=company_mod.default_home,
+    default=lambda: _company().default_home(),
     show_default="$IMVO_SUBMIT_HOME or ~/.imvo-submit",
     help="Where your key and the secretariat's keys are kept.",
 )
+
+
+def _company():
+    from .. import company
+
+    return company
 
 
 @click.group("imvo-submit", help="Prepare, check and seal your covenant monitoring data for the secretariat.")
@@ -44,13 +49,15 @@ def main(ctx: click.Context, now: str | None) -> None:
 @HOME_OPTION
 @reporting
 def init(company_id, covenant, secretariat_key, receipt_key, yes, home, out: Output) -> None:
+    from ..envelope import keys
+
     fingerprints = {}
     for label, path in (("encryption", secretariat_key), ("receipt", receipt_key)):
         fingerprints[label] = keys.fingerprint(keys.load_public_key(path))
         out.line(f"secretariat {label} key fingerprint: [bold]{fingerprints[label]}[/]")
     if not yes and not click.confirm("Do these match what the secretariat told you by phone?", err=True):
         raise click.Abort()
-    company_mod.init_home(home, company_id, covenant, secretariat_key, receipt_key)
+    _company().init_home(home, company_id, covenant, secretariat_key, receipt_key)
     out.line(f"set up {shown(home)} for {shown(company_id)}; next: `imvo-submit keygen`")
     result = {"home": str(home), "company_id": company_id, "covenant": covenant}
     out.finish(result | {f"{label}_fingerprint": f for label, f in fingerprints.items()})
@@ -60,8 +67,8 @@ def init(company_id, covenant, secretariat_key, receipt_key, yes, home, out: Out
 @HOME_OPTION
 @reporting
 def keygen(home: Path, out: Output) -> None:
-    company_home = company_mod.open_home(home)
-    fpr = company_mod.keygen(company_home, passphrase(PASSPHRASE_ENV, "New passphrase for your key", confirm=True))
+    company_home = _company().open_home(home)
+    fpr = _company().keygen(company_home, passphrase(PASSPHRASE_ENV, "New passphrase for your key", confirm=True))
     out.line(f"your public key: {shown(company_home.public_key_path)}")
     out.line(f"fingerprint: [bold]{fpr}[/]  send the .pub file to the secretariat and confirm this by phone")
     out.finish({"public_key": str(company_home.public_key_path), "fingerprint": fpr})
@@ -73,6 +80,8 @@ def keygen(home: Path, out: Output) -> None:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path))
 @reporting
 def template(covenant: str, language: str, out_path: Path | None, out: Output) -> None:
+    from ..validation import write_template
+
     target = out_path or Path(f"{covenant}_template.xlsx")
     write_template(covenant, target, language=language)
     out.line(f"wrote {shown(target)}: fill in one sheet per table, then run `imvo-submit check {shown(target.name)}`")
@@ -88,7 +97,9 @@ def template(covenant: str, language: str, out_path: Path | None, out: Output) -
 @click.pass_context
 @reporting
 def check(ctx, file: Path, template_name, covenant, language, home, out: Output) -> None:
-    covenant = covenant or company_mod.open_home(home).covenant
+    from ..validation import check_file
+
+    covenant = covenant or _company().open_home(home).covenant
     result = check_file(file, covenant, template_name)
     for warning in result.warnings:
         out.line(f"[yellow]note:[/] {shown(warning.message(language))}")
@@ -105,6 +116,8 @@ def _warnings(warnings) -> list[dict]:
 
 
 def _show_report(out: Output, file: Path, report, language: str) -> list[str]:
+    from ..validation import write_report_csv, write_report_xlsx
+
     out.plain(report.render_text(language))
     xlsx = file.with_name(file.stem + ".errors.xlsx")
     csv = file.with_name(file.stem + ".errors.csv")
@@ -123,11 +136,13 @@ def _show_report(out: Output, file: Path, report, language: str) -> list[str]:
 @click.pass_context
 @reporting
 def seal(ctx, file: Path, period: str, template_name, out_dir, home, out: Output) -> None:
+    from ..errors import ValidationFailed
+
     checked_period(period)
-    company_home = company_mod.open_home(home)
+    company_home = _company().open_home(home)
     signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
     try:
-        target = company_mod.seal_submission(
+        target = _company().seal_submission(
             file,
             out_dir or file.parent,
             company_id=company_home.company_id,
@@ -190,7 +205,9 @@ CATEGORY_MEANING = {
 @click.pass_context
 @reporting
 def verify_receipt(ctx, receipt: Path, home: Path, out: Output) -> None:
-    company_home = company_mod.open_home(home)
+    from .. import envelope
+
+    company_home = _company().open_home(home)
     data = envelope.verify_receipt(receipt.read_bytes(), company_home.secretariat_signing_key())
     out.line(f"{shown(receipt.name)}: [green]genuine[/], signed by the secretariat")
     for label, key in RECEIPT_LINES:
