@@ -131,6 +131,19 @@ from .overrides import overrides  # noqa: E402
 from .protect import protect  # noqa: E402  (standalone mode: aggregator/standalone.py)
 from .protocols import protocols  # noqa: E402
 from .releases import audit_command, releases, waivers  # noqa: E402
+from .rules import rules  # noqa: E402
 
-for command in (intake, status, batch, log_group, releases, waivers, overrides, audit_command, protect, protocols):
+for command in (
+    intake,
+    status,
+    batch,
+    log_group,
+    releases,
+    waivers,
+    overrides,
+    audit_command,
+    protect,
+    protocols,
+    rules,
+):
     main.add_command(command)

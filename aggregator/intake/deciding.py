@@ -10,6 +10,7 @@ from pathlib import Path
 from aggregator.errors import HOSTILE_INPUT_ERRORS
 from aggregator.store import Store
 from aggregator.workspace import Workspace
+from imvo_submit.envelope import EnvelopeHeader
 from imvo_submit.states import FileState, Reason
 from imvo_submit.validation import CheckResult
 
@@ -117,10 +118,22 @@ def decide(
     header = header_or_none(path)
     outcome = FileOutcome(path.name, FileState.QUARANTINED, q.reason, *header_fields(header), category=q.category)
     outcome.warnings = ([opened.header.deprecation] if opened and opened.header.deprecation else []) + q.warnings
+    outcome.warnings += outdated_rules(opened.header, pending.rules_version) if opened else []
     report_json = None if q.report is None else json.dumps(q.report.to_dict(), ensure_ascii=False)
     signed = opened is not None or q.signed
     content = None if opened is None else opened.content_hash
     return Decision(outcome, header, report_json=report_json, signed=signed, content_hash=content, detail=q.detail)
+
+
+def outdated_rules(header: EnvelopeHeader, current: str) -> list[str]:
+    """A note when the company checked the file against other rules than the secretariat's current ones (the
+    file is validated with the current rules all the same)."""
+    if header.rules_version in (None, current):
+        return []  # sealed before imvo-submit recorded its rules, or with the current ones
+    return [
+        f"checked by the company against rules {header.rules_version}, not the current {current}; it was validated "
+        "with the current rules: send the company the current rules bundle (`aggregator rules export`)"
+    ]
 
 
 def accept(
@@ -136,6 +149,7 @@ def accept(
     outcome = FileOutcome(path.name, FileState.ACCEPTED, "", *header_fields(header), category=Reason.VALID)
     if header.deprecation:
         outcome.warnings.append(header.deprecation)
+    outcome.warnings += outdated_rules(header, pending.rules_version)
     content = opened.content_hash
     current = store.con.execute(
         "SELECT submission_id, plaintext_blake3, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "

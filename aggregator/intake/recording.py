@@ -15,6 +15,7 @@ from aggregator.exact_totals import PeriodTotals
 from aggregator.store import Store
 from aggregator.workspace import Workspace
 from imvo_submit.states import FileState, Reason
+from imvo_submit.validation import rules_version
 
 from . import files
 from .model import Decision, Filed, FileOutcome
@@ -65,6 +66,7 @@ class Pending:
         self.registry = RegistryLookups(store)
         self.totals = PeriodTotals(store, workspace.protocols)
         self.log_head = str(action_log.head(store))  # every receipt of this intake carries it
+        self.rules_version = rules_version()  # the rules every file of this intake is checked against
         self.files: list[Filed] = []
         self.rows = 0
 

@@ -3,6 +3,8 @@
 <home>/config.toml              company id and covenant
 <home>/secretariat_encryption.pub, secretariat_signing.pub   from the secretariat, fingerprints confirmed
 <home>/company_signing.key/.pub the company's signing key (private key passphrase-encrypted)
+<home>/rules/                   the rules bundle the secretariat sent, when one was installed (imvo_submit.bundle);
+                                without one the tool checks with the rules it shipped with
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from . import envelope
 from . import passphrase as passphrases
+from .bundle import install_bundle
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
 from .periods import Period
@@ -25,6 +28,14 @@ COMPANY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the registry's rule; also k
 
 def default_home() -> Path:
     return Path(os.environ.get("IMVO_SUBMIT_HOME", Path.home() / ".imvo-submit"))
+
+
+def installed_rules(root: Path) -> Path | None:
+    """The rules folder of the bundle installed in the home folder `root`; None: use the shipped rules."""
+    from .bundle import installed_version
+
+    folder = Path(root) / "rules"
+    return folder if installed_version(folder) is not None else None
 
 
 @dataclass
@@ -47,32 +58,62 @@ class CompanyHome:
     def secretariat_signing_key(self):
         return keys.load_public_key(self.root / "secretariat_signing.pub")
 
+    @property
+    def rules_dir(self) -> Path:
+        return self.root / "rules"
+
     def signing_key(self, passphrase: str):
         if not self.key_path.exists():
             raise AggregatorError("this company has no signing key yet", hint="run `imvo-submit keygen` first")
         return keys.load_private_key(self.key_path, passphrase)
 
 
-def init_home(root: Path, company_id: str, covenant: str, encryption_pub: Path, signing_pub: Path) -> CompanyHome:
-    """Set up the home folder; the caller shows the fingerprints so the user can confirm them by phone."""
+def init_home(
+    root: Path, company_id: str, covenant: str, encryption_pub: Path, signing_pub: Path, rules: Path | None = None
+) -> CompanyHome:
+    """Set up the home folder; the caller shows the fingerprints so the user can confirm them by phone. `rules`
+    is a rules bundle from the secretariat, installed when given (checked against its signing key first)."""
+    from .validation import templates_for  # pandas and pandera: imported when a command needs them
+
     if not COMPANY_ID.match(company_id):
         raise AggregatorError(
             f"'{company_id}' is not a valid company id",
             hint="use the id the secretariat gave you: letters, digits, - and _ only, e.g. T001",
         )
-    from .validation import templates_for  # pandas and pandera: imported when a command needs them
-
-    if not templates_for(covenant):
+    for path in (encryption_pub, signing_pub):
+        keys.load_public_key(path)  # refuse a damaged key before anything is written
+    bundle = None if rules is None else _read_bundle(rules, keys.load_public_key(signing_pub))
+    known = bundle.covenants if bundle is not None else [covenant] if templates_for(covenant) else []
+    if covenant not in known:
         raise AggregatorError(
             f"'{covenant}' is not a covenant this tool knows", hint="use the covenant's short name, e.g. textile"
         )
-    for path in (encryption_pub, signing_pub):
-        keys.load_public_key(path)  # refuse a damaged key before anything is written
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copyfile(encryption_pub, root / "secretariat_encryption.pub")
     shutil.copyfile(signing_pub, root / "secretariat_signing.pub")
     (root / "config.toml").write_text(f'company_id = "{company_id}"\ncovenant = "{covenant}"\n', encoding="utf-8")
-    return CompanyHome(root, company_id, covenant)
+    home = CompanyHome(root, company_id, covenant)
+    if bundle is not None:
+        install_bundle(bundle, home.rules_dir)
+    return home
+
+
+def update_rules(home: CompanyHome, bundle_path: Path):
+    """Install the rules bundle at `bundle_path` when the secretariat signed it and it holds the home's covenant."""
+    bundle = _read_bundle(bundle_path, home.secretariat_signing_key())
+    if home.covenant not in bundle.covenants:
+        raise AggregatorError(
+            f"this rules bundle has no rules for {home.covenant} (it has {', '.join(bundle.covenants)})",
+            hint="ask the secretariat for the rules bundle of your covenant",
+        )
+    install_bundle(bundle, home.rules_dir)
+    return bundle
+
+
+def _read_bundle(path: Path, secretariat_signing_key):
+    from .bundle import read_bundle
+
+    return read_bundle(Path(path).read_bytes(), secretariat_signing_key)
 
 
 def open_home(root: Path) -> CompanyHome:
@@ -122,7 +163,7 @@ def seal_submission(
     `check=False` exists only for the demo and tests, which must be able to produce the broken submissions
     that a careless company could send with other tools.
     """
-    from .validation import check_file
+    from .validation import check_file, rules_version
 
     Period.parse(period)
     if check or template is None:
@@ -146,5 +187,6 @@ def seal_submission(
         created=created,
         recipient_public_key=recipient_key,
         signing_private_key=signing_key,
+        rules_version=rules_version(),
     )
     return target

@@ -45,10 +45,16 @@ def main(ctx: click.Context, now: str | None) -> None:
 @click.option("--covenant", required=True, help="Covenant, e.g. textile or gold.")
 @click.option("--secretariat-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--receipt-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--rules",
+    "rules_bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The rules bundle (.imvo-rules) the secretariat sent; without it the rules this tool shipped with apply.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask to confirm the fingerprints.")
 @HOME_OPTION
 @reporting
-def init(company_id, covenant, secretariat_key, receipt_key, yes, home, out: Output) -> None:
+def init(company_id, covenant, secretariat_key, receipt_key, rules_bundle, yes, home, out: Output) -> None:
     from ..envelope import keys
 
     fingerprints = {}
@@ -57,9 +63,10 @@ def init(company_id, covenant, secretariat_key, receipt_key, yes, home, out: Out
         out.line(f"secretariat {label} key fingerprint: [bold]{fingerprints[label]}[/]")
     if not yes and not click.confirm("Do these match what the secretariat told you by phone?", err=True):
         raise click.Abort()
-    _company().init_home(home, company_id, covenant, secretariat_key, receipt_key)
+    company_home = _company().init_home(home, company_id, covenant, secretariat_key, receipt_key, rules_bundle)
     out.line(f"set up {shown(home)} for {shown(company_id)}; next: `imvo-submit keygen`")
-    result = {"home": str(home), "company_id": company_id, "covenant": covenant}
+    rules = _describe_rules(out, company_home.root)
+    result = {"home": str(home), "company_id": company_id, "covenant": covenant, "rules": rules}
     out.finish(result | {f"{label}_fingerprint": f for label, f in fingerprints.items()})
 
 
@@ -78,12 +85,14 @@ def keygen(home: Path, out: Output) -> None:
 @click.option("--covenant", required=True)
 @click.option("--language", type=click.Choice(["en", "nl"]), default="en", show_default=True)
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path))
+@HOME_OPTION
 @reporting
-def template(covenant: str, language: str, out_path: Path | None, out: Output) -> None:
+def template(covenant: str, language: str, out_path: Path | None, home: Path, out: Output) -> None:
     from ..validation import write_template
 
     target = out_path or Path(f"{covenant}_template.xlsx")
-    write_template(covenant, target, language=language)
+    with _rules_of(home):
+        write_template(covenant, target, language=language)
     out.line(f"wrote {shown(target)}: fill in one sheet per table, then run `imvo-submit check {shown(target.name)}`")
     out.finish({"template": str(target), "covenant": covenant, "language": language})
 
@@ -97,18 +106,61 @@ def template(covenant: str, language: str, out_path: Path | None, out: Output) -
 @click.pass_context
 @reporting
 def check(ctx, file: Path, template_name, covenant, language, home, out: Output) -> None:
-    from ..validation import check_file
+    from ..validation import check_file, rules_version
 
     covenant = covenant or _company().open_home(home).covenant
-    result = check_file(file, covenant, template_name)
+    with _rules_of(home):
+        result, version = check_file(file, covenant, template_name), rules_version()
     for warning in result.warnings:
         out.line(f"[yellow]note:[/] {shown(warning.message(language))}")
     doc = {"file": str(file), "ok": result.ok, "template": result.template, "warnings": _warnings(result.warnings)}
+    doc["rules_version"] = version
     if result.ok:
-        out.line(f"{shown(file.name)}: [green]OK[/] ({result.template}, {len(result.frame)} rows)")
+        out.line(f"{shown(file.name)}: [green]OK[/] ({result.template}, {len(result.frame)} rows, rules {version})")
         out.finish(doc | {"rows": len(result.frame)})
     reports = _show_report(out, file, result.report, language)
     out.finish(doc | {"problems": result.report.to_dict()["problems"], "reports": reports}, EXIT_PROBLEMS)
+
+
+def _rules_of(home: Path):
+    """The rules in force for a command run with this home folder: the bundle installed there, else the shipped."""
+    from ..validation import using_rules
+
+    return using_rules(_company().installed_rules(home))
+
+
+def _describe_rules(out: Output, home: Path) -> dict:
+    from ..bundle import installed_version
+    from ..validation import rules_version
+
+    with _rules_of(home):
+        installed = installed_version(home / "rules")
+        version = rules_version()
+    source = f"the secretariat's bundle of {installed['created']}" if installed else "shipped with imvo-submit"
+    out.line(f"rules in force: {version} ({shown(source)})")
+    return {"rules_version": version, "installed": installed is not None, "created": (installed or {}).get("created")}
+
+
+@main.group(help="The secretariat's rules this computer checks with.")
+def rules() -> None:
+    pass
+
+
+@rules.command("update", help="Install the rules bundle (.imvo-rules) the secretariat sent.")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@HOME_OPTION
+@reporting
+def rules_update(bundle: Path, home: Path, out: Output) -> None:
+    company_home = _company().open_home(home)
+    _company().update_rules(company_home, bundle)
+    out.finish(_describe_rules(out, company_home.root))
+
+
+@rules.command("show", help="Show which rules are in force: the installed bundle's version, or the shipped rules.")
+@HOME_OPTION
+@reporting
+def rules_show(home: Path, out: Output) -> None:
+    out.finish(_describe_rules(out, home))
 
 
 def _warnings(warnings) -> list[dict]:
@@ -142,17 +194,18 @@ def seal(ctx, file: Path, period: str, template_name, out_dir, home, out: Output
     company_home = _company().open_home(home)
     signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
     try:
-        target = _company().seal_submission(
-            file,
-            out_dir or file.parent,
-            company_id=company_home.company_id,
-            covenant=company_home.covenant,
-            period=period,
-            template=template_name,
-            recipient_key=company_home.secretariat_encryption_key(),
-            signing_key=signing_key,
-            created=utc_now(ctx.obj["now"]),
-        )
+        with _rules_of(home):
+            target = _company().seal_submission(
+                file,
+                out_dir or file.parent,
+                company_id=company_home.company_id,
+                covenant=company_home.covenant,
+                period=period,
+                template=template_name,
+                recipient_key=company_home.secretariat_encryption_key(),
+                signing_key=signing_key,
+                created=utc_now(ctx.obj["now"]),
+            )
     except ValidationFailed as exc:
         out.line(f"[red]not sealed:[/] {shown(exc.message)}")
         reports = _show_report(out, file, exc.report, "en")

@@ -177,6 +177,7 @@ _CREATED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){7}")
 _LEGACY_FINGERPRINT = re.compile(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}")
 _DIGEST_HEX = re.compile(r"[0-9a-f]{64}")
+_RULES_VERSION = re.compile(r"[0-9a-f]{12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -212,11 +213,15 @@ class EnvelopeHeader:
     signer_fingerprint: str
     file_name: str  # base name only
     size_class: int  # padded plaintext size: a power of two from 64 KiB
+    # The version of the rules the file was checked against (imvo_submit.validation.rules.rules_version); absent
+    # in files sealed before imvo-submit recorded it, so the secretariat can only say "outdated" when present.
+    rules_version: str | None = None
 
     deprecation = None  # the current format
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        doc = asdict(self)
+        return doc if self.rules_version is not None else {k: v for k, v in doc.items() if k != "rules_version"}
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no whitespace, ASCII only."""
@@ -233,11 +238,7 @@ class EnvelopeHeader:
     @classmethod
     def from_dict(cls, doc: dict) -> EnvelopeHeader:
         """Strictly validated; raises ValueError naming the first bad field."""
-        names = [f.name for f in fields(cls)]
-        if set(doc) != set(names):
-            missing = ", ".join(sorted(set(names) - set(doc))) or "none"
-            extra = ", ".join(sorted(set(doc) - set(names))) or "none"
-            raise ValueError(f"fields missing: {missing}; unexpected fields: {extra}")
+        _expect_fields(doc, [f.name for f in fields(cls)], optional={"rules_version"})
         header = cls(**doc)
         header.validate()
         return header
@@ -249,6 +250,11 @@ class EnvelopeHeader:
         _expect_int(self.size_class, "size_class", MIN_SIZE_CLASS, MAX_SIZE_CLASS)
         if self.size_class & (self.size_class - 1):
             raise ValueError(f"size_class {self.size_class} is not a power of two")
+        if self.rules_version is not None:
+            _expect_match(self.rules_version, "rules_version", _RULES_VERSION, "12 lower-case hex digits")
+
+
+_NOT_IN_FORMAT_2 = ("size_class", "rules_version")
 
 
 @dataclass(frozen=True)
@@ -266,7 +272,7 @@ class LegacyHeader(EnvelopeHeader):
     )
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "size_class"}
+        return {k: v for k, v in asdict(self).items() if k not in _NOT_IN_FORMAT_2}
 
     @property
     def layout(self) -> Layout:
@@ -277,11 +283,7 @@ class LegacyHeader(EnvelopeHeader):
 
     @classmethod
     def from_dict(cls, doc: dict) -> LegacyHeader:
-        names = [f.name for f in fields(cls) if f.name != "size_class"]
-        if set(doc) != set(names):
-            missing = ", ".join(sorted(set(names) - set(doc))) or "none"
-            extra = ", ".join(sorted(set(doc) - set(names))) or "none"
-            raise ValueError(f"fields missing: {missing}; unexpected fields: {extra}")
+        _expect_fields(doc, [f.name for f in fields(cls) if f.name not in _NOT_IN_FORMAT_2])
         header = cls(**doc)
         header.validate()
         return header
@@ -309,6 +311,13 @@ def _validate_common(header: EnvelopeHeader, fingerprint_pattern: re.Pattern) ->
         _expect_match(getattr(header, name), name, fingerprint_pattern, "a key fingerprint")
     if not isinstance(header.file_name, str) or header.file_name != sanitise_file_name(header.file_name):
         raise ValueError("file_name must be a plain base name")
+
+
+def _expect_fields(doc: dict, names: list[str], optional: set[str] = frozenset()) -> None:
+    if not set(names) - optional <= set(doc) <= set(names):
+        missing = ", ".join(sorted(set(names) - optional - set(doc))) or "none"
+        extra = ", ".join(sorted(set(doc) - set(names))) or "none"
+        raise ValueError(f"fields missing: {missing}; unexpected fields: {extra}")
 
 
 def _expect_match(value: object, name: str, pattern: re.Pattern, what: str) -> None:

@@ -67,8 +67,10 @@ def seal_file(
     created: datetime | str | None = None,
     suite: str | None = None,
     file_name: str | None = None,
+    rules_version: str | None = None,
 ) -> EnvelopeHeader:
     """Encrypt `src_path` to the secretariat and sign it; write `dst_path` atomically; return the header.
+    `rules_version` records which rules the file was checked against (None: not recorded).
 
     `suite` defaults to "<recipient kem>/chacha20-poly1305"; `created` defaults to now (UTC); `file_name`
     defaults to the source's base name. Raises EnvelopeError for bad input; a failure leaves no file.
@@ -88,6 +90,7 @@ def seal_file(
             signer_fingerprint=fingerprint(signing_private_key.public_key()),
             file_name=sanitise_file_name(file_name if file_name is not None else src_path.name),
             size_class=size_class(size),
+            rules_version=rules_version,
         )
         framed = _FramedSource(src, size, header)
         write = lambda out: _seal_stream(framed, out, header, spec, recipient_public_key, signing_private_key)  # noqa: E731

@@ -7,8 +7,12 @@ The file format is documented in rules/README.md.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +21,9 @@ from typing import Any
 from imvo_submit.errors import ConfigError
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"  # the rules this copy ships (the repository's rules/)
+# The rules in force for this thread of work: a company's installed rules bundle replaces the shipped covenants.
+REFERENCE_FOLDER = "reference"  # lists every covenant uses (M49 regions, labels): not a covenant
+_ACTIVE_RULES: ContextVar[Path | None] = ContextVar("active_rules", default=None)
 
 COLUMN_TYPES = ("string", "integer", "number", "boolean", "country", "enum", "date")
 SENSITIVITY_CLASSES = ("A", "B", "C", "X")
@@ -136,9 +143,55 @@ class Template:
         return self.description_nl if language == "nl" else self.description_en
 
 
+@contextmanager
+def using_rules(rules_dir: Path | None) -> Iterator[None]:
+    """Check, template and list with the covenant folders in `rules_dir` (None: the shipped rules) inside the
+    block; the company tool uses the rules bundle the secretariat sent (imvo_submit.bundle)."""
+    token = _ACTIVE_RULES.set(None if rules_dir is None else Path(rules_dir))
+    try:
+        yield
+    finally:
+        _ACTIVE_RULES.reset(token)
+
+
+def rules_home(rules_dir: Path | None = None) -> Path:
+    """The folder the covenants' templates are read from: `rules_dir`, else the one in force, else the shipped."""
+    return Path(rules_dir) if rules_dir is not None else (_ACTIVE_RULES.get() or RULES_DIR)
+
+
+def covenants(rules_dir: Path | None = None) -> list[str]:
+    """The covenants that have templates, sorted."""
+    base = rules_home(rules_dir)
+    return sorted(
+        p.name for p in base.iterdir() if p.is_dir() and IDENTIFIER.match(p.name) and templates_for(p.name, base)
+    )
+
+
+def rule_files(rules_dir: Path | None = None) -> dict[str, bytes]:
+    """Every file of every covenant folder, by its path below the rules folder (`textile/materials.toml`): what a
+    rules bundle carries and what the rules version is a digest of. Reference lists ship with the tool."""
+    base = rules_home(rules_dir)
+    return {
+        path.relative_to(base).as_posix(): path.read_bytes()
+        for covenant in covenants(base)
+        for path in sorted((base / covenant).iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def rules_version(rules_dir: Path | None = None) -> str:
+    """12 hex digits of a SHA-256 over the rule files: the same rules give the same version on both sides,
+    whichever copy they came from, so the secretariat can tell what a file was checked against."""
+    digest = hashlib.sha256()
+    for name, content in sorted(rule_files(rules_dir).items()):
+        for part in (name.encode("utf-8"), content):
+            digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()[:12]
+
+
 def load_template(covenant: str, template: str, rules_dir: Path | None = None) -> Template:
     """Load and check rules/<covenant>/<template>.toml; raise ConfigError naming the file and key."""
-    base = Path(rules_dir) if rules_dir is not None else RULES_DIR
+    base = rules_home(rules_dir)
     _check_name_part(covenant, "covenant")
     _check_name_part(template, "template")
     path = base / covenant / f"{template}.toml"
@@ -153,16 +206,16 @@ def load_template(covenant: str, template: str, rules_dir: Path | None = None) -
 
 def templates_for(covenant: str, rules_dir: Path | None = None) -> list[str]:
     """Names of the covenant's templates, sorted; an unknown covenant has none."""
-    base = Path(rules_dir) if rules_dir is not None else RULES_DIR
+    base = rules_home(rules_dir)
     folder = base / covenant
-    if not IDENTIFIER.match(covenant) or not folder.is_dir():
+    if not IDENTIFIER.match(covenant) or covenant == REFERENCE_FOLDER or not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.toml") if p.stem != "covenant")
 
 
 def covenant_info(covenant: str, rules_dir: Path | None = None) -> dict[str, str]:
     """The covenant's display names from rules/<covenant>/covenant.toml (name_en, name_nl)."""
-    base = Path(rules_dir) if rules_dir is not None else RULES_DIR
+    base = rules_home(rules_dir)
     path = base / covenant / "covenant.toml"
     if not path.is_file():
         return {"name_en": covenant, "name_nl": covenant}
