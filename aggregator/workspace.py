@@ -12,7 +12,6 @@ Layout (all created by `create_workspace`):
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import shutil
@@ -28,6 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from filelock import FileLock, Timeout
 
 from imvo_submit import passphrase as passphrases
 from imvo_submit.envelope import keys
@@ -180,19 +180,18 @@ class Workspace:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the workspace lock: one intake, batch or release at a time."""
-        lock_path = self.root / ".lock"
-        with open(lock_path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AggregatorError(
-                    f"another aggregator command is working on {self.root}",
-                    hint="wait for it to finish, then run this command again",
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        lock = FileLock(self.root / ".lock", timeout=0, thread_local=False)  # flock on Unix, msvcrt on Windows
+        try:
+            lock.acquire()
+        except Timeout:
+            raise AggregatorError(
+                f"another aggregator command is working on {self.root}",
+                hint="wait for it to finish, then run this command again",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 def create_workspace(

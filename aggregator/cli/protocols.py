@@ -11,9 +11,37 @@ from .common import checked_period, secretariat_workspace
 from .output import Output, reporting, shown
 
 
-@click.group(help="Confidentiality protocols: compare variants on stored data before adopting one.")
+@click.group(
+    help="Confidentiality protocols: start from a sample, compare variants on stored data before adopting one."
+)
 def protocols() -> None:
     pass
+
+
+@protocols.command(
+    "samples",
+    help="Copy the sample protocols this copy ships (one per covenant) into FOLDER, to adapt and pass to "
+    "`aggregator init --protocol`. Existing files are left as they are.",
+)
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@reporting
+def protocols_samples(folder: Path, out: Output) -> None:
+    from ..protocol import SAMPLE_PROTOCOLS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written, kept = [], []
+    for sample in sorted(SAMPLE_PROTOCOLS.glob("*.toml")):
+        target = folder / sample.name
+        if target.exists():
+            kept.append(str(target))
+            continue
+        target.write_bytes(sample.read_bytes())
+        written.append(str(target))
+    for path in written:
+        out.line(f"wrote {shown(path)}")
+    for path in kept:
+        out.line(f"[yellow]kept[/] {shown(path)} (it exists; delete it to get the sample again)")
+    out.finish({"written": written, "kept": kept})
 
 
 @protocols.command(

@@ -6,6 +6,8 @@ that names the file and the dotted key, e.g. "protocols/textile.toml: tables[2].
 a column of template materials".
 """
 
+from pathlib import Path
+
 from aggregator.protocol.labels import TOTAL_LABEL, code_label, dimension_label
 from aggregator.protocol.loader import ColumnLookup, load_protocol, protocol_from_data, template_columns
 from aggregator.protocol.m49 import m49_hierarchy
@@ -28,7 +30,11 @@ from aggregator.protocol.model import (
     other_code,
 )
 
+# The sample covenants' protocols (the repository's protocols/, shipped in the package): starting points.
+SAMPLE_PROTOCOLS = Path(__file__).resolve().parent / "samples"
+
 __all__ = [
+    "SAMPLE_PROTOCOLS",
     "TOTAL_CODE",
     "TOTAL_LABEL",
     "UNKNOWN_CODE",
