@@ -19,6 +19,7 @@ from aggregator.workspace import Workspace, create_workspace
 from imvo_submit import company as company_mod
 from imvo_submit.cli.main import main as imvo_submit
 from imvo_submit.envelope import keys
+from imvo_submit.validation import rules_version
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data" / "submissions" / "textile" / "2025-01"
@@ -167,7 +168,7 @@ def test_commands_without_a_home_say_how_to_set_one_up(tmp_path: Path):
 def test_check_of_a_valid_file_says_ok(tmp_path: Path, home: Path):
     result = run(["check", str(copy_sample(tmp_path))], env=company_env(home))
     assert result.exit_code == 0
-    assert result.output == "T001__materials.csv: OK (materials, 2 rows)\n"
+    assert result.output == f"T001__materials.csv: OK (materials, 2 rows, rules {rules_version()})\n"
 
 
 def test_check_of_an_invalid_file_lists_the_problems_and_writes_reports(tmp_path: Path, home: Path):

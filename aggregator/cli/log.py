@@ -6,8 +6,13 @@ import json
 
 import click
 
-from .. import log as log_mod
 from .common import EXIT_PROBLEMS, Output, reporting, secretariat_workspace, shown
+
+
+def _log():
+    from .. import log
+
+    return log
 
 
 @click.group("log", help="The tamper-evident action log: every registration, intake decision, batch and release.")
@@ -30,7 +35,7 @@ def log_group() -> None:
 @reporting
 def log_verify(ctx, anchors: tuple[str, ...], out: Output) -> None:
     ws = secretariat_workspace(ctx)
-    current, problems = log_mod.verify_workspace_log(ws, [log_mod.read_anchor(a) for a in anchors])
+    current, problems = _log().verify_workspace_log(ws, [_log().read_anchor(a) for a in anchors])
     for problem in problems:
         out.line(f"[bold red]problem:[/] {shown(problem)}")
     if problems:
@@ -57,7 +62,7 @@ def log_verify(ctx, anchors: tuple[str, ...], out: Output) -> None:
 def log_reset_checkpoint(ctx, anchors: tuple[str, ...], out: Output) -> None:
     ws = secretariat_workspace(ctx)
     with ws.locked(), ws.open_store() as store:
-        current = log_mod.reset_checkpoint(ws, store, [log_mod.read_anchor(a) for a in anchors], ctx.obj["now"])
+        current = _log().reset_checkpoint(ws, store, [_log().read_anchor(a) for a in anchors], ctx.obj["now"])
     out.line(f"new checkpoint at {current}; the reset is recorded in the log")
     out.finish({"head": str(current)})
 
@@ -70,7 +75,7 @@ def log_reset_checkpoint(ctx, anchors: tuple[str, ...], out: Output) -> None:
 def log_show(ctx, last: int | None, action: str | None, out: Output) -> None:
     ws = secretariat_workspace(ctx)
     with ws.open_store() as store:
-        found = log_mod.entries(store, last=last, action=action)
+        found = _log().entries(store, last=last, action=action)
     rows = [
         (e.seq, e.time, e.actor, e.action, json.dumps(e.details, ensure_ascii=False, sort_keys=True), e.hash[:12])
         for e in found

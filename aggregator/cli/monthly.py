@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from imvo_submit.states import FileState
 
-from .. import batch as batch_mod
-from .. import intake as intake_mod
-from .. import status as status_mod
 from ..errors import AggregatorError
 from .common import (
     EXIT_PROBLEMS,
@@ -23,6 +21,9 @@ from .common import (
     secretariat_workspace,
     shown,
 )
+
+if TYPE_CHECKING:
+    from ..intake import IntakeReport
 
 COUNTED = (FileState.ACCEPTED, FileState.DUPLICATE, FileState.QUARANTINED, FileState.ALREADY_RECEIVED)
 
@@ -56,6 +57,8 @@ def intake(ctx, inbox: Path | None, period, redecide_files, redecide_period, out
             hint="`aggregator intake INBOX [--period P]`, or `aggregator intake --redecide FILE` / "
             "`--redecide-period P` for quarantined files",
         )
+    from .. import intake as intake_mod
+
     ws = secretariat_workspace(ctx)
     now = ctx.obj["now"]
     with progress_bar("intake", enabled=not out.json) as progress:
@@ -75,7 +78,7 @@ def intake(ctx, inbox: Path | None, period, redecide_files, redecide_period, out
     out.finish(result, EXIT_PROBLEMS if report.has_problems else 0)
 
 
-def _print_intake(out: Output, report: intake_mod.IntakeReport, outbox: Path, again: bool) -> None:
+def _print_intake(out: Output, report: IntakeReport, outbox: Path, again: bool) -> None:
     if not report.outcomes and not report.skipped:
         out.line("no quarantined file to decide again" if again else "the inbox is empty: nothing to do")
         return
@@ -108,6 +111,8 @@ def _print_intake(out: Output, report: intake_mod.IntakeReport, outbox: Path, ag
 @click.pass_context
 @reporting
 def status(ctx, period: str, out: Output) -> None:
+    from .. import status as status_mod
+
     checked_period(period)
     ws = secretariat_workspace(ctx)
     with ws.open_store() as store:
@@ -119,6 +124,8 @@ def status(ctx, period: str, out: Output) -> None:
 
 def _print_status(out: Output, frame) -> None:
     """A summary line per covenant, then every row a clerk should read (missing, quarantined, numbers to check)."""
+    from .. import status as status_mod
+
     if frame.empty:
         out.line("nothing received and no registered company expected for this period")
         return
@@ -151,6 +158,8 @@ def _print_status(out: Output, frame) -> None:
 @click.pass_context
 @reporting
 def batch(ctx, covenant, period, audiences, out_dir, revision, out: Output) -> None:
+    from .. import batch as batch_mod
+
     checked_period(period)
     ws = secretariat_workspace(ctx)
     with progress_bar("batch", enabled=not out.json) as progress:

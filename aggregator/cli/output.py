@@ -4,8 +4,7 @@ the store's errors added to the environment problems it reports with exit code 1
 from __future__ import annotations
 
 import errno
-
-import duckdb
+import sys
 
 from imvo_submit.cli.output import (
     EXIT_OK,
@@ -22,7 +21,6 @@ from imvo_submit.cli.output import (
 )
 
 from .. import __version__
-from ..store import RESTORE_HINT, is_damage
 
 __all__ = [
     "EXIT_OK",
@@ -38,7 +36,14 @@ __all__ = [
 ]
 
 
-def _store_problem(exc: duckdb.Error) -> tuple[str, str]:
+def _store_problem(exc: Exception) -> tuple[str, str] | None:
+    """A DuckDB error as a clerk reads it; None for any other error (DuckDB is imported only when a command used
+    it, so `--help` stays fast)."""
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None or not isinstance(exc, duckdb.Error):
+        return None
+    from ..store import RESTORE_HINT, is_damage
+
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "no space left" in first.lower() or "disk is full" in first.lower():
         return os_problem(OSError(errno.ENOSPC, "No space left on device"))
@@ -51,4 +56,4 @@ def _store_problem(exc: duckdb.Error) -> tuple[str, str]:
     )
 
 
-reporting = reporting_for(__version__, (duckdb.Error, _store_problem))
+reporting = reporting_for(__version__, _store_problem)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..standalone import StandaloneResult, protect_microdata
 from .common import Output, reporting, shown
+
+if TYPE_CHECKING:
+    from ..standalone import StandaloneResult
 
 
 @click.command(
@@ -31,6 +34,8 @@ from .common import Output, reporting, shown
 )
 @reporting
 def protect(contributions: Path, table_toml: Path, out_dir: Path, out: Output) -> None:
+    from ..standalone import protect_microdata
+
     result = protect_microdata(contributions, table_toml, out_dir)
     _print_summary(out, result)
     out.finish(result.summary)

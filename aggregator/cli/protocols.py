@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..compare import compare_protocols, write_comparison
 from .common import checked_period, secretariat_workspace
 from .output import Output, reporting, shown
 
@@ -62,6 +61,8 @@ def protocols_samples(folder: Path, out: Output) -> None:
 @click.pass_context
 @reporting
 def protocols_compare(ctx, period: str, paths: tuple[Path, ...], out_dir: Path, out: Output) -> None:
+    from ..compare import compare_protocols, write_comparison
+
     checked_period(period)
     ws = secretariat_workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:

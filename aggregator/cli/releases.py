@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
-from imvo_submit.fileio import atomic_write
-
-from .. import history
 from ..errors import AggregatorError
-from ..registry import Registry
 from .common import EXIT_PROBLEMS, Output, reporting, secretariat_workspace, shown
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _workspace(ctx: click.Context):
     return secretariat_workspace(ctx)
+
+
+def _history():
+    from .. import history
+
+    return history
+
+
+def _registry(store):
+    from ..registry import Registry
+
+    return Registry(store)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -40,7 +51,7 @@ def releases() -> None:
 def releases_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
-        frame = history.list_releases(store, covenant)
+        frame = _history().list_releases(store, covenant)
     _print_frame(out, frame)
     out.finish({"releases": _records(frame)})
 
@@ -52,7 +63,7 @@ def releases_list(ctx, covenant: str | None, out: Output) -> None:
 def releases_show(ctx, release_id: str, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
-        detail = history.show_release(store, release_id)
+        detail = _history().show_release(store, release_id)
     r = detail.release
     kind = "revision" if r["is_revision"] else "release"
     out.line(
@@ -70,9 +81,11 @@ def releases_show(ctx, release_id: str, out: Output) -> None:
 @click.pass_context
 @reporting
 def releases_report(ctx, release_id: str, out_dir: Path, out: Output) -> None:
+    from imvo_submit.fileio import atomic_write
+
     ws = _workspace(ctx)
     with ws.open_store() as store:
-        r = history.show_release(store, release_id).release
+        r = _history().show_release(store, release_id).release
     folder = ws.secretariat_dir / r["covenant"] / r["period"] / r["audience"]
     sealed = sorted(folder.glob("*.sealed"))
     if not sealed:
@@ -111,7 +124,7 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str, out: Output) ->
     ws = _workspace(ctx)
     _check_scope(ws, covenant, scope)
     with ws.session(ctx.obj["now"]) as store:
-        Registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
+        _registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
     out.line(
         f"recorded the waiver of {shown(company_id)} for {shown(covenant)} ({shown(scope)}); "
         "it applies from the next release"
@@ -128,12 +141,12 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str, out: Output) ->
 def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
-        if not Registry(store).has_active_waiver(company_id, covenant, scope):
+        if not _registry(store).has_active_waiver(company_id, covenant, scope):
             raise AggregatorError(
                 f"{company_id} has no active waiver for {covenant} ({scope})",
                 hint="list the waivers with `aggregator waivers list`",
             )
-        Registry(store).revoke_waiver(company_id, covenant, scope, now=ctx.obj["now"])
+        _registry(store).revoke_waiver(company_id, covenant, scope, now=ctx.obj["now"])
     out.line(f"revoked the waiver of {shown(company_id)} for {shown(covenant)} ({shown(scope)}) for future releases")
     out.finish({"company_id": company_id, "covenant": covenant, "scope": scope, "granted": False})
 
@@ -145,7 +158,7 @@ def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output)
 def waivers_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.open_store() as store:
-        frame = Registry(store).waivers(covenant)
+        frame = _registry(store).waivers(covenant)
     _print_frame(out, frame)
     out.finish({"waivers": _records(frame)})
 
@@ -160,8 +173,8 @@ def waivers_list(ctx, covenant: str | None, out: Output) -> None:
 def audit_command(ctx, release_id: str, out: Output) -> None:
     ws = _workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
-        covenant = history.show_release(store, release_id).release["covenant"]
-        result = history.audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])
+        covenant = _history().show_release(store, release_id).release["covenant"]
+        result = _history().audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])
     rows = [("on its own", result.alone)]
     rows += [(f"for the readers of '{c}' with all they hold", r) for c, r in result.classes.items()]
     out.line(f"[bold]{shown(release_id)}[/]: {result.cells} cells, {result.hidden} suppressed")

@@ -8,13 +8,21 @@ from pathlib import Path
 
 import click
 
-from imvo_submit.envelope import keys
-
-from ..registry import Registry
-from ..workspace import create_workspace
 from .common import Output, passphrase, reporting, secretariat_workspace, shown, utc_now, version_option
 
 PASSPHRASE_ENV = "AGGREGATOR_PASSPHRASE"
+
+
+def _keys():
+    from imvo_submit.envelope import keys
+
+    return keys
+
+
+def _registry(store):
+    from ..registry import Registry
+
+    return Registry(store)
 
 
 @click.group("aggregator", help="Secretariat side of the IMVO aggregator: intake, monthly batch, releases.")
@@ -39,11 +47,13 @@ def main(ctx: click.Context, workspace: Path, now: str | None) -> None:
 @click.pass_context
 @reporting
 def init(ctx: click.Context, protocols: tuple[Path, ...], post_quantum: bool, out: Output) -> None:
+    from ..workspace import create_workspace
+
     secret = passphrase(PASSPHRASE_ENV, "New secretariat passphrase", confirm=True)
     kem = "mlkem768-x25519" if post_quantum else "x25519"
     ws = create_workspace(ctx.obj["workspace"], secret, list(protocols), kem=kem, now=ctx.obj["now"])
-    enc = keys.fingerprint(keys.load_public_key(ws.keys_dir / "secretariat_encryption.pub"))
-    sig = keys.fingerprint(keys.load_public_key(ws.keys_dir / "secretariat_signing.pub"))
+    enc = _keys().fingerprint(_keys().load_public_key(ws.keys_dir / "secretariat_encryption.pub"))
+    sig = _keys().fingerprint(_keys().load_public_key(ws.keys_dir / "secretariat_signing.pub"))
     out.line(f"created workspace {shown(ws.root)}")
     out.line(f"encryption key fingerprint: [bold]{enc}[/]")
     out.line(f"receipt signing key fingerprint: [bold]{sig}[/]")
@@ -69,13 +79,13 @@ def companies() -> None:
 @reporting
 def companies_add(ctx, company_id, name, covenants, group_id, key_file, out: Output) -> None:
     ws = secretariat_workspace(ctx)
-    public_key = keys.load_signing_public_key(key_file)
+    public_key = _keys().load_signing_public_key(key_file)
     with ws.session(ctx.obj["now"]) as store:
-        fpr = Registry(store).add(
+        fpr = _registry(store).add(
             company_id,
             name,
             list(covenants),
-            keys.public_key_bytes(public_key),
+            _keys().public_key_bytes(public_key),
             group_id=group_id,
             now=ctx.obj["now"],
         )
@@ -89,7 +99,7 @@ def companies_add(ctx, company_id, name, covenants, group_id, key_file, out: Out
 def companies_list(ctx, out: Output) -> None:
     ws = secretariat_workspace(ctx)
     with ws.open_store() as store:
-        frame = Registry(store).list()
+        frame = _registry(store).list()
     if frame.empty:
         out.line("no companies registered yet; add one with `aggregator companies add`")
     else:
@@ -105,7 +115,7 @@ def companies_list(ctx, out: Output) -> None:
 def companies_revoke(ctx, company_id: str, reason: str, out: Output) -> None:
     ws = secretariat_workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
-        Registry(store).revoke(company_id, reason, now=ctx.obj["now"])
+        _registry(store).revoke(company_id, reason, now=ctx.obj["now"])
     out.line(f"revoked {shown(company_id)}: its files are quarantined from now on")
     out.finish({"company_id": company_id, "status": "revoked", "reason": reason})
 
@@ -117,9 +127,9 @@ def companies_revoke(ctx, company_id: str, reason: str, out: Output) -> None:
 @reporting
 def companies_rotate_key(ctx, company_id: str, key_file: Path, out: Output) -> None:
     ws = secretariat_workspace(ctx)
-    public_key = keys.load_signing_public_key(key_file)
+    public_key = _keys().load_signing_public_key(key_file)
     with ws.session(ctx.obj["now"]) as store:
-        fpr = Registry(store).rotate_key(company_id, keys.public_key_bytes(public_key), now=ctx.obj["now"])
+        fpr = _registry(store).rotate_key(company_id, _keys().public_key_bytes(public_key), now=ctx.obj["now"])
     out.line(f"{shown(company_id)} now signs with key [bold]{fpr}[/]")
     out.finish({"company_id": company_id, "fingerprint": fpr})
 

@@ -145,12 +145,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-Problem = tuple[type[BaseException], Callable[[Any], tuple[str, str]]]
+Describe = Callable[[Exception], "tuple[str, str] | None"]
 
 
-def reporting_for(version: str, *problems: Problem) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The `reporting` decorator of a program at `version`; `problems` turn the program's own environment
-    errors (e.g. a database's) into a message and a hint, reported with exit code 1."""
+def reporting_for(version: str, *problems: Describe) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `reporting` decorator of a program at `version`. Each of `problems` turns an environment error of the
+    program's own (e.g. a database's) into a message and a hint, reported with exit code 1, and returns None for
+    an error it does not know."""
 
     def reporting(command: Callable[..., Any]) -> Callable[..., Any]:
         """A command that takes `--json` and an `out: Output`; its failures become `error:`/`hint:` lines (and
@@ -166,9 +167,14 @@ def reporting_for(version: str, *problems: Problem) -> Callable[[Callable[..., A
                 out.fail(exc.message, exc.hint, getattr(exc, "exit_code", EXIT_USER_ERROR))
             except OSError as exc:
                 out.fail(*os_problem(exc), EXIT_PROBLEMS)
-            except tuple(kind for kind, _ in problems) as exc:
-                describe = next(describe for kind, describe in problems if isinstance(exc, kind))
-                out.fail(*describe(exc), EXIT_PROBLEMS)
+            except click.exceptions.Exit:
+                raise  # the command's own end (Output.finish)
+            except Exception as exc:
+                for describe in problems:
+                    problem = describe(exc)
+                    if problem is not None:
+                        out.fail(*problem, EXIT_PROBLEMS)
+                raise
 
         return wrapper
 
