@@ -37,7 +37,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EQUIVALENT_FILE = Path(__file__).resolve().parent / "mutation_equivalent.toml"
 WORK = ROOT / "work" / "mutation"
-COPIED = ("aggregator", "tests", "protocols", "rules", "sample_data")
+# What a scratch folder holds, by its name there: both packages side by side, the tests and the data they read.
+COPIED = {
+    "aggregator": ROOT / "aggregator",
+    "imvo_submit": ROOT / "submit" / "imvo_submit",
+    "tests": ROOT / "tests",
+    "protocols": ROOT / "protocols",
+    "rules": ROOT / "rules",
+    "sample_data": ROOT / "sample_data",
+}
+PACKAGES = ("aggregator", "imvo_submit")
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,7 @@ class Module:
 MODULES = {
     "rules": Module(("aggregator/disclosure/rules.py",), ("tests/test_rules.py",), 0.95),
     "envelope": Module(
-        tuple(f"aggregator/envelope/{name}.py" for name in ("format", "seal", "unseal", "pipeline", "receipts")),
+        tuple(f"imvo_submit/envelope/{name}.py" for name in ("format", "seal", "unseal", "pipeline", "receipts")),
         ("tests/test_envelope.py", "tests/test_hostile.py"),
         0.95,
     ),
@@ -71,7 +80,7 @@ MODULES = {
         0.90,
     ),
     "validation": Module(
-        ("aggregator/validation/validate.py",),
+        ("imvo_submit/validation/validate.py",),
         (
             "tests/test_validation.py",
             "tests/test_validation_checks.py",
@@ -128,13 +137,13 @@ def prepare(name: str, module: Module) -> Path:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "artifacts", "*.pyc")
-    for folder in COPIED:
-        shutil.copytree(ROOT / folder, workdir / folder, ignore=ignore)
+    for folder, source in COPIED.items():
+        shutil.copytree(source, workdir / folder, ignore=ignore)
     settings = {
-        "source_paths": ["aggregator"],
+        "source_paths": list(PACKAGES),
         "only_mutate": list(module.files),
         "pytest_add_cli_args_test_selection": list(module.tests),
-        "also_copy": [folder for folder in COPIED if folder not in ("aggregator", "tests")],
+        "also_copy": [folder for folder in COPIED if folder not in (*PACKAGES, "tests")],
         "use_git_change_detection": False,
     }
     lines = ["[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
@@ -148,11 +157,11 @@ def refresh_source(workdir: Path, module: Module) -> None:
     its mutants and retests only the functions whose source changed; the unmutated copies under mutants/ are
     removed so that mutmut copies them afresh."""
     ignore = shutil.ignore_patterns("__pycache__", "artifacts", "*.pyc")
-    for folder in COPIED:
+    for folder, source in COPIED.items():
         shutil.rmtree(workdir / folder)
-        shutil.copytree(ROOT / folder, workdir / folder, ignore=ignore)
-    copies = workdir / "mutants" / "aggregator"
-    for path in sorted(copies.rglob("*")):
+        shutil.copytree(source, workdir / folder, ignore=ignore)
+    copies = [workdir / "mutants" / package for package in PACKAGES]
+    for path in sorted(p for package in copies for p in package.rglob("*")):
         relative = str(path.relative_to(workdir / "mutants"))
         source = relative.removesuffix(".meta").removesuffix(".spans")
         if path.is_file() and not any(fnmatch.fnmatch(source, pattern) for pattern in module.files):
