@@ -67,6 +67,16 @@ def test_semicolon_separator_bom_and_dutch_numbers():
     )
 
 
+def test_windows_line_endings_and_a_final_line_without_one_read_like_unix():
+    """Excel and Notepad on Windows write CRLF (and sometimes no line end after the last row)."""
+    unix = HEADER + "\nF1,NL,laundry,1,1-50,10,2.5\nF2,BD,spinning,2,51-250,0,0\n"
+    windows = unix.replace("\n", "\r\n").removesuffix("\r\n")
+    (expected, _), (frame, warnings) = read(unix), read(windows)
+    pd.testing.assert_frame_equal(frame, expected)
+    assert warnings == []
+    assert frame.loc[3, "order_value_eur"] == "0"  # no stray carriage return in the last column
+
+
 def test_english_thousands_separators_are_removed_with_a_warning():
     frame, warnings = read(HEADER + '\nF1,NL,laundry,1,1-50,"1,234","1,234.5"\n')
     assert (frame.loc[2, "order_volume_pieces"], frame.loc[2, "order_value_eur"]) == ("1234", "1234.5")
