@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml submit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ./submit -e '.[dev]'
+	# again on its own: an older copy of the engine that shipped the imvo-submit command removes it when replaced
+	$(BIN)/pip install --quiet --no-deps --force-reinstall -e ./submit
 	touch $(STAMP)
 
 demo: $(STAMP)
