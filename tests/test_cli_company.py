@@ -136,6 +136,60 @@ def test_init_refuses_a_bad_company_id_or_covenant(tmp_path, workspace, company,
     assert not (tmp_path / "home" / "config.toml").exists()
 
 
+@pytest.mark.parametrize(
+    ("encryption", "signing", "problem"),
+    [
+        (
+            "secretariat_signing.pub",
+            "secretariat_encryption.pub",
+            "error: the two key files are swapped: {keys}/secretariat_signing.pub is the secretariat's receipt "
+            "signing key and {keys}/secretariat_encryption.pub its encryption key\n",
+        ),
+        (
+            "secretariat_signing.pub",
+            "secretariat_signing.pub",
+            "error: {keys}/secretariat_signing.pub is a signing key, not the secretariat's encryption key "
+            "(--secretariat-key)\n",
+        ),
+        (
+            "secretariat_encryption.pub",
+            "secretariat_encryption.pub",
+            "error: {keys}/secretariat_encryption.pub is an encryption key, not the secretariat's receipt signing "
+            "key (--receipt-key)\n",
+        ),
+    ],
+)
+def test_init_refuses_swapped_secretariat_keys(tmp_path, workspace, encryption, signing, problem):
+    """A swapped pair was accepted, and `seal` then failed with "AttributeError: ... has no attribute 'kem'"."""
+    home = tmp_path / "home"
+    result = run(
+        ["init", "--company", "T001", "--covenant", "textile", "--yes", "--home", str(home)]
+        + ["--secretariat-key", str(workspace.keys_dir / encryption)]
+        + ["--receipt-key", str(workspace.keys_dir / signing)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == problem.format(keys=workspace.keys_dir) + (
+        "hint: give --secretariat-key the secretariat's encryption key (secretariat_encryption.pub) and "
+        "--receipt-key its receipt signing key (secretariat_signing.pub)\n"
+    )
+    assert result.stdout == ""  # no fingerprints to confirm, nothing written
+    assert not home.exists()
+
+
+def test_seal_with_a_home_whose_keys_were_swapped_before_init_checked_them(tmp_path: Path, home: Path):
+    encryption, signing = home / "secretariat_encryption.pub", home / "secretariat_signing.pub"
+    swapped = encryption.read_bytes()
+    encryption.write_bytes(signing.read_bytes())
+    signing.write_bytes(swapped)
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=company_env(home))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {encryption} holds a signing key, not the secretariat's encryption key\n"
+        "hint: run `imvo-submit init` again with --secretariat-key secretariat_encryption.pub and "
+        "--receipt-key secretariat_signing.pub\n"
+    )
+
+
 def test_keygen_writes_the_key_and_refuses_to_overwrite_it(home: Path):
     fresh = home.parent / "fresh"
     fresh.mkdir()

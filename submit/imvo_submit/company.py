@@ -41,8 +41,16 @@ class CompanyHome:
     def public_key_path(self) -> Path:
         return self.root / "company_signing.pub"
 
-    def secretariat_encryption_key(self):
-        return keys.load_public_key(self.root / "secretariat_encryption.pub")
+    def secretariat_encryption_key(self) -> keys.EncryptionPublicKey:
+        path = self.root / "secretariat_encryption.pub"
+        key = keys.load_public_key(path)
+        if not isinstance(key, keys.EncryptionPublicKey):  # a home set up before `init` checked the key types
+            raise AggregatorError(
+                f"{path} holds a signing key, not the secretariat's encryption key",
+                hint="run `imvo-submit init` again with --secretariat-key secretariat_encryption.pub and "
+                "--receipt-key secretariat_signing.pub",
+            )
+        return key
 
     def secretariat_signing_key(self):
         return keys.load_public_key(self.root / "secretariat_signing.pub")
@@ -66,13 +74,38 @@ def init_home(root: Path, company_id: str, covenant: str, encryption_pub: Path, 
         raise AggregatorError(
             f"'{covenant}' is not a covenant this tool knows", hint="use the covenant's short name, e.g. textile"
         )
-    for path in (encryption_pub, signing_pub):
-        keys.load_public_key(path)  # refuse a damaged key before anything is written
+    secretariat_keys(encryption_pub, signing_pub)  # refuse a damaged or swapped key before anything is written
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copyfile(encryption_pub, root / "secretariat_encryption.pub")
     shutil.copyfile(signing_pub, root / "secretariat_signing.pub")
     (root / "config.toml").write_text(f'company_id = "{company_id}"\ncovenant = "{covenant}"\n', encoding="utf-8")
     return CompanyHome(root, company_id, covenant)
+
+
+_KEYS_HINT = (
+    "give --secretariat-key the secretariat's encryption key (secretariat_encryption.pub) and --receipt-key "
+    "its receipt signing key (secretariat_signing.pub)"
+)
+
+
+def secretariat_keys(encryption_pub: Path, signing_pub: Path) -> tuple[keys.EncryptionPublicKey, keys.PublicKey]:
+    """The secretariat's two public keys, each checked to be of its kind: the files are easily swapped, and a
+    swapped pair would only fail at `seal` (or make every receipt look forged)."""
+    encryption, signing = keys.load_public_key(encryption_pub), keys.load_public_key(signing_pub)
+    encryption_ok = isinstance(encryption, keys.EncryptionPublicKey)
+    signing_ok = keys.key_type(signing) == keys.SIGNING_TYPE
+    if encryption_ok and signing_ok:
+        return encryption, signing
+    if not encryption_ok and not signing_ok:
+        problem = (
+            f"the two key files are swapped: {encryption_pub} is the secretariat's receipt signing key and "
+            f"{signing_pub} its encryption key"
+        )
+    elif not encryption_ok:
+        problem = f"{encryption_pub} is a signing key, not the secretariat's encryption key (--secretariat-key)"
+    else:
+        problem = f"{signing_pub} is an encryption key, not the secretariat's receipt signing key (--receipt-key)"
+    raise AggregatorError(problem, hint=_KEYS_HINT)
 
 
 def open_home(root: Path) -> CompanyHome:

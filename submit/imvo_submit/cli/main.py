@@ -52,8 +52,9 @@ def init(company_id, covenant, secretariat_key, receipt_key, yes, home, out: Out
     from ..envelope import keys
 
     fingerprints = {}
-    for label, path in (("encryption", secretariat_key), ("receipt", receipt_key)):
-        fingerprints[label] = keys.fingerprint(keys.load_public_key(path))
+    loaded = _company().secretariat_keys(secretariat_key, receipt_key)  # refuses swapped or damaged files
+    for label, key in zip(("encryption", "receipt"), loaded, strict=True):
+        fingerprints[label] = keys.fingerprint(key)
         out.line(f"secretariat {label} key fingerprint: [bold]{fingerprints[label]}[/]")
     if not yes and not click.confirm("Do these match what the secretariat told you by phone?", err=True):
         raise click.Abort()
