@@ -215,6 +215,78 @@ def test_commands_without_a_home_say_how_to_set_one_up(tmp_path: Path):
     assert "hint: run `imvo-submit init --company ID" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (
+            ["template", "--covenant", "textiel"],
+            "'textiel' is not a covenant this tool knows; did you mean 'textile'?",
+            "use the covenant's short name: gold, textile",
+        ),
+        (
+            ["template", "--covenant", "reference"],  # a folder of rules/, not a covenant
+            "'reference' is not a covenant this tool knows",
+            "use the covenant's short name: gold, textile",
+        ),
+        (
+            ["check", "{file}", "--covenant", "Textiel"],
+            "'Textiel' is not a covenant this tool knows; did you mean 'textile'?",
+            "use the covenant's short name: gold, textile",
+        ),
+        (
+            ["check", "{file}", "--template", "nope"],
+            "'nope' is not a template of covenant 'textile'",
+            "templates of textile: living_wage, materials, production_locations, risk_assessment",
+        ),
+        (
+            ["seal", "{file}", "--period", "2025-01", "--template", "living_wages"],
+            "'living_wages' is not a template of covenant 'textile'; did you mean 'living_wage'?",
+            "templates of textile: living_wage, materials, production_locations, risk_assessment",
+        ),
+    ],
+)
+def test_an_unknown_covenant_or_template_is_refused_with_the_known_ones(tmp_path, home, args, message, hint):
+    """`template --covenant textiel` wrote an empty workbook and exited 0; `check --template nope` reported an
+    internal check error."""
+    source = copy_sample(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    env = company_env(home)
+    del env["IMVO_PASSPHRASE"]  # no prompt may appear: the name is checked first
+    result = run([a.format(file=source) for a in args], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {message}\nhint: {hint}\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no template, report or sealed file
+
+
+def test_init_with_a_misspelt_covenant_suggests_the_known_one(tmp_path, workspace):
+    result = run(
+        ["init", "--company", "T001", "--covenant", "textil", "--yes", "--home", str(tmp_path / "home")]
+        + ["--secretariat-key", str(workspace.keys_dir / "secretariat_encryption.pub")]
+        + ["--receipt-key", str(workspace.keys_dir / "secretariat_signing.pub")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: 'textil' is not a covenant this tool knows; did you mean 'textile'?\n"
+        "hint: use the covenant's short name: gold, textile\n"
+    )
+
+
+def test_companies_add_refuses_a_covenant_the_workspace_does_not_handle(tmp_path, home, workspace):
+    result = run(
+        ["companies", "add", "T001", "--name", "Alpha BV", "--covenant", "textiel"]
+        + ["--key", str(home / "company_signing.pub")],
+        env=secretariat_env(workspace),
+        tool=aggregator,
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: covenant 'textiel' has no protocol in this workspace (known: textile); did you mean 'textile'?\n"
+        f"hint: for a new covenant, add its protocol file to {workspace.root / 'workspace.toml'}\n"
+    )
+    with workspace.open_store() as store:
+        assert Registry(store).find("T001") is None
+
+
 # ---------------------------------------------------------------- check and seal
 
 
@@ -245,6 +317,23 @@ def test_seal_of_an_invalid_file_is_refused_with_the_report(tmp_path: Path, home
     assert source.with_name("T001__living_wage.errors.xlsx").is_file()
     assert source.with_name("T001__living_wage.errors.csv").is_file()
     assert not list(source.parent.glob("*.imvo"))
+
+
+def test_seal_checks_the_file_before_it_asks_for_the_passphrase(tmp_path: Path, home: Path, monkeypatch):
+    """A file that fails the rules never prompts: the officer would type the passphrase for nothing."""
+    import imvo_submit.cli.main as cli
+
+    asked = []
+    monkeypatch.setattr(cli, "passphrase", lambda *args, **kwargs: asked.append(args) or COMPANY_PASSPHRASE)
+    env = company_env(home)
+    del env["IMVO_PASSPHRASE"]
+    result = run(["seal", str(invalid_living_wage(tmp_path)), "--period", "2025-01"], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith("not sealed: T001__living_wage.csv does not meet the textile rules")
+    assert asked == []
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=env)
+    assert result.exit_code == 0, result.output
+    assert asked == [("IMVO_PASSPHRASE", "Passphrase of your key")]
 
 
 def test_seal_of_a_valid_file_writes_one_sealed_file(tmp_path: Path, home: Path):

@@ -68,12 +68,9 @@ def init_home(root: Path, company_id: str, covenant: str, encryption_pub: Path, 
             f"'{company_id}' is not a valid company id",
             hint="use the id the secretariat gave you: letters, digits, - and _ only, e.g. T001",
         )
-    from .validation import templates_for  # pandas and pandera: imported when a command needs them
+    from .validation import check_covenant  # pandas and pandera: imported when a command needs them
 
-    if not templates_for(covenant):
-        raise AggregatorError(
-            f"'{covenant}' is not a covenant this tool knows", hint="use the covenant's short name, e.g. textile"
-        )
+    check_covenant(covenant)
     secretariat_keys(encryption_pub, signing_pub)  # refuse a damaged or swapped key before anything is written
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copyfile(encryption_pub, root / "secretariat_encryption.pub")
@@ -137,6 +134,21 @@ def sealed_name(company_id: str, covenant: str, template: str, period: str) -> s
     return f"{company_id}_{covenant}_{template}_{period}.imvo"
 
 
+def check_for_sealing(source: Path, covenant: str, template: str | None = None) -> str:
+    """The file's template when the file meets the covenant's rules; else ValidationFailed with the report.
+    `seal` calls it before it asks for the passphrase: a file that fails never prompts."""
+    from .validation import check_file
+
+    result = check_file(source, covenant, template)
+    if not result.ok:
+        raise ValidationFailed(
+            f"{source.name} does not meet the {covenant} rules; nothing was sealed",
+            report=result.report,
+            hint=f"fix the rows listed, or run `imvo-submit check {source.name}` for the report files",
+        )
+    return result.template
+
+
 def seal_submission(
     source: Path,
     out_dir: Path,
@@ -158,15 +170,10 @@ def seal_submission(
     from .validation import check_file
 
     Period.parse(period)
-    if check or template is None:
-        result = check_file(source, covenant, template)
-        template = result.template
-        if check and not result.ok:
-            raise ValidationFailed(
-                f"{source.name} does not meet the {covenant} rules; nothing was sealed",
-                report=result.report,
-                hint=f"fix the rows listed, or run `imvo-submit check {source.name}` for the report files",
-            )
+    if check:
+        template = check_for_sealing(source, covenant, template)
+    elif template is None:
+        template = check_file(source, covenant).template
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # --out may name a folder that does not exist yet
     target = Path(out_dir) / sealed_name(company_id, covenant, template, period)
     envelope.seal_file(

@@ -98,9 +98,9 @@ def template(covenant: str, language: str, out_path: Path | None, out: Output) -
 @click.pass_context
 @reporting
 def check(ctx, file: Path, template_name, covenant, language, home, out: Output) -> None:
-    from ..validation import check_file
+    from ..validation import check_covenant, check_file
 
-    covenant = covenant or _company().open_home(home).covenant
+    covenant = check_covenant(covenant) if covenant else _company().open_home(home).covenant
     result = check_file(file, covenant, template_name)
     for warning in result.warnings:
         out.line(f"[yellow]note:[/] {shown(warning.message(language))}")
@@ -141,8 +141,10 @@ def seal(ctx, file: Path, period: str, template_name, out_dir, home, out: Output
 
     checked_period(period)
     company_home = _company().open_home(home)
-    signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
     try:
+        # checked before the passphrase is asked (a file that fails never prompts), and again as it is sealed
+        template_name = _company().check_for_sealing(file, company_home.covenant, template_name)
+        signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
         target = _company().seal_submission(
             file,
             out_dir or file.parent,

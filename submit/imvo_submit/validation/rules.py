@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from imvo_submit.errors import ConfigError
+from imvo_submit.errors import AggregatorError, ConfigError
+from imvo_submit.text import did_you_mean, printable
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"  # the rules this copy ships (the repository's rules/)
 
@@ -158,6 +159,35 @@ def templates_for(covenant: str, rules_dir: Path | None = None) -> list[str]:
     if not IDENTIFIER.match(covenant) or not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.toml") if p.stem != "covenant")
+
+
+def covenants(rules_dir: Path | None = None) -> list[str]:
+    """Names of the covenants whose rules this copy has (a folder with covenant.toml and templates), sorted."""
+    base = Path(rules_dir) if rules_dir is not None else RULES_DIR
+    found = (p.parent.name for p in base.glob("*/covenant.toml"))
+    return sorted(name for name in found if templates_for(name, base))
+
+
+def check_covenant(covenant: str, rules_dir: Path | None = None) -> str:
+    """`covenant` when this copy has its rules; else an error listing the known ones, with a did-you-mean."""
+    known = covenants(rules_dir)
+    if covenant in known:
+        return covenant
+    raise AggregatorError(
+        f"'{printable(covenant)}' is not a covenant this tool knows{did_you_mean(covenant, known)}",
+        hint=f"use the covenant's short name: {', '.join(known) or 'none'}",
+    )
+
+
+def check_template(covenant: str, template: str, rules_dir: Path | None = None) -> str:
+    """`template` when it is one of the covenant's templates; else an error listing them, with a did-you-mean."""
+    known = templates_for(check_covenant(covenant, rules_dir), rules_dir)
+    if template in known:
+        return template
+    raise AggregatorError(
+        f"'{printable(template)}' is not a template of covenant '{covenant}'{did_you_mean(template, known)}",
+        hint=f"templates of {covenant}: {', '.join(known)}",
+    )
 
 
 def covenant_info(covenant: str, rules_dir: Path | None = None) -> dict[str, str]:

@@ -21,7 +21,7 @@ from pandera.errors import SchemaErrorReason
 from imvo_submit.errors import ValidationFailed
 from imvo_submit.validation import parallel, readers
 from imvo_submit.validation.report import PROBLEM_COLUMNS, Problem, ValidationReport
-from imvo_submit.validation.rules import Column, Template, load_template, templates_for
+from imvo_submit.validation.rules import Column, Template, check_template, load_template, templates_for
 from imvo_submit.validation.schema import CROSS_PREFIX, DTYPES, UNIQUE_PREFIX, build_schema, uniqueness_in_background
 
 _INT64_LIMIT = 2**63 - 1024  # floats this large no longer hold whole numbers exactly
@@ -173,7 +173,9 @@ def check_files(sources: Sequence[str | Path | bytes], covenant: str, template: 
     """check_file of each file; those of one template are validated together (validate_many).
 
     Never raises for a file's content (MemoryError aside): an unexpected exception fails that file with an
-    internal check error, never passes it."""
+    internal check error, never passes it. An unknown covenant or template name (a typo in a command) raises."""
+    if template is not None:
+        check_template(covenant, template)
     results: list[CheckResult | _Read] = [_read_failing_closed(source, covenant, template) for source in sources]
     by_template: dict[str, list[int]] = {}
     for n, item in enumerate(results):
