@@ -385,6 +385,25 @@ def _register(workspace: Workspace, home: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def test_companies_add_refuses_a_key_registered_to_another_company(home: Path, workspace: Workspace):
+    _register(workspace, home)
+    fpr = keys.fingerprint(keys.load_public_key(home / "company_signing.pub"))
+    result = run(
+        ["companies", "add", "T002", "--name", "Beta BV", "--covenant", "textile"]
+        + ["--key", str(home / "company_signing.pub")],
+        env=secretariat_env(workspace),
+        tool=aggregator,
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: key {fpr} is registered to company T001; one key cannot sign for two companies\n"
+        "hint: ask T002 for the .pub file of its own key (made with `imvo-submit keygen` on its own computer), "
+        "and compare the fingerprint with it by phone\n"
+    )
+    with workspace.open_store() as store:
+        assert Registry(store).find("T002") is None
+
+
 def _seal_and_take_in(tmp_path: Path, home: Path, workspace: Workspace, source: Path, period: str) -> Result:
     inbox = tmp_path / "inbox"
     result = run(["seal", str(source), "--period", period, "--out", str(inbox)], env=company_env(home))
