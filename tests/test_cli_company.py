@@ -372,6 +372,67 @@ def test_a_passphrase_is_required_when_there_is_no_terminal(tmp_path: Path, home
     )
 
 
+# ---------------------------------------------------------------- Dutch output
+
+
+def ambiguous_materials(tmp_path: Path) -> Path:
+    target = tmp_path / "files" / "T001__materials.csv"  # 1.234 kg, or 1234 kg? Nothing else in the file tells.
+    target.parent.mkdir(exist_ok=True)
+    target.write_text("material,certification,weight_kg\ncotton,none,1.234\npolyester,none,1337\n", encoding="utf-8")
+    return target
+
+
+def test_check_in_dutch_says_everything_in_dutch(tmp_path: Path, home: Path):
+    """`--language nl` left the `note:` lines and the verdict in English."""
+    result = run(["check", str(ambiguous_materials(tmp_path)), "--language", "nl"], env=company_env(home))
+    assert result.exit_code == 0
+    assert result.output == (
+        "let op: weight_kg: '1.234' kan op twee manieren gelezen worden; gelezen als 1.234 (onzeker: controleer "
+        "dit)\nT001__materials.csv: in orde (materials, 2 regels)\n"
+    )
+    result = run(["check", str(invalid_living_wage(tmp_path)), "--language", "nl"], env=company_env(home))
+    assert result.exit_code == 1
+    assert result.output == (
+        "1 problemen gevonden in 9 regels\n"
+        "  regel 2, workers_covered: workers_covered -17175 valt buiten het bereik; het moet >= 0 en <= 100000000 "
+        "zijn\n"
+        "dezelfde lijst staat in T001__living_wage.errors.xlsx en T001__living_wage.errors.csv\n"
+    )
+
+
+def test_seal_in_dutch(tmp_path: Path, home: Path):
+    """seal had no --language: its refusal, report and notes were English only."""
+    result = run(
+        ["seal", str(invalid_living_wage(tmp_path)), "--period", "2025-01", "--language", "nl"], env=company_env(home)
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        "niet verzegeld: T001__living_wage.csv voldoet niet aan de regels van textile; er is niets verzegeld\n"
+        "1 problemen gevonden in 9 regels\n"
+        "  regel 2, workers_covered: workers_covered -17175 valt buiten het bereik; het moet >= 0 en <= 100000000 "
+        "zijn\n"
+        "dezelfde lijst staat in T001__living_wage.errors.xlsx en T001__living_wage.errors.csv\n"
+    )
+    source = ambiguous_materials(tmp_path)
+    result = run(["seal", str(source), "--period", "2025-01", "--language", "nl"], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "let op: weight_kg: '1.234' kan op twee manieren gelezen worden; gelezen als 1.234 (onzeker: controleer "
+        "dit)\n"
+        f"verzegeld: {source.parent / 'T001_textile_materials_2025-01.imvo'}\n"
+        "stuur dit ene bestand naar de inbox van het secretariaat; bewaar het ontvangstbewijs dat u terugkrijgt\n"
+    )
+
+
+def test_template_in_dutch_says_what_to_do_next_in_dutch(tmp_path: Path):
+    target = tmp_path / "sjabloon.xlsx"
+    result = run(["template", "--covenant", "textile", "--language", "nl", "--out", str(target)])
+    assert result.exit_code == 0
+    assert result.output == (
+        f"{target} geschreven: vul per tabel één blad in en voer dan `imvo-submit check sjabloon.xlsx` uit\n"
+    )
+
+
 # ---------------------------------------------------------------- receipts, round trip through both tools
 
 

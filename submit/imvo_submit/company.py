@@ -134,9 +134,17 @@ def sealed_name(company_id: str, covenant: str, template: str, period: str) -> s
     return f"{company_id}_{covenant}_{template}_{period}.imvo"
 
 
+def check_tables(source: Path, covenant: str, template: str | None = None) -> list:
+    """The file checked with the covenant's rules: one CheckResult (imvo_submit.validation) per table it holds.
+    `check` shows them; `seal` seals only when every table passes, and checks before it asks for the passphrase
+    (a file that fails never prompts)."""
+    from .validation import check_file
+
+    return [check_file(source, covenant, template)]
+
+
 def check_for_sealing(source: Path, covenant: str, template: str | None = None) -> str:
-    """The file's template when the file meets the covenant's rules; else ValidationFailed with the report.
-    `seal` calls it before it asks for the passphrase: a file that fails never prompts."""
+    """The file's template when the file meets the covenant's rules; else ValidationFailed with the report."""
     from .validation import check_file
 
     result = check_file(source, covenant, template)
