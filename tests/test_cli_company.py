@@ -424,6 +424,19 @@ def test_seal_in_dutch(tmp_path: Path, home: Path):
     )
 
 
+@pytest.mark.parametrize(("language", "separator"), [("en", ","), ("nl", ";")])
+def test_the_error_report_csv_uses_the_dialect_of_the_committee_csvs(tmp_path, home, language, separator):
+    """The error report always used ',' while a Dutch committee CSV uses ';' (Dutch Excel splits on ';')."""
+    from aggregator.release.flat import CSV_DELIMITER
+
+    assert CSV_DELIMITER[language] == separator
+    source = invalid_living_wage(tmp_path)
+    assert run(["check", str(source), "--language", language], env=company_env(home)).exit_code == 1
+    lines = source.with_name("T001__living_wage.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == separator.join(["row", "column", "value", "rule", "message_en", "message_nl"])
+    assert lines[1].startswith(separator.join(["2", "workers_covered", "'-17175", "range", ""]))  # no formula
+
+
 def test_template_in_dutch_says_what_to_do_next_in_dutch(tmp_path: Path):
     target = tmp_path / "sjabloon.xlsx"
     result = run(["template", "--covenant", "textile", "--language", "nl", "--out", str(target)])

@@ -6,6 +6,10 @@ import difflib
 import unicodedata
 from collections.abc import Iterable
 
+# One CSV dialect per language for every CSV a person opens in Excel (the committee's release tables, a company's
+# error report): English ',' and a decimal point, Dutch ';' and a decimal comma, as Excel in that locale expects.
+CSV_DELIMITER = {"en": ",", "nl": ";"}
+
 # Control characters (C0, DEL, C1), format characters (bidirectional overrides, zero-width joiners), line and
 # paragraph separators, surrogates and unassigned code points can move the cursor, recolour the screen or
 # reorder what a clerk reads.

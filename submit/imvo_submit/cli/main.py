@@ -180,7 +180,7 @@ def _show_report(out: Output, file: Path, report, language: str, table: str | No
     xlsx = file.with_name(stem + ".errors.xlsx")
     csv = file.with_name(stem + ".errors.csv")
     write_report_xlsx(report, xlsx)
-    write_report_csv(report, csv)
+    write_report_csv(report, csv, language)
     out.plain(SAY[language]["same_list"].format(xlsx=xlsx.name, csv=csv.name))
     return [str(xlsx), str(csv)]
 
