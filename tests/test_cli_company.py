@@ -372,6 +372,82 @@ def test_a_passphrase_is_required_when_there_is_no_terminal(tmp_path: Path, home
     )
 
 
+# ---------------------------------------------------------------- one workbook, several tables
+
+
+def filled_workbook(tmp_path: Path, wage_change: tuple[str, str] | None = None) -> Path:
+    """The textile template workbook as a company fills it: the materials and living_wage sheets (from the
+    sample files), the other table sheets left empty."""
+    import csv
+
+    import openpyxl
+
+    target = tmp_path / "files" / "T001_2025-01.xlsx"
+    target.parent.mkdir(exist_ok=True)
+    run(["template", "--covenant", "textile", "--out", str(target)])
+    book = openpyxl.load_workbook(target)
+    for sheet in ("materials", "living_wage"):
+        text = (SAMPLES / f"T001__{sheet}.csv").read_text(encoding="utf-8")
+        if sheet == "living_wage" and wage_change:
+            text = text.replace(*wage_change)
+        rows = list(csv.reader(text.splitlines()))
+        assert [c.value for c in book[sheet][1]] == rows[0]
+        for row in rows[1:]:
+            book[sheet].append([float(v) if v.replace(".", "").lstrip("-").isdigit() else v for v in row])
+    book.save(target)
+    return target
+
+
+def test_a_workbook_with_several_filled_sheets_is_checked_sheet_by_sheet(tmp_path: Path, home: Path):
+    """It was refused with "the workbook has data in several template sheets": the template invites it."""
+    source = filled_workbook(tmp_path)
+    result = run(["check", str(source)], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "sheet living_wage of T001_2025-01.xlsx: OK (living_wage, 9 rows)\n"
+        "sheet materials of T001_2025-01.xlsx: OK (materials, 2 rows)\n"
+    )
+
+
+def test_seal_of_a_workbook_seals_each_filled_sheet_as_its_own_file(tmp_path: Path, home: Path, workspace):
+    source = filled_workbook(tmp_path)
+    inbox = tmp_path / "inbox"
+    result = run(["seal", str(source), "--period", "2025-01", "--out", str(inbox), "--json"], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    sealed = [inbox / "T001_textile_living_wage_2025-01.imvo", inbox / "T001_textile_materials_2025-01.imvo"]
+    doc = json.loads(result.stdout)["result"]
+    assert doc == {"sealed": str(sealed[0]), "sealed_files": [str(p) for p in sealed], "period": "2025-01"}
+    assert sorted(inbox.iterdir()) == sealed
+    _register(workspace, home)
+    intake = run(["intake", str(inbox), "--json"], env=secretariat_env(workspace), tool=aggregator)
+    assert intake.exit_code == 0, intake.output
+    files = json.loads(intake.stdout)["result"]["files"]
+    assert sorted((f["template"], f["state"]) for f in files) == [
+        ("living_wage", "accepted"),
+        ("materials", "accepted"),
+    ]
+    with workspace.open_store() as store:
+        for template, rows in (("living_wage", 9), ("materials", 2)):
+            assert store.con.execute(f"SELECT count(*) FROM rows_textile_{template}").fetchone()[0] == rows
+
+
+def test_seal_of_a_workbook_with_one_failing_sheet_seals_nothing(tmp_path: Path, home: Path):
+    source = filled_workbook(tmp_path, wage_change=("BD,17175,", "BD,-17175,"))
+    result = run(["seal", str(source), "--period", "2025-01"], env=company_env(home))
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "not sealed: sheet living_wage of T001_2025-01.xlsx does not meet the textile rules; nothing was sealed\n"
+    )
+    assert "the same list is in T001_2025-01.living_wage.errors.xlsx and T001_2025-01.living_wage.errors.csv" in (
+        result.output
+    )
+    assert not list(tmp_path.rglob("*.imvo"))
+    assert source.with_name("T001_2025-01.living_wage.errors.csv").is_file()
+    result = run(["seal", str(source), "--period", "2025-01", "--template", "materials"], env=company_env(home))
+    assert result.exit_code == 0, result.output  # naming the template seals that sheet alone
+    assert [p.name for p in tmp_path.rglob("*.imvo")] == ["T001_textile_materials_2025-01.imvo"]
+
+
 # ---------------------------------------------------------------- Dutch output
 
 

@@ -136,10 +136,16 @@ def sealed_name(company_id: str, covenant: str, template: str, period: str) -> s
 
 def check_tables(source: Path, covenant: str, template: str | None = None) -> list:
     """The file checked with the covenant's rules: one CheckResult (imvo_submit.validation) per table it holds.
-    `check` shows them; `seal` seals only when every table passes, and checks before it asks for the passphrase
-    (a file that fails never prompts)."""
-    from .validation import check_file
 
+    A file holds one table, except the covenant's template workbook with several table sheets filled in: each
+    filled sheet is a table of its own, checked (and later sealed) by its template, unless `template` names one.
+    `check` shows them all; `seal` seals only when every table passes, one sealed file per table, and checks
+    before it asks for the passphrase (a file that fails never prompts)."""
+    from .validation import check_file, filled_template_sheets
+
+    sheets = filled_template_sheets(source, covenant) if template is None else []
+    if len(sheets) > 1:
+        return [check_file(source, covenant, sheet) for sheet in sheets]
     return [check_file(source, covenant, template)]
 
 

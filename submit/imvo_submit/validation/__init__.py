@@ -28,6 +28,7 @@ from imvo_submit.validation.validate import (
     ValidationResult,
     check_file,
     check_files,
+    filled_template_sheets,
     validate,
     validate_many,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "check_template",
     "covenant_info",
     "covenants",
+    "filled_template_sheets",
     "load_template",
     "read_table",
     "reference",

@@ -241,6 +241,21 @@ def _detect_template(data: bytes, name: str, covenant: str) -> Template:
     return _template_from_columns(headers.get("", []), templates)
 
 
+def filled_template_sheets(source: str | Path | bytes, covenant: str) -> list[str]:
+    """The templates whose sheet holds data in a workbook (the covenant's template workbook, filled in), sorted;
+    an empty list for another kind of file, or a workbook that cannot be read (its check says why)."""
+    try:
+        data, name = readers.load_bytes(source)
+        if readers.detect_format(data, name) != "xlsx":
+            return []
+        names = templates_for(covenant)
+        known = {c.name for t in names for c in load_template(covenant, t).columns}
+        headers = readers.file_headers(data, "xlsx", known)
+    except ValidationFailed:
+        return []
+    return sorted({sheet.strip().casefold() for sheet in headers} & set(names))
+
+
 def _template_from_sheets(headers: dict[str, list[str]], templates: list[Template]) -> Template:
     by_name = {t.name: t for t in templates}
     filled = sorted({s.strip().casefold() for s in headers} & set(by_name))
