@@ -208,6 +208,25 @@ def test_keygen_writes_the_key_and_refuses_to_overwrite_it(home: Path):
     assert "hint: to replace it, move the old key away first" in result.stderr
 
 
+def test_one_passphrase_policy_for_the_company_key_and_the_secretariat(tmp_path: Path, home: Path):
+    """The company key once took a 4-character passphrase where the secretariat's needed 8: both command lines
+    now refuse it with the same words (imvo_submit.passphrase.check_passphrase)."""
+    fresh = home.parent / "fresh"
+    fresh.mkdir()
+    shutil.copyfile(home / "config.toml", fresh / "config.toml")
+    expected = (
+        "error: the passphrase is too short (4 characters; at least 12 are needed)\n"
+        "hint: use a sentence of four or more words that nobody could guess, e.g. from a book you own\n"
+    )
+    company = run(["keygen"], env=company_env(fresh, "abcd"))
+    assert (company.exit_code, company.stderr) == (2, expected)
+    assert not (fresh / "company_signing.key").exists()
+    env = {"AGGREGATOR_WORKSPACE": str(tmp_path / "ws2"), "AGGREGATOR_PASSPHRASE": "abcd"}
+    secretariat = run(["init", "--protocol", str(ROOT / "protocols" / "textile.toml")], env=env, tool=aggregator)
+    assert (secretariat.exit_code, secretariat.stderr) == (2, expected)
+    assert not (tmp_path / "ws2").exists()
+
+
 def test_commands_without_a_home_say_how_to_set_one_up(tmp_path: Path):
     result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=company_env(tmp_path / "none"))
     assert result.exit_code == 2
