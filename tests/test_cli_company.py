@@ -306,6 +306,26 @@ def test_companies_add_refuses_a_covenant_the_workspace_does_not_handle(tmp_path
         assert Registry(store).find("T001") is None
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["releases", "list", "--covenant", "textiel"],
+        ["waivers", "list", "--covenant", "textiel"],
+        ["overrides", "list", "--covenant", "textiel"],
+        ["waivers", "revoke", "T001", "--covenant", "textiel"],
+        ["waivers", "add", "T001", "--covenant", "textiel"],
+        ["batch", "textiel", "2025-01"],
+    ],
+)
+def test_secretariat_commands_refuse_a_misspelt_covenant(workspace: Workspace, args: list[str]):
+    """A list filtered by a misspelt covenant read as "nothing recorded"."""
+    result = run(args, env=secretariat_env(workspace), tool=aggregator)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: covenant 'textiel' has no protocol in this workspace (known: textile); did you mean 'textile'?\n"
+    )
+
+
 # ---------------------------------------------------------------- check and seal
 
 

@@ -39,6 +39,8 @@ def releases() -> None:
 @reporting
 def releases_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
+    if covenant:
+        ws.protocol(covenant)  # a misspelt covenant must not read as "none recorded"
     with ws.open_store() as store:
         frame = history.list_releases(store, covenant)
     _print_frame(out, frame)
@@ -127,6 +129,7 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str, out: Output) ->
 @reporting
 def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output) -> None:
     ws = _workspace(ctx)
+    ws.protocol(covenant)
     with ws.session(ctx.obj["now"]) as store:
         if not Registry(store).has_active_waiver(company_id, covenant, scope):
             raise AggregatorError(
@@ -144,6 +147,8 @@ def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output)
 @reporting
 def waivers_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
+    if covenant:
+        ws.protocol(covenant)  # a misspelt covenant must not read as "none recorded"
     with ws.open_store() as store:
         frame = Registry(store).waivers(covenant)
     _print_frame(out, frame)
