@@ -446,6 +446,12 @@ def test_a_workbook_with_several_filled_sheets_is_checked_sheet_by_sheet(tmp_pat
         "sheet living_wage of T001_2025-01.xlsx: OK (living_wage, 9 rows)\n"
         "sheet materials of T001_2025-01.xlsx: OK (materials, 2 rows)\n"
     )
+    doc = json.loads(run(["check", str(source), "--json"], env=company_env(home)).stdout)["result"]
+    assert (doc["file"], doc["ok"]) == (str(source), True)
+    assert [(t["template"], t["ok"], t["rows"]) for t in doc["tables"]] == [
+        ("living_wage", True, 9),
+        ("materials", True, 2),
+    ]
 
 
 def test_seal_of_a_workbook_seals_each_filled_sheet_as_its_own_file(tmp_path: Path, home: Path, workspace):
