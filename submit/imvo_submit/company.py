@@ -13,12 +13,16 @@ import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import envelope
 from . import passphrase as passphrases
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
 from .periods import Period
+
+if TYPE_CHECKING:  # pandas and pandera: imported when a command needs them
+    from .validation import CheckResult
 
 COMPANY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the registry's rule; also keeps config.toml well-formed
 
@@ -134,7 +138,7 @@ def sealed_name(company_id: str, covenant: str, template: str, period: str) -> s
     return f"{company_id}_{covenant}_{template}_{period}.imvo"
 
 
-def check_tables(source: Path, covenant: str, template: str | None = None) -> list:
+def check_tables(source: Path, covenant: str, template: str | None = None) -> list[CheckResult]:
     """The file checked with the covenant's rules: one CheckResult (imvo_submit.validation) per table it holds.
 
     A file holds one table, except the covenant's template workbook with several table sheets filled in: each
@@ -149,7 +153,7 @@ def check_tables(source: Path, covenant: str, template: str | None = None) -> li
     return [check_file(source, covenant, template)]
 
 
-def check_for_sealing(source: Path, covenant: str, template: str | None = None) -> str:
+def _checked_template(source: Path, covenant: str, template: str | None = None) -> str:
     """The file's template when the file meets the covenant's rules; else ValidationFailed with the report."""
     from .validation import check_file
 
@@ -185,7 +189,7 @@ def seal_submission(
 
     Period.parse(period)
     if check:
-        template = check_for_sealing(source, covenant, template)
+        template = _checked_template(source, covenant, template)
     elif template is None:
         template = check_file(source, covenant).template
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # --out may name a folder that does not exist yet
