@@ -54,7 +54,7 @@ class Registry:
                 f"company {company_id} is already registered",
                 hint=f"use `aggregator companies rotate-key {company_id}` to give it a new key",
             )
-        fingerprint = keys.fingerprint(keys.signing_public_key_from_bytes(public_key_bytes))
+        fingerprint = self._unused_key(company_id, public_key_bytes)
         with self.store.transaction() as con:
             con.execute(
                 "INSERT INTO companies VALUES (?, ?, ?, ?, 'active', NULL, ?)",
@@ -66,6 +66,21 @@ class Registry:
             )
             details = {"company": company_id, "group": group_id or company_id, "key": fingerprint}
             action_log.append(con, "company.register", details | {"covenants": sorted(covenants)}, now)
+        return fingerprint
+
+    def _unused_key(self, company_id: str, public_key_bytes: bytes) -> str:
+        """The key's fingerprint, unless another company holds or once held the key: a file signed with it
+        could then be either company's, and one company could send files in the other's name."""
+        fingerprint = keys.fingerprint(keys.signing_public_key_from_bytes(public_key_bytes))
+        others = [(owner, retired) for owner, retired in self.key_owners(fingerprint) if owner != company_id]
+        if others:
+            owner, retired = others[0]
+            held = f"is registered to company {owner}" if retired is None else f"was company {owner}'s until {retired}"
+            raise AggregatorError(
+                f"key {fingerprint} {held}; one key cannot sign for two companies",
+                hint=f"ask {company_id} for the .pub file of its own key (made with `imvo-submit keygen` on its "
+                "own computer), and compare the fingerprint with it by phone",
+            )
         return fingerprint
 
     def find(self, company_id: str) -> Company | None:
@@ -135,7 +150,7 @@ class Registry:
         company = self.get(company_id)
         if company.status != "active":
             raise AggregatorError(f"company {company_id} is revoked; a revoked company cannot get a new key")
-        fingerprint = keys.fingerprint(keys.signing_public_key_from_bytes(public_key_bytes))
+        fingerprint = self._unused_key(company_id, public_key_bytes)
         with self.store.transaction() as con:
             con.execute(
                 "UPDATE company_keys SET retired_at = ? WHERE company_id = ? AND retired_at IS NULL",

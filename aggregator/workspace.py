@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 from imvo_submit import passphrase as passphrases
 from imvo_submit.envelope import keys
 from imvo_submit.fileio import atomic_write
+from imvo_submit.text import did_you_mean, printable
 
 from . import log as action_log
 from .errors import AggregatorError
@@ -84,8 +85,9 @@ class Workspace:
         except KeyError:
             known = ", ".join(sorted(self.protocols)) or "none"
             raise AggregatorError(
-                f"covenant '{covenant}' has no protocol in this workspace (known: {known})",
-                hint=f"add its protocol file to {self.root / CONFIG_NAME}",
+                f"covenant '{printable(covenant)}' has no protocol in this workspace (known: {known})"
+                + did_you_mean(covenant, self.protocols),
+                hint=f"for a new covenant, add its protocol file to {self.root / CONFIG_NAME}",
             ) from None
 
     def store_key(self) -> str:

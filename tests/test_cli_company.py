@@ -137,6 +137,60 @@ def test_init_refuses_a_bad_company_id_or_covenant(tmp_path, workspace, company,
     assert not (tmp_path / "home" / "config.toml").exists()
 
 
+@pytest.mark.parametrize(
+    ("encryption", "signing", "problem"),
+    [
+        (
+            "secretariat_signing.pub",
+            "secretariat_encryption.pub",
+            "error: the two key files are swapped: {keys}/secretariat_signing.pub is the secretariat's receipt "
+            "signing key and {keys}/secretariat_encryption.pub its encryption key\n",
+        ),
+        (
+            "secretariat_signing.pub",
+            "secretariat_signing.pub",
+            "error: {keys}/secretariat_signing.pub is a signing key, not the secretariat's encryption key "
+            "(--secretariat-key)\n",
+        ),
+        (
+            "secretariat_encryption.pub",
+            "secretariat_encryption.pub",
+            "error: {keys}/secretariat_encryption.pub is an encryption key, not the secretariat's receipt signing "
+            "key (--receipt-key)\n",
+        ),
+    ],
+)
+def test_init_refuses_swapped_secretariat_keys(tmp_path, workspace, encryption, signing, problem):
+    """A swapped pair was accepted, and `seal` then failed with "AttributeError: ... has no attribute 'kem'"."""
+    home = tmp_path / "home"
+    result = run(
+        ["init", "--company", "T001", "--covenant", "textile", "--yes", "--home", str(home)]
+        + ["--secretariat-key", str(workspace.keys_dir / encryption)]
+        + ["--receipt-key", str(workspace.keys_dir / signing)]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == problem.format(keys=workspace.keys_dir) + (
+        "hint: give --secretariat-key the secretariat's encryption key (secretariat_encryption.pub) and "
+        "--receipt-key its receipt signing key (secretariat_signing.pub)\n"
+    )
+    assert result.stdout == ""  # no fingerprints to confirm, nothing written
+    assert not home.exists()
+
+
+def test_seal_with_a_home_whose_keys_were_swapped_before_init_checked_them(tmp_path: Path, home: Path):
+    encryption, signing = home / "secretariat_encryption.pub", home / "secretariat_signing.pub"
+    swapped = encryption.read_bytes()
+    encryption.write_bytes(signing.read_bytes())
+    signing.write_bytes(swapped)
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=company_env(home))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {encryption} holds a signing key, not the secretariat's encryption key\n"
+        "hint: run `imvo-submit init` again with --secretariat-key secretariat_encryption.pub and "
+        "--receipt-key secretariat_signing.pub\n"
+    )
+
+
 def test_keygen_writes_the_key_and_refuses_to_overwrite_it(home: Path):
     fresh = home.parent / "fresh"
     fresh.mkdir()
@@ -155,11 +209,122 @@ def test_keygen_writes_the_key_and_refuses_to_overwrite_it(home: Path):
     assert "hint: to replace it, move the old key away first" in result.stderr
 
 
+def test_one_passphrase_policy_for_the_company_key_and_the_secretariat(tmp_path: Path, home: Path):
+    """The company key once took a 4-character passphrase where the secretariat's needed 8: both command lines
+    now refuse it with the same words (imvo_submit.passphrase.check_passphrase)."""
+    fresh = home.parent / "fresh"
+    fresh.mkdir()
+    shutil.copyfile(home / "config.toml", fresh / "config.toml")
+    expected = (
+        "error: the passphrase is too short (4 characters; at least 12 are needed)\n"
+        "hint: use a sentence of four or more words that nobody could guess, e.g. from a book you own\n"
+    )
+    company = run(["keygen"], env=company_env(fresh, "abcd"))
+    assert (company.exit_code, company.stderr) == (2, expected)
+    assert not (fresh / "company_signing.key").exists()
+    env = {"AGGREGATOR_WORKSPACE": str(tmp_path / "ws2"), "AGGREGATOR_PASSPHRASE": "abcd"}
+    secretariat = run(["init", "--protocol", str(ROOT / "protocols" / "textile.toml")], env=env, tool=aggregator)
+    assert (secretariat.exit_code, secretariat.stderr) == (2, expected)
+    assert not (tmp_path / "ws2").exists()
+
+
 def test_commands_without_a_home_say_how_to_set_one_up(tmp_path: Path):
     result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=company_env(tmp_path / "none"))
     assert result.exit_code == 2
     assert f"error: {tmp_path / 'none'} is not set up for a company" in result.stderr
     assert "hint: run `imvo-submit init --company ID" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (
+            ["template", "--covenant", "textiel"],
+            "'textiel' is not a covenant this tool knows; did you mean 'textile'?",
+            "use the covenant's short name: gold, textile",
+        ),
+        (
+            ["template", "--covenant", "reference"],  # a folder of rules/, not a covenant
+            "'reference' is not a covenant this tool knows",
+            "use the covenant's short name: gold, textile",
+        ),
+        (
+            ["check", "{file}", "--covenant", "Textiel"],
+            "'Textiel' is not a covenant this tool knows; did you mean 'textile'?",
+            "use the covenant's short name: gold, textile",
+        ),
+        (
+            ["check", "{file}", "--template", "nope"],
+            "'nope' is not a template of covenant 'textile'",
+            "templates of textile: living_wage, materials, production_locations, risk_assessment",
+        ),
+        (
+            ["seal", "{file}", "--period", "2025-01", "--template", "living_wages"],
+            "'living_wages' is not a template of covenant 'textile'; did you mean 'living_wage'?",
+            "templates of textile: living_wage, materials, production_locations, risk_assessment",
+        ),
+    ],
+)
+def test_an_unknown_covenant_or_template_is_refused_with_the_known_ones(tmp_path, home, args, message, hint):
+    """`template --covenant textiel` wrote an empty workbook and exited 0; `check --template nope` reported an
+    internal check error."""
+    source = copy_sample(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    env = company_env(home)
+    del env["IMVO_PASSPHRASE"]  # no prompt may appear: the name is checked first
+    result = run([a.format(file=source) for a in args], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {message}\nhint: {hint}\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no template, report or sealed file
+
+
+def test_init_with_a_misspelt_covenant_suggests_the_known_one(tmp_path, workspace):
+    result = run(
+        ["init", "--company", "T001", "--covenant", "textil", "--yes", "--home", str(tmp_path / "home")]
+        + ["--secretariat-key", str(workspace.keys_dir / "secretariat_encryption.pub")]
+        + ["--receipt-key", str(workspace.keys_dir / "secretariat_signing.pub")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: 'textil' is not a covenant this tool knows; did you mean 'textile'?\n"
+        "hint: use the covenant's short name: gold, textile\n"
+    )
+
+
+def test_companies_add_refuses_a_covenant_the_workspace_does_not_handle(tmp_path, home, workspace):
+    result = run(
+        ["companies", "add", "T001", "--name", "Alpha BV", "--covenant", "textiel"]
+        + ["--key", str(home / "company_signing.pub")],
+        env=secretariat_env(workspace),
+        tool=aggregator,
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: covenant 'textiel' has no protocol in this workspace (known: textile); did you mean 'textile'?\n"
+        f"hint: for a new covenant, add its protocol file to {workspace.root / 'workspace.toml'}\n"
+    )
+    with workspace.open_store() as store:
+        assert Registry(store).find("T001") is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["releases", "list", "--covenant", "textiel"],
+        ["waivers", "list", "--covenant", "textiel"],
+        ["overrides", "list", "--covenant", "textiel"],
+        ["waivers", "revoke", "T001", "--covenant", "textiel"],
+        ["waivers", "add", "T001", "--covenant", "textiel"],
+        ["batch", "textiel", "2025-01"],
+    ],
+)
+def test_secretariat_commands_refuse_a_misspelt_covenant(workspace: Workspace, args: list[str]):
+    """A list filtered by a misspelt covenant read as "nothing recorded"."""
+    result = run(args, env=secretariat_env(workspace), tool=aggregator)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: covenant 'textiel' has no protocol in this workspace (known: textile); did you mean 'textile'?\n"
+    )
 
 
 # ---------------------------------------------------------------- check and seal
@@ -192,6 +357,23 @@ def test_seal_of_an_invalid_file_is_refused_with_the_report(tmp_path: Path, home
     assert source.with_name("T001__living_wage.errors.xlsx").is_file()
     assert source.with_name("T001__living_wage.errors.csv").is_file()
     assert not list(source.parent.glob("*.imvo"))
+
+
+def test_seal_checks_the_file_before_it_asks_for_the_passphrase(tmp_path: Path, home: Path, monkeypatch):
+    """A file that fails the rules never prompts: the officer would type the passphrase for nothing."""
+    import imvo_submit.cli.main as cli
+
+    asked = []
+    monkeypatch.setattr(cli, "passphrase", lambda *args, **kwargs: asked.append(args) or COMPANY_PASSPHRASE)
+    env = company_env(home)
+    del env["IMVO_PASSPHRASE"]
+    result = run(["seal", str(invalid_living_wage(tmp_path)), "--period", "2025-01"], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith("not sealed: T001__living_wage.csv does not meet the textile rules")
+    assert asked == []
+    result = run(["seal", str(copy_sample(tmp_path)), "--period", "2025-01"], env=env)
+    assert result.exit_code == 0, result.output
+    assert asked == [("IMVO_PASSPHRASE", "Passphrase of your key")]
 
 
 def test_seal_of_a_valid_file_writes_one_sealed_file(tmp_path: Path, home: Path):
@@ -230,6 +412,162 @@ def test_a_passphrase_is_required_when_there_is_no_terminal(tmp_path: Path, home
     )
 
 
+# ---------------------------------------------------------------- one workbook, several tables
+
+
+def filled_workbook(tmp_path: Path, wage_change: tuple[str, str] | None = None) -> Path:
+    """The textile template workbook as a company fills it: the materials and living_wage sheets (from the
+    sample files), the other table sheets left empty."""
+    import csv
+
+    import openpyxl
+
+    target = tmp_path / "files" / "T001_2025-01.xlsx"
+    target.parent.mkdir(exist_ok=True)
+    run(["template", "--covenant", "textile", "--out", str(target)])
+    book = openpyxl.load_workbook(target)
+    for sheet in ("materials", "living_wage"):
+        text = (SAMPLES / f"T001__{sheet}.csv").read_text(encoding="utf-8")
+        if sheet == "living_wage" and wage_change:
+            text = text.replace(*wage_change)
+        rows = list(csv.reader(text.splitlines()))
+        assert [c.value for c in book[sheet][1]] == rows[0]
+        for row in rows[1:]:
+            book[sheet].append([float(v) if v.replace(".", "").lstrip("-").isdigit() else v for v in row])
+    book.save(target)
+    return target
+
+
+def test_a_workbook_with_several_filled_sheets_is_checked_sheet_by_sheet(tmp_path: Path, home: Path):
+    """It was refused with "the workbook has data in several template sheets": the template invites it."""
+    source = filled_workbook(tmp_path)
+    result = run(["check", str(source)], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"sheet living_wage of T001_2025-01.xlsx: OK (living_wage, 9 rows, rules {rules_version()})\n"
+        f"sheet materials of T001_2025-01.xlsx: OK (materials, 2 rows, rules {rules_version()})\n"
+    )
+    doc = json.loads(run(["check", str(source), "--json"], env=company_env(home)).stdout)["result"]
+    assert (doc["file"], doc["ok"]) == (str(source), True)
+    assert [(t["template"], t["ok"], t["rows"]) for t in doc["tables"]] == [
+        ("living_wage", True, 9),
+        ("materials", True, 2),
+    ]
+
+
+def test_seal_of_a_workbook_seals_each_filled_sheet_as_its_own_file(tmp_path: Path, home: Path, workspace):
+    source = filled_workbook(tmp_path)
+    inbox = tmp_path / "inbox"
+    result = run(["seal", str(source), "--period", "2025-01", "--out", str(inbox), "--json"], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    sealed = [inbox / "T001_textile_living_wage_2025-01.imvo", inbox / "T001_textile_materials_2025-01.imvo"]
+    doc = json.loads(result.stdout)["result"]
+    assert doc == {"sealed": str(sealed[0]), "sealed_files": [str(p) for p in sealed], "period": "2025-01"}
+    assert sorted(inbox.iterdir()) == sealed
+    _register(workspace, home)
+    intake = run(["intake", str(inbox), "--json"], env=secretariat_env(workspace), tool=aggregator)
+    assert intake.exit_code == 0, intake.output
+    files = json.loads(intake.stdout)["result"]["files"]
+    assert sorted((f["template"], f["state"]) for f in files) == [
+        ("living_wage", "accepted"),
+        ("materials", "accepted"),
+    ]
+    with workspace.open_store() as store:
+        for template, rows in (("living_wage", 9), ("materials", 2)):
+            assert store.con.execute(f"SELECT count(*) FROM rows_textile_{template}").fetchone()[0] == rows
+
+
+def test_seal_of_a_workbook_with_one_failing_sheet_seals_nothing(tmp_path: Path, home: Path):
+    source = filled_workbook(tmp_path, wage_change=("BD,17175,", "BD,-17175,"))
+    result = run(["seal", str(source), "--period", "2025-01"], env=company_env(home))
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "not sealed: sheet living_wage of T001_2025-01.xlsx does not meet the textile rules; nothing was sealed\n"
+    )
+    assert "the same list is in T001_2025-01.living_wage.errors.xlsx and T001_2025-01.living_wage.errors.csv" in (
+        result.output
+    )
+    assert not list(tmp_path.rglob("*.imvo"))
+    assert source.with_name("T001_2025-01.living_wage.errors.csv").is_file()
+    result = run(["seal", str(source), "--period", "2025-01", "--template", "materials"], env=company_env(home))
+    assert result.exit_code == 0, result.output  # naming the template seals that sheet alone
+    assert [p.name for p in tmp_path.rglob("*.imvo")] == ["T001_textile_materials_2025-01.imvo"]
+
+
+# ---------------------------------------------------------------- Dutch output
+
+
+def ambiguous_materials(tmp_path: Path) -> Path:
+    target = tmp_path / "files" / "T001__materials.csv"  # 1.234 kg, or 1234 kg? Nothing else in the file tells.
+    target.parent.mkdir(exist_ok=True)
+    target.write_text("material,certification,weight_kg\ncotton,none,1.234\npolyester,none,1337\n", encoding="utf-8")
+    return target
+
+
+def test_check_in_dutch_says_everything_in_dutch(tmp_path: Path, home: Path):
+    """`--language nl` left the `note:` lines and the verdict in English."""
+    result = run(["check", str(ambiguous_materials(tmp_path)), "--language", "nl"], env=company_env(home))
+    assert result.exit_code == 0
+    assert result.output == (
+        "let op: weight_kg: '1.234' kan op twee manieren gelezen worden; gelezen als 1.234 (onzeker: controleer "
+        f"dit)\nT001__materials.csv: in orde (materials, 2 regels, controleregels {rules_version()})\n"
+    )
+    result = run(["check", str(invalid_living_wage(tmp_path)), "--language", "nl"], env=company_env(home))
+    assert result.exit_code == 1
+    assert result.output == (
+        "1 problemen gevonden in 9 regels\n"
+        "  regel 2, workers_covered: workers_covered -17175 valt buiten het bereik; het moet >= 0 en <= 100000000 "
+        "zijn\n"
+        "dezelfde lijst staat in T001__living_wage.errors.xlsx en T001__living_wage.errors.csv\n"
+    )
+
+
+def test_seal_in_dutch(tmp_path: Path, home: Path):
+    """seal had no --language: its refusal, report and notes were English only."""
+    result = run(
+        ["seal", str(invalid_living_wage(tmp_path)), "--period", "2025-01", "--language", "nl"], env=company_env(home)
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        "niet verzegeld: T001__living_wage.csv voldoet niet aan de regels van textile; er is niets verzegeld\n"
+        "1 problemen gevonden in 9 regels\n"
+        "  regel 2, workers_covered: workers_covered -17175 valt buiten het bereik; het moet >= 0 en <= 100000000 "
+        "zijn\n"
+        "dezelfde lijst staat in T001__living_wage.errors.xlsx en T001__living_wage.errors.csv\n"
+    )
+    source = ambiguous_materials(tmp_path)
+    result = run(["seal", str(source), "--period", "2025-01", "--language", "nl"], env=company_env(home))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "let op: weight_kg: '1.234' kan op twee manieren gelezen worden; gelezen als 1.234 (onzeker: controleer "
+        "dit)\n"
+        f"verzegeld: {source.parent / 'T001_textile_materials_2025-01.imvo'}\n"
+        "stuur dit ene bestand naar de inbox van het secretariaat; bewaar het ontvangstbewijs dat u terugkrijgt\n"
+    )
+
+
+@pytest.mark.parametrize(("language", "separator"), [("en", ","), ("nl", ";")])
+def test_the_error_report_csv_uses_the_dialect_of_the_committee_csvs(tmp_path, home, language, separator):
+    """The error report always used ',' while a Dutch committee CSV uses ';' (Dutch Excel splits on ';')."""
+    from aggregator.release.flat import CSV_DELIMITER
+
+    assert CSV_DELIMITER[language] == separator
+    source = invalid_living_wage(tmp_path)
+    assert run(["check", str(source), "--language", language], env=company_env(home)).exit_code == 1
+    lines = source.with_name("T001__living_wage.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == separator.join(["row", "column", "value", "rule", "message_en", "message_nl"])
+    assert lines[1].startswith(separator.join(["2", "workers_covered", "'-17175", "range", ""]))  # no formula
+
+
+def test_template_in_dutch_says_what_to_do_next_in_dutch(tmp_path: Path):
+    target = tmp_path / "sjabloon.xlsx"
+    result = run(["template", "--covenant", "textile", "--language", "nl", "--out", str(target)])
+    assert result.exit_code == 0
+    assert result.output == (
+        f"{target} geschreven: vul per tabel één blad in en voer dan `imvo-submit check sjabloon.xlsx` uit\n"
+    )
+
+
 # ---------------------------------------------------------------- receipts, round trip through both tools
 
 
@@ -241,6 +579,25 @@ def _register(workspace: Workspace, home: Path) -> None:
         tool=aggregator,
     )
     assert result.exit_code == 0, result.output
+
+
+def test_companies_add_refuses_a_key_registered_to_another_company(home: Path, workspace: Workspace):
+    _register(workspace, home)
+    fpr = keys.fingerprint(keys.load_public_key(home / "company_signing.pub"))
+    result = run(
+        ["companies", "add", "T002", "--name", "Beta BV", "--covenant", "textile"]
+        + ["--key", str(home / "company_signing.pub")],
+        env=secretariat_env(workspace),
+        tool=aggregator,
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: key {fpr} is registered to company T001; one key cannot sign for two companies\n"
+        "hint: ask T002 for the .pub file of its own key (made with `imvo-submit keygen` on its own computer), "
+        "and compare the fingerprint with it by phone\n"
+    )
+    with workspace.open_store() as store:
+        assert Registry(store).find("T002") is None
 
 
 def _seal_and_take_in(tmp_path: Path, home: Path, workspace: Workspace, source: Path, period: str) -> Result:

@@ -47,3 +47,24 @@ def test_rotation_retires_the_old_key_and_revocation_all_keys(registry: Registry
     assert registry.active_key("T001", new) is None
     with pytest.raises(AggregatorError, match="revoked"):
         registry.rotate_key("T001", _key_bytes(), now=NOW)
+
+
+def test_one_key_cannot_be_registered_to_two_companies(registry: Registry):
+    """Two companies with one key: a file signed with it could be either's, and one could send in the other's
+    name. Refused at registration and at rotation, naming the company that holds (or held) the key."""
+    raw = _key_bytes()
+    fpr = registry.add("T001", "Alpha BV", ["textile"], raw, now=NOW)
+    with pytest.raises(AggregatorError) as err:
+        registry.add("T002", "Beta BV", ["textile"], raw, now=NOW)
+    assert err.value.message == f"key {fpr} is registered to company T001; one key cannot sign for two companies"
+    assert err.value.hint.startswith("ask T002 for the .pub file of its own key")
+    assert registry.find("T002") is None
+    registry.add("T002", "Beta BV", ["textile"], _key_bytes(), now=NOW)
+    with pytest.raises(AggregatorError, match=f"key {fpr} is registered to company T001;"):
+        registry.rotate_key("T002", raw, now=NOW)
+    registry.rotate_key("T001", _key_bytes(), now="2025-02-01T09:00:00Z")  # T001's old key is retired, not free
+    with pytest.raises(AggregatorError) as err:
+        registry.add("T003", "Gamma BV", ["textile"], raw, now=NOW)
+    assert err.value.message == (
+        f"key {fpr} was company T001's until 2025-02-01T09:00:00Z; one key cannot sign for two companies"
+    )

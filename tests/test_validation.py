@@ -227,6 +227,59 @@ def test_pattern_message_uses_the_column_description():
     )
 
 
+@pytest.mark.parametrize(
+    ("changes", "column", "en", "nl"),
+    [
+        (  # Excel's AutoCorrect made "51-250" into "51–250"
+            {"workers_band": "51\u2013250"},
+            "workers_band",
+            "workers_band '51–250' is not allowed; use one of: 1-50, 51-250, 251-1000, 1001+ (it holds '–' (U+2013 "
+            "EN DASH), which looks like '-' but is another character: type '-' instead)",
+            "workers_band '51–250' is niet toegestaan; gebruik een van: 1-50, 51-250, 251-1000, 1001+ (het bevat "
+            "'–' (U+2013 EN DASH), dat lijkt op '-' maar een ander teken is: typ '-')",
+        ),
+        (
+            {"order_value_eur": "\u20132.5"},
+            "order_value_eur",
+            "order_value_eur '–2.5' is not a number; write e.g. 1234.5 or 1234,5 (it holds '–' (U+2013 EN DASH), "
+            "which looks like '-' but is another character: type '-' instead)",
+            "order_value_eur '–2.5' is geen getal; schrijf bijv. 1234,5 of 1234.5 (het bevat '–' (U+2013 EN DASH), "
+            "dat lijkt op '-' maar een ander teken is: typ '-')",
+        ),
+        (
+            {"facility_id": "T001\u2013F1"},
+            "facility_id",
+            "facility_id 'T001–F1' does not have the expected form; Your own identifier or name for the facility "
+            "(letters, digits, spaces, - _ . / & ( ); at most 64 characters). Each facility once. (it holds '–' "
+            "(U+2013 EN DASH), which looks like '-' but is another character: type '-' instead)",
+            "facility_id 'T001–F1' heeft niet de verwachte vorm; Uw eigen code of naam voor de locatie (letters, "
+            "cijfers, spaties, - _ . / & ( ); hoogstens 64 tekens). Elke locatie één keer. (het bevat '–' (U+2013 "
+            "EN DASH), dat lijkt op '-' maar een ander teken is: typ '-')",
+        ),
+        (
+            {"order_volume_pieces": "35\u00a0435"},
+            "order_volume_pieces",
+            "order_volume_pieces '35\u00a0435' is not a whole number; write digits only, e.g. 1200 (it holds '\u00a0' "
+            "(U+00A0 NO-BREAK SPACE), a space inside a number: delete it)",
+            "order_volume_pieces '35\u00a0435' is geen geheel getal; schrijf alleen cijfers, bijv. 1200 (het bevat "
+            "'\u00a0' (U+00A0 NO-BREAK SPACE), een spatie in een getal: verwijder het)",
+        ),
+        (
+            {"country": "N\u200bL"},
+            "country",
+            "country 'N\u200bL' is not an ISO 3166 country code; use the two-letter code, e.g. NL (it holds '\\u200b' "
+            "(U+200B ZERO WIDTH SPACE), an invisible character: delete it)",
+            "country 'N\u200bL' is geen ISO 3166-landcode; gebruik de tweeletterige code, bijv. NL (het bevat "
+            "'\\u200b' (U+200B ZERO WIDTH SPACE), een onzichtbaar teken: verwijder het)",
+        ),
+    ],
+)
+def test_a_lookalike_character_is_named_with_its_code_point(changes, column, en, nl):
+    """An en dash from Excel's AutoCorrect was refused without a word about it: the value looked right."""
+    problem = only_problem(validate(frame([pl_row(**changes)]), PL))
+    assert (problem["column"], problem["message_en"], problem["message_nl"]) == (column, en, nl)
+
+
 @pytest.mark.parametrize(("tier", "ok"), [("0", False), ("1", True), ("4", True), ("5", False)])
 def test_inclusive_range_boundaries(tier, ok):
     assert validate(frame([pl_row(tier=tier)]), PL).ok is ok

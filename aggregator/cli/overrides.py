@@ -62,6 +62,8 @@ def overrides_revoke(ctx, covenant: str, cell: str, reason: str, out: Output) ->
 @reporting
 def overrides_list(ctx, covenant: str | None, out: Output) -> None:
     ws = secretariat_workspace(ctx)
+    if covenant:
+        ws.protocol(covenant)  # a misspelt covenant must not read as "no overrides recorded"
     with ws.open_store() as store:
         frame = _registry(store).override_history(covenant)
     if frame.empty:

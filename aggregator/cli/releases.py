@@ -50,6 +50,8 @@ def releases() -> None:
 @reporting
 def releases_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
+    if covenant:
+        ws.protocol(covenant)  # a misspelt covenant must not read as "none recorded"
     with ws.open_store() as store:
         frame = _history().list_releases(store, covenant)
     _print_frame(out, frame)
@@ -140,6 +142,7 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str, out: Output) ->
 @reporting
 def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output) -> None:
     ws = _workspace(ctx)
+    ws.protocol(covenant)
     with ws.session(ctx.obj["now"]) as store:
         if not _registry(store).has_active_waiver(company_id, covenant, scope):
             raise AggregatorError(
@@ -157,6 +160,8 @@ def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output)
 @reporting
 def waivers_list(ctx, covenant: str | None, out: Output) -> None:
     ws = _workspace(ctx)
+    if covenant:
+        ws.protocol(covenant)  # a misspelt covenant must not read as "none recorded"
     with ws.open_store() as store:
         frame = _registry(store).waivers(covenant)
     _print_frame(out, frame)

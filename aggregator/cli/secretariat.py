@@ -79,6 +79,8 @@ def companies() -> None:
 @reporting
 def companies_add(ctx, company_id, name, covenants, group_id, key_file, out: Output) -> None:
     ws = secretariat_workspace(ctx)
+    for covenant in covenants:
+        ws.protocol(covenant)  # a covenant this workspace handles (a typo would quarantine every file)
     public_key = _keys().load_signing_public_key(key_file)
     with ws.session(ctx.obj["now"]) as store:
         fpr = _registry(store).add(

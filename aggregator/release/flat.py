@@ -19,8 +19,7 @@ import pyarrow.parquet as pq
 from aggregator.release.layout import published_value, value_header
 from aggregator.release.model import InvalidRelease, Release, ReleasedTable
 from aggregator.release.texts import SYMBOL, TEXTS, format_number, neutralise
-
-CSV_DELIMITER = {"en": ",", "nl": ";"}
+from imvo_submit.text import CSV_DELIMITER  # the same dialect as the companies' error reports
 
 
 def csv_bytes(release: Release, table: ReleasedTable) -> bytes:

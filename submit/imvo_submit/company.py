@@ -15,6 +15,7 @@ import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import envelope
 from . import passphrase as passphrases
@@ -22,6 +23,9 @@ from .bundle import install_bundle
 from .envelope import keys
 from .errors import AggregatorError, ValidationFailed
 from .periods import Period
+
+if TYPE_CHECKING:  # pandas and pandera: imported when a command needs them
+    from .validation import CheckResult
 
 COMPANY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # the registry's rule; also keeps config.toml well-formed
 
@@ -52,8 +56,16 @@ class CompanyHome:
     def public_key_path(self) -> Path:
         return self.root / "company_signing.pub"
 
-    def secretariat_encryption_key(self):
-        return keys.load_public_key(self.root / "secretariat_encryption.pub")
+    def secretariat_encryption_key(self) -> keys.EncryptionPublicKey:
+        path = self.root / "secretariat_encryption.pub"
+        key = keys.load_public_key(path)
+        if not isinstance(key, keys.EncryptionPublicKey):  # a home set up before `init` checked the key types
+            raise AggregatorError(
+                f"{path} holds a signing key, not the secretariat's encryption key",
+                hint="run `imvo-submit init` again with --secretariat-key secretariat_encryption.pub and "
+                "--receipt-key secretariat_signing.pub",
+            )
+        return key
 
     def secretariat_signing_key(self):
         return keys.load_public_key(self.root / "secretariat_signing.pub")
@@ -73,20 +85,21 @@ def init_home(
 ) -> CompanyHome:
     """Set up the home folder; the caller shows the fingerprints so the user can confirm them by phone. `rules`
     is a rules bundle from the secretariat, installed when given (checked against its signing key first)."""
-    from .validation import templates_for  # pandas and pandera: imported when a command needs them
+    from .validation import check_covenant  # pandas and pandera: imported when a command needs them
 
     if not COMPANY_ID.match(company_id):
         raise AggregatorError(
             f"'{company_id}' is not a valid company id",
             hint="use the id the secretariat gave you: letters, digits, - and _ only, e.g. T001",
         )
-    for path in (encryption_pub, signing_pub):
-        keys.load_public_key(path)  # refuse a damaged key before anything is written
-    bundle = None if rules is None else _read_bundle(rules, keys.load_public_key(signing_pub))
-    known = bundle.covenants if bundle is not None else [covenant] if templates_for(covenant) else []
-    if covenant not in known:
+    _, signing = secretariat_keys(encryption_pub, signing_pub)  # refuse a damaged or swapped key before writing
+    bundle = None if rules is None else _read_bundle(rules, signing)
+    if bundle is None:
+        check_covenant(covenant)
+    elif covenant not in bundle.covenants:
         raise AggregatorError(
-            f"'{covenant}' is not a covenant this tool knows", hint="use the covenant's short name, e.g. textile"
+            f"the rules bundle has no rules for '{covenant}' (it has {', '.join(bundle.covenants)})",
+            hint="use your covenant's short name, or ask the secretariat for the rules bundle of your covenant",
         )
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     shutil.copyfile(encryption_pub, root / "secretariat_encryption.pub")
@@ -114,6 +127,32 @@ def _read_bundle(path: Path, secretariat_signing_key):
     from .bundle import read_bundle
 
     return read_bundle(Path(path).read_bytes(), secretariat_signing_key)
+
+
+_KEYS_HINT = (
+    "give --secretariat-key the secretariat's encryption key (secretariat_encryption.pub) and --receipt-key "
+    "its receipt signing key (secretariat_signing.pub)"
+)
+
+
+def secretariat_keys(encryption_pub: Path, signing_pub: Path) -> tuple[keys.EncryptionPublicKey, keys.PublicKey]:
+    """The secretariat's two public keys, each checked to be of its kind: the files are easily swapped, and a
+    swapped pair would only fail at `seal` (or make every receipt look forged)."""
+    encryption, signing = keys.load_public_key(encryption_pub), keys.load_public_key(signing_pub)
+    encryption_ok = isinstance(encryption, keys.EncryptionPublicKey)
+    signing_ok = keys.key_type(signing) == keys.SIGNING_TYPE
+    if encryption_ok and signing_ok:
+        return encryption, signing
+    if not encryption_ok and not signing_ok:
+        problem = (
+            f"the two key files are swapped: {encryption_pub} is the secretariat's receipt signing key and "
+            f"{signing_pub} its encryption key"
+        )
+    elif not encryption_ok:
+        problem = f"{encryption_pub} is a signing key, not the secretariat's encryption key (--secretariat-key)"
+    else:
+        problem = f"{signing_pub} is an encryption key, not the secretariat's receipt signing key (--receipt-key)"
+    raise AggregatorError(problem, hint=_KEYS_HINT)
 
 
 def open_home(root: Path) -> CompanyHome:
@@ -145,6 +184,35 @@ def sealed_name(company_id: str, covenant: str, template: str, period: str) -> s
     return f"{company_id}_{covenant}_{template}_{period}.imvo"
 
 
+def check_tables(source: Path, covenant: str, template: str | None = None) -> list[CheckResult]:
+    """The file checked with the covenant's rules: one CheckResult (imvo_submit.validation) per table it holds.
+
+    A file holds one table, except the covenant's template workbook with several table sheets filled in: each
+    filled sheet is a table of its own, checked (and later sealed) by its template, unless `template` names one.
+    `check` shows them all; `seal` seals only when every table passes, one sealed file per table, and checks
+    before it asks for the passphrase (a file that fails never prompts)."""
+    from .validation import check_file, filled_template_sheets
+
+    sheets = filled_template_sheets(source, covenant) if template is None else []
+    if len(sheets) > 1:
+        return [check_file(source, covenant, sheet) for sheet in sheets]
+    return [check_file(source, covenant, template)]
+
+
+def _checked_template(source: Path, covenant: str, template: str | None = None) -> str:
+    """The file's template when the file meets the covenant's rules; else ValidationFailed with the report."""
+    from .validation import check_file
+
+    result = check_file(source, covenant, template)
+    if not result.ok:
+        raise ValidationFailed(
+            f"{source.name} does not meet the {covenant} rules; nothing was sealed",
+            report=result.report,
+            hint=f"fix the rows listed, or run `imvo-submit check {source.name}` for the report files",
+        )
+    return result.template
+
+
 def seal_submission(
     source: Path,
     out_dir: Path,
@@ -166,15 +234,10 @@ def seal_submission(
     from .validation import check_file, rules_version
 
     Period.parse(period)
-    if check or template is None:
-        result = check_file(source, covenant, template)
-        template = result.template
-        if check and not result.ok:
-            raise ValidationFailed(
-                f"{source.name} does not meet the {covenant} rules; nothing was sealed",
-                report=result.report,
-                hint=f"fix the rows listed, or run `imvo-submit check {source.name}` for the report files",
-            )
+    if check:
+        template = _checked_template(source, covenant, template)
+    elif template is None:
+        template = check_file(source, covenant).template
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # --out may name a folder that does not exist yet
     target = Path(out_dir) / sealed_name(company_id, covenant, template, period)
     envelope.seal_file(

@@ -58,8 +58,9 @@ def init(company_id, covenant, secretariat_key, receipt_key, rules_bundle, yes, 
     from ..envelope import keys
 
     fingerprints = {}
-    for label, path in (("encryption", secretariat_key), ("receipt", receipt_key)):
-        fingerprints[label] = keys.fingerprint(keys.load_public_key(path))
+    loaded = _company().secretariat_keys(secretariat_key, receipt_key)  # refuses swapped or damaged files
+    for label, key in zip(("encryption", "receipt"), loaded, strict=True):
+        fingerprints[label] = keys.fingerprint(key)
         out.line(f"secretariat {label} key fingerprint: [bold]{fingerprints[label]}[/]")
     if not yes and not click.confirm("Do these match what the secretariat told you by phone?", err=True):
         raise click.Abort()
@@ -81,9 +82,44 @@ def keygen(home: Path, out: Output) -> None:
     out.finish({"public_key": str(company_home.public_key_path), "fingerprint": fpr})
 
 
+# What check, seal and template say, in both languages (the reports, notes and problems carry their own).
+SAY = {
+    "en": {
+        "wrote": "wrote {target}: fill in one sheet per table, then run `imvo-submit check {name}`",
+        "note": "note:",
+        "ok": "{what}: [green]OK[/] ({template}, {rows} rows, rules {version})",
+        "same_list": "the same list is in {xlsx} and {csv}",
+        "sheet": "sheet {template} of {file}",
+        "not_sealed": "[red]not sealed:[/] {what} does not meet the {covenant} rules; nothing was sealed",
+        "not_sealed_because": "[red]not sealed:[/] {why}",
+        "sealed": "sealed: {target}",
+        "send": "send this one file to the secretariat's inbox; keep the receipt you get back",
+        "send_several": "send these {n} files to the secretariat's inbox, one per table; keep the receipts you get "
+        "back",
+    },
+    "nl": {
+        "wrote": "{target} geschreven: vul per tabel één blad in en voer dan `imvo-submit check {name}` uit",
+        "note": "let op:",
+        "ok": "{what}: [green]in orde[/] ({template}, {rows} regels, controleregels {version})",
+        "same_list": "dezelfde lijst staat in {xlsx} en {csv}",
+        "sheet": "blad {template} van {file}",
+        "not_sealed": "[red]niet verzegeld:[/] {what} voldoet niet aan de regels van {covenant}; er is niets verzegeld",
+        "not_sealed_because": "[red]niet verzegeld:[/] {why}",
+        "sealed": "verzegeld: {target}",
+        "send": "stuur dit ene bestand naar de inbox van het secretariaat; bewaar het ontvangstbewijs dat u "
+        "terugkrijgt",
+        "send_several": "stuur deze {n} bestanden naar de inbox van het secretariaat, één per tabel; bewaar de "
+        "ontvangstbewijzen die u terugkrijgt",
+    },
+}
+LANGUAGE_OPTION = click.option(
+    "--language", type=click.Choice(["en", "nl"]), default="en", show_default=True, help="en: English, nl: Nederlands."
+)
+
+
 @main.command(help="Write an Excel template to fill in, with drop-down lists and instructions.")
 @click.option("--covenant", required=True)
-@click.option("--language", type=click.Choice(["en", "nl"]), default="en", show_default=True)
+@LANGUAGE_OPTION
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path))
 @HOME_OPTION
 @reporting
@@ -93,7 +129,7 @@ def template(covenant: str, language: str, out_path: Path | None, home: Path, ou
     target = out_path or Path(f"{covenant}_template.xlsx")
     with _rules_of(home):
         write_template(covenant, target, language=language)
-    out.line(f"wrote {shown(target)}: fill in one sheet per table, then run `imvo-submit check {shown(target.name)}`")
+    out.line(SAY[language]["wrote"].format(target=shown(target), name=shown(target.name)))
     out.finish({"template": str(target), "covenant": covenant, "language": language})
 
 
@@ -101,25 +137,46 @@ def template(covenant: str, language: str, out_path: Path | None, home: Path, ou
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--template", "template_name", help="Which table the file holds (detected when omitted).")
 @click.option("--covenant", help="Covenant (default: the one of your home folder).")
-@click.option("--language", type=click.Choice(["en", "nl"]), default="en", show_default=True)
+@LANGUAGE_OPTION
 @HOME_OPTION
 @click.pass_context
 @reporting
 def check(ctx, file: Path, template_name, covenant, language, home, out: Output) -> None:
-    from ..validation import check_file, rules_version
+    from ..validation import check_covenant, rules_version
 
-    covenant = covenant or _company().open_home(home).covenant
     with _rules_of(home):
-        result, version = check_file(file, covenant, template_name), rules_version()
-    for warning in result.warnings:
-        out.line(f"[yellow]note:[/] {shown(warning.message(language))}")
+        covenant = check_covenant(covenant) if covenant else _company().open_home(home).covenant
+        results, version = _company().check_tables(file, covenant, template_name), rules_version()
+    docs = [_show_check(out, file, result, language, version, several=len(results) > 1) for result in results]
+    ok = all(result.ok for result in results)
+    doc = docs[0] if len(docs) == 1 else {"file": str(file), "ok": ok, "tables": docs}
+    out.finish(doc, 0 if ok else EXIT_PROBLEMS)
+
+
+def _show_check(out: Output, file: Path, result, language: str, version: str, *, several: bool) -> dict:
+    """The notes and the verdict of one table of FILE (with its report files when it fails); its JSON part."""
+    _show_notes(out, result.warnings, language)
     doc = {"file": str(file), "ok": result.ok, "template": result.template, "warnings": _warnings(result.warnings)}
     doc["rules_version"] = version
     if result.ok:
-        out.line(f"{shown(file.name)}: [green]OK[/] ({result.template}, {len(result.frame)} rows, rules {version})")
-        out.finish(doc | {"rows": len(result.frame)})
-    reports = _show_report(out, file, result.report, language)
-    out.finish(doc | {"problems": result.report.to_dict()["problems"], "reports": reports}, EXIT_PROBLEMS)
+        what = _what(file, result.template, language, several)
+        rows = len(result.frame)
+        out.line(SAY[language]["ok"].format(what=what, template=shown(result.template), rows=rows, version=version))
+        return doc | {"rows": len(result.frame)}
+    reports = _show_report(out, file, result.report, language, result.template if several else None)
+    return doc | {"problems": result.report.to_dict()["problems"], "reports": reports}
+
+
+def _show_notes(out: Output, warnings, language: str) -> None:
+    for warning in warnings:
+        out.line(f"[yellow]{SAY[language]['note']}[/] {shown(warning.message(language))}")
+
+
+def _what(file: Path, template: str | None, language: str, several: bool) -> str:
+    """The file, or one table sheet of it when a workbook holds several."""
+    return (
+        SAY[language]["sheet"].format(template=shown(template), file=shown(file.name)) if several else shown(file.name)
+    )
 
 
 def _rules_of(home: Path):
@@ -167,15 +224,17 @@ def _warnings(warnings) -> list[dict]:
     return [{"code": w.code, "column": w.column, "count": w.count, "message": w.message_en} for w in warnings]
 
 
-def _show_report(out: Output, file: Path, report, language: str) -> list[str]:
+def _show_report(out: Output, file: Path, report, language: str, table: str | None = None) -> list[str]:
+    """The report on the terminal and as FILE.errors.xlsx/.csv (FILE.TABLE.errors.* for one table of several)."""
     from ..validation import write_report_csv, write_report_xlsx
 
     out.plain(report.render_text(language))
-    xlsx = file.with_name(file.stem + ".errors.xlsx")
-    csv = file.with_name(file.stem + ".errors.csv")
+    stem = file.stem if table is None else f"{file.stem}.{table}"
+    xlsx = file.with_name(stem + ".errors.xlsx")
+    csv = file.with_name(stem + ".errors.csv")
     write_report_xlsx(report, xlsx)
-    write_report_csv(report, csv)
-    out.plain(f"the same list is in {xlsx.name} and {csv.name}")
+    write_report_csv(report, csv, language)
+    out.plain(SAY[language]["same_list"].format(xlsx=xlsx.name, csv=csv.name))
     return [str(xlsx), str(csv)]
 
 
@@ -184,35 +243,62 @@ def _show_report(out: Output, file: Path, report, language: str) -> list[str]:
 @click.option("--period", required=True, help="Reporting period, YYYY-MM.")
 @click.option("--template", "template_name", help="Which table the file holds (detected when omitted).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the sealed file.")
+@LANGUAGE_OPTION
 @HOME_OPTION
 @click.pass_context
 @reporting
-def seal(ctx, file: Path, period: str, template_name, out_dir, home, out: Output) -> None:
+def seal(ctx, file: Path, period: str, template_name, out_dir, language, home, out: Output) -> None:
+    checked_period(period)
+    with _rules_of(home):  # the rules in force: checked, then recorded in each sealed file
+        _seal(ctx, file, period, template_name, out_dir, language, home, out)
+
+
+def _seal(ctx, file: Path, period: str, template_name, out_dir, language, home, out: Output) -> None:
     from ..errors import ValidationFailed
 
-    checked_period(period)
     company_home = _company().open_home(home)
-    signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
-    try:
-        with _rules_of(home):
-            target = _company().seal_submission(
-                file,
-                out_dir or file.parent,
-                company_id=company_home.company_id,
-                covenant=company_home.covenant,
-                period=period,
-                template=template_name,
-                recipient_key=company_home.secretariat_encryption_key(),
-                signing_key=signing_key,
-                created=utc_now(ctx.obj["now"]),
-            )
-    except ValidationFailed as exc:
-        out.line(f"[red]not sealed:[/] {shown(exc.message)}")
-        reports = _show_report(out, file, exc.report, "en")
-        problems = exc.report.to_dict()["problems"] if exc.report is not None else []
+    covenant = company_home.covenant
+    # checked before the passphrase is asked (a file that fails never prompts), and again as it is sealed
+    results = _company().check_tables(file, covenant, template_name)
+    several = len(results) > 1
+    failed = [result for result in results if not result.ok]
+    if failed:
+        reports, problems = [], []
+        for result in failed:
+            what = _what(file, result.template, language, several)
+            out.line(SAY[language]["not_sealed"].format(what=what, covenant=shown(covenant)))
+            reports += _show_report(out, file, result.report, language, result.template if several else None)
+            problems += result.report.to_dict()["problems"]
         out.finish({"sealed": None, "problems": problems, "reports": reports}, EXIT_PROBLEMS)
-    out.plain(f"sealed: {target}\nsend this one file to the secretariat's inbox; keep the receipt you get back")
-    out.finish({"sealed": str(target), "period": period})
+    for result in results:
+        _show_notes(out, result.warnings, language)
+    signing_key = company_home.signing_key(passphrase(PASSPHRASE_ENV, "Passphrase of your key"))
+    recipient_key = company_home.secretariat_encryption_key()
+    targets = []
+    for result in results:
+        try:
+            targets.append(
+                _company().seal_submission(
+                    file,
+                    out_dir or file.parent,
+                    company_id=company_home.company_id,
+                    covenant=covenant,
+                    period=period,
+                    template=result.template,
+                    recipient_key=recipient_key,
+                    signing_key=signing_key,
+                    created=utc_now(ctx.obj["now"]),
+                )
+            )
+        except ValidationFailed as exc:  # the file changed after the first check
+            out.line(SAY[language]["not_sealed_because"].format(why=shown(exc.message)))
+            reports = _show_report(out, file, exc.report, language, result.template if several else None)
+            problems = exc.report.to_dict()["problems"] if exc.report is not None else []
+            out.finish({"sealed": None, "problems": problems, "reports": reports}, EXIT_PROBLEMS)
+    say = SAY[language]
+    sent = say["send_several"].format(n=len(targets)) if several else say["send"]
+    out.plain("\n".join([*(say["sealed"].format(target=target) for target in targets), sent]))
+    out.finish({"sealed": str(targets[0]), "sealed_files": [str(t) for t in targets], "period": period})
 
 
 RECEIPT_MEANING = {

@@ -23,7 +23,14 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from imvo_submit.fileio import atomic_write_path
 from imvo_submit.validation import reference
-from imvo_submit.validation.rules import Column, Template, covenant_info, load_template, templates_for
+from imvo_submit.validation.rules import (
+    Column,
+    Template,
+    check_covenant,
+    covenant_info,
+    load_template,
+    templates_for,
+)
 
 MAX_ROWS = 5000  # rows prepared with drop-downs and checks; more rows can still be added by the company
 LISTS_SHEET = "lists"
@@ -98,6 +105,8 @@ def write_template(
         from imvo_submit.errors import AggregatorError
 
         raise AggregatorError(f"language '{language}' is not available", hint="use 'en' or 'nl'")
+    if templates is None:
+        check_covenant(covenant, rules_dir)  # an unknown covenant would give a workbook without tables
     names = templates if templates is not None else templates_for(covenant, rules_dir)
     specs = [load_template(covenant, name, rules_dir) for name in names]
     content = _deterministic_zip(_workbook_bytes(covenant, specs, language, rules_dir))

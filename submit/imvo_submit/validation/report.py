@@ -18,6 +18,7 @@ import pandas as pd
 import xlsxwriter
 
 from ..fileio import atomic_write_path
+from ..text import CSV_DELIMITER
 
 PROBLEM_COLUMNS = ["row", "column", "value", "rule", "message_en", "message_nl"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -146,12 +147,13 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def write_report_csv(report: ValidationReport, path: str | Path, sep: str = ",") -> Path:
-    """Write the problems as CSV (UTF-8 with BOM so Excel reads accents); atomic; returns the path."""
+def write_report_csv(report: ValidationReport, path: str | Path, language: str = "en") -> Path:
+    """Write the problems as CSV (UTF-8 with BOM so Excel reads accents) in the language's dialect, the one of
+    the committee's CSV files (imvo_submit.text.CSV_DELIMITER: ',' for English, ';' for Dutch); atomic."""
 
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="", encoding="utf-8-sig") as fh:
-            writer = csv.writer(fh, delimiter=sep)
+            writer = csv.writer(fh, delimiter=CSV_DELIMITER[language], lineterminator="\r\n")
             writer.writerow(PROBLEM_COLUMNS)
             for rec in report.problems.itertuples(index=False):
                 writer.writerow([_cell_text(v) for v in rec])

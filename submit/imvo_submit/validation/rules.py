@@ -18,7 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from imvo_submit.errors import ConfigError
+from imvo_submit.errors import AggregatorError, ConfigError
+from imvo_submit.text import did_you_mean, printable
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"  # the rules this copy ships (the repository's rules/)
 # The rules in force for this thread of work: a company's installed rules bundle replaces the shipped covenants.
@@ -159,14 +160,6 @@ def rules_home(rules_dir: Path | None = None) -> Path:
     return Path(rules_dir) if rules_dir is not None else (_ACTIVE_RULES.get() or RULES_DIR)
 
 
-def covenants(rules_dir: Path | None = None) -> list[str]:
-    """The covenants that have templates, sorted."""
-    base = rules_home(rules_dir)
-    return sorted(
-        p.name for p in base.iterdir() if p.is_dir() and IDENTIFIER.match(p.name) and templates_for(p.name, base)
-    )
-
-
 def rule_files(rules_dir: Path | None = None) -> dict[str, bytes]:
     """Every file of every covenant folder, by its path below the rules folder (`textile/materials.toml`): what a
     rules bundle carries and what the rules version is a digest of. Reference lists ship with the tool."""
@@ -211,6 +204,35 @@ def templates_for(covenant: str, rules_dir: Path | None = None) -> list[str]:
     if not IDENTIFIER.match(covenant) or covenant == REFERENCE_FOLDER or not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.toml") if p.stem != "covenant")
+
+
+def covenants(rules_dir: Path | None = None) -> list[str]:
+    """Names of the covenants whose rules are in force (a folder with covenant.toml and templates), sorted."""
+    base = rules_home(rules_dir)
+    found = (p.parent.name for p in base.glob("*/covenant.toml"))
+    return sorted(name for name in found if templates_for(name, base))
+
+
+def check_covenant(covenant: str, rules_dir: Path | None = None) -> str:
+    """`covenant` when this copy has its rules; else an error listing the known ones, with a did-you-mean."""
+    known = covenants(rules_dir)
+    if covenant in known:
+        return covenant
+    raise AggregatorError(
+        f"'{printable(covenant)}' is not a covenant this tool knows{did_you_mean(covenant, known)}",
+        hint=f"use the covenant's short name: {', '.join(known) or 'none'}",
+    )
+
+
+def check_template(covenant: str, template: str, rules_dir: Path | None = None) -> str:
+    """`template` when it is one of the covenant's templates; else an error listing them, with a did-you-mean."""
+    known = templates_for(check_covenant(covenant, rules_dir), rules_dir)
+    if template in known:
+        return template
+    raise AggregatorError(
+        f"'{printable(template)}' is not a template of covenant '{covenant}'{did_you_mean(template, known)}",
+        hint=f"templates of {covenant}: {', '.join(known)}",
+    )
 
 
 def covenant_info(covenant: str, rules_dir: Path | None = None) -> dict[str, str]:

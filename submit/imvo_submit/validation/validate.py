@@ -7,6 +7,7 @@ intake, so a file that passes on the company's laptop passes at intake with the 
 from __future__ import annotations
 
 import traceback
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,10 @@ import pyarrow as pa
 from pandera.errors import SchemaErrorReason
 
 from imvo_submit.errors import ValidationFailed
+from imvo_submit.text import character_name
 from imvo_submit.validation import parallel, readers
 from imvo_submit.validation.report import PROBLEM_COLUMNS, Problem, ValidationReport
-from imvo_submit.validation.rules import Column, Template, load_template, templates_for
+from imvo_submit.validation.rules import Column, Template, check_template, load_template, templates_for
 from imvo_submit.validation.schema import CROSS_PREFIX, DTYPES, UNIQUE_PREFIX, build_schema, uniqueness_in_background
 
 _INT64_LIMIT = 2**63 - 1024  # floats this large no longer hold whole numbers exactly
@@ -173,7 +175,9 @@ def check_files(sources: Sequence[str | Path | bytes], covenant: str, template: 
     """check_file of each file; those of one template are validated together (validate_many).
 
     Never raises for a file's content (MemoryError aside): an unexpected exception fails that file with an
-    internal check error, never passes it."""
+    internal check error, never passes it. An unknown covenant or template name (a typo in a command) raises."""
+    if template is not None:
+        check_template(covenant, template)
     results: list[CheckResult | _Read] = [_read_failing_closed(source, covenant, template) for source in sources]
     by_template: dict[str, list[int]] = {}
     for n, item in enumerate(results):
@@ -235,6 +239,21 @@ def _detect_template(data: bytes, name: str, covenant: str) -> Template:
     if fmt == "xlsx":
         return _template_from_sheets(headers, templates)
     return _template_from_columns(headers.get("", []), templates)
+
+
+def filled_template_sheets(source: str | Path | bytes, covenant: str) -> list[str]:
+    """The templates whose sheet holds data in a workbook (the covenant's template workbook, filled in), sorted;
+    an empty list for another kind of file, or a workbook that cannot be read (its check says why)."""
+    try:
+        data, name = readers.load_bytes(source)
+        if readers.detect_format(data, name) != "xlsx":
+            return []
+        names = templates_for(covenant)
+        known = {c.name for t in names for c in load_template(covenant, t).columns}
+        headers = readers.file_headers(data, "xlsx", known)
+    except ValidationFailed:
+        return []
+    return sorted({sheet.strip().casefold() for sheet in headers} & set(names))
 
 
 def _template_from_sheets(headers: dict[str, list[str]], templates: list[Template]) -> Template:
@@ -464,17 +483,63 @@ def _beyond_the_store(problems: pd.DataFrame, col: Column) -> pd.DataFrame:
 
 def _type_problems(bad: pd.Series, col: Column) -> pd.DataFrame:
     rule, en, nl = _TYPE_MESSAGES[col.type]
-    values = [_show(v) for v in bad.tolist()]
+    raw = bad.tolist()
+    values = [_show(v) for v in raw]
+    notes = [_odd_character(v, numeric=col.type in ("integer", "number")) for v in raw]
     return pd.DataFrame(
         {
             "row": bad.index.to_numpy(),
             "column": col.name,
             "value": values,
             "rule": rule,
-            "message_en": [en.format(c=col.name, v=v) for v in values],
-            "message_nl": [nl.format(c=col.name, v=v) for v in values],
+            "message_en": [en.format(c=col.name, v=v) + note[0] for v, note in zip(values, notes, strict=True)],
+            "message_nl": [nl.format(c=col.name, v=v) + note[1] for v, note in zip(values, notes, strict=True)],
         }
     )
+
+
+# Characters that look like plain ones but are not: Excel's AutoCorrect turns "-" into an en dash, web pages and
+# Word give non-breaking spaces and curly quotes, Asian input methods full-width letters and digits.
+_LOOKALIKES = {
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63", "-"),
+    **dict.fromkeys("\u00a0\u2007\u2009\u202f\u3000", " "),
+    **dict.fromkeys("\u2018\u2019\u201b\u2032\u00b4", "'"),
+    **dict.fromkeys("\u201c\u201d\u201f\u2033", '"'),
+    "\u201a": ",",
+}
+_SCAN_MAX = 1000  # characters of a failing value searched for one of them
+
+
+def _odd_character(value: Any, numeric: bool = False) -> tuple[str, str]:
+    """For a value that failed its check: the first character in it that only looks like a plain one, named with
+    its code point and what to type instead (English, Dutch); empty strings when it holds none. In a number a
+    space of any kind is deleted, not retyped."""
+    if not isinstance(value, str):
+        return "", ""
+    for char in value[:_SCAN_MAX]:
+        instead = _LOOKALIKES.get(char)
+        if numeric and instead == " ":
+            name = character_name(char)
+            return f" (it holds {name}, a space inside a number: delete it)", (
+                f" (het bevat {name}, een spatie in een getal: verwijder het)"
+            )
+        if instead is None and "\uff01" <= char <= "\uff5e":  # full-width forms of ASCII
+            instead = chr(ord(char) - 0xFEE0)
+        if instead is None and char.isdigit() and not char.isascii():
+            instead = str(unicodedata.digit(char, "")) or None
+        if instead is not None:
+            name, shown = character_name(char), "a space" if instead == " " else f"'{instead}'"
+            shown_nl = "een spatie" if instead == " " else f"'{instead}'"
+            return (
+                f" (it holds {name}, which looks like {shown} but is another character: type {shown} instead)",
+                f" (het bevat {name}, dat lijkt op {shown_nl} maar een ander teken is: typ {shown_nl})",
+            )
+        if unicodedata.category(char) in ("Cf", "Cc", "Zs") and char not in " \t":
+            name = character_name(char)
+            return f" (it holds {name}, an invisible character: delete it)", (
+                f" (het bevat {name}, een onzichtbaar teken: verwijder het)"
+            )
+    return "", ""
 
 
 _SHOW_MAX = 80  # a report names the value; a 10 MB cell must not become a 10 MB message
@@ -543,16 +608,18 @@ def _cell_problems(
         rows = rows[~np.isin(rows, already)]
     if not len(rows):
         return pd.DataFrame(columns=PROBLEM_COLUMNS)
-    values = [_show(v) for v in typed.loc[rows, col.name].tolist()]
+    raw = typed.loc[rows, col.name].tolist()
+    values = [_show(v) for v in raw]
     rule, en, nl = _cell_message(col, check)
+    notes = [_odd_character(v) for v in raw] if rule in ("enum", "country", "pattern") else [("", "")] * len(raw)
     return pd.DataFrame(
         {
             "row": rows,
             "column": col.name,
             "value": [None if rule == "missing_value" else v for v in values],
             "rule": rule,
-            "message_en": [en.format(c=col.name, v=v) for v in values],
-            "message_nl": [nl.format(c=col.name, v=v) for v in values],
+            "message_en": [en.format(c=col.name, v=v) + note[0] for v, note in zip(values, notes, strict=True)],
+            "message_nl": [nl.format(c=col.name, v=v) + note[1] for v, note in zip(values, notes, strict=True)],
         }
     )
 
