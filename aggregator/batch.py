@@ -429,6 +429,7 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
         "primary": int(protected.problem.primary[protected.table_cells()].sum()),
         "secondary": int(protected.suppression.secondary[protected.table_cells()].sum()),
         "coverage": _coverage(done.release),
+        "value_coverage": {t.table_id: v for t in done.release.tables if (v := value_coverage(t)) is not None},
         "hidden_by_rule": hidden_by_rule(done.release.tables),
         "shows_nothing": shows_nothing(done.release.tables),
         "method": protected.suppression.method,
@@ -599,6 +600,26 @@ def _coverage(release: Release) -> dict[str, int]:
     return shown | {"hidden_to_protect_others": secondary}
 
 
+def value_coverage(table: ReleasedTable) -> dict[str, float] | None:
+    """Shares of a count or sum table's value its finest cells show as a figure and as a range, for the
+    secretariat only: beside a published figure, the share of a hidden total would give that total away.
+    None for tables whose cells do not add up (ratios, company counts) or hold no value."""
+    if table.kind not in ("count", "sum") or not table.cells:
+        return None
+    finest = tuple(max(c.depths[d] for c in table.cells) for d in range(len(table.dimensions)))
+    leaves = [(c, abs(v)) for c in table.cells if c.depths == finest and (v := _true(c)) is not None]
+    total = sum(v for _, v in leaves)
+    if total == 0:
+        return None
+    shown = sum(v for c, v in leaves if not c.suppressed)
+    ranged = sum(v for c, v in leaves if c.suppressed and c.range_lo is not None and c.range_hi is not None)
+    return {"published": round(shown / total, 4), "as_range": round(ranged / total, 4)}
+
+
+def _true(cell: ReleasedCell) -> float | None:
+    return cell.true_value if cell.true_value is not None else cell.value
+
+
 def hidden_by_rule(tables: list[ReleasedTable]) -> dict[str, int]:
     """How many cells each primary rule hid (a cell that failed two rules counts for both), for the secretariat."""
     primary = (c for t in tables for c in t.cells if c.status == CellStatus.PRIMARY)
@@ -617,6 +638,12 @@ def print_report(report: BatchReport, console) -> None:
                 f"{shown['ranged']} as a range, {shown['hidden']} hidden (by each rule: {rules}; "
                 f"{shown['hidden_to_protect_others']} to protect others); audit {o.summary['audit']} -> {o.out_dir}"
             )
+            if o.internal["value_coverage"]:
+                shares = ", ".join(
+                    f"{table} {v['published']:.0%}" + (f" (+{v['as_range']:.0%} as a range)" if v["as_range"] else "")
+                    for table, v in o.internal["value_coverage"].items()
+                )
+                console.print(f"    value shown at the finest level: {shares}")
             if o.internal["shows_nothing"]:
                 console.print(
                     f"  [yellow]{o.audience_id} shows no figure: every cell is hidden[/]; fewer or coarser cells, or "

@@ -9,6 +9,7 @@ import pytest
 
 from aggregator import batch
 from aggregator.errors import ReleaseRefused
+from aggregator.release.model import ReleasedCell, ReleasedTable
 from aggregator.workspace import open_workspace
 from support.lab import JAN, PROTOCOL, Lab, four_companies, four_company_workspace
 
@@ -113,3 +114,33 @@ def test_the_secretariat_audit_report_is_stored_sealed_and_opens_with_the_passph
     wrong.store_salt = ws.store_salt
     with pytest.raises(AggregatorError, match="wrong passphrase, or the file was changed"):
         wrong.open_private_file(secret / "audit.html.sealed")
+
+
+def _table(kind: str, cells: list[ReleasedCell]) -> ReleasedTable:
+    return ReleasedTable("t", "T", "kg", ("country",), ("Country",), kind, cells)
+
+
+def test_value_coverage_weighs_the_finest_cells_by_their_true_value():
+    """The secretariat's information-loss figure: the share of value shown as a figure and as a range, counted
+    over the finest cells only (a total would count its parts twice)."""
+    cells = [
+        ReleasedCell(("W",), ("World",), (0,), 100.0),
+        ReleasedCell(("NL",), ("NL",), (1,), 60.0),
+        ReleasedCell(("BE",), ("BE",), (1,), None, "primary", range_lo=0, range_hi=40, true_value=30.0),
+        ReleasedCell(("DE",), ("DE",), (1,), None, "secondary", true_value=10.0),  # hidden without a range
+    ]
+    assert batch.value_coverage(_table("sum", cells)) == {"published": 0.6, "as_range": 0.3}
+    assert batch.value_coverage(_table("companies", cells)) is None  # company counts do not add up
+    empty = [ReleasedCell(("W",), ("World",), (0,), 0.0), ReleasedCell(("NL",), ("NL",), (1,), 0.0)]
+    assert batch.value_coverage(_table("count", empty)) is None
+
+
+def test_the_batch_reports_value_coverage_to_the_secretariat_only(tmp_path: Path):
+    ws = four_company_workspace(tmp_path)
+    report = batch.run_batch(ws, "textile", JAN, out_dir=tmp_path / "out", now="2026-01-01T00:00:00Z")
+    (outcome,) = report.outcomes
+    shares = outcome.internal["value_coverage"]
+    assert shares and all(0 <= s["published"] + s["as_range"] <= 1 for s in shares.values())
+    assert report.summary()["audiences"][0]["value_coverage"] == shares  # in `aggregator batch --json`
+    committee = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert b"value_coverage" not in committee and b"as_range" not in committee
