@@ -20,6 +20,8 @@ from imvo_submit import bundle as bundles
 from imvo_submit import company as company_mod
 from imvo_submit.cli.main import main as imvo_submit
 from imvo_submit.envelope import keys, read_header
+from imvo_submit.envelope.format import canonical_json
+from imvo_submit.envelope.signed import signature_block
 from imvo_submit.errors import ConfigError
 from imvo_submit.validation import check_file, rules_version, using_rules
 from imvo_submit.validation.rules import RULES_DIR
@@ -81,8 +83,7 @@ def test_a_bundle_reads_back_as_the_rules_it_was_made_of(tmp_path: Path):
 
 def _resigned(doc: dict, key: Ed25519PrivateKey) -> bytes:
     """The bundle document signed again with `key` after a change: what an attacker holding a key could make."""
-    body = bundles.canonical_json(doc["rules"])
-    doc["signature"]["value"] = bundles.base64.b64encode(key.sign(bundles.BUNDLE_PREFIX + body)).decode("ascii")
+    doc["signature"] = signature_block(key, bundles.BUNDLE_PREFIX + canonical_json(doc["rules"]))
     return json.dumps(doc).encode("utf-8")
 
 

@@ -16,8 +16,6 @@ part of a bundle: they change with a release of the tool.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
@@ -26,11 +24,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .envelope.format import canonical_json
 from .envelope.keys import fingerprint
+from .envelope.signed import signature_block, signature_holds
 from .errors import ConfigError
 from .validation.rules import rule_files, rules_version, templates_for
 
@@ -60,16 +58,11 @@ def export_bundle(signing_key: Ed25519PrivateKey, created: str, rules_dir: Path 
     except UnicodeDecodeError as exc:
         raise ConfigError(f"a rules file is not UTF-8 text ({exc})", hint="save the rules files as UTF-8") from exc
     body = {"rules_version": rules_version(rules_dir), "created": created, "files": files}
-    signature = signing_key.sign(BUNDLE_PREFIX + canonical_json(body))
     doc = {
         "format": "imvo-rules",
         "version": BUNDLE_FORMAT_VERSION,
         "rules": body,
-        "signature": {
-            "algorithm": "ed25519",
-            "key_fingerprint": fingerprint(signing_key.public_key()),
-            "value": base64.b64encode(signature).decode("ascii"),
-        },
+        "signature": signature_block(signing_key, BUNDLE_PREFIX + canonical_json(body)),
     }
     return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -84,14 +77,11 @@ def read_bundle(data: bytes, secretariat_signing_key: Ed25519PublicKey) -> Rules
             f"{expected}",
             hint="ask the secretariat for the current rules bundle, or check that you set up its current keys",
         )
-    try:
-        value = base64.b64decode(str(signature.get("value", "")).encode("ascii"), validate=True)
-        secretariat_signing_key.verify(value, BUNDLE_PREFIX + canonical_json(body))
-    except (InvalidSignature, binascii.Error, UnicodeEncodeError) as exc:
+    if not signature_holds(signature, secretariat_signing_key, BUNDLE_PREFIX + canonical_json(body)):
         raise ConfigError(
             "this rules bundle was changed or forged: its signature does not match the secretariat key",
             hint="ask the secretariat for the rules bundle again",
-        ) from exc
+        )
     return _checked(body)
 
 

@@ -18,17 +18,15 @@ The intake writes a receipt only for a file whose signature verified with the co
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from datetime import UTC, datetime
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from imvo_submit.envelope.format import EnvelopeHeader, canonical_json
 from imvo_submit.envelope.keys import fingerprint, legacy_fingerprint
+from imvo_submit.envelope.signed import signature_block, signature_holds
 from imvo_submit.errors import EnvelopeError
 from imvo_submit.states import FileState
 
@@ -87,16 +85,11 @@ def make_receipt(
         if not _CATEGORY.fullmatch(str(reason_category)):
             raise EnvelopeError(f"reason_category {reason_category!r} is not one lower-case word")
         body["reason_category"] = str(reason_category)
-    signature = secretariat_signing_key.sign(RECEIPT_PREFIX + canonical_json(body))
     doc = {
         "format": "imvo-receipt",
         "version": RECEIPT_VERSION,
         "receipt": body,
-        "signature": {
-            "algorithm": "ed25519",
-            "key_fingerprint": fingerprint(secretariat_signing_key.public_key()),
-            "value": base64.b64encode(signature).decode("ascii"),
-        },
+        "signature": signature_block(secretariat_signing_key, RECEIPT_PREFIX + canonical_json(body)),
     }
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
@@ -111,14 +104,11 @@ def verify_receipt(receipt_bytes: bytes, secretariat_signing_public_key: Ed25519
             f"this receipt was signed by key {sig.get('key_fingerprint')!r}, not by the secretariat key {expected}",
             hint="check that you use the secretariat's current public key",
         )
-    try:
-        value = base64.b64decode(str(sig.get("value", "")).encode("ascii"), validate=True)
-        secretariat_signing_public_key.verify(value, RECEIPT_PREFIX + canonical_json(body))
-    except (InvalidSignature, binascii.Error, UnicodeEncodeError) as exc:
+    if not signature_holds(sig, secretariat_signing_public_key, RECEIPT_PREFIX + canonical_json(body)):
         raise ReceiptInvalid(
             "this receipt is forged or was changed: its signature does not match the secretariat key",
             hint="ask the secretariat for a new receipt",
-        ) from exc
+        )
     return dict(body)
 
 
