@@ -59,7 +59,9 @@ class Module:
 MODULES = {
     "rules": Module(("aggregator/disclosure/rules.py",), ("tests/test_rules.py",), 0.95),
     "envelope": Module(
-        tuple(f"imvo_submit/envelope/{name}.py" for name in ("format", "seal", "unseal", "pipeline", "receipts", "signed")),
+        tuple(
+            f"imvo_submit/envelope/{name}.py" for name in ("format", "seal", "unseal", "pipeline", "receipts", "signed")
+        ),
         ("tests/test_envelope.py", "tests/test_hostile.py"),
         0.95,
     ),
