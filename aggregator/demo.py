@@ -39,7 +39,8 @@ OUT_DIR = Path("out")
 # Demo only: a passphrase everyone can read (keys are derived at the production cost all the same).
 DEMO_PASSPHRASE = "demo passphrase - not a secret"
 RELEASE_DAY = "2026-04-15T09:00:00Z"
-PROTOCOLS = {"textile": ROOT / "protocols" / "textile.toml", "gold": ROOT / "protocols" / "gold.toml"}
+COVENANTS = ("textile", "gold", "banking", "insurance", "food", "forestry")
+PROTOCOLS = {covenant: ROOT / "protocols" / f"{covenant}.toml" for covenant in COVENANTS}
 
 
 @dataclass
