@@ -389,3 +389,13 @@ def test_banking_under_the_default_rules_publishes_no_exposure_and_a_p_percent_v
     for table in ("exposure_by_sector_region", "exposure_by_asset_class"):
         assert strict[table].published + strict[table].ranged <= 1, table
         assert loose[table].hidden == 0 and loose[table].published > 0, table
+
+
+def test_the_demo_runs_every_covenant_that_has_rules_a_protocol_and_a_sample():
+    from aggregator import demo
+
+    with_rules = {p.name for p in (ROOT / "rules").iterdir() if p.is_dir() and p.name != "reference"}
+    assert set(demo.PROTOCOLS) == with_rules == set(ALL)
+    for covenant, path in demo.PROTOCOLS.items():
+        assert path.is_file() and load_protocol(path).covenant.id == covenant
+        assert demo.periods_of(covenant) == ["2025-01", "2025-02", "2025-03"]
