@@ -40,7 +40,8 @@ OUT_DIR = Path("out")
 # Demo only: a passphrase everyone can read (keys are derived at the production cost all the same).
 DEMO_PASSPHRASE = "demo passphrase - not a secret"
 RELEASE_DAY = "2026-04-15T09:00:00Z"
-PROTOCOLS = {"textile": ROOT / "protocols" / "textile.toml", "gold": ROOT / "protocols" / "gold.toml"}
+COVENANTS = ("textile", "gold", "banking", "insurance", "food", "forestry")
+PROTOCOLS = {covenant: ROOT / "protocols" / f"{covenant}.toml" for covenant in COVENANTS}
 
 
 @dataclass
@@ -232,6 +233,7 @@ def run_demo(console: Console) -> int:
         intake_reports[(case["covenant"], case["period"])].outcomes.extend(later.outcomes)
     _print_intake(console, intake_reports)
 
+    reports = []
     for covenant in PROTOCOLS:
         periods = periods_of(covenant)
         for period in periods:
@@ -241,6 +243,8 @@ def run_demo(console: Console) -> int:
                 workspace, covenant, period, out_dir=OUT_DIR, now=RELEASE_DAY, audiences=audiences
             )
             batch_mod.print_report(report, console)
+            reports.append(report)
+    _print_releases(console, reports)
     console.print(f"\ncommittee files are in [bold]{OUT_DIR}/[/] (open the report.html of each folder);")
     console.print(
         f"the secretariat's audit reports are sealed in [bold]{workspace.secretariat_dir}/[/]; open one with "
@@ -268,6 +272,21 @@ def _print_intake(console: Console, reports: dict[tuple[str, str], IntakeReport]
                 problems.add_row(covenant, period, o.file, o.state, o.reason)
     console.print(table)
     console.print(problems)
+
+
+def _print_releases(console: Console, reports: list[batch_mod.BatchReport]) -> None:
+    """One line per release of every covenant: what the readers see and whether the audit passed."""
+    table = Table("covenant", "period", "audience", "cells", "published", "as a range", "hidden", "audit",
+                  title="Releases")  # fmt: skip
+    for report in reports:
+        for o in report.outcomes:
+            if not o.released:
+                table.add_row(report.covenant, report.period, o.audience_id, "-", "-", "-", "-", "not released")
+                continue
+            shown = o.internal["coverage"]
+            counts = (shown["cells"], shown["published"], shown["ranged"], shown["hidden"])
+            table.add_row(report.covenant, report.period, o.audience_id, *map(str, counts), o.summary["audit"])
+    console.print(table)
 
 
 def main() -> None:

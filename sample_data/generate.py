@@ -21,7 +21,14 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aggregator.errors import AggregatorError  # noqa: E402
-from sample_data.synth.broken import CompanyPicker, broken_cases, broken_toml, correction_case, envelope_cases  # noqa: E402
+from sample_data.synth.broken import (  # noqa: E402
+    CompanyPicker,
+    broken_cases,
+    broken_toml,
+    correction_case,
+    envelope_cases,
+    sector_broken_cases,
+)
 from sample_data.synth.common import (  # noqa: E402
     COLUMNS,
     FILE_FORMATS,
@@ -39,6 +46,7 @@ from sample_data.synth.files import (  # noqa: E402
     write_submissions,
 )
 from sample_data.synth.gold import generate_gold  # noqa: E402
+from sample_data.synth.sectors import GENERATORS, SAMPLE_SIZES  # noqa: E402
 from sample_data.synth.textile import generate_textile  # noqa: E402
 
 __all__ = [
@@ -72,8 +80,9 @@ def generate_covenant(
     textile: about 70 * rows_scale production locations per company per period (so 10,000 companies with
     rows_scale 14 give ~10M location rows per period), 9 risk rows per company-country, one living-wage row
     per company-country, a handful of material rows per company. gold: 2-24 refiner rows and a few origin
-    rows per company; rows_scale does not apply (the refiner pool is fixed at 40). Same arguments, same
-    output.
+    rows per company; rows_scale does not apply (the refiner pool is fixed at 40). banking, insurance, food and
+    forestry (sample_data/synth/sectors.py): a few dozen to a hundred rows per company per month; rows_scale
+    does not apply. Same arguments, same output.
     """
     if covenant not in TEMPLATES:
         raise SampleDataError(f"unknown covenant '{covenant}'", hint=f"use one of: {', '.join(TEMPLATES)}")
@@ -84,6 +93,8 @@ def generate_covenant(
         )
     if covenant == "gold":
         return generate_gold(n_companies, n_periods, seed)
+    if covenant in GENERATORS:
+        return GENERATORS[covenant](n_companies, n_periods, seed)
     return generate_textile(n_companies, n_periods, rows_scale, seed)
 
 
@@ -97,16 +108,19 @@ def write_sample(out_dir: Path = SAMPLE_DIR, seed: int = SEED) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     textile = generate_covenant(64, 3, 1.0, seed, "textile")
     gold = generate_covenant(16, 3, 1.0, seed, "gold")
+    others = [generate_covenant(n, 3, 1.0, seed, covenant) for covenant, n in SAMPLE_SIZES.items()]
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
         stage = Path(tmp)
-        write_companies_csv([textile, gold], stage / "companies.csv")
-        picker = CompanyPicker([textile, gold])
+        write_companies_csv([textile, gold, *others], stage / "companies.csv")
+        picker = CompanyPicker([textile, gold, *others])
         correction = correction_case(textile, picker)
         typo = {(correction.template, correction.company, correction.period): correction.original}
         write_submissions(textile, stage / "submissions", replace=typo)
         write_submissions(gold, stage / "submissions")
+        for data in others:
+            write_submissions(data, stage / "submissions")
         correction.write(stage)
-        cases = broken_cases(textile, gold, picker)
+        cases = broken_cases(textile, gold, picker) + sector_broken_cases(others, picker)
         for case in cases:
             case.write(stage)
         envelope = envelope_cases(textile, picker, correction)

@@ -10,7 +10,7 @@ from imvo_submit.validation import load_template
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("covenant", ["textile", "gold"])
+@pytest.mark.parametrize("covenant", ["textile", "gold", "banking", "insurance", "food", "forestry"])
 def test_every_flat_dimension_and_its_codes_have_english_and_dutch_labels(covenant):
     protocol = load_protocol(ROOT / "protocols" / f"{covenant}.toml")
     for table in protocol.tables:

@@ -63,7 +63,7 @@ ARCHITECTURE = {
 def test_templates_for_lists_exactly_the_architecture_templates():
     assert templates_for("textile") == ["living_wage", "materials", "production_locations", "risk_assessment"]
     assert templates_for("gold") == ["origin", "refiners"]
-    assert templates_for("banking") == []
+    assert templates_for("metals") == []
 
 
 @pytest.mark.parametrize(("covenant", "name"), sorted(ARCHITECTURE))

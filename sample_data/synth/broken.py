@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from .common import TEMPLATES, CovenantData, SampleDataError
 from .files import submission_frame, submission_path, to_pandas, write_submission_file
 from .gold import GOLD_GROUPS, GOLD_WAIVERS
+from .sectors import SPECS
 from .textile import TEXTILE_SCENARIO
 
 
@@ -53,10 +54,15 @@ class CompanyPicker:
         self.used: set[str] = set()
         gold = set(GOLD_GROUPS) | set(GOLD_WAIVERS)
         self.reserved = {f"T{i + 1:03d}" for i in TEXTILE_SCENARIO.companies} | {f"G{i + 1:03d}" for i in gold}
+        for spec in SPECS.values():  # groups and waivers keep their files
+            self.reserved |= {f"{spec.prefix}{i + 1:03d}" for i in set(spec.groups) | set(spec.waivers)}
 
-    def pick(self, covenant: str, period: str, file_format: str, min_rows: int = 8) -> tuple[str, str]:
+    def pick(
+        self, covenant: str, period: str, file_format: str, min_rows: int = 8, template: str | None = None
+    ) -> tuple[str, str]:
+        """An unused company with at least `min_rows` rows of `template` (default: the first) in `period`."""
         data = self.data[covenant]
-        table = data.tables[TEMPLATES[covenant][0]]
+        table = data.tables[template or TEMPLATES[covenant][0]]
         counts = to_pandas(table.filter(pc.equal(table["period"], period))).groupby("company_id").size()
         formats = dict(
             zip(
@@ -75,7 +81,8 @@ class CompanyPicker:
 
 
 def _case(data, picker, case_id, template, period, file_format, problem, expected, damage) -> _Case:
-    company, fmt = picker.pick(data.covenant, period, file_format, min_rows=8 if data.covenant == "textile" else 1)
+    min_rows = 8 if data.covenant == "textile" else 1
+    company, fmt = picker.pick(data.covenant, period, file_format, min_rows=min_rows, template=template)
     frame = submission_frame(data, template, company, period)
     frame, rows = damage(frame)
     path = submission_path(Path("submissions_broken"), data.covenant, period, company, template, fmt)
@@ -161,6 +168,60 @@ def broken_cases(textile: CovenantData, gold: CovenantData, picker: CompanyPicke
         _case(g, picker, "bad_smelter_id", "refiners", middle, "csv",
               "smelter_id 'CID12345' does not match CID + six digits",
               _QUARANTINE.format(what="the row"), _bad_smelter),
+    ]  # fmt: skip
+
+
+def _nace_division(frame):
+    frame = frame.copy()
+    frame.loc[0, "sector"] = "B05"
+    return frame, [sheet_row(0)]
+
+
+def _resolved_over_received(frame):
+    frame = frame.copy()
+    frame.loc[0, "grievances_resolved"] = frame.loc[0, "grievances_received"] + 3
+    return frame, [sheet_row(0)]
+
+
+def _amount_in_words(frame):
+    frame = frame.astype({"investment_eur_million": object})
+    frame.loc[1, "investment_eur_million"] = "12 mln"
+    return frame, [sheet_row(1)]
+
+
+def _dutch_commodity(frame):
+    frame = frame.copy()
+    frame.loc[0, "commodity"] = "cacao"
+    return frame, [sheet_row(0)]
+
+
+def _certification_claim(frame):
+    frame = frame.copy()
+    frame.loc[0, "certification"] = "FSC Mix 70%"
+    return frame, [sheet_row(0)]
+
+
+def sector_broken_cases(covenants: Sequence[CovenantData], picker: CompanyPicker) -> list[_Case]:
+    """Broken files of banking, insurance, food and forestry: each must be quarantined with a plain reason."""
+    data = {d.covenant: d for d in covenants}
+    b, i, f, w = data["banking"], data["insurance"], data["food"], data["forestry"]
+    last, middle = b.periods[-1], b.periods[len(b.periods) // 2]
+    return [
+        _case(b, picker, "nace_division_not_section", "exposure", last, "csv_nl",
+              "sector 'B05' is a NACE division; the template takes the 21 section letters A-U (Dutch-locale CSV)",
+              _QUARANTINE.format(what="the row and the allowed letters"), _nace_division),
+        _case(b, picker, "bank_resolved_exceeds_received", "grievances", middle, "xlsx",
+              "grievances_resolved is larger than grievances_received",
+              _QUARANTINE.format(what="the row"), _resolved_over_received),
+        _case(i, picker, "amount_in_words", "investments", last, "csv",
+              "investment_eur_million is written as '12 mln' instead of a number",
+              _QUARANTINE.format(what="the row"), _amount_in_words),
+        _case(f, picker, "unknown_commodity", "sourcing", last, "csv",
+              "commodity 'cacao' (Dutch spelling) is not one of the listed commodity codes (cocoa, ...)",
+              _QUARANTINE.format(what="the row and the allowed codes"), _dutch_commodity),
+        _case(w, picker, "unknown_certification", "timber", middle, "csv",
+              "certification 'FSC Mix 70%' is a label claim, not one of fsc, pefc, none",
+              _QUARANTINE.format(what="the row and the allowed codes"), _certification_claim),
     ]  # fmt: skip
 
 

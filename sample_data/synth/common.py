@@ -21,6 +21,10 @@ FIRST_PERIOD = "2025-01"
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "textile": ("production_locations", "risk_assessment", "living_wage", "materials"),
     "gold": ("refiners", "origin"),
+    "banking": ("exposure", "engagement", "grievances"),
+    "insurance": ("investments", "exclusions", "investee_engagement"),
+    "food": ("sourcing", "commodity_risks"),
+    "forestry": ("timber",),
 }
 COLUMNS: dict[str, tuple[str, ...]] = {
     "production_locations": (
@@ -54,6 +58,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "materials": ("material", "certification", "weight_kg"),
     "refiners": ("smelter_id", "refiner_country", "certification", "volume_g"),
     "origin": ("country", "source_type", "volume_g"),
+    "exposure": ("sector", "country", "asset_class", "exposure_eur_million"),
+    "engagement": ("theme", "outcome", "cases"),
+    "grievances": ("theme", "grievances_received", "grievances_resolved"),
+    "investments": ("sector", "country", "investment_eur_million"),
+    "exclusions": ("criterion", "applied", "companies_excluded"),
+    "investee_engagement": ("theme", "outcome", "investee_companies"),
+    "sourcing": ("commodity", "country", "certification", "volume_t"),
+    "commodity_risks": ("commodity", "theme", "risk_identified", "risk_prioritised"),
+    "timber": ("species_group", "country", "certification", "due_diligence_outcome", "volume_m3"),
 }
 FILE_FORMATS = ("csv", "csv_nl", "xlsx")  # csv_nl: `;`, decimal comma, Windows-1252, CRLF (Dutch Excel)
 

@@ -25,13 +25,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sample_data.generate import SEED, generate_covenant  # noqa: E402
+from sample_data.synth.sectors import SAMPLE_SIZES  # noqa: E402
 
-COMPANIES = {"textile": 64, "gold": 16}
+COMPANIES = {"textile": 64, "gold": 16, **SAMPLE_SIZES}
 REGISTERED = "2025-01-02T09:00:00Z"
 
 
 def sample_tables(covenant: str, periods: int = 3):
-    """The generator's data of the committed sample (64 textile or 16 gold companies)."""
+    """The generator's data of the committed sample (64 textile, 16 gold, 12 banks, ... companies)."""
     return generate_covenant(COMPANIES[covenant], periods, 1.0, SEED, covenant)
 
 
