@@ -16,14 +16,14 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from aggregator import company as company_mod
-from aggregator.cli.company import main as imvo_submit
 from aggregator.cli.secretariat import main as aggregator
 from aggregator.compare import compare_protocols
 from aggregator.protocol import code_label, dimension_label, load_protocol
-from aggregator.validation import check_file, load_template, templates_for, write_template
-from aggregator.validation.rules import covenant_info
 from aggregator.workspace import create_workspace
+from imvo_submit import company as company_mod
+from imvo_submit.cli.main import main as imvo_submit
+from imvo_submit.validation import check_file, load_template, templates_for, write_template
+from imvo_submit.validation.rules import covenant_info
 from support.sample_store import sample_store
 
 ROOT = Path(__file__).resolve().parent.parent
