@@ -36,6 +36,7 @@ from .protocol import TOTAL_CODE, Protocol, TableSpec, code_label, dimension_lab
 from .registry import Registry
 from .release import render_audit_files, write_release
 from .release.model import Release, ReleasedCell, ReleasedTable
+from .release.ratio_ranges import with_ratio_ranges
 from .store import Store, carried_forward
 from .workspace import Workspace
 
@@ -237,7 +238,7 @@ def _released_table(
         codes = tuple(str(main.frame.iloc[row_no][d]) for d in dims)
         cells.append(_released_cell(protocol, spec, parts, codes, row_no, verdict, decimals))
     cells.sort(key=lambda c: _display_order(protocol, spec, c.codes))
-    return ReleasedTable(
+    table = ReleasedTable(
         table_id=spec.id,
         title=spec.title(language),
         unit=spec.unit(language),
@@ -248,6 +249,17 @@ def _released_table(
         footnote=" ".join(([spec.footnote(language)] if spec.footnote else []) + [CARRIED_NOTE[language]] * carried),
         decimals=decimals,
     )
+    # a ratio's parts are never shown, so its hidden cells get the ranges the printed ratios imply
+    known_non_negative = all(verdict.problem.lower[verdict.index[k]] >= 0 for c in parts.values() for k in c.keys)
+    return with_ratio_ranges(table, functools.partial(_parent_code, protocol, spec), known_non_negative)
+
+
+def _parent_code(protocol: Protocol, spec: TableSpec, dimension: int, code: str) -> str | None:
+    """The code one level up along a table's dimension; None for the total."""
+    if code == TOTAL_CODE:
+        return None
+    hierarchy = spec.dimensions[dimension].hierarchy
+    return TOTAL_CODE if hierarchy is None else protocol.hierarchy(hierarchy).parent.get(code, TOTAL_CODE)
 
 
 def _released_cell(protocol, spec, parts, codes, row_no, verdict: _Verdict, decimals: int) -> ReleasedCell:
@@ -281,8 +293,9 @@ def _released_cell(protocol, spec, parts, codes, row_no, verdict: _Verdict, deci
 
 
 def _published_range(verdict: _Verdict, ids: dict[str, int], decimals: int) -> tuple[float | None, float | None]:
-    """The interval every reader can derive for a hidden cell, rounded outward. A ratio gets none: its reader
-    sees ratios only, which bound neither part."""
+    """The interval every reader can derive for a hidden cell, rounded outward. A ratio gets none here: its
+    reader sees ratios only, which bound neither part (its range follows from the printed ratios:
+    release/ratio_ranges.py)."""
     if "value" not in ids:
         return None, None
     lo, hi = verdict.ranges

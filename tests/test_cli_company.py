@@ -29,6 +29,9 @@ NOW = "2025-02-28T09:00:00Z"
 SEALED = "2025-02-21T09:00:00Z"
 
 
+KNOWN_HINT = "use the covenant's short name: banking, food, forestry, gold, insurance, textile"
+
+
 def only_receipt(workspace: Workspace) -> Path:
     """The one receipt in T001's outbox (named by the sealed file's SHA-256)."""
     (receipt,) = (workspace.outbox_dir / "T001").glob("*.receipt")
@@ -241,17 +244,17 @@ def test_commands_without_a_home_say_how_to_set_one_up(tmp_path: Path):
         (
             ["template", "--covenant", "textiel"],
             "'textiel' is not a covenant this tool knows; did you mean 'textile'?",
-            "use the covenant's short name: gold, textile",
+            KNOWN_HINT,
         ),
         (
             ["template", "--covenant", "reference"],  # a folder of rules/, not a covenant
             "'reference' is not a covenant this tool knows",
-            "use the covenant's short name: gold, textile",
+            KNOWN_HINT,
         ),
         (
             ["check", "{file}", "--covenant", "Textiel"],
             "'Textiel' is not a covenant this tool knows; did you mean 'textile'?",
-            "use the covenant's short name: gold, textile",
+            KNOWN_HINT,
         ),
         (
             ["check", "{file}", "--template", "nope"],
@@ -286,8 +289,7 @@ def test_init_with_a_misspelt_covenant_suggests_the_known_one(tmp_path, workspac
     )
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: 'textil' is not a covenant this tool knows; did you mean 'textile'?\n"
-        "hint: use the covenant's short name: gold, textile\n"
+        f"error: 'textil' is not a covenant this tool knows; did you mean 'textile'?\nhint: {KNOWN_HINT}\n"
     )
 
 

@@ -22,7 +22,7 @@ from aggregator.protocol import code_label, dimension_label, load_protocol
 from aggregator.workspace import create_workspace
 from imvo_submit import company as company_mod
 from imvo_submit.cli.main import main as imvo_submit
-from imvo_submit.validation import check_file, load_template, templates_for, write_template
+from imvo_submit.validation import check_file, load_template, rules_version, templates_for, write_template
 from imvo_submit.validation.rules import covenant_info
 from support.sample_store import sample_store
 
@@ -250,7 +250,7 @@ def test_template_filled_checked_and_sealed_with_imvo_submit(tmp_path: Path, cov
         book.save(filled)
         result = _run(["check", str(filled)], env=env)
         assert result.exit_code == 0, result.output
-        assert result.output == f"{filled.name}: OK ({name}, 1 rows)\n"
+        assert result.output == f"{filled.name}: OK ({name}, 1 rows, rules {rules_version()})\n"
         result = _run(["seal", str(filled), "--period", "2025-01", "--out", str(inbox)], env=env)
         assert result.exit_code == 0, result.output
         assert (inbox / f"{company}_{covenant}_{name}_2025-01.imvo").read_bytes().startswith(b"IMVOSEAL")
