@@ -45,6 +45,7 @@ MUTATION_JOBS ?= 1
 MUTATION_STAMP := $(VENV)/.mutation-installed
 $(MUTATION_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e ./submit -e '.[dev,mutation]'
+	$(BIN)/pip install --quiet --no-deps --force-reinstall -e ./submit
 	touch $(MUTATION_STAMP)
 
 mutation: $(MUTATION_STAMP)
