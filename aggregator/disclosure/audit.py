@@ -595,6 +595,7 @@ class _Auditor:
         order = np.argsort(who, kind="stable")
         by_who = (who[order], cols[order], floor[order])
         failing: dict[int, list[tuple[int, bool]]] = {}
+        moves = [x - truth for x in universal.values()]  # moves along the relations found so far
         for col, maximise in sorted(pending):
             _, x_out = lp.optimise(col, maximise)
             owners = set(who[(cols == col) & (amount != 0)].tolist())
@@ -602,11 +603,14 @@ class _Auditor:
                 # the outsider passed short of the requirement (prior knowledge): every insider is a suspect
                 suspects = set(np.unique(who).tolist())
             else:
-                suspects = None
-                for base in (truth, universal[(col, maximise)]):
-                    point = self._reaching_point(base, x_out, col, maximise, int(cells[col]), tol)
-                    broken = set(np.unique(who[floor > point[cols] + tol]).tolist())
-                    suspects = broken if suspects is None else suspects & broken
+                suspects = set(np.unique(who).tolist())
+                for point in self._candidate_points(
+                    truth, universal[(col, maximise)], x_out, moves, col, int(cells[col]), maximise
+                ):
+                    suspects &= set(np.unique(who[floor > point[cols] + tol]).tolist())
+                    if not suspects - owners:
+                        break
+            moves.append(x_out - truth)
             for w in self._group_test(lp, col, maximise, sorted(suspects - owners), by_who):
                 failing.setdefault(w, []).append((col, maximise))
         for w in sorted(failing):
@@ -643,6 +647,22 @@ class _Auditor:
             ok = (scale >= 0) & (scale <= np.minimum(reach, 1.0))
             for c, m in zip(col[ok].tolist(), up[ok].tolist(), strict=True):
                 pending.discard((c, bool(m)))
+
+    def _candidate_points(self, truth, x_all, x_out, moves, col: int, cell: int, maximise: bool):
+        """Points that satisfy the relations and reach the side's requirement on the cell: on the segments from
+        the truth and from the universal optimum towards the outsider's optimum, and truth + s * move for the
+        earlier moves that reach it with 0 < |s| <= 1; each is then checked against the insiders' floors."""
+        tol = self.eps * 1e-3
+        yield self._reaching_point(truth, x_out, col, maximise, cell, tol)
+        yield self._reaching_point(x_all, x_out, col, maximise, cell, tol)
+        gap = self._need(cell, maximise) - truth[col]
+        comp = self.lps[self.component_of[cell]].comp.cells
+        lower, upper = self.lower[comp], self.upper[comp]
+        for move in moves:
+            if abs(move[col]) > tol and abs(gap / move[col]) <= 1.0:
+                point = truth + (gap / move[col]) * move
+                if np.all(point >= lower - tol) and np.all(point <= upper + tol):  # a reflection may leave them
+                    yield point
 
     def _reaching_point(self, base: np.ndarray, far: np.ndarray, col: int, maximise: bool, cell: int, tol: float):
         """The point on the segment from `base` towards `far` that just reaches the cell's requirement."""
