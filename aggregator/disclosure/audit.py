@@ -16,7 +16,9 @@ Speed matters (50,000+ cells, thousands hidden), so:
   only the insiders whose floors cut off a point reaching the requirement get LPs of their own
   (docs/rules.md, "Insider pruning");
 - a component's HiGHS model is built on first use (cached components are never solved again);
-- `verdict_only` (repair loops) solves the outsider only for cells at stake: the same failures, fewer LPs.
+- `verdict_only` (repair loops) judges only cells at stake and stops at proof: a point that reaches a
+  requirement within every insider's floors settles it for the outsider and all insiders at once; moves along
+  the relations found by earlier LPs, scaled either way, settle further sides without an LP.
 """
 
 from __future__ import annotations
@@ -68,14 +70,16 @@ def audit(
     a component depends only on the component's hidden cells, so unchanged components are not solved again.
 
     `verdict_only`: the same failures, but outsider intervals only for the primary cells whose requirement
-    reaches beyond their value (the only cells that can fail); lo/hi stay NaN for the other hidden cells and
-    `exact_disclosures` counts only the cells solved. For repair loops, which need the verdict, not a report.
+    reaches beyond their value (the only cells that can fail), and only as far as needed: each side holds a
+    value the outsider provably reaches (the requirement, once a point reaching it is found), exact for a cell
+    that falls short. lo/hi stay NaN for the other hidden cells and `exact_disclosures` counts only failing
+    cells. For repair loops, which need the verdict, not a report.
 
     `insider_pruning=False`: every insider solves its own min and max for every cell it is judged on (the
     reference the pruned audit is tested against; same verdicts, many more LPs).
     """
     hidden = _check_problem(problem, suppressed, cache)
-    auditor = _Auditor(problem, hidden, cache, verdict_only, insider_pruning)
+    auditor = _Auditor(problem, hidden, cache, verdict_only, insider_pruning, insiders)
     auditor.run_outsider()
     if insiders:
         auditor.run_insiders()
@@ -354,9 +358,14 @@ class _Auditor:
         cache: dict | None = None,
         verdict_only: bool = False,
         pruning: bool = True,
+        insiders: bool = True,
     ):
         self.problem = problem
         self.pruning = pruning
+        self.with_insiders = insiders
+        self._records: tuple[np.ndarray, ...] | None = None  # insider records in hidden cells, by cell
+        # per component: the sides a verdict-only outsider pass left to the insiders (see _verdict_component)
+        self._phase2: dict[int, tuple[set, dict, dict]] = {}
         self.cache = cache
         self.verdict_only = verdict_only
         self.epoch = problem.epochs()
@@ -398,6 +407,10 @@ class _Auditor:
             found = next((self.cache[k] for k in keys if self.cache is not None and k in self.cache), None)
             if found is not None:
                 self.lo[lp.comp.cells], self.hi[lp.comp.cells] = found
+            elif self.verdict_only:
+                self._verdict_component(lp)
+                if self.cache is not None:
+                    self.cache[keys[-1]] = (self.lo[lp.comp.cells].copy(), self.hi[lp.comp.cells].copy())
             else:
                 self._outsider_component(lp)
                 if self.cache is not None:
@@ -416,6 +429,41 @@ class _Auditor:
                 self._settle(lp, x, lo, hi, col, maximise, value)
         self.lo[lp.comp.cells] = np.maximum(lo, lp.lower)
         self.hi[lp.comp.cells] = np.minimum(hi, lp.upper)
+
+    def _verdict_component(self, lp: _ComponentLP) -> None:
+        """The outsider's verdict on the component's cells at stake, sharing work with the insiders.
+
+        Points that respect every insider's floors settle most sides for the outsider and every insider at
+        once (_universal_phase); only the sides left get the outsider's own LP. lo/hi then hold, per cell at
+        stake, a value the outsider can provably reach on each side (the requirement, or the truth where the
+        side needs nothing), exact optima where a side falls short (both sides of such a cell)."""
+        number = int(self.component_of[lp.comp.cells[0]])
+        cells = lp.comp.cells
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        stake = self.stake_cols[number]
+        part = self._component_records(lp, self._hidden_records()) if self.with_insiders else None
+        top = self._top_floor(lp, part) if part is not None and len(part[0]) else lp.lower.copy()
+        sides = self._sides(cells, truth, stake)
+        pending, universal = self._universal_phase(lp, sides, top)
+        lo, hi = np.full(lp.size, np.nan), np.full(lp.size, np.nan)
+        lo[stake], hi[stake] = truth[stake], truth[stake]
+        for col, maximise in sides - pending:
+            (hi if maximise else lo)[col] = self._need(int(cells[col]), maximise)
+        outsider_x: dict[tuple[int, bool], np.ndarray] = {}
+        for col, maximise in sorted(pending):
+            value, outsider_x[(col, maximise)] = lp.optimise(col, maximise)
+            (hi if maximise else lo)[col] = value
+        for col in stake.tolist():  # a cell that falls short on a side is reported with its exact interval
+            short = not (
+                self._side_met(int(cells[col]), hi[col], True) and self._side_met(int(cells[col]), lo[col], False)
+            )
+            if short:
+                for maximise, bound in ((True, hi), (False, lo)):
+                    if (col, maximise) not in outsider_x:
+                        bound[col] = lp.optimise(col, maximise)[0]
+        self.lo[cells] = lo
+        self.hi[cells] = hi
+        self._phase2[number] = (pending, universal, outsider_x)
 
     def _settle(
         self,
@@ -493,15 +541,25 @@ class _Auditor:
                 dtype=np.int64,
             )
             if len(targets) and len(part[0]):
-                if self.pruning:
+                if self.pruning and number in self._phase2:  # the universal phase ran with the outsider's
+                    pending, universal, outsider_x = self._phase2.pop(number)
+                    kept = set(targets.tolist())
+                    pending = {side for side in pending if side[0] in kept}
+                    self._suspect_phase(lp, pending, universal, part, names, outsider_x)
+                elif self.pruning:
                     self._insiders_pruned(lp, targets, part, names)
                 else:
                     self._insiders_exhaustive(lp, targets, part, names)
             if self.cache is not None:
                 self.cache[key] = self.failures[before:]
 
-    def _hidden_records(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _hidden_records(self) -> tuple[np.ndarray, ...]:
         """Every insider record in a hidden cell, sorted by cell: (cell, contributor, own amount, floor)."""
+        if self._records is None:
+            self._records = self._find_hidden_records()
+        return self._records
+
+    def _find_hidden_records(self) -> tuple[np.ndarray, ...]:
         own = self.problem.insiders
         keep = self.hidden[own.cell] if len(own.cell) else np.zeros(0, dtype=bool)
         cell, who, amount = own.cell[keep], own.who[keep], own.value[keep]
@@ -544,23 +602,37 @@ class _Auditor:
                 lp.set_bounds(mcols, lp.lower[mcols], lp.upper[mcols])
 
     def _insiders_pruned(self, lp: _ComponentLP, targets: np.ndarray, part, names) -> None:
-        cols, who, amount, floor = part
-        tol = self.eps * 1e-3
         cells = lp.comp.cells
         truth = np.asarray(self.problem.values, dtype=float)[cells]
-        top = lp.lower.copy()  # every insider's floor at once: the largest floor per cell
-        np.maximum.at(top, cols, floor)
-        # sides that need a move at all (the truth is feasible for every insider)
-        pending = {
-            (int(c), m)
-            for c in targets.tolist()
-            for m in (True, False)
-            if not self._side_met(int(cells[c]), truth[c], m)
-        }
-        if not pending:
-            return
-        universal: dict[tuple[int, bool], np.ndarray] = {}  # best point found per unsettled side (phase 2)
+        sides = self._sides(cells, truth, targets)
+        pending, universal = self._universal_phase(lp, sides, self._top_floor(lp, part))
+        self._suspect_phase(lp, pending, universal, part, names, {})
 
+    def _sides(self, cells: np.ndarray, truth: np.ndarray, targets: np.ndarray) -> set[tuple[int, bool]]:
+        """The (column, maximise) sides of the targets that need a move at all (the truth is feasible for every
+        attacker)."""
+        met = self._side_met
+        return {(int(c), m) for c in targets.tolist() for m in (True, False) if not met(int(cells[c]), truth[c], m)}
+
+    @staticmethod
+    def _top_floor(lp: _ComponentLP, part) -> np.ndarray:
+        """Every insider's floor at once: the largest floor per column (the outsider's lower bound without)."""
+        top = lp.lower.copy()
+        np.maximum.at(top, part[0], part[3])
+        return top
+
+    def _universal_phase(
+        self, lp: _ComponentLP, sides: set, top: np.ndarray
+    ) -> tuple[set, dict[tuple[int, bool], np.ndarray]]:
+        """Settle sides with points that respect `top` (every insider's floor) on every cell but the side's own:
+        such a point is feasible for the outsider and for every insider with no part in the cell. Returns the
+        sides left and, for each, the optimum found under those floors."""
+        cells = lp.comp.cells
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        pending = set(sides)
+        universal: dict[tuple[int, bool], np.ndarray] = {}
+        if not pending:
+            return pending, universal
         room_up, room_down = lp.upper - truth, truth - top
 
         def settle_with(x: np.ndarray) -> None:
@@ -587,17 +659,25 @@ class _Auditor:
                 settle_with(x)
         finally:
             lp.set_bounds(np.arange(lp.size), lp.lower, lp.upper)
+        return pending, universal
+
+    def _suspect_phase(self, lp: _ComponentLP, pending: set, universal: dict, part, names, outsider_x: dict) -> None:
+        """Phase 2: points between what every insider allows (the truth, the universal optimum) and the
+        outsider's optimum reach the requirement; only insiders whose floors they all break are suspects,
+        tested in groups (one LP with the floors of a whole group; halved while it falls short).
+        `outsider_x`: the outsider's optima already found, per side."""
         if not pending:
             return
-        # Phase 2: points between what every insider allows (the truth, the universal optimum) and the
-        # outsider's optimum reach the requirement; only insiders whose floors they all break are suspects,
-        # tested in groups (one LP with the floors of a whole group; halved while it falls short).
+        cols, who, amount, floor = part
+        tol = self.eps * 1e-3
+        cells = lp.comp.cells
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
         order = np.argsort(who, kind="stable")
         by_who = (who[order], cols[order], floor[order])
         failing: dict[int, list[tuple[int, bool]]] = {}
         moves = [x - truth for x in universal.values()]  # moves along the relations found so far
         for col, maximise in sorted(pending):
-            _, x_out = lp.optimise(col, maximise)
+            x_out = outsider_x[(col, maximise)] if (col, maximise) in outsider_x else lp.optimise(col, maximise)[1]
             owners = set(who[(cols == col) & (amount != 0)].tolist())
             if not self._side_met(int(cells[col]), x_out[col], maximise):
                 # the outsider passed short of the requirement (prior knowledge): every insider is a suspect
