@@ -13,6 +13,7 @@ Run as a module it prints, per instance, its size and the time of protect (fast)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import resource
 import time
 
@@ -153,6 +154,29 @@ def build(name: str) -> ProtectionProblem:
     raise KeyError(name)
 
 
+def contributor_sweep(companies=(250, 500, 1000, 2000), seed: int = 18) -> list[tuple[int, int, float, float]]:
+    """Audit cost against the number of contributors at a fixed table (real-1.6k's shape): for each company
+    count, the full audit (outsider and every insider) of the greedy pattern fast starts from, in CPU seconds.
+    Returns (companies, holdings, cpu seconds, LPs) per count and prints the log-log slope."""
+    from aggregator.disclosure.audit import audit
+    from aggregator.disclosure.suppression.fast import _close_pattern, _Pattern
+    from aggregator.disclosure.suppression.structure import build_structure
+
+    out = []
+    for n in companies:
+        problem = realistic_problem(20, 4, (8, 6), n, seed)
+        pattern = _Pattern(build_structure(problem), problem.primary.astype(bool))
+        _close_pattern(pattern, list(np.flatnonzero(pattern.hidden)))
+        c0 = time.process_time()
+        result = audit(problem, pattern.hidden)
+        cpu = time.process_time() - c0
+        out.append((n, len(problem.insiders.names), cpu, result.lp_solves))
+        print(f"  {n} companies, {out[-1][1]} holdings: audit {cpu:.1f} s CPU, {result.lp_solves} LPs", flush=True)
+    x, y = np.log([o[1] for o in out]), np.log([o[2] for o in out])
+    print(f"  slope of audit CPU against holdings (log-log): {np.polyfit(x, y, 1)[0]:.2f}", flush=True)
+    return out
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -165,7 +189,11 @@ def main() -> None:
     ap.add_argument("--only", action="append", help="instance name(s)")
     ap.add_argument("--method", default="fast")
     ap.add_argument("--no-protect", action="store_true", help="only build and describe the instances")
+    ap.add_argument("--sweep", action="store_true", help="audit cost against the number of contributors")
     args = ap.parse_args()
+    if args.sweep:
+        contributor_sweep()
+        return
     for name, *_ in INSTANCES:
         if args.only and name not in args.only:
             continue
@@ -181,16 +209,18 @@ def main() -> None:
         )
         if args.no_protect:
             continue
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         res = protect(problem, args.method)
-        t_protect = time.monotonic() - t0
-        t0 = time.monotonic()
+        t_protect, c_protect = time.monotonic() - t0, time.process_time() - c0
+        t0, c0 = time.monotonic(), time.process_time()
         verdict = audit(problem, res.suppressed)
-        t_audit = time.monotonic() - t0
+        t_audit, c_audit = time.monotonic() - t0, time.process_time() - c0
+        digest = hashlib.sha256(np.packbits(res.suppressed).tobytes()).hexdigest()[:12]
         print(
-            f"  protect {args.method}: {t_protect:.1f} s, {res.n_secondary} secondary, cost {res.cost:.0f}, "
-            f"method {res.method}; final audit {t_audit:.1f} s ({verdict.lp_solves} LPs, "
-            f"{verdict.insiders_checked} insiders, passed {verdict.passed}); peak {_peak_mb():.0f} MB",
+            f"  protect {args.method}: {t_protect:.1f} s wall, {c_protect:.1f} s CPU; {res.n_secondary} secondary, "
+            f"cost {res.cost:.0f}, method {res.method}, pattern {digest}; final audit {t_audit:.1f} s wall, "
+            f"{c_audit:.1f} s CPU ({verdict.lp_solves} LPs, {verdict.insiders_checked} insiders, "
+            f"passed {verdict.passed}); peak {_peak_mb():.0f} MB",
             flush=True,
         )
 
