@@ -47,6 +47,8 @@ _BATCH_GAIN = 8  # keep batching while one LP settles at least 1/8 of the unsett
 
 OUTSIDER = "outsider"
 _INSIDERS = ("insiders",)  # cache key prefix of a component's insider failures
+_MOVES = ("moves",)  # cache key of moves along the relations found by earlier audits of the problem
+_MOVES_KEPT = 256  # the most recent moves kept (sparse: cells and amounts)
 _RELATIONS = ("relations",)  # cache key of the flattened relations
 _RELATION_SUMS = ("relation sums",)  # cache key of their residuals and magnitudes
 
@@ -368,6 +370,12 @@ class _Auditor:
         self._phase2: dict[int, tuple[set, dict, dict]] = {}
         self.cache = cache
         self.verdict_only = verdict_only
+        # Moves along the relations (x - truth of LP solutions, as global cells and amounts): A(x - truth) = 0 for
+        # every relation whatever the pattern, so they stay moves in later audits of the problem (a repair loop
+        # hides more cells), usable wherever their cells are all hidden in one component.
+        self.moves: list[tuple[np.ndarray, np.ndarray]] = (
+            self.cache.setdefault(_MOVES, []) if self.cache is not None else []
+        )
         self.epoch = problem.epochs()
         self._prior: dict[int, dict[int, _Component]] = {}  # epoch -> cell -> its component in the prior model
         self._prior_lps: dict[tuple[int, int], _ComponentLP] = {}
@@ -640,6 +648,15 @@ class _Auditor:
             # settles every side it reaches, for every insider
             self._settle_by_move(pending, x - truth, room_up, room_down, cells, truth)
 
+        in_comp = np.zeros(self.problem.size, dtype=bool)
+        in_comp[cells] = True
+        for move_cells, amounts in list(self.moves):  # moves found before: no LP
+            if not pending:
+                break
+            if in_comp[move_cells].all():
+                move = np.zeros(lp.size)
+                move[np.searchsorted(cells, move_cells)] = amounts
+                self._settle_by_move(pending, move, room_up, room_down, cells, truth)
         lp.set_bounds(np.arange(lp.size), top, lp.upper)
         try:
             for maximise in (True, False):
@@ -657,9 +674,18 @@ class _Auditor:
                 else:
                     universal[(col, maximise)] = x
                 settle_with(x)
+                self._keep_move(lp, x - truth)
         finally:
             lp.set_bounds(np.arange(lp.size), lp.lower, lp.upper)
         return pending, universal
+
+    def _keep_move(self, lp: _ComponentLP, move: np.ndarray) -> None:
+        """Remember a move for later audits of the problem (not from rows relaxed for rounding)."""
+        if lp._relaxed:
+            return
+        moved = np.abs(move) > self.eps * 1e-3
+        self.moves.append((lp.comp.cells[moved], move[moved]))
+        del self.moves[:-_MOVES_KEPT]
 
     def _suspect_phase(self, lp: _ComponentLP, pending: set, universal: dict, part, names, outsider_x: dict) -> None:
         """Phase 2: points between what every insider allows (the truth, the universal optimum) and the
