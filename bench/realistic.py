@@ -154,21 +154,29 @@ def build(name: str) -> ProtectionProblem:
     raise KeyError(name)
 
 
+def greedy_pattern(problem: ProtectionProblem) -> np.ndarray:
+    """The pattern fast starts from (primary cells and the greedy closure, before any repair): many failures,
+    many insiders at work, for audit benchmarks and tests."""
+    from aggregator.disclosure.suppression.fast import _close_pattern, _Pattern
+    from aggregator.disclosure.suppression.structure import build_structure
+
+    pattern = _Pattern(build_structure(problem), problem.primary.astype(bool))
+    _close_pattern(pattern, list(np.flatnonzero(pattern.hidden)))
+    return pattern.hidden
+
+
 def contributor_sweep(companies=(250, 500, 1000, 2000), seed: int = 18) -> list[tuple[int, int, float, float]]:
     """Audit cost against the number of contributors at a fixed table (real-1.6k's shape): for each company
     count, the full audit (outsider and every insider) of the greedy pattern fast starts from, in CPU seconds.
     Returns (companies, holdings, cpu seconds, LPs) per count and prints the log-log slope."""
     from aggregator.disclosure.audit import audit
-    from aggregator.disclosure.suppression.fast import _close_pattern, _Pattern
-    from aggregator.disclosure.suppression.structure import build_structure
 
     out = []
     for n in companies:
         problem = realistic_problem(20, 4, (8, 6), n, seed)
-        pattern = _Pattern(build_structure(problem), problem.primary.astype(bool))
-        _close_pattern(pattern, list(np.flatnonzero(pattern.hidden)))
+        hidden = greedy_pattern(problem)
         c0 = time.process_time()
-        result = audit(problem, pattern.hidden)
+        result = audit(problem, hidden)
         cpu = time.process_time() - c0
         out.append((n, len(problem.insiders.names), cpu, result.lp_solves))
         print(f"  {n} companies, {out[-1][1]} holdings: audit {cpu:.1f} s CPU, {result.lp_solves} LPs", flush=True)

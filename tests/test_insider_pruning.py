@@ -11,40 +11,29 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_audit import table_problem
 
 from aggregator.disclosure.audit import audit
-from aggregator.disclosure.contributions import Contributions
 from aggregator.disclosure.model import ProtectionProblem
+from bench.problems import table_problem
+from bench.realistic import greedy_pattern, realistic_problem
 
 
 @st.composite
 def shared_tables(draw: st.DrawFn) -> tuple[ProtectionProblem, np.ndarray]:
-    """An r x c table whose body cells are shared by up to five contributors (margins are their sums), with
-    random primary cells, protection and pattern (primary cells always hidden)."""
+    """An r x c table with margins whose body cells are shared by up to five contributors, with random primary
+    cells, protection, a-priori upper bound (tight ones too: moves reflected through the truth must stay
+    within them) and pattern (primary cells always hidden)."""
     rows, cols = draw(st.integers(1, 4)), draw(st.integers(2, 5))
     n_who = draw(st.integers(1, 5))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    # each contributor reports in some cells; a lognormal-ish spread makes dominant contributors common
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    # each contributor reports in some cells; a lognormal spread makes dominant contributors common
     present = rng.random((n_who, rows, cols)) < draw(st.floats(0.2, 0.9))
     amounts = np.where(present, np.round(rng.lognormal(2.0, 1.2, (n_who, rows, cols)), 1), 0.0)
-    body = amounts.sum(axis=0)
-    # tight a-priori upper bounds too: moves reflected through the truth must stay within them
-    problem = table_problem(body, upper=draw(st.sampled_from([1.0, 1.1, 1.5])) * max(1.0, 2 * float(body.sum())))
-    n_body = rows * cols
-    # contributions to every cell, margins included (row totals, column totals, grand total)
-    own = np.concatenate(
-        [
-            amounts.reshape(n_who, n_body),
-            amounts.sum(axis=2),
-            amounts.sum(axis=1),
-            amounts.sum(axis=(1, 2))[:, None],
-        ],
-        axis=1,
-    )
-    problem.insiders = Contributions.of(
-        {f"w{k}": {int(c): float(own[k, c]) for c in np.flatnonzero(own[k] > 0)} for k in range(n_who)}
+    if not amounts.any():
+        amounts[0, 0, 0] = 1.0
+    problem = table_problem(
+        contributions={f"w{k}": amounts[k] for k in range(n_who)},
+        upper_factor=draw(st.sampled_from([1.0, 1.1, 1.5])),
     )
     primary = np.array(draw(st.lists(st.booleans(), min_size=problem.size, max_size=problem.size)))
     primary &= problem.values > 0
@@ -77,32 +66,27 @@ def test_pruned_insider_audit_gives_the_exhaustive_verdicts(case, verdict_only: 
 def test_pruned_insider_audit_gives_the_exhaustive_verdicts_on_small_company_tables(seed: int) -> None:
     # bench.realistic's shape (3-D, country -> region, holdings, the three rules) at a small size, under the
     # greedy pattern fast starts from (many insider failures, many insiders per component)
-    from aggregator.disclosure.suppression.fast import _close_pattern, _Pattern
-    from aggregator.disclosure.suppression.structure import build_structure
-    from bench.realistic import realistic_problem
-
     problem = realistic_problem(6, 2, (3, 2), 40, seed)
-    pattern = _Pattern(build_structure(problem), problem.primary.astype(bool))
-    _close_pattern(pattern, list(np.flatnonzero(pattern.hidden)))
-    pruned = audit(problem, pattern.hidden)
-    exhaustive = audit(problem, pattern.hidden, insider_pruning=False)
+    hidden = greedy_pattern(problem)
+    pruned = audit(problem, hidden)
+    exhaustive = audit(problem, hidden, insider_pruning=False)
     assert _verdicts(pruned) == _verdicts(exhaustive)
     assert pruned.lp_solves < exhaustive.lp_solves
 
 
 def test_pruning_spares_lps_on_a_table_with_many_contributors() -> None:
-    # 6 x 6 body, 12 contributors; a chessboard of hidden cells: every insider is checked, few need an LP
+    # 6 x 6 body with margins, 12 contributors; a chessboard of hidden body cells: every insider is checked,
+    # few need an LP of their own
     rng = np.random.default_rng(7)
     amounts = np.where(rng.random((12, 6, 6)) < 0.5, rng.integers(1, 50, (12, 6, 6)), 0).astype(float)
-    problem = table_problem(amounts.sum(axis=0))
-    own = amounts.reshape(12, 36)
-    problem.insiders = Contributions.of(
-        {f"w{k:02d}": {int(c): float(own[k, c]) for c in np.flatnonzero(own[k])} for k in range(12)}
-    )
+    problem = table_problem(contributions={f"w{k:02d}": amounts[k] for k in range(12)})
+    body = np.arange(7 * 7).reshape(7, 7)[:6, :6]  # cell (i, j); the total "T" comes last in each dimension
     hidden = np.zeros(problem.size, dtype=bool)
-    hidden[[i * 6 + j for i in range(6) for j in range(6) if (i + j) % 2 == 0]] = True
-    problem.primary[:36:7] = True
-    problem.upl[problem.primary] = problem.lpl[problem.primary] = 1.0
+    hidden[[int(body[i, j]) for i in range(6) for j in range(6) if (i + j) % 2 == 0]] = True
+    problem.primary = np.zeros(problem.size, dtype=bool)
+    problem.primary[np.flatnonzero(hidden)[::3]] = True
+    problem.upl = np.where(problem.primary, 1.0, 0.0)
+    problem.lpl = problem.upl.copy()
     pruned = audit(problem, hidden)
     exhaustive = audit(problem, hidden, insider_pruning=False)
     assert _verdicts(pruned) == _verdicts(exhaustive)
