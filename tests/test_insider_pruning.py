@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import ProtectionProblem
+from aggregator.disclosure.suppression import protect
 from bench.problems import table_problem
 from bench.realistic import greedy_pattern, realistic_problem
 
@@ -91,3 +92,10 @@ def test_pruning_spares_lps_on_a_table_with_many_contributors() -> None:
     exhaustive = audit(problem, hidden, insider_pruning=False)
     assert _verdicts(pruned) == _verdicts(exhaustive)
     assert pruned.lp_solves * 2 < exhaustive.lp_solves
+
+
+def test_protect_of_a_small_company_table_is_deterministic_and_passes_the_exhaustive_audit() -> None:
+    problem = realistic_problem(8, 2, (3, 3), 60, 5)
+    first, second = protect(problem, "fast"), protect(problem, "fast")
+    np.testing.assert_array_equal(first.suppressed, second.suppressed)
+    assert audit(problem, first.suppressed, insider_pruning=False).passed
