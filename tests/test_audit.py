@@ -406,8 +406,13 @@ def test_a_verdict_only_audit_finds_the_same_failures_and_the_intervals_that_mat
     need_hi = np.minimum(problem.values + problem.upl, problem.upper)
     need_lo = np.maximum(problem.values - problem.lpl, problem.lower)
     at_stake = hidden & problem.primary & ((need_hi > problem.values) | (need_lo < problem.values))
-    np.testing.assert_allclose(verdict.lo[at_stake], full.lo[at_stake])
-    np.testing.assert_allclose(verdict.hi[at_stake], full.hi[at_stake])
+    # a verdict-only audit proves each side reachable as far as needed (exact where a side falls short): its
+    # interval lies within the exact one and reaches the requirement or the exact bound
+    eps = 1e-6
+    assert (verdict.lo[at_stake] >= full.lo[at_stake] - eps).all()
+    assert (verdict.hi[at_stake] <= full.hi[at_stake] + eps).all()
+    assert (verdict.hi[at_stake] >= np.minimum(need_hi, full.hi)[at_stake] - eps).all()
+    assert (verdict.lo[at_stake] <= np.maximum(need_lo, full.lo)[at_stake] + eps).all()
     assert not np.isnan(full.lo[hidden]).any()
 
 

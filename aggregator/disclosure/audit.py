@@ -10,11 +10,15 @@ Speed matters (50,000+ cells, thousands hidden), so:
   one HiGHS model, built once, and every min/max re-solves it warm from the previous basis;
 - a hidden cell in no relation gets its a-priori bounds without any LP;
 - an LP solution in which another cell sits at its a-priori bound settles that cell's bound for free;
-- an insider is only re-solved where the outsider's optimal solutions are not already feasible for it, and
-  only for cells at stake (a primary cell whose requirement, capped at the bounds, reaches beyond its value:
-  a helper cell without a requirement cannot fail), so components without such cells cost nothing;
+- insiders are judged only on cells at stake (a primary cell whose requirement, capped at the bounds, reaches
+  beyond its value: a helper cell without a requirement cannot fail), so components without such cells cost
+  nothing; points that respect every insider's floors at once settle most sides for all insiders together, and
+  only the insiders whose floors cut off a point reaching the requirement get LPs of their own
+  (docs/rules.md, "Insider pruning");
 - a component's HiGHS model is built on first use (cached components are never solved again);
-- `verdict_only` (repair loops) solves the outsider only for cells at stake: the same failures, fewer LPs.
+- `verdict_only` (repair loops) judges only cells at stake and stops at proof: a point that reaches a
+  requirement within every insider's floors settles it for the outsider and all insiders at once; moves along
+  the relations found by earlier LPs, scaled either way, settle further sides without an LP.
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ REL_TOL = 1e-9  # relative part, scaled by the largest magnitude in the problem
 # last place, for the rounding of the sums) plus twice the true values' own residual. Intervals widen by far
 # less than REL_TOL, below what any comparison here can notice.
 LP_ROW_SLACK = 1e-13
-_WITNESS_BUDGET = 25_000_000  # floats kept per component to spare insider re-solves (~200 MB at most)
 _SHOWN = 5
-_BATCH_MIN = 4  # fewer unmet insider checks than this are solved one by one
-_BATCH_GAIN = 8  # keep batching while one LP settles at least 1/8 of the unmet checks
+_BATCH_MIN = 4  # fewer unsettled sides than this are solved one by one
+_BATCH_GAIN = 8  # keep batching while one LP settles at least 1/8 of the unsettled sides
 
 OUTSIDER = "outsider"
+_INSIDERS = ("insiders",)  # cache key prefix of a component's insider failures
+_MOVES = ("moves",)  # cache key of moves along the relations found by earlier audits of the problem
+_MOVES_KEPT = 256  # the most recent moves kept (sparse: cells and amounts)
 _RELATIONS = ("relations",)  # cache key of the flattened relations
 _RELATION_SUMS = ("relation sums",)  # cache key of their residuals and magnitudes
 
@@ -54,6 +60,7 @@ def audit(
     insiders: bool = True,
     cache: dict | None = None,
     verdict_only: bool = False,
+    insider_pruning: bool = True,
 ) -> AuditResult:
     """Compute attacker intervals for every suppressed cell and check each primary cell's protection.
 
@@ -65,11 +72,16 @@ def audit(
     a component depends only on the component's hidden cells, so unchanged components are not solved again.
 
     `verdict_only`: the same failures, but outsider intervals only for the primary cells whose requirement
-    reaches beyond their value (the only cells that can fail); lo/hi stay NaN for the other hidden cells and
-    `exact_disclosures` counts only the cells solved. For repair loops, which need the verdict, not a report.
+    reaches beyond their value (the only cells that can fail), and only as far as needed: each side holds a
+    value the outsider provably reaches (the requirement, once a point reaching it is found), exact for a cell
+    that falls short. lo/hi stay NaN for the other hidden cells and `exact_disclosures` counts only failing
+    cells. For repair loops, which need the verdict, not a report.
+
+    `insider_pruning=False`: every insider solves its own min and max for every cell it is judged on (the
+    reference the pruned audit is tested against; same verdicts, many more LPs).
     """
     hidden = _check_problem(problem, suppressed, cache)
-    auditor = _Auditor(problem, hidden, cache, verdict_only)
+    auditor = _Auditor(problem, hidden, cache, verdict_only, insider_pruning, insiders)
     auditor.run_outsider()
     if insiders:
         auditor.run_insiders()
@@ -340,21 +352,30 @@ class _ComponentLP:
 # --------------------------------------------------------------------------- the audit itself
 
 
-@dataclass
-class _Witnesses:
-    """Outsider optimal solutions attaining some bound of a cell at stake, to spare insider re-solves."""
-
-    stake_cols: np.ndarray  # local columns of the component's cells at stake (Auditor.at_stake)
-    points: np.ndarray  # (k, component size) solution vectors
-
-
 class _Auditor:
     def __init__(
-        self, problem: ProtectionProblem, hidden: np.ndarray, cache: dict | None = None, verdict_only: bool = False
+        self,
+        problem: ProtectionProblem,
+        hidden: np.ndarray,
+        cache: dict | None = None,
+        verdict_only: bool = False,
+        pruning: bool = True,
+        insiders: bool = True,
     ):
         self.problem = problem
+        self.pruning = pruning
+        self.with_insiders = insiders
+        self._records: tuple[np.ndarray, ...] | None = None  # insider records in hidden cells, by cell
+        # per component: the sides a verdict-only outsider pass left to the insiders (see _verdict_component)
+        self._phase2: dict[int, tuple[set, dict, dict]] = {}
         self.cache = cache
         self.verdict_only = verdict_only
+        # Moves along the relations (x - truth of LP solutions, as global cells and amounts): A(x - truth) = 0 for
+        # every relation whatever the pattern, so they stay moves in later audits of the problem (a repair loop
+        # hides more cells), usable wherever their cells are all hidden in one component.
+        self.moves: list[tuple[np.ndarray, np.ndarray]] = (
+            self.cache.setdefault(_MOVES, []) if self.cache is not None else []
+        )
         self.epoch = problem.epochs()
         self._prior: dict[int, dict[int, _Component]] = {}  # epoch -> cell -> its component in the prior model
         self._prior_lps: dict[tuple[int, int], _ComponentLP] = {}
@@ -381,7 +402,6 @@ class _Auditor:
         for number, lp in enumerate(self.lps):
             self.component_of[lp.comp.cells] = number
         self.stake_cols = [np.flatnonzero(self.at_stake[lp.comp.cells]) for lp in self.lps]
-        self.witnesses: list[_Witnesses | None] = []
 
     # ---- outsider
 
@@ -394,36 +414,64 @@ class _Auditor:
             keys = [(OUTSIDER, cells), (OUTSIDER, "verdict", cells)][: 2 if self.verdict_only else 1]
             found = next((self.cache[k] for k in keys if self.cache is not None and k in self.cache), None)
             if found is not None:
-                lo, hi, witnesses = found
-                self.lo[lp.comp.cells], self.hi[lp.comp.cells] = lo, hi
-            else:
-                witnesses = self._outsider_component(lp)
+                self.lo[lp.comp.cells], self.hi[lp.comp.cells] = found
+            elif self.verdict_only:
+                self._verdict_component(lp)
                 if self.cache is not None:
-                    self.cache[keys[-1]] = (self.lo[lp.comp.cells].copy(), self.hi[lp.comp.cells].copy(), witnesses)
-            self.witnesses.append(witnesses)
+                    self.cache[keys[-1]] = (self.lo[lp.comp.cells].copy(), self.hi[lp.comp.cells].copy())
+            else:
+                self._outsider_component(lp)
+                if self.cache is not None:
+                    self.cache[keys[-1]] = (self.lo[lp.comp.cells].copy(), self.hi[lp.comp.cells].copy())
         for cell in np.flatnonzero(self.hidden & ~(np.isnan(self.lo) & np.isnan(self.hi))):
             self._judge(int(cell), OUTSIDER, self.lo[cell], self.hi[cell], exact_counts=True)
 
-    def _outsider_component(self, lp: _ComponentLP) -> _Witnesses | None:
+    def _outsider_component(self, lp: _ComponentLP) -> None:
         lo, hi = np.full(lp.size, np.nan), np.full(lp.size, np.nan)
         stake_cols = self.stake_cols[self.component_of[lp.comp.cells[0]]]
-        at_stake = self.at_stake[lp.comp.cells]
-        kept: list[np.ndarray] = []
-        keep = len(stake_cols) * 2 * lp.size <= _WITNESS_BUDGET
         for col in stake_cols.tolist() if self.verdict_only else range(lp.size):
             for maximise, bound in ((False, lo), (True, hi)):
                 if not np.isnan(bound[col]):
                     continue
                 value, x = lp.optimise(col, maximise)
-                settled = self._settle(lp, x, lo, hi, col, maximise, value)
-                if keep and (at_stake[settled[0]].any() or at_stake[settled[1]].any()):
-                    kept.append(x)
+                self._settle(lp, x, lo, hi, col, maximise, value)
         self.lo[lp.comp.cells] = np.maximum(lo, lp.lower)
         self.hi[lp.comp.cells] = np.minimum(hi, lp.upper)
-        if not keep:
-            return None
-        points = np.array(kept) if kept else np.zeros((0, lp.size))
-        return _Witnesses(stake_cols, points)
+
+    def _verdict_component(self, lp: _ComponentLP) -> None:
+        """The outsider's verdict on the component's cells at stake, sharing work with the insiders.
+
+        Points that respect every insider's floors settle most sides for the outsider and every insider at
+        once (_universal_phase); only the sides left get the outsider's own LP. lo/hi then hold, per cell at
+        stake, a value the outsider can provably reach on each side (the requirement, or the truth where the
+        side needs nothing), exact optima where a side falls short (both sides of such a cell)."""
+        number = int(self.component_of[lp.comp.cells[0]])
+        cells = lp.comp.cells
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        stake = self.stake_cols[number]
+        part = self._component_records(lp, self._hidden_records()) if self.with_insiders else None
+        top = self._top_floor(lp, part) if part is not None and len(part[0]) else lp.lower.copy()
+        sides = self._sides(cells, truth, stake)
+        pending, universal = self._universal_phase(lp, sides, top)
+        lo, hi = np.full(lp.size, np.nan), np.full(lp.size, np.nan)
+        lo[stake], hi[stake] = truth[stake], truth[stake]
+        for col, maximise in sides - pending:
+            (hi if maximise else lo)[col] = self._need(int(cells[col]), maximise)
+        outsider_x: dict[tuple[int, bool], np.ndarray] = {}
+        for col, maximise in sorted(pending):
+            value, outsider_x[(col, maximise)] = lp.optimise(col, maximise)
+            (hi if maximise else lo)[col] = value
+        for col in stake.tolist():  # a cell that falls short on a side is reported with its exact interval
+            short = not (
+                self._side_met(int(cells[col]), hi[col], True) and self._side_met(int(cells[col]), lo[col], False)
+            )
+            if short:
+                for maximise, bound in ((True, hi), (False, lo)):
+                    if (col, maximise) not in outsider_x:
+                        bound[col] = lp.optimise(col, maximise)[0]
+        self.lo[cells] = lo
+        self.hi[cells] = hi
+        self._phase2[number] = (pending, universal, outsider_x)
 
     def _settle(
         self,
@@ -473,141 +521,327 @@ class _Auditor:
     # ---- insiders
 
     def run_insiders(self) -> None:
+        """Judge every hidden primary cell against every insider without a part in it (docs/rules.md).
+
+        An insider's LP is the outsider's with its own floors as lower bounds. Any point of the outsider's
+        polytope that respects an insider's floors and reaches a requirement proves that side met for that
+        insider, whatever its optimum. So, per component: points feasible for every insider at once (all floors
+        at their maximum) settle most sides for all insiders together; for the rest, a point that reaches the
+        requirement and breaks only a few insiders' floors names the only insiders that still need their own
+        LP ("Insider pruning" in docs/rules.md). `insider_pruning=False` solves every insider's LPs instead."""
         outsider_failed = {cell for cell, *_ in self.failures}
-        for contributor in self.problem.insiders.contributors:
-            cells, amounts = self._own_figures(contributor)
-            mine = self.hidden[cells]
-            if mine.any():
-                self.insiders_checked += 1
-                self._check_insider(str(contributor), cells[mine], amounts[mine], outsider_failed)
-
-    def _own_figures(self, contributor: str) -> tuple[np.ndarray, np.ndarray]:
-        """The contributor's cells (ascending) and its own amounts in them."""
-        return self.problem.insiders.of_contributor(contributor)
-
-    def _insider_bounds(self, cells: np.ndarray, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """New lower and upper bounds of the contributor's cells from its knowledge."""
-        values = np.asarray(self.problem.values, dtype=float)[cells]
-        # A contributor knows its own figures, not whether it is alone in a cell (insider_floor). Nothing more
-        # is assumed.
-        return insider_floor(self.lower[cells], amount, values), self.upper[cells].copy()
-
-    def _check_insider(self, who: str, cells: np.ndarray, amounts: np.ndarray, skip: set[int]) -> None:
-        new_lo, new_hi = self._insider_bounds(cells, amounts)
-        # Judge only hidden cells the insider has no part in. In a cell it contributes to, the protection the
-        # primary rules ask for already models a contributor attacking the others (p% coalition, dominance);
-        # measuring that cell against the insider's own share would demand the impossible for the largest
-        # contributor's own cell. Its knowledge still bounds those cells in the LP below.
-        skip = skip | set(cells[amounts != 0].tolist())
-        alone = np.flatnonzero((self.component_of[cells] < 0) & self.primary[cells])
-        for k in alone.tolist():
-            if int(cells[k]) not in skip:
-                self._judge(int(cells[k]), who, new_lo[k], new_hi[k])
-        comp_ids = self.component_of[cells]
-        for number in np.unique(comp_ids[comp_ids >= 0]).tolist():
+        recs = self._hidden_records()
+        self.insiders_checked = len(np.unique(recs[1]))
+        if len(recs[0]) == 0:
+            return
+        names = self.problem.insiders.names
+        for number, lp in enumerate(self.lps):
             if len(self.stake_cols[number]) == 0:
                 continue  # nothing in it can fail
-            mine = comp_ids == number
-            key = (who, self.lps[number].comp.cells.tobytes())
+            key = (_INSIDERS, self.pruning, lp.comp.cells.tobytes())
             if self.cache is not None and key in self.cache:
                 self.failures.extend(self.cache[key])
                 continue
             before = len(self.failures)
-            self._insider_component(who, number, cells[mine], new_lo[mine], new_hi[mine], skip)
+            part = self._component_records(lp, recs)
+            targets = np.array(
+                [c for c in self.stake_cols[number].tolist() if int(lp.comp.cells[c]) not in outsider_failed],
+                dtype=np.int64,
+            )
+            if len(targets) and len(part[0]):
+                if self.pruning and number in self._phase2:  # the universal phase ran with the outsider's
+                    pending, universal, outsider_x = self._phase2.pop(number)
+                    kept = set(targets.tolist())
+                    pending = {side for side in pending if side[0] in kept}
+                    self._suspect_phase(lp, pending, universal, part, names, outsider_x)
+                elif self.pruning:
+                    self._insiders_pruned(lp, targets, part, names)
+                else:
+                    self._insiders_exhaustive(lp, targets, part, names)
             if self.cache is not None:
                 self.cache[key] = self.failures[before:]
 
-    def _insider_component(
-        self, who: str, number: int, cells: np.ndarray, new_lo: np.ndarray, new_hi: np.ndarray, skip: set[int]
-    ) -> None:
-        lp = self.lps[number]
-        cols = np.searchsorted(lp.comp.cells, cells)
-        targets = np.array(
-            [c for c in self.stake_cols[number].tolist() if lp.comp.cells[c] not in skip], dtype=np.int64
-        )
-        if len(targets) == 0:
-            return
-        best_lo, best_hi = self._witnessed(number, cols, new_lo, new_hi)
-        if self._all_met(lp.comp.cells[targets], best_lo[targets], best_hi[targets]):
-            return  # the witnesses settle every target: no LP, so the model keeps the outsider's bounds
-        lp.set_bounds(cols, new_lo, new_hi)
-        try:
-            self._batch_witnesses(lp, targets, best_lo, best_hi)
-            for col in targets.tolist():
-                self._insider_cell(who, lp, col, best_lo, best_hi)
-        finally:
-            lp.set_bounds(cols, lp.lower[cols], lp.upper[cols])
+    def _hidden_records(self) -> tuple[np.ndarray, ...]:
+        """Every insider record in a hidden cell, sorted by cell: (cell, contributor, own amount, floor)."""
+        if self._records is None:
+            self._records = self._find_hidden_records()
+        return self._records
 
-    def _witnessed(
-        self, number: int, cols: np.ndarray, new_lo: np.ndarray, new_hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Lowest / highest values per column over points the insider cannot rule out.
+    def _find_hidden_records(self) -> tuple[np.ndarray, ...]:
+        own = self.problem.insiders
+        keep = self.hidden[own.cell] if len(own.cell) else np.zeros(0, dtype=bool)
+        cell, who, amount = own.cell[keep], own.who[keep], own.value[keep]
+        order = np.lexsort((who, cell))
+        cell, who, amount = cell[order], who[order], amount[order]
+        values = np.asarray(self.problem.values, dtype=float)
+        floor = insider_floor(self.lower[cell], amount, values[cell])
+        return cell, who, amount, floor
 
-        The true values are such a point. Each stored outsider optimum x is pulled towards the truth v just
-        far enough to respect the insider's bounds: v + t (x - v) is feasible for both (the feasible set is
-        convex), so it witnesses how far each cell can move without any new LP.
-        """
-        lp = self.lps[number]
-        truth = np.asarray(self.problem.values, dtype=float)[lp.comp.cells]
-        best_lo, best_hi = truth.copy(), truth.copy()
-        found = self.witnesses[number]
-        if found is None or len(found.points) == 0:
-            return best_lo, best_hi
-        step = found.points[:, cols] - truth[cols]
-        room = np.where(step < 0, new_lo - truth[cols], new_hi - truth[cols])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            limit = np.where(np.abs(step) > self.eps, room / step, np.inf)
-        t = np.clip(limit.min(axis=1, initial=1.0), 0.0, 1.0)
-        useful = t > 0  # t = 0 gives back the truth, e.g. when the point moves a cell the insider owns alone
-        shown = found.stake_cols
-        points = truth[shown] + t[useful, None] * (found.points[np.ix_(useful, shown)] - truth[shown])
-        if len(points):
-            best_lo[shown] = np.minimum(best_lo[shown], points.min(axis=0))
-            best_hi[shown] = np.maximum(best_hi[shown], points.max(axis=0))
-        return best_lo, best_hi
+    def _component_records(self, lp: _ComponentLP, recs) -> tuple[np.ndarray, ...]:
+        """The records in the component's cells, with local columns: (col, contributor, own amount, floor)."""
+        cell, who, amount, floor = recs
+        lo = np.searchsorted(cell, lp.comp.cells, side="left")
+        hi = np.searchsorted(cell, lp.comp.cells, side="right")
+        pos = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+        pos = pos.astype(np.int64)
+        cols = np.repeat(np.arange(lp.size), hi - lo)
+        return cols, who[pos], amount[pos], floor[pos]
 
-    def _batch_witnesses(self, lp: _ComponentLP, targets: np.ndarray, best_lo: np.ndarray, best_hi: np.ndarray) -> None:
-        """Push all unmet cells up at once (one LP), then all down, while that settles a good share."""
-        cells = lp.comp.cells[targets]
-        truth = np.asarray(self.problem.values, dtype=float)[cells]
-        # Weight each cell by the distance it must move, so small cells count as much as large ones.
-        weight_hi = 1.0 / np.maximum(self.need_hi[cells] - truth, self.eps)
-        weight_lo = 1.0 / np.maximum(truth - self.need_lo[cells], self.eps)
-        active = {True: True, False: True}
-        while any(active.values()):
-            for maximise in (True, False):
-                if not active[maximise]:
-                    continue
-                if maximise:
-                    unmet = best_hi[targets] < self.need_hi[cells] - self.eps
-                else:
-                    unmet = best_lo[targets] > self.need_lo[cells] + self.eps
-                pending = int(unmet.sum())
-                if pending < _BATCH_MIN:
-                    active[maximise] = False
-                    continue
-                weights = (weight_hi if maximise else weight_lo)[unmet]
-                x = lp.optimise_sum(targets[unmet], weights, maximise)
-                np.minimum(best_lo, x, out=best_lo)
-                np.maximum(best_hi, x, out=best_hi)
-                reached = x[targets[unmet]]
-                need = (self.need_hi if maximise else self.need_lo)[cells[unmet]]
-                settled = int((reached >= need - self.eps).sum() if maximise else (reached <= need + self.eps).sum())
-                active[maximise] = settled * _BATCH_GAIN >= pending
+    def _need(self, cell: int, maximise: bool) -> float:
+        return float(self.need_hi[cell] if maximise else self.need_lo[cell])
 
-    def _insider_cell(self, who: str, lp: _ComponentLP, col: int, best_lo: np.ndarray, best_hi: np.ndarray) -> None:
-        cell = int(lp.comp.cells[col])
-        for maximise, best in ((True, best_hi), (False, best_lo)):
-            if self._side_met(cell, best[col], maximise):
+    def _insiders_exhaustive(self, lp: _ComponentLP, targets: np.ndarray, part, names) -> None:
+        """The reference: every insider's own min and max LP for every target it has no part in."""
+        cols, who, amount, floor = part
+        for w in np.unique(who).tolist():
+            mine = who == w
+            mcols, mfloor = cols[mine], floor[mine]
+            owned = set(mcols[amount[mine] != 0].tolist())
+            judged = [c for c in targets.tolist() if c not in owned]
+            if not judged:
                 continue
-            _, x = lp.optimise(col, maximise)
-            np.copyto(best_lo, np.minimum(best_lo, x))
-            np.copyto(best_hi, np.maximum(best_hi, x))
-            if not self._side_met(cell, best[col], maximise):
-                lo = lp.optimise(col, False)[0] if maximise else best_lo[col]
-                hi = best_hi[col] if maximise else lp.optimise(col, True)[0]
-                self._judge(cell, who, lo, hi)
+            lp.set_bounds(mcols, mfloor, lp.upper[mcols])
+            try:
+                for col in judged:
+                    lo = lp.optimise(col, False)[0]
+                    hi = lp.optimise(col, True)[0]
+                    self._judge(int(lp.comp.cells[col]), str(names[w]), lo, hi)
+            finally:
+                lp.set_bounds(mcols, lp.lower[mcols], lp.upper[mcols])
+
+    def _insiders_pruned(self, lp: _ComponentLP, targets: np.ndarray, part, names) -> None:
+        cells = lp.comp.cells
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        sides = self._sides(cells, truth, targets)
+        pending, universal = self._universal_phase(lp, sides, self._top_floor(lp, part))
+        self._suspect_phase(lp, pending, universal, part, names, {})
+
+    def _sides(self, cells: np.ndarray, truth: np.ndarray, targets: np.ndarray) -> set[tuple[int, bool]]:
+        """The (column, maximise) sides of the targets that need a move at all (the truth is feasible for every
+        attacker)."""
+        met = self._side_met
+        return {(int(c), m) for c in targets.tolist() for m in (True, False) if not met(int(cells[c]), truth[c], m)}
+
+    @staticmethod
+    def _top_floor(lp: _ComponentLP, part) -> np.ndarray:
+        """Every insider's floor at once: the largest floor per column (the outsider's lower bound without)."""
+        top = lp.lower.copy()
+        np.maximum.at(top, part[0], part[3])
+        return top
+
+    def _universal_phase(
+        self, lp: _ComponentLP, sides: set, top: np.ndarray
+    ) -> tuple[set, dict[tuple[int, bool], np.ndarray]]:
+        """Settle sides with points that respect `top` (every insider's floor) on every cell but the side's own:
+        such a point is feasible for the outsider and for every insider with no part in the cell. Returns the
+        sides left and, for each, the optimum found under those floors."""
+        cells = lp.comp.cells
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        pending = set(sides)
+        universal: dict[tuple[int, bool], np.ndarray] = {}
+        if not pending:
+            return pending, universal
+        room_up, room_down = lp.upper - truth, truth - top
+
+        def settle_with(x: np.ndarray) -> None:
+            # x - truth is a move along the relations; scaled (both ways) within every insider's floors it
+            # settles every side it reaches, for every insider
+            self._settle_by_move(pending, x - truth, room_up, room_down, cells, truth)
+
+        in_comp = np.zeros(self.problem.size, dtype=bool)
+        in_comp[cells] = True
+        for move_cells, amounts in list(self.moves):  # moves found before: no LP
+            if not pending:
+                break
+            if in_comp[move_cells].all():
+                move = np.zeros(lp.size)
+                move[np.searchsorted(cells, move_cells)] = amounts
+                self._settle_by_move(pending, move, room_up, room_down, cells, truth)
+        lp.set_bounds(np.arange(lp.size), top, lp.upper)
+        try:
+            for maximise in (True, False):
+                self._push_all(lp, pending, cells, truth, maximise, settle_with)
+            for col, maximise in sorted(pending):
+                if (col, maximise) not in pending:
+                    continue
+                if not maximise:  # non-owners of the target know nothing of it: its floor is the outsider's
+                    lp.set_bounds(np.array([col]), lp.lower[[col]], lp.upper[[col]])
+                value, x = lp.optimise(col, maximise)
+                if not maximise:
+                    lp.set_bounds(np.array([col]), top[[col]], lp.upper[[col]])
+                if self._side_met(int(cells[col]), value, maximise):
+                    pending.discard((col, maximise))
+                else:
+                    universal[(col, maximise)] = x
+                settle_with(x)
+                self._keep_move(lp, x - truth)
+        finally:
+            lp.set_bounds(np.arange(lp.size), lp.lower, lp.upper)
+        return pending, universal
+
+    def _keep_move(self, lp: _ComponentLP, move: np.ndarray) -> None:
+        """Remember a move for later audits of the problem (not from rows relaxed for rounding)."""
+        if lp._relaxed:
+            return
+        moved = np.abs(move) > self.eps * 1e-3
+        self.moves.append((lp.comp.cells[moved], move[moved]))
+        del self.moves[:-_MOVES_KEPT]
+
+    def _suspect_phase(self, lp: _ComponentLP, pending: set, universal: dict, part, names, outsider_x: dict) -> None:
+        """Phase 2: points between what every insider allows (the truth, the universal optimum) and the
+        outsider's optimum reach the requirement; only insiders whose floors they all break are suspects,
+        tested in groups (one LP with the floors of a whole group; halved while it falls short).
+        `outsider_x`: the outsider's optima already found, per side."""
+        if not pending:
+            return
+        cols, who, amount, floor = part
+        tol = self.eps * 1e-3
+        cells = lp.comp.cells
+        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        order = np.argsort(who, kind="stable")
+        by_who = (who[order], cols[order], floor[order])
+        failing: dict[int, list[tuple[int, bool]]] = {}
+        moves = [x - truth for x in universal.values()]  # moves along the relations found so far
+        for col, maximise in sorted(pending):
+            x_out = outsider_x[(col, maximise)] if (col, maximise) in outsider_x else lp.optimise(col, maximise)[1]
+            owners = set(who[(cols == col) & (amount != 0)].tolist())
+            if not self._side_met(int(cells[col]), x_out[col], maximise):
+                # the outsider passed short of the requirement (prior knowledge): every insider is a suspect
+                suspects = set(np.unique(who).tolist())
+            else:
+                suspects = set(np.unique(who).tolist())
+                for point in self._candidate_points(
+                    truth, universal[(col, maximise)], x_out, moves, col, int(cells[col]), maximise
+                ):
+                    suspects &= set(np.unique(who[floor > point[cols] + tol]).tolist())
+                    if not suspects - owners:
+                        break
+            moves.append(x_out - truth)
+            for w in self._group_test(lp, col, maximise, sorted(suspects - owners), by_who):
+                failing.setdefault(w, []).append((col, maximise))
+        for w in sorted(failing):
+            self._one_insider(lp, str(names[w]), cols[who == w], floor[who == w], failing[w])
+
+    def _settle_by_move(self, pending: set, move: np.ndarray, room_up, room_down, cells, truth) -> None:
+        """Settle every pending side that truth + s * move reaches for some s in [-1, 1] within the rooms.
+
+        `move` is the difference of two points that satisfy the relations, so truth + s * move satisfies them
+        too (|s| <= 1 keeps the solver's row residual at most that of the points); the rooms (bounds and
+        floors) are checked on every cell but the side's own, whose requirement lies within its a-priori
+        bounds already."""
+        if not pending:
+            return
+        side = np.array(sorted(pending), dtype=np.int64).reshape(-1, 2)
+        col, up = side[:, 0], side[:, 1].astype(bool)
+        gap = np.where(up, self.need_hi[cells[col]], self.need_lo[cells[col]]) - truth[col]
+        tiny = self.eps * 1e-3
+        for sign in (1.0, -1.0):
+            d = sign * move
+            with np.errstate(divide="ignore", invalid="ignore"):
+                limit = np.where(d > tiny, room_up / d, np.where(d < -tiny, room_down / -d, np.inf))
+            limit = np.maximum(limit, 0.0)
+            if len(limit) > 1:
+                first = int(np.argmin(limit))
+                low1 = limit[first]
+                low2 = np.partition(limit, 1)[1]
+            else:
+                first, low1, low2 = 0, np.inf, np.inf
+            reach = np.where(col == first, low2, low1)  # the largest scale the other cells allow
+            dc = d[col]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(np.abs(dc) > tiny, gap / dc, np.inf)
+            ok = (scale >= 0) & (scale <= np.minimum(reach, 1.0))
+            for c, m in zip(col[ok].tolist(), up[ok].tolist(), strict=True):
+                pending.discard((c, bool(m)))
+
+    def _candidate_points(self, truth, x_all, x_out, moves, col: int, cell: int, maximise: bool):
+        """Points that satisfy the relations and reach the side's requirement on the cell: on the segments from
+        the truth and from the universal optimum towards the outsider's optimum, and truth + s * move for the
+        earlier moves that reach it with 0 < |s| <= 1; each is then checked against the insiders' floors."""
+        tol = self.eps * 1e-3
+        yield self._reaching_point(truth, x_out, col, maximise, cell, tol)
+        yield self._reaching_point(x_all, x_out, col, maximise, cell, tol)
+        gap = self._need(cell, maximise) - truth[col]
+        comp = self.lps[self.component_of[cell]].comp.cells
+        lower, upper = self.lower[comp], self.upper[comp]
+        for move in moves:
+            if abs(move[col]) > tol and abs(gap / move[col]) <= 1.0:
+                point = truth + (gap / move[col]) * move
+                if np.all(point >= lower - tol) and np.all(point <= upper + tol):  # a reflection may leave them
+                    yield point
+
+    def _reaching_point(self, base: np.ndarray, far: np.ndarray, col: int, maximise: bool, cell: int, tol: float):
+        """The point on the segment from `base` towards `far` that just reaches the cell's requirement."""
+        span = far[col] - base[col]
+        lam = 1.0 if abs(span) <= tol else min(1.0, max(0.0, (self._need(cell, maximise) - base[col]) / span))
+        return base + lam * (far - base)
+
+    def _group_test(self, lp: _ComponentLP, col: int, maximise: bool, group: list[int], by_who) -> list[int]:
+        """The insiders of `group` that fall short of the side: one LP with every floor of a group at once
+        (the largest per cell) settles the whole group when it reaches the requirement; else it is halved."""
+        who_s, cols_s, floor_s = by_who
+        failing: list[int] = []
+        stack = [group] if group else []
+        while stack:
+            g = stack.pop()
+            lo = np.searchsorted(who_s, g, side="left")
+            hi = np.searchsorted(who_s, g, side="right")
+            pos = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+            gcols, gfloor = cols_s[pos.astype(np.int64)], floor_s[pos.astype(np.int64)]
+            touched = np.unique(gcols)
+            bound = lp.lower.copy()
+            np.maximum.at(bound, gcols, gfloor)
+            lp.set_bounds(touched, bound[touched], lp.upper[touched])
+            try:
+                value, _ = lp.optimise(col, maximise)
+            finally:
+                lp.set_bounds(touched, lp.lower[touched], lp.upper[touched])
+            if self._side_met(int(lp.comp.cells[col]), value, maximise):
+                continue
+            if len(g) == 1:
+                failing.append(g[0])
+            else:
+                stack += [g[len(g) // 2 :], g[: len(g) // 2]]
+        return sorted(failing)
+
+    def _push_all(self, lp: _ComponentLP, pending: set, cells, truth, maximise: bool, settle_with) -> None:
+        """Push all pending sides of one direction at once (one LP), while that settles a good share."""
+        while True:
+            side = sorted(c for c, m in pending if m == maximise)
+            if len(side) < _BATCH_MIN:
                 return
+            cols = np.array(side, dtype=np.int64)
+            need = (self.need_hi if maximise else self.need_lo)[cells[cols]]
+            # Weight each cell by the distance it must move, so small cells count as much as large ones.
+            weights = 1.0 / np.maximum(np.abs(need - truth[cols]), self.eps)
+            x = lp.optimise_sum(cols, weights, maximise)
+            before = len(pending)
+            settle_with(x)
+            if (before - len(pending)) * _BATCH_GAIN < len(side):
+                return
+
+    def _one_insider(self, lp: _ComponentLP, who: str, mcols: np.ndarray, mfloor: np.ndarray, sides) -> None:
+        """The insider's own LPs for the sides only it might fail; judged as the outsider is."""
+        cells = lp.comp.cells
+        lp.set_bounds(mcols, mfloor, lp.upper[mcols])
+        try:
+            open_sides = set(sides)
+            judged: set[int] = set()
+            for col, maximise in sorted(sides):
+                if (col, maximise) not in open_sides or col in judged:
+                    continue
+                value, x = lp.optimise(col, maximise)
+                for c, m in list(open_sides):  # the insider's own point settles every side it reaches
+                    if self._side_met(int(cells[c]), x[c], m):
+                        open_sides.discard((c, m))
+                if self._side_met(int(cells[col]), value, maximise):
+                    continue
+                lo = lp.optimise(col, False)[0] if maximise else value
+                hi = value if maximise else lp.optimise(col, True)[0]
+                self._judge(int(cells[col]), who, lo, hi)
+                judged.add(col)
+        finally:
+            lp.set_bounds(mcols, lp.lower[mcols], lp.upper[mcols])
 
     def _beyond_prior(self, who: str, cell: int, reached: float, maximise: bool) -> bool:
         """True when the attacker's bound is tighter than what it could reach before the cell's release."""
@@ -655,11 +889,6 @@ class _Auditor:
             return lp.optimise(int(np.searchsorted(cells, cell)), maximise)[0]
         finally:
             lp.set_bounds(cols, self.lower[cells], self.upper[cells])
-
-    def _all_met(self, cells: np.ndarray, best_lo: np.ndarray, best_hi: np.ndarray) -> bool:
-        return bool(
-            np.all(best_hi >= self.need_hi[cells] - self.eps) and np.all(best_lo <= self.need_lo[cells] + self.eps)
-        )
 
     def _side_met(self, cell: int, reached: float, maximise: bool) -> bool:
         if maximise:

@@ -160,10 +160,18 @@ def hidden_components(s: Structure, hidden: np.ndarray) -> list[np.ndarray]:
     return [np.array(sorted(g), dtype=np.int64) for _, g in sorted(groups.items())]
 
 
-def find_attacks(s: Structure, x: np.ndarray, insiders: bool = True, only: np.ndarray | None = None) -> list[Attack]:
+def find_attacks(
+    s: Structure,
+    x: np.ndarray,
+    insiders: bool = True,
+    only: np.ndarray | None = None,
+    attackers: dict[int, set[int]] | None = None,
+) -> list[Attack]:
     """Every unmet requirement for pattern x (0/1, or fractional inside the cut loop of the LP bound).
 
     only: restrict the targets to these primary cells (those the audit module found wanting).
+    attackers: with `only`, the insiders (contributor indices) to attack each target with, e.g. those the audit
+    named; the others are not tried on it. This only chooses which cuts to look for: the audit has the last word.
     """
     hidden = x > 1e-9
     targets = hidden & s.problem.primary
@@ -175,11 +183,11 @@ def find_attacks(s: Structure, x: np.ndarray, insiders: bool = True, only: np.nd
         if len(prim) == 0:
             continue
         prim = prim[np.argsort(s.rank[prim], kind="stable")]
-        attacks += _attack_component(s, comp, prim, x, insiders)
+        attacks += _attack_component(s, comp, prim, x, insiders, attackers)
     return attacks
 
 
-def _attack_component(s, comp, prim, x, insiders) -> list[Attack]:
+def _attack_component(s, comp, prim, x, insiders, attackers=None) -> list[Attack]:
     attacks: list[Attack] = []
     up, down = attacker_rooms(s, -1, comp)
     scale = x[comp]
@@ -201,7 +209,7 @@ def _attack_component(s, comp, prim, x, insiders) -> list[Attack]:
             w = len(points) - 1
         witnessed.append((p, sign, w, sign * float(points[w][k])))
     if insiders and witnessed:
-        attacks += _insider_attacks(s, comp, x, np.array(points), witnessed)
+        attacks += _insider_attacks(s, comp, x, np.array(points), witnessed, attackers)
     return attacks
 
 
@@ -212,12 +220,15 @@ def _witness(points: list[np.ndarray], k: int, sign: int, req: float) -> int | N
     return None
 
 
-def _insider_attacks(s, comp, x, points, witnessed) -> list[Attack]:
-    """Each contributor with a record in a hidden cell of this group attacks with its own figures known."""
+def _insider_attacks(s, comp, x, points, witnessed, attackers=None) -> list[Attack]:
+    """Each contributor with a record in a hidden cell of this group attacks with its own figures known
+    (with `attackers`: only on the targets it is named for)."""
     involved = np.unique(s.owner_who[spans(s.owner_ptr, comp)]).tolist()
     attacks: list[Attack] = []
     for c in involved:
-        attacks += _one_insider(s, c, comp, x, points, witnessed)
+        mine = witnessed if attackers is None else [w for w in witnessed if c in attackers.get(w[0], ())]
+        if mine:
+            attacks += _one_insider(s, c, comp, x, points, mine)
     return attacks
 
 

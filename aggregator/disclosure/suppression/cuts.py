@@ -88,21 +88,28 @@ def needs_partner(problem: ProtectionProblem, h: int) -> bool:
 
 def attacks_on_pattern(s: Structure, hidden: np.ndarray) -> list[Attack]:
     """Attacks on a 0/1 pattern: the audit says which cells fail, we find the cuts."""
-    failing = _audit_failing_cells(s.problem, hidden, s.audit_cache)
+    failing, named = _audit_failing_cells(s, hidden)
     if not failing.any():
         return []
-    attacks = find_attacks(s, hidden.astype(float), only=failing)
+    # attack each failing cell only with the attackers the audit named (the others found nothing there)
+    attacks = find_attacks(s, hidden.astype(float), only=failing, attackers=named)
     if not attacks:
         # the audit and our check disagree (tolerances): check every cell before giving up
         attacks = find_attacks(s, hidden.astype(float))
     return attacks
 
 
-def _audit_failing_cells(problem: ProtectionProblem, hidden: np.ndarray, cache: dict) -> np.ndarray:
+def _audit_failing_cells(s: Structure, hidden: np.ndarray) -> tuple[np.ndarray, dict[int, set[int]]]:
+    """Primary cells the audit finds wanting, and per cell the insiders (contributor indices) it names."""
+    problem = s.problem
     failing = np.zeros(problem.size, dtype=bool)
-    for cell, *_ in audit(problem, hidden, cache=cache, verdict_only=True).failures:
+    index = {name: k for k, name in enumerate(s.contributors)}
+    named: dict[int, set[int]] = {}
+    for cell, who, *_ in audit(problem, hidden, cache=s.audit_cache, verdict_only=True).failures:
         failing[cell] = True
-    return failing & problem.primary
+        if who in index:
+            named.setdefault(cell, set()).add(index[who])
+    return failing & problem.primary, named
 
 
 def feasible_cuts(s: Structure, attacks: list[Attack], x: np.ndarray) -> tuple[list[Cut], bool]:
