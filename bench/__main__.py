@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("companies", "series", "primary", "tables", "e2e"),
+        choices=("companies", "cli", "series", "primary", "tables", "e2e"),
         help="run only these parts",
     )
     parser.add_argument(
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"60-company textile end to end: {e2e}")
     table = tidy(rows, stamp, plan.mode)
     if args.keep_from:
-        rerun = only - {"e2e"} if only else {"companies", "series", "primary", "tables"}  # --only e2e keeps all
+        rerun = only - {"e2e"} if only else {"companies", "cli", "series", "primary", "tables"}  # --only e2e keeps all
         table = kept_rows(args.keep_from, rerun) + table
     written = write_csv(table, stamp)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
