@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small scales only (a few minutes)")
     parser.add_argument("--cap", type=float, help="time limit per stage in seconds (quick 60, full 180)")
     parser.add_argument(
+        "--intake-max",
+        type=int,
+        metavar="COMPANIES",
+        help="time the intake of sealed files up to this many companies (quick 1,000, full 10,000)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=("companies", "cli", "series", "primary", "tables", "e2e"),
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.cap:
         plan = dataclasses.replace(plan, cap=args.cap)
+    if args.intake_max is not None:
+        plan = dataclasses.replace(plan, intake_max=args.intake_max)
     only = set(args.only or [])
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     _say(f"benchmark ({plan.mode} mode, cap {plan.cap:.0f} s per stage) started {stamp}")
