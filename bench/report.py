@@ -331,7 +331,10 @@ def targets_section(rows: list[dict], e2e: dict) -> list[str]:
         measured = {j["scale"] for j in judged if j["stage"] == "intake (envelopes)"}
         for n in INTAKE_SCALES:
             if not any(int(m.split()[0]) == n for m in measured):
-                lines.append(f"| intake (envelopes) | {n} companies | - | - | - | - | 5x | not measured in this run |")
+                failed = [r["status"] for r in rows if r["stage"] == "intake (envelopes)" and
+                          r["scale"] == f"{n} companies"]  # fmt: skip
+                status = f"**not met**: {failed[0]}" if failed else "not measured in this run"
+                lines.append(f"| intake (envelopes) | {n} companies | - | - | - | - | 5x | {status} |")
     cli = cli_targets(rows)
     if cli:
         lines += ["", "- Start-up (`--help` from spawn to exit, median of the runs; floor `python -c pass` timed "
