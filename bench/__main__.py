@@ -22,9 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small scales only (a few minutes)")
     parser.add_argument("--cap", type=float, help="time limit per stage in seconds (quick 60, full 180)")
     parser.add_argument(
+        "--intake-max",
+        type=int,
+        metavar="COMPANIES",
+        help="time the intake of sealed files up to this many companies (quick 1,000, full 10,000)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
-        choices=("companies", "series", "primary", "tables", "e2e"),
+        choices=("companies", "cli", "series", "primary", "tables", "e2e"),
         help="run only these parts",
     )
     parser.add_argument(
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.cap:
         plan = dataclasses.replace(plan, cap=args.cap)
+    if args.intake_max is not None:
+        plan = dataclasses.replace(plan, intake_max=args.intake_max)
     only = set(args.only or [])
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     _say(f"benchmark ({plan.mode} mode, cap {plan.cap:.0f} s per stage) started {stamp}")
@@ -53,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"60-company textile end to end: {e2e}")
     table = tidy(rows, stamp, plan.mode)
     if args.keep_from:
-        rerun = only - {"e2e"} if only else {"companies", "series", "primary", "tables"}  # --only e2e keeps all
+        rerun = only - {"e2e"} if only else {"companies", "cli", "series", "primary", "tables"}  # --only e2e keeps all
         table = kept_rows(args.keep_from, rerun) + table
     written = write_csv(table, stamp)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])

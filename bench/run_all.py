@@ -2,10 +2,11 @@
 
 Two families of sizes:
 - company scales (100, 1,000, 10,000 companies; one textile period from sample_data.generate): seal, open,
-  read + validate, load into the store, cell statistics, the whole batch (protect_release + write_release),
-  writing outputs and the audit of that release, then a corrected release of the same period (the release
-  history path); up to 1,000 companies also the intake of one sealed file per company and template
-  (run_intake, as the secretariat receives them);
+  read + validate, load into the store, cell statistics, the whole batch (release_audience) with the time of
+  its protection and ledger parts, writing outputs and one audit of the final pattern, then a corrected
+  release of the same period (the release history path); also the intake of one sealed file per company and
+  template (run_intake, as the secretariat receives them: up to 1,000 companies in quick mode, 10,000 in full);
+- start-up: `imvo-submit --help` and `aggregator --help` from spawn to exit, against `python -c pass`;
 - a table-size ladder (~100 to ~100,000 cells; bench_suppression's tables and synthetic cell statistics):
   primary rules, secondary suppression per method, the LP lower bound, the audit.
 Each stage's floor is measured in the same child on the same data (see bench/stages.py).
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bench_suppression import TABLES as SUPPRESSION_TABLES
-from bench.stages import MARKER
+from bench.stages import BATCH_PARTS, CLI_COMMANDS, MARKER
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -39,8 +40,11 @@ FLOORS = {
     "open": "raw ChaCha20-Poly1305 decrypt",
     "read + validate": "pyarrow.csv.read_csv",
     "load into store": "plain DuckDB CREATE TABLE into an encrypted file",
-    "cell statistics": "plain DuckDB GROUP BY",
+    "cell statistics": "per-contributor DuckDB GROUP BY (inner cell x company)",
+    "protection": "one audit of the final pattern",
+    "ledger": "plain DuckDB CREATE TABLE of the same records into an encrypted file",
     "intake (envelopes)": "raw ChaCha20-Poly1305 decrypt + pyarrow.csv.read_csv of every file",
+    **dict.fromkeys(CLI_COMMANDS, "python -c pass"),
 }
 # an extra rung between bench_suppression's 1,936- and 66,976-cell tables
 LADDER_TABLES = sorted(
@@ -60,6 +64,7 @@ class Plan:
     cap: float  # seconds per stage; a child still running after cap + setup allowance is killed
     optimal_max: int  # tables above this many cells skip the "optimal" method
     intake_max: int = 1_000  # scales up to this many companies also time the intake of their sealed files
+    intake_cap: float = 1800.0  # seconds for the intake stage, setup included (writing and sealing 40,000 files)
     series: tuple[int, float, int] = (1_000, 14.0, 12)  # a year of monthly releases: companies, rows_scale, months
     series_cap: float = 7200.0  # seconds for the whole series (one child)
 
@@ -83,6 +88,7 @@ FULL = Plan(
     methods=("fast", "optimal", "auto"),
     cap=180.0,
     optimal_max=12_000,
+    intake_max=10_000,
 )
 
 
@@ -108,7 +114,7 @@ def _company_jobs(prep: dict, data: Path, work: Path, intake: bool) -> list[tupl
         ({**base, "kind": "read_validate"}, ["read + validate"]),
         ({**base, "kind": "load"}, ["load into store"]),
         ({**base, "kind": "cells"}, ["cell statistics"]),
-        ({**base, "kind": "batch"}, ["whole batch", "write outputs", "audit (release)"]),
+        ({**base, "kind": "batch"}, [stage for stage, _unit in BATCH_PARTS]),
         ({**base, "kind": "revision"}, ["linked release (revision)"]),
     ]
 
@@ -125,7 +131,8 @@ def run_company_scale(plan: Plan, companies: int, rows_scale: float, tmp: Path, 
     say(f"{scale}: {prep['rows_total']:,} rows ({prep['rows_file']:,} production locations)")
     rows = []
     for stage_job, labels in _company_jobs(prep, data, work, companies <= plan.intake_max):
-        for result in run_job(stage_job, labels, plan.cap + 120):
+        cap = plan.intake_cap if stage_job["kind"] == "intake" else plan.cap
+        for result in run_job(stage_job, labels, cap + 120):
             rows.append({"size_unit": "rows", **result, "scale": scale})
             say(_line(rows[-1]))
     return rows
@@ -170,6 +177,15 @@ def run_series(plan: Plan, tmp: Path, say: Progress) -> list[dict]:
     return out
 
 
+def run_cli(say: Progress, times: int = 7) -> list[dict]:
+    """`imvo-submit --help` and `aggregator --help` as users start them, against `python -c pass`."""
+    rows = run_job({"kind": "cli", "times": times}, list(CLI_COMMANDS), 60 * times)
+    out = [{"size": 1, "size_unit": "commands", **r, "scale": "start-up"} for r in rows]
+    for r in out:
+        say(_line(r))
+    return out
+
+
 def run_primary(plan: Plan, say: Progress) -> list[dict]:
     rows = []
     for cells in plan.primary_cells:
@@ -209,13 +225,16 @@ def tidy(rows: list[dict], run: str, mode: str) -> list[dict]:
 
 
 def run_plan(plan: Plan, say: Progress, only: set[str] | None = None) -> list[dict]:
-    """Every measurement of the plan; `only` limits it to 'companies', 'series', 'primary' and/or 'tables'."""
+    """Every measurement of the plan; `only` limits it to 'companies', 'cli', 'series', 'primary' and/or
+    'tables'."""
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="imvo-bench-") as tmp_name:
         tmp = Path(tmp_name)
         if not only or "companies" in only:
             for companies, rows_scale in plan.scales:
                 rows += run_company_scale(plan, companies, rows_scale, tmp, say)
+        if not only or "cli" in only:
+            rows += run_cli(say)
         if not only or "series" in only:
             rows += run_series(plan, tmp, say)
         if not only or "primary" in only:
@@ -242,11 +261,13 @@ def write_csv(rows: list[dict], stamp: str) -> tuple[Path, Path]:
 
 
 def part_of(row: dict) -> str:
-    """Which part of the plan a result row belongs to: 'companies', 'series', 'primary' or 'tables'."""
-    if row["size_unit"] == "rows" or row["stage"] in ("write outputs", "audit (release)"):
+    """Which part of the plan a result row belongs to: 'companies', 'series', 'cli', 'primary' or 'tables'."""
+    if row["size_unit"] in ("rows", "records") or row["stage"] in {stage for stage, _unit in BATCH_PARTS}:
         return "companies"
     if row["size_unit"] == "months":
         return "series"
+    if row["size_unit"] == "commands":
+        return "cli"
     return "primary" if row["stage"] == "primary rules" else "tables"
 
 

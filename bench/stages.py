@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,14 @@ REVISED_AT = "2026-04-16T09:00:00Z"
 AUDIENCE = "monitoring_committee"
 TEMPLATES = ("production_locations", "risk_assessment", "living_wage", "materials")
 MARKER = "BENCH-RESULT "
+# the rows stage_batch returns, in order, with their size units
+BATCH_PARTS = (
+    ("whole batch", "rows"),
+    ("protection", "cells"),
+    ("ledger", "records"),
+    ("write outputs", "cells"),
+    ("audit (release)", "cells"),
+)
 
 
 def row(stage: str, size: int, unit: str, done: Measured, floor: Measured | None = None, **extra: Any) -> dict:
@@ -278,6 +287,21 @@ def plain_group_by_sql(spec) -> str:
     return f"SELECT {dims}, {', '.join(measures)} FROM rows_textile_{spec.template} WHERE {where} GROUP BY ALL"
 
 
+def per_contributor_sql(spec) -> str:
+    """The floor of one table under a per-contributor rule: the leaf-level GROUP BY of the plain floor, by
+    contributor (the rows' company) as well. Every rule on N, dominance or p% needs at least one sum per
+    contributor and inner cell; margins, groups of companies and the statistics come on top."""
+    dims = ", ".join(["company_id", *(d.column for d in spec.dimensions)])
+    measures = []
+    for _name, operand in spec.measure.components():
+        if operand is not None:
+            weight = f" * {operand.weight}" if operand.weight else ""
+            measures.append(f"sum({operand.column}{weight})")
+    measures.append("count(*)")
+    where = " AND ".join([f"period = '{PERIOD}'"] + [f"{f.column} = {f.equals!r}" for f in spec.filters])
+    return f"SELECT {dims}, {', '.join(measures)} FROM rows_textile_{spec.template} WHERE {where} GROUP BY ALL"
+
+
 def _open_store(job: dict):
     from aggregator.protocol import load_protocol
     from aggregator.store import Store
@@ -286,17 +310,22 @@ def _open_store(job: dict):
 
 
 def stage_cells(job: dict) -> list[dict]:
-    """build_release_cells for the committee's tables; floor: one plain GROUP BY per table on the same store."""
+    """build_release_cells for the committee's tables; floor: one per-contributor GROUP BY (inner cell x
+    company) per table on the same store. The plain GROUP BY (inner cell only, the floor before issue 23) is
+    recorded next to it as `plain_group_by_seconds`."""
     from aggregator.aggregation import build_release_cells
 
     store, protocol = _open_store(job)
     with store:
         specs = protocol.tables_for(AUDIENCE)
-        floor = measure(lambda: [store.con.execute(plain_group_by_sql(s)).fetchall() for s in specs])
+        plain = measure(lambda: [store.con.execute(plain_group_by_sql(s)).fetchall() for s in specs])
+        floor = measure(lambda: [store.con.execute(per_contributor_sql(s)).to_arrow_table() for s in specs])
         source = store.row_source(protocol.covenant.id)
         done = measure(lambda: build_release_cells(source, protocol, AUDIENCE, PERIOD))
         cells = sum(len(c) for c in done.result)
-    return [row("cell statistics", job["rows_total"], "rows", done, floor, cells=cells)]
+    extra = {"cells": cells, "plain_group_by_seconds": round(plain.seconds, 4)}
+    extra["per_contributor_records"] = sum(t.num_rows for t in floor.result)
+    return [row("cell statistics", job["rows_total"], "rows", done, floor, **extra)]
 
 
 def _release(protocol, protected):
@@ -321,10 +350,73 @@ def _release(protocol, protected):
     )
 
 
+class _Timed:
+    """Wall time spent in some module functions while a piece of work runs (their calls are only timed)."""
+
+    def __init__(self, **targets: tuple[Any, str]):
+        self.targets, self.seconds = targets, dict.fromkeys(targets, 0.0)
+
+    def __enter__(self) -> _Timed:
+        self.saved = {}
+        for label, (module, name) in self.targets.items():
+            original = getattr(module, name)
+            self.saved[label] = original
+
+            def timed(*args, _original=original, _label=label, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.seconds[_label] += time.perf_counter() - start
+
+            setattr(module, name, timed)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for label, (module, name) in self.targets.items():
+            setattr(module, name, self.saved[label])
+
+
+def _ledger_floor_tables(protected) -> dict[str, pa.Table]:
+    """What the ledger keeps of a release, as plain Arrow tables: the released cells, one record per cell of
+    the problem (key, value, bounds, flags) and the own contributions it stores (all but the gap cells')."""
+    from aggregator.batch import _released_cells
+    from aggregator.history.ledger import _gap_cells
+
+    p = protected.problem
+    insiders = protected.snapshot.problem.insiders
+    kept = insiders.where(~_gap_cells(protected.snapshot.problem.keys)[insiders.cell])
+    names = pa.array([str(name) for name in kept.names.tolist()], pa.string())
+    return {
+        "released_cells": pa.Table.from_pandas(_released_cells(protected), preserve_index=False),
+        "ledger_cells": pa.table(
+            {
+                "cell_key": [str(k) for k in p.keys],
+                "value": p.values.astype(float),
+                "lo_bound": p.lower.astype(float),
+                "hi_bound": p.upper.astype(float),
+                "is_primary": p.primary.astype(bool),
+                "hidden": protected.suppression.suppressed.astype(bool),
+            }
+        ),
+        "ledger_contributions": pa.table(
+            {
+                "contributor": pa.DictionaryArray.from_arrays(pa.array(kept.who.astype(np.int32)), names),
+                "cell": pa.array(kept.cell.astype(np.int32)),
+                "value": pa.array(kept.value.astype(np.float64)),
+            }
+        ),
+    }
+
+
 def stage_batch(job: dict) -> list[dict]:
     """The committee's release as the monthly batch makes it (batch.release_audience: release controls,
-    protect and audit, write the files, record the release and its snapshot in the ledger); then, separately,
-    the write alone and an audit of the release pattern, each with its own timing and peak."""
+    protect and audit, write the files, record the release and its snapshot in the ledger), with the time of
+    its parts (cell statistics, protection, ledger); then, separately, the write alone, one audit of the
+    final pattern (the protection floor: the least any protected release needs is proving it) and the ledger
+    floor (a plain CREATE TABLE AS of the records the ledger keeps into a new encrypted file)."""
+    import aggregator.batch as batch_module
+    from aggregator import history
     from aggregator.batch import release_audience
     from aggregator.disclosure.audit import audit
     from aggregator.errors import AggregatorError
@@ -332,7 +424,12 @@ def stage_batch(job: dict) -> list[dict]:
 
     store, protocol = _open_store(job)
     out = Path(job["work"]) / "out"
-    with store:
+    parts = _Timed(
+        cells=(batch_module, "release_cells"),
+        protection=(history, "protect_with_history"),
+        ledger=(batch_module, "_record_ledger"),
+    )
+    with store, parts:
 
         def whole() -> Any:
             try:
@@ -349,15 +446,26 @@ def stage_batch(job: dict) -> list[dict]:
         reason = f"failed: {protected.message.splitlines()[0][:160]}"
         return [
             row("whole batch", job["rows_total"], "rows", done, status=reason),
-            {"stage": "write outputs", "size_unit": "cells", "status": "not run (the batch failed)"},
-            {"stage": "audit (release)", "size_unit": "cells", "status": "not run (the batch failed)"},
+            *({"stage": s, "size_unit": u, "status": "not run (the batch failed)"} for s, u in BATCH_PARTS[1:]),
         ]
     cells = int(protected.problem.size)
     info = {"cells": cells, "suppressed": int(protected.suppression.suppressed.sum())}
+    info |= {f"{k}_seconds": round(v, 4) for k, v in parts.seconds.items()}
     written = measure(lambda: write_release(_release(protocol, protected), out / "again"))
     audited = measure(lambda: audit(protected.problem, protected.suppression.suppressed))
+    tables = _ledger_floor_tables(protected)
+    ledger_path = Path(job["work"]) / "ledger-floor.duckdb"
+    ledger_floor = measure(lambda: _plain_load(tables, ledger_path))
+    ledger_path.unlink()
+    records = sum(t.num_rows for t in tables.values())
+
+    def part(name: str) -> Measured:  # a part of the whole batch: its time (peak and growth are the batch's)
+        return Measured(parts.seconds[name], done.peak_rss_mb, done.growth_mb)
+
     return [
         row("whole batch", job["rows_total"], "rows", done, **info, method=protected.suppression.method),
+        row("protection", cells, "cells", part("protection"), audited, rows=job["rows_total"]),
+        row("ledger", records, "records", part("ledger"), ledger_floor, rows=job["rows_total"]),
         row("write outputs", cells, "cells", written, rows=job["rows_total"]),
         row("audit (release)", cells, "cells", audited, rows=job["rows_total"]),
     ]
@@ -490,7 +598,39 @@ def prepare_scale(job: dict) -> list[dict]:
     ]
 
 
+# ------------------------------------------------------------------------------------------- start-up
+
+CLI_COMMANDS = {"imvo-submit --help": ("imvo-submit", "--help"), "aggregator --help": ("aggregator", "--help")}
+
+
+def _wall(cmd: list[str], times: int) -> list[float]:
+    out = []
+    for _ in range(times):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def stage_cli(job: dict) -> list[dict]:
+    """Each command's --help as a user starts it (the installed console script, a fresh interpreter), from
+    spawn to exit: the median of `times` runs; floor: `python -c pass` timed the same way, in turn with them."""
+    bin_dir = Path(sys.executable).parent
+    times = job.get("times", 7)
+    floor_runs, runs = [], {name: [] for name in CLI_COMMANDS}
+    for _ in range(times):  # interleaved, so a busy moment of a shared machine hits floor and commands alike
+        floor_runs += _wall([sys.executable, "-c", "pass"], 1)
+        for name, (script, *args) in CLI_COMMANDS.items():
+            runs[name] += _wall([str(bin_dir / script), *args], 1)
+    floor = Measured(float(np.median(floor_runs)), 0.0, 0.0)
+    return [
+        row(name, 1, "commands", Measured(float(np.median(r)), 0.0, 0.0), floor, best=round(min(r), 4), runs=times)
+        for name, r in runs.items()
+    ]
+
+
 STAGES = {
+    "cli": stage_cli,
     "series": stage_series,
     "prepare_scale": prepare_scale,
     "envelope": stage_envelope,

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from bench import run_all
 from bench.measure import measure
-from bench.report import batch_target, fit_slope, markdown, nlogn_slope, scaling_svg, slopes
-from bench.stages import plain_group_by_sql, synthetic_stats
+from bench.report import batch_target, fit_slope, floor_targets, markdown, nlogn_slope, scaling_svg, slopes
+from bench.stages import per_contributor_sql, plain_group_by_sql, synthetic_stats
 
 
 def test_measure_sees_memory_allocated_during_the_work():
@@ -68,24 +68,31 @@ def test_slopes_flag_a_quadratic_stage_and_pass_a_linear_one():
 
 def _batch_rows(batch_seconds: float, peak: float = 1000.0) -> list[dict]:
     scale = "10000 companies"
+    cells = _row(scale, "cell statistics", 2e7, 3.0, floor=0.5)
+    cells["details"] = '{"plain_group_by_seconds": 0.25}'
     return [
         _row(scale, "open", 1e7, 1.0, floor=0.5, peak=peak),
         _row(scale, "read + validate", 1e7, 5.0, floor=1.0),
         _row(scale, "load into store", 2e7, 4.0, floor=1.0),
-        _row(scale, "cell statistics", 2e7, 3.0, floor=0.5),
+        cells,
         _row(scale, "whole batch", 2e7, batch_seconds),
+        _row(scale, "protection", 2e3, 0.5, floor=0.25, unit="cells"),
+        _row(scale, "ledger", 1e7, 0.3, floor=0.25, unit="records"),
         _row("100 companies", "whole batch", 2e5, 0.1),
     ]
 
 
 def test_batch_target_sums_the_intake_and_batch_against_twice_the_floors():
-    target = batch_target(_batch_rows(batch_seconds=1.0))  # 11 s against floors 3 s
+    target = batch_target(_batch_rows(batch_seconds=1.0))  # 11 s against floors 3.5 s
     assert target["scale"] == "10000 companies"
     assert target["seconds"] == pytest.approx(11.0)
-    assert target["floors"] == pytest.approx(3.0)
+    # open, read, load, per-contributor GROUP BY, one audit of the final pattern, plain ledger write
+    assert target["floors"] == pytest.approx(0.5 + 1.0 + 1.0 + 0.5 + 0.25 + 0.25)
+    assert target["old_floors"] == pytest.approx(0.5 + 1.0 + 1.0 + 0.25)  # plain GROUP BY, no protection/ledger
     assert not target["time_met"]
     assert target["memory_met"]
     assert not batch_target(_batch_rows(1.0, peak=9 * 1024.0))["memory_met"]
+    assert batch_target(_batch_rows(batch_seconds=-3.0))["time_met"]  # 7 s <= 2 x 3.5 s
 
 
 def test_batch_target_is_not_measured_when_a_stage_failed():
@@ -94,6 +101,27 @@ def test_batch_target_is_not_measured_when_a_stage_failed():
     target = batch_target(rows)
     assert not target["measured"]
     assert target["missing"] == ["whole batch"]
+
+
+def test_floor_targets_judge_cells_and_intake_and_report_protection():
+    rows = _batch_rows(1.0)
+    for r in rows:
+        if r["floor_seconds"]:
+            r["ratio"] = r["seconds"] / r["floor_seconds"]
+    rows.append({**_row("1000 companies", "intake (envelopes)", 1e6, 9.0, floor=2.0), "ratio": 4.5})
+    rows.append({**_row("100 companies", "intake (envelopes)", 1e5, 9.0, floor=1.0), "ratio": 9.0})
+    judged = {(j["stage"], j["scale"]): j for j in floor_targets(rows)}
+    assert judged["cell statistics", "10000 companies"]["met"] is False  # 6x against 1.5x
+    assert judged["intake (envelopes)", "1000 companies"]["met"] is True  # 4.5x against 5x
+    assert ("intake (envelopes)", "100 companies") not in judged  # the target holds at 1,000 and 10,000
+    assert judged["protection", "10000 companies"]["met"] is None  # reported; judged in the batch's sum
+    assert judged["protection", "10000 companies"]["ratio"] == pytest.approx(2.0)
+
+
+def test_slopes_skip_a_stage_whose_size_hardly_changes():
+    rows = [_row(f"{n} companies", "audit (release)", 2225 + n // 1000, 0.5 + n * 1e-5, unit="cells")
+            for n in (100, 1_000, 10_000)]  # fmt: skip
+    assert slopes(rows) == []
 
 
 def _fake_child(monkeypatch, tmp_path, code: str) -> None:
@@ -135,6 +163,15 @@ def test_the_floor_sql_groups_the_leaves_and_applies_filters():
     assert risks.startswith("SELECT theme, country,")
     ratio = plain_group_by_sql(specs["living_wage_ratio_by_region"])
     assert "sum(wage_paid_monthly_eur * workers_covered)" in ratio
+
+
+def test_the_cell_statistics_floor_groups_by_contributor_as_well():
+    from aggregator.protocol import load_protocol
+
+    protocol = load_protocol(run_all.ROOT / "protocols" / "textile.toml")
+    for spec in protocol.tables_for("monitoring_committee"):
+        plain, per = plain_group_by_sql(spec), per_contributor_sql(spec)
+        assert per == plain.replace("SELECT ", "SELECT company_id, ", 1)
 
 
 def test_synthetic_stats_are_consistent():
@@ -221,14 +258,20 @@ def test_the_intake_stage_takes_in_every_company_file_and_measures_its_floor(tmp
 
 
 def test_the_revision_stage_releases_again_with_the_first_release_as_its_history(tmp_path):
-    from bench.stages import prepare_scale, stage_batch, stage_load, stage_revision
+    from bench.stages import BATCH_PARTS, prepare_scale, stage_batch, stage_load, stage_revision
 
     data, work = tmp_path / "data", tmp_path / "work"
     work.mkdir()
     (prepared,) = prepare_scale({"data": str(data), "companies": 12, "rows_scale": 0.5, "seed": 3})
     job = {"data": str(data), "work": str(work), **prepared}
     assert stage_load(job)[0]["status"] == "ok"
-    assert stage_batch(job)[0]["status"] == "ok"
+    batch = stage_batch(job)
+    assert [(r["stage"], r["size_unit"]) for r in batch] == list(BATCH_PARTS)
+    assert all(r["status"] == "ok" for r in batch)
+    whole, protection, ledger = batch[:3]
+    # the parts are timed inside the whole batch; their floors are measured after it on the same release
+    assert 0 < protection["seconds"] + ledger["seconds"] < whole["seconds"]
+    assert protection["floor_seconds"] > 0 and ledger["floor_seconds"] > 0 and ledger["size"] > 0
     (revised,) = stage_revision(job)
     assert revised["stage"] == "linked release (revision)" and revised["status"] == "ok"
     assert revised["earlier_releases"] == 1 and revised["size"] == prepared["rows_total"]
@@ -264,3 +307,12 @@ def test_the_series_target_is_linear_growth_per_month_in_time_and_memory():
     info = {"cpu": "x", "cores": "2", "memory": "1 GiB", "load": "1.0", "python": "3.11", "libraries": "y"}
     text = markdown(linear, info, "x", "s", {"status": "not run"})
     assert "## Monthly releases audited as a series" in text and "target at most linear (1 + 0.05): **met**" in text
+
+
+def test_the_start_up_stage_times_both_commands_against_python_doing_nothing():
+    from bench.stages import stage_cli
+
+    rows = stage_cli({"times": 1})
+    assert [r["stage"] for r in rows] == ["imvo-submit --help", "aggregator --help"]
+    assert all(r["status"] == "ok" and r["floor_seconds"] > 0 and r["size_unit"] == "commands" for r in rows)
+    assert run_all.part_of(rows[0]) == "cli"

@@ -115,6 +115,18 @@ def test_the_same_content_sealed_again_is_a_duplicate(world: World):
     assert receipt["state"] == "duplicate"
 
 
+def test_the_same_content_sealed_again_in_the_same_intake_is_a_duplicate(world: World):
+    # the first file's record is not in the store yet when the second is decided (records are inserted at the
+    # commit): the open transaction answers for it, as the store would
+    world.seal(MATERIALS, name="first.imvo")
+    world.seal(MATERIALS, created="2025-02-11T09:00:00Z", name="second.imvo")
+    states = {o.file: (o.state, o.reason) for o in world.intake().outcomes}
+    assert states["first.imvo"] == ("accepted", "valid")
+    assert states["second.imvo"][0] == "duplicate" and states["second.imvo"][1].startswith("same content as ")
+    assert world.count_rows("materials") == 2
+    assert sorted(r["state"] for r in world.records()) == ["accepted", "duplicate"]
+
+
 def test_a_newer_correction_supersedes_the_accepted_submission(world: World, tmp_path: Path):
     first = world.seal(MATERIALS, name="first.imvo")
     world.intake()

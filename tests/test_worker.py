@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from aggregator import intake as intake_mod
+from aggregator.intake import lookahead as lookahead_mod
 from aggregator.intake import worker
 from imvo_submit.validation import schema
 from support.intake_world import MATERIALS, World, build_world
@@ -157,5 +158,22 @@ def test_a_chunk_whose_check_crashes_is_checked_again_file_by_file(world: World,
     assert [outcome[f][0] for f in ("a_valid.imvo", "b_abort.imvo", "c_valid.imvo")] == [
         "accepted",
         "quarantined",
+        "accepted",
+    ]
+
+
+def test_a_file_checked_alone_while_the_next_chunk_is_checked_ahead(world: World, tmp_path: Path, monkeypatch):
+    # The first chunk's check crashes, so its files are checked again one by one while the worker still owes
+    # the answer for the next chunk: that answer is kept for its turn, and every file gets its own verdict.
+    monkeypatch.setattr(lookahead_mod, "AHEAD_FILES", 2)
+    world.seal(MATERIALS, company="T001", name="a_valid.imvo")
+    seal_bytes(world, tmp_path, one_cell_workbook("P1048576"), "b_abort.imvo")
+    world.seal(MATERIALS, company="T003", name="c_valid.imvo")
+    world.seal(MATERIALS, company="T002", name="d_valid.imvo")
+    outcome = states(world.intake(limits=worker.Limits(memory_bytes=128 * 1024**2)))
+    assert [outcome[f][0] for f in ("a_valid.imvo", "b_abort.imvo", "c_valid.imvo", "d_valid.imvo")] == [
+        "accepted",
+        "quarantined",
+        "accepted",
         "accepted",
     ]

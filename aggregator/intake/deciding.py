@@ -38,9 +38,9 @@ def process(
     finished = already_recorded(workspace, store, path, raw_sha)
     if finished is not None:
         return finished
-    first = store.con.execute("SELECT state FROM submissions WHERE submission_id = ?", [raw_sha]).fetchone()
+    first = pending.state_of(raw_sha)
     if first is not None:
-        decision = exact_copy(workspace, path, raw_sha, first[0])
+        decision = exact_copy(workspace, path, raw_sha, first)
         submission_id = files.copy_id(raw_sha, path.name)
     else:
         decision = decide(pending, path, expected_period, ahead, look.check)
@@ -144,18 +144,14 @@ def accept(
     checked: CheckResult | Callable[[Opened], CheckResult],
 ) -> Decision:
     """`checked` is the file's check result when it was checked ahead, else the function that checks it."""
-    header, store = opened.header, pending.store
+    header = opened.header
     check_header(pending.workspace, pending.registry, header, pending.now, expected_period)
     outcome = FileOutcome(path.name, FileState.ACCEPTED, "", *header_fields(header), category=Reason.VALID)
     if header.deprecation:
         outcome.warnings.append(header.deprecation)
     outcome.warnings += outdated_rules(header, pending.rules_version)
     content = opened.content_hash
-    current = store.con.execute(
-        "SELECT submission_id, plaintext_blake3, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "
-        "AND template = ? AND period = ? AND state = 'accepted'",
-        [header.company_id, header.covenant, header.template, header.period],
-    ).fetchone()
+    current = pending.accepted(header.company_id, header.covenant, header.template, header.period)
     if current is not None and current[1] == content:
         outcome.state, outcome.category = FileState.DUPLICATE, Reason.DUPLICATE
         outcome.reason = f"same content as submission {current[0][:12]} (not counted twice)"

@@ -1,5 +1,6 @@
-"""Recording decisions: up to COMMIT_EVERY files share one transaction (one synced commit, one row insert per
-template and one log statement for all of them) and are delivered and moved only after it commits."""
+"""Recording decisions: up to COMMIT_EVERY files share one transaction (one synced commit, one insert of their
+records, one row insert per template and one log statement for all of them) and are delivered and moved only
+after it commits."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from aggregator import log as action_log
 from aggregator.exact_totals import PeriodTotals
@@ -69,24 +71,60 @@ class Pending:
         self.rules_version = rules_version()  # the rules every file of this intake is checked against
         self.files: list[Filed] = []
         self.rows = 0
+        # The records of new files in the open transaction: inserted together at the commit (one statement
+        # instead of one per file), and meanwhile looked up here as the store would answer for them.
+        self.new: list[dict] = []
+        self._new_states: dict[str, str] = {}
+        self._new_accepted: dict[tuple, tuple[str, str | None, str | None]] = {}
 
     def holds(self, submission_id: str | None) -> bool:
         return any(f.submission_id == submission_id for f in self.files)
+
+    def state_of(self, submission_id: str) -> str | None:
+        """The state of a submission: recorded in the open transaction, or in the store before it."""
+        if submission_id in self._new_states:
+            return self._new_states[submission_id]
+        sql = "SELECT state FROM submissions WHERE submission_id = ?"
+        row = self.store.con.execute(sql, [submission_id]).fetchone()
+        return None if row is None else row[0]
+
+    def accepted(self, company_id: str, covenant: str, template: str, period: str) -> tuple | None:
+        """(submission id, content hash, sealing time) of the accepted submission for this company, template and
+        period, if any. One recorded in the open transaction comes first: the one the store may still hold was
+        marked superseded when it was recorded (a file replacing one of the open transaction commits it first)."""
+        key = (company_id, covenant, template, period)
+        if key in self._new_accepted:
+            return self._new_accepted[key]
+        return self.store.con.execute(
+            "SELECT submission_id, plaintext_blake3, sealed_at FROM submissions WHERE company_id = ? AND covenant = ? "
+            "AND template = ? AND period = ? AND state = 'accepted'",
+            list(key),
+        ).fetchone()
 
     def add(self, filed: Filed) -> None:
         if not self.files:
             self.store.con.execute("BEGIN TRANSACTION")
         self.files.append(filed)
         self.rows += 0 if filed.decision.rows is None else len(filed.decision.rows)
-        record(self.store, self.workspace, filed, self.now)
+        values = record(self.store, self.workspace, filed, self.now)
+        if values is not None:
+            self.new.append(values)
+            self._new_states[values["submission_id"]] = values["state"]
+            if values["state"] == FileState.ACCEPTED:
+                key = tuple(values[c] for c in ("company_id", "covenant", "template", "period"))
+                self._new_accepted[key] = (values["submission_id"], values["plaintext_blake3"], values["sealed_at"])
         if len(self.files) >= COMMIT_EVERY or self.rows >= COMMIT_ROWS:
             self.flush()
+
+    def _forget_new(self) -> None:
+        self.new, self._new_states, self._new_accepted = [], {}, {}
 
     def flush(self) -> None:
         """Commit the pending records, then deliver each file's receipt and move it to its final place."""
         if not self.files:
             return
-        commit(self.store, self.files, self.now)
+        commit(self.store, self.files, self.now, self.new)
+        self._forget_new()
         done, self.files, self.rows = self.files, [], 0
         if any(f.decision.replaces is not None for f in done):
             files.finish_moves(self.workspace, self.store)
@@ -100,6 +138,7 @@ class Pending:
         """After a failure: roll the uncommitted records back; their files stay where they were for the next run."""
         if self.files:
             self.files, self.rows = [], 0
+            self._forget_new()
             try:
                 self.store.con.execute("ROLLBACK")
             except duckdb.Error:  # the failure came after COMMIT (or DuckDB already ended the transaction)
@@ -147,8 +186,24 @@ def _keyed_rows(accepted: list[Filed]) -> pd.DataFrame:
     return rows
 
 
-def commit(store: Store, pending: list[Filed], now: str) -> None:
-    """End the open transaction: the accepted rows (one insert per template), a log entry per file, COMMIT."""
+def insert_records(store: Store, records: list[dict]) -> None:
+    """The records of new files, in their order, with one statement."""
+    if not records:
+        return
+    columns = {c: [r[c] for r in records] for c in RECORD_COLUMNS}
+    table = pa.table({c: pa.array(v, pa.binary() if c == "receipt" else pa.string()) for c, v in columns.items()})
+    store.con.register("incoming_records", table)
+    try:
+        names = ", ".join(RECORD_COLUMNS)
+        store.con.execute(f"INSERT INTO submissions ({names}) SELECT {names} FROM incoming_records")
+    finally:
+        store.con.unregister("incoming_records")
+
+
+def commit(store: Store, pending: list[Filed], now: str, records: list[dict]) -> None:
+    """End the open transaction: the new files' records (one insert), the accepted rows (one insert per
+    template), a log entry per file, COMMIT."""
+    insert_records(store, records)
     by_template: dict[tuple[str, str], list[Filed]] = {}
     for filed in pending:
         if filed.decision.rows is not None:
@@ -177,9 +232,10 @@ def _log_entry(filed: Filed) -> tuple[str, dict[str, str | None]]:
     return "intake.redecision", details
 
 
-def record(store: Store, workspace: Workspace, filed: Filed, now: str) -> None:
+def record(store: Store, workspace: Workspace, filed: Filed, now: str) -> dict | None:
     """In the open transaction: the file's record, and its predecessor marked superseded. A re-decided file
-    keeps its record (id, name, time received), which takes the new decision."""
+    keeps its record (id, name, time received), which takes the new decision. A new file's record is returned,
+    to be inserted with the others at the commit (Pending answers for it until then)."""
     decision, outcome = filed.decision, filed.decision.outcome
     values = {
         "submission_id": filed.submission_id,
@@ -200,17 +256,13 @@ def record(store: Store, workspace: Workspace, filed: Filed, now: str) -> None:
     if decision.replaces is not None:
         supersede(workspace, store, decision.replaces, filed.submission_id)
     if filed.earlier is None:
-        placeholders = ", ".join("?" * len(RECORD_COLUMNS))
-        store.con.execute(
-            f"INSERT INTO submissions ({', '.join(RECORD_COLUMNS)}) VALUES ({placeholders})",
-            [values[c] for c in RECORD_COLUMNS],
-        )
-        return
+        return values
     changed = [c for c in RECORD_COLUMNS if c not in ("submission_id", "received_at", "original_name")]
     store.con.execute(
         f"UPDATE submissions SET {', '.join(f'{c} = ?' for c in changed)} WHERE submission_id = ?",
         [values[c] for c in changed] + [filed.submission_id],
     )
+    return None
 
 
 def supersede(workspace: Workspace, store: Store, old_id: str, new_id: str) -> None:

@@ -232,7 +232,8 @@ class Worker:
         if not self.isolated:
             return lambda: check_groups(work)
         if self._owed is not None:
-            self._stash[self._owed.ticket] = self._collect()
+            owed = self._owed.ticket  # read first: collecting the answer clears _owed
+            self._stash[owed] = self._collect()
         if self.child is None:
             self._start()
             if not self.isolated:
