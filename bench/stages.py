@@ -276,22 +276,18 @@ def stage_load(job: dict) -> list[dict]:
 
 def plain_group_by_sql(spec) -> str:
     """The floor of one table: leaf-level GROUP BY with sum and count, no contributors, no margins."""
-    dims = ", ".join(d.column for d in spec.dimensions)
-    measures = []
-    for _name, operand in spec.measure.components():
-        if operand is not None:
-            weight = f" * {operand.weight}" if operand.weight else ""
-            measures.append(f"sum({operand.column}{weight})")
-    measures.append("count(*)")
-    where = " AND ".join([f"period = '{PERIOD}'"] + [f"{f.column} = {f.equals!r}" for f in spec.filters])
-    return f"SELECT {dims}, {', '.join(measures)} FROM rows_textile_{spec.template} WHERE {where} GROUP BY ALL"
+    return _leaf_group_by_sql(spec, [])
 
 
 def per_contributor_sql(spec) -> str:
     """The floor of one table under a per-contributor rule: the leaf-level GROUP BY of the plain floor, by
     contributor (the rows' company) as well. Every rule on N, dominance or p% needs at least one sum per
     contributor and inner cell; margins, groups of companies and the statistics come on top."""
-    dims = ", ".join(["company_id", *(d.column for d in spec.dimensions)])
+    return _leaf_group_by_sql(spec, ["company_id"])
+
+
+def _leaf_group_by_sql(spec, by: list[str]) -> str:
+    dims = ", ".join([*by, *(d.column for d in spec.dimensions)])
     measures = []
     for _name, operand in spec.measure.components():
         if operand is not None:
