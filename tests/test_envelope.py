@@ -804,6 +804,9 @@ def _header_doc(tmp_path) -> dict:
         ("size_class", 1024, "size_class 1024 is not a whole number from 65536 to 1099511627776"),
         ("size_class", True, "size_class True is not a whole number from 65536 to 1099511627776"),
         ("size_class", 3 * 65536, "size_class 196608 is not a power of two"),
+        ("rules_version", "BCCB2A5C004A", "rules_version 'BCCB2A5C004A' is not 12 lower-case hex digits"),
+        ("rules_version", "bccb2a5c004", "rules_version 'bccb2a5c004' is not 12 lower-case hex digits"),
+        ("rules_version", 12, "rules_version 12 is not 12 lower-case hex digits"),
     ],
 )
 def test_a_bad_header_field_is_named_with_what_it_should_be(tmp_path, field, value, message):
@@ -822,6 +825,22 @@ def test_a_header_with_missing_or_extra_fields_names_them(tmp_path):
         header_type.from_dict(doc | {"colour": "red", "size": 3})
     with pytest.raises(ValueError, match="^fields missing: created; unexpected fields: colour$"):
         header_type.from_dict({k: v for k, v in doc.items() if k != "created"} | {"colour": "red"})
+
+
+def test_the_rules_version_is_written_when_known_and_left_out_when_not(tmp_path):
+    """A file sealed without a rules version keeps exactly the header of before (no null field), so a reader of
+    an earlier version, and the signature over the canonical header, see the same bytes."""
+    doc = _header_doc(tmp_path)
+    assert "rules_version" not in doc
+    header_type = type(read_header(tmp_path / "data.imvo"))
+    without = header_type.from_dict(doc)
+    assert without.rules_version is None and without.to_dict() == doc
+    with_version = header_type.from_dict(doc | {"rules_version": "bccb2a5c004a"})
+    assert with_version.to_dict() == doc | {"rules_version": "bccb2a5c004a"}
+    assert b'"rules_version":"bccb2a5c004a"' in with_version.to_bytes()
+    assert LegacyHeader.from_dict(_legacy_doc()).to_dict() == _legacy_doc()  # format 2 never had one
+    with pytest.raises(ValueError, match="^fields missing: none; unexpected fields: rules_version$"):
+        LegacyHeader.from_dict(_legacy_doc() | {"rules_version": "bccb2a5c004a"})
 
 
 def _legacy_doc() -> dict:
