@@ -134,10 +134,15 @@ def _too_many_resolved(frame):
     return frame, [sheet_row(position)]
 
 
-def _bad_smelter(frame):
-    frame = frame.copy()
-    frame.loc[0, "smelter_id"] = "CID12345"
-    return frame, [sheet_row(0)]
+def _first_row(column: str, value: str):
+    """A change of one value in the file's first row: a typed mistake the checks must name."""
+
+    def change(frame):
+        frame = frame.copy()
+        frame.loc[0, column] = value
+        return frame, [sheet_row(0)]
+
+    return change
 
 
 _QUARANTINE = "quarantined; the report names {what}; no row of the file is stored"
@@ -167,14 +172,8 @@ def broken_cases(textile: CovenantData, gold: CovenantData, picker: CompanyPicke
               _QUARANTINE.format(what="the row"), _too_many_resolved),
         _case(g, picker, "bad_smelter_id", "refiners", middle, "csv",
               "smelter_id 'CID12345' does not match CID + six digits",
-              _QUARANTINE.format(what="the row"), _bad_smelter),
+              _QUARANTINE.format(what="the row"), _first_row("smelter_id", "CID12345")),
     ]  # fmt: skip
-
-
-def _nace_division(frame):
-    frame = frame.copy()
-    frame.loc[0, "sector"] = "B05"
-    return frame, [sheet_row(0)]
 
 
 def _resolved_over_received(frame):
@@ -189,18 +188,6 @@ def _amount_in_words(frame):
     return frame, [sheet_row(1)]
 
 
-def _dutch_commodity(frame):
-    frame = frame.copy()
-    frame.loc[0, "commodity"] = "cacao"
-    return frame, [sheet_row(0)]
-
-
-def _certification_claim(frame):
-    frame = frame.copy()
-    frame.loc[0, "certification"] = "FSC Mix 70%"
-    return frame, [sheet_row(0)]
-
-
 def sector_broken_cases(covenants: Sequence[CovenantData], picker: CompanyPicker) -> list[_Case]:
     """Broken files of banking, insurance, food and forestry: each must be quarantined with a plain reason."""
     data = {d.covenant: d for d in covenants}
@@ -209,7 +196,7 @@ def sector_broken_cases(covenants: Sequence[CovenantData], picker: CompanyPicker
     return [
         _case(b, picker, "nace_division_not_section", "exposure", last, "csv_nl",
               "sector 'B05' is a NACE division; the template takes the 21 section letters A-U (Dutch-locale CSV)",
-              _QUARANTINE.format(what="the row and the allowed letters"), _nace_division),
+              _QUARANTINE.format(what="the row and the allowed letters"), _first_row("sector", "B05")),
         _case(b, picker, "bank_resolved_exceeds_received", "grievances", middle, "xlsx",
               "grievances_resolved is larger than grievances_received",
               _QUARANTINE.format(what="the row"), _resolved_over_received),
@@ -218,10 +205,10 @@ def sector_broken_cases(covenants: Sequence[CovenantData], picker: CompanyPicker
               _QUARANTINE.format(what="the row"), _amount_in_words),
         _case(f, picker, "unknown_commodity", "sourcing", last, "csv",
               "commodity 'cacao' (Dutch spelling) is not one of the listed commodity codes (cocoa, ...)",
-              _QUARANTINE.format(what="the row and the allowed codes"), _dutch_commodity),
+              _QUARANTINE.format(what="the row and the allowed codes"), _first_row("commodity", "cacao")),
         _case(w, picker, "unknown_certification", "timber", middle, "csv",
               "certification 'FSC Mix 70%' is a label claim, not one of fsc, pefc, none",
-              _QUARANTINE.format(what="the row and the allowed codes"), _certification_claim),
+              _QUARANTINE.format(what="the row and the allowed codes"), _first_row("certification", "FSC Mix 70%")),
     ]  # fmt: skip
 
 
