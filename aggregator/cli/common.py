@@ -24,6 +24,7 @@ __all__ = [
     "err_console",
     "passphrase",
     "progress_bar",
+    "registry",
     "reporting",
     "secretariat_workspace",
     "shown",
@@ -37,6 +38,13 @@ SECRETARIAT_PASSPHRASE_ENV = "AGGREGATOR_PASSPHRASE"
 def version_option(program: str) -> Callable:
     """`--version`: the program's name and the engine's version."""
     return shared.version_option(program, __version__)
+
+
+def registry(store):
+    """The company registry of an open store (imported when a command uses it: `--help` stays fast)."""
+    from ..registry import Registry
+
+    return Registry(store)
 
 
 def secretariat_workspace(ctx: click.Context):

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Output, reporting, secretariat_workspace, shown
-
-
-def _registry(store):
-    from ..registry import Registry
-
-    return Registry(store)
+from .common import Output, registry, reporting, secretariat_workspace, shown
 
 
 @click.group(help="Manual verdicts on single cells (unsafe: suppress; safe: publish), with a reason, logged.")
@@ -35,7 +29,7 @@ def overrides_add(ctx, covenant: str, cell: str, table_id: str, unsafe: bool, re
     ws = secretariat_workspace(ctx)
     protocol = ws.protocol(covenant)
     with ws.session(ctx.obj["now"]) as store:
-        key = _registry(store).set_override(protocol, table_id, cell, unsafe=unsafe, reason=reason, now=ctx.obj["now"])
+        key = registry(store).set_override(protocol, table_id, cell, unsafe=unsafe, reason=reason, now=ctx.obj["now"])
     verdict = "unsafe" if unsafe else "safe"
     out.line(f"cell {shown(key)} of {shown(table_id)} is {verdict} from the next batch on; the reason is logged")
     out.finish({"covenant": covenant, "table": table_id, "cell": str(key), "action": verdict, "reason": reason})
@@ -51,7 +45,7 @@ def overrides_revoke(ctx, covenant: str, cell: str, reason: str, out: Output) ->
     ws = secretariat_workspace(ctx)
     ws.protocol(covenant)
     with ws.session(ctx.obj["now"]) as store:
-        key = _registry(store).revoke_override(covenant, cell, reason=reason, now=ctx.obj["now"])
+        key = registry(store).revoke_override(covenant, cell, reason=reason, now=ctx.obj["now"])
     out.line(f"the override of cell {shown(key)} ends with the next batch; earlier releases stay as they were")
     out.finish({"covenant": covenant, "cell": str(key), "action": "revoked", "reason": reason})
 
@@ -65,7 +59,7 @@ def overrides_list(ctx, covenant: str | None, out: Output) -> None:
     if covenant:
         ws.protocol(covenant)  # a misspelt covenant must not read as "no overrides recorded"
     with ws.open_store() as store:
-        frame = _registry(store).override_history(covenant)
+        frame = registry(store).override_history(covenant)
     if frame.empty:
         out.line("no overrides recorded; add one with `aggregator overrides add`")
     else:

@@ -8,26 +8,16 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import AggregatorError
-from .common import EXIT_PROBLEMS, Output, reporting, secretariat_workspace, shown
+from .common import EXIT_PROBLEMS, Output, registry, reporting, secretariat_workspace, shown
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def _workspace(ctx: click.Context):
-    return secretariat_workspace(ctx)
 
 
 def _history():
     from .. import history
 
     return history
-
-
-def _registry(store):
-    from ..registry import Registry
-
-    return Registry(store)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -49,7 +39,7 @@ def releases() -> None:
 @click.pass_context
 @reporting
 def releases_list(ctx, covenant: str | None, out: Output) -> None:
-    ws = _workspace(ctx)
+    ws = secretariat_workspace(ctx)
     if covenant:
         ws.protocol(covenant)  # a misspelt covenant must not read as "none recorded"
     with ws.open_store() as store:
@@ -63,7 +53,7 @@ def releases_list(ctx, covenant: str | None, out: Output) -> None:
 @click.pass_context
 @reporting
 def releases_show(ctx, release_id: str, out: Output) -> None:
-    ws = _workspace(ctx)
+    ws = secretariat_workspace(ctx)
     with ws.open_store() as store:
         detail = _history().show_release(store, release_id)
     r = detail.release
@@ -85,7 +75,7 @@ def releases_show(ctx, release_id: str, out: Output) -> None:
 def releases_report(ctx, release_id: str, out_dir: Path, out: Output) -> None:
     from imvo_submit.fileio import atomic_write
 
-    ws = _workspace(ctx)
+    ws = secretariat_workspace(ctx)
     with ws.open_store() as store:
         r = _history().show_release(store, release_id).release
     folder = ws.secretariat_dir / r["covenant"] / r["period"] / r["audience"]
@@ -123,10 +113,10 @@ def _check_scope(ws, covenant: str, scope: str) -> None:
 @click.pass_context
 @reporting
 def waivers_add(ctx, company_id: str, covenant: str, scope: str, out: Output) -> None:
-    ws = _workspace(ctx)
+    ws = secretariat_workspace(ctx)
     _check_scope(ws, covenant, scope)
     with ws.session(ctx.obj["now"]) as store:
-        _registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
+        registry(store).grant_waiver(company_id, covenant, scope, now=ctx.obj["now"])
     out.line(
         f"recorded the waiver of {shown(company_id)} for {shown(covenant)} ({shown(scope)}); "
         "it applies from the next release"
@@ -141,15 +131,15 @@ def waivers_add(ctx, company_id: str, covenant: str, scope: str, out: Output) ->
 @click.pass_context
 @reporting
 def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output) -> None:
-    ws = _workspace(ctx)
+    ws = secretariat_workspace(ctx)
     ws.protocol(covenant)
     with ws.session(ctx.obj["now"]) as store:
-        if not _registry(store).has_active_waiver(company_id, covenant, scope):
+        if not registry(store).has_active_waiver(company_id, covenant, scope):
             raise AggregatorError(
                 f"{company_id} has no active waiver for {covenant} ({scope})",
                 hint="list the waivers with `aggregator waivers list`",
             )
-        _registry(store).revoke_waiver(company_id, covenant, scope, now=ctx.obj["now"])
+        registry(store).revoke_waiver(company_id, covenant, scope, now=ctx.obj["now"])
     out.line(f"revoked the waiver of {shown(company_id)} for {shown(covenant)} ({shown(scope)}) for future releases")
     out.finish({"company_id": company_id, "covenant": covenant, "scope": scope, "granted": False})
 
@@ -159,11 +149,11 @@ def waivers_revoke(ctx, company_id: str, covenant: str, scope: str, out: Output)
 @click.pass_context
 @reporting
 def waivers_list(ctx, covenant: str | None, out: Output) -> None:
-    ws = _workspace(ctx)
+    ws = secretariat_workspace(ctx)
     if covenant:
         ws.protocol(covenant)  # a misspelt covenant must not read as "none recorded"
     with ws.open_store() as store:
-        frame = _registry(store).waivers(covenant)
+        frame = registry(store).waivers(covenant)
     _print_frame(out, frame)
     out.finish({"waivers": _records(frame)})
 
@@ -176,7 +166,7 @@ def waivers_list(ctx, covenant: str | None, out: Output) -> None:
 @click.pass_context
 @reporting
 def audit_command(ctx, release_id: str, out: Output) -> None:
-    ws = _workspace(ctx)
+    ws = secretariat_workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
         covenant = _history().show_release(store, release_id).release["covenant"]
         result = _history().audit_release(store, ws.protocol(covenant), release_id, ctx.obj["now"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import Output, passphrase, reporting, secretariat_workspace, shown, utc_now, version_option
+from .common import Output, passphrase, registry, reporting, secretariat_workspace, shown, utc_now, version_option
 
 PASSPHRASE_ENV = "AGGREGATOR_PASSPHRASE"
 
@@ -17,12 +17,6 @@ def _keys():
     from imvo_submit.envelope import keys
 
     return keys
-
-
-def _registry(store):
-    from ..registry import Registry
-
-    return Registry(store)
 
 
 @click.group("aggregator", help="Secretariat side of the IMVO aggregator: intake, monthly batch, releases.")
@@ -83,7 +77,7 @@ def companies_add(ctx, company_id, name, covenants, group_id, key_file, out: Out
         ws.protocol(covenant)  # a covenant this workspace handles (a typo would quarantine every file)
     public_key = _keys().load_signing_public_key(key_file)
     with ws.session(ctx.obj["now"]) as store:
-        fpr = _registry(store).add(
+        fpr = registry(store).add(
             company_id,
             name,
             list(covenants),
@@ -101,7 +95,7 @@ def companies_add(ctx, company_id, name, covenants, group_id, key_file, out: Out
 def companies_list(ctx, out: Output) -> None:
     ws = secretariat_workspace(ctx)
     with ws.open_store() as store:
-        frame = _registry(store).list()
+        frame = registry(store).list()
     if frame.empty:
         out.line("no companies registered yet; add one with `aggregator companies add`")
     else:
@@ -117,7 +111,7 @@ def companies_list(ctx, out: Output) -> None:
 def companies_revoke(ctx, company_id: str, reason: str, out: Output) -> None:
     ws = secretariat_workspace(ctx)
     with ws.session(ctx.obj["now"]) as store:
-        _registry(store).revoke(company_id, reason, now=ctx.obj["now"])
+        registry(store).revoke(company_id, reason, now=ctx.obj["now"])
     out.line(f"revoked {shown(company_id)}: its files are quarantined from now on")
     out.finish({"company_id": company_id, "status": "revoked", "reason": reason})
 
@@ -131,7 +125,7 @@ def companies_rotate_key(ctx, company_id: str, key_file: Path, out: Output) -> N
     ws = secretariat_workspace(ctx)
     public_key = _keys().load_signing_public_key(key_file)
     with ws.session(ctx.obj["now"]) as store:
-        fpr = _registry(store).rotate_key(company_id, _keys().public_key_bytes(public_key), now=ctx.obj["now"])
+        fpr = registry(store).rotate_key(company_id, _keys().public_key_bytes(public_key), now=ctx.obj["now"])
     out.line(f"{shown(company_id)} now signs with key [bold]{fpr}[/]")
     out.finish({"company_id": company_id, "fingerprint": fpr})
 
