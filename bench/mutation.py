@@ -45,6 +45,7 @@ COPIED = {
     "protocols": ROOT / "protocols",
     "rules": ROOT / "rules",
     "sample_data": ROOT / "sample_data",
+    "bench": ROOT / "bench",  # tests build suppression problems with bench.problems
 }
 PACKAGES = ("aggregator", "imvo_submit")
 
@@ -73,6 +74,7 @@ MODULES = {
             "tests/test_logical_relations.py",
             "tests/test_prior_knowledge.py",
             "tests/test_suppression.py",
+            "tests/test_insider_pruning.py",
         ),
         0.95,
     ),

@@ -314,3 +314,42 @@ def test_a_release_of_several_blocks_is_confirmed_per_block_and_one_block_gets_t
     alone = protect(a, "optimal")
     assert alone.audit is not None and alone.audit.passed
     assert not np.isnan(alone.audit.lo[alone.suppressed]).any()  # every hidden cell's interval, for the report
+
+
+def scaled_table(seed: int, rows: int, cols: int, exponent: int):
+    """random_table with every contribution times 2**exponent: exact in floating point, so a pattern that
+    protects one protects the other and the audit's verdicts must not change."""
+    rng = np.random.default_rng(seed)
+    contributions = {}
+    for who in range(8):
+        present = rng.random((rows, cols)) < 0.35
+        amounts = rng.integers(10, 31, (rows, cols)).astype(float) * 2.0**exponent
+        contributions[f"c{who}"] = np.where(present, amounts, 0.0)
+    return table_problem(contributions=contributions, cost="value")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), rows=st.integers(2, 5), cols=st.integers(3, 5))
+def test_amounts_in_the_billions_are_protected_and_audited_as_their_small_copies(seed, rows, cols):
+    # amounts near 1e10 (euros) once ended HiGHS "unknown" and the release was refused
+    small, large = scaled_table(seed, rows, cols, 0), scaled_table(seed, rows, cols, 40)
+    for method in ("fast", "optimal"):
+        assert_safe(large, protect(large, method, time_limit=30))
+    pattern = protect(small, "fast").suppressed
+    assert audit_failures(large, pattern) == [] == audit_failures(small, pattern)
+    assert audit_failures(large, small.primary) == audit_failures(small, small.primary)
+    small_ranges, large_ranges = reader_intervals(small, pattern), reader_intervals(large, pattern)
+    assert np.allclose(large_ranges, small_ranges * 2.0**40, rtol=1e-9, equal_nan=True)
+
+
+def reader_intervals(problem, suppressed) -> np.ndarray:
+    from aggregator.disclosure.ranges import public_intervals
+
+    shown = np.where(suppressed, np.nan, problem.values)
+    return np.array(public_intervals(problem, shown, np.zeros(problem.size)))
+
+
+def audit_failures(problem, suppressed) -> list[tuple[int, str, str]]:
+    from aggregator.disclosure.audit import audit
+
+    return sorted((cell, who, reason) for cell, who, _, _, reason in audit(problem, suppressed).failures)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from aggregator.disclosure.highs import run_warm_then_cold, silent_highs
+from aggregator.disclosure.highs import largest_bound, run_warm_then_cold, silent_highs
 from aggregator.disclosure.model import AuditResult, ProtectionProblem, insider_floor
 from aggregator.errors import DisclosureError
 
@@ -267,8 +267,9 @@ def _one_component(
 # --------------------------------------------------------------------------- one LP per component
 
 
-def _new_highs() -> highspy.Highs:
+def _new_highs(magnitude: float) -> highspy.Highs:
     return silent_highs(
+        magnitude,
         solver="simplex",
         presolve="off",  # keeps the basis between re-solves (warm start)
         simplex_strategy=4,  # primal: after an objective change the old basis stays feasible
@@ -292,7 +293,7 @@ class _ComponentLP:
     def _solver(self) -> highspy.Highs:
         # Built on first use: in a repair loop most components come from the cache and are never solved.
         if self._highs is None:
-            self._highs = _new_highs()
+            self._highs = _new_highs(largest_bound(self.lower, self.upper, self.comp.rhs))
             self._highs.passModel(self._lp())
         return self._highs
 

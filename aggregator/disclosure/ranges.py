@@ -19,7 +19,7 @@ import math
 import highspy
 import numpy as np
 
-from aggregator.disclosure.highs import pass_lp, run_warm_then_cold, silent_highs
+from aggregator.disclosure.highs import largest_bound, pass_lp, run_warm_then_cold, silent_highs
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.errors import DisclosureError
 
@@ -119,7 +119,8 @@ def _component_lp(cells: np.ndarray, rows: list, low: np.ndarray, high: np.ndarr
         value += coefs.tolist()
         start.append(len(index))
         rhs.append(constant)
-    solver = silent_highs(presolve="off")  # presolve would drop the basis between objectives
+    # presolve would drop the basis between objectives
+    solver = silent_highs(largest_bound(low, high, rhs), presolve="off")
     inf = highspy.kHighsInf
     pass_lp(solver, np.zeros(len(cells)), np.maximum(low, -inf), np.minimum(high, inf), rhs, rhs, start, index, value)
     return solver

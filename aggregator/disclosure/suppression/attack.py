@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from aggregator.disclosure.highs import pass_lp, run_warm_then_cold, silent_highs
+from aggregator.disclosure.highs import largest_bound, pass_lp, run_warm_then_cold, silent_highs
 from aggregator.disclosure.model import insider_floor
 from aggregator.disclosure.suppression.structure import Structure
 from aggregator.errors import DisclosureError
@@ -91,8 +91,8 @@ class AttackerLP:
         self.local = dict(zip(cells.tolist(), range(len(cells)), strict=True))
         self.rel_ids = np.unique(s.cell_rel[spans(s.cell_ptr, cells)])
         start, index, value = rows_over(s, self.rel_ids, cells)
-        self.h = silent_highs()
-        self.h.setOptionValue("presolve", "off")  # keep the basis between targets (warm starts)
+        # presolve off keeps the basis between targets (warm starts)
+        self.h = silent_highs(largest_bound(lo, hi), presolve="off")
         m = len(self.rel_ids)
         pass_lp(self.h, np.zeros(len(cells)), lo, hi, np.zeros(m), np.zeros(m), start, index, value)
         self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)

@@ -9,7 +9,7 @@ import time
 import highspy
 import numpy as np
 
-from aggregator.disclosure.highs import pass_lp, silent_highs
+from aggregator.disclosure.highs import pass_lp, row_scale, silent_highs
 from aggregator.disclosure.suppression.cuts import Cut, needs_partner, separate
 from aggregator.disclosure.suppression.structure import Structure
 from aggregator.errors import DisclosureError
@@ -35,7 +35,9 @@ class Master:
 
     def add(self, cuts: list[Cut]) -> None:
         for c in cuts:
-            self.rows.append((c.cells, c.coefs, c.rhs))
+            # cuts carry amounts (1e10 in euros) against 0/1 columns; HiGHS's absolute tolerances need them scaled
+            factor = row_scale(max(abs(c.rhs), float(np.abs(c.coefs).max(initial=0.0))))
+            self.rows.append((c.cells, c.coefs * factor, c.rhs * factor))
 
     def solve(self, integer: bool, start: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
         h = silent_highs()
@@ -61,6 +63,8 @@ class Master:
                 hint="review which cells were published before, or merge small categories",
             )
         x = np.asarray(h.getSolution().col_value)
+        if len(x) != self.n:  # stopped without any solution (numerical trouble): nothing to round
+            raise DisclosureError(f"the suppression model could not be solved (HiGHS: {status.name})")
         info = h.getInfo()
         bound = float(info.mip_dual_bound) if integer else float(info.objective_function_value)
         proven = status == highspy.HighsModelStatus.kOptimal
