@@ -513,3 +513,61 @@ def test_a_warm_start_that_stalls_on_badly_scaled_data_is_solved_again_cold() ->
              [97550895772577, 0, 40156313], [22946379, 17139692242, 141]]  # fmt: skip
     problem = large_decimal_problem(np.array(micro, dtype=object))
     assert_intervals_hold_the_truth(problem, hide(problem, [0, 9, 11, 12, 14, 17, 18]))
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (
+            highspy.HighsModelStatus.kInfeasible,
+            "has no solution (the published values contradict the relations or bounds)",
+        ),
+        (highspy.HighsModelStatus.kUnbounded, "is unbounded"),
+        (highspy.HighsModelStatus.kUnknown, "stopped with status kUnknown"),
+    ],
+)
+def test_an_audit_lp_that_does_not_solve_fails_the_audit_with_its_status(monkeypatch, status, says) -> None:
+    # a check that cannot finish is a failed check: no unsolved LP may be read as an attacker's bound
+    monkeypatch.setattr("aggregator.disclosure.audit.run_warm_then_cold", lambda solver: status)
+    problem = two_by_two([0], protection=1.0)
+    with pytest.raises(DisclosureError) as raised:
+        audit(problem, hide(problem, [0, 1, 2, 3]))
+    assert raised.value.message == f"the audit linear program for 4 linked hidden cells {says}"
+    assert raised.value.hint == "check that the release cells are additive and within their a-priori bounds"
+
+
+def test_an_insider_lp_that_does_not_solve_fails_the_audit(monkeypatch) -> None:
+    # the outsider's LPs solve (they come first); the first one under an insider's floors does not
+    from aggregator.disclosure import audit as module
+
+    solve, calls = module.run_warm_then_cold, []
+
+    def counting(solver):
+        calls.append(solver)
+        return solve(solver)
+
+    monkeypatch.setattr(module, "run_warm_then_cold", counting)
+    problem = singleton_row_problem()
+    assert audit(problem, hide(problem, [0, 1]), insiders=False).passed
+    outsider_lps = len(calls)
+    monkeypatch.setattr(
+        module,
+        "run_warm_then_cold",
+        lambda solver: highspy.HighsModelStatus.kUnknown if len(calls) >= outsider_lps else counting(solver),
+    )
+    calls.clear()
+    with pytest.raises(DisclosureError, match="stopped with status kUnknown"):
+        audit(problem, hide(problem, [0, 1]))
+
+
+def test_a_refusal_names_five_cells_and_counts_the_rest() -> None:
+    problem = table_problem(np.arange(1.0, 13.0).reshape(3, 4))
+    problem.upper[:7] = np.inf
+    with pytest.raises(DisclosureError) as raised:
+        audit(problem, hide(problem, [0]))
+    named = [problem.keys[k].describe() for k in range(5)]
+    assert raised.value.message == f"a-priori bounds must be finite; not so for {', '.join(named)} and 2 more"
+    problem.upper[5:7] = 100.0
+    with pytest.raises(DisclosureError) as raised:
+        audit(problem, hide(problem, [0]))
+    assert raised.value.message.endswith(", ".join(named))

@@ -76,3 +76,33 @@ def test_an_insider_who_knew_a_cell_before_does_not_block_the_release(method: st
     # had T and c been published by this release, X would learn a from it: refused
     with pytest.raises(DisclosureError, match="contributor X can narrow it upward"):
         protect(row(2.0, fixed=[C, T], epoch=[2, 2, 2, 2], insiders=insiders), method)
+
+
+def test_only_cells_published_before_count_as_prior_knowledge():
+    # T was published before; b and c are published by this release itself: a = 15 - 3 - 2 is new, a disclosure
+    same_release = row(2.0, fixed=[B, C, T], epoch=[2, 2, 2, 1])
+    assert [(f[0], f[4]) for f in audit(same_release, hidden(A)).failures] == [(A, "exact disclosure")]
+    # b belongs to an earlier release but was never published there (not fixed): publishing it now is new too
+    never_published = row(2.0, fixed=[C, T], epoch=[2, 1, 1, 1])
+    assert [(f[0], f[4]) for f in audit(never_published, hidden(A)).failures] == [(A, "exact disclosure")]
+
+
+def test_each_row_is_held_to_its_own_prior_knowledge():
+    # two independent rows (the second twice the first), T published before in both, c now: a <= T - c is new
+    # and short of the requirement in each row; each row's prior reach comes from its own row
+    one, two = row(10.0, fixed=[T], epoch=[2, 2, 2, 1]), row(20.0, fixed=[T], epoch=[2, 2, 2, 1])
+    both = ProtectionProblem(
+        keys=named("a", "b", "c", "total", "a2", "b2", "c2", "total2"),
+        values=np.concatenate([one.values, 2 * two.values]),
+        relations=[(T, (A, B, C)), (T + 4, (A + 4, B + 4, C + 4))],
+        lower=np.zeros(8),
+        upper=np.full(8, 100.0),
+        upl=np.concatenate([one.upl, two.upl]),
+        lpl=np.concatenate([one.lpl, two.lpl]),
+        primary=np.concatenate([one.primary, two.primary]),
+        cost=np.ones(8),
+        fixed=np.concatenate([one.fixed, two.fixed]),
+        epoch=np.array([2, 2, 2, 1] * 2),
+    )
+    failures = audit(both, np.isin(np.arange(8), [A, B, A + 4, B + 4])).failures
+    assert [(f[0], f[4]) for f in failures] == [(A, "upper protection not met"), (A + 4, "upper protection not met")]

@@ -384,7 +384,7 @@ class _Auditor:
         self.eps = _tolerance(problem)
         self.lower = np.asarray(problem.lower, dtype=float)
         self.upper = np.asarray(problem.upper, dtype=float)
-        values = np.asarray(problem.values, dtype=float)
+        self.values = values = np.asarray(problem.values, dtype=float)
         # A requirement beyond the a-priori bounds can never be met, so it is capped at them (docs/rules.md).
         self.need_hi = np.minimum(values + problem.upl, self.upper)
         self.need_lo = np.maximum(values - problem.lpl, self.lower)
@@ -448,7 +448,7 @@ class _Auditor:
         side needs nothing), exact optima where a side falls short (both sides of such a cell)."""
         number = int(self.component_of[lp.comp.cells[0]])
         cells = lp.comp.cells
-        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        truth = self.values[cells]
         stake = self.stake_cols[number]
         part = self._component_records(lp, self._hidden_records()) if self.with_insiders else None
         top = self._top_floor(lp, part) if part is not None and len(part[0]) else lp.lower.copy()
@@ -574,8 +574,7 @@ class _Auditor:
         cell, who, amount = own.cell[keep], own.who[keep], own.value[keep]
         order = np.lexsort((who, cell))
         cell, who, amount = cell[order], who[order], amount[order]
-        values = np.asarray(self.problem.values, dtype=float)
-        floor = insider_floor(self.lower[cell], amount, values[cell])
+        floor = insider_floor(self.lower[cell], amount, self.values[cell])
         return cell, who, amount, floor
 
     def _component_records(self, lp: _ComponentLP, recs) -> tuple[np.ndarray, ...]:
@@ -612,7 +611,7 @@ class _Auditor:
 
     def _insiders_pruned(self, lp: _ComponentLP, targets: np.ndarray, part, names) -> None:
         cells = lp.comp.cells
-        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        truth = self.values[cells]
         sides = self._sides(cells, truth, targets)
         pending, universal = self._universal_phase(lp, sides, self._top_floor(lp, part))
         self._suspect_phase(lp, pending, universal, part, names, {})
@@ -637,7 +636,7 @@ class _Auditor:
         such a point is feasible for the outsider and for every insider with no part in the cell. Returns the
         sides left and, for each, the optimum found under those floors."""
         cells = lp.comp.cells
-        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        truth = self.values[cells]
         pending = set(sides)
         universal: dict[tuple[int, bool], np.ndarray] = {}
         if not pending:
@@ -698,7 +697,7 @@ class _Auditor:
         cols, who, amount, floor = part
         tol = self.eps * 1e-3
         cells = lp.comp.cells
-        truth = np.asarray(self.problem.values, dtype=float)[cells]
+        truth = self.values[cells]
         order = np.argsort(who, kind="stable")
         by_who = (who[order], cols[order], floor[order])
         failing: dict[int, list[tuple[int, bool]]] = {}
@@ -872,17 +871,13 @@ class _Auditor:
             known = self.problem.fixed & (self.epoch < epoch)
             components, _ = _build_components(self.problem, ~known, self.cache)
             self._prior[epoch] = {int(c): comp for comp in components for c in comp.cells}
-        comp = self._prior[epoch].get(cell)
-        own = self.problem.insiders
-        values = np.asarray(self.problem.values, dtype=float)
-        if comp is None:  # in no relation: only its own bounds
-            floor = insider_floor(self.lower[[cell]], own.values_at(who, [cell]), values[[cell]])[0]
-            return float(self.upper[cell] if maximise else floor)
-        cells = comp.cells
-        lower = insider_floor(self.lower[cells], own.values_at(who, cells), values[cells])
+        # Only a cell short of its requirement is asked about, so one in a relation: a cell in none has its
+        # a-priori bounds for interval, where every requirement is capped.
+        cells = self._prior[epoch][cell].cells
+        lower = insider_floor(self.lower[cells], self.problem.insiders.values_at(who, cells), self.values[cells])
         key = (epoch, int(cells[0]))
         if key not in self._prior_lps:  # one model per component, re-bounded for each attacker
-            self._prior_lps[key] = _ComponentLP(comp, self.lower[cells], self.upper[cells])
+            self._prior_lps[key] = _ComponentLP(self._prior[epoch][cell], self.lower[cells], self.upper[cells])
         lp = self._prior_lps[key]
         cols = np.arange(len(cells))
         lp.set_bounds(cols, lower, self.upper[cells])
