@@ -75,12 +75,13 @@ MODULES = {
             "tests/test_prior_knowledge.py",
             "tests/test_suppression.py",
             "tests/test_insider_pruning.py",
+            "tests/test_audit_pinned.py",
         ),
         0.95,
     ),
     "suppression": Module(
         ("aggregator/disclosure/suppression/*",),
-        ("tests/test_suppression.py", "tests/test_prior_knowledge.py"),
+        ("tests/test_suppression.py", "tests/test_prior_knowledge.py", "tests/test_suppression_pinned.py"),
         0.90,
     ),
     "validation": Module(

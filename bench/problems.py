@@ -171,7 +171,8 @@ def _cost_vector(problem: ProtectionProblem, cost: str | np.ndarray) -> np.ndarr
 def merge_problems(
     problems: Sequence[ProtectionProblem], same: Mapping[CellKey, CellKey] | None = None
 ) -> ProtectionProblem:
-    """Linked tables as one problem: cells with the same key (after renaming by `same`) become one cell."""
+    """Linked tables as one problem: cells with the same key (after renaming by `same`) become one cell; their
+    release epochs (when any table has them) are kept."""
     same = same or {}
     index: dict[CellKey, int] = {}
     keys: list[CellKey] = []
@@ -192,6 +193,10 @@ def merge_problems(
         for who, cells in prob.insiders.as_dict().items():
             own.setdefault(who, {}).update({int(pos[i]): v for i, v in cells.items()})
     merged.insiders = Contributions.of(own)
+    if any(prob.epoch is not None for prob in problems):  # a cell shared by two tables became known once
+        merged.epoch = np.zeros(len(keys), dtype=np.int64)
+        for prob, pos in zip(problems, where, strict=True):
+            merged.epoch[pos] = prob.epochs()
     return merged
 
 

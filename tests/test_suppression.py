@@ -353,3 +353,50 @@ def audit_failures(problem, suppressed) -> list[tuple[int, str, str]]:
     from aggregator.disclosure.audit import audit
 
     return sorted((cell, who, reason) for cell, who, _, _, reason in audit(problem, suppressed).failures)
+
+
+def test_check_pattern_names_the_cell_the_attacker_the_side_and_the_shortfall():
+    problem = table_problem(GRID)
+    i = mark_primary(problem, cell(d0=1, d1=1), protection=5.0)
+    j = problem.keys.index(cell(d0=1, d1=2))
+    hidden = np.isin(np.arange(problem.size), [i, j])  # column 1 gives (1, 1) away by subtraction
+    found = sorted(check_pattern(problem, hidden))
+    assert [(c, who, side) for c, who, side, _, _ in found] == [(i, "outsider", "down"), (i, "outsider", "up")]
+    assert [x for *_, reach, required in found for x in (reach, required)] == pytest.approx([0, 5, 0, 5], abs=1e-6)
+
+
+def test_check_pattern_names_the_insider_who_undoes_a_pattern_the_outsider_cannot():
+    # row 0: A alone in column 0, B alone in column 1; hiding the 2 x 2 corner stops the outsider, but A knows
+    # its own 30 and B its own 40, so each bounds the other's cell from above by the published row total
+    contributions = {
+        "A": np.array([[30.0, 0, 0], [10, 10, 10]]),
+        "B": np.array([[0.0, 40, 0], [10, 10, 10]]),
+        "C": np.array([[0.0, 0, 50], [10, 10, 10]]),
+        "D": np.array([[0.0, 0, 50], [10, 10, 10]]),
+    }
+    problem = table_problem(contributions=contributions, min_contributors=2)
+    corner = [problem.keys.index(cell(d0=r, d1=c)) for r in (0, 1) for c in (0, 1)]
+    hidden = np.isin(np.arange(problem.size), corner)
+    assert check_pattern(problem, hidden, insiders=False) == []
+    found = {(c, who, side) for c, who, side, *_ in check_pattern(problem, hidden)}
+    a_cell, b_cell = corner[0], corner[1]
+    assert {(b_cell, "A", "up"), (a_cell, "B", "up")} <= found
+    assert {who for _, who, _ in found} == {"A", "B"}
+
+
+def test_a_requirement_no_pattern_can_meet_is_refused_with_what_any_pattern_gives():
+    # with (1, 0), (0, 1) and the totals of row 1 and column 1 published, moving (1, 1) = 50 up moves (1, 2) = 60
+    # down by as much: 60 is the most any pattern gives, 200 are asked
+    problem = table_problem(GRID)
+    mark_primary(problem, cell(d0=1, d1=1), protection=200.0)
+    for key in (cell(d0=1, d1=0), cell(d0=0, d1=1), cell(d0=1, d1="T"), cell(d0="T", d1=1)):
+        problem.fixed[problem.keys.index(key)] = True
+    for method in ("optimal", "fast"):
+        with pytest.raises(DisclosureError) as raised:
+            protect(problem, method)
+        assert raised.value.message == (
+            "cell t|value|-|d0=1|d1=1 cannot be protected: whatever else is hidden, an outsider can narrow it "
+            "upward to within 60 of its value (required: 200), because the cells that could hide it are already "
+            "published or too small"
+        )
+        assert raised.value.hint == "merge the cell into a larger category, or review which cells were published before"

@@ -47,7 +47,7 @@ def requirement(s: Structure, p: int, sign: int, up_p: float, down_p: float, att
     # Reaching the outsider's a-priori bound is full protection (as in aggregator.disclosure.audit); an
     # attacker whose prior knowledge keeps it from the requirement needs only what it could reach before.
     base = min(s.problem.upl[p], up_p) if sign > 0 else min(s.problem.lpl[p], down_p)
-    return float(min(base, s.caps.get((attacker, p, sign), math.inf)))
+    return float(min(base, s.caps.get((attacker, p, sign), math.inf), prior_cap(s, attacker, p, sign)))
 
 
 def _prior_reach(s: Structure, attacker: int, p: int, sign: int) -> float:
@@ -59,6 +59,25 @@ def _prior_reach(s: Structure, attacker: int, p: int, sign: int) -> float:
     group = s.prior_groups[epoch].get(p, np.array([p], dtype=np.int64))
     up, down = attacker_rooms(s, attacker, group)
     return AttackerLP(s, group, up, -down).solve(p, sign)[0]
+
+
+def prior_cap(s: Structure, attacker: int, p: int, sign: int) -> float:
+    """The most the attacker can be asked for on cell p's side `sign`: what it could reach before p's release
+    (a hair below, for rounding), or inf when nothing was published before it. The audit holds no release to
+    what was known before it; asking more makes the model infeasible or hides cells for nothing."""
+    key = (attacker, p, sign)
+    if key not in s.prior_caps:
+        epoch = int(s.epoch[p])
+        if epoch not in s.published_before:
+            s.published_before[epoch] = bool((s.problem.fixed & (s.epoch < epoch)).any())
+        reach = _prior_reach(s, attacker, p, sign) if s.published_before[epoch] else math.inf
+        s.prior_caps[key] = max(0.0, reach - tolerance(reach)) if math.isfinite(reach) else math.inf
+    return s.prior_caps[key]
+
+
+def known_before(s: Structure, p: int) -> bool:
+    """Whether releases before p's pinned it exactly: no pattern can protect such a cell and none has to."""
+    return all(prior_cap(s, -1, p, sign) <= _ABS_TOL for sign in (1, -1))
 
 
 def cap_at_prior_reach(s: Structure, a: Attack) -> bool:

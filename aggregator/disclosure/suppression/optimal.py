@@ -85,7 +85,7 @@ def _partner_rows(s: Structure) -> list[tuple[np.ndarray, np.ndarray, float]]:
     for r in range(n_rel):
         cells = s.cells_of(r)
         for h in cells:
-            if not needs_partner(s.problem, h):
+            if not needs_partner(s, h):
                 continue
             others = cells[cells != h]
             rows.append((np.append(others, h), np.append(np.ones(len(others)), -1.0), 0.0))

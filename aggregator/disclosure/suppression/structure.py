@@ -40,6 +40,8 @@ class Structure:
     # (attacker, cell, sign) -> requirement lowered to what that attacker could reach from prior knowledge
     caps: dict[tuple[int, int, int], float] = field(default_factory=dict)
     prior_groups: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # epoch -> cell -> group
+    prior_caps: dict[tuple[int, int, int], float] = field(default_factory=dict)  # see attack.prior_cap
+    published_before: dict[int, bool] = field(default_factory=dict)  # epoch -> any cell published earlier
 
     def relations_of(self, i: int) -> np.ndarray:
         return self.cell_rel[self.cell_ptr[i] : self.cell_ptr[i + 1]]
