@@ -47,7 +47,7 @@ def requirement(s: Structure, p: int, sign: int, up_p: float, down_p: float, att
     # Reaching the outsider's a-priori bound is full protection (as in aggregator.disclosure.audit); an
     # attacker whose prior knowledge keeps it from the requirement needs only what it could reach before.
     base = min(s.problem.upl[p], up_p) if sign > 0 else min(s.problem.lpl[p], down_p)
-    return float(min(base, s.caps.get((attacker, p, sign), math.inf), prior_cap(s, attacker, p, sign)))
+    return float(min(base, s.caps.get((attacker, p, sign), math.inf)))
 
 
 def _prior_reach(s: Structure, attacker: int, p: int, sign: int) -> float:
@@ -64,7 +64,8 @@ def _prior_reach(s: Structure, attacker: int, p: int, sign: int) -> float:
 def prior_cap(s: Structure, attacker: int, p: int, sign: int) -> float:
     """The most the attacker can be asked for on cell p's side `sign`: what it could reach before p's release
     (a hair below, for rounding), or inf when nothing was published before it. The audit holds no release to
-    what was known before it; asking more makes the model infeasible or hides cells for nothing."""
+    what was known before it; asking more makes the model infeasible or hides cells for nothing. Asked only
+    of a side that falls short (an LP per attacker, cell and side, cached)."""
     key = (attacker, p, sign)
     if key not in s.prior_caps:
         epoch = int(s.epoch[p])
@@ -223,6 +224,8 @@ def _attack_component(s, comp, prim, x, insiders, attackers=None) -> list[Attack
             value, z, duals = lp.solve(p, sign)
             points.append(z.copy())
             if value < req - tolerance(req):
+                req = min(req, prior_cap(s, -1, p, sign))
+            if value < req - tolerance(req):
                 attacks.append(Attack(p, -1, sign, value, req, lp.rel_ids, duals))
                 continue
             w = len(points) - 1
@@ -274,6 +277,8 @@ def _one_insider(s, c: int, comp: np.ndarray, x, points, witnessed) -> list[Atta
             continue
         value, z, duals = lp.solve(p, sign)
         mine.append(z)
+        if value < req - tolerance(req):
+            req = min(req, prior_cap(s, c, p, sign))
         if value < req - tolerance(req):
             attacks.append(Attack(p, c, sign, value, req, lp.rel_ids, duals))
     return attacks

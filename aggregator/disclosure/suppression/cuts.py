@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from aggregator.disclosure.audit import audit
+from aggregator.disclosure.model import ProtectionProblem
 from aggregator.disclosure.suppression.attack import (
     Attack,
     attacker_rooms,
     cap_at_prior_reach,
     find_attacks,
-    known_before,
     spans,
     tolerance,
 )
@@ -79,15 +79,11 @@ def raise_unprotectable(s: Structure, cut: Cut, attack: Attack) -> None:
     )
 
 
-def needs_partner(s: Structure, h: int) -> bool:
+def needs_partner(problem: ProtectionProblem, h: int) -> bool:
     """A hidden cell that is alone in a relation is found by subtraction. That matters for a cell that needs
     protection or that is meant to protect another (secondary); not for a helper cell (primary with no
-    requirement, e.g. the overlap of company counts), which is never published and may well be derivable,
-    nor for a primary cell earlier releases pinned already."""
-    problem = s.problem
-    if not problem.primary[h]:
-        return True
-    return (problem.upl[h] > 0 or problem.lpl[h] > 0) and not known_before(s, h)
+    requirement, e.g. the overlap of company counts), which is never published and may well be derivable."""
+    return not (problem.primary[h] and problem.upl[h] <= 0 and problem.lpl[h] <= 0)
 
 
 def attacks_on_pattern(s: Structure, hidden: np.ndarray) -> list[Attack]:

@@ -50,7 +50,7 @@ def _close_pattern(pat: _Pattern, seeds: Sequence[int]) -> None:
     while queue:
         nxt: list[int] = []
         for h in queue:
-            if not needs_partner(s, h):
+            if not needs_partner(s.problem, h):
                 continue
             for r in s.relations_of(h):
                 if pat.count[r] == 1:

@@ -10,6 +10,7 @@ import highspy
 import numpy as np
 
 from aggregator.disclosure.highs import pass_lp, row_scale, silent_highs
+from aggregator.disclosure.suppression.attack import known_before
 from aggregator.disclosure.suppression.cuts import Cut, needs_partner, separate
 from aggregator.disclosure.suppression.structure import Structure
 from aggregator.errors import DisclosureError
@@ -85,7 +86,8 @@ def _partner_rows(s: Structure) -> list[tuple[np.ndarray, np.ndarray, float]]:
     for r in range(n_rel):
         cells = s.cells_of(r)
         for h in cells:
-            if not needs_partner(s, h):
+            # a cell earlier releases pinned exactly is alone wherever it is: nothing to protect
+            if not needs_partner(s.problem, h) or (s.problem.primary[h] and known_before(s, h)):
                 continue
             others = cells[cells != h]
             rows.append((np.append(others, h), np.append(np.ones(len(others)), -1.0), 0.0))
