@@ -11,11 +11,8 @@ new figures (the verdicts must not move; fewer LPs is the point of most changes)
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,23 +21,9 @@ from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import AuditResult, ProtectionProblem
 from bench.problems import table_problem
 from bench.realistic import greedy_pattern, realistic_problem
+from support.pinned import chessboard, pinned_outputs
 
-PINNED = Path(__file__).resolve().parent / "vectors" / "audit_pinned.json"
-
-
-def chessboard() -> tuple[ProtectionProblem, np.ndarray]:
-    """6 x 6 body, 12 contributors, every other body cell hidden, a third of those primary."""
-    rng = np.random.default_rng(7)
-    amounts = np.where(rng.random((12, 6, 6)) < 0.5, rng.integers(1, 50, (12, 6, 6)), 0).astype(float)
-    problem = table_problem(contributions={f"w{k:02d}": amounts[k] for k in range(12)})
-    body = np.arange(7 * 7).reshape(7, 7)[:6, :6]
-    hidden = np.zeros(problem.size, dtype=bool)
-    hidden[[int(body[i, j]) for i in range(6) for j in range(6) if (i + j) % 2 == 0]] = True
-    problem.primary = np.zeros(problem.size, dtype=bool)
-    problem.primary[np.flatnonzero(hidden)[::3]] = True
-    problem.upl = np.where(problem.primary, 1.0, 0.0)
-    problem.lpl = problem.upl.copy()
-    return problem, hidden
+PINNED = "audit_pinned.json"
 
 
 def companies(countries: int, flat: tuple[int, int], n: int, seed: int) -> tuple[ProtectionProblem, np.ndarray]:
@@ -115,10 +98,7 @@ KEYS = [f"{name}/{mode}" for name in CASES for mode in MODES]
 
 @pytest.fixture(scope="module")
 def pinned() -> dict:
-    if os.environ.get("AUDIT_PIN_REWRITE"):
-        found = {key: run_case(*key.split("/")) for key in KEYS}
-        PINNED.write_text(json.dumps(found, indent=0, sort_keys=True) + "\n", encoding="utf-8")
-    return json.loads(PINNED.read_text(encoding="utf-8"))
+    return pinned_outputs(PINNED, "AUDIT_PIN_REWRITE", lambda: {key: run_case(*key.split("/")) for key in KEYS})
 
 
 @pytest.mark.parametrize("key", KEYS)

@@ -17,6 +17,7 @@ from aggregator.disclosure.model import ProtectionProblem
 from aggregator.disclosure.suppression import protect
 from bench.problems import table_problem
 from bench.realistic import greedy_pattern, realistic_problem
+from support.pinned import chessboard
 
 
 @st.composite
@@ -78,16 +79,7 @@ def test_pruned_insider_audit_gives_the_exhaustive_verdicts_on_small_company_tab
 def test_pruning_spares_lps_on_a_table_with_many_contributors() -> None:
     # 6 x 6 body with margins, 12 contributors; a chessboard of hidden body cells: every insider is checked,
     # few need an LP of their own
-    rng = np.random.default_rng(7)
-    amounts = np.where(rng.random((12, 6, 6)) < 0.5, rng.integers(1, 50, (12, 6, 6)), 0).astype(float)
-    problem = table_problem(contributions={f"w{k:02d}": amounts[k] for k in range(12)})
-    body = np.arange(7 * 7).reshape(7, 7)[:6, :6]  # cell (i, j); the total "T" comes last in each dimension
-    hidden = np.zeros(problem.size, dtype=bool)
-    hidden[[int(body[i, j]) for i in range(6) for j in range(6) if (i + j) % 2 == 0]] = True
-    problem.primary = np.zeros(problem.size, dtype=bool)
-    problem.primary[np.flatnonzero(hidden)[::3]] = True
-    problem.upl = np.where(problem.primary, 1.0, 0.0)
-    problem.lpl = problem.upl.copy()
+    problem, hidden = chessboard()
     pruned = audit(problem, hidden)
     exhaustive = audit(problem, hidden, insider_pruning=False)
     assert _verdicts(pruned) == _verdicts(exhaustive)

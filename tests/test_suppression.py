@@ -144,15 +144,20 @@ def test_a_fixed_primary_cell_is_refused():
         protect(problem)
 
 
-def test_two_singletons_are_not_left_alone_in_a_row():
-    # row 0: two single-contributor cells (A, B) and a total; each insider would learn the other's figure
+def singletons_in_row_0():
+    """Row 0: A alone in column 0 (30), B alone in column 1 (40), C and D together in column 2; row 1 shared."""
     contributions = {
         "A": np.array([[30.0, 0, 0], [10, 10, 10]]),
         "B": np.array([[0.0, 40, 0], [10, 10, 10]]),
         "C": np.array([[0.0, 0, 50], [10, 10, 10]]),
         "D": np.array([[0.0, 0, 50], [10, 10, 10]]),
     }
-    problem = table_problem(contributions=contributions, min_contributors=2)
+    return table_problem(contributions=contributions, min_contributors=2)
+
+
+def test_two_singletons_are_not_left_alone_in_a_row():
+    # row 0: two single-contributor cells (A, B) and a total; each insider would learn the other's figure
+    problem = singletons_in_row_0()
     assert problem.primary.sum() == 2
     for method in ("optimal", "fast"):
         result = protect(problem, method)
@@ -368,13 +373,7 @@ def test_check_pattern_names_the_cell_the_attacker_the_side_and_the_shortfall():
 def test_check_pattern_names_the_insider_who_undoes_a_pattern_the_outsider_cannot():
     # row 0: A alone in column 0, B alone in column 1; hiding the 2 x 2 corner stops the outsider, but A knows
     # its own 30 and B its own 40, so each bounds the other's cell from above by the published row total
-    contributions = {
-        "A": np.array([[30.0, 0, 0], [10, 10, 10]]),
-        "B": np.array([[0.0, 40, 0], [10, 10, 10]]),
-        "C": np.array([[0.0, 0, 50], [10, 10, 10]]),
-        "D": np.array([[0.0, 0, 50], [10, 10, 10]]),
-    }
-    problem = table_problem(contributions=contributions, min_contributors=2)
+    problem = singletons_in_row_0()
     corner = [problem.keys.index(cell(d0=r, d1=c)) for r in (0, 1) for c in (0, 1)]
     hidden = np.isin(np.arange(problem.size), corner)
     assert check_pattern(problem, hidden, insiders=False) == []

@@ -11,11 +11,8 @@ is the point of most changes) and write them again with
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +24,9 @@ from aggregator.disclosure.suppression import SuppressionResult, lp_lower_bound,
 from bench.bench_suppression import TABLES, build
 from bench.problems import merge_problems
 from bench.realistic import realistic_problem
+from support.pinned import pinned_outputs
 
-PINNED = Path(__file__).resolve().parent / "vectors" / "suppression_pinned.json"
+PINNED = "suppression_pinned.json"
 
 
 def bench_table(index: int) -> ProtectionProblem:
@@ -95,10 +93,7 @@ def run_case(name: str, what: str) -> dict:
 
 @pytest.fixture(scope="module")
 def pinned() -> dict:
-    if os.environ.get("SUPPRESSION_PIN_REWRITE"):
-        found = {key: run_case(*key.split("/")) for key in KEYS}
-        PINNED.write_text(json.dumps(found, indent=0, sort_keys=True) + "\n", encoding="utf-8")
-    return json.loads(PINNED.read_text(encoding="utf-8"))
+    return pinned_outputs(PINNED, "SUPPRESSION_PIN_REWRITE", lambda: {key: run_case(*key.split("/")) for key in KEYS})
 
 
 @pytest.mark.parametrize("key", KEYS)
