@@ -45,9 +45,9 @@ def attacker_rooms(s: Structure, attacker: int, cells: np.ndarray) -> tuple[np.n
 
 def requirement(s: Structure, p: int, sign: int, up_p: float, down_p: float, attacker: int) -> float:
     # Reaching the outsider's a-priori bound is full protection (as in aggregator.disclosure.audit); an
-    # attacker whose prior knowledge keeps it from the requirement needs only what it could reach before.
-    base = min(s.problem.upl[p], up_p) if sign > 0 else min(s.problem.lpl[p], down_p)
-    return float(min(base, s.caps.get((attacker, p, sign), math.inf)))
+    # attacker whose prior knowledge keeps it from the requirement needs only what it could reach before
+    # (prior_cap, applied to the sides that fall short).
+    return float(min(s.problem.upl[p], up_p) if sign > 0 else min(s.problem.lpl[p], down_p))
 
 
 def _prior_reach(s: Structure, attacker: int, p: int, sign: int) -> float:
@@ -62,41 +62,34 @@ def _prior_reach(s: Structure, attacker: int, p: int, sign: int) -> float:
 
 
 def prior_cap(s: Structure, attacker: int, p: int, sign: int) -> float:
-    """The most the attacker can be asked for on cell p's side `sign`: what it could reach before p's release
-    (a hair below, for rounding), or inf when nothing was published before it. The audit holds no release to
-    what was known before it; asking more makes the model infeasible or hides cells for nothing. Asked only
-    of a side that falls short (an LP per attacker, cell and side, cached)."""
+    """The most the attacker can be asked for on cell p's side `sign` (inf: the requirement as it is).
+
+    The audit holds no release to what was known before it, so a requirement is capped at what the attacker
+    could reach before p's release (a hair below, for rounding): asking more makes the model infeasible or
+    hides cells for nothing. With nothing published before, the outsider's requirement is capped at the
+    bounds already; an insider's is capped only where it is capped at a bound, which its own figures may
+    keep it from (as in the audit). Asked only of a side that falls short: an LP per attacker, cell and
+    side, cached."""
     key = (attacker, p, sign)
     if key not in s.prior_caps:
         epoch = int(s.epoch[p])
         if epoch not in s.published_before:
             s.published_before[epoch] = bool((s.problem.fixed & (s.epoch < epoch)).any())
-        reach = _prior_reach(s, attacker, p, sign) if s.published_before[epoch] else math.inf
+        capped_at_bound = attacker >= 0 and _requirement_at_bound(s, p, sign)
+        reach = _prior_reach(s, attacker, p, sign) if s.published_before[epoch] or capped_at_bound else math.inf
         s.prior_caps[key] = max(0.0, reach - tolerance(reach)) if math.isfinite(reach) else math.inf
     return s.prior_caps[key]
+
+
+def _requirement_at_bound(s: Structure, p: int, sign: int) -> bool:
+    room = s.up_room[p] if sign > 0 else s.down_room[p]
+    asked = s.problem.upl[p] if sign > 0 else s.problem.lpl[p]
+    return bool(asked >= room - tolerance(room))
 
 
 def known_before(s: Structure, p: int) -> bool:
     """Whether releases before p's pinned it exactly: no pattern can protect such a cell and none has to."""
     return all(prior_cap(s, -1, p, sign) <= _ABS_TOL for sign in (1, -1))
-
-
-def cap_at_prior_reach(s: Structure, a: Attack) -> bool:
-    """Lower an unreachable requirement to the attacker's prior reach; False when it was reachable.
-
-    With nothing published before, only an insider's requirement capped at a bound is relaxed (as in the
-    audit): the outsider's is capped at the bounds already."""
-    p = a.cell
-    if not (s.problem.fixed & (s.epoch < s.epoch[p])).any():
-        room = s.up_room[p] if a.sign > 0 else s.down_room[p]
-        if a.attacker < 0 or a.required < room - tolerance(room):
-            return False
-    reach = _prior_reach(s, a.attacker, a.cell, a.sign)
-    if reach >= a.required - tolerance(a.required):
-        return False
-    # a hair below the reach, so that hiding every free cell meets it despite rounding
-    s.caps[(a.attacker, a.cell, a.sign)] = max(0.0, reach - tolerance(reach))
-    return True
 
 
 def tolerance(required: float) -> float:

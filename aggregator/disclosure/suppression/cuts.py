@@ -12,7 +12,6 @@ from aggregator.disclosure.model import ProtectionProblem
 from aggregator.disclosure.suppression.attack import (
     Attack,
     attacker_rooms,
-    cap_at_prior_reach,
     find_attacks,
     spans,
     tolerance,
@@ -112,24 +111,18 @@ def _audit_failing_cells(s: Structure, hidden: np.ndarray) -> tuple[np.ndarray, 
     return failing & problem.primary, named
 
 
-def feasible_cuts(s: Structure, attacks: list[Attack], x: np.ndarray) -> tuple[list[Cut], bool]:
-    """Cuts for the attacks; a requirement no pattern can meet is capped at the attacker's prior reach
-    (True in the second place: attack again) or, when prior knowledge does not explain it, refused."""
-    cuts, capped = [], False
+def feasible_cuts(s: Structure, attacks: list[Attack], x: np.ndarray) -> list[Cut]:
+    """Cuts for the attacks (their requirements capped at prior knowledge already); a cut no pattern can
+    satisfy is refused, naming the cell."""
+    cuts = []
     for a in attacks:
         cut = cut_from_attack(s, a, x)
-        if float(cut.coefs.sum()) >= cut.rhs - tolerance(cut.rhs):
-            cuts.append(cut)
-        elif cap_at_prior_reach(s, a):
-            capped = True
-        else:
+        if float(cut.coefs.sum()) < cut.rhs - tolerance(cut.rhs):
             raise_unprotectable(s, cut, a)
-    return cuts, capped
+        cuts.append(cut)
+    return cuts
 
 
 def separate(s: Structure, x: np.ndarray, insiders: bool = True, integral: bool = False) -> list[Cut]:
-    capped = True
-    while capped:  # attack again with the capped requirements
-        attacks = attacks_on_pattern(s, x > 0.5) if integral else find_attacks(s, x, insiders)
-        cuts, capped = feasible_cuts(s, attacks, x)
-    return [c for c in cuts if float(c.coefs @ x[c.cells]) < c.rhs - tolerance(c.rhs)]
+    attacks = attacks_on_pattern(s, x > 0.5) if integral else find_attacks(s, x, insiders)
+    return [c for c in feasible_cuts(s, attacks, x) if float(c.coefs @ x[c.cells]) < c.rhs - tolerance(c.rhs)]

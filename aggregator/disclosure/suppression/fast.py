@@ -118,9 +118,9 @@ def fast_pattern(s: Structure) -> tuple[np.ndarray, int]:
         attacks = attacks_on_pattern(s, pat.hidden)
         if not attacks:
             return pat.hidden, rounds
-        cuts, capped = feasible_cuts(s, attacks, pat.hidden.astype(float))
+        cuts = feasible_cuts(s, attacks, pat.hidden.astype(float))
         added = _repair(pat, cuts)
-        if not added and not capped:
+        if not added:
             break
         _close_pattern(pat, added)
     raise DisclosureError(

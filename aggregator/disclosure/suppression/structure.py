@@ -38,7 +38,6 @@ class Structure:
     epoch: np.ndarray  # per cell, when it became known (ProtectionProblem.epoch)
     audit_cache: dict = field(default_factory=dict)  # per-component audit results, reused across rounds
     # (attacker, cell, sign) -> requirement lowered to what that attacker could reach from prior knowledge
-    caps: dict[tuple[int, int, int], float] = field(default_factory=dict)
     prior_groups: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # epoch -> cell -> group
     prior_caps: dict[tuple[int, int, int], float] = field(default_factory=dict)  # see attack.prior_cap
     published_before: dict[int, bool] = field(default_factory=dict)  # epoch -> any cell published earlier
