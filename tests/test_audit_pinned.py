@@ -89,10 +89,14 @@ def run_case(name: str, mode: str) -> dict:
         cache: dict = {}
         audit(problem, hidden & problem.primary, cache=cache, verdict_only=True)
         return outputs(audit(problem, hidden, cache=cache, verdict_only=True))
+    if mode == "outsider":
+        return outputs(audit(problem, hidden, verdict_only=True, insiders=False))
+    if mode == "exhaustive":  # every insider's own LPs: the reference the pruned audit is held to
+        return outputs(audit(problem, hidden, insider_pruning=False))
     return outputs(audit(problem, hidden, verdict_only=mode == "verdict"))
 
 
-MODES = ("full", "verdict", "repair")
+MODES = ("full", "verdict", "repair", "outsider", "exhaustive")
 KEYS = [f"{name}/{mode}" for name in CASES for mode in MODES]
 
 
