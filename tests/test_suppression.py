@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +23,8 @@ from aggregator.errors import DisclosureError
 from bench.problems import merge_problems, table_problem
 from support.keys import cell
 
+# the module, not the function the package exports under the same name
+PROTECT_MODULE = importlib.import_module("aggregator.disclosure.suppression.protect")
 GRID = np.array([[10.0, 20, 30], [40, 50, 60], [70, 80, 90]])
 
 
@@ -77,6 +81,7 @@ def test_value_cost_picks_the_cheapest_rectangle():
 def test_no_primary_cells_means_nothing_hidden():
     result = protect(table_problem(GRID), "auto")
     assert not result.suppressed.any() and result.cost == 0.0 and result.optimal
+    assert result.lower_bound == 0.0 == lp_lower_bound(table_problem(GRID))
 
 
 def test_one_dimensional_hierarchy_hides_a_sibling():
@@ -399,3 +404,50 @@ def test_a_requirement_no_pattern_can_meet_is_refused_with_what_any_pattern_give
             "published or too small"
         )
         assert raised.value.hint == "merge the cell into a larger category, or review which cells were published before"
+
+
+def test_an_optimal_model_past_its_time_limit_is_refused_with_a_hint():
+    problem = random_table(np.random.default_rng(4), 4, 5)
+    with pytest.raises(DisclosureError) as raised:
+        protect(problem, "optimal", time_limit=0.0)
+    assert raised.value.message == (
+        f"the optimal suppression model did not finish within the time limit ({problem.size} cells)"
+    )
+    assert raised.value.hint == 'set suppression = "fast" in the protocol for tables this large'
+
+
+def test_a_pattern_the_audit_rejects_is_never_returned(monkeypatch):
+    # the audit has the last word: should it find a failure our own attacker missed, nothing is released
+    from aggregator.disclosure.model import AuditResult
+
+    problem = table_problem(GRID)
+    i = mark_primary(problem, cell(d0=1, d1=1))
+    failure = (i, "w7", 48.0, 52.5, "upper protection not met")
+    rejecting = AuditResult(np.zeros(problem.size), np.zeros(problem.size), [failure], 0, 0, 0)
+    monkeypatch.setattr(PROTECT_MODULE, "audit", lambda *a, **k: rejecting)
+    with pytest.raises(DisclosureError) as raised:
+        protect(problem, "fast")
+    assert raised.value.message == (
+        "the suppression pattern failed the audit: cell t|value|-|d0=1|d1=1 is narrowed to [48, 52.5] by w7 "
+        "(upper protection not met)"
+    )
+    assert raised.value.hint == "report this as a bug with the protection problem attached"
+
+
+def test_blocks_solved_by_different_methods_report_both_and_no_bound(monkeypatch):
+    # "auto" gives a block the exact model up to a size: here one block within it, one beyond
+    small, large = table_problem(GRID, name="A", cost="value"), random_table(np.random.default_rng(5), 5, 6)
+    mark_primary(small, cell("A", d0=1, d1=1))
+    monkeypatch.setattr(PROTECT_MODULE, "AUTO_OPTIMAL_MAX_CELLS", small.size)
+    both = merge_problems([small, large])
+    result = protect(both, "auto")
+    alone = protect(small, "optimal"), protect(large, "fast")
+    assert result.method == "fast+optimal" and not result.optimal
+    assert np.isnan(result.lower_bound) and result.audit is None
+    assert result.cost == pytest.approx(sum(r.cost for r in alone))
+    assert result.iterations == sum(r.iterations for r in alone)
+    assert np.array_equal(result.secondary, result.suppressed & ~both.primary)
+    assert 0 < result.seconds < 60 and isinstance(result.seconds, float)
+    single = protect(small, "optimal")
+    assert single.method == "optimal" and single.optimal and single.lower_bound == pytest.approx(single.cost, rel=1e-4)
+    assert 0 < single.seconds < 60 and isinstance(single.seconds, float)

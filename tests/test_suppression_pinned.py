@@ -63,6 +63,8 @@ CASES: dict[str, Callable[[], ProtectionProblem]] = {
     "bench-2d-40x30h": lambda: bench_table(2),
     "companies-1": lambda: realistic_problem(6, 2, (3, 2), 40, 1),
     "companies-2": lambda: realistic_problem(6, 2, (3, 2), 40, 2),
+    "companies-5": lambda: realistic_problem(8, 2, (3, 3), 60, 5),  # fast repairs with several cells per cut
+    "companies-8": lambda: realistic_problem(6, 2, (4, 3), 120, 8),
     "history-companies-3": lambda: two_releases(realistic_problem(6, 2, (3, 2), 40, 3), seed=3),
     "two-blocks": independent_tables,
 }

@@ -172,7 +172,7 @@ def _result(s, hidden, used, bound, proven, rounds, seconds, report: bool) -> Su
 
 
 def _confirm_with_audit(
-    problem: ProtectionProblem, hidden: np.ndarray, cache: dict, report: bool = True
+    problem: ProtectionProblem, hidden: np.ndarray, cache: dict, report: bool
 ) -> tuple[np.ndarray, AuditResult | None]:
     """The independent audit has the last word on the pattern.
 
