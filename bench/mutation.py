@@ -150,6 +150,9 @@ def prepare(name: str, module: Module) -> Path:
         "pytest_add_cli_args_test_selection": list(module.tests),
         "also_copy": [folder for folder in COPIED if folder not in (*PACKAGES, "tests")],
         "use_git_change_detection": False,
+        # mutmut stops a mutant after 2 x multiplier x (its tests' time + 1 s) of CPU; its default (15) gives
+        # a mutant that loops in a repair or cut loop half an hour. Six times the tests' time is a failure.
+        "timeout_multiplier": 3.0,
     }
     lines = ["[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     lines += ["", "[tool.pytest.ini_options]", 'testpaths = ["tests"]', 'addopts = "-q"', ""]
