@@ -122,3 +122,42 @@ def test_optimal_protects_a_second_release_wherever_fast_does(seed: int):
     fast, best = protect(problem, "fast"), protect(problem, "optimal")
     assert audit(problem, fast.suppressed).passed and audit(problem, best.suppressed).passed
     assert best.cost <= fast.cost + 1e-6
+
+
+def total_of_two(p: float, q: float, lpl: float, epoch=None, insiders=None, fixed=()) -> ProtectionProblem:
+    """a = p + q (cells 0, 1, 2) and an unrelated cell z (3); a is primary with lower protection lpl."""
+    values = np.array([p, q, p + q, 1.0])
+    return ProtectionProblem(
+        keys=named("p", "q", "a", "z"),
+        values=values,
+        relations=[(2, (0, 1))],
+        lower=np.zeros(4),
+        upper=np.full(4, 100.0),
+        upl=np.array([0.0, 0.0, 1.0, 0.0]),
+        lpl=np.array([0.0, 0.0, lpl, 0.0]),
+        primary=np.array([False, False, True, False]),
+        cost=values.copy(),
+        fixed=np.isin(np.arange(4), fixed),
+        insiders=insiders or {},
+        epoch=None if epoch is None else np.array(epoch),
+    )
+
+
+def test_a_lower_side_narrowed_by_this_release_fails_even_with_earlier_releases():
+    # z was published before (so earlier releases exist) but says nothing about a; publishing q now tells
+    # everyone a >= q = 10, above the 8 the rules allow: new, so a failure on the lower side
+    problem = total_of_two(3.0, 10.0, lpl=5.0, epoch=[2, 2, 2, 1], fixed=[3])
+    failures = audit(problem, np.isin(np.arange(4), [0, 2])).failures
+    assert [(f[0], f[1], f[4]) for f in failures] == [(2, "outsider", "lower protection not met")]
+    assert failures[0][2:4] == pytest.approx((10.0, 100.0))
+
+
+def test_an_insider_is_held_to_a_lower_requirement_unless_it_is_capped_at_the_bound():
+    # X alone makes up p = 14 of a = 15 and has no part in a itself: with everything hidden it still knows a >= 14
+    hidden = np.isin(np.arange(4), [0, 1, 2])
+    # asked to stay unsure down to 0 (the a-priori bound): no release can do that, X's own figure is the limit
+    capped = total_of_two(14.0, 1.0, lpl=15.0, insiders={"X": {0: 14.0}})
+    assert audit(capped, hidden).passed
+    # asked for 3 below the value (12): held to it, without an LP for what X knew before
+    held = total_of_two(14.0, 1.0, lpl=3.0, insiders={"X": {0: 14.0}})
+    assert [(f[0], f[1], f[4]) for f in audit(held, hidden).failures] == [(2, "X", "lower protection not met")]
