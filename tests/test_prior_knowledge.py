@@ -161,3 +161,14 @@ def test_an_insider_is_held_to_a_lower_requirement_unless_it_is_capped_at_the_bo
     # asked for 3 below the value (12): held to it, without an LP for what X knew before
     held = total_of_two(14.0, 1.0, lpl=3.0, insiders={"X": {0: 14.0}})
     assert [(f[0], f[1], f[4]) for f in audit(held, hidden).failures] == [(2, "X", "lower protection not met")]
+
+
+@pytest.mark.parametrize("method", ["optimal", "fast"])
+def test_suppression_counts_only_cells_published_before_as_prior_knowledge(method: str):
+    # T published before: a <= 15 was known, 5 above; b belongs to an earlier release but was never published
+    # there, so it is no prior knowledge: b and c must stay hidden to keep the 5
+    problem = row(10.0, fixed=[T], epoch=[2, 1, 2, 1])
+    assert list(protect(problem, method).suppressed) == [True, True, True, False]
+    # c published by this release itself is no prior knowledge either: a <= 13 is new, and nothing can hide it
+    with pytest.raises(DisclosureError, match="cell .*a.* cannot be protected"):
+        protect(row(10.0, fixed=[C, T], epoch=[2, 2, 2, 1]), method)
