@@ -571,3 +571,11 @@ def test_a_refusal_names_five_cells_and_counts_the_rest() -> None:
     with pytest.raises(DisclosureError) as raised:
         audit(problem, hide(problem, [0]))
     assert raised.value.message.endswith(", ".join(named))
+
+
+def test_a_pattern_given_as_zeros_and_ones_is_audited_as_the_same_booleans() -> None:
+    problem = singleton_row_problem()
+    as_bool = audit(problem, hide(problem, [0, 1]))
+    as_int = audit(problem, hide(problem, [0, 1]).astype(int))
+    assert as_int.failures == as_bool.failures and as_int.lp_solves == as_bool.lp_solves
+    np.testing.assert_array_equal(as_int.lo, as_bool.lo)
