@@ -9,7 +9,7 @@ import numpy as np
 
 # The plain C++ binding: `highspy.Highs()` registers Python callbacks for every solver event (a cost on each of
 # the thousands of small solves) and prints its banner to stdout before any option can silence it, and library
-# code must not print. pyproject.toml pins highspy below 2 so that this binding is there.
+# code must not print. pyproject.toml pins highspy (1.16.0), so this binding is there.
 from highspy._core import _Highs
 
 # HiGHS's tolerances are absolute (1e-7): with bounds near 1e10 (amounts in euros) double precision cannot meet
