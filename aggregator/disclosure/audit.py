@@ -873,11 +873,12 @@ class _Auditor:
             self._prior[epoch] = {int(c): comp for comp in components for c in comp.cells}
         # Only a cell short of its requirement is asked about, so one in a relation: a cell in none has its
         # a-priori bounds for interval, where every requirement is capped.
-        cells = self._prior[epoch][cell].cells
+        comp = self._prior[epoch][cell]
+        cells = comp.cells
         lower = insider_floor(self.lower[cells], self.problem.insiders.values_at(who, cells), self.values[cells])
         key = (epoch, int(cells[0]))
         if key not in self._prior_lps:  # one model per component, re-bounded for each attacker
-            self._prior_lps[key] = _ComponentLP(self._prior[epoch][cell], self.lower[cells], self.upper[cells])
+            self._prior_lps[key] = _ComponentLP(comp, self.lower[cells], self.upper[cells])
         lp = self._prior_lps[key]
         cols = np.arange(len(cells))
         lp.set_bounds(cols, lower, self.upper[cells])

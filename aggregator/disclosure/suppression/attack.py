@@ -81,6 +81,11 @@ def prior_cap(s: Structure, attacker: int, p: int, sign: int) -> float:
     return s.prior_caps[key]
 
 
+def _capped_if_short(s: Structure, attacker: int, p: int, sign: int, value: float, req: float) -> float:
+    """The requirement, capped at the attacker's prior reach when `value` (its reach now) falls short of it."""
+    return min(req, prior_cap(s, attacker, p, sign)) if value < req - tolerance(req) else req
+
+
 def _requirement_at_bound(s: Structure, p: int, sign: int) -> bool:
     room = s.up_room[p] if sign > 0 else s.down_room[p]
     asked = s.problem.upl[p] if sign > 0 else s.problem.lpl[p]
@@ -216,8 +221,7 @@ def _attack_component(s, comp, prim, x, insiders, attackers=None) -> list[Attack
         if w is None:
             value, z, duals = lp.solve(p, sign)
             points.append(z.copy())
-            if value < req - tolerance(req):
-                req = min(req, prior_cap(s, -1, p, sign))
+            req = _capped_if_short(s, -1, p, sign, value, req)
             if value < req - tolerance(req):
                 attacks.append(Attack(p, -1, sign, value, req, lp.rel_ids, duals))
                 continue
@@ -270,8 +274,7 @@ def _one_insider(s, c: int, comp: np.ndarray, x, points, witnessed) -> list[Atta
             continue
         value, z, duals = lp.solve(p, sign)
         mine.append(z)
-        if value < req - tolerance(req):
-            req = min(req, prior_cap(s, c, p, sign))
+        req = _capped_if_short(s, c, p, sign, value, req)
         if value < req - tolerance(req):
             attacks.append(Attack(p, c, sign, value, req, lp.rel_ids, duals))
     return attacks
