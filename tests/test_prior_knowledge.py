@@ -172,3 +172,11 @@ def test_suppression_counts_only_cells_published_before_as_prior_knowledge(metho
     # c published by this release itself is no prior knowledge either: a <= 13 is new, and nothing can hide it
     with pytest.raises(DisclosureError, match="cell .*a.* cannot be protected"):
         protect(row(10.0, fixed=[C, T], epoch=[2, 2, 2, 1]), method)
+
+
+@pytest.mark.parametrize("method", ["optimal", "fast"])
+def test_suppression_does_not_ask_an_insider_for_more_than_its_own_figures_allow(method: str):
+    # X's own p = 14 tells it a >= 14 before any release; a requirement down to the bound 0 is capped there
+    problem = total_of_two(14.0, 1.0, lpl=15.0, insiders={"X": {0: 14.0}})
+    result = protect(problem, method)
+    assert result.suppressed[2] and audit(problem, result.suppressed).passed
