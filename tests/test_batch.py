@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator import batch
+from aggregator import batch, history
 from aggregator.errors import ReleaseRefused
 from aggregator.release.model import ReleasedCell, ReleasedTable
 from aggregator.workspace import open_workspace
@@ -144,3 +144,38 @@ def test_the_batch_reports_value_coverage_to_the_secretariat_only(tmp_path: Path
     assert report.summary()["audiences"][0]["value_coverage"] == shares  # in `aggregator batch --json`
     committee = b"".join(p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert b"value_coverage" not in committee and b"as_range" not in committee
+
+
+def test_the_secretariat_report_lists_each_insiders_interval_on_request(tmp_path: Path, monkeypatch):
+    # L alone reports silk: silk is hidden (one contributor) with a partner, and the contributors of the
+    # partner (none of them in silk) are insiders judged on silk. `releases report --insiders` computes every
+    # insider's interval again from the ledger and writes it next to the audit report.
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from aggregator.cli.secretariat import main
+    from aggregator.release.audit import INSIDER_COLUMNS
+
+    ws = four_company_workspace(tmp_path)
+    with ws.open_store() as store:
+        Lab.on_store(ws.protocol("textile"), store).submit("L", JAN, {"silk": 40})
+    batch.run_batch(ws, "textile", JAN, out_dir=tmp_path / "out", now="2026-01-01T00:00:00Z")
+    monkeypatch.setenv("AGGREGATOR_PASSPHRASE", "correct horse battery")
+    release_id = "textile-2025-01-committee-r1"
+    args = ["--workspace", str(tmp_path / "ws"), "releases", "report", release_id, "--out", str(tmp_path / "r")]
+    opened = CliRunner().invoke(main, [*args, "--insiders"])
+    assert opened.exit_code == 0, opened.output
+    with ws.open_store() as store:
+        expected = history.insider_rows(store, release_id)
+    assert expected and f"{len(expected)} insider intervals" in opened.output
+    sheet = load_workbook(tmp_path / "r" / "insiders.xlsx").active
+    header, *rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert header == INSIDER_COLUMNS["en"]
+    assert [r[:3] + r[8:] for r in rows] == [[x.table_id, x.cell_key, x.insider, "yes"] for x in expected]
+    numbers = [[x.true_value, x.lo, x.hi, x.upl, x.lpl] for x in expected]
+    assert [r[3:8] for r in rows] == [pytest.approx(n, rel=1e-12) for n in numbers]
+    for _table, _cell, insider, truth, lo, hi, *_ in rows:
+        assert lo - 1e-9 <= truth <= hi + 1e-9 and insider != "L"
+    first = (tmp_path / "r" / "insiders.xlsx").read_bytes()
+    assert CliRunner().invoke(main, [*args, "--insiders"]).exit_code == 0
+    assert (tmp_path / "r" / "insiders.xlsx").read_bytes() == first  # the same bytes every time

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregator.disclosure.audit import audit
+from aggregator.disclosure.audit import audit, insider_intervals
 from aggregator.disclosure.model import ProtectionProblem
 from aggregator.disclosure.suppression import protect
 from bench.problems import table_problem
@@ -91,3 +91,36 @@ def test_protect_of_a_small_company_table_is_deterministic_and_passes_the_exhaus
     first, second = protect(problem, "fast"), protect(problem, "fast")
     np.testing.assert_array_equal(first.suppressed, second.suppressed)
     assert audit(problem, first.suppressed, insider_pruning=False).passed
+
+
+@settings(max_examples=80, deadline=None)
+@given(shared_tables())
+def test_each_insiders_interval_holds_the_truth_within_the_outsiders_and_gives_the_audits_verdicts(case) -> None:
+    # The secretariat's insiders.xlsx: every insider's own interval for the hidden primary cells it is judged
+    # on. An insider knows more than an outsider, so its interval lies within the outsider's; the truth is in
+    # both; and the intervals that fail are exactly the insider failures of the (exhaustive) audit.
+    problem, hidden = case
+    checked = audit(problem, hidden, insider_pruning=False)
+    rows = insider_intervals(problem, hidden)
+    assert rows == sorted(rows) and len({(r.cell, r.insider) for r in rows}) == len(rows)
+    for r in rows:
+        assert hidden[r.cell] and problem.primary[r.cell]
+        assert r.lo - 1e-6 <= problem.values[r.cell] <= r.hi + 1e-6
+        assert checked.lo[r.cell] - 1e-6 <= r.lo and r.hi <= checked.hi[r.cell] + 1e-6
+    failed = {(c, w, lo, hi) for c, w, lo, hi, _ in checked.failures if w != "outsider"}
+    assert {(r.cell, r.insider, r.lo, r.hi) for r in rows if not r.passed} == failed
+    outsider_failed = {c for c, w, *_ in checked.failures if w == "outsider"}
+    assert not outsider_failed & {r.cell for r in rows}
+
+
+def test_insider_intervals_list_each_insider_of_a_chessboard() -> None:
+    # 12 contributors, a chessboard of hidden body cells: the insiders judged on a cell are the contributors
+    # to the other hidden cells of its component that have no part in it, each with an interval of its own
+    problem, hidden = chessboard()
+    rows = insider_intervals(problem, hidden)
+    names = problem.insiders.names
+    for cell in {r.cell for r in rows}:
+        owners = {str(names[w]) for w, c in zip(problem.insiders.who, problem.insiders.cell, strict=True) if c == cell}
+        insiders = {r.insider for r in rows if r.cell == cell}
+        assert insiders and not insiders & owners
+    assert len({r.insider for r in rows}) > 1 and all(r.passed for r in rows) == audit(problem, hidden).passed

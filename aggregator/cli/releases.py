@@ -70,14 +70,21 @@ def releases_show(ctx, release_id: str, out: Output) -> None:
 )
 @click.argument("release_id")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--insiders",
+    is_flag=True,
+    help="Also write insiders.xlsx: every insider's own interval for every hidden cell it is judged on, "
+    "computed again from the ledger (two LPs per insider and cell: seconds to minutes).",
+)
 @click.pass_context
 @reporting
-def releases_report(ctx, release_id: str, out_dir: Path, out: Output) -> None:
+def releases_report(ctx, release_id: str, out_dir: Path, insiders: bool, out: Output) -> None:
     from imvo_submit.fileio import atomic_write
 
     ws = secretariat_workspace(ctx)
     with ws.open_store() as store:
         r = _history().show_release(store, release_id).release
+        lines = _history().insider_rows(store, release_id) if insiders else None
     folder = ws.secretariat_dir / r["covenant"] / r["period"] / r["audience"]
     sealed = sorted(folder.glob("*.sealed"))
     if not sealed:
@@ -89,8 +96,25 @@ def releases_report(ctx, release_id: str, out_dir: Path, out: Output) -> None:
         atomic_write(target, lambda handle, p=path: handle.write(ws.open_private_file(p)))
         out.line(f"wrote {shown(target)}")
         written.append(str(target))
+    if lines is not None:
+        written.append(str(_write_insiders(out_dir, lines, r)))
+        out.line(f"wrote {shown(Path(written[-1]))}: {len(lines)} insider intervals")
     out.line("[yellow]these files hold the true values of hidden cells: never send them to a committee[/]")
     out.finish({"release": release_id, "files": written})
+
+
+def _write_insiders(out_dir: Path, lines: list, release: dict) -> Path:
+    from datetime import datetime
+
+    from imvo_submit.fileio import atomic_write
+
+    from ..release.audit import INSIDERS_XLSX, insider_workbook
+
+    language = release["manifest"].get("language", "en")
+    data = insider_workbook(lines, language, datetime.fromisoformat(release["released_at"]))
+    target = out_dir / INSIDERS_XLSX
+    atomic_write(target, lambda handle: handle.write(data))
+    return target
 
 
 @click.group(help="Companies' consent to publish their own figures (recorded with scope and date, revocable).")

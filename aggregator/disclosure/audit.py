@@ -88,6 +88,30 @@ def audit(
     return auditor.result()
 
 
+@dataclass(frozen=True, order=True)
+class InsiderInterval:
+    """One insider's own interval for a hidden primary cell it is judged on, and whether it met the cell's
+    protection (an interval within what the insider knew before the release passes too)."""
+
+    cell: int
+    insider: str
+    lo: float
+    hi: float
+    passed: bool
+
+
+def insider_intervals(problem: ProtectionProblem, suppressed: np.ndarray) -> list[InsiderInterval]:
+    """Every insider's interval for every hidden primary cell it is judged on (a contributor to a linked hidden
+    cell with no part in this one, docs/rules.md), sorted by cell and insider: the exhaustive insider audit's
+    own min and max, for the secretariat's report. Two LPs per insider and cell, where audit() proves the same
+    verdicts with far fewer; a cell the outsider already narrows too far gets no insider rows."""
+    auditor = _Auditor(problem, _check_problem(problem, suppressed), pruning=False)
+    auditor.intervals = []
+    auditor.run_outsider()
+    auditor.run_insiders()
+    return sorted(auditor.intervals)
+
+
 # --------------------------------------------------------------------------- input checks
 
 
@@ -395,6 +419,7 @@ class _Auditor:
         self.lo = np.full(problem.size, np.nan)
         self.hi = np.full(problem.size, np.nan)
         self.failures: list[tuple[int, str, float, float, str]] = []
+        self.intervals: list[InsiderInterval] | None = None  # every insider's interval, when asked for
         self.insiders_checked = 0
         self.exact_disclosures = 0
         components, self.isolated = _build_components(problem, hidden, cache)
@@ -605,7 +630,10 @@ class _Auditor:
                 for col in judged:
                     lo = lp.optimise(col, False)[0]
                     hi = lp.optimise(col, True)[0]
-                    self._judge(int(lp.comp.cells[col]), str(names[w]), lo, hi)
+                    cell = int(lp.comp.cells[col])
+                    passed = self._judge(cell, str(names[w]), lo, hi)
+                    if self.intervals is not None:
+                        self.intervals.append(InsiderInterval(cell, str(names[w]), float(lo), float(hi), passed))
             finally:
                 lp.set_bounds(mcols, lp.lower[mcols], lp.upper[mcols])
 

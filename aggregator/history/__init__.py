@@ -2,13 +2,14 @@
 
 One door for the batch, `protect_with_history` (a new release protected for every reader class that receives
 it, together with every earlier release that class holds), and one for re-auditing the ledger,
-`audit_release` / `audit_history`. The ledger's records go in with `record_release` and come out with
-`load_snapshot`, `list_releases` and `show_release`. Modules: snapshot (what the ledger keeps of a release),
-ledger (its SQL), related (reader classes and what they hold), combine, series (month-to-month differences)
-and builder (the combined problem), protect (the door), audit.
+`audit_release` / `audit_history` (and `insider_rows`: each insider's interval, for the secretariat). The
+ledger's records go in with `record_release` and come out with `load_snapshot`, `list_releases` and
+`show_release`. Modules: snapshot (what the ledger keeps of a release), ledger (its SQL), related (reader
+classes and what they hold), combine, series (month-to-month differences) and builder (the combined problem),
+protect (the door), audit.
 """
 
-from .audit import ReleaseAudit, audit_history, audit_release
+from .audit import InsiderRow, ReleaseAudit, audit_history, audit_release, insider_rows
 from .combine import HistoryProblem, combine
 from .ledger import (
     ReleaseDetail,
@@ -29,6 +30,7 @@ from .snapshot import Snapshot, current_snapshot, snapshot_of
 __all__ = [
     "HistoryOutcome",
     "HistoryProblem",
+    "InsiderRow",
     "ReleaseAudit",
     "ReleaseDetail",
     "ReleaseRow",
@@ -41,6 +43,7 @@ __all__ = [
     "held_releases",
     "history_for",
     "holdings",
+    "insider_rows",
     "list_releases",
     "load_snapshot",
     "protect_alone",

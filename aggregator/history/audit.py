@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aggregator import log as action_log
-from aggregator.disclosure.audit import audit
+from aggregator.disclosure.audit import audit, insider_intervals
 from aggregator.disclosure.model import AuditResult
 from aggregator.protocol import Protocol
 from aggregator.store import Store
@@ -54,3 +54,40 @@ def audit_release(store: Store, protocol: Protocol, release_id: str, now: str) -
     failures = len(alone.failures) + sum(len(r.failures) for r in classes.values())
     action_log.append(store, "audit.run", details | {"failures": failures}, now)
     return result
+
+
+@dataclass(frozen=True)
+class InsiderRow:
+    """One insider's interval for a hidden primary cell of a recorded release (aggregator.disclosure.audit
+    insider_intervals), with what the cell needed: the secretariat's view of who could narrow what."""
+
+    table_id: str
+    cell_key: str
+    insider: str
+    true_value: float
+    lo: float
+    hi: float
+    upl: float  # required upper protection
+    lpl: float  # required lower protection
+    passed: bool
+
+
+def insider_rows(store: Store, release_id: str) -> list[InsiderRow]:
+    """Every insider's interval for every hidden primary cell of a recorded release on its own, computed again
+    from the true values the ledger keeps (two LPs per insider and cell: seconds to minutes, so on request)."""
+    snap = load_snapshot(store, release_id)
+    p = snap.problem
+    return [
+        InsiderRow(
+            snap.tables[i.cell],
+            str(p.keys[i.cell]),
+            i.insider,
+            float(p.values[i.cell]),
+            i.lo,
+            i.hi,
+            float(p.upl[i.cell]),
+            float(p.lpl[i.cell]),
+            i.passed,
+        )
+        for i in insider_intervals(p, snap.hidden)
+    ]

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import xlsxwriter
 
@@ -55,6 +58,17 @@ COST_COLUMNS = {
         "verborgen waarde (alle niveaus)",
     ],
 }
+INSIDER_COLUMNS = {
+    "en": [
+        "table", "cell", "insider", "true value", "insider lo", "insider hi",
+        "required upper", "required lower", "protection met",
+    ],
+    "nl": [
+        "tabel", "cel", "insider", "echte waarde", "insider onder", "insider boven",
+        "vereist boven", "vereist onder", "bescherming gehaald",
+    ],
+}  # fmt: skip
+INSIDERS_XLSX = "insiders.xlsx"
 YES_NO = {"en": ("yes", "NO"), "nl": ("ja", "NEE")}
 STATUS_NAMES = {
     "en": {"published": "published", "primary": "primary", "secondary": "secondary"},
@@ -230,6 +244,41 @@ def write_audit_xlsx(release: Release, path: Path | io.BytesIO) -> None:
     cells.freeze_panes(1, 2)
     cells.autofilter(0, 0, len(rows) - 1, len(COLUMNS[release.language]) - 1)
     workbook.close()
+
+
+class InsiderLine(Protocol):
+    """What the insiders workbook shows of one insider's interval (aggregator.history.InsiderRow)."""
+
+    table_id: str
+    cell_key: str
+    insider: str
+    true_value: float
+    lo: float
+    hi: float
+    upl: float
+    lpl: float
+    passed: bool
+
+
+def insider_workbook(lines: Iterable[InsiderLine], language: str, created: datetime) -> bytes:
+    """insiders.xlsx in memory: one row per insider and hidden primary cell it is judged on (for the secretariat;
+    it holds true values, like the audit report). `created` (the release's time) keeps the bytes reproducible."""
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, WORKBOOK_OPTIONS)
+    workbook.set_properties({"title": "insiders", "created": created})
+    sheet = workbook.add_worksheet("insiders")
+    columns = INSIDER_COLUMNS[language]
+    rows: list[list] = [columns]
+    yes, no = YES_NO[language]
+    rows += [
+        [x.table_id, x.cell_key, x.insider, x.true_value, x.lo, x.hi, x.upl, x.lpl, yes if x.passed else no]
+        for x in lines
+    ]
+    _write_rows(sheet, rows, Formats(workbook))
+    sheet.freeze_panes(1, 3)
+    sheet.autofilter(0, 0, len(rows) - 1, len(columns) - 1)
+    workbook.close()
+    return buffer.getvalue()
 
 
 def _summary_rows(release: Release) -> list[list]:
