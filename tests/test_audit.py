@@ -579,3 +579,126 @@ def test_a_pattern_given_as_zeros_and_ones_is_audited_as_the_same_booleans() -> 
     as_int = audit(problem, hide(problem, [0, 1]).astype(int))
     assert as_int.failures == as_bool.failures and as_int.lp_solves == as_bool.lp_solves
     np.testing.assert_array_equal(as_int.lo, as_bool.lo)
+
+
+# ------------------------------------------------------------------ input checks: messages, hints and tolerances
+
+
+def test_each_refusal_of_an_inconsistent_problem_says_how_to_fix_it() -> None:
+    problem = two_by_two([0], protection=1.0)
+    problem.upper[3] = 35.0
+    with pytest.raises(DisclosureError) as raised:
+        audit(problem, hide(problem, [0]))
+    assert raised.value.hint == "widen the bounds in the protocol (negative data needs a negative lower bound)"
+    problem.upper[3] = np.inf
+    with pytest.raises(DisclosureError) as raised:
+        audit(problem, hide(problem, [0]))
+    assert raised.value.hint == (
+        "give every cell a finite lower and upper bound (the protocol default is 0 to 1.5 x the largest cell)"
+    )
+    problem = two_by_two([0], protection=1.0)
+    problem.values[4] = 31.0
+    with pytest.raises(DisclosureError) as raised:
+        audit(problem, hide(problem, [0]))
+    assert raised.value.hint == "the aggregation must produce additive tables; rebuild the release cells"
+    # the row total and the grand total (the sum of the row totals) both miss
+    totals = ", ".join(problem.keys[k].describe() for k in (4, 8))
+    assert raised.value.message == f"2 total(s) do not equal the sum of their parts, e.g. {totals}"
+
+
+def test_arrays_of_the_wrong_length_are_a_programming_error_named_exactly() -> None:
+    problem = two_by_two([0], protection=1.0)
+    with pytest.raises(ValueError, match=r"^suppressed must be a bool array of 9 cells, got shape \(8,\)$"):
+        audit(problem, np.zeros(8, dtype=bool))
+    problem.upl = problem.upl[:5]
+    with pytest.raises(ValueError, match=r"^ProtectionProblem.upl has 5 entries, not 9$"):
+        audit(problem, hide(problem, [0]))
+
+
+def test_an_empty_problem_passes_with_nothing_to_audit() -> None:
+    problem = table_problem(np.zeros((0, 0)))
+    assert problem.size == 1  # the grand total alone (0), in no relation with parts
+    empty = ProtectionProblem(
+        keys=[],
+        values=np.zeros(0),
+        relations=[],
+        lower=np.zeros(0),
+        upper=np.zeros(0),
+        upl=np.zeros(0),
+        lpl=np.zeros(0),
+        primary=np.zeros(0, dtype=bool),
+        cost=np.zeros(0),
+        fixed=np.zeros(0, dtype=bool),
+    )
+    result = audit(empty, np.zeros(0, dtype=bool))
+    assert result.passed and result.lp_solves == 0 and len(result.lo) == 0
+
+
+def _off_by(problem: ProtectionProblem, residual: float) -> ProtectionProblem:
+    """The problem with its first row total off by `residual` (rounding in a sum, or a real mismatch)."""
+    problem.values[problem.relations[0][0]] += residual
+    return problem
+
+
+def test_rounding_in_a_sum_is_tolerated_in_proportion_to_the_terms_of_the_relation() -> None:
+    # Tolerance = 1e-7 + 1e-9 x the largest magnitude in the problem (here the totals, 2e12: 2e3), plus per
+    # relation 1e-9 x the sum of its terms' magnitudes (4e12: 4e3). A row of two cells of 1e12 off by 4e3 passes
+    # only thanks to the relation's own share; off by 7e3 it is refused.
+    big = 1e12
+    for residual, refused in ((4.0e3, False), (7.0e3, True)):
+        problem = _off_by(table_problem(np.array([[big, big]]), upper=2 * big), residual)
+        problem.upper = problem.values.copy()
+        if refused:
+            with pytest.raises(DisclosureError, match="do not equal the sum of their parts"):
+                audit(problem, hide(problem, [0]))
+        else:
+            assert audit(problem, hide(problem, [0])).lo[0] == pytest.approx(big, rel=1e-8)
+
+
+@pytest.mark.parametrize("bound", ["upper", "lower"])
+def test_the_tolerance_follows_the_largest_bound_too(bound: str) -> None:
+    # Values near 1e3 with an a-priori bound of magnitude 1e12: LP arithmetic works at the bounds' scale, so a
+    # residual of 500 (below 1e-9 x 1e12) is rounding; with bounds at the values' scale it is a mismatch.
+    loose = _off_by(table_problem(np.array([[400.0, 600.0]])), 500.0)
+    setattr(loose, bound, np.full(loose.size, 1e12 if bound == "upper" else -1e12))
+    if bound == "lower":
+        loose.upper = np.full(loose.size, 2e3)
+    assert audit(loose, hide(loose, [0])).passed
+    tight = _off_by(table_problem(np.array([[400.0, 600.0]])), 500.0)
+    with pytest.raises(DisclosureError, match="do not equal the sum of their parts"):
+        audit(tight, hide(tight, [0]))
+
+
+def test_the_tolerance_of_tiny_amounts_is_the_absolute_one() -> None:
+    # Amounts of 1e-4: the tolerance is 1e-7 plus a negligible relative part, so a sum off by 1.005e-7 is
+    # refused (a relative part scaled by at least 1, 1e-9, would let it pass) and one off by 0.95e-7 is not.
+    for residual, refused in ((1.005e-7, True), (0.95e-7, False)):
+        problem = _off_by(table_problem(np.array([[1e-4, 2e-4]])), residual)
+        if refused:
+            with pytest.raises(DisclosureError, match="do not equal the sum of their parts"):
+                audit(problem, hide(problem, [0]))
+        else:
+            assert audit(problem, hide(problem, [0])).passed
+
+
+@pytest.mark.parametrize("verdict_only", [False, True])
+def test_an_audit_repeated_with_its_cache_solves_no_lp_again_and_says_the_same(verdict_only: bool) -> None:
+    # a repair loop passes one cache to every audit of a problem: an unchanged component is not solved again
+    problem = singleton_row_problem()
+    hidden = hide(problem, [0, 1])
+    cache: dict = {}
+    first = audit(problem, hidden, cache=cache, verdict_only=verdict_only)
+    again = audit(problem, hidden, cache=cache, verdict_only=verdict_only)
+    assert first.lp_solves > 0 and again.lp_solves == 0
+    assert again.failures == first.failures and not again.passed
+    np.testing.assert_array_equal(again.lo, first.lo)
+    np.testing.assert_array_equal(again.hi, first.hi)
+
+
+def test_a_cell_disclosed_exactly_is_reported_so_when_only_its_upper_side_is_protected() -> None:
+    # No lower protection (lpl = 0): the exact value misses only the upper requirement; the reason is still
+    # the exact disclosure, the worst a reader can do
+    problem = two_by_two([0], protection=5.0)
+    problem.lpl[:] = 0.0
+    result = audit(problem, hide(problem, [0]))
+    assert result.failures == [(0, "outsider", pytest.approx(10.0), pytest.approx(10.0), "exact disclosure")]
