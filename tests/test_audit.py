@@ -702,3 +702,46 @@ def test_a_cell_disclosed_exactly_is_reported_so_when_only_its_upper_side_is_pro
     problem.lpl[:] = 0.0
     result = audit(problem, hide(problem, [0]))
     assert result.failures == [(0, "outsider", pytest.approx(10.0), pytest.approx(10.0), "exact disclosure")]
+
+
+def two_rows_problem() -> ProtectionProblem:
+    """Two unlinked rows. First: t = u + v (10 = 5 + 5), C and D each hold half of both cells, so neither can
+    subtract anything. Second: total 25 = x (A alone, 10) + y (B alone, 15), as singleton_row_problem."""
+    return ProtectionProblem(
+        keys=cell_keys.named("u", "v", "t", "x", "y", "total"),
+        values=np.array([5.0, 5.0, 10.0, 10.0, 15.0, 25.0]),
+        relations=[(2, (0, 1)), (5, (3, 4))],
+        lower=np.zeros(6),
+        upper=np.full(6, 37.5),
+        upl=np.array([1.0, 1.0, 0.0, 1.0, 1.5, 0.0]),
+        lpl=np.array([1.0, 1.0, 0.0, 1.0, 1.5, 0.0]),
+        primary=np.array([True, True, False, True, True, False]),
+        cost=np.ones(6),
+        fixed=np.zeros(6, dtype=bool),
+        insiders={
+            "C": {0: 2.5, 1: 2.5, 2: 5.0},
+            "D": {0: 2.5, 1: 2.5, 2: 5.0},
+            "A": {3: 10.0, 5: 10.0},
+            "B": {4: 15.0, 5: 15.0},
+        },
+    )
+
+
+SINGLETON_FAILURES = [(3, "B", "upper protection not met"), (4, "A", "upper protection not met")]
+
+
+def test_insiders_are_judged_in_every_component_after_one_with_nothing_at_stake() -> None:
+    problem = two_rows_problem()
+    problem.primary[:2] = False  # the first row's hidden cells protect nothing of their own
+    result = audit(problem, hide(problem, [0, 1, 3, 4]))
+    assert [(f[0], f[1], f[4]) for f in result.failures] == SINGLETON_FAILURES
+
+
+def test_insiders_are_judged_in_every_component_after_one_taken_from_the_cache() -> None:
+    # a repair loop's audits share a cache: the first row's insider verdict is reused, the second row changed
+    problem = two_rows_problem()
+    cache: dict = {}
+    assert audit(problem, hide(problem, [0, 1, 3, 4, 5]), cache=cache).passed  # the total hidden too
+    again = audit(problem, hide(problem, [0, 1, 3, 4]), cache=cache)
+    assert [(f[0], f[1], f[4]) for f in again.failures] == SINGLETON_FAILURES
+    assert again.failures == audit(problem, hide(problem, [0, 1, 3, 4])).failures
