@@ -453,9 +453,9 @@ class _Auditor:
             self._judge(int(cell), OUTSIDER, self.lo[cell], self.hi[cell], exact_counts=True)
 
     def _outsider_component(self, lp: _ComponentLP) -> None:
+        """The outsider's exact interval for every cell of the component (a full audit; see _verdict_component)."""
         lo, hi = np.full(lp.size, np.nan), np.full(lp.size, np.nan)
-        stake_cols = self.stake_cols[self.component_of[lp.comp.cells[0]]]
-        for col in stake_cols.tolist() if self.verdict_only else range(lp.size):
+        for col in range(lp.size):
             for maximise, bound in ((False, lo), (True, hi)):
                 if not np.isnan(bound[col]):
                     continue
