@@ -229,7 +229,8 @@ def seal_submission(
     """Validate `source` with the secretariat's rules, then seal it. Refuses invalid data with the full report.
 
     `check=False` exists only for the demo and tests, which must be able to produce the broken submissions
-    that a careless company could send with other tools.
+    that a careless company could send with other tools (and the demo, which checks a period's files together
+    with check_files before sealing them).
     """
     from .validation import check_file, rules_version
 
