@@ -6,6 +6,7 @@ pattern can be worked out by hand in the test's comment.
 
 from __future__ import annotations
 
+import importlib
 import re
 import tempfile
 from dataclasses import replace
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from aggregator import history
+from aggregator import log as action_log
 from aggregator.aggregation.release import params_for
 from aggregator.cellkey import CellKey, Coordinate, ViewKind
 from aggregator.disclosure.audit import audit
@@ -323,6 +325,18 @@ def test_a_stricter_audience_after_a_looser_one_is_released_and_protects_its_own
     assert_ledger_is_safe(lab, "committee", "public")
     audited = history.audit_release(lab.store, lab.protocol, public.release_id, NOW)
     assert audited.passed and sorted(audited.classes) == ["committee", "press", "public"]
+    snap = history.load_snapshot(lab.store, public.release_id)
+    assert audited.release_id == public.release_id and audited.cells == snap.problem.size
+    assert audited.hidden == int(snap.hidden.sum()) > 0
+    (logged,) = action_log.entries(lab.store, action="audit.run")
+    assert logged.details == {
+        "release": public.release_id,
+        "alone": True,
+        "readers:committee": True,
+        "readers:press": True,
+        "readers:public": True,
+        "failures": 0,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- the ledger
@@ -336,7 +350,12 @@ def test_the_ledger_keeps_every_cell_of_every_release_including_suppressed_ones(
     listed = history.list_releases(lab.store)
     assert list(listed["release_id"]) == ["textile-2025-01-committee-r1", "textile-2025-01-committee-r2"]
     assert list(listed["is_revision"]) == [False, True] and list(listed["suppressed"]) == [0, 2]
+    assert list(listed["cells"]) == [4, 4]  # cotton, polyester, wool and the total
     shown = history.show_release(lab.store, second.release_id)
+    record = shown.release
+    assert record["tables"] == ["weight"] and sorted(record["manifest"]) == ["log_head", "tables"]
+    assert record["audit"]["audited_with"] == [R1] and record["audit"]["cells_suppressed"] == 2
+    assert "manifest_json" not in record and "audit_json" not in record
     keys = map(CellKey.parse, shown.cells["cell_key"])
     cells = dict(zip(keys, zip(shown.cells["value"], shown.cells["status"], strict=True), strict=True))
     assert cells[COTTON][1] == "suppressed" and np.isnan(cells[COTTON][0])
@@ -344,8 +363,9 @@ def test_the_ledger_keeps_every_cell_of_every_release_including_suppressed_ones(
     snap = history.load_snapshot(lab.store, second.release_id)
     assert snap.problem.values[snap.problem.keys.index(COTTON)] == 185.0  # true value kept for the history
     assert snap.hidden[snap.problem.keys.index(COTTON)]
-    with pytest.raises(history.UnknownRelease, match="there is no release nope"):
+    with pytest.raises(history.UnknownRelease, match="there is no release nope") as unknown:
         history.show_release(lab.store, "nope")
+    assert unknown.value.hint == "list the releases with `aggregator releases list`"
 
 
 # A company count per material: not additive, so the problem holds helper cells (AuxRelation), among them
@@ -548,3 +568,44 @@ def test_a_gap_is_derived_for_a_contributor_in_the_total_and_in_no_part(monkeypa
     assert derived[total_only] == {0: 1.0, 2: 1.0} and derived[both] == {0: 1.0, 1: 1.0, 2: 0.0}
     nobody_in_a_part = Contributions.from_names(np.array(["a"], dtype=object), [0], np.ones(1))
     assert history.with_gap_records(nobody_in_a_part, keys, [(0, (1, 2))]).as_dict()["a"] == {0: 1.0, 2: 1.0}
+
+
+def test_a_recorded_release_audited_again_logs_every_failure_it_finds(tmp_path: Path, monkeypatch):
+    # The re-audit's log entry counts the failures of the release alone and of every reader class together.
+    lab = Lab(tmp_path, TWO_AUDIENCES)
+    four_companies(lab)
+    public = lab.release(JAN, "public")
+    real_audit = audit
+
+    def failing(problem, hidden, **options):
+        result = real_audit(problem, hidden, **options)
+        return replace(result, failures=[(0, "outsider", 0.0, 1.0, "exact disclosure")])
+
+    monkeypatch.setattr(importlib.import_module("aggregator.history.audit"), "audit", failing)
+    audited = history.audit_release(lab.store, lab.protocol, public.release_id, NOW)
+    assert not audited.passed and len(audited.classes) == 3
+    (logged,) = action_log.entries(lab.store, action="audit.run")
+    assert logged.details["failures"] == 4 and logged.details["alone"] is False
+
+
+def test_a_first_release_that_cannot_be_made_safe_says_it_was_protected_with_no_earlier_release(
+    tmp_path: Path, monkeypatch
+):
+    # A year-to-date table in February spans two months, so even the first release is protected as a history
+    # (with the months it covers); a refusal there names no earlier release.
+    lab = Lab(tmp_path)
+    lab.protocol = with_cumulative_table(lab.protocol, only=True)
+    four_companies(lab, JAN)
+    for c in "ABCD":
+        lab.submit(c, FEB, {"cotton": 30, "polyester": 30})
+
+    def unprotectable(problem, method="auto", **_):
+        raise DisclosureError("cell x cannot be protected")
+
+    monkeypatch.setattr("aggregator.history.protect.protect", unprotectable)
+    with pytest.raises(ReleaseRefused) as refused:
+        lab.release(FEB)
+    assert refused.value.message == (
+        "the textile release of 2025-02 for 'committee' cannot be made safe for its own readers together with "
+        "what they hold (releases none): cell x cannot be protected"
+    )
