@@ -25,6 +25,7 @@ import argparse
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -215,7 +216,38 @@ def collect(name: str, workdir: Path) -> Outcome:
             outcome.stale.append(mutant)  # renumbered or gone: the entry no longer describes this mutant
         elif outcome.status_by_mutant[mutant] not in KILLED | {NOT_CHECKED}:  # a killed one is not equivalent after all
             outcome.equivalent[mutant] = entry["reason"]
+    for mutant in outcome.survived:
+        if sql_keywords_lowercased(diffs[mutant]):
+            outcome.equivalent[mutant] = SQL_CASE_REASON
     return outcome
+
+
+SQL_KEYWORDS = frozenset(
+    "ALL AND AS ASC BETWEEN BY CASE CAST CREATE DELETE DESC DISTINCT ELSE END EXISTS FALSE FILTER FROM GROUP HAVING "
+    "IF IN INSERT INTO IS JOIN KEY LEFT LIMIT NOT NULL ON OR ORDER PRIMARY REPLACE SELECT SET TABLE THEN TRUE UNION "
+    "UPDATE USING VALUES WHEN WHERE WITH".split()
+)
+SQL_CLAUSES = frozenset("SELECT FROM WHERE JOIN INSERT UPDATE DELETE CREATE GROUP ORDER VALUES CASE HAVING".split())
+SQL_CASE_REASON = (
+    "only SQL keywords change to lower case (literals and names as they were): DuckDB reads keywords in any case"
+)
+
+
+def sql_keywords_lowercased(diff: str) -> bool:
+    """True for a mutant that only lowercases SQL keywords in a query string (mutmut's case mutation of a
+    string): the same query. Names and quoted literals must be untouched, so an alias or a value that changes
+    case (which DuckDB keeps) is never taken for one."""
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-")]
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+")]
+    if len(removed) != 1 or len(added) != 1 or removed[0] == added[0] or removed[0].lower() != added[0].lower():
+        return False
+    before, after = removed[0], added[0]
+    if re.findall(r"'[^']*'", before) != re.findall(r"'[^']*'", after):
+        return False
+    pairs = zip(re.findall(r"\w+", before), re.findall(r"\w+", after), strict=True)
+    changed = [(a, b) for a, b in pairs if a != b]
+    clause = {a for a, _ in changed} & SQL_CLAUSES  # a query, not a message that happens to say NOT or IF
+    return bool(clause) and all(a in SQL_KEYWORDS and b == a.lower() for a, b in changed)
 
 
 def _order(mutant: str) -> tuple[str, int]:
