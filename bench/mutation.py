@@ -316,7 +316,8 @@ def report(outcome: Outcome, module: Module, version: str) -> Path:
         lines += ["|---|---|---|"]
         listed = tomllib.loads(EQUIVALENT_FILE.read_text(encoding="utf-8")).get(outcome.module, {})
         for mutant, reason in outcome.equivalent.items():
-            shown = listed[mutant]["line"].strip().replace("|", "\\|")
+            line = listed[mutant]["line"] if mutant in listed else _added_lines(outcome.diffs[mutant])[0]
+            shown = line.strip().replace("|", "\\|")
             lines.append(f"| `{mutant}` | `{shown}` | {reason} |")
         lines.append("")
     if outcome.stale:

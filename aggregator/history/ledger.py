@@ -227,12 +227,6 @@ def with_gap_records(
     return Contributions(own.names, *columns)
 
 
-def ledger_months(store: Store) -> set[Period]:
-    """Every month some recorded release covers."""
-    spans = store.con.execute("SELECT DISTINCT span FROM ledger_cells").fetchall()
-    return {Period.parse(m) for (span,) in spans for m in span.split(",")}
-
-
 def release_spans(store: Store, covenant: str, audiences: Sequence[str]) -> dict[str, set[Period]]:
     """The months each release of these audiences covers, by release id."""
     rows = store.con.execute(
