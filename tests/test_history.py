@@ -609,3 +609,18 @@ def test_a_first_release_that_cannot_be_made_safe_says_it_was_protected_with_no_
         "the textile release of 2025-02 for 'committee' cannot be made safe for its own readers together with "
         "what they hold (releases none): cell x cannot be protected"
     )
+
+
+def test_a_change_dominated_by_one_company_is_protected_though_several_companies_changed(lab: Lab):
+    # Three companies correct their cotton: A by +90, B and C by +5 each. The revised cotton passes the rules
+    # (A holds 130 of 235: 55%), and three contributors changed, but A holds 90% of the change: subtracting
+    # the first release would show A's correction almost exactly, so the (1, 60) dominance rule hides it.
+    four_companies(lab)
+    lab.release(JAN)
+    lab.submit("A", JAN, {"cotton": 130, "polyester": 30, "wool": 20})
+    lab.submit("B", JAN, {"cotton": 40, "polyester": 30, "wool": 25})
+    lab.submit("C", JAN, {"cotton": 35, "polyester": 35, "wool": 30})
+    revision = lab.release(JAN, revision=True)
+    hidden = pattern(revision)
+    assert hidden[COTTON] and not hidden[CellKey(WEIGHT, [Coordinate("material", "polyester")])]
+    assert_ledger_is_safe(lab)

@@ -29,7 +29,7 @@ from .builder import ProblemBuilder
 from .series import MonthCells, RulesOf, link_differences, month_pairs
 from .snapshot import Snapshot
 
-RuleSets = Callable[[str, str], list[RuleParams]]  # (table id, audience id) -> the rules judging a change
+RulesFor = Callable[[str, str], RuleParams]  # (table id, audience id) -> the rules judging a change
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,14 @@ def combine(
     new: Snapshot | None,
     earlier: Sequence[Snapshot],
     current: Mapping[Period, Snapshot],
-    params_of: RuleSets,
+    params_of: RulesFor,
     *,
     differences: RulesOf | None = None,
 ) -> HistoryProblem:
     """One problem over the new release (if any), the earlier releases and the current month cells.
 
-    `params_of(table_id, audience_id)` gives the rule sets that judge a change cell of an earlier release to
-    that audience: a change is unsafe when any of them says so, with the largest protection. `differences`
+    `params_of(table_id, audience_id)` gives the rules that judge a change cell of an earlier release to that
+    audience (the reader class's own, history_for). `differences`
     (table id -> rules) adds the unsafe month-to-month differences (series.py) of every pair of months with
     a month of the new release (all pairs without one)."""
     b = ProblemBuilder()
@@ -125,7 +125,7 @@ def _link_earlier(
     snap: Snapshot,
     ids: list[int],
     months: _CurrentCells,
-    params_of: RuleSets,
+    params_of: RulesFor,
     epochs: Epochs,
     unchanged: dict[tuple[CellKey, tuple[Period, ...]], int],
 ) -> None:
@@ -254,7 +254,7 @@ def _change_cell(
     old: int,
     parts: list[int],
     change: np.ndarray,
-    params_of: RuleSets,
+    params_of: RulesFor,
     epochs: Epochs,
 ) -> int | None:
     """The hidden cell 'earlier value minus current value' of one earlier cell, or None when nothing changed.
@@ -292,24 +292,20 @@ def _change_cell(
     )
 
 
-def _judge_change(changes: list[float], rule_sets: list[RuleParams]) -> tuple[bool, float]:
+def _judge_change(changes: list[float], params: RuleParams) -> tuple[bool, float]:
     """(unsafe, protection) of a change cell: the primary rules on the changed contributors' |changes|."""
     if not changes:
         return False, 0.0
     sizes = sorted((abs(v) for v in changes), reverse=True)
-    unsafe, protection = False, 0.0
-    for params in rule_sets:
-        top = np.zeros((1, params.top_k))
-        top[0, : min(len(sizes), params.top_k)] = sizes[: params.top_k]
-        stats = CellStats(
-            total=np.array([sum(sizes)]),
-            n=np.array([len(sizes)]),
-            top=top,
-            waived=np.zeros(1),
-            n_all=np.array([len(sizes)]),
-            has_negative=np.zeros(1, dtype=bool),
-        )
-        result = evaluate_primary(stats, replace(params, negative_values="absolute"))
-        unsafe |= bool(result.unsafe[0])
-        protection = max(protection, float(result.upl[0]), float(result.lpl[0]))
-    return unsafe, protection
+    top = np.zeros((1, params.top_k))
+    top[0, : min(len(sizes), params.top_k)] = sizes[: params.top_k]
+    stats = CellStats(
+        total=np.array([sum(sizes)]),
+        n=np.array([len(sizes)]),
+        top=top,
+        waived=np.zeros(1),
+        n_all=np.array([len(sizes)]),
+        has_negative=np.zeros(1, dtype=bool),
+    )
+    result = evaluate_primary(stats, replace(params, negative_values="absolute"))
+    return bool(result.unsafe[0]), max(float(result.upl[0]), float(result.lpl[0]))

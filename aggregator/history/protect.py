@@ -133,7 +133,7 @@ def history_for(
     def rules(table_id: str, _earlier_audience: str = "") -> RuleParams:
         return params_for(protocol, table_id, reader_class)
 
-    return combine(new, earlier, current, lambda table_id, audience: [rules(table_id)], differences=rules)
+    return combine(new, earlier, current, lambda table_id, audience: rules(table_id), differences=rules)
 
 
 @dataclass(frozen=True)
