@@ -8,6 +8,7 @@ from aggregator import log as action_log
 from aggregator.disclosure.audit import audit, insider_intervals
 from aggregator.disclosure.model import AuditResult
 from aggregator.protocol import Protocol
+from aggregator.release.audit import InsiderRow
 from aggregator.store import Store
 
 from .combine import HistoryProblem
@@ -54,22 +55,6 @@ def audit_release(store: Store, protocol: Protocol, release_id: str, now: str) -
     failures = len(alone.failures) + sum(len(r.failures) for r in classes.values())
     action_log.append(store, "audit.run", details | {"failures": failures}, now)
     return result
-
-
-@dataclass(frozen=True)
-class InsiderRow:
-    """One insider's interval for a hidden primary cell of a recorded release (aggregator.disclosure.audit
-    insider_intervals), with what the cell needed: the secretariat's view of who could narrow what."""
-
-    table_id: str
-    cell_key: str
-    insider: str
-    true_value: float
-    lo: float
-    hi: float
-    upl: float  # required upper protection
-    lpl: float  # required lower protection
-    passed: bool
 
 
 def insider_rows(store: Store, release_id: str) -> list[InsiderRow]:

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import xlsxwriter
 
@@ -246,8 +245,10 @@ def write_audit_xlsx(release: Release, path: Path | io.BytesIO) -> None:
     workbook.close()
 
 
-class InsiderLine(Protocol):
-    """What the insiders workbook shows of one insider's interval (aggregator.history.InsiderRow)."""
+@dataclass(frozen=True)
+class InsiderRow:
+    """One insider's interval for a hidden primary cell of a recorded release (aggregator.history.insider_rows),
+    with what the cell needed: the secretariat's view of who could narrow what."""
 
     table_id: str
     cell_key: str
@@ -255,12 +256,12 @@ class InsiderLine(Protocol):
     true_value: float
     lo: float
     hi: float
-    upl: float
-    lpl: float
+    upl: float  # required upper protection
+    lpl: float  # required lower protection
     passed: bool
 
 
-def insider_workbook(lines: Iterable[InsiderLine], language: str, created: datetime) -> bytes:
+def insider_workbook(lines: Iterable[InsiderRow], language: str, created: datetime) -> bytes:
     """insiders.xlsx in memory: one row per insider and hidden primary cell it is judged on (for the secretariat;
     it holds true values, like the audit report). `created` (the release's time) keeps the bytes reproducible."""
     buffer = io.BytesIO()
