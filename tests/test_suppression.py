@@ -21,6 +21,7 @@ from aggregator.disclosure.suppression.cuts import cut_for_multipliers
 from aggregator.disclosure.suppression.structure import build_structure
 from aggregator.errors import DisclosureError
 from bench.problems import merge_problems, table_problem
+from bench.realistic import realistic_problem
 from support.keys import cell
 
 # the module, not the function the package exports under the same name
@@ -451,3 +452,19 @@ def test_blocks_solved_by_different_methods_report_both_and_no_bound(monkeypatch
     single = protect(small, "optimal")
     assert single.method == "optimal" and single.optimal and single.lower_bound == pytest.approx(single.cost, rel=1e-4)
     assert 0 < single.seconds < 60 and isinstance(single.seconds, float)
+
+
+def test_fast_that_finds_no_repair_names_the_cells_still_narrowed(monkeypatch):
+    # When a repair round can add nothing (every cut already met, the audit still failing), fast stops at once
+    # and says which cells are still narrowed too far, not how many rounds it might have run.
+    # a company table whose first pattern (primary cells and their partners) insiders can still undo
+    problem = realistic_problem(6, 2, (3, 2), 40, 1)
+    fast = importlib.import_module("aggregator.disclosure.suppression.fast")
+    monkeypatch.setattr(fast, "_repair", lambda *a: [])
+    with pytest.raises(DisclosureError) as raised:
+        protect(problem, "fast")
+    assert raised.value.message == (
+        "no safe suppression pattern found after 1 repair round(s): volume|value|-|country=1|kind=0|theme=2, "
+        "volume|value|-|country=1|kind=1|theme=1, volume|value|-|country=2|kind=0|theme=1 still narrowed too far"
+    )
+    assert raised.value.hint == "try method='optimal' or merge small categories"

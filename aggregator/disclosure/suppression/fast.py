@@ -123,7 +123,9 @@ def fast_pattern(s: Structure) -> tuple[np.ndarray, int]:
         if not added:
             break
         _close_pattern(pat, added)
+    failing = sorted({s.problem.keys[a.cell].describe() for a in attacks})
+    named = ", ".join(failing[:5]) + (f" and {len(failing) - 5} more" if len(failing) > 5 else "")
     raise DisclosureError(
-        f"no safe suppression pattern found after {_MAX_REPAIR_ROUNDS} repair rounds",
+        f"no safe suppression pattern found after {rounds} repair round(s): {named} still narrowed too far",
         hint="try method='optimal' or merge small categories",
     )
