@@ -22,7 +22,7 @@ from aggregator import history
 from aggregator import log as action_log
 from aggregator.aggregation.release import params_for
 from aggregator.cellkey import CellKey, Coordinate, ViewKind
-from aggregator.disclosure.audit import audit
+from aggregator.disclosure.audit import audit, insider_intervals
 from aggregator.disclosure.contributions import Contributions
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
 from aggregator.history.ledger import record_snapshot
@@ -624,3 +624,23 @@ def test_a_change_dominated_by_one_company_is_protected_though_several_companies
     hidden = pattern(revision)
     assert hidden[COTTON] and not hidden[CellKey(WEIGHT, [Coordinate("material", "polyester")])]
     assert_ledger_is_safe(lab)
+
+
+def test_each_insiders_interval_of_a_recorded_release_comes_from_the_ledger(lab: Lab):
+    # L alone reports silk: silk is hidden with a partner, and the contributors of the partner (none of them in
+    # silk) are the insiders judged on it. insider_rows recomputes their intervals from the ledger's true values.
+    four_companies(lab)
+    lab.submit("L", JAN, {"silk": 40})
+    released = lab.release(JAN)
+    rows = history.insider_rows(lab.store, released.release_id)
+    snap = history.load_snapshot(lab.store, released.release_id)
+    expected = insider_intervals(snap.problem, snap.hidden)
+    assert rows and len(rows) == len(expected)
+    silk = CellKey(WEIGHT, [Coordinate("material", "silk")])
+    for row, interval in zip(rows, expected, strict=True):
+        cell = interval.cell
+        assert (row.insider, row.lo, row.hi, row.passed) == (interval.insider, interval.lo, interval.hi, True)
+        assert row.table_id == "weight" and row.cell_key == str(snap.problem.keys[cell])
+        assert row.true_value == snap.problem.values[cell] and row.lo <= row.true_value <= row.hi
+        assert (row.upl, row.lpl) == (snap.problem.upl[cell], snap.problem.lpl[cell]) and row.upl > 0
+    assert {r.cell_key for r in rows} >= {str(silk)} and "L" not in {r.insider for r in rows}
