@@ -95,15 +95,15 @@ def _changes(one: Snapshot, two: Snapshot, at_one: np.ndarray, at_two: np.ndarra
         own = snap.problem.insiders
         position = np.full(snap.problem.size, -1, dtype=np.int64)
         position[at] = np.arange(len(at))
-        cell = position[own.cell] if len(own) else np.zeros(0, dtype=np.int64)
+        cell = position[own.cell]  # int64 cell indices, empty or not
         keep = cell >= 0
         parts.append(Contributions(own.names, own.who[keep], cell[keep], sign * own.value[keep]))
     joined = Contributions.concat(parts)
     order = lexsort((joined.who, joined.cell))
     who, cell, value = joined.who[order], joined.cell[order], joined.value[order]
-    first = np.r_[True, (who[1:] != who[:-1]) | (cell[1:] != cell[:-1])] if len(cell) else np.zeros(0, dtype=bool)
-    group = np.cumsum(first) - 1
-    change = np.bincount(group, weights=value, minlength=int(first.sum())) if len(cell) else np.zeros(0)
+    first = np.ones(len(cell), dtype=bool)  # the first record of each (cell, contributor)
+    first[1:] = (who[1:] != who[:-1]) | (cell[1:] != cell[:-1])
+    change = np.bincount(np.cumsum(first) - 1, weights=value, minlength=int(first.sum()))
     sizes = (np.ones(len(at_one)), np.abs(one.problem.values[at_one]), np.abs(two.problem.values[at_two]))
     scale = np.maximum.reduce(sizes)
     head = np.flatnonzero(first)
