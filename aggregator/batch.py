@@ -407,18 +407,10 @@ def release_audience(
     write: Callable[[Release], None] | None = None,
 ) -> Released:
     """Check the release controls, protect and audit (with the release history), `write` the files, and record
-    the release in the ledger. Raises ReleaseRefused or DisclosureError (also for a release that would show no
-    figure at all); nothing is written or recorded then."""
+    the release in the ledger. Raises ReleaseRefused or DisclosureError; nothing is recorded then."""
     check_release_allowed(store, protocol, period, audience_id, now, revision)
     protected = protect_audience(store, protocol, period, audience_id)
     release = _release_record(store, protocol, period, audience_id, protected, now, revision)
-    if shows_nothing(release.tables):
-        raise ReleaseRefused(
-            f"the {protocol.covenant.id} release of {period} for '{audience_id}' would show no figure (every cell "
-            "hidden, none with a range); nothing was written or recorded",
-            hint="fewer or coarser cells, or other thresholds, would publish something: try "
-            f"`aggregator protocols compare {period} --protocol A.toml --protocol B.toml`",
-        )
     if write is not None:
         write(release)
     release_id = _record_ledger(store, protocol, release, protected, now)
@@ -452,6 +444,7 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
         "coverage": _coverage(done.release),
         "value_coverage": {t.table_id: v for t in done.release.tables if (v := value_coverage(t)) is not None},
         "hidden_by_rule": hidden_by_rule(done.release.tables),
+        "shows_nothing": shows_nothing(done.release.tables),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
@@ -664,5 +657,11 @@ def print_report(report: BatchReport, console) -> None:
                     for table, v in o.internal["value_coverage"].items()
                 )
                 console.print(f"    value shown at the finest level: {shares}")
+            if o.internal["shows_nothing"]:
+                console.print(
+                    f"  [yellow]{o.audience_id} shows no figure: every cell is hidden[/]; fewer or coarser cells, or "
+                    f"other thresholds, would publish something: try `aggregator protocols compare {report.period} "
+                    "--protocol A.toml --protocol B.toml`"
+                )
         else:
             console.print(f"  {o.audience_id}: [yellow]not released[/]: {o.reason}")
