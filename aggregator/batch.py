@@ -407,10 +407,13 @@ def release_audience(
     write: Callable[[Release], None] | None = None,
 ) -> Released:
     """Check the release controls, protect and audit (with the release history), `write` the files, and record
-    the release in the ledger. Raises ReleaseRefused or DisclosureError; nothing is recorded then."""
+    the release in the ledger. Raises ReleaseRefused or DisclosureError (also for a release that would show no
+    figure at all); nothing is written or recorded then."""
     check_release_allowed(store, protocol, period, audience_id, now, revision)
     protected = protect_audience(store, protocol, period, audience_id)
     release = _release_record(store, protocol, period, audience_id, protected, now, revision)
+    if shows_nothing(release.tables):
+        raise _shows_nothing_refusal(protocol, period, audience_id, release)
     if write is not None:
         write(release)
     release_id = _record_ledger(store, protocol, release, protected, now)
@@ -444,7 +447,6 @@ def _release_audience(workspace, store, protocol, period, audience_id, out_dir, 
         "coverage": _coverage(done.release),
         "value_coverage": {t.table_id: v for t in done.release.tables if (v := value_coverage(t)) is not None},
         "hidden_by_rule": hidden_by_rule(done.release.tables),
-        "shows_nothing": shows_nothing(done.release.tables),
         "method": protected.suppression.method,
         "audit_report": str(secret_dir),
     }
@@ -605,6 +607,19 @@ def shows_nothing(tables: list[ReleasedTable]) -> bool:
     return not any(t.coverage().published or t.coverage().ranged for t in tables)
 
 
+def _shows_nothing_refusal(protocol: Protocol, period: str, audience_id: str, release: Release) -> ReleaseRefused:
+    """Why a release that would tell its readers nothing is not made, and where a protocol change would help."""
+    cells = sum(len(t.cells) for t in release.tables)
+    rules = ", ".join(f"{rule} {n}" for rule, n in hidden_by_rule(release.tables).items()) or "none"
+    return ReleaseRefused(
+        f"the {protocol.covenant.id} release of {period} for '{audience_id}' would show no figure: all {cells} "
+        f"cells hidden, none with a range (hidden by each rule: {rules}); nothing was written or recorded",
+        hint="fewer or coarser cells, or thresholds less strict for the rule that hid most, would publish "
+        f"something: compare variants with `aggregator protocols compare {period} --protocol A.toml --protocol "
+        "B.toml`",
+    )
+
+
 def _coverage(release: Release) -> dict[str, int]:
     """Cells the release's tables show as a figure, as a range, or not at all."""
     parts = [t.coverage() for t in release.tables]
@@ -657,11 +672,5 @@ def print_report(report: BatchReport, console) -> None:
                     for table, v in o.internal["value_coverage"].items()
                 )
                 console.print(f"    value shown at the finest level: {shares}")
-            if o.internal["shows_nothing"]:
-                console.print(
-                    f"  [yellow]{o.audience_id} shows no figure: every cell is hidden[/]; fewer or coarser cells, or "
-                    f"other thresholds, would publish something: try `aggregator protocols compare {report.period} "
-                    "--protocol A.toml --protocol B.toml`"
-                )
         else:
             console.print(f"  {o.audience_id}: [yellow]not released[/]: {o.reason}")

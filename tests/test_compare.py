@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from aggregator.batch import shows_nothing
+from aggregator.cli.secretariat import main as aggregator
 from aggregator.compare import compare_protocols, render_comparison, write_comparison
-from aggregator.errors import ConfigError
-from support.lab import JAN, PROTOCOL, Lab, four_companies
+from aggregator.errors import ConfigError, ReleaseRefused
+from support.lab import JAN, NOW, PASSPHRASE, PROTOCOL, Lab, four_companies, four_company_workspace
 
 LOOSE = PROTOCOL.replace("min_contributors = 3", "min_contributors = 1").replace('version = "t1"', 'version = "t2"')
 
@@ -67,11 +69,33 @@ def test_variants_of_different_covenants_are_refused(lab: Lab, tmp_path: Path):
         compare_protocols(lab.store, JAN, [*variants(tmp_path, PROTOCOL), gold])
 
 
-def test_a_release_that_shows_nothing_is_named_and_the_batch_says_so(tmp_path: Path):
+def test_a_release_that_would_show_nothing_is_refused_and_nothing_recorded(tmp_path: Path):
     lab = Lab(tmp_path / "lab", PROTOCOL.replace("min_contributors = 3", "min_contributors = 5"))
     four_companies(lab)
-    released = lab.release(JAN)
-    assert shows_nothing(released.release.tables)
+    with pytest.raises(ReleaseRefused) as refused:
+        lab.release(JAN)
+    assert refused.value.message == (
+        "the textile release of 2025-01 for 'committee' would show no figure: all 4 cells hidden, none with a "
+        "range (hidden by each rule: threshold 4); nothing was written or recorded"
+    )
+    assert "aggregator protocols compare 2025-01" in refused.value.hint
+    assert lab.store.con.execute("SELECT count(*) FROM releases").fetchone() == (0,)
     other = Lab(tmp_path / "other")
     four_companies(other)
     assert not shows_nothing(other.release(JAN).release.tables)
+
+
+def test_the_batch_names_a_release_that_would_show_nothing_writes_nothing_and_exits_1(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AGGREGATOR_PASSPHRASE", PASSPHRASE)
+    ws = four_company_workspace(tmp_path, PROTOCOL.replace("min_contributors = 3", "min_contributors = 5"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(aggregator, ["--workspace", str(ws.root), "--now", NOW, "batch", "textile", JAN,
+                                             "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 1
+    assert "committee: not released: the textile release of 2025-01 for 'committee' would show no figure" in (
+        " ".join(result.output.split())
+    )
+    assert "aggregator protocols compare 2025-01" in result.output
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+    with ws.open_store() as store:
+        assert store.con.execute("SELECT count(*) FROM releases").fetchone() == (0,)

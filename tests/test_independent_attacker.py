@@ -648,12 +648,15 @@ def attack_class(run: Run, covenant: str, reader_class: str) -> list[str]:
 # ------------------------------------------------------------------------------- the tests
 
 
-def test_every_release_of_the_run_is_made_and_the_annual_report_is_not_refused(run: Run):
+def test_every_release_of_the_run_is_made_and_only_one_that_would_show_nothing_is_refused(run: Run):
     # issue 17, leak 5: the public rules (ten contributors) are not applied to committee members, who also hold
-    # the committee's releases; each reader class is protected by its own rules
-    assert run.refused == []
+    # the committee's releases; each reader class is protected by its own rules. Gold's annual report hides every
+    # cell under the public rules (sixteen companies), and a release that would show nothing is not made (issue 19).
+    assert [r.split(": the ")[0] for r in run.refused] == [f"gold {MONTHS[-1]} {PUBLIC}"]
+    assert "would show no figure" in run.refused[0]
     made = {(r.covenant, r.period, r.audience, r.version) for r in run.releases}
-    assert ("textile", MONTHS[-1], PUBLIC, MONTHS[-1]) in made and ("gold", MONTHS[-1], PUBLIC, MONTHS[-1]) in made
+    assert ("textile", MONTHS[-1], PUBLIC, MONTHS[-1]) in made
+    assert {(c, m) for c, m, a, _ in made if a == COMMITTEE} == {(c, m) for c in ("textile", "gold") for m in MONTHS}
     assert ("textile", MONTHS[1], COMMITTEE, f"{MONTHS[1]}-revised") in made
 
 

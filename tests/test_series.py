@@ -14,6 +14,7 @@ import pytest
 
 from aggregator import history
 from aggregator.cellkey import CellKey, Coordinate, ViewKind
+from aggregator.errors import ReleaseRefused
 from aggregator.history.series import month_pairs
 from aggregator.release.audit import render_audit_html
 from imvo_submit.periods import Period
@@ -21,15 +22,19 @@ from support.lab import COTTON, FEB, JAN, MAR, PROTOCOL, TOTAL, WEIGHT, Lab, ass
 
 CARRY = PROTOCOL + '\n[series]\nnon_response = "carry_forward"\n'
 BASE = {"cotton": 30.0, "polyester": 20.0, "wool": 25.0}
+LINEN = CellKey(WEIGHT, [Coordinate("material", "linen")])
 
 
 def six_companies(lab: Lab, months: tuple[str, ...], skip: dict[str, str] | None = None) -> None:
-    """A-F report the same figures every month; `skip` = {company: month} leaves one month out."""
+    """A-F report the same figures every month; `skip` = {company: month} leaves one month out, and then the
+    companies that never skip also report linen, a cell the skipping ones are not in: every month shows something."""
     lab.company(*"ABCDEF")
+    skip = skip or {}
     for month in months:
         for n, c in enumerate("ABCDEF"):
-            if (skip or {}).get(c) != month:
-                lab.submit(c, month, {m: w + n for m, w in BASE.items()})
+            if skip.get(c) != month:
+                linen = {"linen": 10.0 + n} if skip and c not in skip else {}
+                lab.submit(c, month, {m: w + n for m, w in BASE.items()} | linen)
 
 
 def figures(lab: Lab, month: str) -> dict[tuple[str, str], float]:
@@ -76,7 +81,32 @@ def test_a_company_that_skips_a_month_is_not_read_off_the_difference(tmp_path: P
     assert not any(pattern(releases[JAN]).values())
     assert releases[FEB].protected.audited_with == [releases[JAN].release_id]
     assert_no_difference_isolates_a_few(lab, releases)
-    assert all(pattern(releases[FEB]).values())  # E is in every cell: February cannot publish any of them
+    # E is in every cell but linen: February publishes linen and none of the others
+    assert {str(k): hidden for k, hidden in pattern(releases[FEB]).items() if not hidden} == {str(LINEN): False}
+    assert_ledger_is_safe(lab)
+
+
+def test_a_month_that_would_show_nothing_is_not_released_and_the_next_is_read_against_the_last_released(
+    tmp_path: Path,
+):
+    # E skips February and is in every cell: February would show nothing, so it is refused and never reaches
+    # the committee. March (E back, every figure as in January) is then a difference from January alone.
+    lab = Lab(tmp_path)
+    lab.company(*"ABCDEF")
+    for month in (JAN, FEB, MAR):
+        for n, c in enumerate("ABCDEF"):
+            if (c, month) != ("E", FEB):
+                lab.submit(c, month, {m: w + n for m, w in BASE.items()})
+    january = lab.release(JAN)
+    with pytest.raises(ReleaseRefused, match="release of 2025-02 for 'committee' would show no figure"):
+        lab.release(FEB)
+    march = lab.release(MAR)
+    assert march.protected.audited_with == [january.release_id]
+    assert not any(pattern(march).values())  # nothing differs from what the committee holds
+    assert [r for (r,) in lab.store.con.execute("SELECT period FROM releases ORDER BY period").fetchall()] == [
+        JAN,
+        MAR,
+    ]
     assert_ledger_is_safe(lab)
 
 

@@ -126,9 +126,9 @@ def four_companies(lab: Lab, month: str = JAN) -> None:
 PASSPHRASE = "correct horse battery"
 
 
-def four_company_workspace(root: Path):
-    """A secretariat workspace (in root/ws) with PROTOCOL and the four companies' January submissions."""
-    (root / "protocol.toml").write_text(PROTOCOL)
+def four_company_workspace(root: Path, protocol: str = PROTOCOL):
+    """A secretariat workspace (in root/ws) with the protocol and the four companies' January submissions."""
+    (root / "protocol.toml").write_text(protocol)
     create_workspace(root / "ws", PASSPHRASE, [root / "protocol.toml"])
     ws = open_workspace(root / "ws", PASSPHRASE)
     with ws.open_store() as store:
