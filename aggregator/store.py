@@ -192,7 +192,7 @@ def row_source(con: duckdb.DuckDBPyConnection, covenant: str, *, carry_forward: 
     for template, table in _rows_tables(con, covenant).items():
         view = checked_identifier(f"accepted_{table}")
         accepted = _accepted_sql(table)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_carried(accepted) if carry_forward else accepted}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_carried(table) if carry_forward else accepted}")
         rows[template] = view
     con.execute("CREATE OR REPLACE TEMP VIEW contributor_groups AS SELECT company_id, group_id FROM companies")
     return RowSource(con, rows, "contributor_groups")
@@ -209,26 +209,38 @@ def damaged(path: Path, exc: BaseException) -> StoreDamaged:
     return StoreDamaged(f"the store {path} is damaged and cannot be read ({first}); nothing was changed", RESTORE_HINT)
 
 
-def _carried(accepted: str) -> str:
+def _carried(table: str) -> str:
     """The accepted rows plus, for every month with accepted rows and every active company without any in that
-    month, the rows of the company's latest earlier month, relabelled to the month (CARRIED_FORWARD_SQL)."""
-    return f"WITH acc AS ({accepted}), {CARRIED_FORWARD_SQL} SELECT * FROM acc UNION ALL BY NAME " + (
-        "SELECT a.* REPLACE (c.target AS period) FROM acc a JOIN carried c "
+    month, the rows of the company's latest earlier month, relabelled to the month (_carried_forward_sql).
+
+    The accepted rows are written out twice rather than shared as a CTE: DuckDB then reads only the columns
+    a query needs from each (a shared CTE materialised every column of every row: three times slower)."""
+    accepted = _accepted_sql(table)
+    return f"WITH {_carried_forward_sql(table)} SELECT * FROM ({accepted}) UNION ALL BY NAME " + (
+        f"SELECT a.* REPLACE (c.target AS period) FROM ({accepted}) a JOIN carried c "
         "ON a.company_id = c.company_id AND a.period = c.source"
     )
 
 
-# Over `acc` (a template's accepted rows): per month and active company missing that month, its latest
-# earlier month with rows (target, company_id, source).
-CARRIED_FORWARD_SQL = (
-    "filed AS (SELECT DISTINCT company_id, period FROM acc), "
-    "months AS (SELECT DISTINCT period FROM filed), "
-    "carried AS (SELECT m.period AS target, f.company_id, max(f.period) AS source "
-    "FROM months m JOIN filed f ON f.period < m.period "
-    "JOIN companies k ON k.company_id = f.company_id AND k.status = 'active' "
-    "WHERE NOT EXISTS (SELECT 1 FROM filed g WHERE g.company_id = f.company_id AND g.period = m.period) "
-    "GROUP BY ALL)"
-)
+def _carried_forward_sql(table: str) -> str:
+    """Per month and active company missing that month among the template's accepted rows, its latest earlier
+    month with rows (target, company_id, source).
+
+    Who filed when is read from the accepted submissions with rows in the table, whose company and period
+    the rows carry: a DISTINCT over a few thousand submissions instead of over every row."""
+    filed = (
+        "SELECT DISTINCT company_id, period FROM submissions WHERE state = 'accepted' "
+        f"AND submission_id IN (SELECT submission_id FROM {checked_identifier(table)})"
+    )
+    return (
+        f"filed AS ({filed}), "
+        "months AS (SELECT DISTINCT period FROM filed), "
+        "carried AS (SELECT m.period AS target, f.company_id, max(f.period) AS source "
+        "FROM months m JOIN filed f ON f.period < m.period "
+        "JOIN companies k ON k.company_id = f.company_id AND k.status = 'active' "
+        "WHERE NOT EXISTS (SELECT 1 FROM filed g WHERE g.company_id = f.company_id AND g.period = m.period) "
+        "GROUP BY ALL)"
+    )
 
 
 def carried_forward(con: duckdb.DuckDBPyConnection, covenant: str, periods: list[str]) -> dict[str, int]:
@@ -236,7 +248,7 @@ def carried_forward(con: duckdb.DuckDBPyConnection, covenant: str, periods: list
     source fills in from an earlier month (templates without any left out)."""
     counts = {}
     for template, table in _rows_tables(con, covenant).items():
-        sql = f"WITH acc AS ({_accepted_sql(table)}), {CARRIED_FORWARD_SQL} SELECT count(*) FROM carried "
+        sql = f"WITH {_carried_forward_sql(table)} SELECT count(*) FROM carried "
         (count,) = con.execute(sql + "WHERE list_contains(?, target)", [list(periods)]).fetchone()
         if count:
             counts[template] = int(count)

@@ -458,6 +458,12 @@ def fractional_store(rows) -> RowSource:
     return source
 
 
+def in_micro_units(query, con) -> bool:
+    """Whether the query sums its rows as integer micro-units in doubles (else as decimals)."""
+    with query.inner_cells(con) as inner:
+        return inner.micro
+
+
 def build_both_ways(con, protocol, table_id: str, params: RuleParams, waived=frozenset()):
     """The cells (and every contributor's own contributions) through micro-units and through decimals."""
     fast = build_table_cells(con, protocol, table_id, PERIOD, params, waived=waived)
@@ -495,7 +501,7 @@ def test_micro_unit_sums_equal_decimal_sums_exactly(linked, rows, waive, absolut
     con = fractional_store(rows)
     params = RuleParams(dominance=((2, 90.0),), negative_values="absolute" if absolute else "refuse")
     fast, fast_own, exact, exact_own = build_both_ways(con, linked, "by_type_and_region", params, frozenset(waive))
-    assert fast[0].query.fits_exact_doubles(con.con)
+    assert in_micro_units(fast[0].query, con.con)
     assert_identical(fast, exact)
     assert fast_own == exact_own
 
@@ -524,14 +530,14 @@ def test_large_values_are_summed_as_decimals_and_stay_exact(linked):
     rows += [("c5", "NL", "laundry", 0.1), ("c5", "NL", "laundry", 0.2)]
     con = fractional_store(rows)
     (volume,) = build_table_cells(con, linked, "by_region", PERIOD, TOP2)
-    assert not volume.query.fits_exact_doubles(con.con)
+    assert not in_micro_units(volume.query, con.con)
     assert stats_at(volume, "IN")[0] == float(Decimal("5000000000.000003"))
     assert stats_at(volume, "NL")[0] == 0.3  # the decimal 0.3, not 0.1 + 0.2 in doubles
     assert stats_at(volume, TOTAL_CODE)[0] == float(Decimal("5000000000.300003"))
     # the same rows below the bound take micro-units and give the same answers
     small = fractional_store([(c, country, t, v / 1000) for c, country, t, v in rows])
     (volume,) = build_table_cells(small, linked, "by_region", PERIOD, TOP2)
-    assert volume.query.fits_exact_doubles(small.con)
+    assert in_micro_units(volume.query, small.con)
     assert stats_at(volume, "NL")[0] == float(Decimal("0.0003"))
 
 
@@ -576,12 +582,12 @@ def reference_contributions(source, comp) -> dict[str, dict[str, float]]:
     """One Python step per record: the contributor sums at every cell, then the helper cells by definition."""
     query, dims, con = comp.query, comp.dimensions, source.con
     with query.inner_cells(con) as inner, registered(con, dims) as names:
-        rows = con.execute(query.contributions_sql(inner, dims, names)).df()
+        rows = query.contributions(con, inner, dims, names)
     position = {codes: i for i, codes in enumerate(zip(*(comp.frame[d.column] for d in dims), strict=True))}
     own: dict[str, dict[str, float]] = {}
-    for row in rows.itertuples(index=False):
-        codes = tuple(d.codes[getattr(row, f"d{i}")] for i, d in enumerate(dims))
-        own.setdefault(row.contributor, {})[comp.keys[position[codes]]] = float(row.v)
+    for r, contributor in enumerate(rows.contributor.tolist()):
+        codes = tuple(d.codes[int(rows.nodes[i][r])] for i, d in enumerate(dims))
+        own.setdefault(rows.names[contributor], {})[comp.keys[position[codes]]] = float(rows.value[r])
     for mine in own.values():
         real = dict(mine)
         for aux in comp.aux:

@@ -21,7 +21,15 @@ from aggregator.protocol import Hierarchy, Operand, Protocol, TableSpec
 from aggregator.store import RowSource
 from imvo_submit.periods import Period, PeriodMode
 
-from .query import AggregationError, ComponentQuery, DimensionLevels, dimension_levels, registered, value_sql
+from .query import (
+    AggregationError,
+    ComponentQuery,
+    ContributionRows,
+    DimensionLevels,
+    dimension_levels,
+    registered,
+    value_sql,
+)
 from .rollup import coarsened, failing_leaves, publishable_levels, recoded_rows_view
 
 COUNT_UNITS = {"group": "group_id", "company": "company_id"}
@@ -76,9 +84,9 @@ class TableCells:
     dimensions: tuple[DimensionLevels, ...] = ()
     # rollup dimensions: column -> {leaf code: the '<parent>~other' code it was merged into}
     rollup: dict[str, dict[str, str]] = field(default_factory=dict)
-    # every contributor's record at every cell (columns of ComponentQuery.contributions_sql), when fetched
-    # together with the statistics: spares a second pass over the rows (problem.component_contributions)
-    contribution_rows: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    # every contributor's record at every cell, when fetched together with the statistics: spares a second
+    # pass over the rows (aggregation.contributions.component_contributions)
+    contribution_rows: ContributionRows | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -207,9 +215,12 @@ def _build_component(
             for column, hierarchy, codes in zip(query.columns, hierarchies, leaves, strict=True)
         )
         with registered(con, dims) as names:
-            raw = con.execute(query.stats_sql(inner, dims, names)).df()
             if contributions:
-                own = con.execute(query.contributions_sql(inner, dims, names)).fetchnumpy()
+                with query.per_contributor_table(con, inner, dims, names) as table:
+                    raw = con.execute(query.stats_sql(inner, dims, names, table)).df()
+                    own = query.contributions(con, inner, dims, names, table)
+            else:
+                raw = con.execute(query.stats_sql(inner, dims, names)).df()
     raw = raw[raw["n_all"] > 0]  # a table without dimensions and without data yields one empty row
     frame = _display_frame(raw, dims)
     keys = cell_keys(frame, dims, quantity)

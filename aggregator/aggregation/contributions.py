@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from aggregator.cellkey import CellKey
-from aggregator.disclosure.contributions import Contributions, pair_order, sorted_codes, stable_order
+from aggregator.disclosure.contributions import Contributions, pair_order, stable_order
 from aggregator.disclosure.model import PrimaryResult
 from aggregator.store import RowSource
 
@@ -88,16 +88,14 @@ def component_contributions(
     if comp.contribution_rows is not None:
         rows = comp.contribution_rows
         if only is not None:  # a contributor's records do not depend on whose rows are read with them
-            mine = pd.Series(rows["contributor"], copy=False).isin(only).to_numpy()  # hashing: object isin sorts
-            rows = {column: values[mine] for column, values in rows.items()}
+            rows = rows.of(only)
     else:
         con = source.con
         with query.inner_cells(con, only=only) as inner, registered(con, dims) as names:
-            rows = con.execute(query.contributions_sql(inner, dims, names)).fetchnumpy()
-    contributors, who = sorted_codes(np.asarray(rows["contributor"], dtype=object))
-    nodes = [np.asarray(rows[f"d{i}"], dtype=np.int64) for i in range(len(dims))]
-    position = _cell_positions(comp, nodes, len(who))
-    records = (who, position, np.asarray(rows["v"], dtype=np.float64))
+            rows = query.contributions(con, inner, dims, names)
+    contributors, who = rows.coded()
+    position = _cell_positions(comp, rows.nodes, len(who))
+    records = (who, position, rows.value)
     keys = list(comp.keys)
     if comp.aux:
         records, keys = _with_aux_contributions(comp, *records, keys, gaps=gaps)

@@ -14,7 +14,7 @@ bound parameter (node ids and depths we computed ourselves are pasted as integer
    the waived total, has_negative and the largest contributor.
 
 Sums are exact to 6 decimals, so that releases are byte-identical from run to run: DECIMAL(38, 6), or, when
-the data's absolute total is below 2**52 micro-units (nearly always), integer micro-units in doubles, which
+the summed rows' absolute total is below 2**52 micro-units (nearly always), integer micro-units in doubles, which
 add up exactly in any order and several times faster; both give the very same floats (see InnerCells).
 
 A margin's sum per contributor spans its inner cells, so a margin's top contribution is one contributor's
@@ -148,6 +148,9 @@ class ComponentQuery:
         # must see identical values to give byte-identical releases; micro-units are exact integers (and
         # round() rounds half away from zero, as the cast to DECIMAL does)
         value = f"round(({self.value_sql}) * {MICRO})" if micro else f"CAST({self.value_sql} AS DECIMAL(38, 6))"
+        # in micro-units, what the exactness check needs: the rows' absolute micro-units and their number
+        magnitude = f", sum(abs({value})) AS magnitude, count(*) AS summed_rows" if micro else ""
+        summed = ", sum(magnitude) AS magnitude, sum(summed_rows) AS summed_rows" if micro else ""
         raw = "".join(f"r.{c} AS c{i}, " for i, c in enumerate(columns))
         raw_group = ", ".join(["r.company_id", *(f"r.{c}" for c in columns)])
         # NULL and a stored '_U' both become '_U': the second GROUP BY merges them, as it merges the
@@ -164,44 +167,53 @@ class ComponentQuery:
         ),
         names AS (SELECT DISTINCT cid, contributor, waived FROM ranked_contributors),
         pre AS (
-            SELECT r.company_id, {raw}{self._agg}({value}) AS v
+            SELECT r.company_id, {raw}{self._agg}({value}) AS v{magnitude}
             FROM {checked(self.rows)} r
             WHERE {" AND ".join(where)}
             GROUP BY {raw_group}
         ),
         base AS (
-            SELECT k.cid, {leaf_sql}p.v
+            SELECT k.cid, {leaf_sql}p.v{", p.magnitude, p.summed_rows" if micro else ""}
             FROM pre p JOIN ranked_contributors k ON k.company_id = p.company_id
         )
         SELECT i.*, names.contributor, names.waived
-        FROM (SELECT {group}, {self._agg}(v) AS v FROM base GROUP BY {group}) i JOIN names USING (cid)"""
+        FROM (SELECT {group}, {self._agg}(v) AS v{summed} FROM base GROUP BY {group}) i JOIN names USING (cid)"""
         return sql, params
 
     @contextmanager
     def inner_cells(self, con: duckdb.DuckDBPyConnection, only: Sequence[str] | None = None) -> Iterator[InnerCells]:
-        """The per-contributor inner cells as a temporary table, dropped afterwards.
+        """The per-contributor inner cells as a temporary table, dropped afterwards: in micro-units when the
+        rows summed add up, in absolute micro-units, to less than EXACT_DOUBLE_BOUND (checked on the table
+        itself, so the rows are read once), else again as decimals.
 
         Materialising them lets one pass over the rows serve both the list of codes present (which the
         hierarchy mappings need) and the statistics. (Registering them as an Arrow table instead was
         measured slower: the statistics query then scans the codes from Arrow.)"""
-        inner = InnerCells(checked(f"_inner_cells_{next(_registration_ids)}"), self.fits_exact_doubles(con))
-        sql, params = self._inner_sql(only, inner.micro)
-        con.execute(f"CREATE TEMP TABLE {inner.name} AS {sql}", params)
+        inner = self._create_inner(con, only, micro=True)
         try:
+            if not self._exact_in_doubles(con, inner):
+                con.execute(f"DROP TABLE {inner.name}")
+                inner = self._create_inner(con, only, micro=False)
             yield inner
         finally:
             con.execute(f"DROP TABLE IF EXISTS {inner.name}")
 
-    def fits_exact_doubles(self, con: duckdb.DuckDBPyConnection) -> bool:
-        """Whether all rows of the relation (any period or filter: an upper bound) add up, in absolute
-        micro-units, to less than EXACT_DOUBLE_BOUND. One scan; NaN or infinity say no."""
-        magnitude, rows = con.execute(
-            f"SELECT sum(abs({self.value_sql})), count({self.value_sql}) FROM {checked(self.rows)} r"
-        ).fetchone()
-        if rows == 0:
+    def _create_inner(self, con: duckdb.DuckDBPyConnection, only: Sequence[str] | None, micro: bool) -> InnerCells:
+        inner = InnerCells(checked(f"_inner_cells_{next(_registration_ids)}"), micro)
+        sql, params = self._inner_sql(only, micro)
+        con.execute(f"CREATE TEMP TABLE {inner.name} AS {sql}", params)
+        return inner
+
+    @staticmethod
+    def _exact_in_doubles(con: duckdb.DuckDBPyConnection, inner: InnerCells) -> bool:
+        """Whether the rows summed into the inner cells add up, in absolute micro-units, to less than
+        EXACT_DOUBLE_BOUND: every partial sum of theirs (inner cells, margins) is then an exact integer. NaN or
+        infinity say no."""
+        magnitude, rows = con.execute(f"SELECT sum(magnitude), sum(summed_rows) FROM {inner.name}").fetchone()
+        if not rows:
             return True
-        # each row's rounding to micro-units adds at most half a unit
-        return bool(magnitude * MICRO + rows < EXACT_DOUBLE_BOUND)
+        # the check's own sum is inexact: the bound leaves a factor 2, and a unit per row on top
+        return bool(magnitude + rows < EXACT_DOUBLE_BOUND)
 
     def present_codes(self, con: duckdb.DuckDBPyConnection, inner: InnerCells) -> list[list[str]]:
         """The distinct codes of each dimension among the inner cells."""
@@ -254,15 +266,41 @@ class ComponentQuery:
         )
         return "".join(f",\n        {cte}" for cte in ctes)
 
-    def stats_sql(self, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
+    @contextmanager
+    def per_contributor_table(
+        self, con: duckdb.DuckDBPyConnection, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str]
+    ) -> Iterator[str]:
+        """The contributor sums at every cell (d0, d1, ..., cid, waived, v) as a temporary table, dropped
+        afterwards: the statistics and the contributions then read one rollup instead of computing it twice."""
+        table = checked(f"_per_contributor_{next(_registration_ids)}")
+        con.execute(f"CREATE TEMP TABLE {table} AS {self._per_contributor_sql(inner, dims, names)} "
+                    "SELECT * FROM per_contributor")  # fmt: skip
+        try:
+            yield table
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def _sums(
+        self, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str], table: str | None
+    ) -> tuple[str, str]:
+        """(a WITH clause, the relation of the contributor sums): computed in the query, or read from a
+        per_contributor_table (no WITH clause then)."""
+        if table is None:
+            return self._per_contributor_sql(inner, dims, names), "per_contributor"
+        return "", checked(table)
+
+    def stats_sql(
+        self, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str], table: str | None = None
+    ) -> str:
         """Per cell (node ids d0, d1, ...): X, N, n_all, the waived total, has_negative, the largest
-        contributor (ties: the later name) and the top-K magnitudes."""
+        contributor (ties: the later name) and the top-K magnitudes. `table`: a per_contributor_table."""
         nodes = [f"d{i}" for i in range(len(dims))]
+        head, sums = self._sums(inner, dims, names, table)
         magnitude = "abs(v)" if self.absolute else "v"
         tops = "".join(f", {inner.scaled(f'coalesce(top[{k}].m, 0)')} AS top_{k}" for k in range(1, self.top_k + 1))
         group = ", ".join(nodes)
         dims_out = "".join(f"{n}, " for n in nodes)
-        return f"""{self._per_contributor_sql(inner, dims, names)},
+        return f"""{head + "," if head else "WITH"}
         contributor_names AS (SELECT DISTINCT cid, contributor FROM {checked(inner.name)})
         SELECT {dims_out}{inner.scaled("total")} AS total, n, n_all, {inner.scaled("waived_total")} AS waived_total,
                has_negative, cn.contributor AS largest{tops}
@@ -276,18 +314,61 @@ class ComponentQuery:
                    -- the K largest (magnitude, contributor) pairs: the first is the largest contributor
                    -- (of equal ones the later name), and their magnitudes are the top-K
                    max({{'m': {magnitude}, 'c': cid}}, {self.top_k}) FILTER (WHERE NOT waived) AS top
-            FROM per_contributor
+            FROM {sums}
             {"GROUP BY " + group if group else ""}
         ) cells
         LEFT JOIN contributor_names cn ON cn.cid = cells.top[1].c"""
 
-    def contributions_sql(self, inner: InnerCells, dims: Sequence[DimensionLevels], names: Sequence[str]) -> str:
-        """Every contributor's own summed contribution to every cell it has a record in."""
+    def contributions(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        inner: InnerCells,
+        dims: Sequence[DimensionLevels],
+        names: Sequence[str],
+        table: str | None = None,
+    ) -> ContributionRows:
+        """Every contributor's own summed contribution to every cell it has a record in. `table`: a
+        per_contributor_table. Contributors come as integers: millions of records then need no string each."""
+        head, sums = self._sums(inner, dims, names, table)
         nodes = "".join(f"d{i}, " for i in range(len(dims)))
-        return f"""{self._per_contributor_sql(inner, dims, names)},
-        contributor_names AS (SELECT DISTINCT cid, contributor FROM {checked(inner.name)})
-        SELECT {nodes}contributor_names.contributor, {inner.scaled("v")} AS v
-        FROM per_contributor JOIN contributor_names USING (cid)"""
+        sql = f"{head} SELECT {nodes}cid, {inner.scaled('v')} AS v FROM {sums}"
+        rows = con.execute(sql).fetchnumpy()
+        pairs = con.execute(f"SELECT DISTINCT cid, contributor FROM {checked(inner.name)}").fetchnumpy()
+        cids = np.asarray(pairs["cid"], dtype=np.int64)
+        by_cid = np.empty(int(cids.max()) + 1 if len(cids) else 0, dtype=object)
+        by_cid[cids] = np.asarray(pairs["contributor"], dtype=object)
+        return ContributionRows(
+            [np.asarray(rows[f"d{i}"], dtype=np.int64) for i in range(len(dims))],
+            np.asarray(rows["cid"], dtype=np.int64),
+            np.asarray(rows["v"], dtype=np.float64),
+            by_cid,
+        )
+
+
+@dataclass(frozen=True)
+class ContributionRows:
+    """Every contributor's record at every cell of a component: node ids per dimension, the contributor as an
+    index into `names`, and its own summed contribution."""
+
+    nodes: list[np.ndarray]
+    contributor: np.ndarray
+    value: np.ndarray
+    names: np.ndarray  # contributor name per index (None where no contributor has that index)
+
+    def of(self, contributors: Sequence[str]) -> ContributionRows:
+        """The records of these contributors only."""
+        wanted = set(contributors)
+        mine = np.fromiter((n in wanted for n in self.names), dtype=bool, count=len(self.names))[self.contributor]
+        return ContributionRows([n[mine] for n in self.nodes], self.contributor[mine], self.value[mine], self.names)
+
+    def coded(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the names of the contributors with records, sorted; each record's index in them)."""
+        present = np.flatnonzero(np.bincount(self.contributor, minlength=len(self.names)))
+        distinct = self.names[present]
+        order = np.argsort(distinct, kind="stable")
+        rank = np.empty(len(self.names), dtype=np.int64)
+        rank[present[order]] = np.arange(len(present))
+        return distinct[order], rank[self.contributor]
 
 
 def _int_list(values: np.ndarray) -> str:
