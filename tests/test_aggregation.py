@@ -24,7 +24,7 @@ from aggregator.aggregation import (
 )
 from aggregator.aggregation import contributions as contributions_module
 from aggregator.aggregation.contributions import component_contributions, last_of_repeated_pairs
-from aggregator.aggregation.query import registered
+from aggregator.aggregation.query import ContributionRows, registered
 from aggregator.disclosure.audit import audit
 from aggregator.disclosure.model import PrimaryResult, RuleParams
 from aggregator.protocol import TOTAL_CODE, load_protocol
@@ -658,6 +658,23 @@ def test_of_a_pair_given_by_two_components_the_later_one_counts():
     cells_of_part = [np.array([5, 7]), np.array([5])]
     kept = last_of_repeated_pairs(who, cell, value, cells_of_part)
     assert sorted(zip(*(a.tolist() for a in kept), strict=True)) == [(0, 5, 4.0), (0, 7, 3.0), (1, 5, 2.0), (2, 5, 5.0)]
+
+
+def test_contribution_rows_name_their_contributors_in_sorted_order_and_filter_by_name():
+    # contributors come as integer ids (numbered over every company, so some have no record in a table, and
+    # the numbering need not follow the names' order); names are attached only when records are coded
+    rows = ContributionRows(
+        nodes=[np.array([0, 1, 1, 2])],
+        contributor=np.array([3, 1, 3, 3]),
+        value=np.array([1.0, 2.0, 3.0, 4.0]),
+        names=np.array([None, "g9", None, "g10"], dtype=object),
+    )
+    names, who = rows.coded()
+    assert names.tolist() == ["g10", "g9"] and who.tolist() == [0, 1, 0, 0]
+    mine = rows.of(["g9", "g7"])
+    assert mine.contributor.tolist() == [1] and mine.value.tolist() == [2.0] and mine.nodes[0].tolist() == [1]
+    assert mine.coded()[0].tolist() == ["g9"]
+    assert len(rows.of([]).value) == 0
 
 
 @pytest.mark.parametrize("table_id", ["order_volume_by_region", "companies_per_country"])
