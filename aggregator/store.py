@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -175,10 +175,16 @@ class RowSource:
     con: duckdb.DuckDBPyConnection
     rows: Mapping[str, str]  # template -> relation
     companies: str
+    # template -> the table the relation reads, when that is cheaper to scan (a hint for sizing sums only)
+    stored: Mapping[str, str] = field(default_factory=dict)
 
     def rows_of(self, template: str) -> str | None:
         """The relation of the template's rows, or None when nothing was ever accepted for it."""
         return self.rows.get(template)
+
+    def stored_of(self, template: str) -> str | None:
+        """The stored table behind the template's rows: every row ever stored, whatever its file's state."""
+        return self.stored.get(template, self.rows.get(template))
 
 
 def row_source(con: duckdb.DuckDBPyConnection, covenant: str, *, carry_forward: bool = False) -> RowSource:
@@ -188,14 +194,14 @@ def row_source(con: duckdb.DuckDBPyConnection, covenant: str, *, carry_forward: 
     `carry_forward` (the protocol's non_response = "carry_forward"): an active company without an accepted
     file of a template for a month in which others have one counts with the rows of its latest earlier
     accepted file of that template, as if it had sent them again."""
-    rows = {}
-    for template, table in _rows_tables(con, covenant).items():
+    rows, tables = {}, _rows_tables(con, covenant)
+    for template, table in tables.items():
         view = checked_identifier(f"accepted_{table}")
         accepted = _accepted_sql(table)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_carried(table) if carry_forward else accepted}")
         rows[template] = view
     con.execute("CREATE OR REPLACE TEMP VIEW contributor_groups AS SELECT company_id, group_id FROM companies")
-    return RowSource(con, rows, "contributor_groups")
+    return RowSource(con, rows, "contributor_groups", tables)
 
 
 def is_damage(exc: BaseException) -> bool:

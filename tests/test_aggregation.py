@@ -541,6 +541,27 @@ def test_large_values_are_summed_as_decimals_and_stay_exact(linked):
     assert stats_at(volume, "NL")[0] == float(Decimal("0.0003"))
 
 
+def test_rows_added_over_the_stored_ones_that_are_too_large_for_micro_units_are_summed_as_decimals(linked):
+    # The size of the sums is guessed from the stored rows of the month. Rows the relation adds over them (a
+    # company's figures carried forward from an earlier month) can still make them too large for micro-units:
+    # then the sums are computed again as decimals.
+    source = fractional_store([("c3", "IN", "laundry", 0.1), ("c5", "NL", "laundry", 0.2)])
+    stored = "rows_textile_production_locations"
+    source.con.execute(
+        f"CREATE TEMP VIEW with_carried AS SELECT * FROM {source.rows['production_locations']} UNION ALL "
+        f"SELECT * REPLACE ('c4' AS company_id, 5000000000.000003 AS order_volume_pieces) FROM {stored} "
+        "WHERE company_id = 'c3'"
+    )
+    carried = RowSource(
+        source.con, {"production_locations": "with_carried"}, source.companies, {"production_locations": stored}
+    )
+    (volume,) = build_table_cells(carried, linked, "by_region", PERIOD, TOP2)
+    assert volume.query.stored == stored and not in_micro_units(volume.query, source.con)
+    assert stats_at(volume, "IN")[0] == float(Decimal("5000000000.100003"))
+    (plain,) = build_table_cells(source, linked, "by_region", PERIOD, TOP2)
+    assert in_micro_units(plain.query, source.con) and stats_at(plain, "IN")[0] == 0.1
+
+
 def test_insiders_see_exactly_their_share_of_everyones_contributions():
     # the insiders' rows are picked before the rows are summed; their own contributions must not change
     con = make_store()

@@ -180,6 +180,7 @@ def _build_components(
             waived=tuple(sorted(waived)),
             absolute=params.negative_values == "absolute",
             top_k=params.top_k,
+            stored=source.stored_of(spec.template),
         )
         quantity = quantity_of(spec, operand, count_unit, mode)
         components.append(_build_component(source.con, spec.id, name, query, hierarchies, quantity, contributions))
