@@ -51,6 +51,20 @@ def assert_safe(problem, result: SuppressionResult) -> None:
     assert audit(problem, result.suppressed).passed
 
 
+@pytest.mark.parametrize("method", ["optimal", "fast", "auto"])
+def test_a_requirement_capped_at_its_bound_is_met_as_the_audit_measures_it(method):
+    # One cell holds nearly all of the total: its requirement (2/3 of its value up) is capped at the a-priori
+    # bound, and the two small cells beside it keep an attacker 135 + 165 below that bound. 300 is a millionth
+    # of the requirement: the suppression's own check once let it pass, the audit did not, and protect() then
+    # failed with "report this as a bug". The suppression must see the shortfall as the audit does.
+    problem = table_problem(np.array([10_000_000_001.6, 135.0, 165.0]))
+    big = mark_primary(problem, cell(d0=0), protection=10_000_000_001.6 * 2 / 3)
+    assert problem.upl[big] > problem.upper[big] - problem.values[big]  # capped at the bound
+    result = protect(problem, method)
+    assert_safe(problem, result)
+    assert result.suppressed.all()  # only with both small cells hidden can the big one reach its bound
+
+
 @pytest.mark.parametrize("method", ["optimal", "fast"])
 def test_one_inner_primary_needs_a_rectangle(method):
     problem = table_problem(GRID)

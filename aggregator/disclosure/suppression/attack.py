@@ -15,7 +15,10 @@ from aggregator.disclosure.model import insider_floor
 from aggregator.disclosure.suppression.structure import Structure
 from aggregator.errors import DisclosureError
 
-_ABS_TOL = 1e-6
+# Relative to the requirement, and so never looser than the audit's tolerance (audit.REL_TOL of the problem's
+# largest magnitude, which bounds every requirement): with 1e-6 a shortfall of a millionth of a large cell's
+# requirement passed here, failed the audit, and protect() gave up on a table it could protect.
+_ABS_TOL = 1e-9
 
 
 @dataclass
