@@ -1071,6 +1071,18 @@ def test_a_format_2_file_whose_contents_do_not_match_its_header_is_refused(tmp_p
     assert err.value.message.startswith("the decrypted contents of v2.imvo do not match")
 
 
+@pytest.mark.parametrize("size", [1000, 3 * 1024 * 1024 + 5])
+def test_a_signed_file_whose_padding_is_not_zeros_is_refused(tmp_path, monkeypatch, size):
+    # The padding up to the size class is part of the signed, encrypted stream; a sender that fills it with
+    # anything but zeros (room for a hidden message) is refused, near the plaintext or megabytes after it.
+    monkeypatch.setattr(seal_module, "ZEROS", memoryview(b"\x01" * len(format_module.ZEROS)))
+    sealed_bytes(tmp_path, os.urandom(size))
+    monkeypatch.undo()
+    with pytest.raises(EnvelopeRejected) as err:
+        open_env(tmp_path / "data.imvo")
+    assert err.value.reason == "plaintext_mismatch" and err.value.signer_verified
+
+
 def test_a_large_format_2_file_opens_across_batches(tmp_path):
     plaintext = bytes((i * 13) % 251 for i in range(5 * 1024 * 1024 + 17))
     seal_v2(plaintext, tmp_path / "v2.imvo", RECIPIENT["x25519"].public_key(), COMPANY)

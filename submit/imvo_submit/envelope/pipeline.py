@@ -17,7 +17,6 @@ from imvo_submit.envelope.format import (
     SIZE_FIELD,
     SIZE_STRUCT,
     TAG_SIZE,
-    ZEROS,
     BinarySink,
     EnvelopeHeader,
     Layout,
@@ -25,6 +24,8 @@ from imvo_submit.envelope.format import (
     reject,
     size_class,
 )
+
+_ZERO_PIECE = bytes(64 * 1024)  # what the padding of a framed stream is compared with, piece by piece
 
 
 class InOrder:
@@ -211,9 +212,11 @@ class Unframe:
         return [] if future is None else [future]
 
     def _check_zeros(self, padding: memoryview) -> None:
-        for at in range(0, len(padding), len(ZEROS)):
-            block = padding[at : at + len(ZEROS)]
-            if block != ZEROS[: len(block)]:
+        # compared as bytes (a memcmp) in small pieces: memoryviews compare item by item, 30 times slower on the
+        # megabytes of padding of a large file, and a piece is copied to compare it
+        for at in range(0, len(padding), len(_ZERO_PIECE)):
+            piece = padding[at : at + len(_ZERO_PIECE)]
+            if piece.tobytes() != _ZERO_PIECE[: len(piece)]:
                 raise reject(self.path, "plaintext_mismatch")
 
     def finish(self, plain_digest: bytes) -> None:
