@@ -24,6 +24,7 @@ from aggregator.aggregation.release import params_for
 from aggregator.cellkey import CellKey, Coordinate, ViewKind
 from aggregator.disclosure.audit import audit, insider_intervals
 from aggregator.disclosure.contributions import Contributions
+from aggregator.disclosure.model import AuditResult
 from aggregator.errors import ConfigError, DisclosureError, ReleaseRefused
 from aggregator.history.ledger import record_snapshot
 from aggregator.protocol import Protocol, load_protocol
@@ -188,6 +189,35 @@ def test_a_revision_that_cannot_be_made_safe_is_refused_naming_the_cell(lab: Lab
     )
     assert f"cell {COTTON} [its change since release textile-2025-01-committee-r1] cannot be protected" in message
     assert refused.value.hint and lab.store.con.execute("SELECT count(*) FROM releases").fetchone() == (1,)
+
+
+def test_a_release_another_class_cannot_be_kept_safe_from_is_refused_naming_cell_attacker_and_interval(
+    tmp_path: Path, monkeypatch
+):
+    # The public release is read by committee members too, with what they hold. If their audit still fails
+    # after the pattern grew for them, the clerk reads which cell, which attacker and how far it is narrowed.
+    lab = Lab(tmp_path, TWO_AUDIENCES)
+    four_companies(lab)
+    committee = lab.release(JAN, "committee")
+    named: list[str] = []
+
+    def failing(problem, hidden, **kwargs):
+        if not kwargs.get("verdict_only"):
+            return audit(problem, hidden, **kwargs)
+        named.append(problem.keys[0].describe())
+        nan = np.full(problem.size, np.nan)
+        return AuditResult(nan, nan, [(0, "B", 12.0, 34.5, "upper protection not met")], 0, 1, 1)
+
+    monkeypatch.setattr("aggregator.history.protect.audit", failing)
+    with pytest.raises(ReleaseRefused) as refused:
+        lab.release(JAN, "public")
+    assert refused.value.message == (
+        "the textile release of 2025-01 for 'public' cannot be made safe for the readers of 'committee' together "
+        f"with what they hold (releases {committee.release_id}): {named[-1]} is narrowed to [12, 34.5] by B "
+        "(upper protection not met)"
+    )
+    assert "merge it into a larger category" in refused.value.hint
+    assert lab.store.con.execute("SELECT count(*) FROM releases").fetchone() == (1,)
 
 
 def test_looser_audience_first_then_stricter_one_hides_what_its_rules_protect(tmp_path: Path):
