@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib
 import io
+import warnings
 
 import openpyxl
 import pandas as pd
@@ -14,11 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import imvo_submit.validation.readers as validation_readers
+from imvo_submit.errors import ValidationFailed
 from imvo_submit.validation import (
+    Column,
+    Template,
     ValidationReport,
     check_file,
     check_files,
+    filled_template_sheets,
     load_template,
+    using_rules,
     validate,
     validate_many,
     write_report_csv,
@@ -264,6 +270,22 @@ def test_pattern_message_uses_the_column_description():
             "order_volume_pieces '35\u00a0435' is geen geheel getal; schrijf alleen cijfers, bijv. 1200 (het bevat "
             "'\u00a0' (U+00A0 NO-BREAK SPACE), een spatie in een getal: verwijder het)",
         ),
+        (  # a thousands separator pasted from a web page, in a column of decimal numbers
+            {"order_value_eur": "1\u00a0234.5"},
+            "order_value_eur",
+            "order_value_eur '1\u00a0234.5' is not a number; write e.g. 1234.5 or 1234,5 (it holds '\u00a0' "
+            "(U+00A0 NO-BREAK SPACE), a space inside a number: delete it)",
+            "order_value_eur '1\u00a0234.5' is geen getal; schrijf bijv. 1234,5 of 1234.5 (het bevat '\u00a0' "
+            "(U+00A0 NO-BREAK SPACE), een spatie in een getal: verwijder het)",
+        ),
+        (  # outside a number a non-breaking space is retyped as a space, not deleted
+            {"country": "N\u00a0L"},
+            "country",
+            "country 'N\u00a0L' is not an ISO 3166 country code; use the two-letter code, e.g. NL (it holds '\u00a0' "
+            "(U+00A0 NO-BREAK SPACE), which looks like a space but is another character: type a space instead)",
+            "country 'N\u00a0L' is geen ISO 3166-landcode; gebruik de tweeletterige code, bijv. NL (het bevat '\u00a0' "
+            "(U+00A0 NO-BREAK SPACE), dat lijkt op een spatie maar een ander teken is: typ een spatie)",
+        ),
         (
             {"country": "N\u200bL"},
             "country",
@@ -298,6 +320,19 @@ def test_duplicates_are_reported_on_every_row_and_compound_keys_are_named():
         "the combination country='BD', theme='child_labour' appears in more than one row; "
         "each combination of country, theme may appear only once"
     )
+    assert risk.iloc[0][["column", "value", "message_nl"]].tolist() == [
+        "country, theme",
+        "country='BD', theme='child_labour'",
+        "de combinatie country='BD', theme='child_labour' komt in meer dan één regel voor; "
+        "elke combinatie van country, theme mag maar één keer voorkomen",
+    ]
+    # the value is the identifier as written, even one that ends in a letter like X or a quote-like character
+    twice = validate(frame([pl_row(facility_id="NLX"), pl_row(facility_id="NLX")]), PL).report.to_frame()
+    assert twice.iloc[0][["column", "value", "message_nl"]].tolist() == [
+        "facility_id",
+        "NLX",
+        "facility_id 'NLX' komt in meer dan één regel voor; elke facility_id mag maar één keer voorkomen",
+    ]
 
 
 def test_missing_required_column_is_reported_once_at_file_level():
@@ -596,6 +631,10 @@ def test_a_long_bad_value_is_clipped_in_the_report():
     result = check_file(data, "textile", "living_wage")
     message = result.report.to_frame()["message_en"].iloc[0]
     assert not result.ok and "zzz" in message and "(5,000 characters)" in message and len(message) < 400
+    # up to 80 characters a value is shown whole
+    for length, shown in ((80, "q" * 80), (81, "q" * 80 + "… (81 characters)")):
+        problem = only_problem(validate(frame([pl_row(facility_type="q" * length)]), PL))
+        assert problem["value"] == shown and problem["message_en"].startswith(f"facility_type '{shown}' is not allowed")
 
 
 # ---------------------------------------------------------------- row parts on threads give the serial answer
@@ -764,6 +803,10 @@ def test_a_workbook_whose_one_filled_sheet_has_another_name_is_detected_by_its_c
         "no sheet of the workbook has data in a template sheet "
         "(living_wage, materials, production_locations, risk_assessment)"
     )
+    assert two.report.to_frame()["message_nl"][0] == (
+        "geen blad van de werkmap heeft gegevens in een sjabloonblad "
+        "(living_wage, materials, production_locations, risk_assessment)"
+    )
 
 
 # ---------------------------------------------------------------- failing closed (found by mutation testing)
@@ -878,3 +921,300 @@ def test_true_and_false_cells_of_a_workbook_are_read_as_booleans():
     result = check_file(buffer.getvalue(), "textile")
     assert result.ok, result.report.to_frame()
     assert str(result.frame["risk_identified"].dtype) == "boolean" and bool(result.frame["risk_identified"].iloc[0])
+
+
+# ---------------------------------------------------------------- dates, bounds, detection (found by mutation testing)
+
+
+def _rules(tmp_path, covenant: str, templates: dict[str, str]):
+    """A rules folder holding one covenant with these templates (name -> the TOML of its columns)."""
+    folder = tmp_path / "rules" / covenant
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "covenant.toml").write_text(f'name_en = "{covenant}"\nname_nl = "{covenant}"\n', encoding="utf-8")
+    for name, text in templates.items():
+        (folder / f"{name}.toml").write_text(text, encoding="utf-8")
+    return tmp_path / "rules"
+
+
+def _column(name: str, kind: str = "string", required: bool = True, extra: str = "") -> str:
+    flag = str(required).lower()
+    return f'[[columns]]\nname = "{name}"\ntype = "{kind}"\nrequired = {flag}\nsensitivity = "A"\n{extra}\n'
+
+
+EVENTS = _column("code") + _column("day", "date", required=False)
+
+
+def test_dates_are_read_in_iso_form_and_other_forms_are_refused(tmp_path):
+    events = load_template("demo", "events", _rules(tmp_path, "demo", {"events": EVENTS}))
+    days = frame([{"code": "A", "day": "2026-03-31"}, {"code": "B", "day": "2026-04-01T10:30"}, {"code": "C"}])
+    result = validate(days, events)
+    assert result.ok, result.report.to_frame()
+    assert str(result.frame["day"].dtype) == "datetime64[us]"
+    assert result.frame["day"].tolist()[:2] == [pd.Timestamp("2026-03-31"), pd.Timestamp("2026-04-01 10:30")]
+    assert pd.isna(result.frame.loc[4, "day"])  # an empty cell of an optional date column is no problem
+    for written in ("31/03/2026", "March 31, 2026"):  # pandas would guess these; the template asks for ISO dates
+        problem = only_problem(validate(frame([{"code": "A", "day": written}]), events))
+        assert (problem["row"], problem["column"], problem["rule"]) == (2, "day", "type_date")
+        assert problem["message_en"] == f"day '{written}' is not a date; use YYYY-MM-DD, e.g. 2026-03-31"
+        assert problem["message_nl"] == f"day '{written}' is geen datum; gebruik JJJJ-MM-DD, bijv. 2026-03-31"
+
+
+def test_a_pattern_with_braces_is_shown_as_written_when_the_column_has_no_description(tmp_path):
+    codes = _column("code", extra="pattern = '^CID\\d{6}$'")
+    tpl = load_template("demo", "codes", _rules(tmp_path, "demo", {"codes": codes}))
+    problem = only_problem(validate(frame([{"code": "CID12"}]), tpl))
+    assert problem["rule"] == "pattern"
+    assert problem["message_en"] == "code 'CID12' does not have the expected form; ^CID\\d{6}$"
+    assert problem["message_nl"] == "code 'CID12' heeft niet de verwachte vorm; ^CID\\d{6}$"
+    levels = _column("level", "enum", extra='allowed = ["low", "{other}"]')  # allowed values are shown as written
+    tpl = load_template("demo", "levels", _rules(tmp_path, "demo", {"levels": levels}))
+    problem = only_problem(validate(frame([{"level": "high"}]), tpl))
+    assert problem["message_en"] == "level 'high' is not allowed; use one of: low, {other}"
+    assert problem["message_nl"] == "level 'high' is niet toegestaan; gebruik een van: low, {other}"
+
+
+def test_a_whole_number_too_large_to_store_is_out_of_range_not_a_type_error():
+    huge = "9300000000000000000"  # a whole number, beyond what the store's 64-bit integers hold
+    result = validate(
+        frame([pl_row(order_volume_pieces=huge), pl_row(facility_id="F2", order_volume_pieces="1.5")]), PL
+    )
+    problems = result.report.to_frame().set_index("row")
+    assert problems.loc[2, "rule"] == "range" and problems.loc[3, "rule"] == "type_integer"
+    assert (
+        problems.loc[2, "message_en"]
+        == f"order_volume_pieces {huge} is out of range; it must be >= 0 and <= 10000000000"
+    )
+    assert problems.loc[2, "message_nl"] == (
+        f"order_volume_pieces {huge} valt buiten het bereik; het moet >= 0 en <= 10000000000 zijn"
+    )
+    assert (
+        problems.loc[3, "message_en"] == "order_volume_pieces '1.5' is not a whole number; write digits only, e.g. 1200"
+    )
+    # a template built in code (the standalone aggregator's) may leave out the range: the bound is then the store's
+    tpl = Template("demo", "counts", [Column("code", "string", True, "A"), Column("count", "integer", True, "A")])
+    rows = [{"code": "A", "count": huge}, {"code": "B", "count": "-" + huge}, {"code": "C", "count": "inf"}]
+    rows.append({"code": "D", "count": "lots"})
+    with warnings.catch_warnings():  # nothing but the report: no numpy warning on the company's console
+        warnings.simplefilter("error", RuntimeWarning)
+        problems = validate(frame(rows), tpl).report.to_frame()
+    assert problems["rule"].tolist() == ["range", "range", "type_integer", "type_integer"]
+    assert problems["message_en"].tolist() == [
+        f"count {huge} is out of range; it must be <= 9223372036854774784",
+        f"count -{huge} is out of range; it must be <= 9223372036854774784",
+        "count 'inf' is not a whole number; write digits only, e.g. 1200",
+        "count 'lots' is not a whole number; write digits only, e.g. 1200",
+    ]
+    assert (
+        problems["message_nl"].tolist()[0]
+        == f"count {huge} valt buiten het bereik; het moet <= 9223372036854774784 zijn"
+    )
+
+
+def test_booleans_as_pandas_holds_them_are_accepted_like_the_words(tmp_path):
+    flags = _column("code") + _column("flag", "boolean", required=False)
+    tpl = load_template("demo", "flags", _rules(tmp_path, "demo", {"flags": flags}))
+    expected = [True, False, None]
+    for column in (
+        pd.Series([True, False, None], dtype="boolean"),  # a nullable boolean column
+        pd.Series([True, False, None], dtype=object),  # Python booleans with a gap
+        pd.Series(["ja", "False", None], dtype=object),
+        pd.Series([1.0, 0.0, None], dtype="float64"),  # ones and zeros from a number column
+    ):
+        df = pd.DataFrame({"code": ["A", "B", "C"], "flag": column}).set_axis(pd.RangeIndex(2, 5))
+        result = validate(df, tpl)
+        assert result.ok, (column, result.report.to_frame())
+        assert str(result.frame["flag"].dtype) == "boolean"
+        assert [None if pd.isna(v) else bool(v) for v in result.frame["flag"]] == expected
+    df = pd.DataFrame({"code": ["A", "B"], "flag": pd.Series([True, False], dtype=bool)}).set_axis(pd.RangeIndex(2, 4))
+    result = validate(df, tpl)
+    assert result.ok and str(result.frame["flag"].dtype) == "boolean" and result.frame["flag"].tolist() == [True, False]
+    problem = only_problem(validate(pd.DataFrame({"code": ["A"], "flag": ["maybe"]}, index=[2]), tpl))
+    assert (problem["rule"], problem["value"]) == ("type_boolean", "maybe")
+
+
+NESTED = {"short": _column("a") + _column("b"), "long": _column("a") + _column("b") + _column("c", required=False)}
+TWINS = {
+    "alpha": _column("a") + _column("b") + _column("x", required=False),
+    "beta": _column("a") + _column("b") + _column("y", required=False),
+    "gamma": _column("a") + _column("z"),
+}
+
+
+def test_a_header_that_is_exactly_one_template_picks_it_over_a_wider_one(tmp_path):
+    with using_rules(_rules(tmp_path, "nested", NESTED)):
+        assert check_file(b"a,b\n1,2\n", "nested").template == "short"  # 'long' fits too, with c left out
+        assert check_file(b"a,b,c\n1,2,3\n", "nested").template == "long"
+
+
+def test_templates_that_fit_a_header_equally_well_are_named_not_guessed(tmp_path):
+    with using_rules(_rules(tmp_path, "twins", TWINS)):
+        result = check_file(b"a,b\n1,2\n", "twins")
+    assert not result.ok and result.template is None and result.covenant == "twins" and result.warnings == []
+    problem = only_problem(result)
+    assert (problem["rule"], problem["message_en"], problem["message_nl"]) == (
+        "template_unknown",
+        "cannot tell which template this file is for from its columns (candidates: alpha, beta)",
+        "uit de kolommen blijkt niet voor welk sjabloon dit bestand is (mogelijk: alpha, beta)",
+    )
+
+
+def test_an_unreadable_file_keeps_the_template_and_covenant_it_was_checked_for():
+    result = check_file(b"\x00\x01\x02binary", "textile", template="living_wage")
+    assert (result.ok, result.template, result.covenant, result.warnings) == (False, "living_wage", "textile", [])
+    assert result.report.counts == {"unreadable": 1}
+
+
+def test_a_reader_refusal_without_a_report_is_reported_in_its_own_words(monkeypatch):
+    def refuses(*args, **kwargs):
+        raise ValidationFailed("the file uses a layout this reader does not know")
+
+    monkeypatch.setattr(validation_readers, "read_table", refuses)
+    result = check_file(PL_FILE, "textile", template="production_locations")
+    assert (result.ok, result.template, result.covenant, result.warnings) == (
+        False,
+        "production_locations",
+        "textile",
+        [],
+    )
+    problem = only_problem(result)
+    assert pd.isna(problem["row"]) and problem["rule"] == "unreadable"
+    assert problem["message_en"] == problem["message_nl"] == "the file uses a layout this reader does not know"
+
+
+def _deep_fault(depth: int):
+    """A fault 2 x depth calls down, through two functions in turn (so Python does not fold the frames)."""
+    if depth == 0:
+        raise RuntimeError("deep fault")
+    _deeper_fault(depth)
+
+
+def _deeper_fault(depth: int):
+    _deep_fault(depth - 1)
+
+
+def _frames_per_traceback(detail: str) -> list[int]:
+    return [part.count('  File "') for part in detail.split("Traceback (most recent call last):")[1:]]
+
+
+def test_the_traceback_kept_for_the_secretariat_is_bounded(monkeypatch):
+    # at most 20 frames per exception, and the error itself: enough to find the fault, not pages per file
+    monkeypatch.setattr(validation_readers, "read_table", lambda *a, **k: _deep_fault(50))
+    (detail,) = check_file(PL_FILE, "textile").report.internal_errors
+    assert _frames_per_traceback(detail) == [20] and detail.rstrip().endswith("RuntimeError: deep fault")
+    monkeypatch.undo()
+    # checked together and then alone: both faults are kept (the second raised while handling the first)
+    monkeypatch.setattr(validate_module, "validate_many", lambda *a: _deep_fault(50))
+    monkeypatch.setattr(validate_module, "validate", lambda *a: _deep_fault(50))
+    (detail,) = check_file(PL_FILE, "textile").report.internal_errors
+    assert _frames_per_traceback(detail) == [20, 20] and detail.rstrip().endswith("RuntimeError: deep fault")
+
+
+def test_the_filled_template_sheets_of_a_workbook_are_listed():
+    book = openpyxl.Workbook()
+    book.active.title = "instructions"
+    book.active.append(["Fill in one sheet per table"])
+    book.active.append(["then send the file"])
+    book.create_sheet("living_wage").append(WAGE.column_names)
+    book["living_wage"].append(["IN", 3, 100, 200, "anker"])
+    filled = book.create_sheet(" Production_Locations ")  # sheet names are matched without case or edge spaces
+    filled.append(PL.column_names)
+    filled.append(["F1", "NL", "laundry", 1, "1-50", 10, 2.5])
+    book.create_sheet("materials").append(load_template("textile", "materials").column_names)  # header only
+    buffer = io.BytesIO()
+    book.save(buffer)
+    assert filled_template_sheets(buffer.getvalue(), "textile") == ["living_wage", "production_locations"]
+    assert filled_template_sheets(buffer.getvalue(), "gold") == []  # another covenant's templates
+    assert filled_template_sheets(PL_FILE, "textile") == []  # a CSV file holds one table
+    assert filled_template_sheets(b"PK\x03\x04 not really a workbook", "textile") == []  # its check says why
+
+
+# ---------------------------------------------------------------- frames checked together (found by mutation testing)
+
+# A template built in code (as the standalone aggregator builds one) may have an integer column without a range,
+# so whole numbers above 2**53, which a float cannot hold exactly, pass and must keep every digit.
+COUNTS = Template("demo", "counts", [Column("code", "string", True, "A"), Column("count", "integer", True, "A")])
+ABOVE_2_53 = 2**53 + 1
+
+
+def test_frames_checked_together_keep_whole_numbers_above_2_53_exact():
+    good = frame([{"code": "A", "count": str(ABOVE_2_53)}])
+    together = validate_many([good, frame([{"code": "B", "count": "7"}])], COUNTS)
+    assert [(r.ok, r.frame["count"].tolist(), r.template) for r in together] == [
+        (True, [ABOVE_2_53], COUNTS),
+        (True, [7], COUNTS),
+    ]
+    for odd in ("x", "1e3"):  # one value that is no number, one whole number only the general route reads
+        other = frame([{"code": "B", "count": odd}])
+        results = validate_many([good, other, good], COUNTS)
+        assert [r.ok for r in results] == [True, odd == "1e3", True]
+        for result in (results[0], results[2]):
+            assert result.frame["count"].tolist() == [ABOVE_2_53] and result.template is COUNTS
+    # the same column as numbers in one file (a workbook or Parquet file) and as text in another
+    numbers = pd.DataFrame({"code": ["A"], "count": [ABOVE_2_53]}).set_axis([2])
+    text = frame([{"code": "B", "count": "5"}])
+    first, second = validate_many([numbers, text], COUNTS)
+    assert first.ok and first.frame["count"].tolist() == [ABOVE_2_53]
+    assert second.ok and second.frame["count"].tolist() == [5]
+
+
+def test_empty_frames_checked_together_still_need_their_required_columns():
+    empty = frame([pl_row()]).iloc[:0].drop(columns="tier")
+    for result in validate_many([empty, empty], PL):
+        assert not result.ok and result.report.counts == {"missing_column": 1}
+        assert result.template is PL
+
+
+def test_a_text_column_holding_numbers_is_read_as_their_text():
+    # values "as stored in the file" (a frame of cells): a whole number in a text column is 123, not 123.0, and an
+    # empty cell stays empty
+    raw = frame([pl_row(), pl_row(), pl_row()])
+    raw["facility_id"] = pd.Series([123.0, "F-2", None], dtype=object, index=raw.index)
+    result = validate(raw, PL)
+    problem = only_problem(result)
+    assert (problem["row"], problem["column"], problem["rule"]) == (4, "facility_id", "missing_value")
+    raw.loc[4, "facility_id"] = 7.5
+    result = validate(raw, PL)
+    assert result.ok and result.frame["facility_id"].tolist() == ["123", "F-2", "7.5"]
+
+
+def test_a_number_that_is_not_whole_is_reported_without_a_note():
+    # a workbook hands over numbers as numbers: 1.5 in a column of whole numbers holds no look-alike character
+    raw = frame([pl_row()])
+    raw["order_volume_pieces"] = pd.Series([1.5], index=raw.index)
+    problem = only_problem(validate(raw, PL))
+    assert problem["message_en"] == "order_volume_pieces '1.5' is not a whole number; write digits only, e.g. 1200"
+    assert problem["message_nl"] == "order_volume_pieces '1.5' is geen geheel getal; schrijf alleen cijfers, bijv. 1200"
+
+
+def test_a_check_without_a_message_of_its_own_is_reported_by_its_name(monkeypatch):
+    real = validate_module.build_schema
+
+    def with_an_extra_check(template, within=None):
+        schema = real(template, within)
+        checks = [*schema.columns["facility_id"].checks, pandera.Check(lambda s: s != "F0", name="not_{F0}")]
+        return schema.update_column("facility_id", checks=checks)
+
+    monkeypatch.setattr(validate_module, "build_schema", with_an_extra_check)
+    problem = only_problem(validate(frame([pl_row(facility_id="F0"), pl_row()]), PL))
+    assert (problem["row"], problem["rule"], problem["value"]) == (2, "not_{F0}", "F0")
+    assert problem["message_en"] == "facility_id 'F0' fails check not_{F0}"
+    assert problem["message_nl"] == "facility_id 'F0' voldoet niet aan not_{F0}"
+
+
+@pytest.mark.parametrize(
+    ("changes", "held", "plain"),
+    [
+        ({"country": "\uff2e\uff2c"}, "'Ｎ' (U+FF2E FULLWIDTH LATIN CAPITAL LETTER N)", "N"),  # an Asian input method
+        ({"facility_id": "F1\uff01"}, "'！' (U+FF01 FULLWIDTH EXCLAMATION MARK)", "!"),  # the first full-width form
+        ({"facility_id": "F1\uff5e"}, "'～' (U+FF5E FULLWIDTH TILDE)", "~"),  # the last one
+        ({"order_volume_pieces": "\u0661\u0662"}, "'١' (U+0661 ARABIC-INDIC DIGIT ONE)", "1"),  # another script's digit
+    ],
+)
+def test_full_width_characters_and_other_digits_are_named_with_what_to_type(changes, held, plain):
+    problem = only_problem(validate(frame([pl_row(**changes)]), PL))
+    assert problem["message_en"].endswith(
+        f" (it holds {held}, which looks like '{plain}' but is another character: type '{plain}' instead)"
+    )
+    assert problem["message_nl"].endswith(
+        f" (het bevat {held}, dat lijkt op '{plain}' maar een ander teken is: typ '{plain}')"
+    )
