@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrorReason
 
 from imvo_submit.errors import ValidationFailed
@@ -383,12 +384,18 @@ def _cast_text(raw: pd.Series, integer: bool) -> pd.Series | None:
     target = pa.int64() if integer else pa.float64()
     try:
         arrow = pa.array(raw, from_pandas=True)
+        # Arrow's cast also reads '0x10' as 16 and 'nan' as a number, which the general route refuses: a value
+        # must not pass or fail depending on the others in its column, so those take the general route
+        if integer and pc.any(pc.or_(pc.starts_with(arrow, "0x"), pc.starts_with(arrow, "0X"))).as_py():
+            return None
         # Arrow's cast on row parts in parallel; a value that does not parse in any part raises here.
         parts = parallel.map_rows(lambda part: part.cast(target), arrow)
         numbers = pa.chunked_array([c for part in parts for c in parallel.chunks_of(part)], type=target)
         if integer:
             whole = numbers.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
             return whole.set_axis(raw.index)
+        if pc.any(pc.is_nan(numbers)).as_py():  # an empty cell is null; NaN was written as text
+            return None
         values = pd.Series(numbers.to_numpy(), index=raw.index)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
         return None
