@@ -975,7 +975,11 @@ def test_a_pattern_with_braces_is_shown_as_written_when_the_column_has_no_descri
 
 @pytest.mark.parametrize(
     ("value", "column", "rule"),
-    [("0x10", "order_volume_pieces", "type_integer"), ("nan", "order_value_eur", "type_number")],
+    [
+        ("0x10", "order_volume_pieces", "type_integer"),
+        ("nan", "order_value_eur", "type_number"),
+        ("inf", "order_value_eur", "type_number"),
+    ],
 )
 def test_a_value_gets_the_same_verdict_whatever_else_is_in_its_column(value, column, rule):
     # Arrow's fast cast read '0x10' as 16 and 'nan' as an empty cell when every other value of the column

@@ -394,12 +394,11 @@ def _cast_text(raw: pd.Series, integer: bool) -> pd.Series | None:
         if integer:
             whole = numbers.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
             return whole.set_axis(raw.index)
-        if pc.any(pc.is_nan(numbers)).as_py():  # an empty cell is null; NaN was written as text
+        if pc.all(pc.is_finite(numbers)).as_py() is False:  # 'inf' or 'nan' as text (an empty cell is null)
             return None
-        values = pd.Series(numbers.to_numpy(), index=raw.index)
+        return pd.Series(numbers.to_numpy(), index=raw.index)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
         return None
-    return values if np.isfinite(values.dropna().to_numpy()).all() else None
 
 
 def _to_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
