@@ -1071,11 +1071,13 @@ def test_a_format_2_file_whose_contents_do_not_match_its_header_is_refused(tmp_p
     assert err.value.message.startswith("the decrypted contents of v2.imvo do not match")
 
 
-@pytest.mark.parametrize("size", [1000, 3 * 1024 * 1024 + 5])
-def test_a_signed_file_whose_padding_is_not_zeros_is_refused(tmp_path, monkeypatch, size):
+@pytest.mark.parametrize(("size", "filler"), [(1000, b"\x01"), (3 * 1024 * 1024 + 5, b"\x01"), (1000, b"\x00")])
+def test_a_signed_file_whose_padding_is_not_zeros_is_refused(tmp_path, monkeypatch, size, filler):
     # The padding up to the size class is part of the signed, encrypted stream; a sender that fills it with
-    # anything but zeros (room for a hidden message) is refused, near the plaintext or megabytes after it.
-    monkeypatch.setattr(seal_module, "ZEROS", memoryview(b"\x01" * len(format_module.ZEROS)))
+    # anything but zeros (room for a hidden message) is refused, near the plaintext or megabytes after it, and
+    # for a single byte: the first of the padding (the filler fills the rest).
+    length = len(format_module.ZEROS)
+    monkeypatch.setattr(seal_module, "ZEROS", memoryview(b"\x01" + filler * (length - 1)))
     sealed_bytes(tmp_path, os.urandom(size))
     monkeypatch.undo()
     with pytest.raises(EnvelopeRejected) as err:
